@@ -1,0 +1,65 @@
+#!/bin/sh
+# build.sh - the two commands a newcomer needs, and the ones CI runs.
+#
+#   ./build.sh tour    install what the build needs, build, run `ipckit tour`
+#   ./build.sh test    install what the tests need, build, run the suite plainly and again
+#                      under AddressSanitizer + UndefinedBehaviorSanitizer
+#   ./build.sh build   install build needs and build into ./build only
+#
+# Missing Debian packages are installed with apt-get (as root, or through sudo).
+set -eu
+cd "$(dirname "$0")"
+
+JOBS=$(nproc 2>/dev/null || echo 2)
+BUILD_DEPS="gcc make cmake pkg-config"
+TEST_DEPS="$BUILD_DEPS libcmocka-dev libzmq3-dev libnng-dev valgrind procps"
+
+need() {
+    missing=""
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing="$missing $p"
+    done
+    [ -z "$missing" ] && return 0
+    echo "build.sh: installing$missing" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >&2
+}
+
+build() { # dir, extra cmake args...
+    dir=$1
+    shift
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake --build "$dir" -j "$JOBS"
+}
+
+suite() { # dir
+    (cd "$1" && ctest --output-on-failure -j "$JOBS" --timeout 600)
+}
+
+case "${1:-}" in
+tour)
+    need $BUILD_DEPS
+    build build -DIPK_TESTS=OFF
+    exec ./build/ipckit tour
+    ;;
+build)
+    need $BUILD_DEPS
+    build build -DIPK_TESTS=OFF
+    ;;
+test)
+    need $TEST_DEPS
+    build build -DIPK_TESTS=ON
+    suite build
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        build build-asan -DIPK_TESTS=ON -DIPK_SANITIZE=ON
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 suite build-asan
+    echo "build.sh: all tests passed, plain and under ASan+UBSan"
+    ;;
+*)
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

@@ -1,0 +1,148 @@
+/*
+ * ipckit.h - one message API over every classic Linux IPC mechanism.
+ *
+ * A channel (ipk_chan) is made by ipk_listen() (bind, create, own) or ipk_dial() (connect, open)
+ * from an address such as "unix:/run/app.sock", "tcp://127.0.0.1:9000" or "mq:/jobs?prio=5".
+ * One ipk_send() is one ipk_recv() on every transport: message boundaries are always kept.
+ *
+ * Error model: every call returns 0 (or a length, or a count) on success and a negative code on
+ * failure. A code is either a negated errno value (-EACCES, -ECONNREFUSED, -EAGAIN, ...) or one of
+ * the IPK_E* codes below. errno is never the interface. ipk_strerror() names a code;
+ * ipk_errmsg() gives the detailed message of the last failure in the calling thread (which object,
+ * which limit, which sizes).
+ *
+ * Timeouts: timeout_ms < 0 waits forever, 0 never blocks (-EAGAIN when nothing can be done now),
+ * > 0 is a deadline kept across EINTR and partial reads and writes; IPK_ETIMEDOUT when it passes.
+ *
+ * The library never prints, never exits, never installs a signal handler, and never lets SIGPIPE
+ * kill the caller. Descriptors it opens are close-on-exec. A channel is used by one thread at a
+ * time; different channels are independent.
+ */
+#ifndef IPCKIT_H
+#define IPCKIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IPK_VERSION_MAJOR  0
+#define IPK_VERSION_MINOR  1
+#define IPK_VERSION_PATCH  0
+#define IPK_VERSION_STRING "0.1.0"
+
+/* ipckit's own error codes; all other negative codes are -errno. */
+#define IPK_EOF       (-4095) /* the peer closed the channel at a message boundary */
+#define IPK_ETIMEDOUT (-4094) /* the deadline passed before the operation could finish */
+#define IPK_EMSGSIZE  (-4093) /* message larger than the buffer, the maximum, or the path */
+#define IPK_EPROTO    (-4092) /* the peer broke the framing: short frame, oversized header, ... */
+#define IPK_EADDR     (-4091) /* malformed address */
+#define IPK_ENOTBUILT (-4090) /* the transport is not built in this version */
+#define IPK_EOPTION   (-4089) /* unknown option, or an option value out of range */
+#define IPK_ENOTSUP   (-4088) /* the operation does not apply to this transport or role */
+#define IPK_ECLOSED   (-4087) /* the channel was shut down after an earlier fatal error */
+
+typedef struct ipk_chan ipk_chan;
+typedef struct ipk_opts ipk_opts;
+
+/* One message for ipk_sendv(). */
+typedef struct ipk_iov {
+    const void *base;
+    size_t len;
+} ipk_iov;
+
+/*
+ * Per-message metadata, for the transports that carry it. On send, fields that do not apply are
+ * ignored; on receive, fields the transport does not report are set to 0 / -1.
+ */
+typedef struct ipk_msginfo {
+    unsigned prio; /* mq: priority (send: overrides ?prio=; recv: the message's priority) */
+    long type;     /* sysv: message type (send: > 0; recv: the received type) */
+    int signo;     /* signal: the signal that carried the message (recv) */
+    pid_t pid;     /* signal, unix: the sender's pid (recv), -1 when unknown */
+    uid_t uid;     /* signal, unix: the sender's uid (recv), (uid_t)-1 when unknown */
+} ipk_msginfo;
+
+/* Options. Every key may also be given in the address query ("?key=value&key=value"); a value set
+ * here overrides the same key in the address. Unknown keys make listen/dial fail with IPK_EOPTION.
+ * Common keys: max (largest message, e.g. 16m), framing (len|raw|line), perm (octal mode of
+ * created objects), keep (1: the owner does not remove the object on close). Transport keys are in
+ * ipckit-transports(7). */
+ipk_opts *ipk_opts_new(void);
+int ipk_opts_set(ipk_opts *o, const char *key, const char *value);
+void ipk_opts_free(ipk_opts *o);
+
+/* Channels. *out is set only on success. */
+int ipk_listen(ipk_chan **out, const char *url, const ipk_opts *opts);
+int ipk_dial(ipk_chan **out, const char *url, const ipk_opts *opts);
+int ipk_accept(ipk_chan *listener, ipk_chan **peer, int timeout_ms);
+
+int ipk_send(ipk_chan *c, const void *msg, size_t len, int timeout_ms);
+long ipk_recv(ipk_chan *c, void *buf, size_t cap, int timeout_ms);
+int ipk_sendx(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi, int timeout_ms);
+long ipk_recvx(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int timeout_ms);
+
+/* Sends up to n messages, in order, with as few system calls as the transport allows (one writev
+ * on a stream, one sendmmsg on a datagram socket). Returns how many were sent (>= 1), or an error
+ * when none was. */
+long ipk_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int timeout_ms);
+
+/* After ipk_recv() returned IPK_EMSGSIZE because cap was too small: the size of the message that
+ * did not fit (it is still queued; call again with a larger buffer). 0 when unknown. */
+size_t ipk_needed(const ipk_chan *c);
+
+/* Whether a whole message is already buffered in the channel, so that ipk_recv() will not block
+ * even though ipk_fd() may not poll readable. */
+int ipk_pending(const ipk_chan *c);
+
+/* Writes buffered output (a frame a timed-out send had started). 0 when nothing is left. */
+int ipk_flush(ipk_chan *c, int timeout_ms);
+
+/* A descriptor to poll for readability (POLLIN), or IPK_ENOTSUP where the mechanism has none. */
+int ipk_fd(const ipk_chan *c);
+
+/* The channel's address, resolved (e.g. the port a "tcp://127.0.0.1:0" listener got). */
+const char *ipk_addr(const ipk_chan *c);
+
+/* The scheme ("tcp", "mq", ...) of a channel. */
+const char *ipk_scheme(const ipk_chan *c);
+
+/* Credentials of the peer of a connected unix socket or of the child of exec:. */
+int ipk_peer(const ipk_chan *c, pid_t *pid, uid_t *uid, gid_t *gid);
+
+/* exec: after close, the child's wait status (as from waitpid); -1 if not applicable. */
+int ipk_exit_status(const ipk_chan *c);
+
+/* Releases the channel and, when it owns the object (listener of fifo, mq, shm, sysv, unix path)
+ * and keep is not set, removes it. For exec:, closes the child's stdin, reaps it and returns its
+ * wait status (>= 0). Always frees the channel, also when it returns an error. */
+int ipk_close(ipk_chan *c);
+
+/* Zero-copy, where the transport supports it (shm:); IPK_ENOTSUP elsewhere.
+ * ipk_reserve: space for a message of len bytes, written in place, then ipk_commit(c, len') with
+ * len' <= len. ipk_peek: the next message in place, valid until ipk_release(). */
+int ipk_reserve(ipk_chan *c, void **p, size_t len, int timeout_ms);
+int ipk_commit(ipk_chan *c, size_t len);
+long ipk_peek(ipk_chan *c, const void **p, int timeout_ms);
+int ipk_release(ipk_chan *c);
+
+const char *ipk_strerror(int err);
+/* The detailed message of the last failure in the calling thread ("" when there is none). It
+ * names the object, the limit and the sizes involved, e.g. "mq:/jobs: msgsize 1048576 exceeds
+ * /proc/sys/fs/mqueue/msgsize_max (8192)". Valid until the next ipckit call in this thread. */
+const char *ipk_errmsg(void);
+
+/* Information about a scheme: whether this build has it, and a one-screen description of its
+ * semantics and the live kernel limits that apply (written into buf). */
+int ipk_scheme_built(const char *scheme);
+long ipk_info(const char *url, char *buf, size_t cap);
+
+const char *ipk_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* IPCKIT_H */

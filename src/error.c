@@ -1,0 +1,83 @@
+/*
+ * error.c - error codes, their names, and the per-thread detailed message of the last failure.
+ */
+#include "ipk.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char ipk__errbuf[512];
+
+static const struct {
+    int code;
+    const char *text;
+} ipk__codes[] = {
+    {IPK_EOF, "end of stream: the peer closed the channel"},
+    {IPK_ETIMEDOUT, "timed out"},
+    {IPK_EMSGSIZE, "message too large"},
+    {IPK_EPROTO, "protocol error: the peer broke the framing"},
+    {IPK_EADDR, "malformed address"},
+    {IPK_ENOTBUILT, "transport not built in this version"},
+    {IPK_EOPTION, "bad option"},
+    {IPK_ENOTSUP, "operation not supported by this transport"},
+    {IPK_ECLOSED, "channel closed after an earlier fatal error"},
+};
+
+const char *ipk_strerror(int err)
+{
+    for (size_t i = 0; i < sizeof ipk__codes / sizeof ipk__codes[0]; i++)
+        if (ipk__codes[i].code == err)
+            return ipk__codes[i].text;
+    if (err == 0)
+        return "success";
+    if (err < 0 && err > -4096)
+        return strerror(-err);
+    return "unknown error";
+}
+
+const char *ipk_errmsg(void)
+{
+    return ipk__errbuf;
+}
+
+void ipk__err_clear(void)
+{
+    ipk__errbuf[0] = '\0';
+}
+
+static void ipk__verr(int code, int with_text, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(ipk__errbuf, sizeof ipk__errbuf, fmt, ap);
+    if (with_text && n >= 0 && (size_t)n < sizeof ipk__errbuf)
+        snprintf(ipk__errbuf + n, sizeof ipk__errbuf - (size_t)n, ": %s", ipk_strerror(code));
+}
+
+int ipk__err(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ipk__verr(code, 0, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int ipk__errsys(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ipk__verr(code, 1, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+size_t ipk__strlcpy(char *dst, const char *src, size_t cap)
+{
+    size_t n = strlen(src);
+    if (cap > 0) {
+        size_t k = n < cap - 1 ? n : cap - 1;
+        memcpy(dst, src, k);
+        dst[k] = '\0';
+    }
+    return n;
+}

@@ -1,0 +1,193 @@
+/*
+ * sys.c - the thin layer over system calls: deadlines, EINTR policy, SIGPIPE suppression for
+ * pipes, and fault injection for tests. Every blocking wait in ipckit goes through here, so the
+ * rule "EINTR is retried with the time that is left" is written once.
+ */
+#include "ipk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t ipk__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t ipk__deadline(int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return IPK__DL_FOREVER;
+    if (timeout_ms == 0)
+        return IPK__DL_NOW;
+    return ipk__now() + (int64_t)timeout_ms * 1000000;
+}
+
+int ipk__remaining_ms(int64_t dl)
+{
+    if (dl == IPK__DL_FOREVER)
+        return -1;
+    if (dl == IPK__DL_NOW)
+        return 0;
+    int64_t left = dl - ipk__now();
+    if (left <= 0)
+        return 0;
+    int64_t ms = (left + 999999) / 1000000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+int ipk__expired(int64_t dl)
+{
+    return dl == IPK__DL_NOW ? -EAGAIN : IPK_ETIMEDOUT;
+}
+
+int ipk__wait_fd(int fd, short events, int64_t dl)
+{
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = events, .revents = 0};
+        struct timespec ts, *tsp = NULL;
+        if (dl != IPK__DL_FOREVER) {
+            int64_t left = dl == IPK__DL_NOW ? 0 : dl - ipk__now();
+            if (left < 0)
+                left = 0;
+            ts.tv_sec = (time_t)(left / 1000000000);
+            ts.tv_nsec = (long)(left % 1000000000);
+            tsp = &ts;
+        }
+        int r = ppoll(&p, 1, tsp, NULL);
+        if (r > 0) {
+            if (p.revents & POLLNVAL)
+                return -EBADF;
+            return p.revents;
+        }
+        if (r == 0)
+            return ipk__expired(dl);
+        if (errno != EINTR)
+            return -errno;
+        /* EINTR: go round with the time that is left. */
+    }
+}
+
+/* ---- fault injection ---- */
+
+static struct {
+    int nth, err;
+} ipk__faults[IPK__SYS_COUNT];
+static int ipk__faults_on;
+
+void ipk__fault_set(enum ipk__syscall call, int nth, int err)
+{
+    ipk__faults[call].nth = nth;
+    ipk__faults[call].err = err;
+    ipk__faults_on = 1;
+}
+
+void ipk__fault_clear(void)
+{
+    memset(ipk__faults, 0, sizeof ipk__faults);
+    ipk__faults_on = 0;
+}
+
+static int ipk__fault_hit(enum ipk__syscall call)
+{
+    if (!ipk__faults_on || ipk__faults[call].nth <= 0)
+        return 0;
+    if (--ipk__faults[call].nth > 0)
+        return 0;
+    return ipk__faults[call].err;
+}
+
+/* ---- wrappers ---- */
+
+ssize_t ipk__read(int fd, void *buf, size_t n)
+{
+    int f = ipk__fault_hit(IPK__SYS_READ);
+    if (f)
+        return -f;
+    for (;;) {
+        ssize_t r = read(fd, buf, n);
+        if (r >= 0)
+            return r;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+int ipk__sigpipe_ignored(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) != 0)
+        return 0;
+    return sa.sa_handler == SIG_IGN;
+}
+
+/*
+ * A write to a pipe whose reader is gone raises SIGPIPE, which by default kills the process;
+ * the library may not install a handler. So, unless the caller already ignores SIGPIPE, block it
+ * in this thread around the write, and if the write failed with EPIPE, consume the SIGPIPE the
+ * kernel queued for this thread before unblocking. If the caller had SIGPIPE blocked already, a
+ * SIGPIPE pending now may be theirs, so it is left alone.
+ */
+ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind, int sigpipe_ign)
+{
+    int f = ipk__fault_hit(IPK__SYS_WRITEV);
+    if (f)
+        return -f;
+    if (kind == IPK__W_SOCK) {
+        struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+        for (;;) {
+            ssize_t r = sendmsg(fd, &mh, MSG_NOSIGNAL);
+            if (r >= 0)
+                return r;
+            if (errno != EINTR)
+                return -errno;
+        }
+    }
+    sigset_t pipe_set, old;
+    int masked = 0;
+    if (!sigpipe_ign) {
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) == 0)
+            masked = !sigismember(&old, SIGPIPE);
+    }
+    ssize_t r;
+    do
+        r = writev(fd, iov, n);
+    while (r < 0 && errno == EINTR);
+    int e = r < 0 ? errno : 0;
+    if (masked) {
+        if (e == EPIPE) {
+            struct timespec zero = {0, 0};
+            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+                ;
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    return r < 0 ? -e : r;
+}
+
+int ipk__set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+int ipk__close_fd(int fd)
+{
+    /* Linux releases the descriptor even when close() reports EINTR: never retry. */
+    if (fd < 0)
+        return 0;
+    if (close(fd) != 0 && errno != EINTR)
+        return -errno;
+    return 0;
+}

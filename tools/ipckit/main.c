@@ -1,0 +1,68 @@
+/*
+ * main.c - the ipckit command-line tool: dispatch to one subcommand per file.
+ */
+#define _GNU_SOURCE 1
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const cli_cmd cli_cmds[] = {
+    {"send", "send messages to an address", cmd_send},
+    {"recv", "receive messages from an address", cmd_recv},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ipckit COMMAND [OPTIONS] [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
+        fprintf(f, "  %-8s %s\n", cli_cmds[i].name, cli_cmds[i].summary);
+    fprintf(f, "\n'ipckit COMMAND --help' describes a command; ipckit(1) describes them all.\n");
+}
+
+int cli_fail(const char *cmd, const char *what, int err)
+{
+    const char *detail = ipk_errmsg();
+    if (detail[0])
+        fprintf(stderr, "ipckit %s: %s: %s\n", cmd, what, detail);
+    else
+        fprintf(stderr, "ipckit %s: %s: %s\n", cmd, what, ipk_strerror(err));
+    return err == IPK_EADDR || err == IPK_EOPTION ? CLI_USAGE : CLI_FAIL;
+}
+
+int cli_parse_ms(const char *s, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < -1 || v > 86400000)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    /* The tool is the application: it may choose to ignore SIGPIPE, which also lets the library
+     * take its one-system-call path for pipe writes. */
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("ipckit %s\n", ipk_version());
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
+        if (strcmp(argv[1], cli_cmds[i].name) == 0)
+            return cli_cmds[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "ipckit: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return CLI_USAGE;
+}
