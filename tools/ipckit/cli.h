@@ -21,6 +21,12 @@ typedef struct cli_cmd {
 
 int cmd_send(int argc, char **argv);
 int cmd_recv(int argc, char **argv);
+int cmd_relay(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_tour(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Prints "ipckit <cmd>: <what>: <ipk_strerror> (<ipk_errmsg>)" to stderr; returns CLI_FAIL, or
  * CLI_USAGE for address and option errors. */

@@ -12,6 +12,12 @@
 static const cli_cmd cli_cmds[] = {
     {"send", "send messages to an address", cmd_send},
     {"recv", "receive messages from an address", cmd_recv},
+    {"relay", "move messages between two addresses, both ways", cmd_relay},
+    {"ls", "list the IPC objects on this machine", cmd_ls},
+    {"rm", "remove IPC objects (named, or stale)", cmd_rm},
+    {"info", "semantics and live kernel limits of a mechanism", cmd_info},
+    {"tour", "run every mechanism of the guide between real processes", cmd_tour},
+    {"bench", "measure latency and throughput of every mechanism", cmd_bench},
 };
 
 static void usage(FILE *f)
