@@ -1,0 +1,322 @@
+/*
+ * bench_ipk.c - ipckit itself, through the public API only, for any address.
+ *
+ * How the two sides meet depends on the mechanism:
+ * - connection (unix, unixpacket, tcp): A listens and accepts, B dials; one duplex channel.
+ * - pair (every one-way or datagram mechanism): each side listens on its own inbound address
+ *   and dials the other's, so a ping-pong has one object per direction, as a program using a
+ *   queue or a FIFO each way would. For an address given by the user, B's inbound address is
+ *   derived from it ("-b" appended to the name, port 0, the next literal key).
+ * - exec: B runs `cat` through exec: and the round trip goes through it; A stays idle.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ipckit.h"
+
+enum ipk_topo { TOPO_CONN, TOPO_PAIR, TOPO_EXEC };
+
+typedef struct ipk_st {
+    ipk_chan *l, *in, *out; /* listener; channel read from; channel written to */
+    ipk_iov iov[64];
+} ipk_st;
+
+static int ipk_fail(bench_side *sd, const char *what, int err)
+{
+    const char *m = ipk_errmsg();
+    return bench_fail(sd, "%s: %s", what, m[0] ? m : ipk_strerror(err));
+}
+
+/* The query of a URL ("?..." or ""), for exec: the last '?' (see url.c). */
+static const char *ipk_query(const char *url)
+{
+    const char *q = strchr(url, '?');
+    return q ? q : "";
+}
+
+/* mq: queue attributes that match the raw baseline (maxmsg 10, msgsize = the message size). */
+static void ipk_url_for_size(const bench_spec *s, const char *url, char *out, size_t cap)
+{
+    if (strncmp(url, "mq:", 3) == 0 && strstr(url, "msgsize=") == NULL)
+        snprintf(out, cap, "%s%cmaxmsg=10&msgsize=%zu", url, strchr(url, '?') ? '&' : '?', s->size);
+    else
+        snprintf(out, cap, "%s", url);
+}
+
+static int ipk_prepare(bench_spec *s)
+{
+    /* ftok() needs the files of temporary sysv: addresses to exist. */
+    for (int i = 0; i < 2; i++) {
+        const char *u = i ? s->url2 : s->url;
+        size_t tl = strlen(s->tmpdir);
+        if (strncmp(u, "sysv:", 5) != 0 || strncmp(u + 5, s->tmpdir, tl) != 0)
+            continue;
+        char p[600];
+        snprintf(p, sizeof p, "%.*s", (int)strcspn(u + 5, "?"), u + 5);
+        int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+    }
+    return 0;
+}
+
+static int ipk_listen_side(bench_side *sd, char *name, size_t cap)
+{
+    const bench_spec *s = sd->spec;
+    ipk_st *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return bench_fail(sd, "out of memory");
+    sd->st = st;
+    if (s->topo == TOPO_EXEC || (s->topo == TOPO_CONN && sd->side == BENCH_B))
+        return 0;
+    char url[600];
+    ipk_url_for_size(s, sd->side == BENCH_A ? s->url : s->url2, url, sizeof url);
+    int r = ipk_listen(&st->l, url, NULL);
+    if (r < 0)
+        return ipk_fail(sd, url, r);
+    if (strncmp(url, "signal:", 7) == 0) /* signal:self is dialled as signal:PID */
+        snprintf(name, cap, "signal:%d%s", (int)getpid(), ipk_query(url));
+    else if (strchr(ipk_addr(st->l), '?') == NULL)
+        snprintf(name, cap, "%s%s", ipk_addr(st->l), ipk_query(url));
+    else
+        snprintf(name, cap, "%s", ipk_addr(st->l));
+    return 0;
+}
+
+/* exec: the child (cat) runs where side A would have run. */
+static void ipk_pin_child(const bench_spec *s, ipk_chan *c)
+{
+    pid_t pid;
+    int cpu = bench_cpu_of(s->cpu, BENCH_A);
+    if (cpu < 0 || ipk_peer(c, &pid, NULL, NULL) != 0 || pid <= 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    sched_setaffinity(pid, sizeof set, &set);
+}
+
+static int ipk_open_side(bench_side *sd, const char *peer)
+{
+    const bench_spec *s = sd->spec;
+    ipk_st *st = sd->st;
+    int r;
+    switch (s->topo) {
+    case TOPO_EXEC:
+        if (sd->side == BENCH_A)
+            return 0;
+        if ((r = ipk_dial(&st->out, s->url, NULL)) < 0)
+            return ipk_fail(sd, s->url, r);
+        st->in = st->out;
+        ipk_pin_child(s, st->out);
+        return 0;
+    case TOPO_CONN:
+        if (sd->side == BENCH_A)
+            r = ipk_accept(st->l, &st->out, -1);
+        else
+            r = ipk_dial(&st->out, peer, NULL);
+        if (r < 0)
+            return ipk_fail(sd, sd->side == BENCH_A ? "accept" : peer, r);
+        st->in = st->out;
+        return 0;
+    }
+    if ((r = ipk_dial(&st->out, peer, NULL)) < 0)
+        return ipk_fail(sd, peer, r);
+    st->in = st->l;
+    return 0;
+}
+
+static int ipk_send_one(bench_side *sd, const void *buf, size_t len)
+{
+    ipk_st *st = sd->st;
+    int r = ipk_send(st->out, buf, len, -1);
+    return r < 0 ? ipk_fail(sd, "send", r) : 0;
+}
+
+static long ipk_send_many(bench_side *sd, void *const *bufs, size_t n, size_t len)
+{
+    ipk_st *st = sd->st;
+    if (n > 64)
+        n = 64;
+    for (size_t i = 0; i < n; i++)
+        st->iov[i] = (ipk_iov){bufs[i], len};
+    long r = ipk_sendv(st->out, st->iov, n, -1);
+    return r < 0 ? ipk_fail(sd, "sendv", (int)r) : r;
+}
+
+static long ipk_recv_one(bench_side *sd, void *buf, size_t cap)
+{
+    ipk_st *st = sd->st;
+    long r = ipk_recv(st->in, buf, cap, -1);
+    return r < 0 ? ipk_fail(sd, "recv", (int)r) : r;
+}
+
+static void ipk_close_side(bench_side *sd)
+{
+    ipk_st *st = sd->st;
+    if (st == NULL)
+        return;
+    if (st->out && st->out != st->l)
+        ipk_close(st->out);
+    if (st->l)
+        ipk_close(st->l);
+    free(st);
+    sd->st = NULL;
+}
+
+static void ipk_cleanup(bench_spec *s)
+{
+    for (int i = 0; i < 2; i++) {
+        const char *u = i ? s->url2 : s->url;
+        size_t tl = strlen(s->tmpdir);
+        if (strncmp(u, "sysv:", 5) == 0 && strncmp(u + 5, s->tmpdir, tl) == 0) {
+            char p[600];
+            snprintf(p, sizeof p, "%.*s", (int)strcspn(u + 5, "?"), u + 5);
+            unlink(p);
+        }
+    }
+}
+
+const bench_ops bench_ops_ipckit = {
+    .impl = "ipckit",
+    .prepare = ipk_prepare,
+    .listen = ipk_listen_side,
+    .open = ipk_open_side,
+    .send = ipk_send_one,
+    .sendv = ipk_send_many,
+    .recv = ipk_recv_one,
+    .close = ipk_close_side,
+    .cleanup = ipk_cleanup,
+};
+
+/* ---- targets ---- */
+
+static const struct ipk_def {
+    const char *scheme, *mech;
+    int topo;
+    size_t maxsize;
+    int lossy;
+} ipk_defs[] = {
+    {"unix", "unix", TOPO_CONN, 0, 0},         {"unixpacket", "unixpacket", TOPO_CONN, 0, 0},
+    {"unixgram", "unixgram", TOPO_PAIR, 0, 0}, {"tcp", "tcp", TOPO_CONN, 0, 0},
+    {"udp", "udp", TOPO_PAIR, 65507, 1},       {"fifo", "fifo", TOPO_PAIR, 0, 0},
+    {"exec", "pipe", TOPO_EXEC, 0, 0},         {"mq", "mq", TOPO_PAIR, 0, 0},
+    {"sysv", "sysv", TOPO_PAIR, 0, 0},         {"signal", "signal", TOPO_PAIR, 8, 0},
+    {"shm", "shm", TOPO_PAIR, 0, 0},           {"file", "file", TOPO_PAIR, 0, 0},
+};
+#define IPK_NDEFS (sizeof ipk_defs / sizeof ipk_defs[0])
+
+/* B's inbound address for a one-way scheme, derived from A's. */
+static int ipk_derive(const char *scheme, const char *url, char *out, size_t cap)
+{
+    const char *q = ipk_query(url);
+    size_t blen = (size_t)(q - url);
+    if (strcmp(scheme, "signal") == 0) {
+        snprintf(out, cap, "signal:self%s", q);
+        return 0;
+    }
+    if (strcmp(scheme, "udp") == 0) {
+        const char *colon = NULL;
+        for (const char *p = url; p < q; p++)
+            if (*p == ':')
+                colon = p;
+        if (colon == NULL || colon < url + 6)
+            return -1;
+        snprintf(out, cap, "%.*s:0%s", (int)(colon - url), url, q);
+        return 0;
+    }
+    if (strcmp(scheme, "sysv") == 0) {
+        char *end;
+        long key = strtol(url + 5, &end, 0);
+        if (end == q && end != url + 5) {
+            snprintf(out, cap, "sysv:%#lx%s", key + 1, q);
+            return 0;
+        }
+    }
+    snprintf(out, cap, "%.*s-b%s", (int)blen, url, q);
+    return 0;
+}
+
+static const struct ipk_def *ipk_def_of(const char *url)
+{
+    size_t n = strcspn(url, ":");
+    for (size_t i = 0; i < IPK_NDEFS; i++)
+        if (strlen(ipk_defs[i].scheme) == n && strncmp(url, ipk_defs[i].scheme, n) == 0)
+            return &ipk_defs[i];
+    return NULL;
+}
+
+static void ipk_temp_url(const struct ipk_def *d, const char *tmpdir, int b, char *out, size_t cap)
+{
+    const char *sfx = b ? "b" : "a";
+    const char *sch = d->scheme;
+    if (d->topo == TOPO_CONN && !strcmp(sch, "tcp"))
+        snprintf(out, cap, "tcp://127.0.0.1:0");
+    else if (!strcmp(sch, "udp"))
+        snprintf(out, cap, "udp://127.0.0.1:0");
+    else if (!strcmp(sch, "mq") || !strcmp(sch, "shm"))
+        snprintf(out, cap, "%s:/ipkbench-%d-%s", sch, (int)getpid(), sfx);
+    else if (!strcmp(sch, "signal"))
+        snprintf(out, cap, "signal:self?raw=1");
+    else if (!strcmp(sch, "exec"))
+        snprintf(out, cap, "exec:cat");
+    else
+        snprintf(out, cap, "%s:%s/%s-%s", sch, tmpdir, sch, sfx);
+}
+
+static bench_spec *ipk_add_def(bench_list *l, const struct ipk_def *d, const char *url,
+                               const char *url2)
+{
+    bench_spec *s = bench_list_add(l, &bench_ops_ipckit, d->scheme, d->mech);
+    if (s == NULL)
+        return NULL;
+    snprintf(s->url, sizeof s->url, "%s", url);
+    snprintf(s->url2, sizeof s->url2, "%s", url2);
+    s->topo = d->topo;
+    s->lossy = d->lossy;
+    s->maxsize = d->maxsize;
+    if (!strcmp(d->scheme, "signal") && strstr(url, "raw=1") == NULL)
+        s->maxsize = 7; /* the length byte takes one of the sigval's eight */
+    if (d->topo == TOPO_EXEC) {
+        s->solo = 1;
+        s->modes = BENCH_LATENCY; /* cat cannot check a count or a checksum */
+    }
+    if (!ipk_scheme_built(d->scheme))
+        s->skip = "not built in this version";
+    return s;
+}
+
+int bench_ipk_add(bench_list *l, const char *url, const char *tmpdir)
+{
+    char a[512], b[512];
+    if (url == NULL) {
+        for (size_t i = 0; i < IPK_NDEFS; i++) {
+            ipk_temp_url(&ipk_defs[i], tmpdir, 0, a, sizeof a);
+            ipk_temp_url(&ipk_defs[i], tmpdir, 1, b, sizeof b);
+            if (ipk_add_def(l, &ipk_defs[i], a, b) == NULL)
+                return -1;
+        }
+        return 0;
+    }
+    const struct ipk_def *d = ipk_def_of(url);
+    if (d == NULL || strlen(url) >= sizeof a) {
+        fprintf(stderr, "ipckit bench: %s: not an address of a known scheme\n", url);
+        return -1;
+    }
+    snprintf(a, sizeof a, "%s", url);
+    if (!strcmp(d->scheme, "signal"))
+        snprintf(a, sizeof a, "signal:self%s", ipk_query(url));
+    b[0] = '\0';
+    if (d->topo == TOPO_PAIR && ipk_derive(d->scheme, url, b, sizeof b) != 0) {
+        fprintf(stderr, "ipckit bench: %s: cannot derive a second address from it\n", url);
+        return -1;
+    }
+    return ipk_add_def(l, d, a, b) ? 0 : -1;
+}
