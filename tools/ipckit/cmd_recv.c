@@ -11,16 +11,15 @@
 
 static void recv_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ipckit recv [OPTIONS] URL\n"
-            "Receives messages and writes them to standard output.\n\n"
-            "  -n, --count N             exit after N messages (default: until end of stream)\n"
-            "  -t, --timeout MS          give up when no message comes for MS ms (-1: wait)\n"
-            "  -f, --format FMT          text (one line per message, default), hex, json, or\n"
-            "                            raw (the bytes as they are, no separator)\n"
-            "  -o, --option KEY=VALUE    a transport option (same as ?KEY=VALUE in the URL)\n"
-            "  -l, --listen | -d, --dial dial URL instead of listening on it (default: listen)\n"
-            "  -h, --help\n");
+    fprintf(f, "usage: ipckit recv [OPTIONS] URL\n"
+               "Receives messages and writes them to standard output.\n\n"
+               "  -n, --count N             exit after N messages (default: until end of stream)\n"
+               "  -t, --timeout MS          give up when no message comes for MS ms (-1: wait)\n"
+               "  -f, --format FMT          text (one line per message, default), hex, json, or\n"
+               "                            raw (the bytes as they are, no separator)\n"
+               "  -o, --option KEY=VALUE    a transport option (same as ?KEY=VALUE in the URL)\n"
+               "  -l, --listen | -d, --dial dial URL instead of listening on it (default: listen)\n"
+               "  -h, --help\n");
 }
 
 static void print_msg(const char *fmt, const unsigned char *p, size_t n, const ipk_msginfo *mi)
