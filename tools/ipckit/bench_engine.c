@@ -295,39 +295,41 @@ out:
     return rc;
 }
 
-static int bench_stream_send(bench_proc *p)
+/* Lossy mechanisms: the sender keeps at most `window` messages beyond what the receiver has
+ * credited; the receiver credits every window/2 messages with a byte on its control pipe. */
+static long bench_window(const bench_spec *s)
+{
+    long w = (long)(96 * 1024 / (s->size + 768));
+    return w < 2 ? 2 : w;
+}
+
+/* The sender's control pipe carries credits ('c') and phase marks ('T' timed phase, 'D' done);
+ * waits for `mark`, counting the credits met on the way. */
+static int bench_wait_mark(bench_proc *p, char mark, long *credits)
+{
+    char c;
+    do {
+        if (ctl_read(p->rfd, &c, 1) != 0)
+            return bench_fail(&p->sd, "the receiver went away");
+        if (c == 'c')
+            ++*credits;
+    } while (c != mark);
+    return 0;
+}
+
+/* Sends messages [from, to) in batches, within the credit window when lossy. */
+static int bench_send_range(bench_proc *p, unsigned char **bufs, long from, long to, long *credits)
 {
     const bench_spec *s = p->sd.spec;
-    int batch = s->ops->sendv ? BENCH_BATCH : 1;
-    unsigned char *bufs[BENCH_BATCH];
-    int rc = -1;
-    memset(bufs, 0, sizeof bufs);
-    for (int k = 0; k < batch; k++) {
-        if ((bufs[k] = malloc(s->size ? s->size : 1)) == NULL) {
-            bench_fail(&p->sd, "out of memory");
-            goto out;
-        }
-        bench_fill(bufs[k], s->size, 0);
-    }
-    /* Lossy mechanisms: at most `window` messages beyond what the receiver has credited. */
-    long window = s->lossy ? (long)(96 * 1024 / (s->size + 768)) : 0, half, credits = 0;
-    if (window < 2)
-        window = 2;
-    half = window / 2;
-    char c;
-    if (ctl_read(p->rfd, &c, 1) != 0) /* the receiver's clock is about to start */
-        return bench_fail(&p->sd, "receiver went away before the start");
-    long i = 0;
-    while (i < p->total) {
-        long k = p->total - i < batch ? p->total - i : batch;
+    long batch = s->ops->sendv ? BENCH_BATCH : 1, window = bench_window(s), half = window / 2;
+    for (long i = from; i < to;) {
+        long k = to - i < batch ? to - i : batch;
         if (s->lossy) {
-            while (i >= credits * half + window) {
-                if (ctl_read(p->rfd, &c, 1) != 0)
-                    return bench_fail(&p->sd, "receiver went away");
-                credits++;
-            }
-            if (k > credits * half + window - i)
-                k = credits * half + window - i;
+            while (i >= *credits * half + window)
+                if (bench_wait_mark(p, 'c', credits) != 0)
+                    return -1;
+            if (k > *credits * half + window - i)
+                k = *credits * half + window - i;
         }
         for (long j = 0; j < k; j++)
             bench_put_seq(bufs[j], s->size, (uint64_t)(i + j));
@@ -336,23 +338,75 @@ static int bench_stream_send(bench_proc *p)
         if (s->ops->sendv && k > 1) {
             long m = s->ops->sendv(&p->sd, (void *const *)bufs, (size_t)k, s->size);
             if (m < 1)
-                goto out;
+                return -1;
             i += m; /* what did not go is re-stamped at the top of the loop */
         } else {
             if (s->ops->send(&p->sd, bufs[0], s->size) < 0)
-                goto out;
+                return -1;
             i++;
         }
     }
-    do /* wait for the receiver to finish before tearing the channel down */
-        if (ctl_read(p->rfd, &c, 1) != 0)
-            break;
-    while (c != 'D');
-    rc = 0;
+    return 0;
+}
+
+/*
+ * The stream goes in two phases: `warm` messages untimed, then, once the receiver has them all
+ * and says 'T', `count` messages timed by the receiver from its 'T' to the last one. So the
+ * figure covers exactly the timed messages, whatever the size of the receiver's reads.
+ */
+static int bench_stream_send(bench_proc *p)
+{
+    const bench_spec *s = p->sd.spec;
+    unsigned char *bufs[BENCH_BATCH];
+    long credits = 0;
+    int rc = -1;
+    memset(bufs, 0, sizeof bufs);
+    for (int k = 0; k < BENCH_BATCH; k++) {
+        if ((bufs[k] = malloc(s->size)) == NULL) {
+            bench_fail(&p->sd, "out of memory");
+            goto out;
+        }
+        bench_fill(bufs[k], s->size, 0);
+    }
+    if (bench_send_range(p, bufs, 0, p->warm, &credits) != 0 ||
+        bench_wait_mark(p, 'T', &credits) != 0 ||
+        bench_send_range(p, bufs, p->warm, p->total, &credits) != 0)
+        goto out;
+    /* The receiver has everything before the channel is torn down. */
+    rc = bench_wait_mark(p, 'D', &credits);
 out:
-    for (int k = 0; k < batch; k++)
+    for (int k = 0; k < BENCH_BATCH; k++)
         free(bufs[k]);
     return rc;
+}
+
+/* Receives until rx holds `upto` messages. */
+static int bench_recv_upto(bench_proc *p, bench_rx *rx, unsigned char *buf, size_t cap, long upto,
+                           long *credited)
+{
+    const bench_spec *s = p->sd.spec;
+    long half = bench_window(s) / 2;
+    while (rx->msgs < upto) {
+        long n;
+        if (s->ops->recv_bytes) {
+            size_t want = (size_t)(upto - rx->msgs) * s->size - rx->pos;
+            n = s->ops->recv_bytes(&p->sd, buf, want < cap ? want : cap);
+        } else {
+            n = s->ops->recv(&p->sd, buf, cap);
+            if (n >= 0 && (size_t)n != s->size)
+                return bench_fail(&p->sd, "message %ld has %ld bytes, sent %zu", rx->msgs, n,
+                                  s->size);
+        }
+        if (n < 0)
+            return -1;
+        bench_rx_feed(rx, buf, (size_t)n);
+        if (s->lossy)
+            while (rx->msgs / half > *credited && ctl_write(p->wfd, "c", 1) == 0)
+                ++*credited;
+        if ((rx->msgs & 4095) == 0)
+            bench_note_cpu(p->sd.side);
+    }
+    return 0;
 }
 
 static int bench_stream_recv(bench_proc *p)
@@ -362,44 +416,17 @@ static int bench_stream_recv(bench_proc *p)
     unsigned char *buf = malloc(cap);
     if (buf == NULL)
         return bench_fail(&p->sd, "out of memory");
-    long window = s->lossy ? (long)(96 * 1024 / (s->size + 768)) : 0;
-    long half = window < 2 ? 1 : window / 2, credited = 0;
     bench_rx rx = {.size = s->size};
-    int64_t t0 = 0;
-    long m0 = 0;
+    long credited = 0;
     int rc = -1;
-    if (ctl_write(p->wfd, "G", 1) != 0)
+    if (bench_recv_upto(p, &rx, buf, cap, p->warm, &credited) != 0 ||
+        ctl_write(p->wfd, "T", 1) != 0)
         goto out;
-    if (p->warm == 0)
-        t0 = bench_now();
-    while (rx.msgs < p->total) {
-        long n;
-        if (s->ops->recv_bytes) {
-            size_t want = (size_t)(p->total - rx.msgs) * s->size - rx.pos;
-            n = s->ops->recv_bytes(&p->sd, buf, want < cap ? want : cap);
-        } else {
-            n = s->ops->recv(&p->sd, buf, cap);
-            if (n >= 0 && (size_t)n != s->size) {
-                bench_fail(&p->sd, "message %ld has %ld bytes, sent %zu", rx.msgs, n, s->size);
-                goto out;
-            }
-        }
-        if (n < 0)
-            goto out;
-        bench_rx_feed(&rx, buf, (size_t)n);
-        if (s->lossy)
-            while (rx.msgs / half > credited && ctl_write(p->wfd, "c", 1) == 0)
-                credited++;
-        if (t0 == 0 && rx.msgs >= p->warm) {
-            t0 = bench_now();
-            m0 = rx.msgs;
-        }
-        if ((rx.msgs & 4095) == 0)
-            bench_note_cpu(p->sd.side);
-    }
+    bench_sh->t0 = bench_now();
+    if (bench_recv_upto(p, &rx, buf, cap, p->total, &credited) != 0)
+        goto out;
     bench_sh->t1 = bench_now();
-    bench_sh->t0 = t0;
-    bench_sh->measured = rx.msgs - m0;
+    bench_sh->measured = p->total - p->warm;
     bench_sh->received = rx.msgs;
     bench_sh->bad_seq = rx.bad_seq;
     bench_sh->csum_got = rx.total;
@@ -439,14 +466,10 @@ static void bench_side_main(bench_spec *s, int side, int rfd, int wfd)
         bench_fail(&p.sd, "cannot pin to a CPU: %s", strerror(errno));
         _exit(1);
     }
-    p.total = s->count;
-    if (s->mode == BENCH_LATENCY) {
-        p.warm = s->count / 10 < 10 ? 10 : s->count / 10 > 1000 ? 1000 : s->count / 10;
-        p.total = s->count + p.warm;
-    } else {
-        p.warm = s->count / 10;
-        p.total = s->count + p.warm;
-    }
+    /* Warm-up: a tenth of the run, within bounds; never timed, always checked. */
+    long lo = s->mode == BENCH_LATENCY ? 10 : 1, hi = s->mode == BENCH_LATENCY ? 1000 : 10000;
+    p.warm = s->count / 10 < lo ? lo : s->count / 10 > hi ? hi : s->count / 10;
+    p.total = s->count + p.warm;
     int rc = bench_connect(&p);
     bench_note_cpu(side);
     if (rc == 0 && !(s->solo && side == BENCH_A)) {

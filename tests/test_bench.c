@@ -1,0 +1,171 @@
+/*
+ * test_bench.c - `ipckit bench` end to end with tiny counts: the structure and the invariants
+ * of what it reports (every planned row present, counts as asked, percentiles ordered,
+ * checksums verified, JSON that parses, CSV with one line per row, an SVG that parses), never
+ * a timing. python3 reads the JSON and the SVG, as a user's script would.
+ */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define IPKT_TOOL  IPKT_BIN_DIR "/ipckit"
+#define IPKT_PEERS IPKT_BIN_DIR "/bench/peers/ipckit-bench-peers"
+
+/* Runs a shell command with its stdout in a new file `out` under ipkt_dir() and its stderr in
+ * out.err; returns the exit code. */
+static int run(const char *cmd, char *out, size_t cap)
+{
+    char err[600], line[4096];
+    ipkt_path(out, cap, "out");
+    snprintf(err, sizeof err, "%s.err", out);
+    snprintf(line, sizeof line, "%s >%s 2>%s", cmd, out, err);
+    int st = system(line);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) != 0) {
+        snprintf(line, sizeof line, "cat %s %s >&2", out, err);
+        if (system(line) != 0)
+            print_error("cannot show the output\n");
+    }
+    return WEXITSTATUS(st);
+}
+
+/* A python3 check over the JSON in file `json`: every row ok (or "not built" for ipckit), the
+ * latency invariants, the throughput invariants; prints what is wrong and exits 1. */
+static const char py_check[] =
+    "import json, sys\n"
+    "d = json.load(open(sys.argv[1]))\n"
+    "count, modes, want_impls = int(sys.argv[2]), sys.argv[3].split(','), sys.argv[4].split(',')\n"
+    "rows = d['results']\n"
+    "assert d['tool'] == 'ipckit bench' and d['cpus'] >= 1, d\n"
+    "assert rows, 'no rows'\n"
+    "seen = set()\n"
+    "for r in rows:\n"
+    "    seen.add(r['impl'])\n"
+    "    assert r['mode'] in modes, r\n"
+    "    if not r['ok']:\n"
+    "        assert r['impl'] == 'ipckit' and ('not built' in r['error'] or 'n/a' in r['error']), "
+    "r\n"
+    "        continue\n"
+    "    assert r['cpus_a'] and r['cpus_b'], r\n"
+    "    if r['mode'] == 'latency':\n"
+    "        t = r['round_trip_ns']\n"
+    "        assert r['round_trips'] == count, r\n"
+    "        assert 0 < t['min'] <= t['p50'] <= t['p90'] <= t['p99'] <= t['p99.9'] <= t['max'], r\n"
+    "        assert r['round_trips_per_s'] > 0, r\n"
+    "    else:\n"
+    "        c = r['checksum']\n"
+    "        assert c['ok'] and c['got'] == c['want'], r\n"
+    "        assert r['messages'] == count and r['received'] > count, r\n"
+    "        assert r['messages_per_s'] > 0 and r['mb_per_s'] > 0, r\n"
+    "    for k, v in r['ratios'].items():\n"
+    "        assert r['impl'] == 'ipckit' and v > 0, r\n"
+    "for i in want_impls:\n"
+    "    assert i in seen, (i, seen)\n"
+    "print(len(rows))\n";
+
+static void check_json(const char *file, int count, const char *modes, const char *impls)
+{
+    char py[512], cmd[2048], out[512];
+    ipkt_path(py, sizeof py, "check.py");
+    FILE *f = fopen(py, "w");
+    assert_non_null(f);
+    fputs(py_check, f);
+    assert_int_equal(fclose(f), 0);
+    snprintf(cmd, sizeof cmd, "python3 %s %s %d %s %s", py, file, count, modes, impls);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+}
+
+static void t_latency(void **state)
+{
+    (void)state;
+    char out[512];
+    assert_int_equal(
+        run(IPKT_TOOL " bench -q -n 40 --size 64,1000 --mode latency --json", out, sizeof out), 0);
+    check_json(out, 40, "latency", "raw");
+}
+
+static void t_throughput(void **state)
+{
+    (void)state;
+    char out[512];
+    /* Sizes that are not a multiple of 8 exercise the checksum's padding. */
+    assert_int_equal(run(IPKT_TOOL " bench -q -n 300 --size 100,4099 --mode throughput --cpu "
+                                   "same --json",
+                         out, sizeof out),
+                     0);
+    check_json(out, 300, "throughput", "raw");
+}
+
+/* One address, both modes, every output at once: table on stdout, JSON, CSV and chart. */
+static void t_outputs(void **state)
+{
+    (void)state;
+    char out[512], json[512], csv[512], svg[512], cmd[2048];
+    ipkt_path(json, sizeof json, "r.json");
+    ipkt_path(csv, sizeof csv, "r.csv");
+    ipkt_path(svg, sizeof svg, "r.svg");
+    snprintf(cmd, sizeof cmd,
+             IPKT_TOOL " bench -q -n 50 --size 64 --cpu none --json=%s --csv=%s --chart %s "
+                       "tcp://127.0.0.1:0",
+             json, csv, svg);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    check_json(json, 50, "latency,throughput", "ipckit,raw");
+    /* The table names its columns as round trips. */
+    snprintf(cmd, sizeof cmd, "grep -q 'rt p50' %s && grep -q 'raw tcp' %s", out, out);
+    assert_int_equal(system(cmd), 0);
+    /* CSV: a header and one line per row (ipckit and raw tcp, two modes). */
+    snprintf(cmd, sizeof cmd, "test $(wc -l <%s) -eq 5 && head -1 %s | grep -q '^transport,impl'",
+             csv, csv);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd,
+             "python3 -c \"import sys, xml.dom.minidom as m; d = m.parse(sys.argv[1]); "
+             "assert d.documentElement.tagName == 'svg'; "
+             "assert len(d.getElementsByTagName('rect')) >= 3\" %s",
+             svg);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+}
+
+static void t_peers(void **state)
+{
+    (void)state;
+    char out[512];
+    struct stat st;
+    if (stat(IPKT_PEERS, &st) != 0) {
+        /* Not built here (no libzmq/nng): the tool must say so, not pretend. */
+        assert_int_equal(run(IPKT_TOOL " bench --peers -q -n 10", out, sizeof out), 1);
+        return;
+    }
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "IPKBENCH_PEERS=%s " IPKT_TOOL " bench --peers -q -n 40 --size 64 --json", IPKT_PEERS);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    check_json(out, 40, "latency,throughput", "zmq,nng,raw");
+}
+
+static void t_bad_usage(void **state)
+{
+    (void)state;
+    char out[512], cmd[1024];
+    static const char *const bad[][2] = {
+        {"--cpu bogus", "expected same, cross or none"},
+        {"--size 0", "--size 0"},
+        {"--mode sideways", "expected latency, throughput or both"},
+        {"--count -3", "--count -3"},
+        {"--json --csv", "cannot both take standard output"},
+        {"gopher:x", "not an address of a known scheme"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, IPKT_TOOL " bench -q %s", bad[i][0]);
+        assert_int_equal(run(cmd, out, sizeof out), 2);
+        snprintf(cmd, sizeof cmd, "grep -qF -- '%s' %s.err", bad[i][1], out);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+IPKT_MAIN(cmocka_unit_test(t_latency), cmocka_unit_test(t_throughput), cmocka_unit_test(t_outputs),
+          cmocka_unit_test(t_peers), cmocka_unit_test(t_bad_usage))
