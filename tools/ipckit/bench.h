@@ -108,6 +108,11 @@ void bench_run(bench_spec *s, bench_result *r);
 /* Fills buf with message `seq`'s deterministic content. */
 void bench_fill(unsigned char *buf, size_t len, uint64_t seq);
 
+/* The kernel's message size limits for queues (0 when unknown). */
+#define BENCH_MQ_MSGSIZE_MAX "/proc/sys/fs/mqueue/msgsize_max"
+#define BENCH_SYSV_MSGMAX    "/proc/sys/kernel/msgmax"
+size_t bench_proc_limit(const char *path);
+
 /* Implementations. */
 extern const bench_ops bench_ops_ipckit, bench_ops_raw;
 /* Adds every raw baseline / ipckit transport for the run list. */

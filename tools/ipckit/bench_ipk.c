@@ -282,6 +282,10 @@ static bench_spec *ipk_add_def(bench_list *l, const struct ipk_def *d, const cha
     s->topo = d->topo;
     s->lossy = d->lossy;
     s->maxsize = d->maxsize;
+    if (!strcmp(d->scheme, "mq"))
+        s->maxsize = bench_proc_limit(BENCH_MQ_MSGSIZE_MAX);
+    if (!strcmp(d->scheme, "sysv"))
+        s->maxsize = bench_proc_limit(BENCH_SYSV_MSGMAX);
     if (!strcmp(d->scheme, "signal") && strstr(url, "raw=1") == NULL)
         s->maxsize = 7; /* the length byte takes one of the sigval's eight */
     if (d->topo == TOPO_EXEC) {

@@ -458,6 +458,18 @@ bench_spec *bench_list_add(bench_list *l, const bench_ops *ops, const char *labe
     return s;
 }
 
+size_t bench_proc_limit(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = 0;
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld", &v) != 1)
+        v = 0;
+    fclose(f);
+    return v > 0 ? (size_t)v : 0;
+}
+
 int bench_raw_all(bench_list *l, const char *only_mech)
 {
     for (int m = 0; m < RAW_COUNT; m++) {
@@ -473,6 +485,10 @@ int bench_raw_all(bench_list *l, const char *only_mech)
             return -1;
         s->topo = m;
         s->maxsize = raw_defs[m].maxsize;
+        if (m == RAW_MQ)
+            s->maxsize = bench_proc_limit(BENCH_MQ_MSGSIZE_MAX);
+        if (m == RAW_SYSV)
+            s->maxsize = bench_proc_limit(BENCH_SYSV_MSGMAX);
         s->lossy = raw_defs[m].lossy;
     }
     return 0;

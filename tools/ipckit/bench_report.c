@@ -215,10 +215,10 @@ static const char *bench_color(const char *impl)
     return "#38a169";
 }
 
-#define SVG_W      960
+#define SVG_W      1000
 #define SVG_ROW    18
 #define SVG_LABEL  250 /* x where bars start */
-#define SVG_BARMAX 560
+#define SVG_BARMAX 500
 
 static void bench_svg_text(FILE *f, const char *s)
 {
