@@ -90,18 +90,25 @@ static int ipk__mq_open_err(ipk_chan *c, int e, const struct mq_attr *at)
     }
 }
 
-/* Reads ?prio=, ?maxmsg=, ?msgsize=; *given says whether either attribute was asked for. */
+/* Reads ?prio=, ?maxmsg=, ?msgsize= (a size: 8192, 64k); *given: whether either attribute was
+ * asked for. The kernel judges the attributes, since its limits depend on the caller's privilege.
+ */
 static int ipk__mq_opts(ipk_chan *c, ipk__mq *m, struct mq_attr *at, int *given)
 {
     long prio;
+    size_t size;
     int r;
     if ((r = ipk__opt_long(c, "prio", 0, IPK__MQ_PRIO_MAX - 1, 0, &prio)) != 0 ||
         (r = ipk__opt_long(c, "maxmsg", 1, LONG_MAX, ipk__proc_long(IPK__MQ_PROC "msg_default", 10),
                            &at->mq_maxmsg)) != 0 ||
-        (r = ipk__opt_long(c, "msgsize", 1, LONG_MAX,
-                           ipk__proc_long(IPK__MQ_PROC "msgsize_default", 8192),
-                           &at->mq_msgsize)) != 0)
+        (r = ipk__opt_size(c, "msgsize",
+                           (size_t)ipk__proc_long(IPK__MQ_PROC "msgsize_default", 8192), &size)) !=
+            0)
         return r;
+    if (size == 0 || size > LONG_MAX)
+        return ipk__err(IPK_EOPTION, "mq: option msgsize=%s: expected 1 or more bytes",
+                        ipk__opt(c, "msgsize"));
+    at->mq_msgsize = (long)size;
     m->prio = (unsigned)prio;
     *given = ipk__opt(c, "maxmsg") != NULL || ipk__opt(c, "msgsize") != NULL;
     return 0;
@@ -113,7 +120,7 @@ static int ipk__mq_open(ipk_chan *c, int create)
     if (m == NULL)
         return -ENOMEM;
     struct mq_attr at = {0}, got;
-    int given, r;
+    int given = 0, r;
     const char *n = c->addr.u.posix.name;
     if ((r = ipk__mq_opts(c, m, &at, &given)) != 0)
         goto fail;
