@@ -131,6 +131,22 @@ static int ipk__sysv_gone(ipk_chan *c, int code)
     return ipk__err(code, "%s: the queue was removed", c->name);
 }
 
+/* Whether len fits the current msgmax and msg_qbytes (either may have changed since open). */
+static int ipk__sysv_fits(ipk_chan *c, ipk__sysv *q, size_t len)
+{
+    int r = ipk__sysv_limits(c, q);
+    if (r != 0)
+        return r;
+    if (len > (size_t)q->msgmax)
+        return ipk__err(IPK_EMSGSIZE, "%s: message of %zu bytes exceeds " IPK__MSGMAX_PROC " (%ld)",
+                        c->name, len, q->msgmax);
+    if (len > q->qbytes)
+        return ipk__err(IPK_EMSGSIZE,
+                        "%s: message of %zu bytes exceeds the queue's msg_qbytes (%zu)", c->name,
+                        len, q->qbytes);
+    return 0;
+}
+
 static int ipk__sysv_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
                           int64_t dl)
 {
@@ -138,19 +154,9 @@ static int ipk__sysv_send(ipk_chan *c, const void *msg, size_t len, const ipk_ms
     long type = mi && mi->type ? mi->type : (q->type > 0 ? q->type : 1);
     if (type <= 0)
         return ipk__err(-EINVAL, "%s: message type %ld; a type must be > 0", c->name, type);
-    if (len > (size_t)q->msgmax || len > q->qbytes) {
-        int r = ipk__sysv_limits(c, q); /* a limit may have been raised since */
-        if (r != 0)
-            return r;
-        if (len > (size_t)q->msgmax)
-            return ipk__err(IPK_EMSGSIZE,
-                            "%s: message of %zu bytes exceeds " IPK__MSGMAX_PROC " (%ld)", c->name,
-                            len, q->msgmax);
-        if (len > q->qbytes)
-            return ipk__err(IPK_EMSGSIZE,
-                            "%s: message of %zu bytes exceeds the queue's msg_qbytes (%zu)",
-                            c->name, len, q->qbytes);
-    }
+    int r;
+    if ((len > (size_t)q->msgmax || len > q->qbytes) && (r = ipk__sysv_fits(c, q, len)) != 0)
+        return r;
     q->buf[0] = type;
     if (len)
         memcpy(q->buf + 1, msg, len);
@@ -165,14 +171,13 @@ static int ipk__sysv_send(ipk_chan *c, const void *msg, size_t len, const ipk_ms
         struct msqid_ds ds;
         if (e == EIDRM || (e == EINVAL && msgctl(q->qid, IPC_STAT, &ds) != 0))
             return ipk__sysv_gone(c, -EPIPE);
-        if (e == EINVAL) /* msgmax was lowered after the check above */
-            return ipk__err(IPK_EMSGSIZE,
-                            "%s: message of %zu bytes exceeds " IPK__MSGMAX_PROC " (%ld)", c->name,
-                            len, ipk__proc_long(IPK__MSGMAX_PROC, -1));
+        /* EINVAL: msgmax was lowered since the check above. EAGAIN: the queue is full, or
+         * msg_qbytes was lowered below len and the message would never fit: look again. */
+        if ((e == EINVAL || e == EAGAIN) && (r = ipk__sysv_fits(c, q, len)) != 0)
+            return r;
         if (e != EAGAIN)
             return ipk__errsys(-e, "%s: msgsnd", c->name);
-        int r = ipk__backoff(dl, &step);
-        if (r != 0)
+        if ((r = ipk__backoff(dl, &step)) != 0)
             return ipk__err(r, "%s: the queue is full (msg_qbytes %zu bytes)", c->name, q->qbytes);
     }
 }
