@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* In a child process (no cmocka there): report and fail. */
@@ -143,6 +144,44 @@ static void t_standard_coalesce(void **state)
     for (int i = 0; i < 50; i++)
         ipkt_ok(ipk_send(c, "burst", 5, -1));
     assert_int_equal(write(r.done[1], "d", 1), 1);
+    ipkt_ok(ipk_close(c));
+    assert_int_equal(ipkt_wait(p), 0);
+}
+
+static int rx_small_limit(void *arg)
+{
+    rx *r = arg;
+    struct rlimit rl = {10, 10};
+    CHECK(setrlimit(RLIMIT_SIGPENDING, &rl) == 0);
+    ipk_chan *c;
+    char b, buf[8];
+    if (rx_open(r, &c) != 0)
+        return 1;
+    CHECK(read(r->done[0], &b, 1) == 1);
+    /* Every message the sender was told went out is here, in order. */
+    for (int i = 0; i < b; i++)
+        CHECK(ipk_recv(c, buf, sizeof buf, 0) == 1 && buf[0] == i);
+    CHECK(ipk_recv(c, buf, sizeof buf, 0) == -EAGAIN);
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+/* The receiving user's RLIMIT_SIGPENDING bounds the queue: the sender hears -EAGAIN with the
+ * limit (timeout 0) or IPK_ETIMEDOUT (a timeout), and nothing sent before is lost. */
+static void t_full_queue(void **state)
+{
+    (void)state;
+    rx r = {.query = ""};
+    pid_t p = rx_start(&r, rx_small_limit);
+    ipk_chan *c = dial_pid(p, "");
+    char i = 0;
+    int rc;
+    while ((rc = ipk_send(c, &i, 1, 0)) == 0 && i < 100)
+        i++;
+    ipkt_expect(rc, -EAGAIN);
+    ipkt_errmsg_has("signal queue is full (RLIMIT_SIGPENDING 10 ");
+    ipkt_expect(ipk_send(c, &i, 1, 20), IPK_ETIMEDOUT);
+    ipkt_errmsg_has("RLIMIT_SIGPENDING");
+    assert_int_equal(write(r.done[1], &i, 1), 1);
     ipkt_ok(ipk_close(c));
     assert_int_equal(ipkt_wait(p), 0);
 }
@@ -339,5 +378,6 @@ static void t_info(void **state)
 }
 
 IPKT_MAIN(cmocka_unit_test(t_realtime_in_order), cmocka_unit_test(t_standard_coalesce),
-          cmocka_unit_test(t_other_user), cmocka_unit_test(t_peer_checks),
-          cmocka_unit_test(t_payload_and_mask), cmocka_unit_test(t_info))
+          cmocka_unit_test(t_full_queue), cmocka_unit_test(t_other_user),
+          cmocka_unit_test(t_peer_checks), cmocka_unit_test(t_payload_and_mask),
+          cmocka_unit_test(t_info))
