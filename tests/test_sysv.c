@@ -198,23 +198,29 @@ static void t_waits(void **state)
 
 static int recv_until_removed(void *arg)
 {
-    (void)arg;
+    int *ready = arg;
     ipk_chan *c;
     char buf[16];
     CHECK(ipk_dial(&c, g_url, NULL) == 0);
+    CHECK(write(ready[1], "r", 1) == 1);
     CHECK(ipk_recv(c, buf, sizeof buf, -1) == IPK_EOF);
     CHECK(strstr(ipk_errmsg(), "the queue was removed") != NULL);
     CHECK(ipk_recv(c, buf, sizeof buf, 0) == IPK_ECLOSED);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
+/* The owner's close removes the queue; a receiver waiting on it (or about to) sees IPK_EOF. */
 static void t_removed_under_receiver(void **state)
 {
     (void)state;
+    int ready[2];
+    char b;
+    assert_int_equal(pipe(ready), 0);
     ipk_chan *l = listen_q(g_url, sizeof g_url, "");
-    pid_t p = ipkt_spawn(recv_until_removed, NULL);
-    usleep(100 * 1000);
-    ipkt_ok(ipk_close(l)); /* the owner removes the queue */
+    pid_t p = ipkt_spawn(recv_until_removed, ready);
+    assert_int_equal(read(ready[0], &b, 1), 1);
+    usleep(20 * 1000); /* most likely blocked in msgrcv by now; either way it must see EOF */
+    ipkt_ok(ipk_close(l));
     assert_int_equal(ipkt_wait(p), 0);
 }
 
