@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -197,5 +198,9 @@ void ipk__fault_clear(void);
 /* Small string helper: snprintf into buf that never overflows; returns bytes that would be
  * written (like snprintf). */
 size_t ipk__strlcpy(char *dst, const char *src, size_t cap);
+/* For a transport's info(): runs print(f, a) on an in-memory stream and copies the text into
+ * buf (cap bytes, always terminated). Returns the full length, like snprintf, or -ENOMEM. */
+long ipk__info_print(const ipk__addr *a, char *buf, size_t cap,
+                     void (*print)(FILE *f, const ipk__addr *a));
 
 #endif

@@ -262,13 +262,8 @@ static int ipk__mq_close(ipk_chan *c)
     return r;
 }
 
-static long ipk__mq_info(const ipk__addr *a, char *buf, size_t cap)
+static void ipk__mq_describe(FILE *f, const ipk__addr *a)
 {
-    char *s = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&s, &len);
-    if (f == NULL)
-        return -ENOMEM;
     fprintf(
         f,
         "mq:%s - POSIX message queue\n"
@@ -303,13 +298,11 @@ static long ipk__mq_info(const ipk__addr *a, char *buf, size_t cap)
         fprintf(f, "This queue: %s\n", errno == ENOENT ? "does not exist" : strerror(errno));
     if (q != (mqd_t)-1)
         mq_close(q);
-    if (fclose(f) != 0) {
-        free(s);
-        return -ENOMEM;
-    }
-    long n = (long)ipk__strlcpy(buf, s, cap);
-    free(s);
-    return n;
+}
+
+static long ipk__mq_info(const ipk__addr *a, char *buf, size_t cap)
+{
+    return ipk__info_print(a, buf, cap, ipk__mq_describe);
 }
 
 const ipk__transport ipk__tr_mq = {

@@ -60,24 +60,32 @@ static void ipk__sig_name(int signo, char *buf, size_t cap)
         snprintf(buf, cap, "%d", signo);
 }
 
-static int ipk__sig_opts(ipk_chan *c, ipk__sig *s)
+/* Allocates the channel state from ?sig=, ?raw=, ?allow_uid=. */
+static int ipk__sig_new(ipk_chan *c, ipk__sig **out)
 {
+    ipk__sig *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return -ENOMEM;
     const char *v = ipk__opt(c, "sig");
     int r = ipk__parse_signal(v ? v : IPK__SIG_DEFAULT, &s->signo);
-    if (r != 0)
-        return r;
-    if ((r = ipk__opt_bool(c, "raw", 0, &s->raw)) != 0)
-        return r;
+    if (r == 0)
+        r = ipk__opt_bool(c, "raw", 0, &s->raw);
     s->allow_uid = (uid_t)-1;
     v = ipk__opt(c, "allow_uid");
     long uid;
-    if (v && strcmp(v, "any") == 0)
+    if (r != 0 || v == NULL)
+        ;
+    else if (strcmp(v, "any") == 0)
         s->any_uid = 1;
-    else if (v && ipk__parse_long(v, 0, (long)UINT32_MAX - 1, &uid) == 0)
+    else if (ipk__parse_long(v, 0, (long)UINT32_MAX - 1, &uid) == 0)
         s->allow_uid = (uid_t)uid;
-    else if (v)
-        return ipk__err(IPK_EOPTION, "signal: option allow_uid=%s: expected any or a uid", v);
-    return 0;
+    else
+        r = ipk__err(IPK_EOPTION, "signal: option allow_uid=%s: expected any or a uid", v);
+    if (r != 0)
+        free(s);
+    else
+        *out = s;
+    return r;
 }
 
 /*
@@ -108,12 +116,10 @@ static int ipk__sig_listening(pid_t pid, int signo)
 
 static int ipk__sig_dial(ipk_chan *c)
 {
-    ipk__sig *s = calloc(1, sizeof *s);
-    if (s == NULL)
-        return -ENOMEM;
-    int r = ipk__sig_opts(c, s);
+    ipk__sig *s;
+    int r = ipk__sig_new(c, &s);
     if (r != 0)
-        goto fail;
+        return r;
     s->pid = c->addr.u.sig.pid ? c->addr.u.sig.pid : getpid();
     if (kill(s->pid, 0) != 0) {
         r = errno == ESRCH ? ipk__err(-ESRCH, "signal:%d: no such process", (int)s->pid)
@@ -147,12 +153,10 @@ static int ipk__sig_listen(ipk_chan *c)
                         "signal:%d: a process receives only its own signals; listen "
                         "on signal:self",
                         (int)c->addr.u.sig.pid);
-    ipk__sig *s = calloc(1, sizeof *s);
-    if (s == NULL)
-        return -ENOMEM;
-    int r = ipk__sig_opts(c, s);
+    ipk__sig *s;
+    int r = ipk__sig_new(c, &s);
     if (r != 0)
-        goto fail;
+        return r;
     sigset_t old;
     sigemptyset(&s->set);
     sigaddset(&s->set, s->signo);
@@ -318,13 +322,8 @@ static int ipk__sig_close(ipk_chan *c)
     return 0;
 }
 
-static long ipk__sig_info(const ipk__addr *a, char *buf, size_t cap)
+static void ipk__sig_describe(FILE *f, const ipk__addr *a)
 {
-    char *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&out, &len);
-    if (f == NULL)
-        return -ENOMEM;
     if (a->u.sig.pid)
         fprintf(f, "signal:%d", (int)a->u.sig.pid);
     else
@@ -355,13 +354,11 @@ static long ipk__sig_info(const ipk__addr *a, char *buf, size_t cap)
                 : e == EPERM ? "alive, owned by another user"
                              : "no such process");
     }
-    if (fclose(f) != 0) {
-        free(out);
-        return -ENOMEM;
-    }
-    long n = (long)ipk__strlcpy(buf, out, cap);
-    free(out);
-    return n;
+}
+
+static long ipk__sig_info(const ipk__addr *a, char *buf, size_t cap)
+{
+    return ipk__info_print(a, buf, cap, ipk__sig_describe);
 }
 
 const ipk__transport ipk__tr_signal = {

@@ -248,13 +248,8 @@ static int ipk__sysv_close(ipk_chan *c)
     return r;
 }
 
-static long ipk__sysv_info(const ipk__addr *a, char *buf, size_t cap)
+static void ipk__sysv_describe(FILE *f, const ipk__addr *a)
 {
-    char *s = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&s, &len);
-    if (f == NULL)
-        return -ENOMEM;
     fprintf(f,
             "sysv:%s - System V message queue\n"
             "  One send is one message: a long type, then the payload (the guide's layout, so\n"
@@ -297,13 +292,11 @@ static long ipk__sysv_info(const ipk__addr *a, char *buf, size_t cap)
                 (unsigned)key, id, ds.msg_perm.mode & 0777, (unsigned)ds.msg_perm.uid,
                 (unsigned long)ds.msg_qnum, (unsigned long)ds.__msg_cbytes,
                 (unsigned long)ds.msg_qbytes);
-    if (fclose(f) != 0) {
-        free(s);
-        return -ENOMEM;
-    }
-    long n = (long)ipk__strlcpy(buf, s, cap);
-    free(s);
-    return n;
+}
+
+static long ipk__sysv_info(const ipk__addr *a, char *buf, size_t cap)
+{
+    return ipk__info_print(a, buf, cap, ipk__sysv_describe);
 }
 
 const ipk__transport ipk__tr_sysv = {
