@@ -212,7 +212,9 @@ static int ipk__sig_send(ipk_chan *c, const void *msg, size_t len, const ipk_msg
         }
         if (e == EPERM)
             return ipk__err(-EPERM, "%s: process owned by another user", c->name);
-        if (e != EAGAIN && e != EINTR)
+        if (e == EINTR)
+            continue;
+        if (e != EAGAIN)
             return ipk__errsys(-e, "%s: sigqueue", c->name);
         int r = ipk__backoff(dl, &step);
         if (r != 0) {

@@ -209,6 +209,15 @@ static long ipk__sysv_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, 
                 return r;
             if (want < cap && q->bufsz > had)
                 continue; /* the limits grew: our own buffer was too small, not the caller's */
+            if (q->bufsz <= cap) {
+                /* Larger than msgmax and msg_qbytes allow now: they were lowered since it was
+                 * sent. It stays queued; its size is not known. */
+                c->need = 0;
+                return ipk__err(IPK_EMSGSIZE,
+                                "%s: the next message is larger than msgmax (%ld) and msg_qbytes "
+                                "(%zu), lowered since it was sent; it stays queued",
+                                c->name, q->msgmax, q->qbytes);
+            }
             c->need = q->bufsz;
             return ipk__err(IPK_EMSGSIZE,
                             "%s: the next message is larger than the buffer of %zu bytes; it "

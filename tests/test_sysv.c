@@ -320,6 +320,31 @@ static void t_interop(void **state)
     ipkt_ok(ipk_close(l));
 }
 
+/* The owner removes the queue on close unless keep=1; a dialer never does. */
+static void t_owner_removes(void **state)
+{
+    (void)state;
+    char url[400], u[450];
+    ipk_chan *l = listen_q(url, sizeof url, "");
+    ipk_chan *d = dial(url, "");
+    ipkt_ok(ipk_close(d));
+    ipkt_ok(ipk_send(l, "x", 1, 0));
+    ipkt_ok(ipk_close(l));
+    ipkt_expect(ipk_dial(&d, url, NULL), -ENOENT);
+    snprintf(u, sizeof u, "%s&keep=1", url);
+    ipkt_ok(ipk_listen(&l, u, NULL));
+    ipkt_ok(ipk_send(l, "kept", 4, 0));
+    ipkt_ok(ipk_close(l));
+    d = dial(url, "");
+    char buf[8];
+    ipkt_expect(ipk_recv(d, buf, sizeof buf, 0), 4);
+    assert_memory_equal(buf, "kept", 4);
+    unsigned key;
+    assert_int_equal(sscanf(ipk_addr(d), "sysv:0x%x", &key), 1);
+    ipkt_ok(ipk_close(d));
+    assert_int_equal(msgctl(msgget((key_t)key, 0), IPC_RMID, NULL), 0);
+}
+
 static void t_info(void **state)
 {
     (void)state;
@@ -339,4 +364,4 @@ IPKT_MAIN(cmocka_unit_test(t_guide_typed_retrieval), cmocka_unit_test(t_selector
           cmocka_unit_test(t_full_and_empty), cmocka_unit_test(t_waits),
           cmocka_unit_test(t_removed_under_receiver), cmocka_unit_test(t_oversized),
           cmocka_unit_test(t_missing_and_foreign), cmocka_unit_test(t_interop),
-          cmocka_unit_test(t_info))
+          cmocka_unit_test(t_owner_removes), cmocka_unit_test(t_info))
