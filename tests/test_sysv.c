@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,6 +321,52 @@ static void t_interop(void **state)
     ipkt_ok(ipk_close(l));
 }
 
+static volatile sig_atomic_t g_interrupts;
+static void on_usr2(int sig)
+{
+    (void)sig;
+    g_interrupts++;
+}
+
+static int recv_through_signals(void *arg)
+{
+    int *ready = arg;
+    /* A handler without SA_RESTART: msgrcv/msgsnd are never restarted anyway. */
+    struct sigaction sa = {.sa_handler = on_usr2};
+    CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
+    ipk_chan *c;
+    char buf[16];
+    CHECK(ipk_dial(&c, g_url, NULL) == 0);
+    CHECK(write(ready[1], "r", 1) == 1);
+    CHECK(ipk_recv(c, buf, sizeof buf, -1) == 5 && memcmp(buf, "first", 5) == 0);
+    CHECK(write(ready[1], "r", 1) == 1);
+    CHECK(ipk_recv(c, buf, sizeof buf, 20000) == 6 && memcmp(buf, "second", 6) == 0);
+    CHECK(g_interrupts > 0);
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+/* Signals that interrupt a waiting receive (blocking, and with a deadline) are not errors. */
+static void t_eintr(void **state)
+{
+    (void)state;
+    int ready[2];
+    char b;
+    assert_int_equal(pipe(ready), 0);
+    ipk_chan *l = listen_q(g_url, sizeof g_url, "");
+    pid_t p = ipkt_spawn(recv_through_signals, ready);
+    const char *msgs[] = {"first", "second"};
+    for (int m = 0; m < 2; m++) {
+        assert_int_equal(read(ready[0], &b, 1), 1);
+        for (int i = 0; i < 5; i++) {
+            usleep(5000);
+            assert_int_equal(kill(p, SIGUSR2), 0);
+        }
+        ipkt_ok(ipk_send(l, msgs[m], strlen(msgs[m]), 0));
+    }
+    assert_int_equal(ipkt_wait(p), 0);
+    ipkt_ok(ipk_close(l));
+}
+
 /* The owner removes the queue on close unless keep=1; a dialer never does. */
 static void t_owner_removes(void **state)
 {
@@ -364,4 +411,4 @@ IPKT_MAIN(cmocka_unit_test(t_guide_typed_retrieval), cmocka_unit_test(t_selector
           cmocka_unit_test(t_full_and_empty), cmocka_unit_test(t_waits),
           cmocka_unit_test(t_removed_under_receiver), cmocka_unit_test(t_oversized),
           cmocka_unit_test(t_missing_and_foreign), cmocka_unit_test(t_interop),
-          cmocka_unit_test(t_owner_removes), cmocka_unit_test(t_info))
+          cmocka_unit_test(t_owner_removes), cmocka_unit_test(t_eintr), cmocka_unit_test(t_info))
