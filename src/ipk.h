@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -174,6 +175,13 @@ int ipk__expired(int64_t dl);
  * revents (> 0), or ipk__expired(dl). POLLHUP/POLLERR count as ready: the next I/O says why. */
 int ipk__wait_fd(int fd, short events, int64_t dl);
 
+/* For a mechanism with no descriptor to poll (System V queues, a full signal queue): sleeps
+ * before the next non-blocking attempt, *step_us (start it at 0: 50 us) doubling up to 2 ms and
+ * never past dl. Returns 0 to try again, or ipk__expired(dl) once the deadline has passed. */
+int ipk__backoff(int64_t dl, unsigned *step_us);
+/* The number in a /proc file such as /proc/sys/kernel/msgmax, or def when it cannot be read. */
+long ipk__proc_long(const char *path, long def);
+
 /* EINTR-retrying wrappers returning -errno; they go through the fault-injection table. */
 ssize_t ipk__read(int fd, void *buf, size_t n);
 ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind, int sigpipe_ign);
@@ -190,5 +198,9 @@ void ipk__fault_clear(void);
 /* Small string helper: snprintf into buf that never overflows; returns bytes that would be
  * written (like snprintf). */
 size_t ipk__strlcpy(char *dst, const char *src, size_t cap);
+/* For a transport's info(): runs print(f, a) on an in-memory stream and copies the text into
+ * buf (cap bytes, always terminated). Returns the full length, like snprintf, or -ENOMEM. */
+long ipk__info_print(const ipk__addr *a, char *buf, size_t cap,
+                     void (*print)(FILE *f, const ipk__addr *a));
 
 #endif
