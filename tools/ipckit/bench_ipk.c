@@ -314,6 +314,11 @@ int bench_ipk_add(bench_list *l, const char *url, const char *tmpdir)
         fprintf(stderr, "ipckit bench: %s: not an address of a known scheme\n", url);
         return -1;
     }
+    if (strcmp(url + strlen(d->scheme), ":") == 0) { /* "mq:": a temporary address */
+        ipk_temp_url(d, tmpdir, 0, a, sizeof a);
+        ipk_temp_url(d, tmpdir, 1, b, sizeof b);
+        return ipk_add_def(l, d, a, b) ? 0 : -1;
+    }
     snprintf(a, sizeof a, "%s", url);
     if (!strcmp(d->scheme, "signal"))
         snprintf(a, sizeof a, "signal:self%s", ipk_query(url));
