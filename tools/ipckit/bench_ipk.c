@@ -50,20 +50,25 @@ static void ipk_url_for_size(const bench_spec *s, const char *url, char *out, si
         snprintf(out, cap, "%s", url);
 }
 
+/* The file of a temporary sysv: address (one the bench made in its directory), or NULL. */
+static const char *ipk_temp_sysv_file(const bench_spec *s, int i, char *p, size_t cap)
+{
+    const char *u = i ? s->url2 : s->url;
+    if (strncmp(u, "sysv:", 5) != 0 || strncmp(u + 5, s->tmpdir, strlen(s->tmpdir)) != 0)
+        return NULL;
+    snprintf(p, cap, "%.*s", (int)strcspn(u + 5, "?"), u + 5);
+    return p;
+}
+
 static int ipk_prepare(bench_spec *s)
 {
-    /* ftok() needs the files of temporary sysv: addresses to exist. */
-    for (int i = 0; i < 2; i++) {
-        const char *u = i ? s->url2 : s->url;
-        size_t tl = strlen(s->tmpdir);
-        if (strncmp(u, "sysv:", 5) != 0 || strncmp(u + 5, s->tmpdir, tl) != 0)
-            continue;
-        char p[600];
-        snprintf(p, sizeof p, "%.*s", (int)strcspn(u + 5, "?"), u + 5);
-        int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        if (fd >= 0)
-            close(fd);
-    }
+    char p[600];
+    for (int i = 0; i < 2; i++) /* ftok() needs the file to exist */
+        if (ipk_temp_sysv_file(s, i, p, sizeof p)) {
+            int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+            if (fd >= 0)
+                close(fd);
+        }
     return 0;
 }
 
@@ -173,15 +178,10 @@ static void ipk_close_side(bench_side *sd)
 
 static void ipk_cleanup(bench_spec *s)
 {
-    for (int i = 0; i < 2; i++) {
-        const char *u = i ? s->url2 : s->url;
-        size_t tl = strlen(s->tmpdir);
-        if (strncmp(u, "sysv:", 5) == 0 && strncmp(u + 5, s->tmpdir, tl) == 0) {
-            char p[600];
-            snprintf(p, sizeof p, "%.*s", (int)strcspn(u + 5, "?"), u + 5);
+    char p[600];
+    for (int i = 0; i < 2; i++)
+        if (ipk_temp_sysv_file(s, i, p, sizeof p))
             unlink(p);
-        }
-    }
 }
 
 const bench_ops bench_ops_ipckit = {
