@@ -19,6 +19,8 @@
 #define BENCH_A 0 /* echoes / receives */
 #define BENCH_B 1 /* pings / sends */
 
+#define BENCH_BATCH 256 /* messages per sendv in throughput mode */
+
 enum bench_mode { BENCH_LATENCY = 1, BENCH_THROUGHPUT = 2 };
 enum bench_cpu { BENCH_CPU_NONE, BENCH_CPU_SAME, BENCH_CPU_CROSS };
 

@@ -26,7 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BENCH_BATCH      64 /* messages per sendv in throughput mode */
 #define BENCH_WATCHDOG_S 30
 
 typedef struct bench_shared {
@@ -303,6 +302,15 @@ static long bench_window(const bench_spec *s)
     return w < 2 ? 2 : w;
 }
 
+/* Messages per sendv: up to BENCH_BATCH, about 1 MiB at most. */
+static long bench_batch(const bench_spec *s)
+{
+    long b = (long)((size_t)1 << 20) / (long)s->size;
+    if (!s->ops->sendv || b < 1)
+        return 1;
+    return b > BENCH_BATCH ? BENCH_BATCH : b;
+}
+
 /* The sender's control pipe carries credits ('c') and phase marks ('T' timed phase, 'D' done);
  * waits for `mark`, counting the credits met on the way. */
 static int bench_wait_mark(bench_proc *p, char mark, long *credits)
@@ -321,7 +329,7 @@ static int bench_wait_mark(bench_proc *p, char mark, long *credits)
 static int bench_send_range(bench_proc *p, unsigned char **bufs, long from, long to, long *credits)
 {
     const bench_spec *s = p->sd.spec;
-    long batch = s->ops->sendv ? BENCH_BATCH : 1, window = bench_window(s), half = window / 2;
+    long batch = bench_batch(s), window = bench_window(s), half = window / 2;
     for (long i = from; i < to;) {
         long k = to - i < batch ? to - i : batch;
         if (s->lossy) {
@@ -361,7 +369,7 @@ static int bench_stream_send(bench_proc *p)
     long credits = 0;
     int rc = -1;
     memset(bufs, 0, sizeof bufs);
-    for (int k = 0; k < BENCH_BATCH; k++) {
+    for (long k = 0; k < bench_batch(s); k++) {
         if ((bufs[k] = malloc(s->size)) == NULL) {
             bench_fail(&p->sd, "out of memory");
             goto out;
@@ -375,7 +383,7 @@ static int bench_stream_send(bench_proc *p)
     /* The receiver has everything before the channel is torn down. */
     rc = bench_wait_mark(p, 'D', &credits);
 out:
-    for (int k = 0; k < BENCH_BATCH; k++)
+    for (long k = 0; k < BENCH_BATCH; k++)
         free(bufs[k]);
     return rc;
 }

@@ -25,7 +25,7 @@ enum ipk_topo { TOPO_CONN, TOPO_PAIR, TOPO_EXEC };
 
 typedef struct ipk_st {
     ipk_chan *l, *in, *out; /* listener; channel read from; channel written to */
-    ipk_iov iov[64];
+    ipk_iov iov[BENCH_BATCH];
 } ipk_st;
 
 static int ipk_fail(bench_side *sd, const char *what, int err)
@@ -148,8 +148,8 @@ static int ipk_send_one(bench_side *sd, const void *buf, size_t len)
 static long ipk_send_many(bench_side *sd, void *const *bufs, size_t n, size_t len)
 {
     ipk_st *st = sd->st;
-    if (n > 64)
-        n = 64;
+    if (n > BENCH_BATCH)
+        n = BENCH_BATCH;
     for (size_t i = 0; i < n; i++)
         st->iov[i] = (ipk_iov){bufs[i], len};
     long r = ipk_sendv(st->out, st->iov, n, -1);
