@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -319,6 +320,23 @@ static long ipk__exec_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, 
     return ipk__stream_recv(c, buf, cap, mi, dl);
 }
 
+static long ipk__exec_info(const ipk__addr *a, char *buf, size_t cap)
+{
+    /* Whether this kernel has pidfd_open (Linux 5.3+), which exec: needs to reap children. */
+    int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    int e = fd < 0 ? errno : 0;
+    if (fd >= 0)
+        close(fd);
+    return snprintf(buf, cap,
+                    "exec: %s\n"
+                    "runs: /bin/sh -c '%s' (stdin and stdout on pipes, stderr inherited)\n"
+                    "close: EOF to the child, then linger (default %d ms), SIGTERM, and SIGKILL "
+                    "%d ms later; returns the wait status\n"
+                    "pidfd_open: %s\n",
+                    ipk__tr_exec.summary, a->body, IPK__LINGER_MS, IPK__TERM_MS,
+                    e ? ipk_strerror(-e) : "available");
+}
+
 static const char *const ipk__exec_keys[] = {"framing", "linger", NULL};
 
 const ipk__transport ipk__tr_exec = {
@@ -332,4 +350,5 @@ const ipk__transport ipk__tr_exec = {
     .sendv = ipk__exec_sendv,
     .recv = ipk__exec_recv,
     .close = ipk__exec_close,
+    .info = ipk__exec_info,
 };

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -290,6 +291,32 @@ static int ipk__fifo_close(ipk_chan *c)
     return r;
 }
 
+/* The live limits: PIPE_BUF, a new pipe's capacity and the most an unprivileged user may set. */
+static long ipk__fifo_info(const ipk__addr *a, char *buf, size_t cap)
+{
+    struct stat st;
+    char what[128];
+    if (lstat(a->body, &st) != 0)
+        snprintf(what, sizeof what, "absent (listen creates it, mode 0600)");
+    else if (!S_ISFIFO(st.st_mode))
+        snprintf(what, sizeof what, "exists and is NOT a FIFO (refused, left untouched)");
+    else
+        snprintf(what, sizeof what, "a FIFO, mode %04o, owner uid %u", (unsigned)st.st_mode & 07777,
+                 (unsigned)st.st_uid);
+    int fds[2], size = -1;
+    if (pipe2(fds, O_CLOEXEC) == 0) {
+        size = fcntl(fds[0], F_GETPIPE_SZ);
+        close(fds[0]);
+        close(fds[1]);
+    }
+    return snprintf(buf, cap,
+                    "fifo: %s\n"
+                    "path %s: %s\n"
+                    "PIPE_BUF (largest write never interleaved, atomic=1 frame limit): %d bytes\n"
+                    "pipe capacity: %d bytes (writers wait while it is full)\n",
+                    ipk__tr_fifo.summary, a->body, what, PIPE_BUF, size);
+}
+
 static const char *const ipk__fifo_keys[] = {"framing", "perm", "keep", "persist",
                                              "atomic",  "wait", NULL};
 
@@ -304,4 +331,5 @@ const ipk__transport ipk__tr_fifo = {
     .sendv = ipk__fifo_sendv,
     .recv = ipk__fifo_recv,
     .close = ipk__fifo_close,
+    .info = ipk__fifo_info,
 };

@@ -181,6 +181,16 @@ static void t_linger_term(void **state)
     int st = ipk_close(c);
     assert_true(WIFSIGNALED(st));
     assert_int_equal(WTERMSIG(st), SIGTERM);
+
+    /* With `exec`, the command itself is the child, so the signal reaches it (and not only
+     * the shell, which may have forked it). */
+    c = open_exec("exec:exec sleep 100?linger=0", 0);
+    pid_t pid;
+    ipkt_ok(ipk_peer(c, &pid, NULL, NULL));
+    st = ipk_close(c);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGTERM);
+    assert_int_equal(kill(pid, 0), -1);
 }
 
 /* ... and SIGKILL one second later if SIGTERM did not end it. */
@@ -305,7 +315,18 @@ static void t_child_inherits(void **state)
     close(leak);
 }
 
-IPKT_MAIN(cmocka_unit_test(t_dial_cat), cmocka_unit_test(t_listen_cat),
+static void t_info(void **state)
+{
+    (void)state;
+    char buf[1024];
+    long n = ipk_info("exec:sort -n?linger=10", buf, sizeof buf);
+    assert_true(n > 0 && (size_t)n < sizeof buf);
+    assert_non_null(strstr(buf, "/bin/sh -c 'sort -n'"));
+    assert_non_null(strstr(buf, "pidfd_open: available"));
+    assert_int_equal(ipk_scheme_built("exec"), 1);
+}
+
+IPKT_MAIN(cmocka_unit_test(t_info), cmocka_unit_test(t_dial_cat), cmocka_unit_test(t_listen_cat),
           cmocka_unit_test(t_cat_1mib), cmocka_unit_test(t_line_sort),
           cmocka_unit_test(t_exit_status), cmocka_unit_test(t_command_not_found),
           cmocka_unit_test(t_eof_after_frame), cmocka_unit_test(t_killed_mid_frame),

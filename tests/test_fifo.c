@@ -451,9 +451,26 @@ static void t_one_way_no_sigpipe(void **state)
     ipkt_ok(ipk_close(w));
 }
 
-IPKT_MAIN(cmocka_unit_test(t_created_0600), cmocka_unit_test(t_not_a_fifo),
-          cmocka_unit_test(t_dial_no_reader), cmocka_unit_test(t_dial_waits_for_reader),
-          cmocka_unit_test(t_reader_before_writer), cmocka_unit_test(t_persist),
-          cmocka_unit_test(t_atomic_writers), cmocka_unit_test(t_atomic_refuses),
-          cmocka_unit_test(t_permission_denied), cmocka_unit_test(t_owner_removes),
-          cmocka_unit_test(t_bad_options), cmocka_unit_test(t_one_way_no_sigpipe))
+static void t_info(void **state)
+{
+    (void)state;
+    char path[256], buf[1024];
+    fifo_url(path, sizeof path, NULL);
+    long n = ipk_info(url, buf, sizeof buf);
+    assert_true(n > 0 && (size_t)n < sizeof buf);
+    assert_non_null(strstr(buf, "absent"));
+    assert_non_null(strstr(buf, "PIPE_BUF"));
+    ipk_chan *r = reader(url);
+    ipk_info(url, buf, sizeof buf);
+    assert_non_null(strstr(buf, "a FIFO, mode 0600"));
+    ipkt_ok(ipk_close(r));
+    assert_int_equal(ipk_scheme_built("fifo"), 1);
+}
+
+IPKT_MAIN(cmocka_unit_test(t_info), cmocka_unit_test(t_created_0600),
+          cmocka_unit_test(t_not_a_fifo), cmocka_unit_test(t_dial_no_reader),
+          cmocka_unit_test(t_dial_waits_for_reader), cmocka_unit_test(t_reader_before_writer),
+          cmocka_unit_test(t_persist), cmocka_unit_test(t_atomic_writers),
+          cmocka_unit_test(t_atomic_refuses), cmocka_unit_test(t_permission_denied),
+          cmocka_unit_test(t_owner_removes), cmocka_unit_test(t_bad_options),
+          cmocka_unit_test(t_one_way_no_sigpipe))
