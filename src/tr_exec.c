@@ -105,7 +105,8 @@ static int ipk__exec_spawn(ipk_chan *c, int in_rd, int out_wr, pid_t *pid)
 static int ipk__exec_wait(ipk_chan *c, ipk__exec *x, int64_t dl, int *status)
 {
     for (;;) {
-        pid_t w = waitpid(x->pid, status, WNOHANG);
+        /* No pidfd: the child was gone before we could watch it (see ipk__exec_pidfd). */
+        pid_t w = x->pidfd >= 0 ? waitpid(x->pid, status, WNOHANG) : (errno = ECHILD, -1);
         if (w == x->pid)
             return 0;
         if (w < 0 && errno == EINTR)
@@ -128,9 +129,10 @@ static int ipk__exec_reap(ipk_chan *c, ipk__exec *x)
     const long waits[] = {x->linger_ms, IPK__TERM_MS, IPK__KILLWAIT_MS};
     int status = 0, r = 0;
     for (int i = 0; i < 3; i++) {
-        /* An unreaped child keeps its pid, so kill() cannot hit another process. */
-        if (sigs[i] && kill(x->pid, sigs[i]) != 0)
-            return ipk__errsys(-errno, "%s: kill(%d)", c->name, (int)x->pid);
+        /* Through the pidfd: a signal can never reach a process that reused the pid. */
+        if (sigs[i] && x->pidfd >= 0 &&
+            syscall(SYS_pidfd_send_signal, x->pidfd, sigs[i], NULL, 0) != 0 && errno != ESRCH)
+            return ipk__errsys(-errno, "%s: pidfd_send_signal(%d)", c->name, (int)x->pid);
         r = ipk__exec_wait(c, x, ipk__deadline((int)waits[i]), &status);
         if (r == 0)
             return status;
@@ -139,6 +141,30 @@ static int ipk__exec_reap(ipk_chan *c, ipk__exec *x)
     }
     return ipk__err(IPK_ETIMEDOUT, "%s: child %d survived SIGKILL for %d ms; left unreaped",
                     c->name, (int)x->pid, IPK__KILLWAIT_MS);
+}
+
+/*
+ * A pidfd for the child. If the caller ignores SIGCHLD, the kernel reaps a child that exits at
+ * once, and its pid may even be reused before pidfd_open: then there is no child to watch
+ * (x->pidfd stays -1, and close reports the lost status) rather than a stranger's pidfd.
+ */
+static int ipk__exec_pidfd(ipk_chan *c, ipk__exec *x)
+{
+    int fd = (int)syscall(SYS_pidfd_open, x->pid, 0); /* always close-on-exec */
+    if (fd < 0 && errno == ESRCH)
+        return 0;
+    if (fd < 0)
+        return ipk__errsys(-errno,
+                           errno == ENOSYS ? "%s: pidfd_open: Linux 5.3 or later is needed"
+                                           : "%s: pidfd_open",
+                           c->name);
+    siginfo_t si;
+    if (waitid(P_PID, (id_t)x->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
+        close(fd); /* not our child any more: the pid was reused */
+        return 0;
+    }
+    x->pidfd = fd;
+    return 0;
 }
 
 static int ipk__exec_open(ipk_chan *c)
@@ -161,10 +187,8 @@ static int ipk__exec_open(ipk_chan *c)
     }
     if ((r = ipk__exec_spawn(c, in[0], out[1], &x->pid)) != 0)
         goto fail;
-    x->pidfd = (int)syscall(SYS_pidfd_open, x->pid, 0); /* always close-on-exec */
-    if (x->pidfd < 0) {
-        r = ipk__errsys(-errno, "%s: pidfd_open (Linux 5.3 or later is needed)", c->name);
-        kill(x->pid, SIGKILL);
+    if ((r = ipk__exec_pidfd(c, x)) != 0) {
+        kill(x->pid, SIGKILL); /* unreaped (unless SIGCHLD is ignored): still ours */
         while (waitpid(x->pid, NULL, 0) < 0 && errno == EINTR)
             ;
         goto fail;
@@ -219,7 +243,8 @@ static int ipk__exec_close(ipk_chan *c)
  */
 #define IPK__ABSORB_CHUNK ((size_t)64 << 10)
 
-static void ipk__exec_absorb(ipk_chan *c)
+/* Reads what the child wrote into c->in. 0, or -1 when taking more in is not possible now. */
+static int ipk__exec_absorb(ipk_chan *c)
 {
     ipk__rbuf *in = &c->in;
     if (in->cap - in->off - in->len < IPK__ABSORB_CHUNK) {
@@ -233,7 +258,7 @@ static void ipk__exec_absorb(ipk_chan *c)
                 cap *= 2;
             char *b = realloc(in->buf, cap);
             if (b == NULL)
-                return; /* not fatal: we just stop taking output in */
+                return -1; /* not fatal: we just stop taking output in */
             in->buf = b;
             in->cap = cap;
         }
@@ -243,20 +268,22 @@ static void ipk__exec_absorb(ipk_chan *c)
         in->len += (size_t)n;
     else if (n == 0)
         in->eof = 1;
-    /* Errors are left for recv to meet and report. */
+    /* A read error is left for recv to meet and report. */
+    return n >= 0 || n == -EAGAIN ? 0 : -1;
 }
 
 /* Waits until the child's stdin has room, taking in its output meanwhile. */
 static int ipk__exec_wait_room(ipk_chan *c, int64_t dl)
 {
+    int failed = 0;
     for (;;) {
-        int absorb = c->rfd >= 0 && !c->in.eof && c->in.len < c->max + IPK__ABSORB_CHUNK;
+        int absorb = c->rfd >= 0 && !c->in.eof && !failed && c->in.len < c->max + IPK__ABSORB_CHUNK;
         struct pollfd p[2] = {{.fd = c->wfd, .events = POLLOUT}, {.fd = c->rfd, .events = POLLIN}};
         int r = ipk__wait_fds(p, absorb ? 2 : 1, dl);
         if (r < 0)
             return r;
         if (absorb && p[1].revents)
-            ipk__exec_absorb(c);
+            failed = ipk__exec_absorb(c);
         if (p[0].revents)
             return 0;
     }
@@ -292,7 +319,8 @@ static long ipk__exec_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t 
         } else if (r != -EAGAIN) {
             break;
         } else if ((r = ipk__exec_wait_room(c, dl)) != 0) {
-            r = ipk__err((int)r, "%s: send: the child is not reading its input", c->name);
+            r = ipk__err((int)r, "%s: send: no room in the child's stdin (it is not reading)",
+                         c->name);
             break;
         }
     }

@@ -315,6 +315,19 @@ static void t_child_inherits(void **state)
     close(leak);
 }
 
+/* With SIGCHLD ignored the kernel reaps children itself: the status is lost, and close says so
+ * instead of inventing one. */
+static void t_sigchld_ignored(void **state)
+{
+    (void)state;
+    signal(SIGCHLD, SIG_IGN);
+    ipk_chan *c = open_exec("exec:exit 5", 0);
+    char buf[4];
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 5000), IPK_EOF);
+    ipkt_expect(ipk_close(c), -ECHILD);
+    ipkt_errmsg_has("reaped elsewhere");
+}
+
 static void t_info(void **state)
 {
     (void)state;
@@ -332,4 +345,5 @@ IPKT_MAIN(cmocka_unit_test(t_info), cmocka_unit_test(t_dial_cat), cmocka_unit_te
           cmocka_unit_test(t_eof_after_frame), cmocka_unit_test(t_killed_mid_frame),
           cmocka_unit_test(t_linger_term), cmocka_unit_test(t_linger_kill),
           cmocka_unit_test(t_no_sigpipe), cmocka_unit_test(t_query),
-          cmocka_unit_test(t_bad_options), cmocka_unit_test(t_child_inherits))
+          cmocka_unit_test(t_bad_options), cmocka_unit_test(t_child_inherits),
+          cmocka_unit_test(t_sigchld_ignored))
