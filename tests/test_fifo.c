@@ -215,9 +215,11 @@ static void t_reader_before_writer(void **state)
     expect_msg(r, "one");
     ipkt_ok(ipk_close(w));
     expect_msg(r, "two");
-    /* The last writer left: EOF, at a frame boundary. */
+    /* The last writer left: EOF, at a frame boundary; now poll reports the hang-up. */
     ipkt_expect(ipk_recv(r, buf, sizeof buf, 5000), IPK_EOF);
     ipkt_errmsg_has("end of stream");
+    assert_int_equal(poll(&p, 1, 0), 1);
+    assert_true(p.revents & POLLHUP);
     ipkt_ok(ipk_close(r));
 }
 
