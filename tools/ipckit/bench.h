@@ -72,6 +72,7 @@ struct bench_spec {
     enum bench_mode mode;
     long count;
     enum bench_cpu cpu;
+    int pin[2]; /* the CPUs of A and B (set by bench_run from the parent's affinity) */
     const char *tmpdir;
     int fd[8];
     long id[2];
@@ -101,8 +102,8 @@ typedef struct bench_result {
 /* Records why the current side failed (printf-style); returns -1. */
 int bench_fail(bench_side *sd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The CPU a side is pinned to under `mode`, or -1 for none. */
-int bench_cpu_of(enum bench_cpu mode, int side);
+/* The CPU a side is pinned to, or -1 for none. */
+int bench_cpu_of(const bench_spec *s, int side);
 
 /* Runs one spec (count messages or round trips) and fills *r. Never exits. */
 void bench_run(bench_spec *s, bench_result *r);

@@ -215,20 +215,16 @@ static void bench_two_cpus(int cpu[2])
         cpu[1] = cpu[0];
 }
 
-int bench_cpu_of(enum bench_cpu mode, int side)
+int bench_cpu_of(const bench_spec *s, int side)
 {
-    int cpu[2];
-    if (mode == BENCH_CPU_NONE)
-        return -1;
-    bench_two_cpus(cpu);
-    return mode == BENCH_CPU_SAME ? cpu[0] : cpu[side];
+    return s->cpu == BENCH_CPU_NONE ? -1 : s->pin[side];
 }
 
-static int bench_pin(enum bench_cpu mode, int side)
+static int bench_pin(const bench_spec *s, int side)
 {
-    if (mode == BENCH_CPU_NONE)
+    if (s->cpu == BENCH_CPU_NONE)
         return 0;
-    int want = bench_cpu_of(mode, side);
+    int want = bench_cpu_of(s, side);
     if (want < 0)
         return -1;
     cpu_set_t set;
@@ -470,7 +466,7 @@ static void bench_side_main(bench_spec *s, int side, int rfd, int wfd)
 {
     bench_proc p = {.sd = {.spec = s, .side = side}, .rfd = rfd, .wfd = wfd};
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (bench_pin(s->cpu, side) != 0) {
+    if (bench_pin(s, side) != 0) {
         bench_fail(&p.sd, "cannot pin to a CPU: %s", strerror(errno));
         _exit(1);
     }
@@ -652,6 +648,10 @@ void bench_run(bench_spec *s, bench_result *r)
         snprintf(r->err, sizeof r->err, "%s", bench_sh->err[0]);
         goto out;
     }
+    int two[2];
+    bench_two_cpus(two);
+    s->pin[0] = two[0];
+    s->pin[1] = s->cpu == BENCH_CPU_SAME ? two[0] : two[1];
     fflush(NULL);
     for (int side = 0; side < 2; side++) {
         pid[side] = fork();

@@ -95,17 +95,15 @@ static int ipk_listen_side(bench_side *sd, char *name, size_t cap)
     return 0;
 }
 
-/* exec: the child (cat) runs where side A would have run. */
-static void ipk_pin_child(const bench_spec *s, ipk_chan *c)
+/* Pins the calling process to `cpu` (when >= 0). */
+static void ipk_pin_self(int cpu)
 {
-    pid_t pid;
-    int cpu = bench_cpu_of(s->cpu, BENCH_A);
-    if (cpu < 0 || ipk_peer(c, &pid, NULL, NULL) != 0 || pid <= 0)
+    if (cpu < 0)
         return;
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
-    sched_setaffinity(pid, sizeof set, &set);
+    sched_setaffinity(0, sizeof set, &set);
 }
 
 static int ipk_open_side(bench_side *sd, const char *peer)
@@ -117,10 +115,13 @@ static int ipk_open_side(bench_side *sd, const char *peer)
     case TOPO_EXEC:
         if (sd->side == BENCH_A)
             return 0;
-        if ((r = ipk_dial(&st->out, s->url, NULL)) < 0)
+        /* The child (cat) inherits the affinity it is spawned with: side A's CPU. */
+        ipk_pin_self(bench_cpu_of(s, BENCH_A));
+        r = ipk_dial(&st->out, s->url, NULL);
+        ipk_pin_self(bench_cpu_of(s, BENCH_B));
+        if (r < 0)
             return ipk_fail(sd, s->url, r);
         st->in = st->out;
-        ipk_pin_child(s, st->out);
         return 0;
     case TOPO_CONN:
         if (sd->side == BENCH_A)
