@@ -27,11 +27,23 @@
 #define IPK__RBUF_SIZE ((size_t)64 << 10)
 #define IPK__DIRECT    ((size_t)16 << 10) /* payload rests at least this big bypass c->in */
 #define IPK__BATCH     256                /* messages per writev in sendv (2 iovecs each) */
+#define IPK__SMALL     ((size_t)1024)     /* a single frame up to this size is sent contiguous */
 
 static int ipk__fatal(ipk_chan *c, int code)
 {
     c->broken = code;
     return code;
+}
+
+/*
+ * A caller that waits forever gets a blocking descriptor, so the kernel waits inside read() or
+ * writev(): one system call per message, as a plain program makes, instead of read (EAGAIN),
+ * ppoll, read. Any deadline puts O_NONBLOCK back first. The mode is cached in the channel, so
+ * a run of calls of one kind costs no fcntl() at all.
+ */
+static void ipk__io_mode(ipk_chan *c, int fd, int64_t dl)
+{
+    ipk__fd_mode(fd, &c->fdmode[fd == c->rfd ? 0 : 1], dl == IPK__DL_FOREVER);
 }
 
 /* Makes room for at least `want` bytes of capacity in c->in (want <= c->max + 4). */
@@ -71,6 +83,7 @@ static long ipk__fill(ipk_chan *c, int64_t dl)
     }
     if (in->len == 0)
         in->off = 0;
+    ipk__io_mode(c, c->rfd, dl);
     for (;;) {
         ssize_t n = ipk__read(c->rfd, in->buf + in->off + in->len, in->cap - in->off - in->len);
         if (n > 0) {
@@ -159,6 +172,7 @@ static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
     while (have < len) {
         size_t left = len - have;
         if (left >= IPK__DIRECT) {
+            ipk__io_mode(c, c->rfd, dl);
             r = ipk__read(c->rfd, buf + have, left);
             if (r > 0) {
                 have += (size_t)r;
@@ -339,6 +353,7 @@ static long ipk__write_all(ipk_chan *c, struct iovec *iov, int n, const int *fra
 {
     int i = 0;
     int cut = 0; /* some of iov[i] is already written */
+    ipk__io_mode(c, c->wfd, dl);
     while (i < n) {
         ssize_t w =
             ipk__writev(c->wfd, iov + i, n - i > 1024 ? 1024 : n - i, c->wkind, c->sigpipe_ign);
@@ -382,6 +397,7 @@ static long ipk__write_all(ipk_chan *c, struct iovec *iov, int n, const int *fra
 
 int ipk__stream_flush(ipk_chan *c, int64_t dl)
 {
+    ipk__io_mode(c, c->wfd, dl);
     while (c->out.len > c->out.off) {
         struct iovec iov = {c->out.buf + c->out.off, c->out.len - c->out.off};
         ssize_t w = ipk__writev(c->wfd, &iov, 1, c->wkind, c->sigpipe_ign);
@@ -467,6 +483,22 @@ long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
 int ipk__stream_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi, int64_t dl)
 {
     (void)mi;
+    /* A small frame is copied behind its header and goes out with one write(): cheaper than
+     * a two-part writev(), whose iovec the kernel must fetch and walk. */
+    if (c->framing == IPK__FR_LEN && len <= IPK__SMALL && c->wfd >= 0 && c->out.len == 0) {
+        unsigned char b[4 + IPK__SMALL];
+        uint32_t l = (uint32_t)len;
+        b[0] = (unsigned char)(l >> 24);
+        b[1] = (unsigned char)(l >> 16);
+        b[2] = (unsigned char)(l >> 8);
+        b[3] = (unsigned char)l;
+        if (len)
+            memcpy(b + 4, msg, len);
+        struct iovec iov = {b, 4 + len};
+        int frame = 0;
+        long r = ipk__write_all(c, &iov, 1, &frame, dl);
+        return r == 1 ? 0 : (int)r;
+    }
     ipk_iov one = {msg, len};
     long r = ipk__stream_sendv(c, &one, 1, dl);
     return r == 1 ? 0 : (int)r;

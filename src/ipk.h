@@ -149,6 +149,8 @@ struct ipk_chan {
     gid_t peer_gid;
     ipk__rbuf in;
     ipk__wbuf out;
+    signed char fdmode[2]; /* frame.c: O_NONBLOCK state last set on rfd [0] and wfd [1]:
+                              0 unknown, 1 blocking, 2 non-blocking (see ipk__fd_mode) */
     void *tp; /* transport-private state */
 };
 
@@ -189,6 +191,9 @@ long ipk__proc_long(const char *path, long def);
 ssize_t ipk__read(int fd, void *buf, size_t n);
 ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind, int sigpipe_ign);
 int ipk__set_nonblock(int fd);
+/* Puts fd in blocking (blocking != 0) or non-blocking mode unless *state says it already is;
+ * *state caches the mode (0 unknown, 1 blocking, 2 non-blocking). */
+int ipk__fd_mode(int fd, signed char *state, int blocking);
 int ipk__close_fd(int fd);
 /* Whether SIGPIPE is currently ignored in this process (then pipe writes need no mask). */
 int ipk__sigpipe_ignored(void);

@@ -190,6 +190,15 @@ ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind
     int f = ipk__fault_hit(IPK__SYS_WRITEV);
     if (f)
         return -f;
+    if (kind == IPK__W_SOCK && n == 1) { /* send(): no msghdr or iovec to fetch */
+        for (;;) {
+            ssize_t r = send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+            if (r >= 0)
+                return r;
+            if (errno != EINTR)
+                return -errno;
+        }
+    }
     if (kind == IPK__W_SOCK) {
         struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
         for (;;) {
@@ -210,7 +219,7 @@ ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind
     }
     ssize_t r;
     do
-        r = writev(fd, iov, n);
+        r = n == 1 ? write(fd, iov[0].iov_base, iov[0].iov_len) : writev(fd, iov, n);
     while (r < 0 && errno == EINTR);
     int e = r < 0 ? errno : 0;
     if (masked) {
@@ -229,6 +238,20 @@ int ipk__set_nonblock(int fd)
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
+    return 0;
+}
+
+int ipk__fd_mode(int fd, signed char *state, int blocking)
+{
+    signed char want = blocking ? 1 : 2;
+    if (*state == want)
+        return 0;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, blocking ? fl & ~O_NONBLOCK : fl | O_NONBLOCK) < 0) {
+        *state = 0;
+        return -errno;
+    }
+    *state = want;
     return 0;
 }
 
