@@ -294,8 +294,17 @@ out:
  * credited; the receiver credits every window/2 messages with a byte on its control pipe. */
 static long bench_window(const bench_spec *s)
 {
-    long w = (long)(96 * 1024 / (s->size + 768));
-    return w < 2 ? 2 : w;
+    /* A quarter of the default receive buffer, counting each datagram at twice its size (the
+     * kernel charges its whole allocation, headers and slack included). */
+    long w = (long)(212992 / 4 / (2 * s->size + 1024));
+    return w < 1 ? 1 : w;
+}
+
+/* The receiver credits every bench_half() messages. */
+static long bench_half(const bench_spec *s)
+{
+    long h = bench_window(s) / 2;
+    return h < 1 ? 1 : h;
 }
 
 /* Messages per sendv: up to BENCH_BATCH, about 1 MiB at most. */
@@ -325,7 +334,7 @@ static int bench_wait_mark(bench_proc *p, char mark, long *credits)
 static int bench_send_range(bench_proc *p, unsigned char **bufs, long from, long to, long *credits)
 {
     const bench_spec *s = p->sd.spec;
-    long batch = bench_batch(s), window = bench_window(s), half = window / 2;
+    long batch = bench_batch(s), window = bench_window(s), half = bench_half(s);
     for (long i = from; i < to;) {
         long k = to - i < batch ? to - i : batch;
         if (s->lossy) {
@@ -389,7 +398,7 @@ static int bench_recv_upto(bench_proc *p, bench_rx *rx, unsigned char *buf, size
                            long *credited)
 {
     const bench_spec *s = p->sd.spec;
-    long half = bench_window(s) / 2;
+    long half = bench_half(s);
     while (rx->msgs < upto) {
         long n;
         if (s->ops->recv_bytes) {

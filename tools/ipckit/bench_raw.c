@@ -137,6 +137,11 @@ static int raw_socket(bench_side *sd, int domain, int type)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
+    if (type == SOCK_DGRAM && domain == AF_INET) {
+        /* A lost datagram ends the run with a message instead of a hang. */
+        struct timeval tv = {.tv_sec = 5};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
     return fd;
 }
 
@@ -391,6 +396,8 @@ static long raw_recv(bench_side *sd, void *buf, size_t cap)
     }
     while ((r = recv(st->rfd, buf, cap, 0)) < 0 && errno == EINTR)
         ;
+    if (r < 0 && errno == EAGAIN)
+        return bench_fail(sd, "%s: nothing for 5 s: datagrams lost", s->label);
     return r < 0 ? raw_sysfail(sd, "recv") : r;
 }
 
