@@ -94,7 +94,7 @@ int ipk__sock_close(ipk_chan *c)
  * backlog, a sendto() to a full unix datagram queue). -EAGAIN for DL_NOW, IPK_ETIMEDOUT once the
  * deadline has passed; else 0 after the sleep (an EINTR just ends the sleep early).
  */
-static int ipk__backoff(int64_t dl, long *ns)
+static int ipk__sock_backoff(int64_t dl, long *ns)
 {
     if (dl == IPK__DL_NOW)
         return -EAGAIN;
@@ -130,7 +130,7 @@ int ipk__sock_connect(ipk_chan *c, const struct sockaddr *sa, socklen_t len, con
                 return 0;
         } else if (e == EAGAIN && sa->sa_family == AF_UNIX) {
             /* The listener's backlog is full; such a socket never polls writable. */
-            int w = ipk__backoff(dl, &ns);
+            int w = ipk__sock_backoff(dl, &ns);
             if (w == 0)
                 continue;
             return ipk__err(w, "%s: connect to %s: the listener's backlog stayed full", c->name,
@@ -263,10 +263,13 @@ void ipk__sock_fmt(const struct sockaddr *sa, char *buf, size_t cap)
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
         inet_ntop(AF_INET6, &in6->sin6_addr, h, sizeof h);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) /* an IPv4 peer of a dual-stack socket */
+            inet_ntop(AF_INET, in6->sin6_addr.s6_addr + 12, h, sizeof h);
         if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
             snprintf(buf, cap, "*:%u", ntohs(in6->sin6_port));
         else
-            snprintf(buf, cap, "[%s]:%u", h, ntohs(in6->sin6_port));
+            snprintf(buf, cap, IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) ? "%s:%u" : "[%s]:%u", h,
+                     ntohs(in6->sin6_port));
     } else {
         snprintf(buf, cap, "(address family %d)", sa->sa_family);
     }
@@ -363,7 +366,7 @@ long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
         /* Full: a connected socket polls writable when its peer has room; an unconnected
          * unix socket's poll says nothing about the receiver's queue, so back off instead. */
         int w = (c->role == IPK__LISTENER && s->family == AF_UNIX) || e == ENOBUFS
-                    ? ipk__backoff(dl, &ns)
+                    ? ipk__sock_backoff(dl, &ns)
                     : ipk__wait_fd(c->wfd, POLLOUT, dl);
         if (w < 0)
             return ipk__err(w, "%s: send: the receiver's queue is full%s", c->name,

@@ -105,13 +105,6 @@ static ipk_chan *serve(ipk_chan *l)
     return p;
 }
 
-static void unserve(ipk_chan *l, ipk_chan *p)
-{
-    if (p != l)
-        ipkt_ok(ipk_close(p));
-    ipkt_ok(ipk_close(l));
-}
-
 typedef struct hello {
     char url[300];
     int nobody; /* become "nobody" before dialing */
@@ -407,7 +400,18 @@ static void t_packet_zero_and_eof(void **s)
     ipkt_expect(ipk_recv(p, b, sizeof b, 0), IPK_EOF);
     ipkt_expect(ipk_send(p, "x", 1, -1), -EPIPE); /* and no SIGPIPE */
     assert_int_equal(ipkt_wait(pid), 0);
-    unserve(l, p);
+    ipkt_ok(ipk_close(p));
+    /* The dialer's side of the same: the server end closes. */
+    ipk_chan *d = NULL;
+    ipkt_ok(ipk_dial(&d, url, NULL));
+    ipkt_ok(ipk_accept(l, &p, -1));
+    ipkt_ok(ipk_send(p, "last", 4, -1));
+    ipkt_ok(ipk_close(p));
+    ipkt_expect(ipk_recv(d, b, sizeof b, -1), 4);
+    ipkt_expect(ipk_recv(d, b, sizeof b, -1), IPK_EOF);
+    ipkt_expect(ipk_send(d, "x", 1, 0), -EPIPE);
+    ipkt_ok(ipk_close(d));
+    ipkt_ok(ipk_close(l));
 }
 
 /* A full unixgram queue: timeout 0 is -EAGAIN, a positive one IPK_ETIMEDOUT; nothing is lost.
