@@ -99,8 +99,17 @@ static int ipk__unix_open(ipk_chan *c, int type)
     return r;
 }
 
-static int ipk__unix_listen(ipk_chan *c, int type)
+/* The socket type of the channel's scheme. */
+static int ipk__unix_type(const ipk_chan *c)
 {
+    return c->addr.scheme == IPK__S_UNIXGRAM     ? SOCK_DGRAM
+           : c->addr.scheme == IPK__S_UNIXPACKET ? SOCK_SEQPACKET
+                                                 : SOCK_STREAM;
+}
+
+static int ipk__unix_listen(ipk_chan *c)
+{
+    int type = ipk__unix_type(c);
     long backlog;
     int r = ipk__opt_long(c, "backlog", 1, INT_MAX, SOMAXCONN, &backlog);
     if (r != 0 || (r = ipk__unix_open(c, type)) != 0)
@@ -145,8 +154,9 @@ fail:
     return r;
 }
 
-static int ipk__unix_dial(ipk_chan *c, int type)
+static int ipk__unix_dial(ipk_chan *c)
 {
+    int type = ipk__unix_type(c);
     int r = ipk__unix_open(c, type);
     if (r != 0)
         goto fail;
@@ -237,31 +247,6 @@ static long ipk__unix_info(const ipk__addr *a, char *buf, size_t cap)
     return ipk__sock_info(buf, cap, text, ipk__unix_files);
 }
 
-static int ipk__stream_listen(ipk_chan *c)
-{
-    return ipk__unix_listen(c, SOCK_STREAM);
-}
-static int ipk__stream_dial(ipk_chan *c)
-{
-    return ipk__unix_dial(c, SOCK_STREAM);
-}
-static int ipk__packet_listen(ipk_chan *c)
-{
-    return ipk__unix_listen(c, SOCK_SEQPACKET);
-}
-static int ipk__packet_dial(ipk_chan *c)
-{
-    return ipk__unix_dial(c, SOCK_SEQPACKET);
-}
-static int ipk__gram_listen(ipk_chan *c)
-{
-    return ipk__unix_listen(c, SOCK_DGRAM);
-}
-static int ipk__gram_dial(ipk_chan *c)
-{
-    return ipk__unix_dial(c, SOCK_DGRAM);
-}
-
 static const char *const ipk__unix_keys[] = {"framing", "perm", "keep", "backlog", NULL};
 static const char *const ipk__unixpacket_keys[] = {"perm", "keep", "backlog", NULL};
 static const char *const ipk__unixgram_keys[] = {"perm", "keep", NULL};
@@ -271,8 +256,8 @@ const ipk__transport ipk__tr_unix = {
     .flags = IPK__TF_BUILT | IPK__TF_STREAM | IPK__TF_ACCEPT,
     .keys = ipk__unix_keys,
     .summary = "Unix domain stream socket (framed messages, peer credentials)",
-    .listen = ipk__stream_listen,
-    .dial = ipk__stream_dial,
+    .listen = ipk__unix_listen,
+    .dial = ipk__unix_dial,
     .accept = ipk__unix_accept,
     .send = ipk__stream_send,
     .sendv = ipk__stream_sendv,
@@ -286,8 +271,8 @@ const ipk__transport ipk__tr_unixpacket = {
     .flags = IPK__TF_BUILT | IPK__TF_ACCEPT | IPK__TF_DGRAM,
     .keys = ipk__unixpacket_keys,
     .summary = "Unix domain seqpacket socket (one message per packet, connection-oriented)",
-    .listen = ipk__packet_listen,
-    .dial = ipk__packet_dial,
+    .listen = ipk__unix_listen,
+    .dial = ipk__unix_dial,
     .accept = ipk__unix_accept,
     .send = ipk__dgram_send,
     .sendv = ipk__dgram_sendv,
@@ -301,8 +286,8 @@ const ipk__transport ipk__tr_unixgram = {
     .flags = IPK__TF_BUILT | IPK__TF_DGRAM,
     .keys = ipk__unixgram_keys,
     .summary = "Unix domain datagram socket (one message per datagram, sender credentials)",
-    .listen = ipk__gram_listen,
-    .dial = ipk__gram_dial,
+    .listen = ipk__unix_listen,
+    .dial = ipk__unix_dial,
     .send = ipk__dgram_send,
     .sendv = ipk__dgram_sendv,
     .recv = ipk__dgram_recv,

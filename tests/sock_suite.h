@@ -114,7 +114,7 @@ DG_FN void dg_done(dg_kind *k, ipk_chan *l, ipk_chan *p, pid_t pid)
 
 /* ---- sizes: 0, 1, 4095, 4096, 4097, the largest; largest + 1 is IPK_EMSGSIZE ---- */
 
-static int dg_sizes_child(void *arg)
+DG_FN int dg_sizes_child(void *arg)
 {
     dg_kind *k = arg;
     ipk_chan *c = NULL;
@@ -162,7 +162,7 @@ DG_FN void dg_sizes(dg_kind *k)
 #define DG_COUNT  100000
 #define DG_WINDOW 64
 
-static int dg_order_child(void *arg)
+DG_FN int dg_order_child(void *arg)
 {
     dg_kind *k = arg;
     ipk_chan *c = NULL;
@@ -215,7 +215,7 @@ DG_FN void dg_order(dg_kind *k)
 
 /* ---- timeouts 0, positive, -1 ---- */
 
-static int dg_late_child(void *arg)
+DG_FN int dg_late_child(void *arg)
 {
     dg_kind *k = arg;
     ipk_chan *c = NULL;
@@ -246,7 +246,7 @@ DG_FN void dg_timeouts(dg_kind *k)
 
 /* ---- a buffer too small; a message above max ---- */
 
-static int dg_big_child(void *arg)
+DG_FN int dg_big_child(void *arg)
 {
     dg_kind *k = arg;
     ipk_chan *c = NULL;
@@ -286,7 +286,7 @@ DG_FN void dg_small_buffer(dg_kind *k)
 
 /* ---- replies go to the last sender ---- */
 
-static int dg_reply_child(void *arg)
+DG_FN int dg_reply_child(void *arg)
 {
     dg_kind *k = arg;
     ipk_chan *c = NULL;
@@ -318,7 +318,7 @@ DG_FN void dg_reply(dg_kind *k)
 
 /* ---- the listener goes away: a later call says -ECONNREFUSED ---- */
 
-static int dg_gone_child(void *arg)
+DG_FN int dg_gone_child(void *arg)
 {
     dg_kind *k = arg;
     ipk_chan *c = NULL;
@@ -368,6 +368,31 @@ DG_FN void dg_options(dg_kind *k, const char *foreign)
     ipkt_expect(ipk_listen(&c, k->listen, o), IPK_EOPTION);
     ipkt_errmsg_has("max=banana");
     ipk_opts_free(o);
+}
+
+/* Listen (listen = 1) or dial at url fails with exactly `code`, the message saying `says`, and
+ * no channel comes back. */
+DG_FN void open_fails(int listen, const char *url, int code, const char *says)
+{
+    ipk_chan *c = (ipk_chan *)0x1;
+    ipkt_expect(listen ? ipk_listen(&c, url, NULL) : ipk_dial(&c, url, NULL), code);
+    ipkt_errmsg_has(says);
+    assert_null(c);
+}
+
+/* ipk_info(url) is built, fits, and mentions every needle. */
+DG_FN void info_has(const char *url, const char *const *needles)
+{
+    char b[4096];
+    long n = ipk_info(url, b, sizeof b);
+    assert_true(n > 0 && (size_t)n < sizeof b);
+    for (; *needles; needles++)
+        if (strstr(b, *needles) == NULL)
+            fail_msg("ipk_info(%s) lacks \"%s\"", url, *needles);
+    char scheme[16];
+    snprintf(scheme, sizeof scheme, "%.*s", (int)strcspn(url, ":"), url);
+    assert_int_equal(ipk_scheme_built(scheme), 1);
+    assert_true(strncmp(b, scheme, strlen(scheme)) == 0);
 }
 
 #define DG_SUITE(tag, init)                                                                        \
