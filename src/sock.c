@@ -331,6 +331,11 @@ long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
     size_t ok = 0; /* messages that pass the size check, all sent before the one that fails */
     while (ok < n && msgs[ok].len <= s->limit)
         ok++;
+    if (ok < n && s->family == AF_UNIX) { /* SO_SNDBUF may have been raised since */
+        ipk__sock_limit(c, s);
+        while (ok < n && msgs[ok].len <= s->limit)
+            ok++;
+    }
     if (ok == 0)
         return ipk__err(IPK_EMSGSIZE,
                         "%s: message of %zu bytes exceeds %s of %zu bytes; nothing "

@@ -68,7 +68,11 @@ static int ipk__unix_bind(ipk_chan *c, int type, const struct sockaddr_un *sun, 
     if (e != EADDRINUSE)
         return ipk__errsys(-e, "%s: bind", c->name);
     struct stat st;
-    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+    if (lstat(path, &st) != 0) /* removed since: try once more */
+        return bind(c->rfd, (const struct sockaddr *)sun, len) == 0
+                   ? 0
+                   : ipk__errsys(-errno, "%s: bind", c->name);
+    if (!S_ISSOCK(st.st_mode))
         return ipk__err(-EEXIST, "%s: %s exists and is not a socket; it was left alone", c->name,
                         path);
     int live = ipk__unix_probe(sun, len, type);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -244,6 +245,47 @@ DG_FN void dg_timeouts(dg_kind *k)
     dg_done(k, l, p, pid);
 }
 
+/* ---- a storm of signals (handler without SA_RESTART) never surfaces as EINTR ---- */
+
+static void dg_on_signal(int sig)
+{
+    (void)sig;
+}
+
+DG_FN int dg_storm_child(void *arg)
+{
+    dg_kind *k = arg;
+    ipk_chan *c = NULL;
+    CK(ipk_dial(&c, k->dial, NULL) == 0);
+    for (int round = 0; round < 2; round++) {
+        CK(sync_wait(k) == 0);
+        for (int i = 0; i < 300; i++) {
+            kill(getppid(), SIGUSR1);
+            if (i % 50 == 0)
+                sleep_ms(1);
+        }
+    }
+    CK(ipk_send(c, "calm", 4, -1) == 0);
+    CK(sync_wait(k) == 0);
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+DG_FN void dg_signals(dg_kind *k)
+{
+    struct sigaction sa = {.sa_handler = dg_on_signal}; /* no SA_RESTART: calls see EINTR */
+    sigaction(SIGUSR1, &sa, NULL);
+    ipk_chan *l = dg_listen(k, NULL);
+    pid_t pid = ipkt_spawn(dg_storm_child, k);
+    ipk_chan *p = dg_peer(k, l);
+    char b[8];
+    sync_post(k);
+    ipkt_expect(ipk_recv(p, b, sizeof b, 100), IPK_ETIMEDOUT); /* signals arrive meanwhile */
+    sync_post(k);
+    ipkt_expect(ipk_recv(p, b, sizeof b, -1), 4);
+    sync_post(k);
+    dg_done(k, l, p, pid);
+}
+
 /* ---- a buffer too small; a message above max ---- */
 
 DG_FN int dg_big_child(void *arg)
@@ -414,6 +456,12 @@ DG_FN void info_has(const char *url, const char *const *needles)
         (void)s;                                                                                   \
         dg_timeouts(&k);                                                                           \
     }                                                                                              \
+    static void tag##_signals(void **s)                                                            \
+    {                                                                                              \
+        dg_kind k = init;                                                                          \
+        (void)s;                                                                                   \
+        dg_signals(&k);                                                                            \
+    }                                                                                              \
     static void tag##_small_buffer(void **s)                                                       \
     {                                                                                              \
         dg_kind k = init;                                                                          \
@@ -423,6 +471,7 @@ DG_FN void info_has(const char *url, const char *const *needles)
 
 #define DG_TESTS(tag)                                                                              \
     cmocka_unit_test(tag##_sizes), cmocka_unit_test(tag##_order),                                  \
-        cmocka_unit_test(tag##_timeouts), cmocka_unit_test(tag##_small_buffer)
+        cmocka_unit_test(tag##_timeouts), cmocka_unit_test(tag##_small_buffer),                    \
+        cmocka_unit_test(tag##_signals)
 
 #endif

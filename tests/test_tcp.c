@@ -76,8 +76,9 @@ static const addr_case addr_cases[] = {
      "tcp://*:",
      {"tcp://127.0.0.1:%s", "tcp://[::1]:%s"},
      {"tcp://127.0.0.1:", "tcp://[::1]:"}},
-    /* Names go through getaddrinfo. */
-    {"tcp://localhost:0", "tcp://127.0.0.1:", {"tcp://localhost:%s"}, {"tcp://127.0.0.1:"}},
+    /* Names go through getaddrinfo; "localhost" may be 127.0.0.1 or ::1 first (NULL: the
+     * listener's own host), and a dialer tries each address it resolves to. */
+    {"tcp://localhost:0", NULL, {"tcp://localhost:%s"}, {NULL}},
 };
 
 static void t_addresses(void **s)
@@ -87,12 +88,17 @@ static void t_addresses(void **s)
         const addr_case *t = &addr_cases[i];
         ipk_chan *l = NULL;
         ipkt_ok(ipk_listen(&l, t->listen, NULL));
-        assert_true(strncmp(ipk_addr(l), t->named, strlen(t->named)) == 0);
+        char host[64]; /* "tcp://HOST:" of the listener */
+        snprintf(host, sizeof host, "%.*s", (int)(port_of(l) - ipk_addr(l)), ipk_addr(l));
+        if (t->named)
+            assert_string_equal(host, t->named);
+        else
+            assert_true(strcmp(host, "tcp://127.0.0.1:") == 0 || strcmp(host, "tcp://[::1]:") == 0);
         assert_true(atoi(port_of(l)) > 0);
         for (int j = 0; j < 2 && t->dial[j]; j++) {
             char url[64];
             snprintf(url, sizeof url, t->dial[j], port_of(l));
-            echo_with(l, url, t->peer[j]);
+            echo_with(l, url, t->peer[j] ? t->peer[j] : host);
         }
         ipkt_ok(ipk_close(l));
     }
