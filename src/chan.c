@@ -110,10 +110,16 @@ static int ipk__common_opts(ipk_chan *c)
     else
         return ipk__err(IPK_EOPTION, "%s: framing=%s: expected len, raw or line",
                         c->addr.scheme_name, f);
-    long perm;
-    if ((r = ipk__opt_long(c, "perm", 0, 07777, 0600, &perm)) != 0)
-        return r;
-    c->perm = (int)perm;
+    /* Modes are octal whether or not they start with 0, as with chmod(1). */
+    const char *p = ipk__opt(c, "perm");
+    if (p != NULL) {
+        char *end;
+        long perm = strtol(p, &end, 8);
+        if (*p == '\0' || *end != '\0' || perm < 0 || perm > 07777)
+            return ipk__err(IPK_EOPTION, "%s: perm=%s: expected an octal mode such as 0600",
+                            c->addr.scheme_name, p);
+        c->perm = (int)perm;
+    }
     return ipk__opt_bool(c, "keep", 0, &c->keep);
 }
 
