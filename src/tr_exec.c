@@ -377,6 +377,7 @@ const ipk__transport ipk__tr_exec = {
     .send = ipk__exec_send,
     .sendv = ipk__exec_sendv,
     .recv = ipk__exec_recv,
+    .flush = ipk__exec_flush,
     .close = ipk__exec_close,
     .info = ipk__exec_info,
 };
