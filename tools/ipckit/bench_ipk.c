@@ -41,11 +41,22 @@ static const char *ipk_query(const char *url)
     return q ? q : "";
 }
 
-/* mq: queue attributes that match the raw baseline (maxmsg 10, msgsize = the message size). */
+/*
+ * Per-size options: mq: queue attributes that match the raw baseline (maxmsg 10, msgsize = the
+ * message size); datagram sockets: max = the message size, which lets a receive buffer of at
+ * least max take the datagram in one recvmsg() (a smaller one is sized first with MSG_PEEK).
+ * Both are what a program that knows its message size would set; options already in the
+ * address win.
+ */
 static void ipk_url_for_size(const bench_spec *s, const char *url, char *out, size_t cap)
 {
+    char sep = strchr(url, '?') ? '&' : '?';
     if (strncmp(url, "mq:", 3) == 0 && strstr(url, "msgsize=") == NULL)
-        snprintf(out, cap, "%s%cmaxmsg=10&msgsize=%zu", url, strchr(url, '?') ? '&' : '?', s->size);
+        snprintf(out, cap, "%s%cmaxmsg=10&msgsize=%zu", url, sep, s->size);
+    else if ((!strncmp(url, "unixgram:", 9) || !strncmp(url, "unixpacket:", 11) ||
+              !strncmp(url, "udp:", 4)) &&
+             strstr(url, "max=") == NULL)
+        snprintf(out, cap, "%s%cmax=%zu", url, sep, s->size);
     else
         snprintf(out, cap, "%s", url);
 }
