@@ -28,6 +28,7 @@
 #define IPK__DIRECT    ((size_t)16 << 10) /* payload rests at least this big bypass c->in */
 #define IPK__BATCH     256                /* messages per writev in sendv (2 iovecs each) */
 #define IPK__SMALL     ((size_t)1024)     /* a single frame up to this size is sent contiguous */
+#define IPK__COALESCE  ((size_t)256) /* frames up to this size are merged in a blocking sendv */
 
 static int ipk__fatal(ipk_chan *c, int code)
 {
@@ -427,6 +428,15 @@ static int ipk__check_line(ipk_chan *c, const void *msg, size_t len)
     return 0;
 }
 
+static void ipk__put_len(unsigned char *h, size_t len)
+{
+    uint32_t l = (uint32_t)len;
+    h[0] = (unsigned char)(l >> 24);
+    h[1] = (unsigned char)(l >> 16);
+    h[2] = (unsigned char)(l >> 8);
+    h[3] = (unsigned char)l;
+}
+
 long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
 {
     if (c->wfd < 0)
@@ -440,20 +450,40 @@ long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
     int frames[2 * IPK__BATCH];
     unsigned char hdr[IPK__BATCH][4];
     static const char newline = '\n';
+    /* Small frames of a blocking batch are copied, header and payload, into one contiguous
+     * buffer: the kernel copies many tiny iovec segments far more slowly than memcpy does, and
+     * with no deadline a frame is never left half-written, so merged frames need no accounting. */
+    unsigned char *stage = NULL;
+    if (c->framing == IPK__FR_LEN && n > 1 && dl == IPK__DL_FOREVER)
+        stage = malloc(IPK__BATCH * (4 + IPK__COALESCE));
     size_t done = 0;
     while (done < n) {
-        int k = 0, m = 0;
+        int k = 0, m = 0, chunk = -1;
+        size_t used = 0;
+        int staging = stage != NULL && done == 0; /* later batches do not block (DL_NOW) */
         for (; done + (size_t)m < n && m < IPK__BATCH; m++) {
             const ipk_iov *msg = &msgs[done + (size_t)m];
             int r = ipk__check_line(c, msg->base, msg->len);
-            if (r != 0)
+            if (r != 0) {
+                free(stage);
                 return done + (size_t)m > 0 ? (long)(done + (size_t)m) : r;
+            }
+            if (staging && msg->len <= IPK__COALESCE) {
+                ipk__put_len(stage + used, msg->len);
+                if (msg->len)
+                    memcpy(stage + used + 4, msg->base, msg->len);
+                if (chunk < 0) {
+                    iov[chunk = k] = (struct iovec){stage + used, 0};
+                    k++;
+                }
+                iov[chunk].iov_len += 4 + msg->len;
+                frames[chunk] = m; /* with no deadline only the count at the end matters */
+                used += 4 + msg->len;
+                continue;
+            }
+            chunk = -1;
             if (c->framing == IPK__FR_LEN) {
-                uint32_t l = (uint32_t)msg->len;
-                hdr[m][0] = (unsigned char)(l >> 24);
-                hdr[m][1] = (unsigned char)(l >> 16);
-                hdr[m][2] = (unsigned char)(l >> 8);
-                hdr[m][3] = (unsigned char)l;
+                ipk__put_len(hdr[m], msg->len);
                 iov[k] = (struct iovec){hdr[m], 4};
                 frames[k++] = m;
             }
@@ -471,12 +501,15 @@ long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
             continue;
         }
         long r = ipk__write_all(c, iov, k, frames, done == 0 ? dl : IPK__DL_NOW);
-        if (r < 0)
+        if (r < 0) {
+            free(stage);
             return done > 0 ? (long)done : r;
+        }
         done += (size_t)r;
         if (r < m)
             break;
     }
+    free(stage);
     return (long)done;
 }
 
@@ -487,11 +520,7 @@ int ipk__stream_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo
      * a two-part writev(), whose iovec the kernel must fetch and walk. */
     if (c->framing == IPK__FR_LEN && len <= IPK__SMALL && c->wfd >= 0 && c->out.len == 0) {
         unsigned char b[4 + IPK__SMALL];
-        uint32_t l = (uint32_t)len;
-        b[0] = (unsigned char)(l >> 24);
-        b[1] = (unsigned char)(l >> 16);
-        b[2] = (unsigned char)(l >> 8);
-        b[3] = (unsigned char)l;
+        ipk__put_len(b, len);
         if (len)
             memcpy(b + 4, msg, len);
         struct iovec iov = {b, 4 + len};
