@@ -46,10 +46,12 @@ static const unsigned char fl_file_magic[8] = {'I', 'P', 'K', 'F', 'L', 'O', 'G'
 #define FL_NAP_MAX_NS 10000000
 
 /* Test hook (tests only): called with IPK__FH_* at fixed points so a test can stop or kill a
- * sender there. 1: a whole-mode send holds its lock; 2: an append has written half a record. */
+ * sender there. 1: a whole-mode send holds its lock; 2: an append has written half a record;
+ * 3: an append has written all of its record but the commit word. */
 void (*ipk__file_hook)(int point);
-#define IPK__FH_LOCKED 1
-#define IPK__FH_TORN   2
+#define IPK__FH_LOCKED      1
+#define IPK__FH_TORN        2
+#define IPK__FH_UNCOMMITTED 3
 
 typedef struct fl {
     int fd, ifd;
@@ -241,18 +243,35 @@ static uint32_t fl_drain(int ifd)
 }
 
 /* A watch on the inode behind fd (through /proc, so a rename or a planted file cannot redirect
- * it), falling back to the path when /proc is not mounted. IN_ATTRIB reports an unlink. */
-static int fl_watch(fl *f, const char *path)
+ * it), falling back to the path when /proc is not mounted. IN_ATTRIB reports an unlink. A log
+ * channel makes it when it first waits or is asked for its fd (a writer never needs one: every
+ * inotify instance counts against a per-user limit, 128 by default); a whole-mode channel
+ * makes it at open, because it must see every change made after that. */
+static int fl_watch(const ipk_chan *c, fl *f)
 {
-    f->ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (f->ifd < 0)
-        return -errno;
+    if (f->ifd >= 0)
+        return 0;
+    int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (ifd < 0)
+        return errno == EMFILE ? ipk__errsys(-errno,
+                                             "%s: inotify: too many instances for this user "
+                                             "(/proc/sys/fs/inotify/max_user_instances)",
+                                             c->name)
+                               : ipk__errsys(-errno, "%s: inotify_init1", c->name);
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", f->fd);
-    if (inotify_add_watch(f->ifd, proc, IN_MODIFY | IN_ATTRIB) >= 0 ||
-        inotify_add_watch(f->ifd, path, IN_MODIFY | IN_ATTRIB | IN_DONT_FOLLOW) >= 0)
-        return 0;
-    return -errno;
+    if (inotify_add_watch(ifd, proc, IN_MODIFY | IN_ATTRIB) < 0 &&
+        inotify_add_watch(ifd, c->addr.body, IN_MODIFY | IN_ATTRIB | IN_DONT_FOLLOW) < 0) {
+        int e = errno;
+        ipk__close_fd(ifd);
+        return e == ENOSPC ? ipk__errsys(-e,
+                                         "%s: inotify: too many watches for this user "
+                                         "(/proc/sys/fs/inotify/max_user_watches)",
+                                         c->name)
+                           : ipk__errsys(-e, "%s: inotify_add_watch", c->name);
+    }
+    f->ifd = ifd;
+    return 0;
 }
 
 static int fl_unlinked(const fl *f)
@@ -363,6 +382,8 @@ static int fl_write_record(ipk_chan *c, fl *f, off_t at, const void *msg, size_t
         r = fl_pwrite1(f->fd, (const char *)msg + first, len - first,
                        at + FL_REC_HDR + (off_t)first);
     }
+    if (r == 0 && ipk__file_hook)
+        ipk__file_hook(IPK__FH_UNCOMMITTED);
     /* With fsync=1 the payload is on disk before the commit word, and the commit word before
      * send returns: a committed record survives a system crash. */
     if (r == 0 && f->fsync && fdatasync(f->fd) != 0)
@@ -390,11 +411,11 @@ static int fl_append(ipk_chan *c, fl *f, const void *msg, size_t len, int64_t dl
     if (f->wr == 0 && (r = fl_init_header(c, f, dl)) != 0)
         return r;
     /* Catch up without a lock: committed records never change. */
-    off_t size, e, tail = f->wr;
+    off_t size, e, tail;
     if ((r = fl_size(f->fd, &size)) != 0 ||
         (size > f->wr && (r = fl_scan(f->fd, f->wr, size, &f->wr)) != 0))
         return ipk__errsys(r, "%s: finding the tail", c->name);
-    e = f->wr;
+    tail = e = f->wr;
     /* Every writer locks [its idea of the tail, end of all offsets): any two such ranges
      * overlap, so writers exclude each other, while readers of records below never conflict. */
     if ((r = fl_lock(f->fd, F_WRLCK, e, 0, dl)) != 0)
@@ -422,7 +443,7 @@ static int fl_append(ipk_chan *c, fl *f, const void *msg, size_t len, int64_t dl
     if ((r = fl_write_record(c, f, tail, msg, len)) == 0)
         f->wr = tail + FL_REC_HDR + (off_t)len;
 out:
-    fl_unlock(f->fd, tail > e ? tail : e, 0);
+    fl_unlock(f->fd, tail, 0);
     return r;
 }
 
@@ -447,7 +468,7 @@ static long fl_read_one(ipk_chan *c, fl *f, void *buf, size_t cap, int64_t dl)
     }
     off_t reclen = FL_REC_HDR + (off_t)len;
     if ((r = fl_lock(f->fd, F_RDLCK, f->rd, reclen, dl)) != 0)
-        return r == -EAGAIN || r == IPK_ETIMEDOUT ? r : fl_lock_err(c, r, "a record");
+        return fl_lock_err(c, r, "a record");
     ssize_t n = fl_pread(f->fd, buf, len, f->rd + FL_REC_HDR);
     fl_unlock(f->fd, f->rd, reclen);
     if (n < 0)
@@ -472,6 +493,8 @@ static long fl_log_recv(ipk_chan *c, fl *f, void *buf, size_t cap, int64_t dl)
         if (r != -EAGAIN)
             return r;
         /* Drain before the last look: whatever changes after it wakes the wait below. */
+        if (f->ifd < 0 && (r = fl_watch(c, f)) != 0)
+            return r;
         if (!drained) {
             fl_drain(f->ifd);
             drained = 1;
@@ -634,11 +657,13 @@ static int fl_start(ipk_chan *c, fl *f)
         return ipk__errsys(r, "%s: fstat", c->name);
     if (f->whole) {
         f->dirty = !f->from_end && size > 0;
-        return 0;
+        return fl_watch(c, f);
     }
     if ((r = fl_check_magic(c, f, size)) != 0)
         return r;
     f->rd = FL_FILE_HDR;
+    if (size >= FL_FILE_HDR)
+        f->wr = FL_FILE_HDR; /* the header is there and right: no need to lock for it */
     if (f->from_end && (r = fl_scan(f->fd, FL_FILE_HDR, size, &f->rd)) != 0)
         return ipk__errsys(r, "%s: finding the end", c->name);
     /* A listener stamps an empty log now, so that it is recognisable before the first send;
@@ -677,8 +702,6 @@ static int fl_open(ipk_chan *c, int create)
     if (r == 0)
         r = fl_open_file(c, f, create);
     c->owner = f->created;
-    if (r == 0 && (r = fl_watch(f, c->addr.body)) != 0)
-        r = ipk__errsys(r, "%s: inotify", c->name);
     struct rlimit rl;
     f->fsize_max = getrlimit(RLIMIT_FSIZE, &rl) == 0 ? rl.rlim_cur : RLIM_INFINITY;
     if (r == 0)
@@ -716,7 +739,9 @@ static long fl_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t
 
 static int fl_fd(const ipk_chan *c)
 {
-    return ((const fl *)c->tp)->ifd;
+    fl *f = c->tp;
+    int r = fl_watch(c, f);
+    return r != 0 ? r : f->ifd;
 }
 
 static int fl_pending(const ipk_chan *c)

@@ -196,9 +196,11 @@ static void t_log_two_writers(void **state)
     ipkt_ok(ipk_close(l));
 }
 
+static int kill_point; /* the hook point at which torn_writer dies */
+
 static void kill_me(int point)
 {
-    if (point == 2)
+    if (point == kill_point)
         raise(SIGKILL);
 }
 
@@ -208,6 +210,24 @@ static int torn_writer(void *arg)
     return writer(arg);
 }
 
+/* A writer of seq `seq` that dies at hook point `point`; its record is larger than any that
+ * follow, so a tail that was not repaired would leave bytes behind. */
+static void tear(const char *url, uint32_t seq, int point)
+{
+    kill_point = point;
+    job tj = {.url = url, .id = 0, .from = seq, .to = seq + 1, .min = BIG - 1};
+    assert_int_equal(ipkt_wait(ipkt_spawn(torn_writer, &tj)), 128 + SIGKILL);
+}
+
+static void read_seqs(ipk_chan *c, uint32_t from, uint32_t to)
+{
+    static char buf[BIG];
+    for (uint32_t s = from; s < to; s++)
+        assert_true(rec_ok(buf, ipk_recv(c, buf, sizeof buf, 0), 0, s, 100));
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), -EAGAIN);
+    assert_int_equal(ipk_pending(c), 0);
+}
+
 static void t_log_torn_record(void **state)
 {
     (void)state;
@@ -215,32 +235,61 @@ static void t_log_torn_record(void **state)
     ipk_chan *l = new_log(path, sizeof path, url, sizeof url, NULL);
     for (uint32_t s = 0; s < 5; s++)
         ipkt_ok(ipk_send(l, buf, rec_make(buf, 0, s, 100), -1));
-    /* A reader following live, started before the tear: it must see 0..6 and nothing torn. */
-    job rj = {.url = url, .from = 0, .to = 7, .min = 100, .nwriters = 1};
+    /* A reader following live, started before the tears: it must see 0..7 and nothing torn. */
+    job rj = {.url = url, .from = 0, .to = 8, .min = 100, .nwriters = 1};
     pid_t r = ipkt_spawn(reader, &rj);
-    job tj = {.url = url, .id = 0, .from = 5, .to = 6, .min = 100};
-    assert_int_equal(ipkt_wait(ipkt_spawn(torn_writer, &tj)), 128 + SIGKILL);
-    off_t good = 16 + log_bytes(0, 0, 5, 100);
-    assert_true(file_size(path) > good); /* half a record was left behind */
-
     ipk_chan *c;
     ipkt_ok(ipk_dial(&c, url, NULL));
-    for (uint32_t s = 0; s < 5; s++)
-        assert_true(rec_ok(buf, ipk_recv(c, buf, sizeof buf, 0), 0, s, 100));
+    read_seqs(c, 0, 5);
+
+    /* Killed half-way through its payload. */
+    tear(url, 5, 2);
+    off_t good = 16 + log_bytes(0, 0, 5, 100);
+    assert_true(file_size(path) > good);
     ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), -EAGAIN);
     ipkt_expect(ipk_recv(c, buf, sizeof buf, 30), IPK_ETIMEDOUT);
     ipkt_errmsg_has("no new record at offset");
-    assert_int_equal(ipk_pending(c), 0);
-
     /* The next writer cuts the torn tail off and appends where it began. */
-    for (uint32_t s = 5; s < 7; s++)
-        ipkt_ok(ipk_send(l, buf, rec_make(buf, 0, s, 100), -1));
-    assert_int_equal(file_size(path), good + log_bytes(0, 5, 7, 100));
+    ipkt_ok(ipk_send(l, buf, rec_make(buf, 0, 5, 100), -1));
+    good += log_bytes(0, 5, 6, 100);
+    assert_int_equal(file_size(path), good);
     assert_int_equal(ipk_pending(c), 1);
-    for (uint32_t s = 5; s < 7; s++)
-        assert_true(rec_ok(buf, ipk_recv(c, buf, sizeof buf, 0), 0, s, 100));
+    read_seqs(c, 5, 6);
+
+    /* Killed with every byte written but the commit word: still not a record. */
+    tear(url, 6, 3);
+    assert_int_equal(file_size(path), good + 16 + (off_t)rec_size(0, 6, BIG - 1));
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), -EAGAIN);
+    assert_int_equal(ipk_pending(c), 0);
+    for (uint32_t s = 6; s < 8; s++)
+        ipkt_ok(ipk_send(l, buf, rec_make(buf, 0, s, 100), -1));
+    assert_int_equal(file_size(path), good + log_bytes(0, 6, 8, 100));
+    read_seqs(c, 6, 8);
+
     assert_int_equal(ipkt_wait(r), 0);
     ipkt_ok(ipk_close(c));
+    ipkt_ok(ipk_close(l));
+}
+
+/* Damage a committed record (as a system crash without fsync=1 can): the reader reports it,
+ * skips it, and goes on with the next. */
+static void t_log_corrupt_payload(void **state)
+{
+    (void)state;
+    char path[256], url[300], buf[64];
+    ipk_chan *l = new_log(path, sizeof path, url, sizeof url, NULL);
+    ipkt_ok(ipk_send(l, "first", 5, 0));
+    ipkt_ok(ipk_send(l, "second", 6, 0));
+    ipkt_ok(ipk_send(l, "third", 5, 0));
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "X", 1, 16 + 16 + 5 + 16 + 2), 1);
+    close(fd);
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), 5);
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), IPK_EPROTO);
+    ipkt_errmsg_has("record of 6 bytes at offset 37 fails its checksum; skipped");
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), 5);
+    assert_memory_equal(buf, "third", 5);
     ipkt_ok(ipk_close(l));
 }
 
@@ -692,11 +741,11 @@ static void t_whole_we_hold_lock(void **state)
 }
 
 IPKT_MAIN(cmocka_unit_test(t_log_live_100k), cmocka_unit_test(t_log_two_writers),
-          cmocka_unit_test(t_log_torn_record), cmocka_unit_test(t_log_timeouts),
-          cmocka_unit_test(t_log_from_end_pending_fd), cmocka_unit_test(t_log_format_and_fsync),
-          cmocka_unit_test(t_log_emsgsize), cmocka_unit_test(t_keep_and_eof),
-          cmocka_unit_test(t_missing_file), cmocka_unit_test(t_permissions),
-          cmocka_unit_test(t_not_regular_symlink_foreign), cmocka_unit_test(t_options),
-          cmocka_unit_test(t_info), cmocka_unit_test(t_whole_round_trip),
-          cmocka_unit_test(t_whole_interop), cmocka_unit_test(t_whole_peer_holds_lock),
-          cmocka_unit_test(t_whole_we_hold_lock))
+          cmocka_unit_test(t_log_torn_record), cmocka_unit_test(t_log_corrupt_payload),
+          cmocka_unit_test(t_log_timeouts), cmocka_unit_test(t_log_from_end_pending_fd),
+          cmocka_unit_test(t_log_format_and_fsync), cmocka_unit_test(t_log_emsgsize),
+          cmocka_unit_test(t_keep_and_eof), cmocka_unit_test(t_missing_file),
+          cmocka_unit_test(t_permissions), cmocka_unit_test(t_not_regular_symlink_foreign),
+          cmocka_unit_test(t_options), cmocka_unit_test(t_info),
+          cmocka_unit_test(t_whole_round_trip), cmocka_unit_test(t_whole_interop),
+          cmocka_unit_test(t_whole_peer_holds_lock), cmocka_unit_test(t_whole_we_hold_lock))
