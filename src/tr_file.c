@@ -274,10 +274,17 @@ static int fl_watch(const ipk_chan *c, fl *f)
     return 0;
 }
 
-static int fl_unlinked(const fl *f)
+/* Waits until the file changes; `what` says what did not happen by the deadline. Once the
+ * file was removed (or renamed over) nobody can write it any more: IPK_EOF. */
+static int fl_wait(const ipk_chan *c, const fl *f, int64_t dl, const char *what)
 {
     struct stat st;
-    return fstat(f->fd, &st) == 0 && st.st_nlink == 0;
+    if (fstat(f->fd, &st) == 0 && st.st_nlink == 0)
+        return ipk__err(IPK_EOF, "%s: the file was removed, and what it held was read", c->name);
+    int w = ipk__wait_fd(f->ifd, POLLIN, dl);
+    if (w == -EAGAIN || w == IPK_ETIMEDOUT)
+        return ipk__err(w, "%s: %s", c->name, what);
+    return w < 0 ? ipk__errsys(w, "%s: waiting on inotify", c->name) : 0;
 }
 
 /* ---- the log: headers and scanning ---- */
@@ -500,13 +507,10 @@ static long fl_log_recv(ipk_chan *c, fl *f, void *buf, size_t cap, int64_t dl)
             drained = 1;
             continue;
         }
-        if (fl_unlinked(f))
-            return ipk__err(IPK_EOF, "%s: the log was removed and every record was read", c->name);
-        int w = ipk__wait_fd(f->ifd, POLLIN, dl);
-        if (w < 0)
-            return w == -EAGAIN || w == IPK_ETIMEDOUT
-                       ? ipk__err(w, "%s: no new record at offset %lld", c->name, (long long)f->rd)
-                       : ipk__errsys(w, "%s: waiting for a record", c->name);
+        char what[64];
+        snprintf(what, sizeof what, "no new record at offset %lld", (long long)f->rd);
+        if ((r = fl_wait(c, f, dl, what)) != 0)
+            return r;
         drained = 0;
     }
 }
@@ -536,21 +540,16 @@ static int fl_whole_send(ipk_chan *c, fl *f, const void *msg, size_t len, int64_
 
 static long fl_whole_recv(ipk_chan *c, fl *f, void *buf, size_t cap, int64_t dl)
 {
+    int r;
     while (!f->dirty) {
         if (fl_drain(f->ifd) & IN_MODIFY) {
             f->dirty = 1;
             break;
         }
-        if (fl_unlinked(f))
-            return ipk__err(IPK_EOF, "%s: the file was removed", c->name);
-        int w = ipk__wait_fd(f->ifd, POLLIN, dl);
-        if (w < 0)
-            return w == -EAGAIN || w == IPK_ETIMEDOUT
-                       ? ipk__err(w, "%s: the file has not changed", c->name)
-                       : ipk__errsys(w, "%s: waiting for a change", c->name);
+        if ((r = fl_wait(c, f, dl, "the file has not changed")) != 0)
+            return r;
     }
-    int r = fl_lock(f->fd, F_RDLCK, 0, 0, dl);
-    if (r != 0)
+    if ((r = fl_lock(f->fd, F_RDLCK, 0, 0, dl)) != 0)
         return fl_lock_err(c, r, "the file");
     off_t size = 0;
     long n;
@@ -746,9 +745,12 @@ static int fl_fd(const ipk_chan *c)
 
 static int fl_pending(const ipk_chan *c)
 {
-    const fl *f = c->tp;
-    if (f->whole)
+    fl *f = c->tp;
+    if (f->whole) {
+        if (!f->dirty && (fl_drain(f->ifd) & IN_MODIFY))
+            f->dirty = 1; /* remembered: the events are gone, the change is not */
         return f->dirty;
+    }
     uint32_t len = 0, crc = 0;
     off_t size = 0;
     return fl_head(f->fd, f->rd, &len, &crc) == FL_COMMITTED && fl_size(f->fd, &size) == 0 &&
