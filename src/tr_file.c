@@ -409,47 +409,106 @@ static int fl_write_record(ipk_chan *c, fl *f, off_t at, const void *msg, size_t
     return 0;
 }
 
+/* Whether the bytes [at, size) after the last committed record are what a writer that died in
+ * the middle of an append leaves behind: less than a header; one uncommitted record (its header
+ * carries the complemented commit word) no longer than its header says; or zeros (a system
+ * crash that extended the file and lost the data). Anything else is damage that cutting the
+ * file would make worse. */
+static int fl_is_torn(const ipk_chan *c, int fd, off_t at, off_t size)
+{
+    static const unsigned char zero[4096];
+    unsigned char buf[sizeof zero];
+    ssize_t n = fl_pread(fd, buf, FL_REC_HDR, at);
+    if (n < FL_REC_HDR)
+        return n < 0 ? (int)n : 1;
+    if (fl_get32(buf) == FL_REC_MAGIC && fl_get32(buf + 12) == ~fl_commit_word(buf) &&
+        size - at <= FL_REC_HDR + (off_t)fl_get32(buf + 4))
+        return 1;
+    if (size - at > FL_REC_HDR + (off_t)c->max)
+        return 0;
+    for (; at < size; at += n) {
+        size_t want = size - at < (off_t)sizeof buf ? (size_t)(size - at) : sizeof buf;
+        if ((n = fl_pread(fd, buf, want, at)) <= 0)
+            return (int)n;
+        if (memcmp(buf, zero, (size_t)n) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* Under the tail lock, so no live writer is appending: cuts a torn tail off, or refuses. */
+static int fl_repair(ipk_chan *c, fl *f, off_t tail, off_t size)
+{
+    int r = fl_is_torn(c, f->fd, tail, size);
+    if (r < 0)
+        return ipk__errsys(r, "%s: reading the tail at offset %lld", c->name, (long long)tail);
+    if (r == 0)
+        return ipk__err(IPK_EPROTO,
+                        "%s: the %lld bytes at offset %lld are neither records nor one torn "
+                        "record: the log is damaged, and is left as it is",
+                        c->name, (long long)(size - tail), (long long)tail);
+    if (ftruncate(f->fd, tail) != 0)
+        return ipk__errsys(-errno, "%s: cutting a torn tail at offset %lld", c->name,
+                           (long long)tail);
+    return 0;
+}
+
+/* Takes the tail lock and finds the tail. On success the caller holds F_WRLCK on [*tail, end of
+ * all offsets), and *tail is where the next record goes. */
+static int fl_tail(ipk_chan *c, fl *f, int64_t dl, off_t *tail)
+{
+    for (;;) {
+        int r;
+        off_t size, e;
+        if (f->wr == 0 && (r = fl_init_header(c, f, dl)) != 0)
+            return r;
+        /* Catch up without a lock: committed records never change. */
+        if ((r = fl_size(f->fd, &size)) != 0 ||
+            (size > f->wr && (r = fl_scan(f->fd, f->wr, size, &f->wr)) != 0))
+            return ipk__errsys(r, "%s: finding the tail", c->name);
+        e = f->wr;
+        /* Every writer locks [its idea of the tail, end of all offsets): any two such ranges
+         * overlap, so writers exclude each other, and readers of records below never conflict.
+         */
+        if ((r = fl_lock(f->fd, F_WRLCK, e, 0, dl)) != 0)
+            return fl_lock_err(c, r, "the log tail");
+        if ((r = fl_size(f->fd, &size)) != 0 || (r = fl_scan(f->fd, e, size, tail)) != 0) {
+            fl_unlock(f->fd, e, 0);
+            return ipk__errsys(r, "%s: finding the tail", c->name);
+        }
+        if (size < e) { /* cut below what we knew, by something else: start over */
+            fl_unlock(f->fd, e, 0);
+            f->wr = 0;
+            continue;
+        }
+        if (*tail > e)
+            fl_unlock(f->fd, e, *tail - e); /* records committed meanwhile: let readers in */
+        f->wr = *tail;
+        /* Bytes past the last committed record while we hold the tail lock: a writer died in
+         * the middle of an append (its lock died with it). */
+        if (size > *tail && (r = fl_repair(c, f, *tail, size)) != 0) {
+            fl_unlock(f->fd, *tail, 0);
+            return r;
+        }
+        return 0;
+    }
+}
+
 static int fl_append(ipk_chan *c, fl *f, const void *msg, size_t len, int64_t dl)
 {
-    int r;
     if (f->readonly)
         return ipk__err(-EACCES, "%s: opened read-only (no write permission); cannot send",
                         c->name);
-    if (f->wr == 0 && (r = fl_init_header(c, f, dl)) != 0)
+    off_t tail;
+    int r = fl_tail(c, f, dl, &tail);
+    if (r != 0)
         return r;
-    /* Catch up without a lock: committed records never change. */
-    off_t size, e, tail;
-    if ((r = fl_size(f->fd, &size)) != 0 ||
-        (size > f->wr && (r = fl_scan(f->fd, f->wr, size, &f->wr)) != 0))
-        return ipk__errsys(r, "%s: finding the tail", c->name);
-    tail = e = f->wr;
-    /* Every writer locks [its idea of the tail, end of all offsets): any two such ranges
-     * overlap, so writers exclude each other, while readers of records below never conflict. */
-    if ((r = fl_lock(f->fd, F_WRLCK, e, 0, dl)) != 0)
-        return fl_lock_err(c, r, "the log tail");
-    if ((r = fl_size(f->fd, &size)) != 0 || (r = fl_scan(f->fd, e, size, &tail)) != 0) {
-        r = ipk__errsys(r, "%s: finding the tail", c->name);
-        goto out;
-    }
-    if (tail > e)
-        fl_unlock(f->fd, e, tail - e); /* records committed meanwhile: let their readers in */
-    /* Bytes past the last committed record while we hold the tail lock: a writer died in the
-     * middle of an append (its lock died with it). Cut them off. */
-    if (size > tail && ftruncate(f->fd, tail) != 0) {
-        r = ipk__errsys(-errno, "%s: repairing a torn tail at offset %lld", c->name,
-                        (long long)tail);
-        goto out;
-    }
-    f->wr = tail;
-    if ((rlim_t)tail + FL_REC_HDR + len > f->fsize_max) {
+    if ((rlim_t)tail + FL_REC_HDR + len > f->fsize_max)
         r = ipk__err(-EFBIG,
                      "%s: a record of %zu bytes at offset %lld would pass RLIMIT_FSIZE (%llu)",
                      c->name, len, (long long)tail, (unsigned long long)f->fsize_max);
-        goto out;
-    }
-    if ((r = fl_write_record(c, f, tail, msg, len)) == 0)
+    else if ((r = fl_write_record(c, f, tail, msg, len)) == 0)
         f->wr = tail + FL_REC_HDR + (off_t)len;
-out:
     fl_unlock(f->fd, tail, 0);
     return r;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -290,6 +291,57 @@ static void t_log_corrupt_payload(void **state)
     ipkt_errmsg_has("record of 6 bytes at offset 37 fails its checksum; skipped");
     ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), 5);
     assert_memory_equal(buf, "third", 5);
+    ipkt_ok(ipk_close(l));
+}
+
+static void append_raw(const char *path, const void *p, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, p, n), (ssize_t)n);
+    close(fd);
+}
+
+static int small_fsize(void *arg)
+{
+    struct rlimit rl = {100, 100};
+    ipk_chan *c;
+    char buf[200] = {0};
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0 || ipk_dial(&c, arg, NULL) != 0)
+        return 1;
+    int r = ipk_send(c, buf, sizeof buf, 0);
+    if (r != -EFBIG || strstr(ipk_errmsg(), "RLIMIT_FSIZE (100)") == NULL) {
+        fprintf(stderr, "send: %d %s\n", r, ipk_errmsg());
+        return 1;
+    }
+    return ipk_send(c, buf, 10, 0) != 0 || ipk_close(c) != 0;
+}
+
+/* After the last record: bytes that are not one torn record are left alone (cutting them could
+ * destroy what a damaged header hides); zeros are cut; a log cut short by something else is
+ * walked again; RLIMIT_FSIZE is an error, not a SIGXFSZ. */
+static void t_log_damage_and_limits(void **state)
+{
+    (void)state;
+    char path[256], url[300], buf[64];
+    ipk_chan *l = new_log(path, sizeof path, url, sizeof url, NULL);
+    ipkt_ok(ipk_send(l, "one", 3, 0));
+    append_raw(path, "GARBAGE, NOT A RECORD", 21);
+    ipkt_expect(ipk_send(l, "two", 3, 0), IPK_EPROTO);
+    ipkt_errmsg_has("the 21 bytes at offset 35 are neither records nor one torn record");
+    assert_int_equal(file_size(path), 35 + 21);
+    assert_int_equal(truncate(path, 35), 0);
+    static const char zeros[100];
+    append_raw(path, zeros, sizeof zeros);
+    ipkt_ok(ipk_send(l, "two", 3, 0));
+    assert_int_equal(file_size(path), 35 + 19);
+    assert_int_equal(truncate(path, 35), 0); /* behind the writer's back */
+    ipkt_ok(ipk_send(l, "three", 5, 0));
+    assert_int_equal(file_size(path), 35 + 21);
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), 3);
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), 5);
+    assert_memory_equal(buf, "three", 5);
+    assert_int_equal(ipkt_wait(ipkt_spawn(small_fsize, url)), 0);
     ipkt_ok(ipk_close(l));
 }
 
@@ -744,10 +796,11 @@ static void t_whole_we_hold_lock(void **state)
 
 IPKT_MAIN(cmocka_unit_test(t_log_live_100k), cmocka_unit_test(t_log_two_writers),
           cmocka_unit_test(t_log_torn_record), cmocka_unit_test(t_log_corrupt_payload),
-          cmocka_unit_test(t_log_timeouts), cmocka_unit_test(t_log_from_end_pending_fd),
-          cmocka_unit_test(t_log_format_and_fsync), cmocka_unit_test(t_log_emsgsize),
-          cmocka_unit_test(t_keep_and_eof), cmocka_unit_test(t_missing_file),
-          cmocka_unit_test(t_permissions), cmocka_unit_test(t_not_regular_symlink_foreign),
-          cmocka_unit_test(t_options), cmocka_unit_test(t_info),
-          cmocka_unit_test(t_whole_round_trip), cmocka_unit_test(t_whole_interop),
-          cmocka_unit_test(t_whole_peer_holds_lock), cmocka_unit_test(t_whole_we_hold_lock))
+          cmocka_unit_test(t_log_damage_and_limits), cmocka_unit_test(t_log_timeouts),
+          cmocka_unit_test(t_log_from_end_pending_fd), cmocka_unit_test(t_log_format_and_fsync),
+          cmocka_unit_test(t_log_emsgsize), cmocka_unit_test(t_keep_and_eof),
+          cmocka_unit_test(t_missing_file), cmocka_unit_test(t_permissions),
+          cmocka_unit_test(t_not_regular_symlink_foreign), cmocka_unit_test(t_options),
+          cmocka_unit_test(t_info), cmocka_unit_test(t_whole_round_trip),
+          cmocka_unit_test(t_whole_interop), cmocka_unit_test(t_whole_peer_holds_lock),
+          cmocka_unit_test(t_whole_we_hold_lock))
