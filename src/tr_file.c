@@ -6,8 +6,8 @@
  * commit word} and the payload, little-endian. A writer takes an exclusive open-file-description
  * lock on [tail, end of all offsets), finds the true tail, repairs a torn tail left by a writer
  * that died, writes header (uncommitted) and payload, then the commit word. Committed records
- * never change, so readers walk them without a lock; each reader keeps its own offset, holds a
- * shared lock only on the record it is reading, and waits for more with inotify.
+ * never change, so headers are walked without a lock; each reader keeps its own offset, holds a
+ * shared lock only on the record whose payload it is reading, and waits for more with inotify.
  *
  * mode=whole: the guide's producer/consumer. send replaces the whole file under an exclusive
  * lock on the whole file, recv reads it whole under a shared one. OFD locks conflict with
@@ -638,11 +638,11 @@ static int fl_options(ipk_chan *c, fl *f)
     if (m && strcmp(m, "whole") == 0)
         f->whole = 1;
     else if (m && strcmp(m, "log") != 0)
-        return ipk__err(IPK_EOPTION, "%s: mode=%s: expected log or whole", c->addr.body, m);
+        return ipk__err(IPK_EOPTION, "%s: mode=%s: expected log or whole", c->name, m);
     if (from && strcmp(from, "end") == 0)
         f->from_end = 1;
     else if (from && strcmp(from, "start") != 0)
-        return ipk__err(IPK_EOPTION, "%s: from=%s: expected start or end", c->addr.body, from);
+        return ipk__err(IPK_EOPTION, "%s: from=%s: expected start or end", c->name, from);
     /* A durable log outlives its creator unless asked: keep defaults to 1 here. */
     if (ipk__opt(c, "keep") == NULL)
         c->keep = 1;
@@ -660,8 +660,15 @@ static int fl_open_err(const ipk_chan *c, int e)
                         path);
     case ELOOP:
         return ipk__err(-ELOOP, "file:%s: is a symbolic link; refused (O_NOFOLLOW)", path);
-    case EACCES:
-        return ipk__err(-EACCES, "file:%s: permission denied", path);
+    case EACCES: {
+        struct stat st;
+        if (stat(path, &st) != 0)
+            return ipk__err(-EACCES, "file:%s: permission denied (on a directory of the path)",
+                            path);
+        return ipk__err(
+            -EACCES, "file:%s: permission denied (mode %04o, owner uid %u; this is uid %u)", path,
+            (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)geteuid());
+    }
     default:
         return ipk__errsys(-e, "file:%s: open", path);
     }
@@ -700,13 +707,14 @@ static int fl_open_file(ipk_chan *c, fl *f, int create)
                         : S_ISBLK(st.st_mode) ? "a block device"
                         : S_ISDIR(st.st_mode) ? "a directory"
                                               : "a socket");
-    int fl_ = fcntl(f->fd, F_GETFL);
-    if (fl_ < 0 || fcntl(f->fd, F_SETFL, fl_ & ~O_NONBLOCK) != 0)
+    int flags = fcntl(f->fd, F_GETFL);
+    if (flags < 0 || fcntl(f->fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
         return ipk__errsys(-errno, "file:%s: fcntl", path);
     return 0;
 }
 
-/* Where a reader starts: the first record, or the end of the committed ones. */
+/* Checks what the file holds and sets where a reader starts: the first record, or the end of
+ * the committed ones. */
 static int fl_start(ipk_chan *c, fl *f)
 {
     off_t size = 0;
