@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -630,11 +631,20 @@ static void peer_start(peer *p, const char *a, const char *b, const char *c, con
     p->out = out[0];
 }
 
+/* read() that goes on after a signal (t_eintr_keeps_deadline keeps a timer firing). */
+static ssize_t read_more(int fd, void *buf, size_t n)
+{
+    ssize_t r;
+    while ((r = read(fd, buf, n)) < 0 && errno == EINTR)
+        ;
+    return r;
+}
+
 /* Reads what the peer printed so far, up to a newline or its end. */
 static void peer_line(peer *p, char *buf, size_t cap)
 {
     size_t n = 0;
-    while (n + 1 < cap && read(p->out, buf + n, 1) == 1 && buf[n++] != '\n')
+    while (n + 1 < cap && read_more(p->out, buf + n, 1) == 1 && buf[n++] != '\n')
         ;
     buf[n] = '\0';
 }
@@ -645,7 +655,7 @@ static int peer_end(peer *p, char *buf, size_t cap)
     close(p->in);
     size_t n = 0;
     ssize_t r;
-    while (n + 1 < cap && (r = read(p->out, buf + n, cap - 1 - n)) > 0)
+    while (n + 1 < cap && (r = read_more(p->out, buf + n, cap - 1 - n)) > 0)
         n += (size_t)r;
     buf[n] = '\0';
     close(p->out);
@@ -658,6 +668,45 @@ static int peer_run(char *out, size_t cap, const char *a, const char *b, const c
     peer p;
     peer_start(&p, a, b, c, d);
     return peer_end(&p, out, cap);
+}
+
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+/* A storm of signals (no SA_RESTART) while waiting: the deadline holds, nothing returns EINTR. */
+static void t_eintr_keeps_deadline(void **state)
+{
+    (void)state;
+    char path[256], url[300], buf[64], out[64];
+    ipk_chan *l = new_log(path, sizeof path, url, sizeof url, NULL);
+    struct sigaction sa = {.sa_handler = on_alarm};
+    assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
+    struct itimerval it = {{0, 1000}, {0, 1000}};
+    assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 50), IPK_ETIMEDOUT);
+    pid_t w = ipkt_spawn(late_writer, url);
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, -1), 4);
+    assert_int_equal(ipkt_wait(w), 0);
+    ipkt_ok(ipk_close(l));
+
+    /* Lock waits: timed (polling) and forever (F_OFD_SETLKW), against a classic lock. */
+    l = new_log(path, sizeof path, url, sizeof url, "mode=whole");
+    ipkt_ok(ipk_send(l, "data", 4, 0));
+    peer p;
+    peer_start(&p, "hold", path, "wr", "100");
+    peer_line(&p, out, sizeof out);
+    assert_string_equal(out, "locked\n");
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 20), IPK_ETIMEDOUT);
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, -1), 4);
+    assert_int_equal(peer_end(&p, out, sizeof out), 0);
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    assert_true(alarms > 10);
+    ipkt_ok(ipk_close(l));
 }
 
 static void t_whole_round_trip(void **state)
@@ -803,4 +852,4 @@ IPKT_MAIN(cmocka_unit_test(t_log_live_100k), cmocka_unit_test(t_log_two_writers)
           cmocka_unit_test(t_not_regular_symlink_foreign), cmocka_unit_test(t_options),
           cmocka_unit_test(t_info), cmocka_unit_test(t_whole_round_trip),
           cmocka_unit_test(t_whole_interop), cmocka_unit_test(t_whole_peer_holds_lock),
-          cmocka_unit_test(t_whole_we_hold_lock))
+          cmocka_unit_test(t_whole_we_hold_lock), cmocka_unit_test(t_eintr_keeps_deadline))
