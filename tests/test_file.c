@@ -448,7 +448,8 @@ static void t_keep_and_eof(void **state)
     ipk_chan *l = new_log(path, sizeof path, url, sizeof url, NULL);
     ipkt_ok(ipk_close(l));
     assert_int_equal(access(path, F_OK), 0); /* a durable log stays by default */
-    ipkt_ok(ipk_listen(&l, url, NULL));      /* existing: opened, not owned */
+    /* Existing: opened, not owned, so not removed even with keep=0. */
+    ipkt_ok(ipk_listen(&l, url_of(url, sizeof url, path, "keep=0"), NULL));
     ipkt_ok(ipk_close(l));
     assert_int_equal(access(path, F_OK), 0);
 
