@@ -837,6 +837,19 @@ static void fl_cat(char *buf, size_t cap, size_t *n, const char *fmt, ...)
         *n += (size_t)w;
 }
 
+/* A number from a /proc/sys file, or -1. */
+static long fl_proc_long(const char *path)
+{
+    long v = -1;
+    FILE *pf = fopen(path, "re");
+    if (pf != NULL) {
+        if (fscanf(pf, "%ld", &v) != 1)
+            v = -1;
+        fclose(pf);
+    }
+    return v;
+}
+
 static long fl_info(const ipk__addr *a, char *buf, size_t cap)
 {
     size_t n = 0;
@@ -873,6 +886,10 @@ static long fl_info(const ipk__addr *a, char *buf, size_t cap)
         fl_cat(buf, cap, &n, "filesystem: %llu of %llu bytes free\n",
                (unsigned long long)vfs.f_bavail * vfs.f_frsize,
                (unsigned long long)vfs.f_blocks * vfs.f_frsize);
+    fl_cat(buf, cap, &n,
+           "inotify (one per waiting reader): max_user_instances %ld, max_user_watches %ld\n",
+           fl_proc_long("/proc/sys/fs/inotify/max_user_instances"),
+           fl_proc_long("/proc/sys/fs/inotify/max_user_watches"));
     struct rlimit rl;
     if (getrlimit(RLIMIT_FSIZE, &rl) == 0) {
         if (rl.rlim_cur == RLIM_INFINITY)
