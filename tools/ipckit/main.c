@@ -28,26 +28,6 @@ static void usage(FILE *f)
     fprintf(f, "\n'ipckit COMMAND --help' describes a command; ipckit(1) describes them all.\n");
 }
 
-int cli_fail(const char *cmd, const char *what, int err)
-{
-    const char *detail = ipk_errmsg();
-    if (detail[0])
-        fprintf(stderr, "ipckit %s: %s: %s\n", cmd, what, detail);
-    else
-        fprintf(stderr, "ipckit %s: %s: %s\n", cmd, what, ipk_strerror(err));
-    return err == IPK_EADDR || err == IPK_EOPTION ? CLI_USAGE : CLI_FAIL;
-}
-
-int cli_parse_ms(const char *s, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < -1 || v > 86400000)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     /* The tool is the application: it may choose to ignore SIGPIPE, which also lets the library
