@@ -37,7 +37,8 @@ int cmd_bench(int argc, char **argv);
 /* Prints "ipckit <cmd>: <what>: <ipk_errmsg or ipk_strerror>" to stderr; returns CLI_FAIL, or
  * CLI_USAGE for address and option errors. */
 int cli_fail(const char *cmd, const char *what, int err);
-/* Prints "ipckit <cmd>: <message>" to stderr, then "try 'ipckit <cmd> --help'"; returns CLI_USAGE. */
+/* Prints "ipckit <cmd>: <message>" to stderr, then "try 'ipckit <cmd> --help'"; returns CLI_USAGE.
+ */
 int cli_usage_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parses a timeout in milliseconds ("-1" forever); returns -1 on error. */
 int cli_parse_ms(const char *s, int *out);
@@ -98,12 +99,14 @@ typedef struct obj {
     long long depth; /* queued messages (sysv) or bytes (mq: QSIZE), -1 when not applicable */
     int npids;       /* processes holding it open, mapped, attached, or that last used it */
     pid_t pids[OBJ_MAX_PIDS];
-    int nholders;    /* how many of pids are known to be alive */
+    int nholders; /* how many of pids are known to be alive */
     enum obj_stale stale;
     const char *why; /* the evidence for stale */
     dev_t dev;       /* for matching /proc/PID/fd entries */
     ino_t ino;
     unsigned long sock_ino; /* bound socket inode from /proc/net/unix, 0 if none */
+    long nattch;            /* System V segment: attached processes */
+    int used;               /* a pid recorded by the kernel (lspid, lrpid, cpid, GETPID) */
 } obj;
 
 typedef struct obj_list {
@@ -114,10 +117,17 @@ typedef struct obj_list {
 } obj_list;
 
 const char *obj_kind_name(enum obj_kind k);
-/* Scans the machine; dirs (NULL-terminated) are where to look for FIFOs and socket files. */
+/* Collects every IPC object on the machine; dirs (NULL-terminated) are where to look for FIFOs
+ * and socket files. Then settles holders and staleness. 0, or -errno when nothing could be read. */
 int obj_scan(obj_list *l, const char *const *dirs);
+/* Adds the object an address names (mq:/q, shm:/s, sem:/s, fifo:PATH, unix:PATH, sysv:KEY or
+ * sysv:PATH?proj=N, sysv-msg:ID, sysv-shm:ID, sysv-sem:ID). 0, -ENOENT when it does not exist,
+ * -EINVAL when the address names nothing removable (the message is in l->notes). */
+int obj_add_url(obj_list *l, const char *url);
+/* Finds who holds each object and decides whether it is stale. */
+void obj_settle(obj_list *l);
 void obj_list_free(obj_list *l);
-/* Removes o; 0 or -errno. Refuses (-EBUSY) unless o->stale == STALE_YES or force_dead. */
+/* Removes o: 0 or -errno. The caller decides whether o may go (see enum obj_stale). */
 int obj_remove(const obj *o);
 
 #endif

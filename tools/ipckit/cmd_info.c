@@ -10,21 +10,31 @@
 
 #include "cli.h"
 
-static const char *const info_schemes[] = {"file", "shm", "exec", "fifo", "mq", "sysv", "unix",
-                                           "unixgram", "unixpacket", "tcp", "udp", "signal"};
-static const char *const info_examples[] = {
-    "file:data.dat",  "shm:/ring",           "exec:sort -n",        "fifo:/tmp/chan",
-    "mq:/jobs",       "sysv:queue.h",        "unix:/tmp/app.sock",  "unixgram:/tmp/app.dg",
-    "unixpacket:@app", "tcp://127.0.0.1:9000", "udp://127.0.0.1:9000", "signal:self"};
+static const char *const info_schemes[] = {"file",       "shm",  "exec", "fifo",
+                                           "mq",         "sysv", "unix", "unixgram",
+                                           "unixpacket", "tcp",  "udp",  "signal"};
+static const char *const info_examples[] = {"file:data.dat",
+                                            "shm:/ring",
+                                            "exec:sort -n",
+                                            "fifo:/tmp/chan",
+                                            "mq:/jobs",
+                                            "sysv:queue.h",
+                                            "unix:/tmp/app.sock",
+                                            "unixgram:/tmp/app.dg",
+                                            "unixpacket:@app",
+                                            "tcp://127.0.0.1:9000",
+                                            "udp://127.0.0.1:9000",
+                                            "signal:self"};
 
 static void info_usage(FILE *f)
 {
-    fprintf(f, "usage: ipckit info [URL...]\n"
-               "Prints the semantics of each URL's mechanism and the live kernel limits that apply.\n"
-               "Without URL, lists the schemes and whether this build has them.\n\n"
-               "  -h, --help\n\n"
-               "Exit status: 0 printed, 1 failure, 2 bad address.\n"
-               "Example: ipckit info mq:/jobs\n");
+    fprintf(f,
+            "usage: ipckit info [URL...]\n"
+            "Prints the semantics of each URL's mechanism and the live kernel limits that apply.\n"
+            "Without URL, lists the schemes and whether this build has them.\n\n"
+            "  -h, --help\n\n"
+            "Exit status: 0 printed, 1 failure, 2 bad address.\n"
+            "Example: ipckit info mq:/jobs\n");
 }
 
 static int info_one(const char *url)
@@ -71,8 +81,8 @@ int cmd_info(int argc, char **argv)
             int built = ipk_scheme_built(info_schemes[i]);
             const char *w = built ? "yes" : "no";
             printf("%-11s %s%*s %s\n", info_schemes[i],
-                   cli_paint(stdout, built ? "32" : "33", w, a, sizeof a),
-                   (int)(10 - strlen(w)), "", info_examples[i]);
+                   cli_paint(stdout, built ? "32" : "33", w, a, sizeof a), (int)(10 - strlen(w)),
+                   "", info_examples[i]);
         }
         return CLI_OK;
     }

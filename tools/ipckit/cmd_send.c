@@ -131,13 +131,17 @@ static int send_stdin(struct send_ctx *s, const char *mode)
 
 int cmd_send(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"stdin", required_argument, 0, 's'},  {"count", required_argument, 0, 'c'},
-        {"interval", required_argument, 0, 'i'}, {"timeout", required_argument, 0, 't'},
-        {"prio", required_argument, 0, 'p'},   {"type", required_argument, 0, 'T'},
-        {"option", required_argument, 0, 'o'}, {"listen", no_argument, 0, 'l'},
-        {"dial", no_argument, 0, 'd'},         {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option lo[] = {{"stdin", required_argument, 0, 's'},
+                                       {"count", required_argument, 0, 'c'},
+                                       {"interval", required_argument, 0, 'i'},
+                                       {"timeout", required_argument, 0, 't'},
+                                       {"prio", required_argument, 0, 'p'},
+                                       {"type", required_argument, 0, 'T'},
+                                       {"option", required_argument, 0, 'o'},
+                                       {"listen", no_argument, 0, 'l'},
+                                       {"dial", no_argument, 0, 'd'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
     struct send_ctx s = {.timeout = -1};
     const char *mode = "lines";
     long count = 1, v;
