@@ -127,6 +127,10 @@ int obj_add_url(obj_list *l, const char *url);
 /* Finds who holds each object and decides whether it is stale. */
 void obj_settle(obj_list *l);
 void obj_list_free(obj_list *l);
+/* Parses "fifo,posix-mq,..." into a bit mask of (1 << obj_kind); -1 on an unknown name. */
+int obj_kind_mask(const char *list, unsigned *mask);
+/* Keeps only the objects whose kind is in mask. */
+void obj_filter(obj_list *l, unsigned mask);
 /* Removes o: 0 or -errno. The caller decides whether o may go (see enum obj_stale). */
 int obj_remove(const obj *o);
 

@@ -22,6 +22,8 @@ static void ls_usage(FILE *f)
                "  -s, --stale      only the stale objects (those rm --stale removes)\n"
                "  -D, --dir DIR    where to look for FIFOs and socket files (repeatable;\n"
                "                   default /tmp and /run, 4 levels deep)\n"
+               "  -k, --kind K,...  only objects of these kinds: posix-shm posix-sem posix-mq\n"
+               "                   sysv-msg sysv-shm sysv-sem fifo unix-socket unix-abstract\n"
                "  -h, --help\n\n"
                "STALE is yes (rm --stale may remove it), no (in use), or ? (cannot tell).\n"
                "Exit status: 0 listed, 1 failure, 2 usage error.\n");
@@ -127,16 +129,23 @@ static void print_table(const obj_list *l, int only_stale)
 
 int cmd_ls(int argc, char **argv)
 {
-    static const struct option lo[] = {{"json", no_argument, 0, 'j'},
-                                       {"stale", no_argument, 0, 's'},
-                                       {"dir", required_argument, 0, 'D'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"json", no_argument, 0, 'j'},      {"stale", no_argument, 0, 's'},
+        {"dir", required_argument, 0, 'D'}, {"kind", required_argument, 0, 'k'},
+        {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
     const char *dirs[LS_MAX_DIRS + 1] = {"/tmp", "/run", NULL};
     int ndirs = 0, json = 0, only_stale = 0, opt;
+    unsigned kinds = ~0u;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+jsD:h", lo, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+jsD:k:h", lo, NULL)) != -1) {
         switch (opt) {
+        case 'k':
+            if (obj_kind_mask(optarg, &kinds) != 0)
+                return cli_usage_err("ls",
+                                     "--kind %s: kinds are posix-shm posix-sem posix-mq "
+                                     "sysv-msg sysv-shm sysv-sem fifo unix-socket unix-abstract",
+                                     optarg);
+            break;
         case 'j':
             json = 1;
             break;
@@ -161,6 +170,7 @@ int cmd_ls(int argc, char **argv)
         return cli_usage_err("ls", "unexpected argument '%s'", argv[optind]);
     obj_list l = {0};
     obj_scan(&l, dirs);
+    obj_filter(&l, kinds);
     if (json) {
         print_json(&l, only_stale);
     } else {

@@ -24,6 +24,8 @@ static void rm_usage(FILE *f)
                "  -n, --dry-run    say what would be removed, remove nothing\n"
                "  -D, --dir DIR    with --stale: where to look for FIFOs and sockets\n"
                "                   (repeatable; default /tmp and /run)\n"
+               "  -k, --kind K,...  only objects of these kinds: posix-shm posix-sem posix-mq\n"
+               "                   sysv-msg sysv-shm sysv-sem fifo unix-socket unix-abstract\n"
                "  -h, --help\n\n"
                "Exit status: 0 everything named was removed, 1 something was missing or in use,\n"
                "2 usage error.\n");
@@ -54,16 +56,23 @@ static void refuse(const obj *o)
 
 int cmd_rm(int argc, char **argv)
 {
-    static const struct option lo[] = {{"stale", no_argument, 0, 's'},
-                                       {"dry-run", no_argument, 0, 'n'},
-                                       {"dir", required_argument, 0, 'D'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"stale", no_argument, 0, 's'},     {"dry-run", no_argument, 0, 'n'},
+        {"dir", required_argument, 0, 'D'}, {"kind", required_argument, 0, 'k'},
+        {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
     const char *dirs[RM_MAX_DIRS + 1] = {"/tmp", "/run", NULL};
     int ndirs = 0, stale = 0, dry = 0, opt, rc = CLI_OK;
+    unsigned kinds = ~0u;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+snD:h", lo, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+snD:k:h", lo, NULL)) != -1) {
         switch (opt) {
+        case 'k':
+            if (obj_kind_mask(optarg, &kinds) != 0)
+                return cli_usage_err("rm",
+                                     "--kind %s: kinds are posix-shm posix-sem posix-mq "
+                                     "sysv-msg sysv-shm sysv-sem fifo unix-socket unix-abstract",
+                                     optarg);
+            break;
         case 's':
             stale = 1;
             break;
@@ -89,6 +98,7 @@ int cmd_rm(int argc, char **argv)
     obj_list l = {0};
     if (optind == argc) {
         obj_scan(&l, dirs);
+        obj_filter(&l, kinds);
         for (size_t i = 0; i < l.n; i++)
             if (l.v[i].stale == STALE_YES && rm_one(&l.v[i], dry) != CLI_OK)
                 rc = CLI_FAIL;
@@ -111,6 +121,7 @@ int cmd_rm(int argc, char **argv)
         }
     }
     obj_settle(&l);
+    obj_filter(&l, kinds);
     for (size_t i = 0; i < l.n; i++) {
         const obj *o = &l.v[i];
         if (o->stale == STALE_NO || (stale && o->stale != STALE_YES)) {

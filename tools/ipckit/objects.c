@@ -48,6 +48,32 @@ const char *obj_kind_name(enum obj_kind k)
     return names[k];
 }
 
+int obj_kind_mask(const char *list, unsigned *mask)
+{
+    *mask = 0;
+    while (*list) {
+        size_t n = strcspn(list, ",");
+        unsigned k = 0;
+        while (k <= OBJ_ASOCK && (strlen(obj_kind_name((enum obj_kind)k)) != n ||
+                                  strncmp(obj_kind_name((enum obj_kind)k), list, n) != 0))
+            k++;
+        if (k > OBJ_ASOCK)
+            return -1;
+        *mask |= 1u << k;
+        list += n + (list[n] == ',');
+    }
+    return 0;
+}
+
+void obj_filter(obj_list *l, unsigned mask)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (mask & (1u << l->v[i].kind))
+            l->v[k++] = l->v[i];
+    l->n = k;
+}
+
 static void note(obj_list *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(obj_list *l, const char *fmt, ...)
 {
