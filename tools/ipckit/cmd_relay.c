@@ -257,6 +257,14 @@ int cmd_relay(int argc, char **argv)
     }
     if (argc - optind != 2)
         return cli_usage_err("relay", "expected two URLs, got %d", argc - optind);
+    /* Both addresses are checked before either end is opened: a typo in the second must not
+     * leave the first listening. ipk_info parses without opening anything. */
+    for (int i = 0; i < 2; i++) {
+        char probe[1];
+        long r = ipk_info(argv[optind + i], probe, sizeof probe);
+        if (r < 0)
+            return cli_fail("relay", argv[optind + i], (int)r);
+    }
     int rc = CLI_OK;
     for (int i = 0; i < 2 && rc == CLI_OK; i++) {
         side *s = &R.s[i];
