@@ -45,6 +45,12 @@ extern "C" {
 #define IPK_ENOTSUP   (-4088) /* the operation does not apply to this transport or role */
 #define IPK_ECLOSED   (-4087) /* the channel was shut down after an earlier fatal error */
 
+#if defined(__GNUC__)
+#define IPK_API __attribute__((visibility("default")))
+#else
+#define IPK_API
+#endif
+
 typedef struct ipk_chan ipk_chan;
 typedef struct ipk_opts ipk_opts;
 
@@ -71,76 +77,77 @@ typedef struct ipk_msginfo {
  * Common keys: max (largest message, e.g. 16m), framing (len|raw|line), perm (octal mode of
  * created objects), keep (1: the owner does not remove the object on close). Transport keys are in
  * ipckit-transports(7). */
-ipk_opts *ipk_opts_new(void);
-int ipk_opts_set(ipk_opts *o, const char *key, const char *value);
-void ipk_opts_free(ipk_opts *o);
+IPK_API ipk_opts *ipk_opts_new(void);
+IPK_API int ipk_opts_set(ipk_opts *o, const char *key, const char *value);
+IPK_API void ipk_opts_free(ipk_opts *o);
 
 /* Channels. *out is set only on success. */
-int ipk_listen(ipk_chan **out, const char *url, const ipk_opts *opts);
-int ipk_dial(ipk_chan **out, const char *url, const ipk_opts *opts);
-int ipk_accept(ipk_chan *listener, ipk_chan **peer, int timeout_ms);
+IPK_API int ipk_listen(ipk_chan **out, const char *url, const ipk_opts *opts);
+IPK_API int ipk_dial(ipk_chan **out, const char *url, const ipk_opts *opts);
+IPK_API int ipk_accept(ipk_chan *listener, ipk_chan **peer, int timeout_ms);
 
-int ipk_send(ipk_chan *c, const void *msg, size_t len, int timeout_ms);
-long ipk_recv(ipk_chan *c, void *buf, size_t cap, int timeout_ms);
-int ipk_sendx(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi, int timeout_ms);
-long ipk_recvx(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int timeout_ms);
+IPK_API int ipk_send(ipk_chan *c, const void *msg, size_t len, int timeout_ms);
+IPK_API long ipk_recv(ipk_chan *c, void *buf, size_t cap, int timeout_ms);
+IPK_API int ipk_sendx(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
+                      int timeout_ms);
+IPK_API long ipk_recvx(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int timeout_ms);
 
 /* Sends up to n messages, in order, with as few system calls as the transport allows (one writev
  * on a stream, one sendmmsg on a datagram socket). Returns how many were sent (>= 1), or an error
  * when none was. */
-long ipk_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int timeout_ms);
+IPK_API long ipk_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int timeout_ms);
 
 /* After ipk_recv() returned IPK_EMSGSIZE because cap was too small: the size of the message that
  * did not fit (it is still queued; call again with a larger buffer). 0 when unknown. */
-size_t ipk_needed(const ipk_chan *c);
+IPK_API size_t ipk_needed(const ipk_chan *c);
 
 /* Whether a whole message is already buffered in the channel, so that ipk_recv() will not block
  * even though ipk_fd() may not poll readable. */
-int ipk_pending(const ipk_chan *c);
+IPK_API int ipk_pending(const ipk_chan *c);
 
 /* Writes buffered output (a frame a timed-out send had started). 0 when nothing is left. */
-int ipk_flush(ipk_chan *c, int timeout_ms);
+IPK_API int ipk_flush(ipk_chan *c, int timeout_ms);
 
 /* A descriptor to poll for readability (POLLIN), or IPK_ENOTSUP where the mechanism has none. */
-int ipk_fd(const ipk_chan *c);
+IPK_API int ipk_fd(const ipk_chan *c);
 
 /* The channel's address, resolved (e.g. the port a "tcp://127.0.0.1:0" listener got). */
-const char *ipk_addr(const ipk_chan *c);
+IPK_API const char *ipk_addr(const ipk_chan *c);
 
 /* The scheme ("tcp", "mq", ...) of a channel. */
-const char *ipk_scheme(const ipk_chan *c);
+IPK_API const char *ipk_scheme(const ipk_chan *c);
 
 /* Credentials of the peer of a connected unix socket or of the child of exec:. */
-int ipk_peer(const ipk_chan *c, pid_t *pid, uid_t *uid, gid_t *gid);
+IPK_API int ipk_peer(const ipk_chan *c, pid_t *pid, uid_t *uid, gid_t *gid);
 
 /* exec: after close, the child's wait status (as from waitpid); -1 if not applicable. */
-int ipk_exit_status(const ipk_chan *c);
+IPK_API int ipk_exit_status(const ipk_chan *c);
 
 /* Releases the channel and, when it owns the object (listener of fifo, mq, shm, sysv, unix path)
  * and keep is not set, removes it. For exec:, closes the child's stdin, reaps it and returns its
  * wait status (>= 0). Always frees the channel, also when it returns an error. */
-int ipk_close(ipk_chan *c);
+IPK_API int ipk_close(ipk_chan *c);
 
 /* Zero-copy, where the transport supports it (shm:); IPK_ENOTSUP elsewhere.
  * ipk_reserve: space for a message of len bytes, written in place, then ipk_commit(c, len') with
  * len' <= len. ipk_peek: the next message in place, valid until ipk_release(). */
-int ipk_reserve(ipk_chan *c, void **p, size_t len, int timeout_ms);
-int ipk_commit(ipk_chan *c, size_t len);
-long ipk_peek(ipk_chan *c, const void **p, int timeout_ms);
-int ipk_release(ipk_chan *c);
+IPK_API int ipk_reserve(ipk_chan *c, void **p, size_t len, int timeout_ms);
+IPK_API int ipk_commit(ipk_chan *c, size_t len);
+IPK_API long ipk_peek(ipk_chan *c, const void **p, int timeout_ms);
+IPK_API int ipk_release(ipk_chan *c);
 
-const char *ipk_strerror(int err);
+IPK_API const char *ipk_strerror(int err);
 /* The detailed message of the last failure in the calling thread ("" when there is none). It
  * names the object, the limit and the sizes involved, e.g. "mq:/jobs: msgsize 1048576 exceeds
  * /proc/sys/fs/mqueue/msgsize_max (8192)". Valid until the next ipckit call in this thread. */
-const char *ipk_errmsg(void);
+IPK_API const char *ipk_errmsg(void);
 
 /* Information about a scheme: whether this build has it, and a one-screen description of its
  * semantics and the live kernel limits that apply (written into buf). */
-int ipk_scheme_built(const char *scheme);
-long ipk_info(const char *url, char *buf, size_t cap);
+IPK_API int ipk_scheme_built(const char *scheme);
+IPK_API long ipk_info(const char *url, char *buf, size_t cap);
 
-const char *ipk_version(void);
+IPK_API const char *ipk_version(void);
 
 #ifdef __cplusplus
 }

@@ -11,12 +11,18 @@
 #include <string.h>
 
 static const ipk__transport *const ipk__transports[IPK__S_COUNT] = {
-    [IPK__S_FILE] = &ipk__tr_file,         [IPK__S_SHM] = &ipk__tr_shm,
-    [IPK__S_EXEC] = &ipk__tr_exec,         [IPK__S_FIFO] = &ipk__tr_fifo,
-    [IPK__S_MQ] = &ipk__tr_mq,             [IPK__S_SYSV] = &ipk__tr_sysv,
-    [IPK__S_UNIX] = &ipk__tr_unix,         [IPK__S_UNIXGRAM] = &ipk__tr_unixgram,
-    [IPK__S_UNIXPACKET] = &ipk__tr_unixpacket, [IPK__S_TCP] = &ipk__tr_tcp,
-    [IPK__S_UDP] = &ipk__tr_udp,           [IPK__S_SIGNAL] = &ipk__tr_signal,
+    [IPK__S_FILE] = &ipk__tr_file,
+    [IPK__S_SHM] = &ipk__tr_shm,
+    [IPK__S_EXEC] = &ipk__tr_exec,
+    [IPK__S_FIFO] = &ipk__tr_fifo,
+    [IPK__S_MQ] = &ipk__tr_mq,
+    [IPK__S_SYSV] = &ipk__tr_sysv,
+    [IPK__S_UNIX] = &ipk__tr_unix,
+    [IPK__S_UNIXGRAM] = &ipk__tr_unixgram,
+    [IPK__S_UNIXPACKET] = &ipk__tr_unixpacket,
+    [IPK__S_TCP] = &ipk__tr_tcp,
+    [IPK__S_UDP] = &ipk__tr_udp,
+    [IPK__S_SIGNAL] = &ipk__tr_signal,
 };
 
 const char *ipk_version(void)
@@ -177,7 +183,8 @@ int ipk_accept(ipk_chan *l, ipk_chan **peer, int timeout_ms)
     *peer = NULL;
     if (!(l->tr->flags & IPK__TF_ACCEPT) || l->role != IPK__LISTENER)
         return ipk__err(IPK_ENOTSUP, "%s: accept needs a listening %s", l->name,
-                        (l->tr->flags & IPK__TF_ACCEPT) ? "channel" : "connection-oriented channel");
+                        (l->tr->flags & IPK__TF_ACCEPT) ? "channel"
+                                                        : "connection-oriented channel");
     ipk_chan *p = ipk__chan_alloc();
     if (p == NULL)
         return -ENOMEM;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static _Thread_local char ipk__errbuf[512];
@@ -79,5 +80,23 @@ size_t ipk__strlcpy(char *dst, const char *src, size_t cap)
         memcpy(dst, src, k);
         dst[k] = '\0';
     }
+    return n;
+}
+
+long ipk__info_print(const ipk__addr *a, char *buf, size_t cap,
+                     void (*print)(FILE *f, const ipk__addr *a))
+{
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    if (f == NULL)
+        return -ENOMEM;
+    print(f, a);
+    if (fclose(f) != 0) {
+        free(s);
+        return -ENOMEM;
+    }
+    long n = (long)ipk__strlcpy(buf, s, cap);
+    free(s);
     return n;
 }

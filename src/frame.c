@@ -203,8 +203,8 @@ static long ipk__recv_line(ipk_chan *c, char *buf, size_t cap, int64_t dl)
     ipk__rbuf *in = &c->in;
     size_t scanned = 0;
     for (;;) {
-        char *nl = in->len > scanned ? memchr(in->buf + in->off + scanned, '\n', in->len - scanned)
-                                     : NULL;
+        char *nl =
+            in->len > scanned ? memchr(in->buf + in->off + scanned, '\n', in->len - scanned) : NULL;
         size_t n;
         size_t eat;
         if (nl != NULL) {
@@ -340,8 +340,8 @@ static long ipk__write_all(ipk_chan *c, struct iovec *iov, int n, const int *fra
     int i = 0;
     int cut = 0; /* some of iov[i] is already written */
     while (i < n) {
-        ssize_t w = ipk__writev(c->wfd, iov + i, n - i > 1024 ? 1024 : n - i, c->wkind,
-                                c->sigpipe_ign);
+        ssize_t w =
+            ipk__writev(c->wfd, iov + i, n - i > 1024 ? 1024 : n - i, c->wkind, c->sigpipe_ign);
         if (w >= 0) {
             size_t k = (size_t)w;
             while (i < n && k >= iov[i].iov_len) {

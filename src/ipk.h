@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -49,15 +50,15 @@ typedef struct ipk__kv {
 typedef struct ipk__addr {
     enum ipk__scheme scheme;
     const char *scheme_name;
-    char *body;   /* everything between "scheme:" (and "//") and "?" */
+    char *body;     /* everything between "scheme:" (and "//") and "?" */
     ipk__kv *query; /* options given in the address */
     union {
-        struct { /* tcp, udp */
+        struct {            /* tcp, udp */
             char host[256]; /* literal or name; "" means loopback (listen) */
             int any;        /* "*": every interface */
             uint16_t port;
         } inet;
-        struct { /* unix, unixgram, unixpacket */
+        struct {            /* unix, unixgram, unixpacket */
             char path[108]; /* sun_path bytes; abstract names without the leading NUL */
             size_t len;     /* bytes used in path */
             int abstract;
@@ -65,12 +66,12 @@ typedef struct ipk__addr {
         struct { /* mq, shm: "/name" */
             char name[NAME_MAX + 1];
         } posix;
-        struct { /* sysv */
+        struct {         /* sysv */
             int literal; /* key given as a number */
             long key;    /* when literal */
             int proj;    /* ftok project id, 1..255 (from ?proj=, default 1) */
         } sysv;
-        struct { /* signal */
+        struct {       /* signal */
             pid_t pid; /* 0 for self */
         } sig;
     } u;
@@ -129,26 +130,26 @@ struct ipk__transport;
 struct ipk_chan {
     const struct ipk__transport *tr;
     ipk__addr addr;
-    ipk__kv *opts;  /* address query merged with ipk_opts (the latter wins) */
-    char *name;     /* ipk_addr(): resolved address */
+    ipk__kv *opts; /* address query merged with ipk_opts (the latter wins) */
+    char *name;    /* ipk_addr(): resolved address */
     enum ipk__role role;
-    int rfd, wfd;   /* descriptors the core may poll/close; -1 when unused */
-    int owner;      /* created the object: removes it on close unless keep */
+    int rfd, wfd; /* descriptors the core may poll/close; -1 when unused */
+    int owner;    /* created the object: removes it on close unless keep */
     int keep;
-    int perm;       /* mode for created objects (default 0600) */
-    size_t max;     /* largest message either way */
+    int perm;   /* mode for created objects (default 0600) */
+    size_t max; /* largest message either way */
     enum ipk__framing framing;
-    int broken;     /* sticky fatal error (stream desynchronised, peer gone) */
-    size_t need;    /* see ipk_needed() */
-    int sigpipe_ign; /* SIGPIPE was ignored at open: pipe writes skip the signal mask dance */
+    int broken;            /* sticky fatal error (stream desynchronised, peer gone) */
+    size_t need;           /* see ipk_needed() */
+    int sigpipe_ign;       /* SIGPIPE was ignored at open: pipe writes skip the signal mask dance */
     enum ipk__wkind wkind; /* set by the transport: c->wfd is a socket or a pipe */
-    int status;     /* exec: wait status after close, else -1 */
+    int status;            /* exec: wait status after close, else -1 */
     pid_t peer_pid;
     uid_t peer_uid;
     gid_t peer_gid;
     ipk__rbuf in;
     ipk__wbuf out;
-    void *tp;       /* transport-private state */
+    void *tp; /* transport-private state */
 };
 
 /* Sets c->name (copied). */
@@ -174,6 +175,13 @@ int ipk__expired(int64_t dl);
  * revents (> 0), or ipk__expired(dl). POLLHUP/POLLERR count as ready: the next I/O says why. */
 int ipk__wait_fd(int fd, short events, int64_t dl);
 
+/* For a mechanism with no descriptor to poll (System V queues, a full signal queue): sleeps
+ * before the next non-blocking attempt, *step_us (start it at 0: 50 us) doubling up to 2 ms and
+ * never past dl. Returns 0 to try again, or ipk__expired(dl) once the deadline has passed. */
+int ipk__backoff(int64_t dl, unsigned *step_us);
+/* The number in a /proc file such as /proc/sys/kernel/msgmax, or def when it cannot be read. */
+long ipk__proc_long(const char *path, long def);
+
 /* EINTR-retrying wrappers returning -errno; they go through the fault-injection table. */
 ssize_t ipk__read(int fd, void *buf, size_t n);
 ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind, int sigpipe_ign);
@@ -190,5 +198,9 @@ void ipk__fault_clear(void);
 /* Small string helper: snprintf into buf that never overflows; returns bytes that would be
  * written (like snprintf). */
 size_t ipk__strlcpy(char *dst, const char *src, size_t cap);
+/* For a transport's info(): runs print(f, a) on an in-memory stream and copies the text into
+ * buf (cap bytes, always terminated). Returns the full length, like snprintf, or -ENOMEM. */
+long ipk__info_print(const ipk__addr *a, char *buf, size_t cap,
+                     void (*print)(FILE *f, const ipk__addr *a));
 
 #endif

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -73,6 +74,48 @@ int ipk__wait_fd(int fd, short events, int64_t dl)
             return -errno;
         /* EINTR: go round with the time that is left. */
     }
+}
+
+/*
+ * Sleeping between non-blocking attempts is the only way to keep a deadline on a call that has
+ * no descriptor and no timed variant (msgsnd/msgrcv, sigqueue) without a timer signal, which the
+ * library may not install. Doubling from 50 us keeps the latency low when the peer is quick;
+ * the 2 ms ceiling bounds it to 500 wake-ups a second when it is not, far from burning a CPU.
+ * An EINTR from nanosleep needs nothing: the caller retries and the next call recomputes.
+ */
+int ipk__backoff(int64_t dl, unsigned *step_us)
+{
+    if (dl == IPK__DL_NOW)
+        return -EAGAIN;
+    int64_t ns = (int64_t)(*step_us ? *step_us : 50) * 1000;
+    if (dl != IPK__DL_FOREVER) {
+        int64_t left = dl - ipk__now();
+        if (left <= 0)
+            return IPK_ETIMEDOUT;
+        if (ns > left)
+            ns = left;
+    }
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
+    nanosleep(&ts, NULL);
+    *step_us = *step_us == 0 ? 100 : (*step_us >= 1000 ? 2000 : *step_us * 2);
+    return 0;
+}
+
+long ipk__proc_long(const char *path, long def)
+{
+    char b[64];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return def;
+    ssize_t n = read(fd, b, sizeof b - 1); /* not ipk__read: keep fault counts for data I/O */
+    close(fd);
+    if (n <= 0)
+        return def;
+    b[n] = '\0';
+    char *end;
+    errno = 0;
+    long v = strtol(b, &end, 10);
+    return errno == 0 && end != b ? v : def;
 }
 
 /* ---- fault injection ---- */

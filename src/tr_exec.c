@@ -1,5 +1,6 @@
 /*
- * tr_exec.c - the exec: transport (unnamed pipes to a child process). Not built in this version yet.
+ * tr_exec.c - the exec: transport (unnamed pipes to a child process). Not built in this version
+ * yet.
  */
 #include "transport.h"
 

@@ -22,7 +22,8 @@
 #include "ipk.h"
 
 /* Transport flags. */
-#define IPK__TF_BUILT  0x01u /* implemented in this build; otherwise listen/dial say IPK_ENOTBUILT */
+#define IPK__TF_BUILT 0x01u  /* implemented in this build; otherwise listen/dial say IPK_ENOTBUILT \
+                              */
 #define IPK__TF_STREAM 0x02u /* byte stream: c->rfd/c->wfd carry frames handled by frame.c */
 #define IPK__TF_ACCEPT 0x04u /* connection-oriented: listeners produce peers with accept() */
 #define IPK__TF_DGRAM  0x08u /* each message is one datagram / one queue entry */

@@ -18,10 +18,17 @@
 #include <string.h>
 
 static const char *const ipk__scheme_names[IPK__S_COUNT] = {
-    [IPK__S_FILE] = "file",         [IPK__S_SHM] = "shm",     [IPK__S_EXEC] = "exec",
-    [IPK__S_FIFO] = "fifo",         [IPK__S_MQ] = "mq",       [IPK__S_SYSV] = "sysv",
-    [IPK__S_UNIX] = "unix",         [IPK__S_UNIXGRAM] = "unixgram",
-    [IPK__S_UNIXPACKET] = "unixpacket", [IPK__S_TCP] = "tcp", [IPK__S_UDP] = "udp",
+    [IPK__S_FILE] = "file",
+    [IPK__S_SHM] = "shm",
+    [IPK__S_EXEC] = "exec",
+    [IPK__S_FIFO] = "fifo",
+    [IPK__S_MQ] = "mq",
+    [IPK__S_SYSV] = "sysv",
+    [IPK__S_UNIX] = "unix",
+    [IPK__S_UNIXGRAM] = "unixgram",
+    [IPK__S_UNIXPACKET] = "unixpacket",
+    [IPK__S_TCP] = "tcp",
+    [IPK__S_UDP] = "udp",
     [IPK__S_SIGNAL] = "signal",
 };
 
@@ -51,9 +58,21 @@ int ipk__parse_size(const char *s, size_t *out)
     switch (*end) {
     case '\0':
         break;
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
     default:
         return -EINVAL;
     }
@@ -74,10 +93,10 @@ int ipk__parse_signal(const char *s, int *signo)
         const char *name;
         int sig;
     } named[] = {
-        {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"USR1", SIGUSR1},
-        {"USR2", SIGUSR2}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
-        {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"PIPE", SIGPIPE}, {"URG", SIGURG},
-        {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU}, {"IO", SIGIO},
+        {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"USR1", SIGUSR1},
+        {"USR2", SIGUSR2}, {"ALRM", SIGALRM},     {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
+        {"CONT", SIGCONT}, {"WINCH", SIGWINCH},   {"PIPE", SIGPIPE}, {"URG", SIGURG},
+        {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},     {"TTOU", SIGTTOU}, {"IO", SIGIO},
         {"PROF", SIGPROF}, {"VTALRM", SIGVTALRM}, {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
         {"SYS", SIGSYS},   {"TRAP", SIGTRAP},
     };
@@ -205,8 +224,7 @@ static int ipk__parse_inet(ipk__addr *a, const char *url)
         for (size_t i = 0; i < n; i++)
             if (!(isxdigit((unsigned char)a->u.inet.host[i]) || a->u.inet.host[i] == ':' ||
                   a->u.inet.host[i] == '.' || a->u.inet.host[i] == '%'))
-                return ipk__err(IPK_EADDR, "%s: '%s' is not an IPv6 address", url,
-                                a->u.inet.host);
+                return ipk__err(IPK_EADDR, "%s: '%s' is not an IPv6 address", url, a->u.inet.host);
         if (close[1] != ':')
             return ipk__err(IPK_EADDR, "%s: missing ':PORT' after ']'", url);
         port = close + 2;

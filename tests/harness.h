@@ -24,7 +24,7 @@ int ipkt_main(int argc, char **argv, const struct CMUnitTest *tests, size_t n);
     int main(int argc, char **argv)                                                                \
     {                                                                                              \
         static const struct CMUnitTest t_[] = {__VA_ARGS__};                                       \
-        return ipkt_main(argc, argv, t_, sizeof t_ / sizeof t_[0]);                               \
+        return ipkt_main(argc, argv, t_, sizeof t_ / sizeof t_[0]);                                \
     }
 
 /* A private directory for this test binary, removed (with everything in it) at the end. */

@@ -1,0 +1,324 @@
+/*
+ * test_mq.c - the mq: transport between real processes: priority order, full and empty queues
+ * with and without a timeout, oversized messages, attributes over the kernel's limits, missing
+ * and foreign queues, and interoperation with a plain mq_send/mq_receive program.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* In a child process (no cmocka there): report and fail. */
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: %s failed [%s]\n", __FILE__, __LINE__, #cond, ipk_errmsg());   \
+            return 1;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* A fresh queue name, journalled; *url receives "mq:NAME" plus query. */
+static const char *qname(char *name, size_t cap)
+{
+    ipkt_name(name, cap, "/");
+    ipkt_journal("mq", name);
+    return name;
+}
+
+static ipk_chan *listen_q(char *name, size_t cap, const char *query)
+{
+    char url[300];
+    qname(name, cap);
+    snprintf(url, sizeof url, "mq:%s%s", name, query);
+    ipk_chan *c = NULL;
+    ipkt_ok(ipk_listen(&c, url, NULL));
+    return c;
+}
+
+static long proc(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+static char g_name[128];
+
+static int send_prios(void *arg)
+{
+    (void)arg;
+    char url[200];
+    snprintf(url, sizeof url, "mq:%s?prio=2", g_name);
+    ipk_chan *c;
+    CHECK(ipk_dial(&c, url, NULL) == 0);
+    static const unsigned prios[] = {1, 5, 0, 3, 5, 9};
+    for (unsigned i = 0; i < 6; i++) {
+        char m[8];
+        snprintf(m, sizeof m, "m%u", i);
+        ipk_msginfo mi = {.prio = prios[i]};
+        CHECK(ipk_sendx(c, m, strlen(m), &mi, -1) == 0);
+    }
+    CHECK(ipk_send(c, "plain", 5, -1) == 0); /* no msginfo: ?prio=2 */
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+static void t_priorities(void **state)
+{
+    (void)state;
+    ipk_chan *c = listen_q(g_name, sizeof g_name, "");
+    assert_int_equal(ipkt_wait(ipkt_spawn(send_prios, NULL)), 0);
+    /* Highest first, FIFO within a priority; msginfo.prio 0 means ?prio=2. */
+    static const char *const want[] = {"m5", "m1", "m4", "m3", "m2", "plain", "m0"};
+    static const unsigned wprio[] = {9, 5, 5, 3, 2, 2, 1};
+    for (int i = 0; i < 7; i++) {
+        char buf[8192];
+        ipk_msginfo mi;
+        long n = ipk_recvx(c, buf, sizeof buf, &mi, 0);
+        ipkt_expect(n, (long)strlen(want[i]));
+        assert_memory_equal(buf, want[i], (size_t)n);
+        assert_int_equal(mi.prio, wprio[i]);
+    }
+    ipkt_expect(ipk_recv(c, (char[16]){0}, 16, 0), -EAGAIN);
+    ipkt_errmsg_has("no message");
+    ipkt_ok(ipk_close(c));
+}
+
+static void t_full_and_empty(void **state)
+{
+    (void)state;
+    char name[128], buf[64];
+    ipk_chan *c = listen_q(name, sizeof name, "?maxmsg=2&msgsize=32");
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), -EAGAIN);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 20), IPK_ETIMEDOUT);
+    ipkt_errmsg_has("no message");
+    ipkt_ok(ipk_send(c, "first", 5, 0));
+    ipkt_ok(ipk_send(c, "second", 6, 0));
+    ipkt_expect(ipk_send(c, "third", 5, 0), -EAGAIN);
+    ipkt_errmsg_has("the queue is full (maxmsg 2");
+    ipkt_expect(ipk_send(c, "third", 5, 30), IPK_ETIMEDOUT);
+    ipkt_errmsg_has("full");
+    /* Nothing already queued was lost or disturbed. */
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), 5);
+    assert_memory_equal(buf, "first", 5);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), 6);
+    assert_memory_equal(buf, "second", 6);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), -EAGAIN);
+    ipkt_ok(ipk_close(c));
+}
+
+static int recv_two(void *arg)
+{
+    (void)arg;
+    char url[200], buf[64];
+    snprintf(url, sizeof url, "mq:%s", g_name);
+    ipk_chan *c;
+    CHECK(ipk_dial(&c, url, NULL) == 0);
+    usleep(100 * 1000); /* let the parent block on the full queue */
+    CHECK(ipk_recv(c, buf, sizeof buf, -1) == 1 && buf[0] == 'a');
+    CHECK(ipk_recv(c, buf, sizeof buf, -1) == 1 && buf[0] == 'b');
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+/* A send that waits on a full queue completes when a receiver in another process makes room,
+ * and the descriptor polls readable when a message waits. */
+static void t_blocking_and_poll(void **state)
+{
+    (void)state;
+    ipk_chan *c = listen_q(g_name, sizeof g_name, "?maxmsg=1&msgsize=16");
+    ipkt_ok(ipk_send(c, "a", 1, 0));
+    pid_t p = ipkt_spawn(recv_two, NULL);
+    ipkt_ok(ipk_send(c, "b", 1, 10000));
+    assert_int_equal(ipkt_wait(p), 0);
+    ipkt_ok(ipk_send(c, "c", 1, 0));
+    struct pollfd pf = {.fd = ipk_fd(c), .events = POLLIN};
+    assert_true(pf.fd >= 0);
+    assert_int_equal(poll(&pf, 1, 5000), 1);
+    assert_true(pf.revents & POLLIN);
+    ipkt_ok(ipk_close(c));
+}
+
+static void t_oversized(void **state)
+{
+    (void)state;
+    char name[128], big[64], small[4];
+    ipk_chan *c = listen_q(name, sizeof name, "?maxmsg=4&msgsize=32");
+    ipkt_expect(ipk_send(c, big, 33, 0), IPK_EMSGSIZE);
+    ipkt_errmsg_has("message of 33 bytes exceeds the queue's msgsize 32");
+    ipkt_fill(big, 20, 7);
+    ipkt_ok(ipk_send(c, big, 20, 0));
+    ipkt_ok(ipk_send(c, "ok", 2, 0));
+    /* A buffer smaller than the message: IPK_EMSGSIZE with the size, and the message kept. */
+    ipk_msginfo mi;
+    ipkt_expect(ipk_recvx(c, small, sizeof small, &mi, 0), IPK_EMSGSIZE);
+    ipkt_errmsg_has("message of 20 bytes does not fit the buffer of 4");
+    assert_int_equal(ipk_needed(c), 20);
+    assert_true(ipk_pending(c));
+    ipkt_expect(ipk_recv(c, small, sizeof small, 0), IPK_EMSGSIZE);
+    char got[20];
+    ipkt_expect(ipk_recv(c, got, sizeof got, 0), 20);
+    assert_true(ipkt_check(got, 20, 7));
+    assert_false(ipk_pending(c));
+    ipkt_expect(ipk_recv(c, small, sizeof small, 0), 2);
+    assert_memory_equal(small, "ok", 2);
+    ipkt_ok(ipk_close(c));
+}
+
+static int over_limits_as_nobody(void *arg)
+{
+    (void)arg;
+    CHECK(ipkt_become_nobody() == 0);
+    char url[200], name[128];
+    long msg_max = proc("/proc/sys/fs/mqueue/msg_max");
+    long size_max = proc("/proc/sys/fs/mqueue/msgsize_max");
+    ipk_chan *c = NULL;
+    snprintf(url, sizeof url, "mq:%s?maxmsg=%ld&msgsize=64", qname(name, sizeof name), msg_max + 1);
+    CHECK(ipk_listen(&c, url, NULL) == -EINVAL);
+    char want[128];
+    snprintf(want, sizeof want, "maxmsg %ld exceeds /proc/sys/fs/mqueue/msg_max (%ld)", msg_max + 1,
+             msg_max);
+    CHECK(strstr(ipk_errmsg(), want) != NULL);
+    snprintf(url, sizeof url, "mq:%s?maxmsg=1&msgsize=%ld", qname(name, sizeof name), size_max + 1);
+    CHECK(ipk_listen(&c, url, NULL) == -EINVAL);
+    snprintf(want, sizeof want, "msgsize %ld exceeds /proc/sys/fs/mqueue/msgsize_max (%ld)",
+             size_max + 1, size_max);
+    CHECK(strstr(ipk_errmsg(), want) != NULL);
+    return 0;
+}
+
+static int over_rlimit(void *arg)
+{
+    (void)arg;
+    struct rlimit rl = {1000, 1000};
+    CHECK(setrlimit(RLIMIT_MSGQUEUE, &rl) == 0);
+    char url[200], name[128];
+    snprintf(url, sizeof url, "mq:%s?maxmsg=4&msgsize=1024", qname(name, sizeof name));
+    ipk_chan *c = NULL;
+    CHECK(ipk_listen(&c, url, NULL) == -EMFILE);
+    CHECK(strstr(ipk_errmsg(), "RLIMIT_MSGQUEUE (1000 bytes") != NULL);
+    return 0;
+}
+
+static void t_attribute_limits(void **state)
+{
+    (void)state;
+    assert_int_equal(ipkt_wait(ipkt_spawn(over_limits_as_nobody, NULL)), 0);
+    assert_int_equal(ipkt_wait(ipkt_spawn(over_rlimit, NULL)), 0);
+    /* Even a privileged creator stops at the kernel's hard ceilings. */
+    char name[128], url[200];
+    ipk_chan *c = NULL;
+    snprintf(url, sizeof url, "mq:%s?maxmsg=1&msgsize=32m", qname(name, sizeof name));
+    ipkt_expect(ipk_listen(&c, url, NULL), -EINVAL);
+    ipkt_errmsg_has("msgsize 33554432 exceeds the kernel's hard limit 16777216");
+    snprintf(url, sizeof url, "mq:%s?maxmsg=0", qname(name, sizeof name));
+    ipkt_expect(ipk_listen(&c, url, NULL), IPK_EOPTION);
+    ipkt_errmsg_has("maxmsg=0");
+    snprintf(url, sizeof url, "mq:%s?prio=32768", qname(name, sizeof name));
+    ipkt_expect(ipk_listen(&c, url, NULL), IPK_EOPTION);
+    ipkt_errmsg_has("prio=32768");
+    snprintf(url, sizeof url, "mq:%s?bogus=1", qname(name, sizeof name));
+    ipkt_expect(ipk_listen(&c, url, NULL), IPK_EOPTION);
+    ipkt_errmsg_has("unknown option 'bogus'");
+    assert_null(c);
+}
+
+static void t_missing_and_existing(void **state)
+{
+    (void)state;
+    char name[128], url[200];
+    ipk_chan *c = NULL, *d = NULL;
+    snprintf(url, sizeof url, "mq:%s", qname(name, sizeof name));
+    ipkt_expect(ipk_dial(&c, url, NULL), -ENOENT);
+    ipkt_errmsg_has("no such queue");
+    /* The owner removes the queue on close; keep=1 leaves it. */
+    ipkt_ok(ipk_listen(&c, url, NULL));
+    ipkt_ok(ipk_close(c));
+    ipkt_expect(ipk_dial(&c, url, NULL), -ENOENT);
+    snprintf(url, sizeof url, "mq:%s?keep=1&maxmsg=3&msgsize=100", name);
+    ipkt_ok(ipk_listen(&c, url, NULL));
+    ipkt_ok(ipk_send(c, "kept", 4, 0));
+    ipkt_ok(ipk_close(c));
+    /* Asking an existing queue for other attributes is an error, not a surprise later. */
+    snprintf(url, sizeof url, "mq:%s?msgsize=200", name);
+    ipkt_expect(ipk_dial(&d, url, NULL), IPK_EOPTION);
+    ipkt_errmsg_has("exists with maxmsg 3 and msgsize 100");
+    snprintf(url, sizeof url, "mq:%s", name);
+    ipkt_ok(ipk_dial(&d, url, NULL));
+    char buf[100];
+    ipkt_expect(ipk_recv(d, buf, sizeof buf, 0), 4);
+    assert_memory_equal(buf, "kept", 4);
+    ipkt_ok(ipk_close(d));
+    assert_int_equal(mq_unlink(name), 0);
+}
+
+static int dial_as_nobody(void *arg)
+{
+    CHECK(ipkt_become_nobody() == 0);
+    ipk_chan *c = NULL;
+    CHECK(ipk_dial(&c, arg, NULL) == -EACCES);
+    CHECK(strstr(ipk_errmsg(), "do not allow read and write") != NULL);
+    return 0;
+}
+
+static void t_foreign_queue(void **state)
+{
+    (void)state;
+    char name[128], url[200];
+    ipk_chan *c = listen_q(name, sizeof name, "?perm=0600");
+    snprintf(url, sizeof url, "mq:%s", name);
+    assert_int_equal(ipkt_wait(ipkt_spawn(dial_as_nobody, url)), 0);
+    ipkt_ok(ipk_close(c));
+}
+
+static void t_interop(void **state)
+{
+    (void)state;
+    char name[128], cmd[400], line[200];
+    ipk_chan *c = listen_q(name, sizeof name, "?maxmsg=4&msgsize=64");
+    snprintf(cmd, sizeof cmd, "%s/peer_mq send %s 7 hello-from-peer", IPKT_PEER_DIR, name);
+    assert_int_equal(system(cmd), 0);
+    ipk_msginfo mi;
+    char buf[64];
+    ipkt_expect(ipk_recvx(c, buf, sizeof buf, &mi, 0), 15);
+    assert_memory_equal(buf, "hello-from-peer", 15);
+    assert_int_equal(mi.prio, 7);
+    mi.prio = 4;
+    ipkt_ok(ipk_sendx(c, "to-the-peer", 11, &mi, 0));
+    snprintf(cmd, sizeof cmd, "%s/peer_mq recv %s", IPKT_PEER_DIR, name);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(line, sizeof line, p));
+    assert_int_equal(pclose(p), 0);
+    assert_string_equal(line, "4 11 to-the-peer\n");
+    ipkt_ok(ipk_close(c));
+}
+
+static void t_info(void **state)
+{
+    (void)state;
+    char buf[4096];
+    long n = ipk_info("mq:/ipkt-no-such-queue", buf, sizeof buf);
+    assert_true(n > 0 && (size_t)n < sizeof buf);
+    assert_non_null(strstr(buf, "/proc/sys/fs/mqueue/msg_max"));
+    assert_non_null(strstr(buf, "/proc/sys/fs/mqueue/msgsize_max"));
+    assert_non_null(strstr(buf, "/proc/sys/fs/mqueue/queues_max"));
+    assert_non_null(strstr(buf, "RLIMIT_MSGQUEUE"));
+    assert_non_null(strstr(buf, "does not exist"));
+    assert_int_equal(ipk_scheme_built("mq"), 1);
+}
+
+IPKT_MAIN(cmocka_unit_test(t_priorities), cmocka_unit_test(t_full_and_empty),
+          cmocka_unit_test(t_blocking_and_poll), cmocka_unit_test(t_oversized),
+          cmocka_unit_test(t_attribute_limits), cmocka_unit_test(t_missing_and_existing),
+          cmocka_unit_test(t_foreign_queue), cmocka_unit_test(t_interop), cmocka_unit_test(t_info))

@@ -1,0 +1,383 @@
+/*
+ * test_signal.c - the signal: transport between real processes: 10,000 real-time signals with
+ * payloads arrive all and in order, standard signals coalesce but arrive at least once, other
+ * users' signals are dropped, payload limits, "is the peer alive" checks, and the mask restored.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* In a child process (no cmocka there): report and fail. */
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: %s failed [%s]\n", __FILE__, __LINE__, #cond, ipk_errmsg());   \
+            return 1;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+#define COUNT 10000
+
+/* What a receiver child needs: its options, a pipe to say it listens, one to hear "done". */
+typedef struct rx {
+    const char *query;
+    int ready[2], done[2];
+    int nobody;
+    pid_t sender;
+} rx;
+
+static int rx_open(rx *r, ipk_chan **c)
+{
+    char url[100];
+    close(r->ready[0]);
+    close(r->done[1]);
+    if (r->nobody)
+        CHECK(ipkt_become_nobody() == 0);
+    snprintf(url, sizeof url, "signal:self%s", r->query);
+    CHECK(ipk_listen(c, url, NULL) == 0);
+    CHECK(write(r->ready[1], "r", 1) == 1);
+    return 0;
+}
+
+/* Starts receiver fn and returns once it listens. */
+static pid_t rx_start(rx *r, int (*fn)(void *))
+{
+    assert_int_equal(pipe(r->ready), 0);
+    assert_int_equal(pipe(r->done), 0);
+    r->sender = getpid();
+    pid_t p = ipkt_spawn(fn, r);
+    close(r->ready[1]);
+    close(r->done[0]);
+    char b;
+    assert_int_equal(read(r->ready[0], &b, 1), 1);
+    close(r->ready[0]);
+    return p;
+}
+
+static ipk_chan *dial_pid(pid_t pid, const char *query)
+{
+    char url[100];
+    snprintf(url, sizeof url, "signal:%d%s", (int)pid, query);
+    ipk_chan *c = NULL;
+    ipkt_ok(ipk_dial(&c, url, NULL));
+    return c;
+}
+
+static int rx_many(void *arg)
+{
+    rx *r = arg;
+    ipk_chan *c;
+    if (rx_open(r, &c) != 0)
+        return 1;
+    for (unsigned i = 0; i < COUNT; i++) {
+        unsigned char buf[8];
+        ipk_msginfo mi;
+        long n = ipk_recvx(c, buf, sizeof buf, &mi, 30000);
+        CHECK(n == 7);
+        unsigned got = buf[0] | buf[1] << 8 | buf[2] << 16 | (unsigned)buf[3] << 24;
+        if (got != i)
+            fprintf(stderr, "message %u carried %u\n", i, got);
+        CHECK(got == i);
+        CHECK(buf[4] == 'r' && buf[5] == 't' && buf[6] == (unsigned char)i);
+        CHECK(mi.pid == r->sender && mi.uid == getuid() && mi.signo == SIGRTMIN + 1);
+    }
+    CHECK(ipk_recv(c, (char[8]){0}, 8, 0) == -EAGAIN);
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+/* The sender does not pace itself: a full queue (EAGAIN) is retried by ipk_send within the
+ * deadline, so nothing is lost even if the receiver falls behind. */
+static void t_realtime_in_order(void **state)
+{
+    (void)state;
+    rx r = {.query = ""};
+    pid_t p = rx_start(&r, rx_many);
+    ipk_chan *c = dial_pid(p, "");
+    for (unsigned i = 0; i < COUNT; i++) {
+        unsigned char m[7] = {(unsigned char)i,
+                              (unsigned char)(i >> 8),
+                              (unsigned char)(i >> 16),
+                              (unsigned char)(i >> 24),
+                              'r',
+                              't',
+                              (unsigned char)i};
+        ipkt_ok(ipk_send(c, m, sizeof m, -1));
+    }
+    ipkt_ok(ipk_close(c));
+    assert_int_equal(ipkt_wait(p), 0);
+}
+
+static int rx_burst(void *arg)
+{
+    rx *r = arg;
+    ipk_chan *c;
+    char b;
+    if (rx_open(r, &c) != 0)
+        return 1;
+    CHECK(read(r->done[0], &b, 1) == 1); /* the sender is done: everything is pending */
+    int got = 0;
+    long n;
+    char buf[8];
+    while ((n = ipk_recv(c, buf, sizeof buf, 0)) >= 0)
+        got++;
+    CHECK(n == -EAGAIN);
+    fprintf(stderr, "50 SIGUSR1 sent, %d received\n", got);
+    CHECK(got >= 1 && got <= 50);
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+/* Standard signals coalesce: while one is pending, more of the same are dropped. */
+static void t_standard_coalesce(void **state)
+{
+    (void)state;
+    rx r = {.query = "?sig=USR1"};
+    pid_t p = rx_start(&r, rx_burst);
+    ipk_chan *c = dial_pid(p, "?sig=SIGUSR1");
+    for (int i = 0; i < 50; i++)
+        ipkt_ok(ipk_send(c, "burst", 5, -1));
+    assert_int_equal(write(r.done[1], "d", 1), 1);
+    ipkt_ok(ipk_close(c));
+    assert_int_equal(ipkt_wait(p), 0);
+}
+
+static int rx_small_limit(void *arg)
+{
+    rx *r = arg;
+    struct rlimit rl = {10, 10};
+    CHECK(setrlimit(RLIMIT_SIGPENDING, &rl) == 0);
+    ipk_chan *c;
+    char b, buf[8];
+    if (rx_open(r, &c) != 0)
+        return 1;
+    CHECK(read(r->done[0], &b, 1) == 1);
+    /* Every message the sender was told went out is here, in order. */
+    for (int i = 0; i < b; i++)
+        CHECK(ipk_recv(c, buf, sizeof buf, 0) == 1 && buf[0] == i);
+    CHECK(ipk_recv(c, buf, sizeof buf, 0) == -EAGAIN);
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+/* The receiving user's RLIMIT_SIGPENDING bounds the queue: the sender hears -EAGAIN with the
+ * limit (timeout 0) or IPK_ETIMEDOUT (a timeout), and nothing sent before is lost. */
+static void t_full_queue(void **state)
+{
+    (void)state;
+    rx r = {.query = ""};
+    pid_t p = rx_start(&r, rx_small_limit);
+    ipk_chan *c = dial_pid(p, "");
+    char i = 0;
+    int rc;
+    while ((rc = ipk_send(c, &i, 1, 0)) == 0 && i < 100)
+        i++;
+    ipkt_expect(rc, -EAGAIN);
+    ipkt_errmsg_has("signal queue is full (RLIMIT_SIGPENDING 10 ");
+    ipkt_expect(ipk_send(c, &i, 1, 20), IPK_ETIMEDOUT);
+    ipkt_errmsg_has("RLIMIT_SIGPENDING");
+    assert_int_equal(write(r.done[1], &i, 1), 1);
+    ipkt_ok(ipk_close(c));
+    assert_int_equal(ipkt_wait(p), 0);
+}
+
+static int tx_as_nobody(void *arg)
+{
+    CHECK(ipkt_become_nobody() == 0);
+    ipk_chan *c;
+    char url[100];
+    snprintf(url, sizeof url, "signal:%d", *(pid_t *)arg);
+    CHECK(ipk_dial(&c, url, NULL) == 0);
+    CHECK(ipk_send(c, "nobody", 6, -1) == 0);
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+static int rx_filtered(void *arg)
+{
+    rx *r = arg;
+    ipk_chan *c;
+    if (rx_open(r, &c) != 0)
+        return 1;
+    char buf[8];
+    ipk_msginfo mi;
+    long n = ipk_recvx(c, buf, sizeof buf, &mi, 30000);
+    CHECK(n == 6 && memcmp(buf, "nobody", 6) == 0); /* root's signal, sent first, was dropped */
+    CHECK(mi.uid == getuid() && mi.uid != 0);
+    CHECK(ipk_recv(c, buf, sizeof buf, 0) == -EAGAIN);
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+static int rx_allowed(void *arg)
+{
+    rx *r = arg;
+    ipk_chan *c;
+    if (rx_open(r, &c) != 0)
+        return 1;
+    char buf[8];
+    ipk_msginfo mi;
+    CHECK(ipk_recvx(c, buf, sizeof buf, &mi, 30000) == 4 && memcmp(buf, "root", 4) == 0);
+    CHECK(mi.uid == 0 && mi.pid == r->sender);
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+static void t_other_user(void **state)
+{
+    (void)state;
+    rx r = {.query = "", .nobody = 1};
+    pid_t p = rx_start(&r, rx_filtered);
+    ipk_chan *c = dial_pid(p, "");
+    ipkt_ok(ipk_send(c, "root", 4, -1)); /* root may signal anyone; the receiver drops it */
+    ipkt_ok(ipk_close(c));
+    assert_int_equal(ipkt_wait(ipkt_spawn(tx_as_nobody, &p)), 0);
+    assert_int_equal(ipkt_wait(p), 0);
+    /* ?allow_uid=0 lets root's signals in. */
+    rx a = {.query = "?allow_uid=0", .nobody = 1};
+    p = rx_start(&a, rx_allowed);
+    c = dial_pid(p, "");
+    ipkt_ok(ipk_send(c, "root", 4, -1));
+    ipkt_ok(ipk_close(c));
+    assert_int_equal(ipkt_wait(p), 0);
+}
+
+static int quit(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int idle(void *arg)
+{
+    (void)arg;
+    pause();
+    return 0;
+}
+
+static int dial_parent_as_nobody(void *arg)
+{
+    pid_t parent = *(pid_t *)arg;
+    CHECK(ipkt_become_nobody() == 0);
+    ipk_chan *c = NULL;
+    char url[100];
+    snprintf(url, sizeof url, "signal:%d", (int)parent);
+    CHECK(ipk_dial(&c, url, NULL) == -EPERM);
+    CHECK(strstr(ipk_errmsg(), "process owned by another user") != NULL);
+    return 0;
+}
+
+static void t_peer_checks(void **state)
+{
+    (void)state;
+    ipk_chan *c = NULL;
+    char url[100];
+    pid_t p = ipkt_spawn(quit, NULL);
+    assert_int_equal(ipkt_wait(p), 0);
+    snprintf(url, sizeof url, "signal:%d", (int)p);
+    ipkt_expect(ipk_dial(&c, url, NULL), -ESRCH);
+    ipkt_errmsg_has("no such process");
+    pid_t me = getpid();
+    assert_int_equal(ipkt_wait(ipkt_spawn(dial_parent_as_nobody, &me)), 0);
+    /* A process that neither blocks nor catches the signal would die of it: refused. */
+    p = ipkt_spawn(idle, NULL);
+    snprintf(url, sizeof url, "signal:%d?sig=RTMIN+3", (int)p);
+    ipkt_expect(ipk_dial(&c, url, NULL), -ECONNREFUSED);
+    ipkt_errmsg_has("neither blocks nor catches SIGRTMIN+3");
+    kill(p, SIGKILL);
+    assert_int_equal(ipkt_wait(p), 128 + SIGKILL);
+    ipkt_expect(ipk_dial(&c, "signal:self?sig=33", NULL), IPK_EOPTION);
+    ipkt_errmsg_has("reserved by the C library");
+    ipkt_expect(ipk_dial(&c, "signal:self?sig=KILL", NULL), IPK_EOPTION);
+    ipkt_expect(ipk_dial(&c, "signal:self?allow_uid=bob", NULL), IPK_EOPTION);
+    ipkt_errmsg_has("allow_uid=bob");
+    ipkt_expect(ipk_dial(&c, "signal:self?prio=1", NULL), IPK_EOPTION);
+    ipkt_errmsg_has("unknown option 'prio'");
+    ipkt_expect(ipk_listen(&c, "signal:1", NULL), IPK_ENOTSUP);
+    ipkt_errmsg_has("listen on signal:self");
+    assert_null(c);
+}
+
+static int blocked(int sig)
+{
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    return sigismember(&cur, sig);
+}
+
+/* Within one process: payload encoding and limits, a small buffer, raw words, the mask. */
+static void t_payload_and_mask(void **state)
+{
+    (void)state;
+    ipk_chan *l, *d;
+    assert_false(blocked(SIGRTMIN + 1));
+    ipkt_ok(ipk_listen(&l, "signal:self", NULL));
+    assert_true(blocked(SIGRTMIN + 1));
+    ipkt_ok(ipk_dial(&d, "signal:self", NULL));
+    char want[40];
+    snprintf(want, sizeof want, "signal:%d?sig=RTMIN+1", (int)getpid());
+    assert_string_equal(ipk_addr(l), want);
+    ipkt_expect(ipk_send(d, "12345678", 8, 0), IPK_EMSGSIZE);
+    ipkt_errmsg_has("message of 8 bytes; a signal carries at most 7");
+    ipkt_ok(ipk_send(d, "", 0, 0));
+    ipkt_ok(ipk_send(d, "1234567", 7, 0));
+    ipk_msginfo mi;
+    char buf[8];
+    ipkt_expect(ipk_recvx(l, buf, sizeof buf, &mi, 1000), 0);
+    assert_int_equal(mi.pid, getpid());
+    assert_int_equal(mi.signo, SIGRTMIN + 1);
+    ipkt_expect(ipk_recv(l, buf, 3, 1000), IPK_EMSGSIZE);
+    ipkt_errmsg_has("message of 7 bytes does not fit the buffer of 3");
+    assert_int_equal(ipk_needed(l), 7);
+    assert_true(ipk_pending(l));
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), 7);
+    assert_memory_equal(buf, "1234567", 7);
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), -EAGAIN);
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 20), IPK_ETIMEDOUT);
+    ipkt_expect(ipk_send(l, "x", 1, 0), IPK_ENOTSUP);
+    ipkt_expect(ipk_recv(d, buf, sizeof buf, 0), IPK_ENOTSUP);
+    ipkt_expect(ipk_fd(d), IPK_ENOTSUP);
+    struct pollfd pf = {.fd = ipk_fd(l), .events = POLLIN};
+    ipkt_ok(ipk_send(d, "p", 1, 0));
+    assert_int_equal(poll(&pf, 1, 5000), 1);
+    ipkt_ok(ipk_close(d));
+    /* A plain sigqueue value is not an ipckit payload; ?raw=1 takes the whole word. */
+    union sigval v = {.sival_ptr = (void *)(uintptr_t)0x1122334455667788ull};
+    assert_int_equal(sigqueue(getpid(), SIGRTMIN + 1, v), 0);
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), 1);
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 1000), IPK_EPROTO);
+    ipkt_errmsg_has("not an ipckit payload");
+    ipkt_ok(ipk_close(l));
+    assert_false(blocked(SIGRTMIN + 1));
+    ipkt_ok(ipk_listen(&l, "signal:self?raw=1&sig=RTMIN+2", NULL));
+    ipkt_ok(ipk_dial(&d, "signal:self?raw=1&sig=RTMIN+2", NULL));
+    assert_int_equal(sigqueue(getpid(), SIGRTMIN + 2, v), 0);
+    ipkt_ok(ipk_send(d, "12345678", 8, 0));
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 1000), 8);
+    uint64_t w = 0;
+    for (int i = 7; i >= 0; i--)
+        w = w << 8 | (unsigned char)buf[i];
+    assert_true(w == 0x1122334455667788ull);
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 1000), 8);
+    assert_memory_equal(buf, "12345678", 8);
+    ipkt_ok(ipk_close(d));
+    ipkt_ok(ipk_close(l));
+}
+
+static void t_info(void **state)
+{
+    (void)state;
+    char buf[4096];
+    long n = ipk_info("signal:self", buf, sizeof buf);
+    assert_true(n > 0 && (size_t)n < sizeof buf);
+    assert_non_null(strstr(buf, "RLIMIT_SIGPENDING"));
+    assert_non_null(strstr(buf, "SIGRTMIN..SIGRTMAX"));
+    assert_non_null(strstr(buf, "coalesce"));
+}
+
+IPKT_MAIN(cmocka_unit_test(t_realtime_in_order), cmocka_unit_test(t_standard_coalesce),
+          cmocka_unit_test(t_full_queue), cmocka_unit_test(t_other_user),
+          cmocka_unit_test(t_peer_checks), cmocka_unit_test(t_payload_and_mask),
+          cmocka_unit_test(t_info))
