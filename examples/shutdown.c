@@ -24,6 +24,7 @@ static void child_code(void)
             puts("\tChild about to terminate gracefully...");
             sleep(1);
             puts("\tChild terminating now...");
+            fflush(stdout); /* _exit does not flush */
             ipk_close(term);
             _exit(0);
         }

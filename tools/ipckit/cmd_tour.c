@@ -767,7 +767,8 @@ static int st_shutdown(step *s)
 
 #define SIG_BURST 100
 
-/* 11. Real-time signals carry 8 bytes each, queue, and arrive in order with the sender's pid. */
+/* 11. Real-time signals carry a payload (up to 7 bytes), queue, and arrive in order with the
+ * sender's pid. */
 static int st_signal(step *s)
 {
     static const char self[] = "signal:self?sig=RTMIN+1";
@@ -785,16 +786,16 @@ static int st_signal(step *s)
             c_die("child", self, r);
         if ((r = ipk_dial(&out, u, NULL)) != 0)
             c_die("child", u, r);
-        uint64_t want = 1;
+        uint32_t want = 1;
         for (int i = 0; i < SIG_BURST + RT_ROUNDS; i++) {
-            uint64_t v;
+            uint32_t v;
             ipk_msginfo mi;
             long n = ipk_recvx(in, &v, sizeof v, &mi, T_IO);
             if (n != (long)sizeof v)
                 c_die("child", "receive", n < 0 ? (int)n : IPK_EPROTO);
             if (i < SIG_BURST && (v != want++ || mi.pid != parent)) {
-                fprintf(stderr, "    child: signal %d carried %llu from pid %d\n", i,
-                        (unsigned long long)v, (int)mi.pid);
+                fprintf(stderr, "    child: signal %d carried %u from pid %d\n", i, (unsigned)v,
+                        (int)mi.pid);
                 _exit(1);
             }
             if (i == SIG_BURST - 1)
@@ -814,25 +815,25 @@ static int st_signal(step *s)
         s_fail(s, u, r);
         goto out;
     }
-    for (uint64_t v = 1; v <= SIG_BURST; v++)
+    for (uint32_t v = 1; v <= SIG_BURST; v++)
         if ((r = ipk_send(to, &v, sizeof v, T_IO)) != 0) {
             s_fail(s, "sigqueue", r);
             goto out;
         }
-    printf("    parent (pid %d) queued %d real-time signals carrying 8 bytes each\n", (int)getpid(),
-           SIG_BURST);
+    printf("    parent (pid %d) queued %d real-time signals, each carrying a 4-byte counter\n",
+           (int)getpid(), SIG_BURST);
     for (int i = 0; i < SIG_BURST; i++) {
-        uint64_t v;
+        uint32_t v;
         ipk_msginfo mi;
         long n = ipk_recvx(me, &v, sizeof v, &mi, T_IO);
-        if (n != (long)sizeof v || v != (uint64_t)i + 1 || mi.pid != pid) {
+        if (n != (long)sizeof v || v != (uint32_t)i + 1 || mi.pid != pid) {
             s_fail(s, "echo from the child", n < 0 ? (int)n : IPK_EPROTO);
             goto out;
         }
     }
     double t0 = cli_now_us();
-    for (uint64_t v = 0; v < RT_ROUNDS; v++) {
-        uint64_t back;
+    for (uint32_t v = 0; v < RT_ROUNDS; v++) {
+        uint32_t back;
         long n = -1;
         if ((r = ipk_send(to, &v, sizeof v, T_IO)) != 0 ||
             (n = ipk_recv(me, &back, sizeof back, T_IO)) != (long)sizeof back) {
@@ -841,7 +842,7 @@ static int st_signal(step *s)
         }
     }
     s->rtt_us = (cli_now_us() - t0) / RT_ROUNDS;
-    printf("    and echoed them back: %d round trips, payloads intact\n", SIG_BURST + RT_ROUNDS);
+    printf("    and echoed every one back (%d in all), payloads intact\n", SIG_BURST + RT_ROUNDS);
     ok = 0;
 out:
     ipk_close(to);
@@ -862,7 +863,7 @@ static step steps[] = {
     {"unix", "Unix socket (unix:)", "reliable, ordered, local, both ways", st_unix},
     {"udp", "UDP (udp:)", "one send = one datagram, boundaries kept", st_udp},
     {"shutdown", "SIGTERM shutdown", "the child's handler runs, clean exit", st_shutdown},
-    {"signal", "RT signals (signal:)", "queued in order, 8 bytes, sender's pid", st_signal},
+    {"signal", "RT signals (signal:)", "in order, 7 bytes each, with sender's pid", st_signal},
 };
 #define NSTEPS (sizeof steps / sizeof steps[0])
 
@@ -883,7 +884,7 @@ static void tour_usage(FILE *f)
 static void print_table(const int *want)
 {
     char a[64];
-    int ok = 0, failed = 0, notbuilt = 0, ran = 0;
+    int ok = 0, failed = 0, notbuilt = 0, ran = 0, shutdown = 0;
     printf("\n%-24s %-42s %-10s %s\n", "MECHANISM", "GUARANTEE", "RESULT", "ROUND TRIP");
     for (size_t i = 0; i < NSTEPS; i++) {
         if (!want[i])
@@ -902,6 +903,7 @@ static void print_table(const int *want)
                          w, a, sizeof a),
                (int)(10 - strlen(w)), "", rt);
         ran++;
+        shutdown |= s->run == st_shutdown;
         ok += s->res == TR_OK;
         failed += s->res == TR_FAIL;
         notbuilt += s->res == TR_NOTBUILT;
@@ -911,8 +913,8 @@ static void print_table(const int *want)
         printf(", %d failed", failed);
     if (notbuilt)
         printf(", %d not built in this version", notbuilt);
-    printf(". Round trip: the mean of %d (shutdown: from SIGTERM to the child reaped).\n",
-           RT_ROUNDS);
+    printf(".\nROUND TRIP: the mean of %d, %d-byte messages, between two processes%s.\n", RT_ROUNDS,
+           RT_SIZE, shutdown ? " (shutdown: from SIGTERM to the child reaped)" : "");
 }
 
 int cmd_tour(int argc, char **argv)
