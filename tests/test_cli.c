@@ -296,6 +296,72 @@ static void t_relay_unix_to_unix(void **state)
     bg_finish(&rcv, &rr);
 }
 
+static void t_send_recv_mq(void **state)
+{
+    (void)state;
+    char q[64], url[80];
+    snprintf(url, sizeof url, "mq:%s", ipkt_name(q, sizeof q, "/"));
+    ipkt_journal("mq", q);
+    bg b;
+    run r, rr;
+    /* recv listens: it creates the queue; wait until it exists before sending. */
+    BG(&b, NULL, "recv", "-n", "3", "-f", "json", "-t", "10000", url);
+    for (int i = 0; i < 1000; i++) {
+        mqd_t m = mq_open(q, O_RDONLY | O_CLOEXEC);
+        if (m != (mqd_t)-1) {
+            mq_close(m);
+            break;
+        }
+        sleep_ms(5);
+    }
+    assert_int_equal(CLI(&r, NULL, "send", "--prio", "7", url, "high"), 0);
+    assert_int_equal(CLI(&r, "low one\nlow two\n", "send", url), 0);
+    assert_int_equal(bg_finish(&b, &rr), 0);
+    has(rr.out, "\"prio\":7,");
+    has(rr.out, "\"data\":\"high\"}");
+    has(rr.out, "\"data\":\"low two\"}");
+    /* Nobody sends: the receive times out, exit 1, the address and the timeout on stderr. */
+    assert_int_equal(CLI(&r, NULL, "recv", "-t", "200", url), 1);
+    has(r.err, url);
+    has(r.err, "timed out");
+    assert_string_equal(r.out, "");
+    /* A queue nobody created: send fails with exit 1 and says so. */
+    char missing[80];
+    snprintf(missing, sizeof missing, "mq:%s-none", q);
+    assert_int_equal(CLI(&r, NULL, "send", missing, "x"), 1);
+    has(r.err, missing);
+    assert_int_equal(CLI(&r, NULL, "send", "--prio", "x", url, "m"), 2);
+    has(r.err, "--prio x");
+}
+
+static void t_relay_mq_keeps_boundaries_and_priority(void **state)
+{
+    (void)state;
+    char qa[64], qb[64], ua[80], ub[80];
+    snprintf(ua, sizeof ua, "mq:%s", ipkt_name(qa, sizeof qa, "/"));
+    snprintf(ub, sizeof ub, "mq:%s", ipkt_name(qb, sizeof qb, "/"));
+    ipkt_journal("mq", qa);
+    ipkt_journal("mq", qb);
+    bg rcv, rel;
+    run r, rr, rl;
+    BG(&rcv, NULL, "recv", "-n", "2", "-f", "json", "-t", "10000", ub);
+    sleep_ms(200);
+    BG(&rel, NULL, "relay", "-n", "2", "-t", "10000", ua, ub);
+    for (int i = 0; i < 1000; i++) {
+        mqd_t m = mq_open(qa, O_RDONLY | O_CLOEXEC);
+        if (m != (mqd_t)-1) {
+            mq_close(m);
+            break;
+        }
+        sleep_ms(5);
+    }
+    assert_int_equal(CLI(&r, NULL, "send", "-p", "4", ua, "a b c", ""), 0);
+    assert_int_equal(bg_finish(&rel, &rl), 0);
+    assert_int_equal(bg_finish(&rcv, &rr), 0);
+    has(rr.out, "{\"len\":5,\"prio\":4,");
+    has(rr.out, "{\"len\":0,\"prio\":4,");
+}
+
 static void t_rm_refuses_live_socket(void **state)
 {
     (void)state;
@@ -454,6 +520,8 @@ static void t_tour_ctrl_c_cleans_up(void **state)
 IPKT_MAIN(cmocka_unit_test(t_help_and_version), cmocka_unit_test(t_bad_url_is_usage_error),
           cmocka_unit_test(t_info), cmocka_unit_test(t_send_recv_unix),
           cmocka_unit_test(t_recv_timeout_and_missing_peer), cmocka_unit_test(t_relay_unix_to_unix),
+          cmocka_unit_test(t_send_recv_mq),
+          cmocka_unit_test(t_relay_mq_keeps_boundaries_and_priority),
           cmocka_unit_test(t_rm_refuses_live_socket), cmocka_unit_test(t_rm_stale_exactly),
           cmocka_unit_test(t_ls_json), cmocka_unit_test(t_tour_passes_and_cleans_up),
           cmocka_unit_test(t_tour_ctrl_c_cleans_up))

@@ -17,10 +17,12 @@ int cli_fail(const char *cmd, const char *what, int err)
 {
     const char *detail = ipk_errmsg();
     cli_progress_done();
+    /* The detail usually starts with the address already; a timeout says so in any case. */
+    const char *tail = err == IPK_ETIMEDOUT && !strstr(detail, "timed out") ? " (timed out)" : "";
     if (detail[0] && strncmp(detail, what, strlen(what)) == 0)
-        fprintf(stderr, "ipckit %s: %s\n", cmd, detail); /* the detail names the object */
+        fprintf(stderr, "ipckit %s: %s%s\n", cmd, detail, tail);
     else if (detail[0])
-        fprintf(stderr, "ipckit %s: %s: %s\n", cmd, what, detail);
+        fprintf(stderr, "ipckit %s: %s: %s%s\n", cmd, what, detail, tail);
     else
         fprintf(stderr, "ipckit %s: %s: %s\n", cmd, what, ipk_strerror(err));
     return err == IPK_EADDR || err == IPK_EOPTION ? CLI_USAGE : CLI_FAIL;
