@@ -120,12 +120,15 @@ IPK_API const char *ipk_scheme(const ipk_chan *c);
 /* Credentials of the peer of a connected unix socket or of the child of exec:. */
 IPK_API int ipk_peer(const ipk_chan *c, pid_t *pid, uid_t *uid, gid_t *gid);
 
-/* exec: after close, the child's wait status (as from waitpid); -1 if not applicable. */
-IPK_API int ipk_exit_status(const ipk_chan *c);
+/* Ends the sending direction of a stream channel: what was sent is delivered, then the peer
+ * sees end of stream, and receiving goes on (e.g. closing sort's input to read its output
+ * through exec:). Further sends fail. IPK_ENOTSUP on message transports. */
+IPK_API int ipk_shutdown(ipk_chan *c, int timeout_ms);
 
 /* Releases the channel and, when it owns the object (listener of fifo, mq, shm, sysv, unix path)
- * and keep is not set, removes it. For exec:, closes the child's stdin, reaps it and returns its
- * wait status (>= 0). Always frees the channel, also when it returns an error. */
+ * and keep is not set, removes it. Output a timed-out send left behind is written first (up to
+ * 1 s); if that fails, its error is returned. For exec:, closes the child's stdin, reaps it and
+ * returns its wait status (>= 0, as from waitpid). Always frees the channel, also on error. */
 IPK_API int ipk_close(ipk_chan *c);
 
 /* Zero-copy, where the transport supports it (shm:); IPK_ENOTSUP elsewhere.

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static const ipk__transport *const ipk__transports[IPK__S_COUNT] = {
     [IPK__S_FILE] = &ipk__tr_file,
@@ -109,10 +110,16 @@ static int ipk__common_opts(ipk_chan *c)
     else
         return ipk__err(IPK_EOPTION, "%s: framing=%s: expected len, raw or line",
                         c->addr.scheme_name, f);
-    long perm;
-    if ((r = ipk__opt_long(c, "perm", 0, 07777, 0600, &perm)) != 0)
-        return r;
-    c->perm = (int)perm;
+    /* Modes are octal whether or not they start with 0, as with chmod(1). */
+    const char *p = ipk__opt(c, "perm");
+    if (p != NULL) {
+        char *end;
+        long perm = strtol(p, &end, 8);
+        if (*p == '\0' || *end != '\0' || perm < 0 || perm > 07777)
+            return ipk__err(IPK_EOPTION, "%s: perm=%s: expected an octal mode such as 0600",
+                            c->addr.scheme_name, p);
+        c->perm = (int)perm;
+    }
     return ipk__opt_bool(c, "keep", 0, &c->keep);
 }
 
@@ -348,9 +355,36 @@ int ipk_peer(const ipk_chan *c, pid_t *pid, uid_t *uid, gid_t *gid)
     return 0;
 }
 
-int ipk_exit_status(const ipk_chan *c)
+static int ipk__flush(ipk_chan *c, int64_t dl);
+
+int ipk_shutdown(ipk_chan *c, int timeout_ms)
 {
-    return c ? c->status : -1;
+    ipk__err_clear();
+    int r = ipk__ready(c, "shutdown");
+    if (r != 0)
+        return r;
+    if (!(c->tr->flags & IPK__TF_STREAM))
+        return ipk__err(IPK_ENOTSUP, "%s: shutdown applies to stream channels", c->name);
+    if (c->wfd < 0)
+        return ipk__err(IPK_ENOTSUP, "%s: this end of the channel does not send", c->name);
+    if (c->out.len && (r = ipk__flush(c, ipk__deadline(timeout_ms))) != 0)
+        return r;
+    if (c->wkind == IPK__W_SOCK) {
+        if (shutdown(c->wfd, SHUT_WR) != 0)
+            return ipk__errsys(-errno, "%s: shutdown", c->name);
+        return 0;
+    }
+    r = ipk__close_fd(c->wfd);
+    if (c->rfd == c->wfd)
+        c->rfd = -1;
+    c->wfd = -1;
+    return r;
+}
+
+/* Writes what a timed-out send left behind, through the transport when it has its own way. */
+static int ipk__flush(ipk_chan *c, int64_t dl)
+{
+    return c->tr->flush ? c->tr->flush(c, dl) : ipk__stream_flush(c, dl);
 }
 
 int ipk_flush(ipk_chan *c, int timeout_ms)
@@ -359,7 +393,7 @@ int ipk_flush(ipk_chan *c, int timeout_ms)
     int r = ipk__ready(c, "flush");
     if (r != 0 || !(c->tr->flags & IPK__TF_STREAM) || c->out.len == 0)
         return r;
-    return ipk__stream_flush(c, ipk__deadline(timeout_ms));
+    return ipk__flush(c, ipk__deadline(timeout_ms));
 }
 
 /* How long close() may wait to write what a timed-out send left behind. */
@@ -372,7 +406,7 @@ int ipk_close(ipk_chan *c)
         return 0;
     int r = 0;
     if ((c->tr->flags & IPK__TF_STREAM) && c->out.len && !c->broken)
-        r = ipk__stream_flush(c, ipk__deadline(IPK__CLOSE_LINGER_MS));
+        r = ipk__flush(c, ipk__deadline(IPK__CLOSE_LINGER_MS));
     int t = c->tr->close ? c->tr->close(c) : 0;
     ipk__chan_free(c);
     return t != 0 ? t : r;

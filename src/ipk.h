@@ -174,6 +174,9 @@ int ipk__expired(int64_t dl);
 /* Waits until fd polls for `events` (POLLIN/POLLOUT), keeping dl across EINTR. Returns the
  * revents (> 0), or ipk__expired(dl). POLLHUP/POLLERR count as ready: the next I/O says why. */
 int ipk__wait_fd(int fd, short events, int64_t dl);
+/* The same for several descriptors (revents set in p[]): the number ready, or ipk__expired(dl). */
+struct pollfd;
+int ipk__wait_fds(struct pollfd *p, int n, int64_t dl);
 
 /* For a mechanism with no descriptor to poll (System V queues, a full signal queue): sleeps
  * before the next non-blocking attempt, *step_us (start it at 0: 50 us) doubling up to 2 ms and

@@ -49,10 +49,9 @@ int ipk__expired(int64_t dl)
     return dl == IPK__DL_NOW ? -EAGAIN : IPK_ETIMEDOUT;
 }
 
-int ipk__wait_fd(int fd, short events, int64_t dl)
+int ipk__wait_fds(struct pollfd *p, int n, int64_t dl)
 {
     for (;;) {
-        struct pollfd p = {.fd = fd, .events = events, .revents = 0};
         struct timespec ts, *tsp = NULL;
         if (dl != IPK__DL_FOREVER) {
             int64_t left = dl == IPK__DL_NOW ? 0 : dl - ipk__now();
@@ -62,18 +61,26 @@ int ipk__wait_fd(int fd, short events, int64_t dl)
             ts.tv_nsec = (long)(left % 1000000000);
             tsp = &ts;
         }
-        int r = ppoll(&p, 1, tsp, NULL);
-        if (r > 0) {
-            if (p.revents & POLLNVAL)
-                return -EBADF;
-            return p.revents;
-        }
+        int r = ppoll(p, (nfds_t)n, tsp, NULL);
+        if (r > 0)
+            return r;
         if (r == 0)
             return ipk__expired(dl);
         if (errno != EINTR)
             return -errno;
         /* EINTR: go round with the time that is left. */
     }
+}
+
+int ipk__wait_fd(int fd, short events, int64_t dl)
+{
+    struct pollfd p = {.fd = fd, .events = events, .revents = 0};
+    int r = ipk__wait_fds(&p, 1, dl);
+    if (r < 0)
+        return r;
+    if (p.revents & POLLNVAL)
+        return -EBADF;
+    return p.revents;
 }
 
 /*

@@ -22,7 +22,8 @@
 #include "ipk.h"
 
 /* Transport flags. */
-#define IPK__TF_BUILT 0x01u  /* implemented in this build; otherwise listen/dial say IPK_ENOTBUILT \
+#define IPK__TF_BUILT                                                                              \
+    0x01u                    /* implemented in this build; otherwise listen/dial say IPK_ENOTBUILT \
                               */
 #define IPK__TF_STREAM 0x02u /* byte stream: c->rfd/c->wfd carry frames handled by frame.c */
 #define IPK__TF_ACCEPT 0x04u /* connection-oriented: listeners produce peers with accept() */
@@ -74,6 +75,10 @@ typedef struct ipk__transport {
      * Must not block longer than a bounded time. Returns 0 or the first error met (the channel
      * is released regardless). The core closes c->rfd/c->wfd afterwards if still >= 0. */
     int (*close)(ipk_chan *c);
+
+    /* Optional: writes what a timed-out send left in c->out (see frame.c). NULL: the core uses
+     * ipk__stream_flush(). For stream transports that must do more while they wait. */
+    int (*flush)(ipk_chan *c, int64_t dl);
 
     /* Optional: one screen about the mechanism and the live kernel limits for address a. */
     long (*info)(const ipk__addr *a, char *buf, size_t cap);

@@ -5,7 +5,9 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void bad(const char *url, int want, const char *says)
 {
@@ -57,4 +59,32 @@ static void t_malformed(void **state)
     bad(NULL, -EINVAL, "NULL");
 }
 
-IPKT_MAIN(cmocka_unit_test(t_malformed))
+/* Options every transport shares, checked before the transport opens anything. */
+static void t_common_options(void **state)
+{
+    (void)state;
+    char path[256], url[400];
+    ipkt_path(path, sizeof path, "sock");
+    ipkt_journal("path", path);
+    bad("unix:/tmp/x?bogus=1", IPK_EOPTION, "unknown option 'bogus' for unix:");
+    bad("unix:/tmp/x?max=lots", IPK_EOPTION, "expected a size such as 4096, 64k, 16m");
+    bad("unix:/tmp/x?max=4g", IPK_EOPTION, "the largest supported is");
+    bad("unix:/tmp/x?framing=xml", IPK_EOPTION, "expected len, raw or line");
+    bad("unix:/tmp/x?perm=9", IPK_EOPTION, "expected an octal mode");
+    bad("unix:/tmp/x?keep=maybe", IPK_EOPTION, "expected 1 or 0");
+    bad("udp://127.0.0.1:9?framing=raw", IPK_EOPTION, "unknown option 'framing' for udp:");
+    ipk_opts *o = ipk_opts_new();
+    assert_non_null(o);
+    ipkt_expect(ipk_opts_set(o, "Bad", "1"), IPK_EOPTION);
+    ipkt_ok(ipk_opts_set(o, "perm", "640")); /* octal without the leading 0 */
+    snprintf(url, sizeof url, "unix:%s?perm=0777", path);
+    ipk_chan *c;
+    ipkt_ok(ipk_listen(&c, url, o)); /* ipk_opts wins over the address */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    ipkt_ok(ipk_close(c));
+    ipk_opts_free(o);
+}
+
+IPKT_MAIN(cmocka_unit_test(t_malformed), cmocka_unit_test(t_common_options))

@@ -1,0 +1,422 @@
+/*
+ * test_stream.c - the conformance suite every stream transport passes (unix:, tcp:, fifo:, exec:).
+ *
+ * The other end is always tests/peer_stream.c, a plain program that speaks the 4-byte
+ * big-endian frame with read()/write() and no ipckit: so each test also proves that ipckit
+ * interoperates with anything that speaks the frame. Each test runs once per transport.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PEER IPKT_PEER_DIR "/peer_stream"
+#define MIB  (1 << 20)
+
+enum dir { RX, TX }; /* we receive / we send (matters for fifo:, which is one-way) */
+
+typedef struct conn {
+    ipk_chan *c;
+    pid_t pid; /* the peer process */
+    int exec;  /* the peer is our exec: child (ipk_close reaps it) */
+} conn;
+
+static int duplex(const char *kind)
+{
+    return strcmp(kind, "fifo") != 0;
+}
+
+/* Starts peer_stream with argv (connection arguments are filled in here). */
+static pid_t start_peer(const char *const *conn_args, int nconn, const char *const *act, int nact)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *argv[16];
+        int k = 0;
+        argv[k++] = (char *)PEER;
+        for (int i = 0; i < nconn; i++)
+            argv[k++] = (char *)conn_args[i];
+        for (int i = 0; i < nact; i++)
+            argv[k++] = (char *)act[i];
+        argv[k] = NULL;
+        execv(PEER, argv);
+        _exit(2);
+    }
+    ipkt_journal_id("pid", pid);
+    return pid;
+}
+
+/*
+ * Connects this process to a peer running `act` over transport `kind`, in direction `dir`, with
+ * the extra options `query` ("" or "key=value&...").
+ */
+static conn open_pair(const char *kind, enum dir dir, const char *query, const char *const *act,
+                      int nact)
+{
+    conn k = {NULL, -1, 0};
+    char url[PATH_MAX + 512], path[256];
+    const char *q = query[0] ? "?" : "";
+    if (strcmp(kind, "exec") == 0) {
+        /* "exec" so that the peer is our child itself, not a shell waiting for it. */
+        int n = snprintf(url, sizeof url, "exec:exec %s stdio", PEER);
+        for (int i = 0; i < nact; i++)
+            n += snprintf(url + n, sizeof url - (size_t)n, " %s", act[i]);
+        snprintf(url + n, sizeof url - (size_t)n, "%s%s", q, query);
+        ipkt_ok(ipk_dial(&k.c, url, NULL));
+        ipkt_ok(ipk_peer(k.c, &k.pid, NULL, NULL));
+        k.exec = 1;
+        return k;
+    }
+    ipk_chan *l = NULL;
+    if (strcmp(kind, "unix") == 0) {
+        ipkt_path(path, sizeof path, "sock");
+        ipkt_journal("path", path);
+        snprintf(url, sizeof url, "unix:%s%s%s", path, q, query);
+        ipkt_ok(ipk_listen(&l, url, NULL));
+        const char *ca[] = {"unix", path};
+        k.pid = start_peer(ca, 2, act, nact);
+    } else if (strcmp(kind, "tcp") == 0) {
+        snprintf(url, sizeof url, "tcp://127.0.0.1:0%s%s", q, query);
+        ipkt_ok(ipk_listen(&l, url, NULL));
+        const char *colon = strrchr(ipk_addr(l), ':');
+        assert_non_null(colon);
+        char port[16];
+        snprintf(port, sizeof port, "%s", colon + 1);
+        const char *ca[] = {"tcp", "127.0.0.1", port};
+        k.pid = start_peer(ca, 3, act, nact);
+    } else { /* fifo */
+        ipkt_path(path, sizeof path, "fifo");
+        ipkt_journal("path", path);
+        snprintf(url, sizeof url, "fifo:%s%s%s", path, q, query);
+        if (dir == RX) {
+            ipkt_ok(ipk_listen(&k.c, url, NULL));
+            const char *ca[] = {"fifo-w", path};
+            k.pid = start_peer(ca, 2, act, nact);
+        } else {
+            assert_int_equal(mkfifo(path, 0600), 0);
+            const char *ca[] = {"fifo-r", path};
+            k.pid = start_peer(ca, 2, act, nact);
+            ipkt_ok(ipk_dial(&k.c, url, NULL));
+        }
+        return k;
+    }
+    ipkt_ok(ipk_accept(l, &k.c, 20000));
+    ipkt_ok(ipk_close(l));
+    return k;
+}
+
+/* Closes our end and returns the peer's exit code. */
+static int finish(conn *k)
+{
+    int st = ipk_close(k->c);
+    k->c = NULL;
+    if (k->exec) {
+        assert_true(st >= 0);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    assert_int_equal(st, 0);
+    return ipkt_wait(k->pid);
+}
+
+static char *xmalloc(size_t n)
+{
+    char *p = malloc(n ? n : 1);
+    assert_non_null(p);
+    return p;
+}
+
+#define ACT(...)                                                                                   \
+    (const char *const[]){__VA_ARGS__},                                                            \
+        (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *))
+
+static const size_t sizes[] = {0, 1, PIPE_BUF - 1, PIPE_BUF, PIPE_BUF + 1, MIB};
+#define NSIZES (sizeof sizes / sizeof sizes[0])
+
+/* Messages of 0, 1, PIPE_BUF-1, PIPE_BUF, PIPE_BUF+1 and 1 MiB bytes, each way. */
+static void t_sizes(void **state)
+{
+    const char *kind = *state;
+    char list[128];
+    snprintf(list, sizeof list, "%zu,%zu,%zu,%zu,%zu,%zu", sizes[0], sizes[1], sizes[2], sizes[3],
+             sizes[4], sizes[5]);
+    char *buf = xmalloc(MIB + 1), *want = xmalloc(MIB);
+    /* peer -> us */
+    conn k = open_pair(kind, RX, "", ACT("sizes", list));
+    for (size_t i = 0; i < NSIZES; i++) {
+        ipkt_expect(ipk_recv(k.c, buf, MIB + 1, 10000), (long)sizes[i]);
+        assert_true(ipkt_check(buf, sizes[i], (uint32_t)i));
+    }
+    ipkt_expect(ipk_recv(k.c, buf, MIB + 1, 10000), IPK_EOF);
+    assert_int_equal(finish(&k), 0);
+    /* us -> peer, and back where the transport is two-way */
+    char out[256];
+    ipkt_path(out, sizeof out, "count");
+    if (duplex(kind)) {
+        k = open_pair(kind, TX, "", ACT("echo"));
+        for (size_t i = 0; i < NSIZES; i++) {
+            ipkt_fill(want, sizes[i], (uint32_t)i);
+            ipkt_ok(ipk_send(k.c, want, sizes[i], 10000));
+            ipkt_expect(ipk_recv(k.c, buf, MIB + 1, 10000), (long)sizes[i]);
+            assert_memory_equal(buf, want, sizes[i]);
+        }
+    } else {
+        k = open_pair(kind, TX, "", ACT("hold", "0", out));
+        for (size_t i = 0; i < NSIZES; i++) {
+            ipkt_fill(want, sizes[i], (uint32_t)i);
+            ipkt_ok(ipk_send(k.c, want, sizes[i], 10000));
+        }
+    }
+    assert_int_equal(finish(&k), 0);
+    free(buf);
+    free(want);
+}
+
+/* 100,000 messages of varying size, in order, nothing lost, each way (batched on send). */
+static void t_many(void **state)
+{
+    const char *kind = *state;
+    enum { N = 100000 };
+    char *buf = xmalloc(4096);
+    conn k = open_pair(kind, RX, "", ACT("send", "100000", "-1"));
+    for (long i = 0; i < N; i++) {
+        long n = ipk_recv(k.c, buf, 4096, 10000);
+        if (n != i % 2000 || !ipkt_check(buf, (size_t)n, (uint32_t)i)) {
+            print_error("message %ld: got %ld bytes (%s)\n", i, n, ipk_errmsg());
+            fail();
+        }
+    }
+    ipkt_expect(ipk_recv(k.c, buf, 4096, 10000), IPK_EOF);
+    assert_int_equal(finish(&k), 0);
+
+    k = open_pair(kind, TX, "", ACT("recv", "100000", "-1"));
+    enum { B = 64 };
+    static char msgs[B][2000];
+    ipk_iov iov[B];
+    for (long i = 0; i < N;) {
+        int m = 0;
+        for (; m < B && i + m < N; m++) {
+            size_t n = (size_t)((i + m) % 2000);
+            ipkt_fill(msgs[m], n, (uint32_t)(i + m));
+            iov[m] = (ipk_iov){msgs[m], n};
+        }
+        long sent = ipk_sendv(k.c, iov, (size_t)m, 10000);
+        assert_true(sent >= 1 && sent <= m);
+        i += sent; /* what did not go out is built again next round */
+    }
+    assert_int_equal(finish(&k), 0);
+    free(buf);
+}
+
+/* EOF at a message boundary is IPK_EOF, and stays so. */
+static void t_eof(void **state)
+{
+    char buf[64];
+    conn k = open_pair(*state, RX, "", ACT("send", "3", "10"));
+    for (int i = 0; i < 3; i++)
+        ipkt_expect(ipk_recv(k.c, buf, sizeof buf, 10000), 10);
+    ipkt_expect(ipk_recv(k.c, buf, sizeof buf, 10000), IPK_EOF);
+    ipkt_expect(ipk_recv(k.c, buf, sizeof buf, 0), IPK_EOF);
+    assert_int_equal(finish(&k), 0);
+}
+
+/* The peer dies in the middle of a frame: a protocol error, never a short message. */
+static void t_killed_mid_frame(void **state)
+{
+    char buf[256];
+    conn k = open_pair(*state, RX, "", ACT("partial"));
+    /* The header and 10 of 100 bytes arrive; the deadline passes inside the payload. */
+    ipkt_expect(ipk_recv(k.c, buf, sizeof buf, 300), IPK_ETIMEDOUT);
+    assert_int_equal(kill(k.pid, SIGKILL), 0);
+    ipkt_expect(ipk_recv(k.c, buf, sizeof buf, 10000), IPK_EPROTO);
+    ipkt_errmsg_has("inside a frame (10 of 100 bytes)");
+    ipkt_expect(ipk_recv(k.c, buf, sizeof buf, 0), IPK_ECLOSED);
+    assert_int_equal(finish(&k), 128 + SIGKILL);
+}
+
+/* A declared length over the maximum is refused before any allocation; the channel is closed. */
+static void t_oversize(void **state)
+{
+    char buf[64];
+    conn k = open_pair(*state, RX, "", ACT("oversize", "0xfffffff0"));
+    ipkt_expect(ipk_recv(k.c, buf, sizeof buf, 10000), IPK_EPROTO);
+    ipkt_errmsg_has("declared a 4294967280-byte frame; max=16777216");
+    ipkt_expect(ipk_send(k.c, "x", 1, 0), IPK_ECLOSED);
+    kill(k.pid, SIGKILL);
+    finish(&k);
+
+    k = open_pair(*state, RX, "max=1k", ACT("oversize", "1025"));
+    ipkt_expect(ipk_recv(k.c, buf, sizeof buf, 10000), IPK_EPROTO);
+    ipkt_errmsg_has("declared a 1025-byte frame; max=1024");
+    kill(k.pid, SIGKILL);
+    finish(&k);
+}
+
+/* Receive timeouts: 0 never blocks, a positive one expires, -1 waits for the message. */
+static void t_timeouts(void **state)
+{
+    char buf[64];
+    conn k = open_pair(*state, RX, "", ACT("late", "400"));
+    ipkt_expect(ipk_recv(k.c, buf, sizeof buf, 0), -EAGAIN);
+    ipkt_expect(ipk_recv(k.c, buf, sizeof buf, 50), IPK_ETIMEDOUT);
+    ipkt_expect(ipk_recv(k.c, buf, sizeof buf, -1), 5);
+    assert_memory_equal(buf, "late!", 5);
+    assert_int_equal(finish(&k), 0);
+}
+
+/* Send timeouts against a peer that does not read: nothing accepted is lost or cut. */
+static void t_send_full(void **state)
+{
+    const char *kind = *state;
+    char out[256];
+    ipkt_path(out, sizeof out, "count");
+    conn k = open_pair(kind, TX, "", ACT("hold", "700", out));
+    static char msg[4096];
+    long sent = 0;
+    int r;
+    for (;;) {
+        ipkt_fill(msg, sizeof msg, (uint32_t)sent);
+        if ((r = ipk_send(k.c, msg, sizeof msg, 0)) != 0)
+            break;
+        sent++;
+    }
+    ipkt_expect(r, -EAGAIN);
+    ipkt_fill(msg, sizeof msg, (uint32_t)sent);
+    r = ipk_send(k.c, msg, sizeof msg, 50);
+    /* The peer starts reading at 700 ms, so a 50 ms send can only time out - unless some bytes
+     * of the message went out, in which case it counts as sent and close() writes the rest. */
+    if (r == 0)
+        sent++;
+    else
+        ipkt_expect(r, IPK_ETIMEDOUT);
+    assert_true(sent > 0);
+    assert_int_equal(finish(&k), 0);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    long got = -1;
+    assert_int_equal(fscanf(f, "%ld", &got), 1);
+    fclose(f);
+    assert_int_equal(got, sent);
+}
+
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+/* A signal every 50 us during transfers both ways: nothing lost, nothing duplicated. */
+static void t_signal_storm(void **state)
+{
+    const char *kind = *state;
+    struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART: calls see EINTR */
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 50}, {0, 50}};
+    enum { N = 20000 };
+    char *buf = xmalloc(4096);
+    conn k = open_pair(kind, RX, "", ACT("send", "20000", "-1"));
+    setitimer(ITIMER_REAL, &it, NULL);
+    for (long i = 0; i < N; i++) {
+        long n = ipk_recv(k.c, buf, 4096, -1);
+        if (n != i % 2000 || !ipkt_check(buf, (size_t)n, (uint32_t)i)) {
+            print_error("message %ld: got %ld (%s)\n", i, n, ipk_errmsg());
+            fail();
+        }
+    }
+    ipkt_expect(ipk_recv(k.c, buf, 4096, -1), IPK_EOF);
+    assert_int_equal(finish(&k), 0);
+    k = open_pair(kind, TX, "", ACT("recv", "20000", "-1"));
+    for (long i = 0; i < N; i++) {
+        size_t n = (size_t)(i % 2000);
+        ipkt_fill(buf, n, (uint32_t)i);
+        ipkt_ok(ipk_send(k.c, buf, n, -1));
+    }
+    assert_int_equal(finish(&k), 0);
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    assert_true(alarms > 100); /* the storm really happened */
+    free(buf);
+}
+
+/* A reader that went away never kills the writer with SIGPIPE (disposition left at default). */
+static void t_no_sigpipe(void **state)
+{
+    const char *kind = *state;
+    struct sigaction sa;
+    sigaction(SIGPIPE, NULL, &sa);
+    assert_true(sa.sa_handler == SIG_DFL);
+    conn k = open_pair(kind, TX, "", ACT("close"));
+    if (!k.exec)
+        assert_int_equal(ipkt_wait(k.pid), 0);
+    static char msg[65536];
+    int r = 0;
+    for (int i = 0; i < 1000 && r == 0; i++)
+        r = ipk_send(k.c, msg, sizeof msg, 10000);
+    assert_true(r == -EPIPE || r == -ECONNRESET);
+    sigset_t pend;
+    sigpending(&pend);
+    assert_false(sigismember(&pend, SIGPIPE)); /* and none left pending for later */
+    int st = ipk_close(k.c);
+    if (k.exec)
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* A buffer too small: IPK_EMSGSIZE with the size, and the message is still there. */
+static void t_small_buffer(void **state)
+{
+    char *buf = xmalloc(70000);
+    conn k = open_pair(*state, RX, "", ACT("sizes", "5000,70000,3"));
+    ipkt_expect(ipk_recv(k.c, buf, 100, 10000), IPK_EMSGSIZE);
+    assert_int_equal(ipk_needed(k.c), 5000);
+    ipkt_errmsg_has("5000 bytes does not fit a 100-byte buffer");
+    ipkt_expect(ipk_recv(k.c, buf, 5000, 10000), 5000);
+    assert_true(ipkt_check(buf, 5000, 0));
+    ipkt_expect(ipk_recv(k.c, buf, 69999, 10000), IPK_EMSGSIZE);
+    assert_int_equal(ipk_needed(k.c), 70000);
+    ipkt_expect(ipk_recv(k.c, buf, 70000, 10000), 70000);
+    assert_true(ipkt_check(buf, 70000, 1));
+    ipkt_expect(ipk_recv(k.c, buf, 3, 10000), 3);
+    assert_int_equal(finish(&k), 0);
+    free(buf);
+}
+
+/* Sending more than max is refused before anything is written. */
+static void t_send_over_max(void **state)
+{
+    char out[256];
+    ipkt_path(out, sizeof out, "count");
+    conn k = open_pair(*state, TX, "max=100", ACT("hold", "0", out));
+    static char msg[101];
+    ipkt_fill(msg, sizeof msg, 0);
+    ipkt_expect(ipk_send(k.c, msg, 101, 1000), IPK_EMSGSIZE);
+    ipkt_errmsg_has("101 bytes exceeds max=100");
+    ipkt_ok(ipk_send(k.c, msg, 100, 1000));
+    assert_int_equal(finish(&k), 0);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    long got = -1;
+    assert_int_equal(fscanf(f, "%ld", &got), 1);
+    fclose(f);
+    assert_int_equal(got, 1); /* only the message that fitted reached the peer */
+}
+
+#define EACH(fn)                                                                                   \
+    {#fn "/unix", fn, NULL, NULL, (void *)"unix"}, {#fn "/tcp", fn, NULL, NULL, (void *)"tcp"},    \
+        {#fn "/fifo", fn, NULL, NULL, (void *)"fifo"},                                             \
+    {                                                                                              \
+#fn "/exec", fn, NULL, NULL, (void *)"exec"                                                \
+    }
+
+IPKT_MAIN(EACH(t_sizes), EACH(t_many), EACH(t_eof), EACH(t_killed_mid_frame), EACH(t_oversize),
+          EACH(t_timeouts), EACH(t_send_full), EACH(t_signal_storm), EACH(t_no_sigpipe),
+          EACH(t_small_buffer), EACH(t_send_over_max))
