@@ -112,9 +112,15 @@ static enum step forward(relay *R, side *d, long n, const ipk_msginfo *mi)
         int r = ipk_sendx(d->c, R->buf.p, (size_t)n, mi, -1);
         if (r == 0)
             return STEP_ON;
-        if (d == &R->s[0] && (r == IPK_ENOTSUP || r == -EDESTADDRREQ || r == -ENOTCONN)) {
-            /* This end cannot answer its peers (e.g. a datagram listener with no fixed peer):
-             * the relay goes on one way. */
+        if (r == -EDESTADDRREQ) {
+            /* A datagram listener answers the sender of the last datagram it received; before
+             * the first one there is nobody to answer. */
+            fprintf(stderr, "ipckit relay: %s: no peer to reply to yet; %ld bytes dropped\n",
+                    d->url, n);
+            return STEP_ON;
+        }
+        if (d == &R->s[0] && (r == IPK_ENOTSUP || r == -ENOTCONN)) {
+            /* This end cannot answer its peers: the relay goes on one way. */
             fprintf(stderr, "ipckit relay: %s: replies cannot go back (%s); relaying one way\n",
                     d->url, ipk_strerror(r));
             R->both_ways = 0;
