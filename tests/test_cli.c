@@ -138,6 +138,19 @@ static void wait_path(const char *path)
     assert_int_equal(stat(path, &st), 0);
 }
 
+/* Waits until a file (a background command's standard error) contains text. */
+static void wait_text(const char *path, const char *text)
+{
+    char buf[4096];
+    for (int i = 0; i < 1000; i++) {
+        slurp(path, buf, sizeof buf);
+        if (strstr(buf, text))
+            return;
+        sleep_ms(5);
+    }
+    has(buf, text);
+}
+
 static int unix_listener(const char *path)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -362,6 +375,53 @@ static void t_relay_mq_keeps_boundaries_and_priority(void **state)
     has(rr.out, "{\"len\":0,\"prio\":4,");
 }
 
+/* Both ways between two conversations: a unix client's messages go to cat and come back. */
+static void t_relay_both_ways(void **state)
+{
+    (void)state;
+    char p[200], url[220];
+    snprintf(url, sizeof url, "unix:%s", ipkt_path(p, sizeof p, "echo"));
+    ipkt_journal("path", p);
+    bg rel;
+    run rl;
+    BG(&rel, NULL, "relay", "-n", "4", "-t", "10000", url, "exec:cat");
+    wait_path(p);
+    ipk_chan *c;
+    ipkt_ok(ipk_dial(&c, url, NULL));
+    char buf[64];
+    ipkt_ok(ipk_send(c, "ping", 4, 5000));
+    ipkt_ok(ipk_send(c, "", 0, 5000));
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 5000), 4);
+    assert_memory_equal(buf, "ping", 4);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 5000), 0);
+    assert_int_equal(bg_finish(&rel, &rl), 0);
+    ipkt_ok(ipk_close(c));
+}
+
+/* A UDP datagram into a Unix seqpacket socket: one datagram, one packet, empty ones too. */
+static void t_relay_udp_to_unixpacket(void **state)
+{
+    (void)state;
+    char p[200], up[220];
+    snprintf(up, sizeof up, "unixpacket:%s", ipkt_path(p, sizeof p, "pk"));
+    ipkt_journal("path", p);
+    ipk_chan *u;
+    ipkt_ok(ipk_listen(&u, "udp://127.0.0.1:0", NULL));
+    char udp[128];
+    snprintf(udp, sizeof udp, "%s", ipk_addr(u));
+    ipkt_ok(ipk_close(u)); /* the port is free again for the relay (a race we accept) */
+    bg rcv, rel;
+    run r, rr, rl;
+    BG(&rcv, NULL, "recv", "-n", "3", "-f", "hex", "-t", "10000", up);
+    wait_path(p);
+    BG(&rel, NULL, "relay", "-v", "-n", "3", "-t", "10000", udp, up);
+    wait_text(rel.errf, "listening on udp://"); /* bound: datagrams from now on arrive */
+    assert_int_equal(CLI(&r, NULL, "send", udp, "ab", "", "c"), 0);
+    assert_int_equal(bg_finish(&rel, &rl), 0);
+    assert_int_equal(bg_finish(&rcv, &rr), 0);
+    assert_string_equal(rr.out, "6162\n\n63\n");
+}
+
 static void t_rm_refuses_live_socket(void **state)
 {
     (void)state;
@@ -524,6 +584,7 @@ IPKT_MAIN(cmocka_unit_test(t_help_and_version), cmocka_unit_test(t_bad_url_is_us
           cmocka_unit_test(t_recv_timeout_and_missing_peer), cmocka_unit_test(t_relay_unix_to_unix),
           cmocka_unit_test(t_send_recv_mq),
           cmocka_unit_test(t_relay_mq_keeps_boundaries_and_priority),
+          cmocka_unit_test(t_relay_both_ways), cmocka_unit_test(t_relay_udp_to_unixpacket),
           cmocka_unit_test(t_rm_refuses_live_socket), cmocka_unit_test(t_rm_stale_exactly),
           cmocka_unit_test(t_ls_json), cmocka_unit_test(t_tour_passes_and_cleans_up),
           cmocka_unit_test(t_tour_ctrl_c_cleans_up))

@@ -277,6 +277,8 @@ int cmd_relay(int argc, char **argv)
         s->url = argv[optind + i];
         s->duplex = is_duplex(s->url);
         int r = cli_open(s->url, NULL, s->listen, &s->l, &s->c);
+        if (r == 0 && s->listen && R.verbose)
+            fprintf(stderr, "ipckit relay: listening on %s\n", ipk_addr(s->l ? s->l : s->c));
         if (r != 0)
             rc = cli_fail("relay", s->url, r);
         else if (s->c == NULL && side_accept(&R, s) != STEP_ON)
