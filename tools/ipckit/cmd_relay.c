@@ -53,7 +53,8 @@ typedef struct relay {
     side s[2];
     int both_ways, once, verbose, timeout;
     int rc;
-    long count, moved;
+    long count, total; /* messages to move (-1: no end), messages moved */
+    double shown_at;   /* when the progress line was last drawn */
     cli_buf buf;
 } relay;
 
@@ -154,7 +155,8 @@ static enum step pump(relay *R, int i, int *moved)
         if (R->verbose)
             fprintf(stderr, "ipckit relay: %s -> %s: %ld bytes\n", s->url, d->url, n);
         (*moved)++;
-        if (R->count > 0 && ++R->moved >= R->count)
+        R->total++;
+        if (R->count > 0 && R->total >= R->count)
             return STEP_END;
     }
     return STEP_ON;
@@ -197,6 +199,11 @@ static int relay_loop(relay *R)
         }
         if (moved) {
             idle_since = cli_now_us();
+            /* A progress line on a terminal, redrawn at most ten times a second. */
+            if (!R->verbose && idle_since - R->shown_at > 100000) {
+                cli_progress("ipckit relay: %ld messages", R->total);
+                R->shown_at = idle_since;
+            }
         } else if (R->timeout >= 0 && cli_now_us() - idle_since >= R->timeout * 1000.0) {
             fprintf(stderr, "ipckit relay: no message for %d ms\n", R->timeout);
             return CLI_FAIL;
@@ -287,6 +294,7 @@ int cmd_relay(int argc, char **argv)
     R.both_ways = !one_way && R.s[0].duplex && R.s[1].duplex;
     if (rc == CLI_OK)
         rc = relay_loop(&R);
+    cli_progress_done();
     cli_buf_free(&R.buf);
     for (int i = 0; i < 2; i++) {
         ipk_close(R.s[i].c);
