@@ -89,30 +89,10 @@ int ipk__sock_close(ipk_chan *c)
     return r;
 }
 
-/*
- * Sleeps a little before retrying something that cannot be polled for (a unix connect to a full
- * backlog, a sendto() to a full unix datagram queue). -EAGAIN for DL_NOW, IPK_ETIMEDOUT once the
- * deadline has passed; else 0 after the sleep (an EINTR just ends the sleep early).
- */
-static int ipk__sock_backoff(int64_t dl, long *ns)
-{
-    if (dl == IPK__DL_NOW)
-        return -EAGAIN;
-    int64_t left = dl == IPK__DL_FOREVER ? INT64_MAX : dl - ipk__now();
-    if (left <= 0)
-        return IPK_ETIMEDOUT;
-    long t = *ns < left ? *ns : (long)left;
-    struct timespec ts = {0, t};
-    nanosleep(&ts, NULL);
-    if (*ns < 32 * 1000000L)
-        *ns *= 2;
-    return 0;
-}
-
 int ipk__sock_connect(ipk_chan *c, const struct sockaddr *sa, socklen_t len, const char *what,
                       int64_t dl)
 {
-    long ns = 1000000;
+    unsigned step = 0; /* ipk__backoff: a backlog or queue that cannot be polled */
     for (;;) {
         if (connect(c->rfd, sa, len) == 0)
             return 0;
@@ -130,7 +110,7 @@ int ipk__sock_connect(ipk_chan *c, const struct sockaddr *sa, socklen_t len, con
                 return 0;
         } else if (e == EAGAIN && sa->sa_family == AF_UNIX) {
             /* The listener's backlog is full; such a socket never polls writable. */
-            int w = ipk__sock_backoff(dl, &ns);
+            int w = ipk__backoff(dl, &step);
             if (w == 0)
                 continue;
             return ipk__err(w, "%s: connect to %s: the listener's backlog stayed full", c->name,
@@ -346,7 +326,7 @@ long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
     if (r != 0)
         return r;
     size_t done = 0;
-    long ns = 1000000;
+    unsigned step = 0; /* ipk__backoff: a backlog or queue that cannot be polled */
     while (done < ok) {
         size_t k = ok - done < IPK__BATCH ? ok - done : IPK__BATCH;
         for (size_t i = 0; i < k; i++) {
@@ -371,7 +351,7 @@ long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
         /* Full: a connected socket polls writable when its peer has room; an unconnected
          * unix socket's poll says nothing about the receiver's queue, so back off instead. */
         int w = (c->role == IPK__LISTENER && s->family == AF_UNIX) || e == ENOBUFS
-                    ? ipk__sock_backoff(dl, &ns)
+                    ? ipk__backoff(dl, &step)
                     : ipk__wait_fd(c->wfd, POLLOUT, dl);
         if (w < 0)
             return ipk__err(w, "%s: send: the receiver's queue is full%s", c->name,
