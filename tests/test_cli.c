@@ -138,6 +138,20 @@ static void wait_path(const char *path)
     assert_int_equal(stat(path, &st), 0);
 }
 
+/* Waits until a POSIX queue exists (a listener created it). */
+static void wait_mq(const char *name)
+{
+    for (int i = 0; i < 1000; i++) {
+        mqd_t m = mq_open(name, O_RDONLY | O_CLOEXEC);
+        if (m != (mqd_t)-1) {
+            mq_close(m);
+            return;
+        }
+        sleep_ms(5);
+    }
+    fail_msg("queue %s never appeared", name);
+}
+
 /* Waits until a file (a background command's standard error) contains text. */
 static void wait_text(const char *path, const char *text)
 {
@@ -319,14 +333,7 @@ static void t_send_recv_mq(void **state)
     run r, rr;
     /* recv listens: it creates the queue; wait until it exists before sending. */
     BG(&b, NULL, "recv", "-n", "3", "-f", "json", "-t", "10000", url);
-    for (int i = 0; i < 1000; i++) {
-        mqd_t m = mq_open(q, O_RDONLY | O_CLOEXEC);
-        if (m != (mqd_t)-1) {
-            mq_close(m);
-            break;
-        }
-        sleep_ms(5);
-    }
+    wait_mq(q);
     assert_int_equal(CLI(&r, NULL, "send", "--prio", "7", url, "high"), 0);
     assert_int_equal(CLI(&r, "low one\nlow two\n", "send", url), 0);
     assert_int_equal(bg_finish(&b, &rr), 0);
@@ -358,16 +365,9 @@ static void t_relay_mq_keeps_boundaries_and_priority(void **state)
     bg rcv, rel;
     run r, rr, rl;
     BG(&rcv, NULL, "recv", "-n", "2", "-f", "json", "-t", "10000", ub);
-    sleep_ms(200);
+    wait_mq(qb);
     BG(&rel, NULL, "relay", "-n", "2", "-t", "10000", ua, ub);
-    for (int i = 0; i < 1000; i++) {
-        mqd_t m = mq_open(qa, O_RDONLY | O_CLOEXEC);
-        if (m != (mqd_t)-1) {
-            mq_close(m);
-            break;
-        }
-        sleep_ms(5);
-    }
+    wait_mq(qa);
     assert_int_equal(CLI(&r, NULL, "send", "-p", "4", ua, "a b c", ""), 0);
     assert_int_equal(bg_finish(&rel, &rl), 0);
     assert_int_equal(bg_finish(&rcv, &rr), 0);

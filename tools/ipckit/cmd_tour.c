@@ -41,7 +41,7 @@ static struct {
     char dir[64];
     struct {
         enum tobj kind;
-        char name[160];
+        char name[200];
         key_t key;
     } o[T_MAXOBJ];
     volatile sig_atomic_t nobj;
@@ -110,31 +110,29 @@ static void t_on_sigint(int sig)
     _exit(CLI_INTR);
 }
 
-/* A path in the tour's directory, recorded for removal. */
-static const char *t_path(char *buf, size_t cap, const char *stem)
+/* An address of the tour, into a buffer of T_URL bytes, its object recorded for removal:
+ * a path in the tour's directory (file, fifo, unix), "/ipckit-tour-PID-stem" (mq, shm), or
+ * for sysv a file in the directory for ftok() with project proj. */
+#define T_URL 256
+static const char *t_url(char *url, const char *scheme, const char *stem, const char *query)
 {
-    snprintf(buf, cap, "%s/%s", T.dir, stem);
-    t_record(TO_PATH, buf, 0);
-    return buf;
-}
-
-/* A POSIX name "/ipckit-tour-PID-stem", recorded for removal. */
-static const char *t_pname(char *buf, size_t cap, enum tobj kind, const char *stem)
-{
-    snprintf(buf, cap, "/ipckit-tour-%d-%s", (int)T.self, stem);
-    t_record(kind, buf, 0);
-    return buf;
-}
-
-/* A file for ftok() and the System V queue keyed on it. */
-static const char *t_sysv(char *buf, size_t cap, const char *stem, int proj)
-{
-    t_path(buf, cap, stem);
-    int fd = open(buf, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        close(fd);
-    t_record(TO_SYSV, "", ftok(buf, proj));
-    return buf;
+    char name[200];
+    enum tobj kind = TO_PATH;
+    if (strcmp(scheme, "mq") == 0 || strcmp(scheme, "shm") == 0 || strcmp(scheme, "sem") == 0) {
+        kind = scheme[0] == 'm' ? TO_MQ : scheme[1] == 'h' ? TO_SHM : TO_SEM;
+        snprintf(name, sizeof name, "/ipckit-tour-%d-%s", (int)T.self, stem);
+    } else {
+        snprintf(name, sizeof name, "%s/%s", T.dir, stem);
+    }
+    t_record(kind, name, 0);
+    if (strcmp(scheme, "sysv") == 0) {
+        int fd = open(name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+        t_record(TO_SYSV, "", ftok(name, atoi(strchr(query, '=') + 1)));
+    }
+    snprintf(url, T_URL, "%s:%s%s%s", scheme, name, query ? "?" : "", query ? query : "");
+    return url;
 }
 
 /* ---- processes ---- */
@@ -331,30 +329,52 @@ out:
     return ok;
 }
 
-/* 1. The producer writes the file under an exclusive lock; the consumer reads it whole under a
- * shared lock. */
-static int st_file(step *s)
+/* The guide's pairs: this process owns the object at url (ipk_listen) and a child dials it and
+ * runs fn, whose result is the child's exit code. The child's pid, or -1 (step failed). */
+static pid_t t_pair(step *s, const char *url, ipk_chan **own, const char *who,
+                    int (*fn)(ipk_chan *c))
 {
-    static const char data[] = "Now is the winter of our discontent\n"
-                               "Made glorious summer by this sun of York\n";
-    char p[128], url[200], up[200], down[200], b1[128], b2[128];
-    snprintf(url, sizeof url, "file:%s?mode=whole", t_path(p, sizeof p, "data.dat"));
-    snprintf(up, sizeof up, "file:%s", t_path(b1, sizeof b1, "up.log"));
-    snprintf(down, sizeof down, "file:%s", t_path(b2, sizeof b2, "down.log"));
-    ipk_chan *c;
-    int r = ipk_listen(&c, url, NULL);
+    int r = ipk_listen(own, url, NULL);
     if (r != 0)
         return s_fail(s, url, r);
     pid_t pid = t_fork();
     if (pid == 0) {
-        ipk_chan *w;
-        if ((r = ipk_dial(&w, url, NULL)) != 0)
-            c_die("producer", url, r);
-        if ((r = ipk_send(w, data, sizeof data - 1, T_IO)) != 0)
-            c_die("producer", "write", r);
-        printf("    producer (pid %d) wrote 2 lines under an exclusive lock\n", (int)getpid());
-        _exit(ipk_close(w) == 0 ? 0 : 1);
+        ipk_chan *c;
+        if ((r = ipk_dial(&c, url, NULL)) != 0)
+            c_die(who, url, r);
+        _exit(fn(c));
     }
+    if (pid < 0) {
+        s_fail(s, "fork", -errno);
+        ipk_close(*own);
+    }
+    return pid;
+}
+
+static const char file_data[] = "Now is the winter of our discontent\n"
+                                "Made glorious summer by this sun of York\n";
+
+static int c_producer(ipk_chan *w)
+{
+    int r = ipk_send(w, file_data, sizeof file_data - 1, T_IO);
+    if (r != 0)
+        c_die("producer", "write", r);
+    printf("    producer (pid %d) wrote 2 lines under an exclusive lock\n", (int)getpid());
+    return ipk_close(w) == 0 ? 0 : 1;
+}
+
+/* 1. The producer writes the file under an exclusive lock; the consumer reads it whole under a
+ * shared lock. */
+static int st_file(step *s)
+{
+    char url[T_URL], up[T_URL], down[T_URL];
+    t_url(url, "file", "data.dat", "mode=whole");
+    t_url(up, "file", "up.log", NULL);
+    t_url(down, "file", "down.log", NULL);
+    ipk_chan *c;
+    pid_t pid = t_pair(s, url, &c, "producer", c_producer);
+    if (pid < 0)
+        return -1;
     if (s_child(s, pid, "producer") != 0) {
         ipk_close(c);
         return -1;
@@ -368,44 +388,44 @@ static int st_file(step *s)
     printf("    consumer (pid %d) read under a shared lock:\n", (int)getpid());
     for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
         printf("      %s\n", line);
-    if (s_check(s, (size_t)n == sizeof data - 1, "the consumer read something else") != 0)
+    if (s_check(s, (size_t)n == sizeof file_data - 1, "the consumer read something else") != 0)
         return -1;
     return rt_measure(s, up, down);
+}
+
+static const char shm_text[] = "This is the way the world ends...";
+
+static int c_memreader(ipk_chan *rd)
+{
+    char buf[600];
+    long n = ipk_recv(rd, buf, sizeof buf - 1, T_IO);
+    if (n < 0)
+        c_die("memreader", "read", (int)n);
+    buf[n] = '\0';
+    printf("    memreader (pid %d) waited on the semaphore, then read: %s\n", (int)getpid(), buf);
+    ipk_close(rd);
+    return strcmp(buf, shm_text) == 0 ? 0 : 1;
 }
 
 /* 2. memwriter puts a string in a segment and posts a named semaphore; memreader waits on the
  * semaphore and reads it. */
 static int st_shm(step *s)
 {
-    static const char text[] = "This is the way the world ends...";
-    char seg[96], sem[96], url[256], up[96], down[96], u1[128], u2[128];
-    t_pname(seg, sizeof seg, TO_SHM, "seg");
-    t_pname(sem, sizeof sem, TO_SEM, "sem");
-    snprintf(url, sizeof url, "shm:%s?mode=segment&sem=%s&size=512", seg, sem);
-    snprintf(u1, sizeof u1, "shm:%s", t_pname(up, sizeof up, TO_SHM, "up"));
-    snprintf(u2, sizeof u2, "shm:%s", t_pname(down, sizeof down, TO_SHM, "down"));
+    char semu[T_URL], query[T_URL], url[T_URL], u1[T_URL], u2[T_URL], seg[T_URL];
+    const char *sem = t_url(semu, "sem", "sem", NULL) + 4; /* "/ipckit-tour-PID-sem" */
+    snprintf(query, sizeof query, "mode=segment&sem=%s&size=512", sem);
+    t_url(url, "shm", "seg", query);
+    t_url(u1, "shm", "up", NULL);
+    t_url(u2, "shm", "down", NULL);
+    snprintf(seg, sizeof seg, "%.*s", (int)strcspn(url + 4, "?"), url + 4);
     ipk_chan *w;
-    int r = ipk_listen(&w, url, NULL);
-    if (r != 0)
-        return s_fail(s, url, r);
-    pid_t pid = t_fork();
-    if (pid == 0) {
-        ipk_chan *rd;
-        char buf[600];
-        if ((r = ipk_dial(&rd, url, NULL)) != 0)
-            c_die("memreader", url, r);
-        long n = ipk_recv(rd, buf, sizeof buf - 1, T_IO);
-        if (n < 0)
-            c_die("memreader", "read", (int)n);
-        buf[n] = '\0';
-        printf("    memreader (pid %d) waited on %s, then read: %s\n", (int)getpid(), sem, buf);
-        ipk_close(rd);
-        _exit(strcmp(buf, text) == 0 ? 0 : 1);
-    }
-    r = ipk_send(w, text, sizeof text - 1, T_IO);
+    pid_t pid = t_pair(s, url, &w, "memreader", c_memreader);
+    if (pid < 0)
+        return -1;
+    int r = ipk_send(w, shm_text, sizeof shm_text - 1, T_IO);
     if (r == 0)
         printf("    memwriter (pid %d) wrote %zu bytes into /dev/shm%s and posted %s\n",
-               (int)getpid(), sizeof text - 1, seg, sem);
+               (int)getpid(), sizeof shm_text - 1, seg, sem);
     int cr = s_child(s, pid, "memreader");
     ipk_close(w);
     if (r != 0)
@@ -472,47 +492,45 @@ static unsigned is_prime(unsigned n)
 #define FIFO_CHUNKS 16
 #define FIFO_INTS   4
 
+static int c_fifo_writer(ipk_chan *w)
+{
+    srand(1);
+    for (int i = 0; i < FIFO_LOOPS; i++) {
+        int chunk[FIFO_CHUNKS][FIFO_INTS];
+        ipk_iov v[FIFO_CHUNKS];
+        for (int j = 0; j < FIFO_CHUNKS; j++) {
+            for (int k = 0; k < FIFO_INTS; k++)
+                chunk[j][k] = rand();
+            v[j] = (ipk_iov){chunk[j], sizeof chunk[j]};
+        }
+        /* The guide's writer draws one more value for its pause; drawing it keeps the same
+         * sequence, whose primes the guide counts: 37,682. The pause itself is left out (it
+         * would take seconds). */
+        (void)rand();
+        for (size_t done = 0; done < FIFO_CHUNKS;) {
+            long k = ipk_sendv(w, v + done, FIFO_CHUNKS - done, T_IO);
+            if (k < 0)
+                c_die("fifoWriter", "write", (int)k);
+            done += (size_t)k;
+        }
+    }
+    printf("    fifoWriter (pid %d): %d ints sent to the pipe\n", (int)getpid(),
+           FIFO_LOOPS * FIFO_CHUNKS * FIFO_INTS);
+    return ipk_close(w) == 0 ? 0 : 1;
+}
+
 /* 4. fifoWriter sends 768,000 pseudo-random ints (rand() from its default seed, as the guide's
  * does) in 16-byte messages; fifoReader counts the primes and checks every value and its order. */
 static int st_fifo(step *s)
 {
-    char p[128], url[200], up[200], down[200], b1[128], b2[128];
-    snprintf(url, sizeof url, "fifo:%s", t_path(p, sizeof p, "fifoChannel"));
-    snprintf(up, sizeof up, "fifo:%s", t_path(b1, sizeof b1, "up.fifo"));
-    snprintf(down, sizeof down, "fifo:%s", t_path(b2, sizeof b2, "down.fifo"));
+    char url[T_URL], up[T_URL], down[T_URL];
+    t_url(url, "fifo", "fifoChannel", NULL);
+    t_url(up, "fifo", "up.fifo", NULL);
+    t_url(down, "fifo", "down.fifo", NULL);
     ipk_chan *rd;
-    int r = ipk_listen(&rd, url, NULL);
-    if (r != 0)
-        return s_fail(s, url, r);
-    pid_t pid = t_fork();
-    if (pid == 0) {
-        ipk_chan *w;
-        if ((r = ipk_dial(&w, url, NULL)) != 0)
-            c_die("fifoWriter", url, r);
-        srand(1);
-        for (int i = 0; i < FIFO_LOOPS; i++) {
-            int chunk[FIFO_CHUNKS][FIFO_INTS];
-            ipk_iov v[FIFO_CHUNKS];
-            for (int j = 0; j < FIFO_CHUNKS; j++) {
-                for (int k = 0; k < FIFO_INTS; k++)
-                    chunk[j][k] = rand();
-                v[j] = (ipk_iov){chunk[j], sizeof chunk[j]};
-            }
-            /* The guide's writer draws one more value for its pause; drawing it keeps the
-             * same sequence, whose primes the guide counts: 37,682. The pause itself is left
-             * out (it would take seconds). */
-            (void)rand();
-            for (size_t done = 0; done < FIFO_CHUNKS;) {
-                long k = ipk_sendv(w, v + done, FIFO_CHUNKS - done, T_IO);
-                if (k < 0)
-                    c_die("fifoWriter", "write", (int)k);
-                done += (size_t)k;
-            }
-        }
-        printf("    fifoWriter (pid %d): %d ints sent to the pipe\n", (int)getpid(),
-               FIFO_LOOPS * FIFO_CHUNKS * FIFO_INTS);
-        _exit(ipk_close(w) == 0 ? 0 : 1);
-    }
+    pid_t pid = t_pair(s, url, &rd, "fifoWriter", c_fifo_writer);
+    if (pid < 0)
+        return -1;
     unsigned total = 0, primes = 0, wrong = 0;
     srand(1);
     for (long m = 0; m < (long)FIFO_LOOPS * FIFO_CHUNKS; m++) {
@@ -544,35 +562,36 @@ static int st_fifo(step *s)
     return rt_measure(s, up, down);
 }
 
+static const long sysv_sent[] = {1, 1, 2, 2, 3, 3};
+
+static int c_sender(ipk_chan *w)
+{
+    for (int i = 0; i < 6; i++) {
+        char m[8];
+        snprintf(m, sizeof m, "msg%d", i + 1);
+        ipk_msginfo mi = {.type = sysv_sent[i]};
+        int r = ipk_sendx(w, m, strlen(m), &mi, T_IO);
+        if (r != 0)
+            c_die("sender", "send", r);
+        printf("    %s sent as type %ld\n", m, sysv_sent[i]);
+    }
+    return ipk_close(w) == 0 ? 0 : 1;
+}
+
 /* 5. The sender queues types 1,1,2,2,3,3; the receiver asks for 3,1,2,1,3,2. */
 static int st_sysv(step *s)
 {
-    static const long sent_types[] = {1, 1, 2, 2, 3, 3};
     static const long ask[] = {3, 1, 2, 1, 3, 2};
     static const char *const expect[] = {"msg5", "msg1", "msg3", "msg2", "msg6", "msg4"};
-    char p[128], url[256], up[200], down[200], b1[128], b2[128];
-    snprintf(url, sizeof url, "sysv:%s?proj=123", t_sysv(p, sizeof p, "queue.h", 123));
-    snprintf(up, sizeof up, "sysv:%s?proj=1", t_sysv(b1, sizeof b1, "up.key", 1));
-    snprintf(down, sizeof down, "sysv:%s?proj=1", t_sysv(b2, sizeof b2, "down.key", 1));
+    char url[T_URL], up[T_URL], down[T_URL];
+    t_url(url, "sysv", "queue.h", "proj=123");
+    t_url(up, "sysv", "up.key", "proj=1");
+    t_url(down, "sysv", "down.key", "proj=1");
     ipk_chan *q, *by[4] = {0};
-    int r = ipk_listen(&q, url, NULL);
-    if (r != 0)
-        return s_fail(s, url, r);
-    pid_t pid = t_fork();
-    if (pid == 0) {
-        ipk_chan *w;
-        if ((r = ipk_dial(&w, url, NULL)) != 0)
-            c_die("sender", url, r);
-        for (int i = 0; i < 6; i++) {
-            char m[8];
-            snprintf(m, sizeof m, "msg%d", i + 1);
-            ipk_msginfo mi = {.type = sent_types[i]};
-            if ((r = ipk_sendx(w, m, strlen(m), &mi, T_IO)) != 0)
-                c_die("sender", "send", r);
-            printf("    %s sent as type %ld\n", m, sent_types[i]);
-        }
-        _exit(ipk_close(w) == 0 ? 0 : 1);
-    }
+    int r;
+    pid_t pid = t_pair(s, url, &q, "sender", c_sender);
+    if (pid < 0)
+        return -1;
     int ok = s_child(s, pid, "sender");
     for (int t = 1; t <= 3 && ok == 0; t++) {
         char u[300];
@@ -598,37 +617,36 @@ static int st_sysv(step *s)
     return ok == 0 ? rt_measure(s, up, down) : -1;
 }
 
+static const struct {
+    const char *text;
+    unsigned prio;
+} mq_sent[] = {{"routine", 1}, {"urgent", 9}, {"normal", 5}, {"whenever", 0}, {"important", 7}};
+
+static int c_mq_producer(ipk_chan *w)
+{
+    for (int i = 0; i < 5; i++) {
+        ipk_msginfo mi = {.prio = mq_sent[i].prio};
+        int r = ipk_sendx(w, mq_sent[i].text, strlen(mq_sent[i].text), &mi, T_IO);
+        if (r != 0)
+            c_die("producer", "send", r);
+    }
+    printf("    producer (pid %d) queued: routine/1 urgent/9 normal/5 whenever/0 important/7\n",
+           (int)getpid());
+    return ipk_close(w) == 0 ? 0 : 1;
+}
+
 /* 6. Messages queued with priorities come out highest first. */
 static int st_mq(step *s)
 {
-    static const struct {
-        const char *text;
-        unsigned prio;
-    } sent[] = {{"routine", 1}, {"urgent", 9}, {"normal", 5}, {"whenever", 0}, {"important", 7}};
     static const int order[] = {1, 4, 2, 0, 3};
-    char name[96], url[128], up[96], down[96], u1[128], u2[128];
-    snprintf(url, sizeof url, "mq:%s", t_pname(name, sizeof name, TO_MQ, "prio"));
-    snprintf(u1, sizeof u1, "mq:%s", t_pname(up, sizeof up, TO_MQ, "up"));
-    snprintf(u2, sizeof u2, "mq:%s", t_pname(down, sizeof down, TO_MQ, "down"));
+    char url[T_URL], u1[T_URL], u2[T_URL];
+    t_url(url, "mq", "prio", NULL);
+    t_url(u1, "mq", "up", NULL);
+    t_url(u2, "mq", "down", NULL);
     ipk_chan *q;
-    int r = ipk_listen(&q, url, NULL);
-    if (r != 0)
-        return s_fail(s, url, r);
-    pid_t pid = t_fork();
-    if (pid == 0) {
-        ipk_chan *w;
-        if ((r = ipk_dial(&w, url, NULL)) != 0)
-            c_die("producer", url, r);
-        for (int i = 0; i < 5; i++) {
-            ipk_msginfo mi = {.prio = sent[i].prio};
-            if ((r = ipk_sendx(w, sent[i].text, strlen(sent[i].text), &mi, T_IO)) != 0)
-                c_die("producer", "send", r);
-        }
-        printf("    producer (pid %d) queued: routine/1 urgent/9 normal/5 whenever/0 "
-               "important/7\n",
-               (int)getpid());
-        _exit(ipk_close(w) == 0 ? 0 : 1);
-    }
+    pid_t pid = t_pair(s, url, &q, "producer", c_mq_producer);
+    if (pid < 0)
+        return -1;
     int ok = s_child(s, pid, "producer");
     if (ok == 0)
         printf("    consumer (pid %d) received:", (int)getpid());
@@ -643,7 +661,7 @@ static int st_mq(step *s)
         }
         m[n] = '\0';
         printf(" %s/%u", m, mi.prio);
-        ok = strcmp(m, sent[order[i]].text) == 0 && mi.prio == sent[order[i]].prio ? 0 : -1;
+        ok = strcmp(m, mq_sent[order[i]].text) == 0 && mi.prio == mq_sent[order[i]].prio ? 0 : -1;
         if (i == 4 || ok != 0)
             printf("\n");
         if (ok != 0)
@@ -706,9 +724,8 @@ static int st_tcp(step *s)
 
 static int st_unix(step *s)
 {
-    char p[128], url[160];
-    snprintf(url, sizeof url, "unix:%s", t_path(p, sizeof p, "books.sock"));
-    return echo_books(s, url);
+    char url[T_URL];
+    return echo_books(s, t_url(url, "unix", "books.sock", NULL));
 }
 
 /* 9. Datagrams: each send is one datagram and one receive, both ways. */
