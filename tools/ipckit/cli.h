@@ -129,6 +129,16 @@ void obj_settle(obj_list *l);
 void obj_list_free(obj_list *l);
 /* Parses "fifo,posix-mq,..." into a bit mask of (1 << obj_kind); -1 on an unknown name. */
 int obj_kind_mask(const char *list, unsigned *mask);
+/* Where ls and rm look (-D DIR, default /tmp and /run) and which kinds they keep (-k). */
+#define OBJ_MAX_DIRS 32
+typedef struct obj_where {
+    const char *dirs[OBJ_MAX_DIRS + 1];
+    int ndirs;
+    unsigned kinds;
+} obj_where;
+void obj_where_init(obj_where *w);
+/* Takes -D and -k for command cmd: 0 when taken, CLI_USAGE (message printed) when bad. */
+int obj_where_opt(obj_where *w, const char *cmd, int opt, const char *arg);
 /* Keeps only the objects whose kind is in mask. */
 void obj_filter(obj_list *l, unsigned mask);
 /* Removes o: 0 or -errno. The caller decides whether o may go (see enum obj_stale). */

@@ -10,8 +10,6 @@
 
 #include "cli.h"
 
-#define LS_MAX_DIRS 32
-
 static void ls_usage(FILE *f)
 {
     fprintf(f, "usage: ipckit ls [OPTIONS]\n"
@@ -133,30 +131,22 @@ int cmd_ls(int argc, char **argv)
         {"json", no_argument, 0, 'j'},      {"stale", no_argument, 0, 's'},
         {"dir", required_argument, 0, 'D'}, {"kind", required_argument, 0, 'k'},
         {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
-    const char *dirs[LS_MAX_DIRS + 1] = {"/tmp", "/run", NULL};
-    int ndirs = 0, json = 0, only_stale = 0, opt;
-    unsigned kinds = ~0u;
+    obj_where w;
+    obj_where_init(&w);
+    int json = 0, only_stale = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+jsD:k:h", lo, NULL)) != -1) {
         switch (opt) {
         case 'k':
-            if (obj_kind_mask(optarg, &kinds) != 0)
-                return cli_usage_err("ls",
-                                     "--kind %s: kinds are posix-shm posix-sem posix-mq "
-                                     "sysv-msg sysv-shm sysv-sem fifo unix-socket unix-abstract",
-                                     optarg);
+        case 'D':
+            if (obj_where_opt(&w, "ls", opt, optarg) != 0)
+                return CLI_USAGE;
             break;
         case 'j':
             json = 1;
             break;
         case 's':
             only_stale = 1;
-            break;
-        case 'D':
-            if (ndirs == LS_MAX_DIRS)
-                return cli_usage_err("ls", "at most %d --dir options", LS_MAX_DIRS);
-            dirs[ndirs++] = optarg;
-            dirs[ndirs] = NULL;
             break;
         case 'h':
             ls_usage(stdout);
@@ -169,8 +159,8 @@ int cmd_ls(int argc, char **argv)
     if (optind != argc)
         return cli_usage_err("ls", "unexpected argument '%s'", argv[optind]);
     obj_list l = {0};
-    obj_scan(&l, dirs);
-    obj_filter(&l, kinds);
+    obj_scan(&l, w.dirs);
+    obj_filter(&l, w.kinds);
     if (json) {
         print_json(&l, only_stale);
     } else {

@@ -9,8 +9,6 @@
 
 #include "cli.h"
 
-#define RM_MAX_DIRS 32
-
 static void rm_usage(FILE *f)
 {
     fprintf(f, "usage: ipckit rm [OPTIONS] URL...\n"
@@ -60,30 +58,22 @@ int cmd_rm(int argc, char **argv)
         {"stale", no_argument, 0, 's'},     {"dry-run", no_argument, 0, 'n'},
         {"dir", required_argument, 0, 'D'}, {"kind", required_argument, 0, 'k'},
         {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
-    const char *dirs[RM_MAX_DIRS + 1] = {"/tmp", "/run", NULL};
-    int ndirs = 0, stale = 0, dry = 0, opt, rc = CLI_OK;
-    unsigned kinds = ~0u;
+    obj_where w;
+    obj_where_init(&w);
+    int stale = 0, dry = 0, opt, rc = CLI_OK;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+snD:k:h", lo, NULL)) != -1) {
         switch (opt) {
         case 'k':
-            if (obj_kind_mask(optarg, &kinds) != 0)
-                return cli_usage_err("rm",
-                                     "--kind %s: kinds are posix-shm posix-sem posix-mq "
-                                     "sysv-msg sysv-shm sysv-sem fifo unix-socket unix-abstract",
-                                     optarg);
+        case 'D':
+            if (obj_where_opt(&w, "rm", opt, optarg) != 0)
+                return CLI_USAGE;
             break;
         case 's':
             stale = 1;
             break;
         case 'n':
             dry = 1;
-            break;
-        case 'D':
-            if (ndirs == RM_MAX_DIRS)
-                return cli_usage_err("rm", "at most %d --dir options", RM_MAX_DIRS);
-            dirs[ndirs++] = optarg;
-            dirs[ndirs] = NULL;
             break;
         case 'h':
             rm_usage(stdout);
@@ -97,8 +87,8 @@ int cmd_rm(int argc, char **argv)
         return cli_usage_err("rm", "name the objects to remove, or give --stale");
     obj_list l = {0};
     if (optind == argc) {
-        obj_scan(&l, dirs);
-        obj_filter(&l, kinds);
+        obj_scan(&l, w.dirs);
+        obj_filter(&l, w.kinds);
         for (size_t i = 0; i < l.n; i++)
             if (l.v[i].stale == STALE_YES && rm_one(&l.v[i], dry) != CLI_OK)
                 rc = CLI_FAIL;
@@ -121,7 +111,7 @@ int cmd_rm(int argc, char **argv)
         }
     }
     obj_settle(&l);
-    obj_filter(&l, kinds);
+    obj_filter(&l, w.kinds);
     for (size_t i = 0; i < l.n; i++) {
         const obj *o = &l.v[i];
         if (o->stale == STALE_NO || (stale && o->stale != STALE_YES)) {

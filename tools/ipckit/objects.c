@@ -65,6 +65,30 @@ int obj_kind_mask(const char *list, unsigned *mask)
     return 0;
 }
 
+void obj_where_init(obj_where *w)
+{
+    memset(w, 0, sizeof *w);
+    w->dirs[0] = "/tmp";
+    w->dirs[1] = "/run";
+    w->kinds = ~0u;
+}
+
+int obj_where_opt(obj_where *w, const char *cmd, int opt, const char *arg)
+{
+    if (opt == 'k' && obj_kind_mask(arg, &w->kinds) != 0)
+        return cli_usage_err(cmd,
+                             "--kind %s: kinds are posix-shm posix-sem posix-mq sysv-msg "
+                             "sysv-shm sysv-sem fifo unix-socket unix-abstract",
+                             arg);
+    if (opt == 'D') {
+        if (w->ndirs == OBJ_MAX_DIRS)
+            return cli_usage_err(cmd, "at most %d --dir options", OBJ_MAX_DIRS);
+        w->dirs[w->ndirs++] = arg; /* the first -D replaces the defaults */
+        w->dirs[w->ndirs] = NULL;
+    }
+    return 0;
+}
+
 void obj_filter(obj_list *l, unsigned mask)
 {
     size_t k = 0;
