@@ -314,6 +314,24 @@ static void t_relay_unix_to_unix(void **state)
     assert_int_equal(bg_finish(&rcv, &rr), 0);
     assert_string_equal(rr.out, "one\n\nthree\n");
     assert_int_equal(bg_finish(&rel, &rl), 0);
+    /* A listening end takes the next peer after one leaves; with --once the relay ends. */
+    BG(&rcv, NULL, "recv", "-n", "2", "-t", "10000", ub);
+    wait_path(pb);
+    BG(&rel, NULL, "relay", "-n", "2", "-t", "10000", ua, ub);
+    wait_path(pa);
+    assert_int_equal(CLI(&r, NULL, "send", ua, "first peer"), 0);
+    assert_int_equal(CLI(&r, NULL, "send", ua, "second peer"), 0);
+    assert_int_equal(bg_finish(&rel, &rl), 0);
+    assert_int_equal(bg_finish(&rcv, &rr), 0);
+    assert_string_equal(rr.out, "first peer\nsecond peer\n");
+    BG(&rcv, NULL, "recv", "-n", "1", "-t", "10000", ub);
+    wait_path(pb);
+    BG(&rel, NULL, "relay", "--once", "-t", "10000", ua, ub);
+    wait_path(pa);
+    assert_int_equal(CLI(&r, NULL, "send", ua, "only"), 0);
+    assert_int_equal(bg_finish(&rel, &rl), 0); /* its peer left: done, no count needed */
+    assert_int_equal(bg_finish(&rcv, &rr), 0);
+    assert_string_equal(rr.out, "only\n");
     /* Idle relay: the timeout fails it. */
     BG(&rel, NULL, "relay", "--one-way", "-t", "300", ua, ub);
     wait_path(pa);
