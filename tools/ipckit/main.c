@@ -22,10 +22,15 @@ static const cli_cmd cli_cmds[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ipckit COMMAND [OPTIONS] [ARGS]\n\ncommands:\n");
+    fprintf(f, "usage: ipckit COMMAND [OPTIONS] [ARGS]\n"
+               "       ipckit --version\n\n"
+               "New here? Run 'ipckit tour'.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
         fprintf(f, "  %-8s %s\n", cli_cmds[i].name, cli_cmds[i].summary);
-    fprintf(f, "\n'ipckit COMMAND --help' describes a command; ipckit(1) describes them all.\n");
+    fprintf(f, "\nAddresses: file:PATH shm:/NAME exec:CMD fifo:PATH mq:/NAME sysv:KEY|PATH\n"
+               "unix:PATH|@NAME unixgram: unixpacket: tcp://HOST:PORT udp://HOST:PORT signal:PID\n"
+               "(ipckit-transports(7)). Exit status: 0 ok, 1 failure, 2 usage error.\n"
+               "'ipckit COMMAND --help' describes a command; ipckit(1) describes them all.\n");
 }
 
 int main(int argc, char **argv)
