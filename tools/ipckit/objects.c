@@ -472,13 +472,25 @@ static int sock_probe(const char *path)
     return r == -EAGAIN || r == -EINPROGRESS ? 0 : r;
 }
 
+/* Whether a bound socket path (as the binder wrote it, possibly relative to its own working
+ * directory) may be the file at name. A relative one is matched by its last component: taking
+ * a live socket for stale is the mistake to avoid. */
+static int same_socket(const char *name, const char *bound)
+{
+    if (bound[0] == '/' || bound[0] == '@')
+        return strcmp(name, bound) == 0;
+    const char *base = strrchr(bound, '/') ? strrchr(bound, '/') + 1 : bound;
+    const char *nbase = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+    return strcmp(base, nbase) == 0;
+}
+
 static void match_unix(obj_list *l, const usock *u, size_t nu, int add_bound)
 {
     for (size_t k = 0; k < nu; k++) {
         int found = 0;
         for (size_t i = 0; i < l->n; i++) {
             obj *o = &l->v[i];
-            if ((o->kind == OBJ_SOCK || o->kind == OBJ_ASOCK) && strcmp(o->name, u[k].path) == 0) {
+            if ((o->kind == OBJ_SOCK || o->kind == OBJ_ASOCK) && same_socket(o->name, u[k].path)) {
                 o->sock_ino = u[k].ino;
                 found = 1;
             }
@@ -631,10 +643,16 @@ static void settle_one(obj_list *l, obj *o)
             o->why = "a socket is bound to it";
             return;
         }
-        if (sock_probe(o->name) == -ECONNREFUSED) {
+        switch (sock_probe(o->name)) {
+        case -ECONNREFUSED:
             o->stale = STALE_YES;
             o->why = "nobody is bound to it (connect refused)";
-        } else {
+            break;
+        case 0: /* someone answers: bound in another network namespace, say */
+            o->stale = STALE_NO;
+            o->why = "a process answers on it";
+            break;
+        default:
             o->stale = STALE_UNKNOWN;
             o->why = "not bound here, but connect was not refused";
         }
@@ -823,6 +841,13 @@ int obj_add_url(obj_list *l, const char *url)
         if (fifo ? !S_ISFIFO(st.st_mode) : !S_ISSOCK(st.st_mode)) {
             note(l, "%s: %s is not a %s", url, body, fifo ? "FIFO" : "socket");
             return -EINVAL;
+        }
+        /* Absolute, as /proc/net/unix and /proc/PID/fd name them. */
+        char abs[PATH_MAX];
+        if (body[0] != '/' && getcwd(abs, sizeof abs - strlen(body) - 2) != NULL) {
+            strcat(abs, "/");
+            strcat(abs, body);
+            body = abs;
         }
         return add_path_obj(l, body, &st);
     }
