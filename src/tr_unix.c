@@ -166,8 +166,9 @@ static int ipk__unix_dial(ipk_chan *c)
         goto fail;
     /* A datagram dialer needs an address of its own for the listener to reply to: bind()
      * with only the family autobinds a unique abstract name. */
-    sa_family_t fam = AF_UNIX;
-    if (type == SOCK_DGRAM && bind(c->rfd, (const struct sockaddr *)&fam, sizeof fam) != 0) {
+    struct sockaddr_un self = {.sun_family = AF_UNIX}; /* zeroed: valgrind reads sun_path */
+    if (type == SOCK_DGRAM &&
+        bind(c->rfd, (const struct sockaddr *)&self, sizeof(sa_family_t)) != 0) {
         r = ipk__errsys(-errno, "%s: autobind", c->name);
         goto fail;
     }

@@ -1,17 +1,23 @@
 /*
  * cli.h - what the subcommands of the ipckit tool share.
  *
- * Exit codes: 0 success; 1 failure of the operation (the peer, the object, a timeout);
- * 2 usage error (bad option, bad address).
+ * Exit codes: 0 success; 1 failure of the operation (the peer, the object, a timeout, a step of
+ * the tour); 2 usage error (bad option, bad address); 130 interrupted by Ctrl-C (tour).
+ * Data goes to standard output, diagnostics to standard error.
  */
 #ifndef IPK_CLI_H
 #define IPK_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 #include "ipckit.h"
 
 #define CLI_OK    0
 #define CLI_FAIL  1
 #define CLI_USAGE 2
+#define CLI_INTR  130
 
 typedef struct cli_cmd {
     const char *name;
@@ -28,10 +34,114 @@ int cmd_info(int argc, char **argv);
 int cmd_tour(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
-/* Prints "ipckit <cmd>: <what>: <ipk_strerror> (<ipk_errmsg>)" to stderr; returns CLI_FAIL, or
+/* Prints "ipckit <cmd>: <what>: <ipk_errmsg or ipk_strerror>" to stderr; returns CLI_FAIL, or
  * CLI_USAGE for address and option errors. */
 int cli_fail(const char *cmd, const char *what, int err);
+/* Prints "ipckit <cmd>: <message>" to stderr, then "try 'ipckit <cmd> --help'"; returns CLI_USAGE.
+ */
+int cli_usage_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parses a timeout in milliseconds ("-1" forever); returns -1 on error. */
 int cli_parse_ms(const char *s, int *out);
+/* Parses a whole number in [min, max]; returns -1 on error. */
+int cli_parse_long(const char *s, long min, long max, long *out);
+/* Applies "-o KEY=VALUE" to o; returns 0 or a CLI exit code (message printed). */
+int cli_opt_kv(const char *cmd, ipk_opts *o, char *kv);
+
+/* Opens url as listener (listen != 0) or dialer. A listener of a connection-oriented transport
+ * is returned as is in *l with *c NULL; otherwise *c is the channel and *l NULL. */
+int cli_open(const char *url, const ipk_opts *o, int listen, ipk_chan **l, ipk_chan **c);
+
+/* Receives one message into a buffer that grows as needed (up to the channel's maximum). */
+typedef struct cli_buf {
+    unsigned char *p;
+    size_t cap;
+} cli_buf;
+long cli_recv(ipk_chan *c, cli_buf *b, ipk_msginfo *mi, int timeout_ms);
+void cli_buf_free(cli_buf *b);
+
+/* Terminal niceties: colour only on a terminal and when NO_COLOR is unset or empty. */
+int cli_color(FILE *f);
+const char *cli_paint(FILE *f, const char *sgr, const char *text, char *buf, size_t cap);
+/* A progress line on standard error when it is a terminal: cli_progress("%d/%d", ...) redraws
+ * it, cli_progress_done() clears it. Nothing at all when standard error is not a terminal. */
+void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_progress_done(void);
+double cli_now_us(void);
+
+/* ---- IPC objects on this machine (objects.c), for ls and rm ---- */
+
+enum obj_kind {
+    OBJ_SHM,      /* POSIX shared memory, /dev/shm/NAME */
+    OBJ_SEM,      /* POSIX named semaphore, /dev/shm/sem.NAME */
+    OBJ_MQ,       /* POSIX message queue, /dev/mqueue/NAME */
+    OBJ_SYSV_MSG, /* System V message queue */
+    OBJ_SYSV_SHM, /* System V shared-memory segment */
+    OBJ_SYSV_SEM, /* System V semaphore set */
+    OBJ_FIFO,     /* named pipe */
+    OBJ_SOCK,     /* Unix socket with a path */
+    OBJ_ASOCK,    /* Unix socket in the abstract namespace */
+};
+
+/* Whether an object's users are gone. UNKNOWN when the evidence is incomplete: rm --stale then
+ * leaves it alone. */
+enum obj_stale { STALE_NO, STALE_YES, STALE_UNKNOWN };
+
+#define OBJ_MAX_PIDS 8
+
+typedef struct obj {
+    enum obj_kind kind;
+    char url[4200];  /* how ipckit addresses it, also what rm takes */
+    char name[4096]; /* path, /name, @name or the key */
+    long id;         /* System V id, else -1 */
+    uid_t uid;
+    mode_t mode;
+    long long size;  /* bytes (segments), -1 when not applicable */
+    long long depth; /* queued messages (sysv) or bytes (mq: QSIZE), -1 when not applicable */
+    int npids;       /* processes holding it open, mapped, attached, or that last used it */
+    pid_t pids[OBJ_MAX_PIDS];
+    int nholders; /* how many of pids are known to be alive */
+    enum obj_stale stale;
+    const char *why; /* the evidence for stale */
+    dev_t dev;       /* for matching /proc/PID/fd entries */
+    ino_t ino;
+    unsigned long sock_ino; /* bound socket inode from /proc/net/unix, 0 if none */
+    long nattch;            /* System V segment: attached processes */
+    int used;               /* a pid recorded by the kernel (lspid, lrpid, cpid, GETPID) */
+} obj;
+
+typedef struct obj_list {
+    obj *v;
+    size_t n, cap;
+    int partial; /* some /proc/PID/fd could not be read: holders may be missing */
+    char notes[1024];
+} obj_list;
+
+const char *obj_kind_name(enum obj_kind k);
+/* Collects every IPC object on the machine; dirs (NULL-terminated) are where to look for FIFOs
+ * and socket files. Then settles holders and staleness. 0, or -errno when nothing could be read. */
+int obj_scan(obj_list *l, const char *const *dirs);
+/* Adds the object an address names (mq:/q, shm:/s, sem:/s, fifo:PATH, unix:PATH, sysv:KEY or
+ * sysv:PATH?proj=N, sysv-msg:ID, sysv-shm:ID, sysv-sem:ID). 0, -ENOENT when it does not exist,
+ * -EINVAL when the address names nothing removable (the message is in l->notes). */
+int obj_add_url(obj_list *l, const char *url);
+/* Finds who holds each object and decides whether it is stale. */
+void obj_settle(obj_list *l);
+void obj_list_free(obj_list *l);
+/* Parses "fifo,posix-mq,..." into a bit mask of (1 << obj_kind); -1 on an unknown name. */
+int obj_kind_mask(const char *list, unsigned *mask);
+/* Where ls and rm look (-D DIR, default /tmp and /run) and which kinds they keep (-k). */
+#define OBJ_MAX_DIRS 32
+typedef struct obj_where {
+    const char *dirs[OBJ_MAX_DIRS + 1];
+    int ndirs;
+    unsigned kinds;
+} obj_where;
+void obj_where_init(obj_where *w);
+/* Takes -D and -k for command cmd: 0 when taken, CLI_USAGE (message printed) when bad. */
+int obj_where_opt(obj_where *w, const char *cmd, int opt, const char *arg);
+/* Keeps only the objects whose kind is in mask. */
+void obj_filter(obj_list *l, unsigned mask);
+/* Removes o: 0 or -errno. The caller decides whether o may go (see enum obj_stale). */
+int obj_remove(const obj *o);
 
 #endif

@@ -1,9 +1,9 @@
 /*
- * cmd_recv.c - ipckit recv URL: prints received messages.
+ * cmd_recv.c - ipckit recv URL: receives messages and writes them to standard output.
  */
 #define _GNU_SOURCE 1
+#include <errno.h>
 #include <getopt.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,42 +11,76 @@
 
 static void recv_usage(FILE *f)
 {
-    fprintf(f, "usage: ipckit recv [OPTIONS] URL\n"
-               "Receives messages and writes them to standard output.\n\n"
-               "  -n, --count N             exit after N messages (default: until end of stream)\n"
-               "  -t, --timeout MS          give up when no message comes for MS ms (-1: wait)\n"
-               "  -f, --format FMT          text (one line per message, default), hex, json, or\n"
-               "                            raw (the bytes as they are, no separator)\n"
-               "  -o, --option KEY=VALUE    a transport option (same as ?KEY=VALUE in the URL)\n"
-               "  -l, --listen | -d, --dial dial URL instead of listening on it (default: listen)\n"
-               "  -h, --help\n");
+    fprintf(f,
+            "usage: ipckit recv [OPTIONS] URL\n"
+            "Receives messages and writes them to standard output.\n\n"
+            "  -n, --count N             exit after N messages (default: until end of stream)\n"
+            "  -t, --timeout MS          fail when no message comes for MS ms (-1: wait, default)\n"
+            "  -f, --format FMT          text (one line per message, default), hex, json (one\n"
+            "                            object per line, with priority/type/sender), or raw\n"
+            "                            (the bytes as they are, no separator)\n"
+            "  -o, --option KEY=VALUE    a transport option (same as ?KEY=VALUE in the URL)\n"
+            "  -l, --listen              listen on URL (default); a connection-oriented listener\n"
+            "                            takes the next peer when one disconnects\n"
+            "  -d, --dial                dial URL instead of listening on it\n"
+            "  -h, --help\n\n"
+            "Exit status: 0 done (count reached or end of stream), 1 failure or timeout,\n"
+            "2 usage error.\n"
+            "Example: ipckit recv -n 1 --format json mq:/jobs\n");
 }
 
-static void print_msg(const char *fmt, const unsigned char *p, size_t n, const ipk_msginfo *mi)
+enum recv_fmt { FMT_TEXT, FMT_HEX, FMT_JSON, FMT_RAW };
+
+static void json_string(FILE *f, const unsigned char *p, size_t n)
 {
-    if (strcmp(fmt, "raw") == 0) {
+    putc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '"' || p[i] == '\\')
+            fprintf(f, "\\%c", p[i]);
+        else if (p[i] < 0x20 || p[i] >= 0x7f)
+            fprintf(f, "\\u%04x", p[i]);
+        else
+            putc(p[i], f);
+    }
+    putc('"', f);
+}
+
+static void print_msg(enum recv_fmt fmt, const unsigned char *p, size_t n, const ipk_msginfo *mi)
+{
+    switch (fmt) {
+    case FMT_RAW:
         fwrite(p, 1, n, stdout);
-    } else if (strcmp(fmt, "hex") == 0) {
+        break;
+    case FMT_HEX:
         for (size_t i = 0; i < n; i++)
             printf("%02x", p[i]);
         putchar('\n');
-    } else if (strcmp(fmt, "json") == 0) {
-        printf("{\"len\":%zu,\"prio\":%u,\"type\":%ld,\"pid\":%d,\"data\":\"", n, mi->prio,
-               mi->type, (int)mi->pid);
-        for (size_t i = 0; i < n; i++) {
-            if (p[i] == '"' || p[i] == '\\')
-                printf("\\%c", p[i]);
-            else if (p[i] < 0x20 || p[i] >= 0x7f)
-                printf("\\u%04x", p[i]);
-            else
-                putchar(p[i]);
-        }
-        printf("\"}\n");
-    } else {
+        break;
+    case FMT_JSON:
+        printf("{\"len\":%zu,\"prio\":%u,\"type\":%ld,\"signo\":%d,\"pid\":%d,\"uid\":%ld,"
+               "\"data\":",
+               n, mi->prio, mi->type, mi->signo, (int)mi->pid,
+               mi->uid == (uid_t)-1 ? -1L : (long)mi->uid);
+        json_string(stdout, p, n);
+        printf("}\n");
+        break;
+    case FMT_TEXT:
         fwrite(p, 1, n, stdout);
         putchar('\n');
+        break;
     }
     fflush(stdout);
+}
+
+static int parse_fmt(const char *s, enum recv_fmt *f)
+{
+    static const char *const names[] = {"text", "hex", "json", "raw"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *f = (enum recv_fmt)i;
+            return 0;
+        }
+    return -1;
 }
 
 int cmd_recv(int argc, char **argv)
@@ -57,37 +91,36 @@ int cmd_recv(int argc, char **argv)
         {"listen", no_argument, 0, 'l'},       {"dial", no_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     long count = -1;
-    int timeout = -1, listen = 1, opt;
-    const char *fmt = "text";
+    int timeout = -1, listen = 1, opt, rc = CLI_USAGE;
+    enum recv_fmt fmt = FMT_TEXT;
     ipk_opts *o = ipk_opts_new();
+    if (o == NULL)
+        return cli_fail("recv", "options", -ENOMEM);
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "n:t:f:o:ldh", lo, NULL)) != -1) {
-        char *eq;
+    while ((opt = getopt_long(argc, argv, "+n:t:f:o:ldh", lo, NULL)) != -1) {
         switch (opt) {
         case 'n':
-            count = strtol(optarg, NULL, 10);
-            if (count < 1)
-                goto usage;
+            if (cli_parse_long(optarg, 1, 2000000000L, &count) != 0) {
+                rc = cli_usage_err("recv", "--count %s: expected a number >= 1", optarg);
+                goto out;
+            }
             break;
         case 't':
-            if (cli_parse_ms(optarg, &timeout) != 0)
-                goto usage;
+            if (cli_parse_ms(optarg, &timeout) != 0) {
+                rc = cli_usage_err("recv", "--timeout %s: expected milliseconds or -1", optarg);
+                goto out;
+            }
             break;
         case 'f':
-            fmt = optarg;
-            if (strcmp(fmt, "text") && strcmp(fmt, "hex") && strcmp(fmt, "json") &&
-                strcmp(fmt, "raw"))
-                goto usage;
+            if (parse_fmt(optarg, &fmt) != 0) {
+                rc = cli_usage_err("recv", "--format %s: expected text, hex, json or raw", optarg);
+                goto out;
+            }
             break;
         case 'o':
-            eq = strchr(optarg, '=');
-            if (eq == NULL)
-                goto usage;
-            *eq = '\0';
-            if (ipk_opts_set(o, optarg, eq + 1) != 0) {
-                ipk_opts_free(o);
-                return cli_fail("recv", optarg, IPK_EOPTION);
-            }
+            if ((rc = cli_opt_kv("recv", o, optarg)) != 0)
+                goto out;
+            rc = CLI_USAGE;
             break;
         case 'l':
             listen = 1;
@@ -97,68 +130,52 @@ int cmd_recv(int argc, char **argv)
             break;
         case 'h':
             recv_usage(stdout);
-            ipk_opts_free(o);
-            return CLI_OK;
+            rc = CLI_OK;
+            goto out;
         default:
-            goto usage;
+            recv_usage(stderr);
+            goto out;
         }
     }
-    if (optind != argc - 1)
-        goto usage;
+    if (optind != argc - 1) {
+        rc = cli_usage_err("recv", optind >= argc ? "missing URL" : "one URL only");
+        goto out;
+    }
     const char *url = argv[optind];
     ipk_chan *l = NULL, *c = NULL;
-    int r = listen ? ipk_listen(&l, url, o) : ipk_dial(&c, url, o);
-    ipk_opts_free(o);
-    if (r != 0)
-        return cli_fail("recv", url, r);
-    size_t cap = 1 << 16;
-    unsigned char *buf = malloc(cap);
-    int rc = CLI_OK;
+    int r = cli_open(url, o, listen, &l, &c);
+    if (r != 0) {
+        rc = cli_fail("recv", url, r);
+        goto out;
+    }
+    cli_buf b = {0};
     long got = 0;
-    while (buf && (count < 0 || got < count)) {
-        if (c == NULL) {
-            r = ipk_accept(l, &c, timeout);
-            if (r == IPK_ENOTSUP) {
-                c = l;
-                l = NULL;
-            } else if (r != 0) {
-                rc = cli_fail("recv", url, r);
-                break;
-            }
+    rc = CLI_OK;
+    while (count < 0 || got < count) {
+        if (c == NULL && (r = ipk_accept(l, &c, timeout)) != 0) {
+            rc = cli_fail("recv", url, r);
+            break;
         }
         ipk_msginfo mi;
-        long n = ipk_recvx(c, buf, cap, &mi, timeout);
-        if (n == IPK_EMSGSIZE && ipk_needed(c) > cap) {
-            unsigned char *nb = realloc(buf, cap = ipk_needed(c));
-            if (nb == NULL)
-                break;
-            buf = nb;
-            continue;
-        }
-        if (n == IPK_EOF && l != NULL) { /* this connection is done; take the next */
+        long n = cli_recv(c, &b, &mi, timeout);
+        if (n == IPK_EOF && l != NULL) { /* this peer is done; take the next */
             ipk_close(c);
             c = NULL;
             continue;
         }
-        if (n == IPK_EOF)
+        if (n == IPK_EOF && count < 0)
             break;
         if (n < 0) {
             rc = cli_fail("recv", url, (int)n);
             break;
         }
-        print_msg(fmt, buf, (size_t)n, &mi);
+        print_msg(fmt, b.p, (size_t)n, &mi);
         got++;
     }
-    if (buf == NULL) {
-        fprintf(stderr, "ipckit recv: out of memory\n");
-        rc = CLI_FAIL;
-    }
-    free(buf);
+    cli_buf_free(&b);
     ipk_close(c);
     ipk_close(l);
-    return rc;
-usage:
+out:
     ipk_opts_free(o);
-    recv_usage(stderr);
-    return CLI_USAGE;
+    return rc;
 }

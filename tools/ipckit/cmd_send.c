@@ -1,13 +1,13 @@
 /*
- * cmd_send.c - ipckit send URL [MSG...]: messages from the arguments, or from standard input.
+ * cmd_send.c - ipckit send URL [MSG...]: messages from the arguments, or from standard input
+ * (one per line, the whole input as one message, or 4-byte big-endian length-prefixed frames).
  */
 #define _GNU_SOURCE 1
+#include <errno.h>
 #include <getopt.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <errno.h>
 
 #include "cli.h"
 
@@ -16,33 +16,87 @@ static void send_usage(FILE *f)
     fprintf(f,
             "usage: ipckit send [OPTIONS] URL [MSG...]\n"
             "Sends each MSG as one message; without MSG, reads standard input.\n\n"
-            "  --stdin=lines|whole|framed  one message per line (default), all of the input as\n"
+            "  -s, --stdin lines|whole|framed\n"
+            "                            one message per line (default), all of the input as\n"
             "                            one message, or 4-byte big-endian length-prefixed frames\n"
-            "  -c, --count N             send the messages N times (default 1)\n"
+            "  -c, --count N             send the MSG arguments N times (default 1)\n"
             "  -i, --interval MS         pause between messages\n"
             "  -t, --timeout MS          give up on a message after MS ms (-1: wait, default)\n"
-            "  -p, --prio N              mq: priority;  --type N  sysv: message type\n"
+            "  -p, --prio N              mq: priority of the messages\n"
+            "  -T, --type N              sysv: message type (> 0)\n"
             "  -o, --option KEY=VALUE    a transport option (same as ?KEY=VALUE in the URL)\n"
-            "  -l, --listen | -d, --dial listen on URL instead of dialling it (default: dial)\n"
-            "  -h, --help\n");
+            "  -l, --listen              listen on URL (accept one peer) instead of dialling it\n"
+            "  -d, --dial                dial URL (default)\n"
+            "  -h, --help\n\n"
+            "Exit status: 0 all sent, 1 failure or timeout, 2 usage error.\n"
+            "Example: ipckit send mq:/jobs 'first job' 'second job'\n");
 }
 
 struct send_ctx {
     ipk_chan *c;
     ipk_msginfo mi;
+    const ipk_msginfo *mip;
     int timeout;
     long interval_ms;
+    long sent;
 };
 
 static int send_one(struct send_ctx *s, const void *p, size_t n)
 {
-    int r = ipk_sendx(s->c, p, n, &s->mi, s->timeout);
-    if (r != 0)
-        return cli_fail("send", ipk_addr(s->c), r);
-    if (s->interval_ms > 0) {
+    if (s->sent > 0 && s->interval_ms > 0) {
         struct timespec ts = {s->interval_ms / 1000, (s->interval_ms % 1000) * 1000000};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
             ;
+    }
+    int r = ipk_sendx(s->c, p, n, s->mip, s->timeout);
+    if (r != 0)
+        return cli_fail("send", ipk_addr(s->c), r);
+    s->sent++;
+    return 0;
+}
+
+/* Reads all of f; NULL on a memory failure. */
+static char *slurp(FILE *f, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0, k;
+    char *buf = malloc(cap);
+    while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += k;
+        if (n == cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (nb == NULL)
+                free(buf);
+            buf = nb;
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+static int send_framed(struct send_ctx *s)
+{
+    unsigned char h[4];
+    size_t k;
+    while ((k = fread(h, 1, 4, stdin)) == 4) {
+        size_t n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+        char *buf = malloc(n ? n : 1);
+        if (buf == NULL) {
+            fprintf(stderr, "ipckit send: no memory for a frame of %zu bytes\n", n);
+            return CLI_FAIL;
+        }
+        if (fread(buf, 1, n, stdin) != n) {
+            free(buf);
+            fprintf(stderr, "ipckit send: standard input ended inside a frame of %zu bytes\n", n);
+            return CLI_FAIL;
+        }
+        int r = send_one(s, buf, n);
+        free(buf);
+        if (r)
+            return r;
+    }
+    if (k != 0) {
+        fprintf(stderr, "ipckit send: standard input ended inside a frame header\n");
+        return CLI_FAIL;
     }
     return 0;
 }
@@ -50,45 +104,18 @@ static int send_one(struct send_ctx *s, const void *p, size_t n)
 static int send_stdin(struct send_ctx *s, const char *mode)
 {
     if (strcmp(mode, "whole") == 0) {
-        size_t cap = 1 << 16, len = 0;
-        char *buf = malloc(cap);
-        size_t k;
-        while (buf && (k = fread(buf + len, 1, cap - len, stdin)) > 0) {
-            len += k;
-            if (len == cap) {
-                char *nb = realloc(buf, cap *= 2);
-                if (nb == NULL) {
-                    free(buf);
-                    buf = NULL;
-                }
-                buf = nb;
-            }
-        }
+        size_t len;
+        char *buf = slurp(stdin, &len);
         if (buf == NULL) {
-            fprintf(stderr, "ipckit send: out of memory\n");
+            fprintf(stderr, "ipckit send: out of memory reading standard input\n");
             return CLI_FAIL;
         }
         int r = send_one(s, buf, len);
         free(buf);
         return r;
     }
-    if (strcmp(mode, "framed") == 0) {
-        unsigned char h[4];
-        while (fread(h, 1, 4, stdin) == 4) {
-            size_t n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
-            char *buf = malloc(n ? n : 1);
-            if (buf == NULL || fread(buf, 1, n, stdin) != n) {
-                free(buf);
-                fprintf(stderr, "ipckit send: standard input ended inside a frame\n");
-                return CLI_FAIL;
-            }
-            int r = send_one(s, buf, n);
-            free(buf);
-            if (r)
-                return r;
-        }
-        return 0;
-    }
+    if (strcmp(mode, "framed") == 0)
+        return send_framed(s);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -104,7 +131,7 @@ static int send_stdin(struct send_ctx *s, const char *mode)
 
 int cmd_send(int argc, char **argv)
 {
-    static const struct option lo[] = {{"stdin", required_argument, 0, 'S'},
+    static const struct option lo[] = {{"stdin", required_argument, 0, 's'},
                                        {"count", required_argument, 0, 'c'},
                                        {"interval", required_argument, 0, 'i'},
                                        {"timeout", required_argument, 0, 't'},
@@ -117,47 +144,59 @@ int cmd_send(int argc, char **argv)
                                        {0, 0, 0, 0}};
     struct send_ctx s = {.timeout = -1};
     const char *mode = "lines";
-    long count = 1;
-    int listen = 0, opt;
+    long count = 1, v;
+    int listen = 0, opt, rc = CLI_USAGE;
     ipk_opts *o = ipk_opts_new();
+    if (o == NULL)
+        return cli_fail("send", "options", -ENOMEM);
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "c:i:t:p:o:ldh", lo, NULL)) != -1) {
-        char *eq;
+    while ((opt = getopt_long(argc, argv, "+s:c:i:t:p:T:o:ldh", lo, NULL)) != -1) {
         switch (opt) {
-        case 'S':
+        case 's':
             mode = optarg;
             if (strcmp(mode, "lines") && strcmp(mode, "whole") && strcmp(mode, "framed")) {
-                fprintf(stderr, "ipckit send: --stdin=%s: expected lines, whole or framed\n", mode);
-                goto usage;
+                rc = cli_usage_err("send", "--stdin %s: expected lines, whole or framed", mode);
+                goto out;
             }
             break;
         case 'c':
-            count = strtol(optarg, NULL, 10);
-            if (count < 1)
-                goto usage;
+            if (cli_parse_long(optarg, 1, 1000000000, &count) != 0) {
+                rc = cli_usage_err("send", "--count %s: expected a number >= 1", optarg);
+                goto out;
+            }
             break;
         case 'i':
-            s.interval_ms = strtol(optarg, NULL, 10);
+            if (cli_parse_long(optarg, 0, 86400000, &s.interval_ms) != 0) {
+                rc = cli_usage_err("send", "--interval %s: expected milliseconds", optarg);
+                goto out;
+            }
             break;
         case 't':
-            if (cli_parse_ms(optarg, &s.timeout) != 0)
-                goto usage;
+            if (cli_parse_ms(optarg, &s.timeout) != 0) {
+                rc = cli_usage_err("send", "--timeout %s: expected milliseconds or -1", optarg);
+                goto out;
+            }
             break;
         case 'p':
-            s.mi.prio = (unsigned)strtoul(optarg, NULL, 10);
+            if (cli_parse_long(optarg, 0, 32767, &v) != 0) {
+                rc = cli_usage_err("send", "--prio %s: expected 0..32767", optarg);
+                goto out;
+            }
+            s.mi.prio = (unsigned)v;
+            s.mip = &s.mi;
             break;
         case 'T':
-            s.mi.type = strtol(optarg, NULL, 10);
+            if (cli_parse_long(optarg, 1, 2147483647L, &v) != 0) {
+                rc = cli_usage_err("send", "--type %s: expected a number > 0", optarg);
+                goto out;
+            }
+            s.mi.type = v;
+            s.mip = &s.mi;
             break;
         case 'o':
-            eq = strchr(optarg, '=');
-            if (eq == NULL)
-                goto usage;
-            *eq = '\0';
-            if (ipk_opts_set(o, optarg, eq + 1) != 0) {
-                ipk_opts_free(o);
-                return cli_fail("send", optarg, IPK_EOPTION);
-            }
+            if ((rc = cli_opt_kv("send", o, optarg)) != 0)
+                goto out;
+            rc = CLI_USAGE;
             break;
         case 'l':
             listen = 1;
@@ -167,45 +206,43 @@ int cmd_send(int argc, char **argv)
             break;
         case 'h':
             send_usage(stdout);
-            ipk_opts_free(o);
-            return CLI_OK;
+            rc = CLI_OK;
+            goto out;
         default:
-            goto usage;
+            send_usage(stderr);
+            goto out;
         }
     }
-    if (optind >= argc)
-        goto usage;
+    if (optind >= argc) {
+        rc = cli_usage_err("send", "missing URL");
+        goto out;
+    }
     const char *url = argv[optind++];
     ipk_chan *l = NULL;
-    int r = listen ? ipk_listen(&l, url, o) : ipk_dial(&s.c, url, o);
-    ipk_opts_free(o);
-    if (r != 0)
-        return cli_fail("send", url, r);
-    if (listen) {
-        r = ipk_accept(l, &s.c, -1);
-        if (r == IPK_ENOTSUP) {
-            s.c = l;
-            l = NULL;
-        } else if (r != 0) {
-            ipk_close(l);
-            return cli_fail("send", url, r);
-        }
+    int r = cli_open(url, o, listen, &l, &s.c);
+    if (r != 0) {
+        rc = cli_fail("send", url, r);
+        goto out;
     }
-    int rc = 0;
-    for (long k = 0; k < count && rc == 0; k++) {
-        if (optind < argc)
+    if (s.c == NULL && (r = ipk_accept(l, &s.c, s.timeout)) != 0) {
+        rc = cli_fail("send", url, r);
+        ipk_close(l);
+        goto out;
+    }
+    rc = 0;
+    if (optind < argc) {
+        for (long k = 0; k < count && rc == 0; k++)
             for (int i = optind; i < argc && rc == 0; i++)
                 rc = send_one(&s, argv[i], strlen(argv[i]));
-        else
-            rc = send_stdin(&s, mode);
+    } else {
+        rc = send_stdin(&s, mode);
     }
+    /* Closing flushes what is buffered; a failure there is a failure to send. */
     r = ipk_close(s.c);
     if (r < 0 && rc == 0)
         rc = cli_fail("send", url, r);
     ipk_close(l);
-    return rc;
-usage:
+out:
     ipk_opts_free(o);
-    send_usage(stderr);
-    return CLI_USAGE;
+    return rc;
 }

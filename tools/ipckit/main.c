@@ -22,30 +22,15 @@ static const cli_cmd cli_cmds[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ipckit COMMAND [OPTIONS] [ARGS]\n\ncommands:\n");
+    fprintf(f, "usage: ipckit COMMAND [OPTIONS] [ARGS]\n"
+               "       ipckit --version\n\n"
+               "New here? Run 'ipckit tour'.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
         fprintf(f, "  %-8s %s\n", cli_cmds[i].name, cli_cmds[i].summary);
-    fprintf(f, "\n'ipckit COMMAND --help' describes a command; ipckit(1) describes them all.\n");
-}
-
-int cli_fail(const char *cmd, const char *what, int err)
-{
-    const char *detail = ipk_errmsg();
-    if (detail[0])
-        fprintf(stderr, "ipckit %s: %s: %s\n", cmd, what, detail);
-    else
-        fprintf(stderr, "ipckit %s: %s: %s\n", cmd, what, ipk_strerror(err));
-    return err == IPK_EADDR || err == IPK_EOPTION ? CLI_USAGE : CLI_FAIL;
-}
-
-int cli_parse_ms(const char *s, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < -1 || v > 86400000)
-        return -1;
-    *out = (int)v;
-    return 0;
+    fprintf(f, "\nAddresses: file:PATH shm:/NAME exec:CMD fifo:PATH mq:/NAME sysv:KEY|PATH\n"
+               "unix:PATH|@NAME unixgram: unixpacket: tcp://HOST:PORT udp://HOST:PORT signal:PID\n"
+               "(ipckit-transports(7)). Exit status: 0 ok, 1 failure, 2 usage error.\n"
+               "'ipckit COMMAND --help' describes a command; ipckit(1) describes them all.\n");
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,615 @@
+/*
+ * test_cli.c - the ipckit command-line tool end to end: the built binary run as real processes,
+ * its exit codes (0 ok, 1 failure, 2 usage), standard output for data and standard error for
+ * diagnostics, ls/rm against real kernel objects, and the tour leaving nothing behind.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <mqueue.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/msg.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BIN IPKT_BIN_DIR "/ipckit"
+
+typedef struct run {
+    int rc;
+    char out[1 << 16];
+    char err[1 << 13];
+} run;
+
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return;
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+/* Starts the tool with argv (NULL-terminated, without the program name); stdin from `in` (NULL:
+ * /dev/null), stdout and stderr into files. */
+static pid_t start(const char *in, const char *outf, const char *errf, const char *const *argv)
+{
+    char inf[256];
+    if (in != NULL) {
+        ipkt_path(inf, sizeof inf, "stdin");
+        FILE *f = fopen(inf, "we");
+        assert_non_null(f);
+        fputs(in, f);
+        fclose(f);
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int i = open(in ? inf : "/dev/null", O_RDONLY);
+        int o = open(outf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (i < 0 || o < 0 || e < 0)
+            _exit(99);
+        dup2(i, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        const char *args[32] = {BIN};
+        for (int k = 0; argv[k] && k < 30; k++)
+            args[k + 1] = argv[k];
+        execv(BIN, (char *const *)args);
+        _exit(98);
+    }
+    return pid;
+}
+
+static int finish(run *r, pid_t pid, const char *outf, const char *errf)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    r->rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    slurp(outf, r->out, sizeof r->out);
+    slurp(errf, r->err, sizeof r->err);
+    return r->rc;
+}
+
+typedef struct bg {
+    pid_t pid;
+    char outf[256], errf[256];
+} bg;
+
+static void bg_start(bg *b, const char *in, const char *const *argv)
+{
+    ipkt_path(b->outf, sizeof b->outf, "out");
+    ipkt_path(b->errf, sizeof b->errf, "err");
+    b->pid = start(in, b->outf, b->errf, argv);
+}
+
+static int bg_finish(bg *b, run *r)
+{
+    return finish(r, b->pid, b->outf, b->errf);
+}
+
+/* Runs the tool to completion; returns its exit code. */
+static int cli(run *r, const char *in, const char *const *argv)
+{
+    bg b;
+    bg_start(&b, in, argv);
+    int rc = bg_finish(&b, r);
+    if (getenv("IPKT_VERBOSE"))
+        print_message("ipckit %s -> %d\n[out]\n%s[err]\n%s", argv[0], rc, r->out, r->err);
+    return rc;
+}
+
+#define CLI(r, in, ...) cli(r, in, (const char *const[]){__VA_ARGS__, NULL})
+#define BG(b, in, ...)  bg_start(b, in, (const char *const[]){__VA_ARGS__, NULL})
+
+static void has(const char *hay, const char *needle)
+{
+    if (strstr(hay, needle) == NULL)
+        print_error("expected \"%s\" in:\n%s\n", needle, hay);
+    assert_non_null(strstr(hay, needle));
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Waits until path exists (a listener is ready). */
+static void wait_path(const char *path)
+{
+    struct stat st;
+    for (int i = 0; i < 1000 && stat(path, &st) != 0; i++)
+        sleep_ms(5);
+    assert_int_equal(stat(path, &st), 0);
+}
+
+/* Waits until a POSIX queue exists (a listener created it). */
+static void wait_mq(const char *name)
+{
+    for (int i = 0; i < 1000; i++) {
+        mqd_t m = mq_open(name, O_RDONLY | O_CLOEXEC);
+        if (m != (mqd_t)-1) {
+            mq_close(m);
+            return;
+        }
+        sleep_ms(5);
+    }
+    fail_msg("queue %s never appeared", name);
+}
+
+/* Waits until a file (a background command's standard error) contains text. */
+static void wait_text(const char *path, const char *text)
+{
+    char buf[4096];
+    for (int i = 0; i < 1000; i++) {
+        slurp(path, buf, sizeof buf);
+        if (strstr(buf, text))
+            return;
+        sleep_ms(5);
+    }
+    has(buf, text);
+}
+
+static int unix_listener(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ipkt_journal("path", path);
+    assert_int_equal(listen(fd, 4), 0);
+    return fd;
+}
+
+/* ---- tests ---- */
+
+static void t_help_and_version(void **state)
+{
+    (void)state;
+    static const char *const cmds[] = {"send", "recv", "relay", "ls", "rm", "info", "tour"};
+    run r;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        assert_int_equal(CLI(&r, NULL, cmds[i], "--help"), 0);
+        char want[64];
+        snprintf(want, sizeof want, "usage: ipckit %s", cmds[i]);
+        has(r.out, want);
+        assert_string_equal(r.err, "");
+    }
+    assert_int_equal(CLI(&r, NULL, "--version"), 0);
+    has(r.out, "ipckit " IPK_VERSION_STRING);
+    assert_int_equal(CLI(&r, NULL, "--help"), 0);
+    has(r.out, "tour");
+    assert_int_equal(CLI(&r, NULL, "frobnicate"), 2);
+    has(r.err, "unknown command 'frobnicate'");
+    assert_int_equal(CLI(&r, NULL, "ls", "--bogus"), 2);
+    assert_int_equal(CLI(&r, NULL, "send"), 2);
+    has(r.err, "missing URL");
+}
+
+static void t_bad_url_is_usage_error(void **state)
+{
+    (void)state;
+    run r;
+    assert_int_equal(CLI(&r, NULL, "send", "nosuch", "hello"), 2);
+    has(r.err, "missing scheme");
+    assert_string_equal(r.out, "");
+    assert_int_equal(CLI(&r, NULL, "recv", "tcp://127.0.0.1"), 2);
+    has(r.err, "missing ':PORT'");
+    assert_int_equal(CLI(&r, NULL, "info", "gopher:x"), 2);
+    has(r.err, "unknown scheme 'gopher'");
+    assert_int_equal(CLI(&r, NULL, "relay", "unix:/tmp/a", "mq:bad"), 2);
+    has(r.err, "must be /NAME");
+    assert_int_equal(CLI(&r, NULL, "recv", "-n", "0", "unix:/tmp/x"), 2);
+    has(r.err, "--count 0");
+    assert_int_equal(CLI(&r, NULL, "send", "-o", "nokey", "unix:/tmp/x", "m"), 2);
+    has(r.err, "KEY=VALUE");
+    assert_int_equal(CLI(&r, NULL, "rm", "gopher:/x"), 2);
+    has(r.err, "names nothing rm can remove");
+}
+
+static void t_info(void **state)
+{
+    (void)state;
+    run r;
+    assert_int_equal(CLI(&r, NULL, "info"), 0);
+    has(r.out, "SCHEME");
+    has(r.out, "unixpacket");
+    has(r.out, "signal");
+    assert_int_equal(CLI(&r, NULL, "info", "mq:/jobs", "unix:/tmp/x.sock"), 0);
+    has(r.out, "mq");
+    has(r.out, "unix");
+}
+
+static void t_send_recv_unix(void **state)
+{
+    (void)state;
+    char p[200], url[220];
+    snprintf(url, sizeof url, "unix:%s", ipkt_path(p, sizeof p, "sr"));
+    ipkt_journal("path", p);
+    bg b;
+    run r, rr;
+    BG(&b, NULL, "recv", "-n", "4", "-t", "10000", url);
+    wait_path(p);
+    assert_int_equal(CLI(&r, NULL, "send", url, "hello", "", "two words"), 0);
+    assert_string_equal(r.err, "");
+    assert_int_equal(CLI(&r, "from stdin\n", "send", url), 0);
+    assert_int_equal(bg_finish(&b, &rr), 0);
+    assert_string_equal(rr.out, "hello\n\ntwo words\nfrom stdin\n");
+
+    /* JSON and hex formats; framed standard input keeps binary messages whole. */
+    BG(&b, NULL, "recv", "-n", "2", "-f", "json", "-t", "10000", url);
+    wait_path(p);
+    assert_int_equal(CLI(&r, "say \"hi\"\n\001\n", "send", url), 0);
+    assert_int_equal(bg_finish(&b, &rr), 0);
+    has(rr.out, "{\"len\":8,");
+    has(rr.out, "\"data\":\"say \\\"hi\\\"\"}");
+    has(rr.out, "\"data\":\"\\u0001\"}");
+    BG(&b, NULL, "recv", "-n", "2", "-f", "hex", "-t", "10000", url);
+    wait_path(p);
+    static const char framed[] = "\0\0\0\3a\nb\0\0\0\0";
+    char in[sizeof framed];
+    memcpy(in, framed, sizeof framed);
+    /* start() writes the input with fputs: give send a file instead for the NUL bytes. */
+    char fp[200];
+    FILE *f = fopen(ipkt_path(fp, sizeof fp, "framed"), "we");
+    assert_non_null(f);
+    fwrite(framed, 1, sizeof framed - 1, f);
+    fclose(f);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s send --stdin framed %s < %s", BIN, url, fp);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(bg_finish(&b, &rr), 0);
+    assert_string_equal(rr.out, "610a62\n\n");
+}
+
+static void t_recv_timeout_and_missing_peer(void **state)
+{
+    (void)state;
+    char p[200], url[220];
+    snprintf(url, sizeof url, "unix:%s", ipkt_path(p, sizeof p, "to"));
+    ipkt_journal("path", p);
+    run r;
+    assert_int_equal(CLI(&r, NULL, "recv", "-t", "200", url), 1);
+    has(r.err, "ipckit recv: ");
+    has(r.err, "timed out");
+    assert_string_equal(r.out, "");
+    /* Nobody listens: the dial fails and says which address. */
+    assert_int_equal(CLI(&r, NULL, "send", url, "x"), 1);
+    has(r.err, p);
+    assert_int_equal(CLI(&r, NULL, "rm", "mq:/ipkt-no-such-queue"), 1);
+    has(r.err, "mq:/ipkt-no-such-queue: no such object");
+}
+
+static void t_relay_unix_to_unix(void **state)
+{
+    (void)state;
+    char pa[200], pb[200], ua[220], ub[220];
+    snprintf(ua, sizeof ua, "unix:%s", ipkt_path(pa, sizeof pa, "ra"));
+    snprintf(ub, sizeof ub, "unix:%s", ipkt_path(pb, sizeof pb, "rb"));
+    ipkt_journal("path", pa);
+    ipkt_journal("path", pb);
+    bg rcv, rel;
+    run r, rr, rl;
+    BG(&rcv, NULL, "recv", "-n", "3", "-t", "10000", ub);
+    wait_path(pb);
+    BG(&rel, NULL, "relay", "-n", "3", "-t", "10000", ua, ub);
+    wait_path(pa);
+    assert_int_equal(CLI(&r, NULL, "send", ua, "one", "", "three"), 0);
+    assert_int_equal(bg_finish(&rcv, &rr), 0);
+    assert_string_equal(rr.out, "one\n\nthree\n");
+    assert_int_equal(bg_finish(&rel, &rl), 0);
+    /* A listening end takes the next peer after one leaves; with --once the relay ends. */
+    BG(&rcv, NULL, "recv", "-n", "2", "-t", "10000", ub);
+    wait_path(pb);
+    BG(&rel, NULL, "relay", "-n", "2", "-t", "10000", ua, ub);
+    wait_path(pa);
+    assert_int_equal(CLI(&r, NULL, "send", ua, "first peer"), 0);
+    assert_int_equal(CLI(&r, NULL, "send", ua, "second peer"), 0);
+    assert_int_equal(bg_finish(&rel, &rl), 0);
+    assert_int_equal(bg_finish(&rcv, &rr), 0);
+    assert_string_equal(rr.out, "first peer\nsecond peer\n");
+    BG(&rcv, NULL, "recv", "-n", "1", "-t", "10000", ub);
+    wait_path(pb);
+    BG(&rel, NULL, "relay", "--once", "-t", "10000", ua, ub);
+    wait_path(pa);
+    assert_int_equal(CLI(&r, NULL, "send", ua, "only"), 0);
+    assert_int_equal(bg_finish(&rel, &rl), 0); /* its peer left: done, no count needed */
+    assert_int_equal(bg_finish(&rcv, &rr), 0);
+    assert_string_equal(rr.out, "only\n");
+    /* Idle relay: the timeout fails it. */
+    BG(&rel, NULL, "relay", "--one-way", "-t", "300", ua, ub);
+    wait_path(pa);
+    BG(&rcv, NULL, "recv", "-t", "5000", ub); /* relay dials ub: give it a listener */
+    assert_int_equal(bg_finish(&rel, &rl), 1);
+    kill(rcv.pid, SIGTERM);
+    bg_finish(&rcv, &rr);
+}
+
+static void t_send_recv_mq(void **state)
+{
+    (void)state;
+    char q[64], url[80];
+    snprintf(url, sizeof url, "mq:%s", ipkt_name(q, sizeof q, "/"));
+    ipkt_journal("mq", q);
+    bg b;
+    run r, rr;
+    /* recv listens: it creates the queue; wait until it exists before sending. */
+    BG(&b, NULL, "recv", "-n", "3", "-f", "json", "-t", "10000", url);
+    wait_mq(q);
+    assert_int_equal(CLI(&r, NULL, "send", "--prio", "7", url, "high"), 0);
+    assert_int_equal(CLI(&r, "low one\nlow two\n", "send", url), 0);
+    assert_int_equal(bg_finish(&b, &rr), 0);
+    has(rr.out, "\"prio\":7,");
+    has(rr.out, "\"data\":\"high\"}");
+    has(rr.out, "\"data\":\"low two\"}");
+    /* Nobody sends: the receive times out, exit 1, the address and the timeout on stderr. */
+    assert_int_equal(CLI(&r, NULL, "recv", "-t", "200", url), 1);
+    has(r.err, url);
+    has(r.err, "timed out");
+    assert_string_equal(r.out, "");
+    /* A queue nobody created: send fails with exit 1 and says so. */
+    char missing[80];
+    snprintf(missing, sizeof missing, "mq:%s-none", q);
+    assert_int_equal(CLI(&r, NULL, "send", missing, "x"), 1);
+    has(r.err, missing);
+    assert_int_equal(CLI(&r, NULL, "send", "--prio", "x", url, "m"), 2);
+    has(r.err, "--prio x");
+}
+
+static void t_relay_mq_keeps_boundaries_and_priority(void **state)
+{
+    (void)state;
+    char qa[64], qb[64], ua[80], ub[80];
+    snprintf(ua, sizeof ua, "mq:%s", ipkt_name(qa, sizeof qa, "/"));
+    snprintf(ub, sizeof ub, "mq:%s", ipkt_name(qb, sizeof qb, "/"));
+    ipkt_journal("mq", qa);
+    ipkt_journal("mq", qb);
+    bg rcv, rel;
+    run r, rr, rl;
+    BG(&rcv, NULL, "recv", "-n", "2", "-f", "json", "-t", "10000", ub);
+    wait_mq(qb);
+    BG(&rel, NULL, "relay", "-n", "2", "-t", "10000", ua, ub);
+    wait_mq(qa);
+    assert_int_equal(CLI(&r, NULL, "send", "-p", "4", ua, "a b c", ""), 0);
+    assert_int_equal(bg_finish(&rel, &rl), 0);
+    assert_int_equal(bg_finish(&rcv, &rr), 0);
+    has(rr.out, "{\"len\":5,\"prio\":4,");
+    has(rr.out, "{\"len\":0,\"prio\":4,");
+}
+
+/* Both ways between two conversations: a unix client's messages go to cat and come back. */
+static void t_relay_both_ways(void **state)
+{
+    (void)state;
+    char p[200], url[220];
+    snprintf(url, sizeof url, "unix:%s", ipkt_path(p, sizeof p, "echo"));
+    ipkt_journal("path", p);
+    bg rel;
+    run rl;
+    BG(&rel, NULL, "relay", "-n", "4", "-t", "10000", url, "exec:cat");
+    wait_path(p);
+    ipk_chan *c;
+    ipkt_ok(ipk_dial(&c, url, NULL));
+    char buf[64];
+    ipkt_ok(ipk_send(c, "ping", 4, 5000));
+    ipkt_ok(ipk_send(c, "", 0, 5000));
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 5000), 4);
+    assert_memory_equal(buf, "ping", 4);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 5000), 0);
+    assert_int_equal(bg_finish(&rel, &rl), 0);
+    ipkt_ok(ipk_close(c));
+}
+
+/* A UDP datagram into a Unix seqpacket socket: one datagram, one packet, empty ones too. */
+static void t_relay_udp_to_unixpacket(void **state)
+{
+    (void)state;
+    char p[200], up[220];
+    snprintf(up, sizeof up, "unixpacket:%s", ipkt_path(p, sizeof p, "pk"));
+    ipkt_journal("path", p);
+    ipk_chan *u;
+    ipkt_ok(ipk_listen(&u, "udp://127.0.0.1:0", NULL));
+    char udp[128];
+    snprintf(udp, sizeof udp, "%s", ipk_addr(u));
+    ipkt_ok(ipk_close(u)); /* the port is free again for the relay (a race we accept) */
+    bg rcv, rel;
+    run r, rr, rl;
+    BG(&rcv, NULL, "recv", "-n", "3", "-f", "hex", "-t", "10000", up);
+    wait_path(p);
+    BG(&rel, NULL, "relay", "-v", "-n", "3", "-t", "10000", udp, up);
+    wait_text(rel.errf, "listening on udp://"); /* bound: datagrams from now on arrive */
+    assert_int_equal(CLI(&r, NULL, "send", udp, "ab", "", "c"), 0);
+    assert_int_equal(bg_finish(&rel, &rl), 0);
+    assert_int_equal(bg_finish(&rcv, &rr), 0);
+    assert_string_equal(rr.out, "6162\n\n63\n");
+}
+
+static void t_rm_refuses_live_socket(void **state)
+{
+    (void)state;
+    char p[200], url[220];
+    snprintf(url, sizeof url, "unix:%s", ipkt_path(p, sizeof p, "live"));
+    int fd = unix_listener(p);
+    run r;
+    struct stat st;
+    assert_int_equal(CLI(&r, NULL, "rm", url), 1);
+    has(r.err, "in use, not removed");
+    assert_string_equal(r.out, "");
+    assert_int_equal(stat(p, &st), 0);
+    close(fd); /* now the file is left behind: stale */
+    assert_int_equal(CLI(&r, NULL, "rm", "--dry-run", url), 0);
+    has(r.out, "would remove");
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(CLI(&r, NULL, "rm", url), 0);
+    char want[260];
+    snprintf(want, sizeof want, "removed %s\n", url);
+    assert_string_equal(r.out, want);
+    assert_int_equal(stat(p, &st), -1);
+}
+
+static void t_rm_stale_exactly(void **state)
+{
+    (void)state;
+    char dir[200], live[260], dead[260], held[260], unheld[260];
+    ipkt_path(dir, sizeof dir, "stale");
+    assert_int_equal(mkdir(dir, 0700), 0);
+    ipkt_journal("path", dir);
+    snprintf(live, sizeof live, "%s/live.sock", dir);
+    snprintf(dead, sizeof dead, "%s/dead.sock", dir);
+    snprintf(held, sizeof held, "%s/held.fifo", dir);
+    snprintf(unheld, sizeof unheld, "%s/unheld.fifo", dir);
+    int lfd = unix_listener(live);
+    close(unix_listener(dead));
+    assert_int_equal(mkfifo(held, 0600), 0);
+    ipkt_journal("path", held);
+    assert_int_equal(mkfifo(unheld, 0600), 0);
+    ipkt_journal("path", unheld);
+    int hfd = open(held, O_RDWR | O_CLOEXEC);
+    assert_true(hfd >= 0);
+    run r;
+    assert_int_equal(CLI(&r, NULL, "rm", "--stale", "-k", "fifo,unix-socket", "-D", dir), 0);
+    has(r.out, dead);
+    has(r.out, unheld);
+    assert_null(strstr(r.out, live));
+    assert_null(strstr(r.out, held));
+    struct stat st;
+    assert_int_equal(stat(live, &st), 0);
+    assert_int_equal(stat(held, &st), 0);
+    assert_int_equal(stat(dead, &st), -1);
+    assert_int_equal(stat(unheld, &st), -1);
+    close(lfd);
+    close(hfd);
+}
+
+static void t_ls_json(void **state)
+{
+    (void)state;
+    char dir[200], fifo[260], q[64];
+    ipkt_path(dir, sizeof dir, "ls");
+    assert_int_equal(mkdir(dir, 0700), 0);
+    ipkt_journal("path", dir);
+    snprintf(fifo, sizeof fifo, "%s/held.fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0640), 0);
+    ipkt_journal("path", fifo);
+    int fd = open(fifo, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    ipkt_name(q, sizeof q, "/");
+    mqd_t mq = mq_open(q, O_CREAT | O_RDWR | O_CLOEXEC, 0600, NULL);
+    assert_true(mq != (mqd_t)-1);
+    ipkt_journal("mq", q);
+    assert_int_equal(mq_send(mq, "abc", 3, 1), 0);
+    assert_int_equal(mq_send(mq, "de", 2, 1), 0);
+    char out[260], err[260];
+    ipkt_path(out, sizeof out, "ls.json");
+    ipkt_path(err, sizeof err, "ls.err");
+    run r;
+    pid_t pid = start(NULL, out, err, (const char *const[]){"ls", "--json", "-D", dir, NULL});
+    assert_int_equal(finish(&r, pid, out, err), 0);
+    /* Parsed by a real JSON parser, then checked: our FIFO, held by us, not stale; our queue
+     * with two messages, held by us. */
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import json,sys\n"
+             "d=json.load(open(sys.argv[1]))\n"
+             "o={x[\"url\"]:x for x in d[\"objects\"]}\n"
+             "f=o[\"fifo:%s\"]; m=o[\"mq:%s\"]\n"
+             "assert f[\"kind\"]==\"fifo\" and f[\"mode\"]==\"0640\" and %d in f[\"pids\"] and "
+             "f[\"stale\"] is False, f\n"
+             "assert m[\"kind\"]==\"posix-mq\" and m[\"depth\"]==2 and %d in m[\"pids\"] and "
+             "m[\"stale\"] is False, m\n' %s",
+             fifo, q, (int)getpid(), (int)getpid(), out);
+    assert_int_equal(system(cmd), 0);
+    /* Once we let go of them, both are stale. */
+    close(fd);
+    mq_close(mq);
+    pid = start(NULL, out, err, (const char *const[]){"ls", "--json", "--stale", "-D", dir, NULL});
+    assert_int_equal(finish(&r, pid, out, err), 0);
+    has(r.out, fifo);
+    has(r.out, q);
+    /* --stale only where nothing but ours can be (our directory, FIFOs): other tests running
+     * now may hold queues for a moment nobody has open. Our queue goes by name. */
+    assert_int_equal(CLI(&r, NULL, "rm", "--stale", "-D", dir, "-k", "fifo"), 0);
+    char want[300];
+    snprintf(want, sizeof want, "removed fifo:%s\n", fifo);
+    assert_string_equal(r.out, want);
+    char qurl[80];
+    snprintf(qurl, sizeof qurl, "mq:%s", q);
+    assert_int_equal(CLI(&r, NULL, "rm", "--stale", qurl), 0);
+    snprintf(want, sizeof want, "removed %s\n", qurl);
+    assert_string_equal(r.out, want);
+    assert_true(mq_unlink(q) == -1 && errno == ENOENT);
+}
+
+/* Objects whose name says the tour made them, and tour directories. */
+static int count_tour_leftovers(void)
+{
+    run r;
+    assert_int_equal(CLI(&r, NULL, "ls", "--json", "-D", "/tmp"), 0);
+    int n = 0;
+    for (const char *p = r.out; (p = strstr(p, "ipckit-tour")) != NULL; p++)
+        n++;
+    glob_t g;
+    if (glob("/tmp/ipckit-tour.*", 0, NULL, &g) == 0)
+        n += (int)g.gl_pathc;
+    globfree(&g);
+    return n;
+}
+
+static void t_tour_passes_and_cleans_up(void **state)
+{
+    (void)state;
+    int before = count_tour_leftovers();
+    run r;
+    int rc = CLI(&r, NULL, "tour");
+    if (rc != 0)
+        print_error("%s\n%s\n", r.out, r.err);
+    assert_int_equal(rc, 0);
+    has(r.out, "11 of 11 steps passed");
+    has(r.out, "msg5 received as type 3");
+    has(r.out, "Received ints: 768000");
+    assert_int_equal(count_tour_leftovers(), before);
+}
+
+static void t_tour_ctrl_c_cleans_up(void **state)
+{
+    (void)state;
+    int before = count_tour_leftovers();
+    bg b;
+    run r;
+    /* Interrupted in the middle of the FIFO step (768,000 ints): its FIFOs and directory exist
+     * at that moment, and must be gone after. */
+    BG(&b, NULL, "tour", "--step", "fifo", "--step", "shutdown");
+    sleep_ms(300);
+    kill(b.pid, SIGINT);
+    assert_int_equal(bg_finish(&b, &r), 130);
+    has(r.err, "interrupted");
+    assert_int_equal(count_tour_leftovers(), before);
+    assert_int_equal(CLI(&r, NULL, "tour", "--step", "nosuch"), 2);
+    has(r.err, "no step 'nosuch'");
+}
+
+IPKT_MAIN(cmocka_unit_test(t_help_and_version), cmocka_unit_test(t_bad_url_is_usage_error),
+          cmocka_unit_test(t_info), cmocka_unit_test(t_send_recv_unix),
+          cmocka_unit_test(t_recv_timeout_and_missing_peer), cmocka_unit_test(t_relay_unix_to_unix),
+          cmocka_unit_test(t_send_recv_mq),
+          cmocka_unit_test(t_relay_mq_keeps_boundaries_and_priority),
+          cmocka_unit_test(t_relay_both_ways), cmocka_unit_test(t_relay_udp_to_unixpacket),
+          cmocka_unit_test(t_rm_refuses_live_socket), cmocka_unit_test(t_rm_stale_exactly),
+          cmocka_unit_test(t_ls_json), cmocka_unit_test(t_tour_passes_and_cleans_up),
+          cmocka_unit_test(t_tour_ctrl_c_cleans_up))

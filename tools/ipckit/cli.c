@@ -1,0 +1,171 @@
+/*
+ * cli.c - helpers every subcommand of the ipckit tool shares: error reporting with the exit-code
+ * policy of cli.h, number parsing, opening a channel in either role, a growing receive buffer,
+ * colour (NO_COLOR) and the progress line.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int cli_fail(const char *cmd, const char *what, int err)
+{
+    const char *detail = ipk_errmsg();
+    cli_progress_done();
+    /* The detail usually starts with the address already; a timeout says so in any case. */
+    const char *tail = err == IPK_ETIMEDOUT && !strstr(detail, "timed out") ? " (timed out)" : "";
+    if (detail[0] && strncmp(detail, what, strlen(what)) == 0)
+        fprintf(stderr, "ipckit %s: %s%s\n", cmd, detail, tail);
+    else if (detail[0])
+        fprintf(stderr, "ipckit %s: %s: %s%s\n", cmd, what, detail, tail);
+    else
+        fprintf(stderr, "ipckit %s: %s: %s\n", cmd, what, ipk_strerror(err));
+    return err == IPK_EADDR || err == IPK_EOPTION ? CLI_USAGE : CLI_FAIL;
+}
+
+int cli_usage_err(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "ipckit %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\ntry 'ipckit %s --help'\n", cmd);
+    return CLI_USAGE;
+}
+
+int cli_parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_ms(const char *s, int *out)
+{
+    long v;
+    if (cli_parse_long(s, -1, 86400000, &v) != 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int cli_opt_kv(const char *cmd, ipk_opts *o, char *kv)
+{
+    char *eq = strchr(kv, '=');
+    if (eq == NULL)
+        return cli_usage_err(cmd, "-o %s: write KEY=VALUE", kv);
+    *eq = '\0';
+    int r = ipk_opts_set(o, kv, eq + 1);
+    *eq = '=';
+    return r == 0 ? 0 : cli_fail(cmd, kv, r);
+}
+
+int cli_open(const char *url, const ipk_opts *o, int listen, ipk_chan **l, ipk_chan **c)
+{
+    *l = *c = NULL;
+    if (!listen)
+        return ipk_dial(c, url, o);
+    ipk_chan *x;
+    int r = ipk_listen(&x, url, o);
+    if (r != 0)
+        return r;
+    /* Only connection-oriented listeners accept; for the others the listener is the channel.
+     * A zero-timeout accept answers IPK_ENOTSUP at once for those, without side effects. */
+    ipk_chan *p = NULL;
+    r = ipk_accept(x, &p, 0);
+    if (r == IPK_ENOTSUP) {
+        *c = x;
+        return 0;
+    }
+    if (r == 0)
+        *c = p;
+    *l = x;
+    return 0;
+}
+
+long cli_recv(ipk_chan *c, cli_buf *b, ipk_msginfo *mi, int timeout_ms)
+{
+    for (;;) {
+        if (b->p == NULL) {
+            b->cap = 64 * 1024;
+            if ((b->p = malloc(b->cap)) == NULL)
+                return -ENOMEM;
+        }
+        long n = ipk_recvx(c, b->p, b->cap, mi, timeout_ms);
+        if (n != IPK_EMSGSIZE || ipk_needed(c) <= b->cap)
+            return n;
+        unsigned char *nb = realloc(b->p, ipk_needed(c));
+        if (nb == NULL)
+            return -ENOMEM;
+        b->p = nb;
+        b->cap = ipk_needed(c);
+    }
+}
+
+void cli_buf_free(cli_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+}
+
+int cli_color(FILE *f)
+{
+    const char *nc = getenv("NO_COLOR");
+    if (nc != NULL && nc[0] != '\0')
+        return 0;
+    const char *term = getenv("TERM");
+    if (term != NULL && strcmp(term, "dumb") == 0)
+        return 0;
+    return isatty(fileno(f));
+}
+
+const char *cli_paint(FILE *f, const char *sgr, const char *text, char *buf, size_t cap)
+{
+    if (!cli_color(f))
+        return text;
+    snprintf(buf, cap, "\033[%sm%s\033[0m", sgr, text);
+    return buf;
+}
+
+static int cli_progress_shown;
+
+void cli_progress(const char *fmt, ...)
+{
+    if (!isatty(STDERR_FILENO))
+        return;
+    char line[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\r\033[K%s", line);
+    fflush(stderr);
+    cli_progress_shown = 1;
+}
+
+void cli_progress_done(void)
+{
+    if (!cli_progress_shown)
+        return;
+    fprintf(stderr, "\r\033[K");
+    fflush(stderr);
+    cli_progress_shown = 0;
+}
+
+double cli_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
