@@ -61,13 +61,14 @@ static void ipk_url_for_size(const bench_spec *s, const char *url, char *out, si
         snprintf(out, cap, "%s", url);
 }
 
-/* The file of a temporary sysv: address (one the bench made in its directory), or NULL. */
-static const char *ipk_temp_sysv_file(const bench_spec *s, int i, char *p, size_t cap)
+/* The file behind a temporary address (one the bench made in its directory), or NULL. */
+static const char *ipk_temp_file(const bench_spec *s, int i, char *p, size_t cap)
 {
     const char *u = i ? s->url2 : s->url;
-    if (strncmp(u, "sysv:", 5) != 0 || strncmp(u + 5, s->tmpdir, strlen(s->tmpdir)) != 0)
+    const char *body = strchr(u, ':');
+    if (body == NULL || strncmp(body + 1, s->tmpdir, strlen(s->tmpdir)) != 0)
         return NULL;
-    snprintf(p, cap, "%.*s", (int)strcspn(u + 5, "?"), u + 5);
+    snprintf(p, cap, "%.*s", (int)strcspn(body + 1, "?"), body + 1);
     return p;
 }
 
@@ -75,7 +76,7 @@ static int ipk_prepare(bench_spec *s)
 {
     char p[600];
     for (int i = 0; i < 2; i++) /* ftok() needs the file to exist */
-        if (ipk_temp_sysv_file(s, i, p, sizeof p)) {
+        if (strncmp(s->url, "sysv:", 5) == 0 && ipk_temp_file(s, i, p, sizeof p)) {
             int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
             if (fd >= 0)
                 close(fd);
@@ -194,8 +195,10 @@ static void ipk_close_side(bench_side *sd)
 static void ipk_cleanup(bench_spec *s)
 {
     char p[600];
+    /* Each run starts afresh: a file: log is kept by default, and must not feed the next run
+     * the records of this one. */
     for (int i = 0; i < 2; i++)
-        if (ipk_temp_sysv_file(s, i, p, sizeof p))
+        if (ipk_temp_file(s, i, p, sizeof p))
             unlink(p);
 }
 
