@@ -24,10 +24,9 @@ static int pn_fail(bench_side *sd, const char *what, int err)
 
 static int pn_listen(bench_side *sd, char *name, size_t cap)
 {
-    nng_st *st = calloc(1, sizeof *st);
+    nng_st *st = bench_side_state(sd, sizeof *st);
     if (st == NULL)
-        return bench_fail(sd, "out of memory");
-    sd->st = st;
+        return -1;
     int r = nng_pair1_open(&st->sock);
     if (r != 0)
         return pn_fail(sd, "pair1_open", r);

@@ -22,10 +22,9 @@ static int zmq_fail(bench_side *sd, const char *what)
 
 static int pz_listen(bench_side *sd, char *name, size_t cap)
 {
-    zmq_st *st = calloc(1, sizeof *st);
+    zmq_st *st = bench_side_state(sd, sizeof *st);
     if (st == NULL)
-        return bench_fail(sd, "out of memory");
-    sd->st = st;
+        return -1;
     if ((st->ctx = zmq_ctx_new()) == NULL || (st->sock = zmq_socket(st->ctx, ZMQ_PAIR)) == NULL)
         return zmq_fail(sd, "socket");
     int zero = 0;

@@ -102,6 +102,10 @@ typedef struct bench_result {
 /* Records why the current side failed (printf-style); returns -1. */
 int bench_fail(bench_side *sd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Allocates a side's zeroed private state into sd->st; NULL (reason recorded) when out of
+ * memory. */
+void *bench_side_state(bench_side *sd, size_t size);
+
 /* The CPU a side is pinned to, or -1 for none. */
 int bench_cpu_of(const bench_spec *s, int side);
 

@@ -59,6 +59,13 @@ int bench_fail(bench_side *sd, const char *fmt, ...)
     return -1;
 }
 
+void *bench_side_state(bench_side *sd, size_t size)
+{
+    if ((sd->st = calloc(1, size)) == NULL)
+        bench_fail(sd, "out of memory");
+    return sd->st;
+}
+
 /* ---- message content and its checks ---- */
 
 void bench_fill(unsigned char *buf, size_t len, uint64_t seq)

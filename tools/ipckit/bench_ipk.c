@@ -87,10 +87,9 @@ static int ipk_prepare(bench_spec *s)
 static int ipk_listen_side(bench_side *sd, char *name, size_t cap)
 {
     const bench_spec *s = sd->spec;
-    ipk_st *st = calloc(1, sizeof *st);
+    ipk_st *st = bench_side_state(sd, sizeof *st);
     if (st == NULL)
-        return bench_fail(sd, "out of memory");
-    sd->st = st;
+        return -1;
     if (s->topo == TOPO_EXEC || (s->topo == TOPO_CONN && sd->side == BENCH_B))
         return 0;
     char url[600];

@@ -177,11 +177,10 @@ static int raw_inet_connect(bench_side *sd, int fd, const char *port)
 static int raw_listen(bench_side *sd, char *name, size_t cap)
 {
     const bench_spec *s = sd->spec;
-    raw_st *st = calloc(1, sizeof *st);
+    raw_st *st = bench_side_state(sd, sizeof *st);
     if (st == NULL)
-        return bench_fail(sd, "out of memory");
+        return -1;
     st->rfd = st->wfd = st->lfd = -1;
-    sd->st = st;
     struct sockaddr_un un;
     int a = sd->side == BENCH_A;
     switch (s->topo) {
