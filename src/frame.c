@@ -451,8 +451,9 @@ long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
     unsigned char hdr[IPK__BATCH][4];
     static const char newline = '\n';
     /* Small frames of a blocking batch are copied, header and payload, into one contiguous
-     * buffer: the kernel copies many tiny iovec segments far more slowly than memcpy does, and
-     * with no deadline a frame is never left half-written, so merged frames need no accounting. */
+     * buffer: the kernel copies many tiny iovec segments far more slowly than memcpy does. With
+     * no deadline nothing is left half-written: either all goes, or a hard error stops the
+     * stream, and a chunk not begun reports the messages before it, as write_all does. */
     unsigned char *stage = NULL;
     if (c->framing == IPK__FR_LEN && n > 1 && dl == IPK__DL_FOREVER)
         stage = malloc(IPK__BATCH * (4 + IPK__COALESCE));
@@ -472,12 +473,11 @@ long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
                 ipk__put_len(stage + used, msg->len);
                 if (msg->len)
                     memcpy(stage + used + 4, msg->base, msg->len);
-                if (chunk < 0) {
+                if (chunk < 0) { /* a chunk counts as its first message (see below) */
                     iov[chunk = k] = (struct iovec){stage + used, 0};
-                    k++;
+                    frames[k++] = m;
                 }
                 iov[chunk].iov_len += 4 + msg->len;
-                frames[chunk] = m; /* with no deadline only the count at the end matters */
                 used += 4 + msg->len;
                 continue;
             }
@@ -505,6 +505,10 @@ long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
             free(stage);
             return done > 0 ? (long)done : r;
         }
+        /* Everything written: a last chunk stands for all its messages, not only its first.
+         * (Anything short of that, with no deadline, is an error before the chunk began.) */
+        if (staging && r == frames[k - 1] + 1)
+            r = m;
         done += (size_t)r;
         if (r < m)
             break;
