@@ -1,0 +1,675 @@
+/*
+ * shm_ring.c - the ring core of shm: variable-length records in a shared power-of-two buffer.
+ *
+ * Memory ordering, the whole of it:
+ * - A producer writes a record's bytes and header with plain stores, then stores head with
+ *   release; a consumer loads head with acquire before it reads any record below head. So a
+ *   record is visible whole or not at all, and the head store is the commit.
+ * - A consumer copies a record out, then stores tail with release; a producer loads tail with
+ *   acquire before it overwrites bytes below tail + cap. So a producer never overwrites a record
+ *   that is still being read.
+ * - Each side caches the other's index privately (a lower bound: indices only grow) and reloads
+ *   it only when the cache says "empty" or "full", so the fast path writes its own line only.
+ * - Sleeping (Dekker): a waiter increments the sleepers count, then re-reads the index, then
+ *   FUTEX_WAITs on the index's low 32 bits (the kernel re-compares them, so a change between the
+ *   re-read and the sleep is not lost). A publisher stores the index, then reads the sleepers
+ *   count and calls FUTEX_WAKE only when it is non-zero. The store->load pair on each side needs
+ *   a full barrier. The waiter's is its seq_cst increment; the publisher's would be a fence on
+ *   every message, so instead the waiter forces one on every running peer with
+ *   membarrier(GLOBAL_EXPEDITED) before it re-reads (the asymmetric-fence technique). Where
+ *   membarrier is missing, every attached process publishes with a seq_cst fence instead
+ *   (IPK__SHM_F_FENCE in the header tells the others).
+ * - multi=1: producers serialise on one robust process-shared mutex, consumers on another. The
+ *   mutex orders the holders among themselves; head/tail still order producers vs consumers.
+ *   A holder that dies leaves head at its last commit, so the new holder's recovery
+ *   (pthread_mutex_consistent) just restarts from head: the half-written record is overwritten.
+ */
+#include "shm_ring.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+int ipk__shm_die_at;
+int ipk__shm_force_fence;
+
+typedef struct ipk__rec {
+    uint32_t len;
+    uint32_t tag;
+} ipk__rec;
+
+static inline uint64_t ipk__rec_size(uint64_t len)
+{
+    return (IPK__SHM_RECHDR + len + 7) & ~(uint64_t)7;
+}
+
+static inline void ipk__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* The futex word is the low half of a 64-bit index. */
+static inline uint32_t *ipk__lo32(_Atomic uint64_t *w)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return (uint32_t *)w + 1;
+#else
+    return (uint32_t *)w;
+#endif
+}
+
+/* ---- membarrier registration (per process; a forked child registers again) ---- */
+
+static _Atomic pid_t ipk__mb_pid;
+static _Atomic int ipk__mb_ok;
+
+static int ipk__mb_register(void)
+{
+    pid_t me = getpid();
+    if (atomic_load(&ipk__mb_pid) == me)
+        return atomic_load(&ipk__mb_ok);
+    long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    int ok = q >= 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+             (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
+             syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+    atomic_store(&ipk__mb_ok, ok);
+    atomic_store(&ipk__mb_pid, me);
+    return ok;
+}
+
+/* The waiter's half of the asymmetric fence: every running registered thread passes a full
+ * barrier before this returns. Without membarrier the publishers fence themselves. */
+static void ipk__peer_barrier(const ipk__ring *r)
+{
+    if (!r->fence)
+        syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+}
+
+static int ipk__ncpu(void)
+{
+    static int n;
+    if (n == 0) {
+        long v = sysconf(_SC_NPROCESSORS_ONLN);
+        n = v > 0 ? (int)v : 1;
+    }
+    return n;
+}
+
+/* ---- process identity, for stale owners and SPSC claims ---- */
+
+uint64_t ipk__pid_start(pid_t pid)
+{
+    char p[64], buf[1024];
+    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(p, "re");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *s = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    unsigned long long start = 0;
+    char state = 0;
+    if (s == NULL || sscanf(s + 1,
+                            " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+                            "%*d %*d %*d %llu",
+                            &state, &start) != 2)
+        return 0;
+    /* A zombie has died: it only waits to be reaped. */
+    return (state == 'Z' || state == 'X') ? UINT64_MAX : start;
+}
+
+int ipk__pid_alive(pid_t pid, uint64_t start)
+{
+    if (pid <= 0)
+        return 0;
+    if (kill(pid, 0) != 0 && errno != EPERM)
+        return 0;
+    uint64_t now = ipk__pid_start(pid);
+    if (now == UINT64_MAX)
+        return 0;
+    return start == 0 || now == 0 || now == start;
+}
+
+/* ---- waiting ---- */
+
+static int ipk__futex_wait(_Atomic uint64_t *w, uint32_t val, int64_t dl)
+{
+    struct timespec ts, *tsp = NULL;
+    if (dl != IPK__DL_FOREVER) {
+        ts.tv_sec = (time_t)(dl / 1000000000);
+        ts.tv_nsec = (long)(dl % 1000000000);
+        tsp = &ts;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so EINTR keeps it as is.
+     * Not FUTEX_PRIVATE_FLAG: the word is shared between processes. */
+    if (syscall(SYS_futex, ipk__lo32(w), FUTEX_WAIT_BITSET, val, tsp, NULL,
+                FUTEX_BITSET_MATCH_ANY) == 0)
+        return 0;
+    return -errno;
+}
+
+static void ipk__futex_wake(_Atomic uint64_t *w)
+{
+    syscall(SYS_futex, ipk__lo32(w), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void ipk__publish_cpu(_Atomic uint32_t *slot)
+{
+    int cpu = sched_getcpu();
+    if (cpu >= 0 && atomic_load_explicit(slot, memory_order_relaxed) != (uint32_t)cpu)
+        atomic_store_explicit(slot, (uint32_t)cpu, memory_order_relaxed);
+}
+
+/*
+ * Waits until *w no longer holds `seen` or dl passes. Returns 0 (the caller re-checks its
+ * condition; a wake-up may be spurious) or the expiry code. Spins first, for at most spin_ns,
+ * only when the peer last ran on another CPU: spinning against a peer that shares our CPU only
+ * delays it.
+ */
+static int ipk__ring_wait(const ipk__ring *r, _Atomic uint64_t *w, uint64_t seen,
+                          _Atomic uint32_t *sleepers, _Atomic uint32_t *mine,
+                          _Atomic uint32_t *peer, int64_t dl)
+{
+    if (dl == IPK__DL_NOW)
+        return -EAGAIN;
+    int cpu = sched_getcpu();
+    if (cpu >= 0 && atomic_load_explicit(mine, memory_order_relaxed) != (uint32_t)cpu)
+        atomic_store_explicit(mine, (uint32_t)cpu, memory_order_relaxed);
+    if (r->spin_ns > 0 && ipk__ncpu() > 1 && cpu >= 0 &&
+        atomic_load_explicit(peer, memory_order_relaxed) != (uint32_t)cpu) {
+        int64_t until = ipk__now() + r->spin_ns;
+        if (dl < until)
+            until = dl;
+        for (unsigned i = 1;; i++) {
+            if (atomic_load_explicit(w, memory_order_acquire) != seen)
+                return 0;
+            ipk__cpu_relax();
+            if ((i & 63) == 0 && ipk__now() >= until)
+                break;
+        }
+    }
+    for (;;) {
+        atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
+        ipk__peer_barrier(r);
+        uint64_t now = atomic_load_explicit(w, memory_order_seq_cst);
+        int e = now == seen ? ipk__futex_wait(w, (uint32_t)seen, dl) : 0;
+        atomic_fetch_sub_explicit(sleepers, 1, memory_order_relaxed);
+        if (e == 0 || e == -EAGAIN)
+            return 0;
+        if (e == -ETIMEDOUT || (e == -EINTR && dl != IPK__DL_FOREVER && ipk__now() >= dl))
+            return IPK_ETIMEDOUT;
+        if (e != -EINTR)
+            return ipk__errsys(e, "%s: futex wait", r->name);
+    }
+}
+
+/* The publisher's half: after storing the index, wake sleepers if there are any. */
+static inline void ipk__publish(const ipk__ring *r, _Atomic uint64_t *w, uint64_t v,
+                                _Atomic uint32_t *sleepers)
+{
+    atomic_store_explicit(w, v, memory_order_release);
+    if (r->fence || (atomic_load_explicit(&r->h->flags, memory_order_relaxed) & IPK__SHM_F_FENCE))
+        atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(sleepers, memory_order_relaxed) != 0)
+        ipk__futex_wake(w);
+}
+
+/* ---- robust mutexes (multi=1) ---- */
+
+static int ipk__ring_lock(const ipk__ring *r, pthread_mutex_t *m, int64_t dl)
+{
+    int e;
+    if (dl == IPK__DL_NOW) {
+        e = pthread_mutex_trylock(m);
+    } else if (dl == IPK__DL_FOREVER) {
+        e = pthread_mutex_lock(m);
+    } else {
+        struct timespec ts = {.tv_sec = (time_t)(dl / 1000000000),
+                              .tv_nsec = (long)(dl % 1000000000)};
+        e = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+    }
+    if (e == EOWNERDEAD) {
+        /* The previous holder died inside. Everything it committed is below head; anything it
+         * was writing is above head and is simply overwritten by the next record. */
+        pthread_mutex_consistent(m);
+        atomic_fetch_add_explicit(&r->h->recovered, 1, memory_order_relaxed);
+        e = 0;
+    }
+    if (e == 0)
+        return 0;
+    if (e == EBUSY)
+        return -EAGAIN;
+    if (e == ETIMEDOUT)
+        return IPK_ETIMEDOUT;
+    return ipk__errsys(-e, "%s: ring mutex", r->name);
+}
+
+/* ---- layout ---- */
+
+size_t ipk__shm_seg_size(uint64_t cap)
+{
+    return IPK__SHM_HDR + (size_t)cap;
+}
+
+static int ipk__init_mutex(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    int e = pthread_mutexattr_init(&a);
+    if (e == 0)
+        e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (e == 0)
+        e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (e == 0)
+        e = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return -e;
+}
+
+int ipk__shm_init(struct ipk__shm_hdr *h, uint64_t cap, size_t seg_size, int multi)
+{
+    _Static_assert(sizeof(struct ipk__shm_hdr) <= IPK__SHM_HDR, "header fits its page");
+    h->version = IPK__SHM_VERSION;
+    h->capacity = cap;
+    h->seg_size = seg_size;
+    atomic_store_explicit(&h->owner_pid, (int32_t)getpid(), memory_order_relaxed);
+    h->owner_start = ipk__pid_start(getpid());
+    atomic_store_explicit(&h->flags, multi ? IPK__SHM_F_MULTI : 0u, memory_order_relaxed);
+    atomic_store_explicit(&h->prod_cpu, UINT32_MAX, memory_order_relaxed);
+    atomic_store_explicit(&h->cons_cpu, UINT32_MAX, memory_order_relaxed);
+    int e = ipk__init_mutex(&h->pmx);
+    if (e == 0)
+        e = ipk__init_mutex(&h->cmx);
+    if (e != 0)
+        return ipk__errsys(e, "shm: process-shared robust mutex");
+    /* Last, with release: a dialer that sees the magic sees everything above. */
+    atomic_store_explicit(&h->magic, IPK__SHM_MAGIC, memory_order_release);
+    return 0;
+}
+
+int ipk__ring_attach(ipk__ring *r, void *map, size_t map_len, const char *name)
+{
+    memset(r, 0, sizeof *r);
+    r->name = name;
+    struct ipk__shm_hdr *h = map;
+    if (map_len < IPK__SHM_HDR)
+        return ipk__err(IPK_EPROTO, "%s: segment of %zu bytes is too small for an ipckit ring",
+                        name, map_len);
+    uint32_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
+    if (magic != IPK__SHM_MAGIC)
+        return ipk__err(IPK_EPROTO, "%s: not an ipckit ring (magic 0x%08x, expected 0x%08x)", name,
+                        magic, IPK__SHM_MAGIC);
+    if (h->version != IPK__SHM_VERSION)
+        return ipk__err(IPK_EPROTO, "%s: ring layout version %u; this ipckit speaks version %u",
+                        name, h->version, IPK__SHM_VERSION);
+    uint64_t cap = h->capacity;
+    if (cap < 64 || (cap & (cap - 1)) != 0 || cap > map_len - IPK__SHM_HDR)
+        return ipk__err(IPK_EPROTO, "%s: corrupt header: capacity %llu in a segment of %zu bytes",
+                        name, (unsigned long long)cap, map_len);
+    uint64_t hd = atomic_load(&h->head), tl = atomic_load(&h->tail);
+    if (hd - tl > cap || (hd & 7) || (tl & 7))
+        return ipk__err(IPK_EPROTO, "%s: corrupt header: head %llu, tail %llu, capacity %llu", name,
+                        (unsigned long long)hd, (unsigned long long)tl, (unsigned long long)cap);
+    r->h = h;
+    r->data = (unsigned char *)map + IPK__SHM_HDR;
+    r->cap = cap;
+    r->mask = cap - 1;
+    r->map_len = map_len;
+    r->multi = (atomic_load(&h->flags) & IPK__SHM_F_MULTI) != 0;
+    r->fence = ipk__shm_force_fence || !ipk__mb_register();
+    if (r->fence)
+        atomic_fetch_or(&h->flags, IPK__SHM_F_FENCE);
+    return 0;
+}
+
+/* ---- producer ---- */
+
+/* SPSC: one producer and one consumer at a time; a second live one is refused, a dead one's
+ * claim is taken over. multi=1 needs no claim. */
+static int ipk__ring_claim(ipk__ring *r, _Atomic int32_t *slot, const char *role)
+{
+    if (r->multi)
+        return 0;
+    int32_t me = (int32_t)getpid(), cur = atomic_load(slot);
+    while (cur != me) {
+        if (cur != 0 && ipk__pid_alive(cur, 0))
+            return ipk__err(-EBUSY,
+                            "%s: the ring already has a %s (pid %d); create it with multi=1 to "
+                            "have several",
+                            r->name, role, (int)cur);
+        if (atomic_compare_exchange_weak(slot, &cur, me))
+            break;
+    }
+    return 0;
+}
+
+static int ipk__prod_begin(ipk__ring *r, int64_t dl)
+{
+    struct ipk__shm_hdr *h = r->h;
+    if (!r->p_attached) {
+        int e = ipk__ring_claim(r, &h->prod_pid, "producer");
+        if (e)
+            return e;
+        atomic_fetch_add(&h->nprod, 1);
+        atomic_store(&h->everprod, 1);
+        r->p_attached = 1;
+        r->p_head = atomic_load_explicit(&h->head, memory_order_relaxed);
+        r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+        ipk__publish_cpu(&h->prod_cpu);
+    }
+    if (r->multi) {
+        int e = ipk__ring_lock(r, &h->pmx, dl);
+        if (e)
+            return e;
+        r->p_locked = 1;
+        /* The mutex made the last holder's head store visible; this also rolls back whatever a
+         * holder that died left above head. */
+        r->p_head = atomic_load_explicit(&h->head, memory_order_relaxed);
+    }
+    return 0;
+}
+
+static void ipk__prod_end(ipk__ring *r)
+{
+    if (r->p_locked) {
+        r->p_locked = 0;
+        pthread_mutex_unlock(&r->h->pmx);
+    }
+}
+
+/* Makes room for rec contiguous bytes at p_head; first fills the end of the buffer with a PAD
+ * record (published at once so the consumer can free it) when rec would not fit before it. */
+static int ipk__ring_room(ipk__ring *r, uint64_t rec, int64_t dl)
+{
+    struct ipk__shm_hdr *h = r->h;
+    for (;;) {
+        uint64_t pos = r->p_head & r->mask;
+        int wrap = pos + rec > r->cap;
+        uint64_t need = wrap ? r->cap - pos : rec;
+        if (r->p_head + need - r->p_tail > r->cap) {
+            r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+            if (r->p_head + need - r->p_tail > r->cap) {
+                int e = ipk__ring_wait(r, &h->tail, r->p_tail, &h->prod_sleepers, &h->prod_cpu,
+                                       &h->cons_cpu, dl);
+                if (e)
+                    return e;
+                r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+                continue;
+            }
+        }
+        if (!wrap)
+            return 0;
+        ipk__rec *pad = (ipk__rec *)(r->data + pos);
+        pad->len = (uint32_t)(need - IPK__SHM_RECHDR);
+        pad->tag = IPK__SHM_TAG_PAD;
+        r->p_head += need;
+        ipk__publish(r, &h->head, r->p_head, &h->cons_sleepers);
+    }
+}
+
+int ipk__ring_reserve(ipk__ring *r, void **p, size_t len, int64_t dl)
+{
+    if (r->p_reserved)
+        return ipk__err(-EINVAL, "%s: reserve: a reservation is open; commit it first", r->name);
+    uint64_t rec = ipk__rec_size(len);
+    if (rec > r->cap)
+        return ipk__err(IPK_EMSGSIZE,
+                        "%s: message of %zu bytes can never fit the ring of %llu bytes (largest "
+                        "message %llu bytes)",
+                        r->name, len, (unsigned long long)r->cap,
+                        (unsigned long long)(r->cap - IPK__SHM_RECHDR));
+    int e = ipk__prod_begin(r, dl);
+    if (e)
+        return e;
+    if ((e = ipk__ring_room(r, rec, dl)) != 0) {
+        ipk__prod_end(r);
+        return e;
+    }
+    uint64_t pos = r->p_head & r->mask;
+    ipk__rec *hd = (ipk__rec *)(r->data + pos);
+    hd->len = (uint32_t)len;
+    hd->tag = IPK__SHM_TAG_BUSY; /* not yet committed: head has not moved past it */
+    r->res_pos = r->p_head;
+    r->res_len = len;
+    r->p_reserved = 1;
+    *p = r->data + pos + IPK__SHM_RECHDR;
+    return 0;
+}
+
+int ipk__ring_commit(ipk__ring *r, size_t len)
+{
+    if (!r->p_reserved)
+        return ipk__err(-EINVAL, "%s: commit without a reservation", r->name);
+    if (len > r->res_len)
+        return ipk__err(-EINVAL, "%s: commit of %zu bytes exceeds the %zu reserved", r->name, len,
+                        r->res_len);
+    struct ipk__shm_hdr *h = r->h;
+    ipk__rec *hd = (ipk__rec *)(r->data + (r->res_pos & r->mask));
+    hd->len = (uint32_t)len;
+    hd->tag = IPK__SHM_TAG_DATA;
+    r->p_head = r->res_pos + ipk__rec_size(len);
+    r->p_reserved = 0;
+    ipk__publish(r, &h->head, r->p_head, &h->cons_sleepers);
+    ipk__prod_end(r);
+    if ((++r->ops & 255) == 0)
+        ipk__publish_cpu(&h->prod_cpu);
+    return 0;
+}
+
+int ipk__ring_send(ipk__ring *r, const void *msg, size_t len, int64_t dl)
+{
+    void *p;
+    int e = ipk__ring_reserve(r, &p, len, dl);
+    if (e)
+        return e;
+    if (ipk__shm_die_at > 0 && --ipk__shm_die_at == 0) {
+        memcpy(p, msg, len / 2);
+        raise(SIGKILL);
+    }
+    if (len)
+        memcpy(p, msg, len);
+    return ipk__ring_commit(r, len);
+}
+
+long ipk__ring_sendv(ipk__ring *r, const ipk_iov *msgs, size_t n, int64_t dl)
+{
+    size_t i = 0;
+    int e = 0;
+    for (; i < n; i++)
+        if ((e = ipk__ring_send(r, msgs[i].base, msgs[i].len, i == 0 ? dl : IPK__DL_NOW)) != 0)
+            break;
+    return i > 0 ? (long)i : e;
+}
+
+/* ---- consumer ---- */
+
+static int ipk__cons_begin(ipk__ring *r, int64_t dl)
+{
+    struct ipk__shm_hdr *h = r->h;
+    if (!r->c_attached) {
+        int e = ipk__ring_claim(r, &h->cons_pid, "consumer");
+        if (e)
+            return e;
+        r->c_attached = 1;
+        r->c_tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+        r->c_head = r->c_tail;
+        ipk__publish_cpu(&h->cons_cpu);
+    }
+    if (r->multi) {
+        int e = ipk__ring_lock(r, &h->cmx, dl);
+        if (e)
+            return e;
+        r->c_locked = 1;
+        r->c_tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+    }
+    return 0;
+}
+
+static void ipk__cons_end(ipk__ring *r)
+{
+    if (r->c_locked) {
+        r->c_locked = 0;
+        pthread_mutex_unlock(&r->h->cmx);
+    }
+}
+
+static void ipk__consume(ipk__ring *r, uint64_t next)
+{
+    r->c_tail = next;
+    ipk__publish(r, &r->h->tail, next, &r->h->prod_sleepers);
+    if ((++r->ops & 255) == 0)
+        ipk__publish_cpu(&r->h->cons_cpu);
+}
+
+/* Finds the next DATA record at c_tail (skipping PADs), waiting until dl; returns its length. */
+static long ipk__ring_next(ipk__ring *r, int64_t dl)
+{
+    struct ipk__shm_hdr *h = r->h;
+    for (;;) {
+        if ((int64_t)(r->c_head - r->c_tail) <= 0) {
+            r->c_head = atomic_load_explicit(&h->head, memory_order_acquire);
+            if (r->c_head == r->c_tail) {
+                /* Empty. EOF once every producer that attached has closed; head is read again
+                 * after nprod, since a producer commits before it detaches. */
+                if (atomic_load_explicit(&h->everprod, memory_order_acquire) &&
+                    atomic_load_explicit(&h->nprod, memory_order_acquire) == 0) {
+                    r->c_head = atomic_load_explicit(&h->head, memory_order_acquire);
+                    if (r->c_head == r->c_tail)
+                        return ipk__err(IPK_EOF, "%s: every producer has closed", r->name);
+                    continue;
+                }
+                int e = ipk__ring_wait(r, &h->head, r->c_tail, &h->cons_sleepers, &h->cons_cpu,
+                                       &h->prod_cpu, dl);
+                if (e)
+                    return e;
+                continue;
+            }
+            if (r->c_head - r->c_tail > r->cap)
+                return ipk__err(IPK_EPROTO, "%s: corrupt ring: head %llu, tail %llu", r->name,
+                                (unsigned long long)r->c_head, (unsigned long long)r->c_tail);
+        }
+        uint64_t pos = r->c_tail & r->mask;
+        const ipk__rec *rec = (const ipk__rec *)(r->data + pos);
+        uint32_t len = rec->len, tag = rec->tag;
+        uint64_t size = ipk__rec_size(len);
+        if (size > r->cap - pos || size > r->c_head - r->c_tail ||
+            (tag != IPK__SHM_TAG_DATA && tag != IPK__SHM_TAG_PAD))
+            return ipk__err(IPK_EPROTO, "%s: corrupt record at index %llu (length %u, tag 0x%08x)",
+                            r->name, (unsigned long long)r->c_tail, len, tag);
+        if (tag == IPK__SHM_TAG_DATA)
+            return len;
+        ipk__consume(r, r->c_tail + size);
+    }
+}
+
+long ipk__ring_recv(ipk__ring *r, void *buf, size_t cap, size_t *need, int64_t dl)
+{
+    if (r->c_peeked)
+        return ipk__err(-EINVAL, "%s: recv while a peeked message is not released", r->name);
+    int e = ipk__cons_begin(r, dl);
+    if (e)
+        return e;
+    long len = ipk__ring_next(r, dl);
+    if (len >= 0) {
+        if ((size_t)len > cap) {
+            *need = (size_t)len;
+            len = ipk__err(IPK_EMSGSIZE,
+                           "%s: message of %ld bytes does not fit the buffer of %zu bytes", r->name,
+                           len, cap);
+        } else {
+            if (len)
+                memcpy(buf, r->data + (r->c_tail & r->mask) + IPK__SHM_RECHDR, (size_t)len);
+            ipk__consume(r, r->c_tail + ipk__rec_size((uint64_t)len));
+        }
+    }
+    ipk__cons_end(r);
+    return len;
+}
+
+long ipk__ring_peek(ipk__ring *r, const void **p, int64_t dl)
+{
+    /* Peeking again before release gives the same message: c_tail has not moved. */
+    if (!r->c_peeked) {
+        int e = ipk__cons_begin(r, dl);
+        if (e)
+            return e;
+    }
+    long len = ipk__ring_next(r, dl);
+    if (len < 0) {
+        if (!r->c_peeked)
+            ipk__cons_end(r);
+        return len;
+    }
+    *p = r->data + (r->c_tail & r->mask) + IPK__SHM_RECHDR;
+    r->peek_next = r->c_tail + ipk__rec_size((uint64_t)len);
+    r->c_peeked = 1; /* multi=1: the consumers' mutex stays held until release */
+    return len;
+}
+
+int ipk__ring_release(ipk__ring *r)
+{
+    if (!r->c_peeked)
+        return ipk__err(-EINVAL, "%s: release without a peeked message", r->name);
+    r->c_peeked = 0;
+    ipk__consume(r, r->peek_next);
+    ipk__cons_end(r);
+    return 0;
+}
+
+int ipk__ring_pending(const ipk__ring *r)
+{
+    return atomic_load_explicit(&r->h->head, memory_order_acquire) !=
+           atomic_load_explicit(&r->h->tail, memory_order_relaxed);
+}
+
+void ipk__ring_detach(ipk__ring *r)
+{
+    struct ipk__shm_hdr *h = r->h;
+    if (h == NULL)
+        return;
+    if (r->p_reserved) { /* never committed: nothing was published */
+        r->p_reserved = 0;
+        ipk__prod_end(r);
+    }
+    if (r->c_peeked) { /* not released: the message stays for the next consumer */
+        r->c_peeked = 0;
+        ipk__cons_end(r);
+    }
+    if (r->p_attached) {
+        atomic_fetch_sub(&h->nprod, 1);
+        /* A consumer asleep on head must notice the EOF: move head with an empty PAD record,
+         * so the futex word changes. With no room the consumer is not asleep on empty. */
+        if (ipk__prod_begin(r, ipk__deadline(100)) == 0) {
+            if (ipk__ring_room(r, IPK__SHM_RECHDR, IPK__DL_NOW) == 0) {
+                ipk__rec *pad = (ipk__rec *)(r->data + (r->p_head & r->mask));
+                pad->len = 0;
+                pad->tag = IPK__SHM_TAG_PAD;
+                r->p_head += IPK__SHM_RECHDR;
+                ipk__publish(r, &h->head, r->p_head, &h->cons_sleepers);
+            }
+            ipk__prod_end(r);
+        }
+        ipk__futex_wake(&h->head);
+        int32_t me = (int32_t)getpid();
+        if (!r->multi)
+            atomic_compare_exchange_strong(&h->prod_pid, &me, 0);
+        r->p_attached = 0;
+    }
+    if (r->c_attached) {
+        int32_t me = (int32_t)getpid();
+        if (!r->multi)
+            atomic_compare_exchange_strong(&h->cons_pid, &me, 0);
+        r->c_attached = 0;
+    }
+}
