@@ -2,27 +2,35 @@
  * shm_ring.c - the ring core of shm: variable-length records in a shared power-of-two buffer.
  *
  * Memory ordering, the whole of it:
- * - A producer writes a record's bytes and header with plain stores, then stores head with
- *   release; a consumer loads head with acquire before it reads any record below head. So a
- *   record is visible whole or not at all, and the head store is the commit.
- * - A consumer copies a record out, then stores tail with release; a producer loads tail with
- *   acquire before it overwrites bytes below tail + cap. So a producer never overwrites a record
- *   that is still being read.
- * - Each side caches the other's index privately (a lower bound: indices only grow) and reloads
- *   it only when the cache says "empty" or "full", so the fast path writes its own line only.
- * - Sleeping (Dekker): a waiter increments the sleepers count, then re-reads the index, then
- *   FUTEX_WAITs on the index's low 32 bits (the kernel re-compares them, so a change between the
- *   re-read and the sleep is not lost). A publisher stores the index, then reads the sleepers
- *   count and calls FUTEX_WAKE only when it is non-zero. The store->load pair on each side needs
- *   a full barrier. The waiter's is its seq_cst increment; the publisher's would be a fence on
- *   every message, so instead the waiter forces one on every running peer with
+ * - Commit word. A record is {len, tag} then its bytes; tag 0 means "nothing here yet". The
+ *   producer writes the bytes and len with plain stores, zeroes the header of the NEXT record
+ *   position, then stores tag (DATA or PAD) with release: that store is the commit. The consumer
+ *   loads the tag at its read index with acquire; non-zero means the record is whole and the
+ *   next header was zeroed before it, so "0 at my read index" always means "not yet" (never a
+ *   leftover of an older lap). The consumer polls the record it wants, so the fast path of a
+ *   round trip moves the record's own cache line(s) and nothing else. head (the committed write
+ *   index) is stored after each commit, for the producers' bookkeeping, EOF and info.
+ * - The consumer copies a record out, then stores tail with release; a producer loads tail with
+ *   acquire before it overwrites bytes below tail + cap, keeping 8 bytes free for the zeroed
+ *   next header. So a producer never overwrites a record that is still being read.
+ * - The producer caches tail privately (a lower bound: indices only grow) and reloads it only
+ *   when the ring looks full, so it writes the data and its own line only.
+ * - Sleeping (Dekker): a waiter increments the sleepers count, then re-reads the word, then
+ *   FUTEX_WAITs on it (the kernel re-compares it, so a change between the re-read and the sleep
+ *   is not lost). The consumer sleeps on the tag of the record it waits for; the producer on the
+ *   low 32 bits of tail. A publisher stores the word, then reads the sleepers count and calls
+ *   FUTEX_WAKE only when it is non-zero. The store->load pair on each side needs a full
+ *   barrier. The waiter's is its seq_cst increment; the publisher's would be a fence on every
+ *   message, so instead the waiter forces one on every running peer with
  *   membarrier(GLOBAL_EXPEDITED) before it re-reads (the asymmetric-fence technique). Where
  *   membarrier is missing, every attached process publishes with a seq_cst fence instead
  *   (IPK__SHM_F_FENCE in the header tells the others).
  * - multi=1: producers serialise on one robust process-shared mutex, consumers on another. The
- *   mutex orders the holders among themselves; head/tail still order producers vs consumers.
- *   A holder that dies leaves head at its last commit, so the new holder's recovery
- *   (pthread_mutex_consistent) just restarts from head: the half-written record is overwritten.
+ *   mutex orders the holders among themselves; commit words and tail still order producers vs
+ *   consumers. A holder that dies mid-record never stored its tag, so the record does not
+ *   exist; the next holder (after pthread_mutex_consistent) starts from head, first rolling
+ *   head forward over a record whose tag was stored but head not yet (killed in between), and
+ *   overwrites whatever half record lies there.
  */
 #include "shm_ring.h"
 
@@ -37,17 +45,26 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The per-message helpers are small and on every fast path: keep them inline. */
+#define IPK__HOT static inline __attribute__((always_inline))
+
 int ipk__shm_die_at;
 int ipk__shm_force_fence;
 
+/* A record header. tag is the commit word (0: nothing yet; DATA; PAD). */
 typedef struct ipk__rec {
     uint32_t len;
-    uint32_t tag;
+    _Atomic uint32_t tag;
 } ipk__rec;
 
 static inline uint64_t ipk__rec_size(uint64_t len)
 {
     return (IPK__SHM_RECHDR + len + 7) & ~(uint64_t)7;
+}
+
+static inline ipk__rec *ipk__rec_at(const ipk__ring *r, uint64_t i)
+{
+    return (ipk__rec *)(r->data + (i & r->mask));
 }
 
 static inline void ipk__cpu_relax(void)
@@ -59,13 +76,14 @@ static inline void ipk__cpu_relax(void)
 #endif
 }
 
-/* The futex word is the low half of a 64-bit index. */
-static inline uint32_t *ipk__lo32(_Atomic uint64_t *w)
+/* The producer sleeps on the low half of the 64-bit tail (32-bit accesses to half of a 64-bit
+ * atomic: fine on every Linux target, and the futex word must be 32 bits). */
+static inline _Atomic uint32_t *ipk__lo32(_Atomic uint64_t *w)
 {
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    return (uint32_t *)w + 1;
+    return (_Atomic uint32_t *)w + 1;
 #else
-    return (uint32_t *)w;
+    return (_Atomic uint32_t *)w;
 #endif
 }
 
@@ -144,7 +162,7 @@ int ipk__pid_alive(pid_t pid, uint64_t start)
 
 /* ---- waiting ---- */
 
-static int ipk__futex_wait(_Atomic uint64_t *w, uint32_t val, int64_t dl)
+static int ipk__futex_wait(_Atomic uint32_t *w, uint32_t val, int64_t dl)
 {
     struct timespec ts, *tsp = NULL;
     if (dl != IPK__DL_FOREVER) {
@@ -154,15 +172,14 @@ static int ipk__futex_wait(_Atomic uint64_t *w, uint32_t val, int64_t dl)
     }
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so EINTR keeps it as is.
      * Not FUTEX_PRIVATE_FLAG: the word is shared between processes. */
-    if (syscall(SYS_futex, ipk__lo32(w), FUTEX_WAIT_BITSET, val, tsp, NULL,
-                FUTEX_BITSET_MATCH_ANY) == 0)
+    if (syscall(SYS_futex, w, FUTEX_WAIT_BITSET, val, tsp, NULL, FUTEX_BITSET_MATCH_ANY) == 0)
         return 0;
     return -errno;
 }
 
-static void ipk__futex_wake(_Atomic uint64_t *w)
+static void ipk__futex_wake(_Atomic uint32_t *w)
 {
-    syscall(SYS_futex, ipk__lo32(w), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 static void ipk__publish_cpu(_Atomic uint32_t *slot)
@@ -178,7 +195,7 @@ static void ipk__publish_cpu(_Atomic uint32_t *slot)
  * only when the peer last ran on another CPU: spinning against a peer that shares our CPU only
  * delays it.
  */
-static int ipk__ring_wait(const ipk__ring *r, _Atomic uint64_t *w, uint64_t seen,
+static int ipk__ring_wait(const ipk__ring *r, _Atomic uint32_t *w, uint32_t seen,
                           _Atomic uint32_t *sleepers, _Atomic uint32_t *mine,
                           _Atomic uint32_t *peer, int64_t dl)
 {
@@ -203,8 +220,8 @@ static int ipk__ring_wait(const ipk__ring *r, _Atomic uint64_t *w, uint64_t seen
     for (;;) {
         atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
         ipk__peer_barrier(r);
-        uint64_t now = atomic_load_explicit(w, memory_order_seq_cst);
-        int e = now == seen ? ipk__futex_wait(w, (uint32_t)seen, dl) : 0;
+        uint32_t now = atomic_load_explicit(w, memory_order_seq_cst);
+        int e = now == seen ? ipk__futex_wait(w, seen, dl) : 0;
         atomic_fetch_sub_explicit(sleepers, 1, memory_order_relaxed);
         if (e == 0 || e == -EAGAIN)
             return 0;
@@ -215,11 +232,9 @@ static int ipk__ring_wait(const ipk__ring *r, _Atomic uint64_t *w, uint64_t seen
     }
 }
 
-/* The publisher's half: after storing the index, wake sleepers if there are any. */
-static inline void ipk__publish(const ipk__ring *r, _Atomic uint64_t *w, uint64_t v,
-                                _Atomic uint32_t *sleepers)
+/* The publisher's half, right after the store that a waiter may sleep on. */
+IPK__HOT void ipk__wake_if(const ipk__ring *r, _Atomic uint32_t *w, _Atomic uint32_t *sleepers)
 {
-    atomic_store_explicit(w, v, memory_order_release);
     if (r->fence || (atomic_load_explicit(&r->h->flags, memory_order_relaxed) & IPK__SHM_F_FENCE))
         atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(sleepers, memory_order_relaxed) != 0)
@@ -241,8 +256,8 @@ static int ipk__ring_lock(const ipk__ring *r, pthread_mutex_t *m, int64_t dl)
         e = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
     }
     if (e == EOWNERDEAD) {
-        /* The previous holder died inside. Everything it committed is below head; anything it
-         * was writing is above head and is simply overwritten by the next record. */
+        /* The previous holder died inside; its unfinished record has no tag, so it does not
+         * exist. The caller's begin() re-reads head and rolls it forward if needed. */
         pthread_mutex_consistent(m);
         atomic_fetch_add_explicit(&r->h->recovered, 1, memory_order_relaxed);
         e = 0;
@@ -280,6 +295,7 @@ static int ipk__init_mutex(pthread_mutex_t *m)
 int ipk__shm_init(struct ipk__shm_hdr *h, uint64_t cap, size_t seg_size, int multi)
 {
     _Static_assert(sizeof(struct ipk__shm_hdr) <= IPK__SHM_HDR, "header fits its page");
+    /* The data area is zero (a new segment): the first header reads "nothing yet". */
     h->version = IPK__SHM_VERSION;
     h->capacity = cap;
     h->seg_size = seg_size;
@@ -354,7 +370,26 @@ static int ipk__ring_claim(ipk__ring *r, _Atomic int32_t *slot, const char *role
     return 0;
 }
 
-static int ipk__prod_begin(ipk__ring *r, int64_t dl)
+/* Takes the write index over from head. A producer killed between storing a tag and storing
+ * head left a committed record at head: keep it (roll forward). Anything else at head has no
+ * tag and is overwritten. */
+static void ipk__prod_sync(ipk__ring *r)
+{
+    struct ipk__shm_hdr *h = r->h;
+    r->p_head = atomic_load_explicit(&h->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+    for (;;) {
+        const ipk__rec *rec = ipk__rec_at(r, r->p_head);
+        uint64_t size = ipk__rec_size(rec->len);
+        if (atomic_load_explicit(&rec->tag, memory_order_acquire) == 0 ||
+            size > r->cap - (r->p_head & r->mask) || r->p_head + size - tail > r->cap)
+            break;
+        r->p_head += size;
+        atomic_store_explicit(&h->head, r->p_head, memory_order_release);
+    }
+}
+
+IPK__HOT int ipk__prod_begin(ipk__ring *r, int64_t dl)
 {
     struct ipk__shm_hdr *h = r->h;
     if (!r->p_attached) {
@@ -364,23 +399,22 @@ static int ipk__prod_begin(ipk__ring *r, int64_t dl)
         atomic_fetch_add(&h->nprod, 1);
         atomic_store(&h->everprod, 1);
         r->p_attached = 1;
-        r->p_head = atomic_load_explicit(&h->head, memory_order_relaxed);
         r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
         ipk__publish_cpu(&h->prod_cpu);
+        if (!r->multi)
+            ipk__prod_sync(r);
     }
     if (r->multi) {
         int e = ipk__ring_lock(r, &h->pmx, dl);
         if (e)
             return e;
         r->p_locked = 1;
-        /* The mutex made the last holder's head store visible; this also rolls back whatever a
-         * holder that died left above head. */
-        r->p_head = atomic_load_explicit(&h->head, memory_order_relaxed);
+        ipk__prod_sync(r); /* the mutex made the last holder's stores visible */
     }
     return 0;
 }
 
-static void ipk__prod_end(ipk__ring *r)
+IPK__HOT void ipk__prod_end(ipk__ring *r)
 {
     if (r->p_locked) {
         r->p_locked = 0;
@@ -388,20 +422,34 @@ static void ipk__prod_end(ipk__ring *r)
     }
 }
 
-/* Makes room for rec contiguous bytes at p_head; first fills the end of the buffer with a PAD
- * record (published at once so the consumer can free it) when rec would not fit before it. */
-static int ipk__ring_room(ipk__ring *r, uint64_t rec, int64_t dl)
+/* Commits the record at index i (bytes and len already written) with tag: zero the next
+ * header, store the tag (release), wake a sleeping consumer, then move head. */
+IPK__HOT void ipk__commit_at(ipk__ring *r, uint64_t i, uint64_t size, uint32_t tag)
+{
+    ipk__rec *next = ipk__rec_at(r, i + size);
+    next->len = 0;
+    atomic_store_explicit(&next->tag, 0, memory_order_relaxed);
+    ipk__rec *rec = ipk__rec_at(r, i);
+    atomic_store_explicit(&rec->tag, tag, memory_order_release);
+    ipk__wake_if(r, &rec->tag, &r->h->cons_sleepers);
+    r->p_head = i + size;
+    atomic_store_explicit(&r->h->head, r->p_head, memory_order_release);
+}
+
+/* Makes room for rec contiguous bytes at p_head, plus the 8 bytes of the next header; first
+ * fills the end of the buffer with a PAD record when rec would not fit before it. */
+IPK__HOT int ipk__ring_room(ipk__ring *r, uint64_t rec, int64_t dl)
 {
     struct ipk__shm_hdr *h = r->h;
     for (;;) {
         uint64_t pos = r->p_head & r->mask;
         int wrap = pos + rec > r->cap;
-        uint64_t need = wrap ? r->cap - pos : rec;
+        uint64_t need = (wrap ? r->cap - pos : rec) + IPK__SHM_RECHDR;
         if (r->p_head + need - r->p_tail > r->cap) {
             r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
             if (r->p_head + need - r->p_tail > r->cap) {
-                int e = ipk__ring_wait(r, &h->tail, r->p_tail, &h->prod_sleepers, &h->prod_cpu,
-                                       &h->cons_cpu, dl);
+                int e = ipk__ring_wait(r, ipk__lo32(&h->tail), (uint32_t)r->p_tail,
+                                       &h->prod_sleepers, &h->prod_cpu, &h->cons_cpu, dl);
                 if (e)
                     return e;
                 r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
@@ -410,11 +458,8 @@ static int ipk__ring_room(ipk__ring *r, uint64_t rec, int64_t dl)
         }
         if (!wrap)
             return 0;
-        ipk__rec *pad = (ipk__rec *)(r->data + pos);
-        pad->len = (uint32_t)(need - IPK__SHM_RECHDR);
-        pad->tag = IPK__SHM_TAG_PAD;
-        r->p_head += need;
-        ipk__publish(r, &h->head, r->p_head, &h->cons_sleepers);
+        ipk__rec_at(r, r->p_head)->len = (uint32_t)(r->cap - pos - IPK__SHM_RECHDR);
+        ipk__commit_at(r, r->p_head, r->cap - pos, IPK__SHM_TAG_PAD);
     }
 }
 
@@ -423,12 +468,12 @@ int ipk__ring_reserve(ipk__ring *r, void **p, size_t len, int64_t dl)
     if (r->p_reserved)
         return ipk__err(-EINVAL, "%s: reserve: a reservation is open; commit it first", r->name);
     uint64_t rec = ipk__rec_size(len);
-    if (rec > r->cap)
+    if (rec + IPK__SHM_RECHDR > r->cap)
         return ipk__err(IPK_EMSGSIZE,
                         "%s: message of %zu bytes can never fit the ring of %llu bytes (largest "
                         "message %llu bytes)",
                         r->name, len, (unsigned long long)r->cap,
-                        (unsigned long long)(r->cap - IPK__SHM_RECHDR));
+                        (unsigned long long)(r->cap - 2 * IPK__SHM_RECHDR));
     int e = ipk__prod_begin(r, dl);
     if (e)
         return e;
@@ -436,14 +481,12 @@ int ipk__ring_reserve(ipk__ring *r, void **p, size_t len, int64_t dl)
         ipk__prod_end(r);
         return e;
     }
-    uint64_t pos = r->p_head & r->mask;
-    ipk__rec *hd = (ipk__rec *)(r->data + pos);
-    hd->len = (uint32_t)len;
-    hd->tag = IPK__SHM_TAG_BUSY; /* not yet committed: head has not moved past it */
+    /* The tag at p_head is 0 (zeroed by the previous commit): the record does not exist until
+     * commit stores it. */
     r->res_pos = r->p_head;
     r->res_len = len;
     r->p_reserved = 1;
-    *p = r->data + pos + IPK__SHM_RECHDR;
+    *p = r->data + (r->p_head & r->mask) + IPK__SHM_RECHDR;
     return 0;
 }
 
@@ -454,16 +497,12 @@ int ipk__ring_commit(ipk__ring *r, size_t len)
     if (len > r->res_len)
         return ipk__err(-EINVAL, "%s: commit of %zu bytes exceeds the %zu reserved", r->name, len,
                         r->res_len);
-    struct ipk__shm_hdr *h = r->h;
-    ipk__rec *hd = (ipk__rec *)(r->data + (r->res_pos & r->mask));
-    hd->len = (uint32_t)len;
-    hd->tag = IPK__SHM_TAG_DATA;
-    r->p_head = r->res_pos + ipk__rec_size(len);
+    ipk__rec_at(r, r->res_pos)->len = (uint32_t)len;
     r->p_reserved = 0;
-    ipk__publish(r, &h->head, r->p_head, &h->cons_sleepers);
+    ipk__commit_at(r, r->res_pos, ipk__rec_size(len), IPK__SHM_TAG_DATA);
     ipk__prod_end(r);
     if ((++r->ops & 255) == 0)
-        ipk__publish_cpu(&h->prod_cpu);
+        ipk__publish_cpu(&r->h->prod_cpu);
     return 0;
 }
 
@@ -474,6 +513,8 @@ int ipk__ring_send(ipk__ring *r, const void *msg, size_t len, int64_t dl)
     if (e)
         return e;
     if (ipk__shm_die_at > 0 && --ipk__shm_die_at == 0) {
+        /* Test hook: die with half a record written (and the mutex held, with multi=1). */
+        ipk__rec_at(r, r->res_pos)->len = (uint32_t)len;
         memcpy(p, msg, len / 2);
         raise(SIGKILL);
     }
@@ -494,7 +535,7 @@ long ipk__ring_sendv(ipk__ring *r, const ipk_iov *msgs, size_t n, int64_t dl)
 
 /* ---- consumer ---- */
 
-static int ipk__cons_begin(ipk__ring *r, int64_t dl)
+IPK__HOT int ipk__cons_begin(ipk__ring *r, int64_t dl)
 {
     struct ipk__shm_hdr *h = r->h;
     if (!r->c_attached) {
@@ -503,7 +544,6 @@ static int ipk__cons_begin(ipk__ring *r, int64_t dl)
             return e;
         r->c_attached = 1;
         r->c_tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
-        r->c_head = r->c_tail;
         ipk__publish_cpu(&h->cons_cpu);
     }
     if (r->multi) {
@@ -516,7 +556,7 @@ static int ipk__cons_begin(ipk__ring *r, int64_t dl)
     return 0;
 }
 
-static void ipk__cons_end(ipk__ring *r)
+IPK__HOT void ipk__cons_end(ipk__ring *r)
 {
     if (r->c_locked) {
         r->c_locked = 0;
@@ -524,47 +564,42 @@ static void ipk__cons_end(ipk__ring *r)
     }
 }
 
-static void ipk__consume(ipk__ring *r, uint64_t next)
+IPK__HOT void ipk__consume(ipk__ring *r, uint64_t next)
 {
+    struct ipk__shm_hdr *h = r->h;
     r->c_tail = next;
-    ipk__publish(r, &r->h->tail, next, &r->h->prod_sleepers);
+    atomic_store_explicit(&h->tail, next, memory_order_release);
+    ipk__wake_if(r, ipk__lo32(&h->tail), &h->prod_sleepers);
     if ((++r->ops & 255) == 0)
-        ipk__publish_cpu(&r->h->cons_cpu);
+        ipk__publish_cpu(&h->cons_cpu);
 }
 
 /* Finds the next DATA record at c_tail (skipping PADs), waiting until dl; returns its length. */
-static long ipk__ring_next(ipk__ring *r, int64_t dl)
+IPK__HOT long ipk__ring_next(ipk__ring *r, int64_t dl)
 {
     struct ipk__shm_hdr *h = r->h;
     for (;;) {
-        if ((int64_t)(r->c_head - r->c_tail) <= 0) {
-            r->c_head = atomic_load_explicit(&h->head, memory_order_acquire);
-            if (r->c_head == r->c_tail) {
-                /* Empty. EOF once every producer that attached has closed; head is read again
-                 * after nprod, since a producer commits before it detaches. */
-                if (atomic_load_explicit(&h->everprod, memory_order_acquire) &&
-                    atomic_load_explicit(&h->nprod, memory_order_acquire) == 0) {
-                    r->c_head = atomic_load_explicit(&h->head, memory_order_acquire);
-                    if (r->c_head == r->c_tail)
-                        return ipk__err(IPK_EOF, "%s: every producer has closed", r->name);
-                    continue;
-                }
-                int e = ipk__ring_wait(r, &h->head, r->c_tail, &h->cons_sleepers, &h->cons_cpu,
-                                       &h->prod_cpu, dl);
-                if (e)
-                    return e;
+        ipk__rec *rec = ipk__rec_at(r, r->c_tail);
+        uint32_t tag = atomic_load_explicit(&rec->tag, memory_order_acquire);
+        if (tag == 0) {
+            /* Empty. EOF once every producer that attached has closed; the tag is read again
+             * after nprod, since a producer commits before it detaches. */
+            if (atomic_load_explicit(&h->everprod, memory_order_acquire) &&
+                atomic_load_explicit(&h->nprod, memory_order_acquire) == 0) {
+                if (atomic_load_explicit(&rec->tag, memory_order_acquire) == 0)
+                    return ipk__err(IPK_EOF, "%s: every producer has closed", r->name);
                 continue;
             }
-            if (r->c_head - r->c_tail > r->cap)
-                return ipk__err(IPK_EPROTO, "%s: corrupt ring: head %llu, tail %llu", r->name,
-                                (unsigned long long)r->c_head, (unsigned long long)r->c_tail);
+            int e =
+                ipk__ring_wait(r, &rec->tag, 0, &h->cons_sleepers, &h->cons_cpu, &h->prod_cpu, dl);
+            if (e)
+                return e;
+            continue;
         }
         uint64_t pos = r->c_tail & r->mask;
-        const ipk__rec *rec = (const ipk__rec *)(r->data + pos);
-        uint32_t len = rec->len, tag = rec->tag;
+        uint32_t len = rec->len;
         uint64_t size = ipk__rec_size(len);
-        if (size > r->cap - pos || size > r->c_head - r->c_tail ||
-            (tag != IPK__SHM_TAG_DATA && tag != IPK__SHM_TAG_PAD))
+        if (size > r->cap - pos || (tag != IPK__SHM_TAG_DATA && tag != IPK__SHM_TAG_PAD))
             return ipk__err(IPK_EPROTO, "%s: corrupt record at index %llu (length %u, tag 0x%08x)",
                             r->name, (unsigned long long)r->c_tail, len, tag);
         if (tag == IPK__SHM_TAG_DATA)
@@ -629,8 +664,8 @@ int ipk__ring_release(ipk__ring *r)
 
 int ipk__ring_pending(const ipk__ring *r)
 {
-    return atomic_load_explicit(&r->h->head, memory_order_acquire) !=
-           atomic_load_explicit(&r->h->tail, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_acquire);
+    return atomic_load_explicit(&ipk__rec_at(r, t)->tag, memory_order_acquire) != 0;
 }
 
 void ipk__ring_detach(ipk__ring *r)
@@ -638,7 +673,7 @@ void ipk__ring_detach(ipk__ring *r)
     struct ipk__shm_hdr *h = r->h;
     if (h == NULL)
         return;
-    if (r->p_reserved) { /* never committed: nothing was published */
+    if (r->p_reserved) { /* never committed: the record does not exist */
         r->p_reserved = 0;
         ipk__prod_end(r);
     }
@@ -648,19 +683,15 @@ void ipk__ring_detach(ipk__ring *r)
     }
     if (r->p_attached) {
         atomic_fetch_sub(&h->nprod, 1);
-        /* A consumer asleep on head must notice the EOF: move head with an empty PAD record,
-         * so the futex word changes. With no room the consumer is not asleep on empty. */
+        /* A consumer asleep on the empty ring sleeps on the tag at head: commit an empty PAD
+         * there so it wakes and sees the EOF. With no room, no consumer is asleep on empty. */
         if (ipk__prod_begin(r, ipk__deadline(100)) == 0) {
             if (ipk__ring_room(r, IPK__SHM_RECHDR, IPK__DL_NOW) == 0) {
-                ipk__rec *pad = (ipk__rec *)(r->data + (r->p_head & r->mask));
-                pad->len = 0;
-                pad->tag = IPK__SHM_TAG_PAD;
-                r->p_head += IPK__SHM_RECHDR;
-                ipk__publish(r, &h->head, r->p_head, &h->cons_sleepers);
+                ipk__rec_at(r, r->p_head)->len = 0;
+                ipk__commit_at(r, r->p_head, IPK__SHM_RECHDR, IPK__SHM_TAG_PAD);
             }
             ipk__prod_end(r);
         }
-        ipk__futex_wake(&h->head);
         int32_t me = (int32_t)getpid();
         if (!r->multi)
             atomic_compare_exchange_strong(&h->prod_pid, &me, 0);

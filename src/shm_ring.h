@@ -6,13 +6,15 @@
  * Layout of the header, one 64-byte cache line per writer so the SPSC fast path of each side
  * writes one shared line only:
  *   line 0  constant after creation: magic (published last), version, capacity, owner, flags
- *   line 1  producer line: head (committed write index; futex word), producer's CPU, and the
- *           number of consumers asleep on head (written by consumers only when they sleep)
+ *   line 1  producer line: head (committed write index), producer's CPU, and the number of
+ *           consumers asleep (written by consumers only when they go to sleep)
  *   line 2  consumer line: tail (read index; futex word), consumer's CPU, producers asleep on tail
  *   line 3  attach bookkeeping: producers attached (for EOF), SPSC claims, crash recoveries
  *   line 4+ the robust process-shared mutexes of multi=1 (one for producers, one for consumers)
- * A record is an 8-byte header {len, tag} then len bytes, padded to 8. tag is BUSY while a
- * producer writes it, DATA once committed, PAD for the filler before a wrap.
+ * A record is an 8-byte header {len, tag} then len bytes, padded to 8. tag is the commit word:
+ * 0 until the producer commits, then DATA, or PAD for the filler before a wrap (and the empty
+ * record a closing producer leaves to wake a sleeping consumer). The largest message is
+ * capacity - 16: its header, and the zeroed header of the record after it.
  */
 #ifndef IPK_SHM_RING_H
 #define IPK_SHM_RING_H
@@ -32,7 +34,6 @@
 #define IPK__SHM_F_FENCE    0x2u /* an attached process lacks membarrier: publish with a fence */
 #define IPK__SHM_F_RELEASED 0x4u /* the owner closed with keep=1: not stale, just ownerless */
 
-#define IPK__SHM_TAG_BUSY 0x42555359u
 #define IPK__SHM_TAG_DATA 0x44415441u
 #define IPK__SHM_TAG_PAD  0x50414444u
 
@@ -81,7 +82,6 @@ typedef struct ipk__ring {
     size_t res_len;
     /* consumer side */
     uint64_t c_tail; /* next read index */
-    uint64_t c_head; /* cached head: a lower bound */
     int c_attached, c_locked, c_peeked;
     uint64_t peek_next; /* tail after the peeked record */
     unsigned ops;       /* counts operations, to republish our CPU now and then */
@@ -112,7 +112,7 @@ int ipk__pid_alive(pid_t pid, uint64_t start);
 uint64_t ipk__pid_start(pid_t pid);
 
 /* Test hook: when > 0, the producer's nth ipk__ring_send writes half a record and raises
- * SIGKILL while holding the producers' mutex (multi=1), to test crash recovery. */
+ * SIGKILL (holding the producers' mutex with multi=1), to test crash recovery. */
 extern int ipk__shm_die_at;
 /* Benchmark hook: publish with a full fence even where membarrier would allow none. */
 extern int ipk__shm_force_fence;

@@ -523,7 +523,7 @@ static size_t ipk__shm_info_ring(const struct ipk__shm_hdr *h, char *buf, size_t
     IPK__PUT("layout: ipckit ring version %u; header %d B, data %llu B (largest message %llu B); "
              "multi=%d\n",
              h->version, IPK__SHM_HDR, (unsigned long long)h->capacity,
-             (unsigned long long)(h->capacity - IPK__SHM_RECHDR), (fl & IPK__SHM_F_MULTI) != 0);
+             (unsigned long long)(h->capacity - 2 * IPK__SHM_RECHDR), (fl & IPK__SHM_F_MULTI) != 0);
     IPK__PUT("indices: head %llu, tail %llu: %llu B queued\n", (unsigned long long)hd,
              (unsigned long long)tl, (unsigned long long)(hd - tl));
     pid_t pid;
