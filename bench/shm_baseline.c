@@ -25,12 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BL_LINE     64
-#define BL_RT_N     100000  /* round trips per run */
-#define BL_RT_WARM  10000
-#define BL_TP_N     5000000 /* messages per throughput run */
-#define BL_SLOTS    1024
-#define BL_MSG      64
+#define BL_LINE    64
+#define BL_RT_N    100000 /* round trips per run */
+#define BL_RT_WARM 10000
+#define BL_TP_N    5000000 /* messages per throughput run */
+#define BL_SLOTS   1024
+#define BL_MSG     64
 
 static int64_t bl_now(void)
 {
@@ -283,8 +283,7 @@ int main(int argc, char **argv)
            (long long)bl_median(pp, reps), ca, cb);
     printf("raw fixed-slot SPSC ring, 64 B messages: %.2f M msg/s (CPUs %d and %d)\n",
            bl_median_d(rg, reps) / 1e6, ca, cb);
-    printf("pipe round trip p50, one CPU: %lld ns (CPU %d)\n", (long long)bl_median(pi, reps),
-           ca);
+    printf("pipe round trip p50, one CPU: %lld ns (CPU %d)\n", (long long)bl_median(pi, reps), ca);
     return 0;
 }
 #endif

@@ -35,7 +35,8 @@ static int64_t ipk_roundtrip(int cpu_a, int cpu_b, size_t size)
     ipk_chan *rq, *rs;
     ipk_check(ipk_listen(&rq, req, NULL), req);
     ipk_check(ipk_listen(&rs, resp, NULL), resp);
-    int n = cpu_a == cpu_b ? BL_RT_N / 4 : BL_RT_N, warm = cpu_a == cpu_b ? BL_RT_WARM / 4 : BL_RT_WARM;
+    int n = cpu_a == cpu_b ? BL_RT_N / 4 : BL_RT_N,
+        warm = cpu_a == cpu_b ? BL_RT_WARM / 4 : BL_RT_WARM;
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -134,7 +135,8 @@ int main(int argc, char **argv)
     int64_t mpp = bl_median(pp, reps), mipp = bl_median(ipp, reps), mipp8 = bl_median(ipp8, reps);
     int64_t mpi = bl_median(pi, reps), mipi = bl_median(ipi, reps);
     double mrg = bl_median_d(rg, reps), mirg = bl_median_d(irg, reps);
-    double r0 = (double)mipp8 / (double)mpp, r1 = (double)mipp / (double)mpp, r2 = mirg / mrg, r3 = (double)mipi / (double)mpi;
+    double r0 = (double)mipp8 / (double)mpp, r1 = (double)mipp / (double)mpp, r2 = mirg / mrg,
+           r3 = (double)mipi / (double)mpi;
     printf("shm: vs raw, CPUs %d and %d, medians of %d runs\n", ca, cb, reps);
     printf("round trip p50, two CPUs:  raw ping-pong %6lld ns  ipckit  8 B %6lld ns  ratio %.2f "
            "(target <= 1.5) %s\n",

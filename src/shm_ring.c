@@ -333,8 +333,9 @@ int ipk__ring_attach(ipk__ring *r, void *map, size_t map_len, const char *name)
     if (cap < 64 || (cap & (cap - 1)) != 0 || cap > map_len - IPK__SHM_HDR)
         return ipk__err(IPK_EPROTO, "%s: corrupt header: capacity %llu in a segment of %zu bytes",
                         name, (unsigned long long)cap, map_len);
+    /* Only what cannot change under us is checked: live peers move head and tail meanwhile. */
     uint64_t hd = atomic_load(&h->head), tl = atomic_load(&h->tail);
-    if (hd - tl > cap || (hd & 7) || (tl & 7))
+    if ((hd & 7) || (tl & 7))
         return ipk__err(IPK_EPROTO, "%s: corrupt header: head %llu, tail %llu, capacity %llu", name,
                         (unsigned long long)hd, (unsigned long long)tl, (unsigned long long)cap);
     r->h = h;
@@ -597,7 +598,8 @@ IPK__HOT long ipk__ring_next(ipk__ring *r, int64_t dl)
             continue;
         }
         uint64_t pos = r->c_tail & r->mask;
-        uint32_t len = rec->len;
+        /* Read once: the checks below must hold for the length that is used. */
+        uint32_t len = __atomic_load_n(&rec->len, __ATOMIC_RELAXED);
         uint64_t size = ipk__rec_size(len);
         if (size > r->cap - pos || (tag != IPK__SHM_TAG_DATA && tag != IPK__SHM_TAG_PAD))
             return ipk__err(IPK_EPROTO, "%s: corrupt record at index %llu (length %u, tag 0x%08x)",

@@ -131,13 +131,16 @@ static int producer(void *p)
 {
     prod_arg *a = p;
     ipk_chan *c;
-    if (ipk_dial(&c, a->url, NULL) != 0)
+    int r = ipk_dial(&c, a->url, NULL);
+    if (r != 0) {
+        fprintf(stderr, "producer %u: dial: %s (%s)\n", a->prod, ipk_strerror(r), ipk_errmsg());
         return 1;
+    }
     ipk__shm_die_at = a->die_at;
     unsigned char buf[REC_MAX];
     for (uint32_t s = 0; s < a->n; s++) {
         size_t n = make_rec(buf, a->prod, s);
-        int r = ipk_send(c, buf, n, 30000);
+        r = ipk_send(c, buf, n, 30000);
         if (r != 0) {
             fprintf(stderr, "producer %u: send %u: %s (%s)\n", a->prod, s, ipk_strerror(r),
                     ipk_errmsg());
