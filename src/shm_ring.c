@@ -164,15 +164,11 @@ int ipk__pid_alive(pid_t pid, uint64_t start)
 
 static int ipk__futex_wait(_Atomic uint32_t *w, uint32_t val, int64_t dl)
 {
-    struct timespec ts, *tsp = NULL;
-    if (dl != IPK__DL_FOREVER) {
-        ts.tv_sec = (time_t)(dl / 1000000000);
-        ts.tv_nsec = (long)(dl % 1000000000);
-        tsp = &ts;
-    }
+    struct timespec ts = ipk__dl_ts(dl);
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so EINTR keeps it as is.
      * Not FUTEX_PRIVATE_FLAG: the word is shared between processes. */
-    if (syscall(SYS_futex, w, FUTEX_WAIT_BITSET, val, tsp, NULL, FUTEX_BITSET_MATCH_ANY) == 0)
+    if (syscall(SYS_futex, w, FUTEX_WAIT_BITSET, val, dl == IPK__DL_FOREVER ? NULL : &ts, NULL,
+                FUTEX_BITSET_MATCH_ANY) == 0)
         return 0;
     return -errno;
 }
@@ -251,8 +247,7 @@ static int ipk__ring_lock(const ipk__ring *r, pthread_mutex_t *m, int64_t dl)
     } else if (dl == IPK__DL_FOREVER) {
         e = pthread_mutex_lock(m);
     } else {
-        struct timespec ts = {.tv_sec = (time_t)(dl / 1000000000),
-                              .tv_nsec = (long)(dl % 1000000000)};
+        struct timespec ts = ipk__dl_ts(dl);
         e = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
     }
     if (e == EOWNERDEAD) {

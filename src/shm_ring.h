@@ -23,6 +23,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #define IPK__SHM_MAGIC   0x524b5049u /* "IPKR" */
 #define IPK__SHM_VERSION 1u
@@ -87,6 +88,14 @@ typedef struct ipk__ring {
     unsigned ops;       /* counts operations, to republish our CPU now and then */
     const char *name;   /* for messages */
 } ipk__ring;
+
+/* An absolute CLOCK_MONOTONIC deadline (ipk.h) as the timespec that futex, mutex and semaphore
+ * waits take. */
+static inline struct timespec ipk__dl_ts(int64_t dl)
+{
+    struct timespec ts = {.tv_sec = (time_t)(dl / 1000000000), .tv_nsec = (long)(dl % 1000000000)};
+    return ts;
+}
 
 /* Bytes a segment of data capacity cap occupies. */
 size_t ipk__shm_seg_size(uint64_t cap);

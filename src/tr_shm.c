@@ -332,8 +332,7 @@ static int ipk__sem_wait(ipk_chan *c, sem_t *sem, int64_t dl)
         } else if (dl == IPK__DL_FOREVER) {
             r = sem_wait(sem);
         } else {
-            struct timespec ts = {.tv_sec = (time_t)(dl / 1000000000),
-                                  .tv_nsec = (long)(dl % 1000000000)};
+            struct timespec ts = ipk__dl_ts(dl);
             r = sem_clockwait(sem, CLOCK_MONOTONIC, &ts); /* absolute: EINTR keeps the deadline */
         }
         if (r == 0)
