@@ -28,6 +28,7 @@ extern char **environ;
 typedef struct ipk__exec {
     pid_t pid;
     int pidfd;
+    int polled; /* no pidfd_open(2): reaping polls waitpid(WNOHANG) */
     long linger_ms;
 } ipk__exec;
 
@@ -104,9 +105,11 @@ static int ipk__exec_spawn(ipk_chan *c, int in_rd, int out_wr, pid_t *pid)
  */
 static int ipk__exec_wait(ipk_chan *c, ipk__exec *x, int64_t dl, int *status)
 {
+    unsigned step = 0;
     for (;;) {
         /* No pidfd: the child was gone before we could watch it (see ipk__exec_pidfd). */
-        pid_t w = x->pidfd >= 0 ? waitpid(x->pid, status, WNOHANG) : (errno = ECHILD, -1);
+        pid_t w =
+            x->pidfd >= 0 || x->polled ? waitpid(x->pid, status, WNOHANG) : (errno = ECHILD, -1);
         if (w == x->pid)
             return 0;
         if (w < 0 && errno == EINTR)
@@ -116,7 +119,7 @@ static int ipk__exec_wait(ipk_chan *c, ipk__exec *x, int64_t dl, int *status)
                                "%s: child %d was reaped elsewhere (SIGCHLD ignored, or a "
                                "waitpid(-1) in the program); its exit status is lost",
                                c->name, (int)x->pid);
-        int r = ipk__wait_fd(x->pidfd, POLLIN, dl);
+        int r = x->polled ? ipk__backoff(dl, &step) : ipk__wait_fd(x->pidfd, POLLIN, dl);
         if (r < 0)
             return r;
     }
@@ -133,6 +136,9 @@ static int ipk__exec_reap(ipk_chan *c, ipk__exec *x)
         if (sigs[i] && x->pidfd >= 0 &&
             syscall(SYS_pidfd_send_signal, x->pidfd, sigs[i], NULL, 0) != 0 && errno != ESRCH)
             return ipk__errsys(-errno, "%s: pidfd_send_signal(%d)", c->name, (int)x->pid);
+        /* Without a pidfd the child is still unreaped, so its pid cannot have been reused. */
+        if (sigs[i] && x->polled)
+            kill(x->pid, sigs[i]);
         r = ipk__exec_wait(c, x, ipk__deadline((int)waits[i]), &status);
         if (r == 0)
             return status;
@@ -153,11 +159,13 @@ static int ipk__exec_pidfd(ipk_chan *c, ipk__exec *x)
     int fd = (int)syscall(SYS_pidfd_open, x->pid, 0); /* always close-on-exec */
     if (fd < 0 && errno == ESRCH)
         return 0;
+    if (fd < 0 && errno == ENOSYS) {
+        /* Before Linux 5.3 (or under valgrind): poll waitpid(WNOHANG) with a back-off. */
+        x->polled = 1;
+        return 0;
+    }
     if (fd < 0)
-        return ipk__errsys(-errno,
-                           errno == ENOSYS ? "%s: pidfd_open: Linux 5.3 or later is needed"
-                                           : "%s: pidfd_open",
-                           c->name);
+        return ipk__errsys(-errno, "%s: pidfd_open", c->name);
     siginfo_t si;
     if (waitid(P_PID, (id_t)x->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
         close(fd); /* not our child any more: the pid was reused */
@@ -350,7 +358,7 @@ static long ipk__exec_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, 
 
 static long ipk__exec_info(const ipk__addr *a, char *buf, size_t cap)
 {
-    /* Whether this kernel has pidfd_open (Linux 5.3+), which exec: needs to reap children. */
+    /* Whether this kernel has pidfd_open (Linux 5.3+); without it reaping polls waitpid. */
     int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
     int e = fd < 0 ? errno : 0;
     if (fd >= 0)
@@ -360,9 +368,10 @@ static long ipk__exec_info(const ipk__addr *a, char *buf, size_t cap)
                     "runs: /bin/sh -c '%s' (stdin and stdout on pipes, stderr inherited)\n"
                     "close: EOF to the child, then linger (default %d ms), SIGTERM, and SIGKILL "
                     "%d ms later; returns the wait status\n"
-                    "pidfd_open: %s\n",
+                    "reaping: %s\n",
                     ipk__tr_exec.summary, a->body, IPK__LINGER_MS, IPK__TERM_MS,
-                    e ? ipk_strerror(-e) : "available");
+                    e ? "waitpid(WNOHANG) with a back-off (no pidfd_open on this kernel)"
+                      : "pidfd (pidfd_open available)");
 }
 
 static const char *const ipk__exec_keys[] = {"framing", "linger", NULL};

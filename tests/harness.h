@@ -61,6 +61,10 @@ int ipkt_become_nobody(void);
 /* Asserts that ipk_errmsg() contains every given substring. */
 void ipkt_errmsg_has(const char *needle);
 
+/* Whether the suite runs under a slow checker (valgrind): set IPKT_SLOW=1. Tests may then widen
+ * intervals that would otherwise starve the process (signal storms), never their assertions. */
+int ipkt_slow(void);
+
 /* Fills buf with a pattern derived from seed; ipkt_check() verifies it. */
 void ipkt_fill(void *buf, size_t n, uint32_t seed);
 int ipkt_check(const void *buf, size_t n, uint32_t seed);

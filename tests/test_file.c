@@ -424,6 +424,7 @@ static void t_log_emsgsize(void **state)
 {
     (void)state;
     char path[256], url[300], buf[200];
+    ipkt_fill(buf, sizeof buf, 1);
     ipk_chan *l = new_log(path, sizeof path, url, sizeof url, NULL);
     ipkt_ok(ipk_send(l, buf, 100, 0));
     ipkt_expect(ipk_recv(l, buf, 10, 0), IPK_EMSGSIZE);

@@ -1,0 +1,289 @@
+/*
+ * shm_baseline.c - the raw yardsticks for ipckit's shm: ring, with no ipckit at all:
+ *   pingpong  round trip of one cache line between two processes on two CPUs (each side spins
+ *             on a shared counter and answers by bumping it): the floor for any shared-memory
+ *             round trip;
+ *   ring      one-way throughput of 64-byte messages through a fixed-slot single-producer /
+ *             single-consumer ring (indices on separate cache lines, each side caching the
+ *             other's index, spinning when full or empty): the floor for one-way throughput;
+ *   pipe      round trip of 64 bytes over two pipes with both processes on one CPU: what a
+ *             same-CPU round trip costs through the kernel.
+ * Build: gcc -O2 -std=c11 -o shm_baseline bench/shm_baseline.c
+ * Run:   shm_baseline [-c CPU_A] [-C CPU_B] [-r REPEATS]   (prints medians of REPEATS runs)
+ * bench/shm_vs_raw.c includes this file (SHM_BASELINE_NO_MAIN) to run the same measures next to
+ * ipckit's in one run.
+ */
+#define _GNU_SOURCE 1
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BL_LINE    64
+#define BL_RT_N    100000 /* round trips per run */
+#define BL_RT_WARM 10000
+#define BL_TP_N    5000000 /* messages per throughput run */
+#define BL_SLOTS   1024
+#define BL_MSG     64
+
+static int64_t bl_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void bl_pin(int cpu)
+{
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    CPU_SET(cpu, &s);
+    if (sched_setaffinity(0, sizeof s, &s) != 0) {
+        perror("sched_setaffinity");
+        exit(2);
+    }
+}
+
+static void *bl_shared(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("mmap");
+        exit(2);
+    }
+    return p;
+}
+
+static int bl_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of n samples (sorts them). */
+static int64_t bl_median(int64_t *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, bl_cmp);
+    return v[n / 2];
+}
+
+static double bl_median_d(double *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return v[n / 2];
+}
+
+static void bl_wait(pid_t pid)
+{
+    int st;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "child %d failed\n", (int)pid);
+        exit(2);
+    }
+}
+
+static inline void bl_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* ---- cache-line ping-pong: p50 of the round trip, ns ---- */
+
+static int64_t bl_pingpong(int cpu_a, int cpu_b)
+{
+    _Atomic uint64_t *w = bl_shared(4096);
+    atomic_store(w, 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        bl_pin(cpu_b);
+        for (uint64_t v = 1; v < 2 * (BL_RT_N + BL_RT_WARM); v += 2) {
+            while (atomic_load_explicit(w, memory_order_acquire) != v)
+                bl_relax();
+            atomic_store_explicit(w, v + 1, memory_order_release);
+        }
+        _exit(0);
+    }
+    bl_pin(cpu_a);
+    int64_t *s = malloc(sizeof(int64_t) * BL_RT_N);
+    for (int i = 0; i < BL_RT_N + BL_RT_WARM; i++) {
+        uint64_t v = 2 * (uint64_t)i + 1;
+        int64_t t0 = bl_now();
+        atomic_store_explicit(w, v, memory_order_release);
+        while (atomic_load_explicit(w, memory_order_acquire) != v + 1)
+            bl_relax();
+        if (i >= BL_RT_WARM)
+            s[i - BL_RT_WARM] = bl_now() - t0;
+    }
+    bl_wait(pid);
+    int64_t m = bl_median(s, BL_RT_N);
+    free(s);
+    munmap((void *)w, 4096);
+    return m;
+}
+
+/* ---- fixed-slot SPSC ring: messages per second ---- */
+
+struct bl_ring {
+    _Alignas(BL_LINE) _Atomic uint64_t head;
+    _Alignas(BL_LINE) _Atomic uint64_t tail;
+    _Alignas(BL_LINE) _Atomic int64_t t_first;
+    _Atomic int64_t t_last;
+    _Alignas(BL_LINE) unsigned char slot[BL_SLOTS][BL_MSG];
+};
+
+static double bl_ring(int cpu_a, int cpu_b)
+{
+    struct bl_ring *r = bl_shared(sizeof *r);
+    memset(r, 0, sizeof *r);
+    pid_t pid = fork();
+    if (pid == 0) { /* producer */
+        bl_pin(cpu_b);
+        unsigned char msg[BL_MSG];
+        memset(msg, 'm', sizeof msg);
+        uint64_t head = 0, tail = 0;
+        for (uint64_t i = 0; i < BL_TP_N; i++) {
+            while (head - tail >= BL_SLOTS) {
+                tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+                if (head - tail >= BL_SLOTS)
+                    bl_relax();
+            }
+            memcpy(&msg, &i, sizeof i);
+            memcpy(r->slot[head % BL_SLOTS], msg, BL_MSG);
+            atomic_store_explicit(&r->head, ++head, memory_order_release);
+        }
+        _exit(0);
+    }
+    bl_pin(cpu_a);
+    unsigned char out[BL_MSG];
+    uint64_t head = 0, tail = 0;
+    int64_t t0 = 0;
+    for (uint64_t i = 0; i < BL_TP_N; i++) {
+        while (tail == head) {
+            head = atomic_load_explicit(&r->head, memory_order_acquire);
+            if (tail == head)
+                bl_relax();
+        }
+        memcpy(out, r->slot[tail % BL_SLOTS], BL_MSG);
+        atomic_store_explicit(&r->tail, ++tail, memory_order_release);
+        if (i == 0)
+            t0 = bl_now();
+        uint64_t seq;
+        memcpy(&seq, out, sizeof seq);
+        if (seq != i) {
+            fprintf(stderr, "raw ring: got %llu, expected %llu\n", (unsigned long long)seq,
+                    (unsigned long long)i);
+            exit(2);
+        }
+    }
+    double rate = (double)(BL_TP_N - 1) * 1e9 / (double)(bl_now() - t0);
+    bl_wait(pid);
+    munmap(r, sizeof *r);
+    return rate;
+}
+
+/* ---- pipe ping-pong on one CPU: p50 ns ---- */
+
+static int64_t bl_pipe(int cpu)
+{
+    int a[2], b[2];
+    if (pipe(a) || pipe(b)) {
+        perror("pipe");
+        exit(2);
+    }
+    bl_pin(cpu);
+    int n = BL_RT_N / 4, warm = BL_RT_WARM / 4;
+    pid_t pid = fork();
+    if (pid == 0) {
+        char m[BL_MSG];
+        for (int i = 0; i < n + warm; i++)
+            if (read(a[0], m, sizeof m) != (ssize_t)sizeof m ||
+                write(b[1], m, sizeof m) != (ssize_t)sizeof m)
+                _exit(1);
+        _exit(0);
+    }
+    char m[BL_MSG] = {0};
+    int64_t *s = malloc(sizeof(int64_t) * (size_t)n);
+    for (int i = 0; i < n + warm; i++) {
+        int64_t t0 = bl_now();
+        if (write(a[1], m, sizeof m) != (ssize_t)sizeof m ||
+            read(b[0], m, sizeof m) != (ssize_t)sizeof m)
+            exit(2);
+        if (i >= warm)
+            s[i - warm] = bl_now() - t0;
+    }
+    bl_wait(pid);
+    int64_t med = bl_median(s, n);
+    free(s);
+    close(a[0]), close(a[1]), close(b[0]), close(b[1]);
+    return med;
+}
+
+/* Chooses two CPUs this process may run on (or the ones given) and the repeat count. */
+static void bl_args(int argc, char **argv, int *cpu_a, int *cpu_b, int *reps)
+{
+    cpu_set_t s;
+    sched_getaffinity(0, sizeof s, &s);
+    *cpu_a = *cpu_b = -1;
+    for (int c = 0; c < CPU_SETSIZE && *cpu_b < 0; c++)
+        if (CPU_ISSET(c, &s)) {
+            if (*cpu_a < 0)
+                *cpu_a = c;
+            else
+                *cpu_b = c;
+        }
+    *reps = 5;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:C:r:")) != -1) {
+        if (opt == 'c')
+            *cpu_a = atoi(optarg);
+        else if (opt == 'C')
+            *cpu_b = atoi(optarg);
+        else if (opt == 'r')
+            *reps = atoi(optarg);
+        else {
+            fprintf(stderr, "usage: %s [-c CPU_A] [-C CPU_B] [-r REPEATS]\n", argv[0]);
+            exit(2);
+        }
+    }
+    if (*cpu_b < 0) {
+        fprintf(stderr, "needs two CPUs (found one): the cross-CPU figures make no sense\n");
+        exit(2);
+    }
+    if (*reps < 1)
+        *reps = 1;
+}
+
+#ifndef SHM_BASELINE_NO_MAIN
+int main(int argc, char **argv)
+{
+    int ca, cb, reps;
+    bl_args(argc, argv, &ca, &cb, &reps);
+    int64_t pp[64], pi[64];
+    double rg[64];
+    for (int i = 0; i < reps && i < 64; i++) {
+        pp[i] = bl_pingpong(ca, cb);
+        rg[i] = bl_ring(ca, cb);
+        pi[i] = bl_pipe(ca);
+    }
+    printf("cpus %d,%d; medians of %d runs\n", ca, cb, reps);
+    printf("raw cache-line ping-pong round trip p50: %lld ns (CPUs %d and %d)\n",
+           (long long)bl_median(pp, reps), ca, cb);
+    printf("raw fixed-slot SPSC ring, 64 B messages: %.2f M msg/s (CPUs %d and %d)\n",
+           bl_median_d(rg, reps) / 1e6, ca, cb);
+    printf("pipe round trip p50, one CPU: %lld ns (CPU %d)\n", (long long)bl_median(pi, reps), ca);
+    return 0;
+}
+#endif

@@ -1,0 +1,765 @@
+/*
+ * test_shm.c - the shm: transport between real processes: a million records through many
+ * wrap-arounds (one producer, then four), a producer killed while it holds the mutex in the
+ * middle of a record, full/empty with every kind of timeout, sizes that can never fit, missing,
+ * foreign, forbidden and stale segments, two processes sharing one CPU, the guide's
+ * segment + semaphore protocol in both directions, and zero-copy.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Test hook in shm_ring.c: the nth send dies half-way through its record. */
+extern int ipk__shm_die_at;
+
+/* ---- helpers ---- */
+
+static const char *ring(char *name, size_t cap)
+{
+    ipkt_name(name, cap, "/");
+    ipkt_journal("shm", name);
+    return name;
+}
+
+static const char *url(char *buf, size_t cap, const char *name, const char *query)
+{
+    snprintf(buf, cap, "shm:%s%s%s", name, query ? "?" : "", query ? query : "");
+    return buf;
+}
+
+static void msleep(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Records: a header {seq, producer, payload length, checksum}, then a payload cut from a
+ * random block at an offset derived from (producer, seq). Sizes: mostly under 200 bytes, one
+ * in eight up to 6000. */
+typedef struct rec_hdr {
+    uint32_t seq, prod, len, sum;
+} rec_hdr;
+
+#define RND_LEN 8192
+static unsigned char rnd[RND_LEN];
+#define REC_MAX (sizeof(rec_hdr) + 6000)
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint32_t sum32(const unsigned char *p, size_t n)
+{
+    uint64_t s = n, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        s = (s ^ w) * 0x100000001b3ULL;
+    }
+    for (; i < n; i++)
+        s = (s ^ p[i]) * 0x100000001b3ULL;
+    return (uint32_t)(s ^ (s >> 32));
+}
+
+static size_t make_rec(unsigned char *buf, uint32_t prod, uint32_t seq)
+{
+    uint64_t h = mix(((uint64_t)prod << 32) | seq);
+    size_t len = (h & 7) == 0 ? (size_t)((h >> 8) % 6001) : (size_t)((h >> 8) % 200);
+    size_t off = (size_t)((h >> 40) % 2048);
+    rec_hdr r = {seq, prod, (uint32_t)len, sum32(rnd + off, len)};
+    memcpy(buf, &r, sizeof r);
+    memcpy(buf + sizeof r, rnd + off, len);
+    return sizeof r + len;
+}
+
+/* Checks a received record against what make_rec would have sent; returns its producer. */
+static uint32_t check_rec(const unsigned char *buf, long n, uint32_t *next)
+{
+    rec_hdr r;
+    assert_true(n >= (long)sizeof r);
+    memcpy(&r, buf, sizeof r);
+    assert_true(r.prod < 8);
+    if (r.seq != next[r.prod])
+        print_error("producer %u: got seq %u, expected %u\n", r.prod, r.seq, next[r.prod]);
+    assert_int_equal(r.seq, next[r.prod]);
+    unsigned char want[REC_MAX];
+    size_t wn = make_rec(want, r.prod, r.seq);
+    assert_int_equal((size_t)n, wn);
+    assert_int_equal(sum32(buf + sizeof r, r.len), r.sum);
+    assert_memory_equal(buf, want, wn);
+    next[r.prod]++;
+    return r.prod;
+}
+
+/* IPKT_SCALE divides the big record counts (never below 100,000). */
+static uint32_t scaled(uint32_t n)
+{
+    const char *s = getenv("IPKT_SCALE");
+    uint32_t k = s ? (uint32_t)atoi(s) : 1;
+    if (k < 1)
+        k = 1;
+    n /= k;
+    return n < 100000 ? 100000 : n;
+}
+
+typedef struct prod_arg {
+    char url[200];
+    uint32_t prod, n;
+    int die_at;
+} prod_arg;
+
+static int producer(void *p)
+{
+    prod_arg *a = p;
+    ipk_chan *c;
+    int r = ipk_dial(&c, a->url, NULL);
+    if (r != 0) {
+        fprintf(stderr, "producer %u: dial: %s (%s)\n", a->prod, ipk_strerror(r), ipk_errmsg());
+        return 1;
+    }
+    ipk__shm_die_at = a->die_at;
+    unsigned char buf[REC_MAX];
+    for (uint32_t s = 0; s < a->n; s++) {
+        size_t n = make_rec(buf, a->prod, s);
+        r = ipk_send(c, buf, n, 30000);
+        if (r != 0) {
+            fprintf(stderr, "producer %u: send %u: %s (%s)\n", a->prod, s, ipk_strerror(r),
+                    ipk_errmsg());
+            return 1;
+        }
+    }
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+static void get_info(const char *u, char *buf, size_t cap)
+{
+    long n = ipk_info(u, buf, cap);
+    assert_true(n > 0 && (size_t)n < cap);
+}
+
+/* ---- a million records ---- */
+
+static void run_million(int nprod, const char *query)
+{
+    char name[64], u[200];
+    ipkt_fill(rnd, sizeof rnd, 7);
+    ring(name, sizeof name);
+    url(u, sizeof u, name, query);
+    ipk_chan *c;
+    ipkt_ok(ipk_listen(&c, u, NULL));
+    uint32_t total = scaled(1000000), per = total / (uint32_t)nprod;
+    prod_arg a[4];
+    pid_t pid[4];
+    for (int i = 0; i < nprod; i++) {
+        a[i] = (prod_arg){.prod = (uint32_t)i, .n = per};
+        snprintf(a[i].url, sizeof a[i].url, "%s", u);
+        pid[i] = ipkt_spawn(producer, &a[i]);
+    }
+    uint32_t next[8] = {0};
+    unsigned char buf[REC_MAX];
+    for (uint32_t got = 0; got < per * (uint32_t)nprod; got++) {
+        long n = ipk_recv(c, buf, sizeof buf, 30000);
+        if (n < 0)
+            ipkt_expect(n, 0);
+        check_rec(buf, n, next);
+    }
+    for (int i = 0; i < nprod; i++) {
+        assert_int_equal(next[i], per);
+        assert_int_equal(ipkt_wait(pid[i]), 0);
+    }
+    /* Every producer has closed and the ring is empty: end of stream, nothing extra. */
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 5000), IPK_EOF);
+    ipkt_ok(ipk_close(c));
+    assert_int_equal(shm_open(name, O_RDONLY, 0), -1); /* the owner removed it */
+    assert_int_equal(errno, ENOENT);
+}
+
+static void t_million_spsc(void **state)
+{
+    (void)state;
+    run_million(1, "size=64k");
+}
+
+static void t_million_four_producers(void **state)
+{
+    (void)state;
+    run_million(4, "size=64k&multi=1");
+}
+
+/* ---- kill -9 in the middle of a record, holding the mutex ---- */
+
+static void t_kill_producer_mid_record(void **state)
+{
+    (void)state;
+    char name[64], u[200], info[2048];
+    ipkt_fill(rnd, sizeof rnd, 7);
+    ring(name, sizeof name);
+    url(u, sizeof u, name, "size=64k&multi=1");
+    ipk_chan *c;
+    ipkt_ok(ipk_listen(&c, u, NULL));
+    /* Producer 0 dies at its 500th send, after writing half of it, with the mutex held.
+     * Producer 1 runs alongside; producer 2 starts after the death, so someone must take the
+     * mutex over from the dead holder. */
+    prod_arg a[3] = {
+        {.prod = 0, .n = 100000, .die_at = 500}, {.prod = 1, .n = 20000}, {.prod = 2, .n = 20000}};
+    for (int i = 0; i < 3; i++)
+        snprintf(a[i].url, sizeof a[i].url, "%s", u);
+    pid_t p0 = ipkt_spawn(producer, &a[0]), p1 = ipkt_spawn(producer, &a[1]), p2 = 0;
+    uint32_t next[8] = {0};
+    unsigned char buf[REC_MAX];
+    int st, dead = 0;
+    for (int idle = 0; next[1] + next[2] < 40000 || next[0] < 499;) {
+        long n = ipk_recv(c, buf, sizeof buf, 100);
+        if (n == IPK_ETIMEDOUT) {
+            assert_true(++idle < 600); /* 60 s without progress: wedged */
+        } else {
+            if (n < 0)
+                ipkt_expect(n, 0);
+            check_rec(buf, n, next);
+            idle = 0;
+        }
+        if (!dead && waitpid(p0, &st, WNOHANG) == p0) {
+            assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+            dead = 1;
+            p2 = ipkt_spawn(producer, &a[2]);
+        }
+    }
+    /* Everything producer 0 committed arrived; its half record never does. */
+    assert_int_equal(next[0], 499);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 300), IPK_ETIMEDOUT);
+    assert_true(dead);
+    assert_int_equal(ipkt_wait(p1), 0);
+    assert_int_equal(ipkt_wait(p2), 0);
+    get_info(u, info, sizeof info);
+    if (strstr(info, "mutex recoveries: 1;") == NULL)
+        print_error("%s", info);
+    assert_non_null(strstr(info, "mutex recoveries: 1;"));
+    ipkt_ok(ipk_close(c));
+}
+
+/* Without multi=1 a producer killed mid-record leaves no lock; a new producer takes over the
+ * dead one's claim and the half record is overwritten. */
+static void t_kill_spsc_producer(void **state)
+{
+    (void)state;
+    char name[64], u[200];
+    ipkt_fill(rnd, sizeof rnd, 7);
+    ring(name, sizeof name);
+    url(u, sizeof u, name, "size=16k");
+    ipk_chan *c;
+    ipkt_ok(ipk_listen(&c, u, NULL));
+    prod_arg a = {.prod = 0, .n = 1000, .die_at = 11};
+    snprintf(a.url, sizeof a.url, "%s", u);
+    assert_int_equal(ipkt_wait(ipkt_spawn(producer, &a)), 128 + SIGKILL);
+    uint32_t next[8] = {0};
+    unsigned char buf[REC_MAX];
+    for (int i = 0; i < 10; i++)
+        check_rec(buf, ipk_recv(c, buf, sizeof buf, 1000), next);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), -EAGAIN);
+    a = (prod_arg){.prod = 1, .n = 100};
+    snprintf(a.url, sizeof a.url, "%s", u);
+    pid_t p = ipkt_spawn(producer, &a);
+    for (int i = 0; i < 100; i++)
+        check_rec(buf, ipk_recv(c, buf, sizeof buf, 10000), next);
+    assert_int_equal(ipkt_wait(p), 0);
+    assert_int_equal(next[0], 10);
+    assert_int_equal(next[1], 100);
+    ipkt_ok(ipk_close(c));
+}
+
+/* ---- full and empty, with timeouts 0, positive and -1 ---- */
+
+typedef struct late_arg {
+    char url[200];
+    int send; /* 1: send one message; 0: receive one */
+} late_arg;
+
+static int late_peer(void *p)
+{
+    late_arg *a = p;
+    ipk_chan *c;
+    char buf[4096];
+    if (ipk_dial(&c, a->url, NULL) != 0)
+        return 1;
+    msleep(100);
+    long r = a->send ? ipk_send(c, "late", 4, -1) : ipk_recv(c, buf, sizeof buf, -1);
+    if (r < 0)
+        return 1;
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+static void t_full_and_empty(void **state)
+{
+    (void)state;
+    char name[64], u[200], buf[4096];
+    ipk_chan *c, *p;
+    /* Empty. */
+    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), "size=4k"), NULL));
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), -EAGAIN);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 50), IPK_ETIMEDOUT);
+    late_arg la = {.send = 1};
+    snprintf(la.url, sizeof la.url, "%s", u);
+    pid_t pid = ipkt_spawn(late_peer, &la);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, -1), 4);
+    assert_memory_equal(buf, "late", 4);
+    assert_int_equal(ipkt_wait(pid), 0);
+    ipkt_ok(ipk_close(c));
+    /* Full: four records of 1000 bytes take 4032 of the 4096 bytes. */
+    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), "size=4k"), NULL));
+    ipkt_ok(ipk_dial(&p, u, NULL));
+    memset(buf, 'x', sizeof buf);
+    for (int i = 0; i < 4; i++)
+        ipkt_ok(ipk_send(p, buf, 1000, 0));
+    assert_int_equal(ipk_pending(c), 1);
+    ipkt_expect(ipk_send(p, buf, 1000, 0), -EAGAIN);
+    ipkt_expect(ipk_send(p, buf, 1000, 50), IPK_ETIMEDOUT);
+    ipkt_ok(ipk_close(p));
+    ipkt_ok(ipk_close(c));
+    /* Full, and the consumer comes late: it must be another process (one consumer). */
+    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), "size=4k"), NULL));
+    ipkt_ok(ipk_dial(&p, u, NULL));
+    for (int i = 0; i < 4; i++)
+        ipkt_ok(ipk_send(p, buf, 1000, 0));
+    la = (late_arg){.send = 0};
+    snprintf(la.url, sizeof la.url, "%s", u);
+    pid = ipkt_spawn(late_peer, &la);
+    ipkt_ok(ipk_send(p, buf, 900, -1)); /* returns once the late consumer made room */
+    assert_int_equal(ipkt_wait(pid), 0);
+    ipkt_ok(ipk_close(p));
+    ipkt_ok(ipk_close(c));
+}
+
+/* ---- sizes ---- */
+
+static void t_sizes(void **state)
+{
+    (void)state;
+    char name[64], u[200];
+    static char big[8192];
+    ipk_chan *c, *p;
+    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), "size=4k"), NULL));
+    ipkt_ok(ipk_dial(&p, u, NULL));
+    ipkt_expect(ipk_send(p, big, 4081, 0), IPK_EMSGSIZE);
+    ipkt_errmsg_has("4081 bytes can never fit the ring of 4096 bytes");
+    ipkt_errmsg_has("largest message 4080");
+    ipkt_fill(big, 4080, 3);
+    ipkt_ok(ipk_send(p, big, 4080, 0)); /* the largest: the whole ring but two headers */
+    char small[100];
+    ipkt_expect(ipk_recv(c, small, sizeof small, 0), IPK_EMSGSIZE);
+    assert_int_equal(ipk_needed(c), 4080);
+    ipkt_errmsg_has("4080 bytes does not fit the buffer of 100");
+    char out[4096];
+    ipkt_expect(ipk_recv(c, out, sizeof out, 0), 4080); /* still queued */
+    assert_true(ipkt_check(out, 4080, 3));
+    ipkt_ok(ipk_send(p, NULL, 0, 0)); /* an empty message is a message */
+    ipkt_expect(ipk_recv(c, out, 0, 0), 0);
+    ipkt_expect(ipk_recv(c, out, sizeof out, 0), -EAGAIN);
+    ipkt_ok(ipk_close(p));
+    ipkt_ok(ipk_close(c));
+}
+
+/* ---- bad segments and options ---- */
+
+static void t_missing_and_foreign(void **state)
+{
+    (void)state;
+    char name[64], u[200];
+    ipk_chan *c = NULL;
+    ipkt_expect(ipk_dial(&c, url(u, sizeof u, ring(name, sizeof name), NULL), NULL), -ENOENT);
+    ipkt_errmsg_has("no such segment");
+    assert_null(c);
+    /* A segment that is not a ring: zeros, then a wrong version. */
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 8192), 0);
+    ipkt_expect(ipk_dial(&c, u, NULL), IPK_EPROTO);
+    ipkt_errmsg_has("not an ipckit ring");
+    uint32_t hdr[2] = {0x524b5049u, 99};
+    assert_int_equal(pwrite(fd, hdr, sizeof hdr, 0), (ssize_t)sizeof hdr);
+    ipkt_expect(ipk_dial(&c, u, NULL), IPK_EPROTO);
+    ipkt_errmsg_has("version 99");
+    close(fd);
+    /* listen on a name that is taken by something that is not a stale ring. */
+    ipkt_expect(ipk_listen(&c, u, NULL), -EEXIST);
+    ipkt_errmsg_has("segment exists");
+    shm_unlink(name);
+}
+
+static void t_options(void **state)
+{
+    (void)state;
+    char name[64], u[200];
+    ipk_chan *c = NULL, *d = NULL;
+    ring(name, sizeof name);
+    ipkt_expect(ipk_listen(&c, url(u, sizeof u, name, "mode=pipe"), NULL), IPK_EOPTION);
+    ipkt_errmsg_has("expected ring or segment");
+    ipkt_expect(ipk_listen(&c, url(u, sizeof u, name, "mode=segment"), NULL), IPK_EOPTION);
+    ipkt_errmsg_has("needs sem=NAME");
+    ipkt_expect(ipk_listen(&c, url(u, sizeof u, name, "sem=/x"), NULL), IPK_EOPTION);
+    ipkt_errmsg_has("mode=segment only");
+    ipkt_expect(ipk_listen(&c, url(u, sizeof u, name, "size=100"), NULL), IPK_EOPTION);
+    ipkt_errmsg_has("size=100");
+    ipkt_expect(ipk_listen(&c, url(u, sizeof u, name, "spin=-1"), NULL), IPK_EOPTION);
+    ipkt_expect(ipk_listen(&c, url(u, sizeof u, name, "framing=raw"), NULL), IPK_EOPTION);
+    ipkt_errmsg_has("unknown option 'framing'");
+    assert_null(c);
+    /* size rounds up to a power of two. */
+    ipkt_ok(ipk_listen(&c, url(u, sizeof u, name, "size=5000"), NULL));
+    char info[2048];
+    get_info(u, info, sizeof info);
+    assert_non_null(strstr(info, "data 8192 B"));
+    assert_non_null(strstr(info, "owner: pid"));
+    assert_non_null(strstr(info, "alive"));
+    assert_non_null(strstr(info, "limits: /dev/shm"));
+    ipkt_expect(ipk_listen(&d, u, NULL), -EEXIST);
+    ipkt_errmsg_has("is alive");
+    ipkt_expect(ipk_dial(&d, url(u, sizeof u, name, "multi=1"), NULL), IPK_EOPTION);
+    ipkt_errmsg_has("created with multi=0");
+    ipkt_ok(ipk_dial(&d, url(u, sizeof u, name, NULL), NULL));
+    ipkt_expect(ipk_fd(d), IPK_ENOTSUP);
+    ipkt_errmsg_has("no pollable descriptor");
+    ipkt_ok(ipk_close(d));
+    ipkt_ok(ipk_close(c));
+    get_info(u, info, sizeof info);
+    assert_non_null(strstr(info, "No such file"));
+}
+
+/* In a child that became "nobody": 0 when dialing p fails with -EACCES. */
+static int nobody_denied(void *p)
+{
+    ipk_chan *c;
+    if (ipkt_become_nobody() != 0)
+        return 1;
+    int r = ipk_dial(&c, p, NULL);
+    return r == -EACCES && strstr(ipk_errmsg(), "Permission denied") ? 0 : 1;
+}
+
+/* In a child that became "nobody": 0 when dialing p and sending work. */
+static int nobody_allowed(void *p)
+{
+    ipk_chan *c;
+    if (ipkt_become_nobody() != 0 || ipk_dial(&c, p, NULL) != 0)
+        return 1;
+    int r = ipk_send(c, "hi", 2, 1000);
+    return ipk_close(c) == 0 && r == 0 ? 0 : 1;
+}
+
+static void t_permissions(void **state)
+{
+    (void)state;
+    char name[64], u[200], buf[8];
+    ipk_chan *c;
+    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), NULL), NULL));
+    struct stat st;
+    char path[128];
+    snprintf(path, sizeof path, "/dev/shm%s", name);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(ipkt_wait(ipkt_spawn(nobody_denied, u)), 0);
+    ipkt_ok(ipk_close(c));
+    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), "perm=0666"), NULL));
+    assert_int_equal(ipkt_wait(ipkt_spawn(nobody_allowed, u)), 0);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 1000), 2);
+    ipkt_ok(ipk_close(c));
+}
+
+/* ---- stale segments ---- */
+
+static int owner_then_hang(void *p)
+{
+    int *pfd = p;
+    ipk_chan *c;
+    char u[200];
+    if (read(pfd[0], u, sizeof u) <= 0 || ipk_listen(&c, u, NULL) != 0)
+        return 1;
+    if (write(pfd[1], "R", 1) != 1)
+        return 1;
+    pause();
+    return 0;
+}
+
+static void t_stale_segment(void **state)
+{
+    (void)state;
+    char name[64], u[200], info[2048];
+    int to[2], from[2];
+    assert_int_equal(pipe(to), 0);
+    assert_int_equal(pipe(from), 0);
+    url(u, sizeof u, ring(name, sizeof name), "size=4k");
+    int fds[2] = {to[0], from[1]};
+    pid_t pid = ipkt_spawn(owner_then_hang, fds);
+    assert_int_equal(write(to[1], u, strlen(u) + 1), (ssize_t)strlen(u) + 1);
+    char ok;
+    assert_int_equal(read(from[0], &ok, 1), 1);
+    ipk_chan *c = NULL;
+    ipkt_ok(ipk_dial(&c, u, NULL)); /* live owner */
+    ipkt_ok(ipk_close(c));
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(ipkt_wait(pid), 128 + SIGKILL);
+    ipkt_expect(ipk_dial(&c, u, NULL), -EOWNERDEAD);
+    ipkt_errmsg_has("stale segment");
+    ipkt_errmsg_has("stale=1");
+    get_info(u, info, sizeof info);
+    assert_non_null(strstr(info, "DEAD: stale segment"));
+    char stale_u[220];
+    snprintf(stale_u, sizeof stale_u, "%s&stale=1", u);
+    ipkt_ok(ipk_dial(&c, stale_u, NULL));
+    ipkt_ok(ipk_send(c, "x", 1, 0));
+    ipkt_ok(ipk_close(c));
+    /* listen replaces a stale ring (never a live one: see t_options). */
+    ipkt_ok(ipk_listen(&c, u, NULL));
+    ipkt_expect(ipk_recv(c, info, sizeof info, 0), -EAGAIN); /* a fresh ring */
+    ipkt_ok(ipk_close(c));
+    /* keep=1: the owner leaves the ring, which is then not stale but released. */
+    snprintf(stale_u, sizeof stale_u, "%s&keep=1", u);
+    ipkt_ok(ipk_listen(&c, stale_u, NULL));
+    ipk_chan *p;
+    ipkt_ok(ipk_dial(&p, u, NULL));
+    ipkt_ok(ipk_send(p, "kept", 4, 0));
+    ipkt_ok(ipk_close(p));
+    ipkt_ok(ipk_close(c));
+    ipkt_ok(ipk_dial(&c, u, NULL));
+    ipkt_expect(ipk_recv(c, info, sizeof info, 0), 4);
+    ipkt_expect(ipk_recv(c, info, sizeof info, 0), IPK_EOF);
+    ipkt_ok(ipk_close(c));
+    get_info(u, info, sizeof info);
+    assert_non_null(strstr(info, "keep=1"));
+    shm_unlink(name);
+}
+
+/* ---- one producer at a time without multi=1; EOF ---- */
+
+static int hold_producer(void *p)
+{
+    int *pfd = p;
+    char u[200];
+    ipk_chan *c;
+    if (read(pfd[0], u, sizeof u) <= 0 || ipk_dial(&c, u, NULL) != 0 ||
+        ipk_send(c, "first", 5, 1000) != 0 || write(pfd[1], "R", 1) != 1)
+        return 1;
+    char go;
+    if (read(pfd[0], &go, 1) != 1)
+        return 1;
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+static void t_spsc_claim_and_eof(void **state)
+{
+    (void)state;
+    char name[64], u[200], buf[16];
+    int to[2], from[2];
+    assert_int_equal(pipe(to), 0);
+    assert_int_equal(pipe(from), 0);
+    ipk_chan *c, *p;
+    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), "size=4k"), NULL));
+    int fds[2] = {to[0], from[1]};
+    pid_t pid = ipkt_spawn(hold_producer, fds);
+    assert_int_equal(write(to[1], u, strlen(u) + 1), (ssize_t)strlen(u) + 1);
+    assert_int_equal(read(from[0], buf, 1), 1);
+    ipkt_ok(ipk_dial(&p, u, NULL));
+    ipkt_expect(ipk_send(p, "second", 6, 0), -EBUSY);
+    ipkt_errmsg_has("already has a producer");
+    ipkt_errmsg_has("multi=1");
+    ipkt_ok(ipk_close(p));
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 1000), 5);
+    /* The consumer sleeps on the empty ring; the producer's close must wake it with EOF. */
+    assert_int_equal(write(to[1], "G", 1), 1);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, -1), IPK_EOF);
+    assert_int_equal(ipkt_wait(pid), 0);
+    ipkt_ok(ipk_close(c));
+}
+
+/* ---- both processes on one CPU ---- */
+
+typedef struct echo_arg {
+    char req[200], resp[200];
+    int n, cpu;
+} echo_arg;
+
+static int echo_peer(void *p)
+{
+    echo_arg *a = p;
+    ipk_chan *rq, *rs;
+    if (sched_getcpu() != a->cpu || ipk_dial(&rq, a->req, NULL) || ipk_dial(&rs, a->resp, NULL))
+        return 1;
+    char buf[64];
+    for (int i = 0; i < a->n; i++) {
+        long n = ipk_recv(rq, buf, sizeof buf, 30000);
+        if (n < 0 || ipk_send(rs, buf, (size_t)n, 30000) != 0)
+            return 1;
+    }
+    ipk_close(rq);
+    ipk_close(rs);
+    return 0;
+}
+
+static void t_same_cpu_round_trips(void **state)
+{
+    (void)state;
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &set))
+        cpu++;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    assert_int_equal(sched_setaffinity(0, sizeof set, &set), 0); /* the child inherits it */
+    char n1[64], n2[64];
+    echo_arg a = {.n = 10000, .cpu = cpu};
+    url(a.req, sizeof a.req, ring(n1, sizeof n1), "size=4k");
+    url(a.resp, sizeof a.resp, ring(n2, sizeof n2), "size=4k");
+    ipk_chan *rq, *rs;
+    ipkt_ok(ipk_listen(&rq, a.req, NULL));
+    ipkt_ok(ipk_listen(&rs, a.resp, NULL));
+    pid_t pid = ipkt_spawn(echo_peer, &a);
+    for (int i = 0; i < a.n; i++) {
+        long n;
+        ipkt_ok(ipk_send(rq, &i, sizeof i, 30000));
+        ipkt_expect(ipk_recv(rs, &n, sizeof n, 30000), sizeof i);
+        assert_int_equal((int)n, i);
+    }
+    assert_int_equal(ipkt_wait(pid), 0);
+    ipkt_ok(ipk_close(rq));
+    ipkt_ok(ipk_close(rs));
+}
+
+/* ---- the guide's segment + semaphore protocol ---- */
+
+static pid_t run_peer(char *const argv[], int out_fd)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (out_fd >= 0)
+            dup2(out_fd, STDOUT_FILENO);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    ipkt_journal_id("pid", pid);
+    return pid;
+}
+
+static void t_segment_interop(void **state)
+{
+    (void)state;
+    char seg[64], sem[64], u[300], buf[600];
+    char peer[] = IPKT_PEER_DIR "/peer_memwriter";
+    /* The guide's writer -> ipckit. */
+    ring(seg, sizeof seg);
+    ipkt_name(sem, sizeof sem, "/");
+    ipkt_journal("sem", sem);
+    char *w[] = {peer, "write", seg, sem, "This is the way the world ends...", NULL};
+    assert_int_equal(ipkt_wait(run_peer(w, -1)), 0);
+    ipk_chan *c;
+    snprintf(u, sizeof u, "shm:%s?mode=segment&sem=%s", seg, sem);
+    ipkt_ok(ipk_dial(&c, u, NULL));
+    char small[8];
+    ipkt_expect(ipk_recv(c, small, sizeof small, 1000), IPK_EMSGSIZE);
+    assert_int_equal(ipk_needed(c), 33);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 1000), 33);
+    assert_memory_equal(buf, "This is the way the world ends...", 33);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), -EAGAIN); /* one post, one message */
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 30), IPK_ETIMEDOUT);
+    void *zp;
+    ipkt_expect(ipk_reserve(c, &zp, 1, 0), IPK_ENOTSUP);
+    ipkt_ok(ipk_close(c));
+    shm_unlink(seg);
+    sem_unlink(sem);
+    /* ipckit -> a reader written the guide's way. */
+    ring(seg, sizeof seg);
+    ipkt_name(sem, sizeof sem, "/");
+    ipkt_journal("sem", sem);
+    snprintf(u, sizeof u, "shm:%s?mode=segment&sem=%s&size=512", seg, sem);
+    ipkt_ok(ipk_listen(&c, u, NULL));
+    ipkt_expect(ipk_send(c, "a\0b", 3, 0), -EINVAL);
+    ipkt_errmsg_has("NUL at byte 1");
+    ipkt_expect(ipk_send(c, buf, 512, 0), IPK_EMSGSIZE);
+    ipkt_errmsg_has("at most 511 bytes");
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    char *r[] = {peer, "read", seg, sem, NULL};
+    pid_t pid = run_peer(r, pfd[1]);
+    close(pfd[1]);
+    ipkt_ok(ipk_send(c, "hello from ipckit", 17, 0));
+    size_t got = 0;
+    ssize_t k;
+    while ((k = read(pfd[0], buf + got, sizeof buf - got)) > 0)
+        got += (size_t)k;
+    assert_int_equal(ipkt_wait(pid), 0);
+    assert_int_equal(got, 17);
+    assert_memory_equal(buf, "hello from ipckit", 17);
+    ipkt_ok(ipk_close(c));
+    /* The owner removed both objects. */
+    assert_int_equal(shm_open(seg, O_RDONLY, 0), -1);
+    assert_true(sem_open(sem, 0) == SEM_FAILED);
+}
+
+/* ---- zero-copy ---- */
+
+static int zc_consumer(void *p)
+{
+    ipk_chan *c;
+    if (ipk_dial(&c, p, NULL) != 0)
+        return 1;
+    for (uint32_t i = 0; i < 64; i++) {
+        const void *m;
+        long n = ipk_peek(c, &m, 10000);
+        if (n != (long)(i + 1) * 16384 || !ipkt_check(m, (size_t)n, i))
+            return 2;
+        const void *again;
+        if (ipk_peek(c, &again, 0) != n || again != m) /* the same message until release */
+            return 3;
+        if (ipk_release(c) != 0)
+            return 4;
+    }
+    return ipk_close(c) == 0 ? 0 : 5;
+}
+
+static void t_zero_copy(void **state)
+{
+    (void)state;
+    char name[64], u[200];
+    ipk_chan *c;
+    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), "size=4m"), NULL));
+    ipkt_expect(ipk_commit(c, 1), -EINVAL);
+    ipkt_errmsg_has("without a reservation");
+    ipkt_expect(ipk_release(c), -EINVAL);
+    pid_t pid = ipkt_spawn(zc_consumer, u);
+    for (uint32_t i = 0; i < 64; i++) {
+        void *p;
+        size_t len = (size_t)(i + 1) * 16384;
+        ipkt_ok(ipk_reserve(c, &p, len + 1000, 10000));
+        ipkt_fill(p, len, i); /* written in place */
+        ipkt_expect(ipk_commit(c, len + 1001), -EINVAL);
+        ipkt_ok(ipk_commit(c, len)); /* less than reserved */
+    }
+    assert_int_equal(ipkt_wait(pid), 0);
+    ipkt_ok(ipk_close(c));
+}
+
+IPKT_MAIN(cmocka_unit_test(t_million_spsc), cmocka_unit_test(t_million_four_producers),
+          cmocka_unit_test(t_kill_producer_mid_record), cmocka_unit_test(t_kill_spsc_producer),
+          cmocka_unit_test(t_full_and_empty), cmocka_unit_test(t_sizes),
+          cmocka_unit_test(t_missing_and_foreign), cmocka_unit_test(t_options),
+          cmocka_unit_test(t_permissions), cmocka_unit_test(t_stale_segment),
+          cmocka_unit_test(t_spsc_claim_and_eof), cmocka_unit_test(t_same_cpu_round_trips),
+          cmocka_unit_test(t_segment_interop), cmocka_unit_test(t_zero_copy))
