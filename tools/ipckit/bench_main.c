@@ -44,8 +44,9 @@ static void bench_usage(const char *prog, FILE *f)
         f,
         "usage: %s [OPTIONS] [URL...]\n"
         "Measures round-trip latency and one-way throughput between two processes, for each\n"
-        "URL (default: every transport, on temporary addresses) and, beside it, the same\n"
-        "mechanism driven with plain system calls (the floor).\n\n"
+        "URL (default: every transport, on temporary addresses; a bare scheme such as 'mq:'\n"
+        "is that transport on a temporary address) and, beside it, the same mechanism\n"
+        "driven with plain system calls (the floor).\n\n"
         "  -s, --size LIST      message sizes in bytes (default 64,1024,65536; k/m suffixes)\n"
         "  -n, --count N        round trips or messages per run\n"
         "  -d, --duration S     seconds per run, the count calibrated by a probe (default 0.4)\n"
