@@ -549,7 +549,25 @@ static int bench_pidfd(pid_t pid)
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* Waits for both children; kills the survivor when one fails or the watchdog fires. */
+/* Records how child i ended; a failure kills the other. Returns 1 when it failed. */
+static int bench_ended(pid_t pid[2], int fd[2], int i, int status)
+{
+    pid[i] = 0;
+    if (fd[i] >= 0)
+        close(fd[i]);
+    fd[i] = -1;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    if (pid[1 - i] > 0)
+        kill(pid[1 - i], SIGKILL);
+    return 1;
+}
+
+/*
+ * Waits for both children; kills the survivor when one fails or the watchdog fires. Each child
+ * is watched through a pidfd; where the kernel has none (before 5.3), by polling waitpid every
+ * millisecond.
+ */
 static int bench_reap(pid_t pid[2], int64_t limit_ns, char *why, size_t cap)
 {
     int fd[2] = {bench_pidfd(pid[0]), bench_pidfd(pid[1])};
@@ -558,33 +576,29 @@ static int bench_reap(pid_t pid[2], int64_t limit_ns, char *why, size_t cap)
     while (live > 0) {
         struct pollfd pf[2] = {{fd[0], POLLIN, 0}, {fd[1], POLLIN, 0}};
         int64_t left = end - bench_now();
-        int r = poll(pf, 2, left > 0 ? (int)(left / 1000000) + 1 : 0);
+        int ms = left > 0 ? (int)(left / 1000000) + 1 : 0;
+        int blind = (pid[0] > 0 && fd[0] < 0) || (pid[1] > 0 && fd[1] < 0);
+        int r = poll(pf, 2, blind && ms > 1 ? 1 : ms);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0) {
-            snprintf(why, cap, "no progress after %lld s (watchdog)",
-                     (long long)(limit_ns / 1000000000));
+        for (int i = 0; i < 2; i++) {
+            if (pid[i] <= 0)
+                continue;
+            if (fd[i] >= 0 ? (pf[i].revents & POLLIN) && waitpid(pid[i], &status, 0) == pid[i]
+                           : waitpid(pid[i], &status, WNOHANG) == pid[i]) {
+                bad |= bench_ended(pid, fd, i, status);
+                live--;
+            }
+        }
+        if (live > 0 && bench_now() >= end) {
+            if (!why[0])
+                snprintf(why, cap, "no progress after %lld s (watchdog)",
+                         (long long)(limit_ns / 1000000000));
             bad = 1;
             for (int i = 0; i < 2; i++)
                 if (pid[i] > 0)
                     kill(pid[i], SIGKILL);
-            end = bench_now() + 5000000000LL;
-            limit_ns = 0;
-            continue;
-        }
-        for (int i = 0; i < 2; i++) {
-            if (pid[i] <= 0 || !(pf[i].revents & POLLIN))
-                continue;
-            waitpid(pid[i], &status, 0);
-            pid[i] = 0;
-            close(fd[i]);
-            fd[i] = -1;
-            live--;
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                bad = 1;
-                if (pid[1 - i] > 0)
-                    kill(pid[1 - i], SIGKILL);
-            }
+            end = bench_now() + 5000000000LL; /* SIGKILL: they are gone within this */
         }
     }
     return bad ? -1 : 0;

@@ -30,8 +30,10 @@ typedef struct ipk_st {
 
 static int ipk_fail(bench_side *sd, const char *what, int err)
 {
-    const char *m = ipk_errmsg();
-    return bench_fail(sd, "%s: %s", what, m[0] ? m : ipk_strerror(err));
+    const char *m = ipk_errmsg(); /* names the address already */
+    if (m[0])
+        return bench_fail(sd, "%s", m);
+    return bench_fail(sd, "%s: %s", what, ipk_strerror(err));
 }
 
 /* The query of a URL ("?..." or ""), for exec: the last '?' (see url.c). */
