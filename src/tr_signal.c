@@ -186,6 +186,31 @@ fail:
     return r;
 }
 
+/* The receiver's RLIMIT_SIGPENDING as text: prlimit(2) needs CAP_SYS_RESOURCE for another
+ * user's process, /proc/PID/limits only read access. */
+static void ipk__sig_pending_limit(pid_t pid, char *out, size_t cap)
+{
+    struct rlimit rl;
+    if (prlimit(pid, RLIMIT_SIGPENDING, NULL, &rl) == 0) {
+        snprintf(out, cap, "%llu", (unsigned long long)rl.rlim_cur);
+        return;
+    }
+    snprintf(out, cap, "unknown");
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "Max pending signals", 19) == 0) {
+            unsigned long long soft;
+            if (sscanf(line + 19, "%llu", &soft) == 1)
+                snprintf(out, cap, "%llu", soft);
+            break;
+        }
+    fclose(f);
+}
+
 static int ipk__sig_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
                          int64_t dl)
 {
@@ -219,13 +244,12 @@ static int ipk__sig_send(ipk_chan *c, const void *msg, size_t len, const ipk_msg
         int r = ipk__backoff(dl, &step);
         if (r != 0) {
             /* Pending signals are charged to the receiving user, against its limit. */
-            struct rlimit rl = {0, 0};
-            if (prlimit(s->pid, RLIMIT_SIGPENDING, NULL, &rl) != 0)
-                getrlimit(RLIMIT_SIGPENDING, &rl);
+            char lim[32];
+            ipk__sig_pending_limit(s->pid, lim, sizeof lim);
             return ipk__err(r,
-                            "%s: the receiver's signal queue is full (RLIMIT_SIGPENDING %llu "
+                            "%s: the receiver's signal queue is full (RLIMIT_SIGPENDING %s "
                             "signals of the receiving user, ulimit -i)",
-                            c->name, (unsigned long long)rl.rlim_cur);
+                            c->name, lim);
         }
     }
 }
