@@ -348,6 +348,62 @@ static void t_full_and_empty(void **state)
     ipkt_ok(ipk_close(c));
 }
 
+/* ---- signals do not cut a wait short ---- */
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+}
+
+/* Waits 300 ms on an empty channel while the parent sends signals: the wait must end with
+ * IPK_ETIMEDOUT, not before the deadline, never with EINTR. */
+static int interrupted_recv(void *p)
+{
+    ipk_chan *c;
+    char buf[16];
+    if (ipk_dial(&c, p, NULL) != 0)
+        return 1;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long r = ipk_recv(c, buf, sizeof buf, 300);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    ipk_close(c);
+    if (r != IPK_ETIMEDOUT || ms < 299) {
+        fprintf(stderr, "recv = %ld (%s) after %ld ms\n", r, ipk_strerror((int)r), ms);
+        return 1;
+    }
+    return 0;
+}
+
+static void t_eintr_keeps_deadline(void **state)
+{
+    (void)state;
+    char name[64], sem[64], u[200];
+    ipk_chan *c;
+    /* Installed before the fork, so the child has it before the first signal can come. */
+    struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART */
+    sigaction(SIGUSR1, &sa, NULL);
+    for (int mode = 0; mode < 2; mode++) {
+        ring(name, sizeof name);
+        if (mode == 0) {
+            url(u, sizeof u, name, "size=4k");
+        } else {
+            ipkt_name(sem, sizeof sem, "/");
+            ipkt_journal("sem", sem);
+            snprintf(u, sizeof u, "shm:%s?mode=segment&sem=%s", name, sem);
+        }
+        ipkt_ok(ipk_listen(&c, u, NULL));
+        pid_t pid = ipkt_spawn(interrupted_recv, u);
+        for (int i = 0; i < 12; i++) {
+            msleep(20);
+            kill(pid, SIGUSR1);
+        }
+        assert_int_equal(ipkt_wait(pid), 0);
+        ipkt_ok(ipk_close(c));
+    }
+}
+
 /* ---- sizes ---- */
 
 static void t_sizes(void **state)
@@ -758,8 +814,9 @@ static void t_zero_copy(void **state)
 
 IPKT_MAIN(cmocka_unit_test(t_million_spsc), cmocka_unit_test(t_million_four_producers),
           cmocka_unit_test(t_kill_producer_mid_record), cmocka_unit_test(t_kill_spsc_producer),
-          cmocka_unit_test(t_full_and_empty), cmocka_unit_test(t_sizes),
-          cmocka_unit_test(t_missing_and_foreign), cmocka_unit_test(t_options),
-          cmocka_unit_test(t_permissions), cmocka_unit_test(t_stale_segment),
-          cmocka_unit_test(t_spsc_claim_and_eof), cmocka_unit_test(t_same_cpu_round_trips),
-          cmocka_unit_test(t_segment_interop), cmocka_unit_test(t_zero_copy))
+          cmocka_unit_test(t_full_and_empty), cmocka_unit_test(t_eintr_keeps_deadline),
+          cmocka_unit_test(t_sizes), cmocka_unit_test(t_missing_and_foreign),
+          cmocka_unit_test(t_options), cmocka_unit_test(t_permissions),
+          cmocka_unit_test(t_stale_segment), cmocka_unit_test(t_spsc_claim_and_eof),
+          cmocka_unit_test(t_same_cpu_round_trips), cmocka_unit_test(t_segment_interop),
+          cmocka_unit_test(t_zero_copy))
