@@ -3,6 +3,8 @@
  *   pingpong  round trip of one cache line between two processes on two CPUs (each side spins
  *             on a shared counter and answers by bumping it): the floor for any shared-memory
  *             round trip;
+ *   pingpong2 the same with one line per direction (each side writes only its own line): the
+ *             floor for any design with one queue each way, as a request ring + a reply ring;
  *   ring      one-way throughput of 64-byte messages through a fixed-slot single-producer /
  *             single-consumer ring (indices on separate cache lines, each side caching the
  *             other's index, spinning when full or empty): the floor for one-way throughput;
@@ -131,6 +133,38 @@ static int64_t bl_pingpong(int cpu_a, int cpu_b)
     int64_t m = bl_median(s, BL_RT_N);
     free(s);
     munmap((void *)w, 4096);
+    return m;
+}
+
+/* ---- two-line ping-pong: each direction has its own line (as two queues have): p50 ns ---- */
+
+static int64_t bl_pingpong2(int cpu_a, int cpu_b)
+{
+    _Atomic uint64_t *a = bl_shared(4096), *b = a + BL_LINE / sizeof *a;
+    pid_t pid = fork();
+    if (pid == 0) {
+        bl_pin(cpu_b);
+        for (uint64_t v = 1; v <= BL_RT_N + BL_RT_WARM; v++) {
+            while (atomic_load_explicit(a, memory_order_acquire) != v)
+                bl_relax();
+            atomic_store_explicit(b, v, memory_order_release);
+        }
+        _exit(0);
+    }
+    bl_pin(cpu_a);
+    int64_t *s = malloc(sizeof(int64_t) * BL_RT_N);
+    for (uint64_t v = 1; v <= BL_RT_N + BL_RT_WARM; v++) {
+        int64_t t0 = bl_now();
+        atomic_store_explicit(a, v, memory_order_release);
+        while (atomic_load_explicit(b, memory_order_acquire) != v)
+            bl_relax();
+        if (v > BL_RT_WARM)
+            s[v - BL_RT_WARM - 1] = bl_now() - t0;
+    }
+    bl_wait(pid);
+    int64_t m = bl_median(s, BL_RT_N);
+    free(s);
+    munmap((void *)a, 4096);
     return m;
 }
 
@@ -271,16 +305,21 @@ int main(int argc, char **argv)
 {
     int ca, cb, reps;
     bl_args(argc, argv, &ca, &cb, &reps);
-    int64_t pp[64], pi[64];
+    int64_t pp[64], pp2[64], pi[64];
     double rg[64];
-    for (int i = 0; i < reps && i < 64; i++) {
+    if (reps > 64)
+        reps = 64;
+    for (int i = 0; i < reps; i++) {
         pp[i] = bl_pingpong(ca, cb);
+        pp2[i] = bl_pingpong2(ca, cb);
         rg[i] = bl_ring(ca, cb);
         pi[i] = bl_pipe(ca);
     }
     printf("cpus %d,%d; medians of %d runs\n", ca, cb, reps);
     printf("raw cache-line ping-pong round trip p50: %lld ns (CPUs %d and %d)\n",
            (long long)bl_median(pp, reps), ca, cb);
+    printf("raw two-line ping-pong round trip p50: %lld ns (CPUs %d and %d)\n",
+           (long long)bl_median(pp2, reps), ca, cb);
     printf("raw fixed-slot SPSC ring, 64 B messages: %.2f M msg/s (CPUs %d and %d)\n",
            bl_median_d(rg, reps) / 1e6, ca, cb);
     printf("pipe round trip p50, one CPU: %lld ns (CPU %d)\n", (long long)bl_median(pi, reps), ca);

@@ -6,10 +6,11 @@
  * Layout of the header, one 64-byte cache line per writer so the SPSC fast path of each side
  * writes one shared line only:
  *   line 0  constant after creation: magic (published last), version, capacity, owner, flags
- *   line 1  producer line: head (committed write index), producer's CPU, and the number of
- *           consumers asleep (written by consumers only when they go to sleep)
- *   line 2  consumer line: tail (read index; futex word), consumer's CPU, producers asleep on tail
- *   line 3  attach bookkeeping: producers attached (for EOF), SPSC claims, crash recoveries
+ *   line 1  producer line: head (committed write index), and the number of consumers asleep
+ *           (written by consumers only when they go to sleep)
+ *   line 2  consumer line: tail (read index; futex word), producers asleep on tail
+ *   line 3  read-mostly: producers attached (for EOF), SPSC claims, crash recoveries, and each
+ *           side's last CPU (for the spin decision; written only when it changes)
  *   line 4+ the robust process-shared mutexes of multi=1 (one for producers, one for consumers)
  * A record is an 8-byte header {len, tag} then len bytes, padded to 8. tag is the commit word:
  * 0 until the producer commits, then DATA, or PAD for the filler before a wrap (and the empty
@@ -49,11 +50,9 @@ struct ipk__shm_hdr {
     uint64_t owner_start; /* /proc/PID/stat start time: tells a recycled pid apart */
     /* line 1 */
     _Alignas(IPK__SHM_LINE) _Atomic uint64_t head;
-    _Atomic uint32_t prod_cpu;
     _Atomic uint32_t cons_sleepers;
     /* line 2 */
     _Alignas(IPK__SHM_LINE) _Atomic uint64_t tail;
-    _Atomic uint32_t cons_cpu;
     _Atomic uint32_t prod_sleepers;
     /* line 3 */
     _Alignas(IPK__SHM_LINE) _Atomic uint32_t nprod; /* producers attached now */
@@ -61,6 +60,10 @@ struct ipk__shm_hdr {
     _Atomic int32_t prod_pid;                       /* SPSC: the one producer */
     _Atomic int32_t cons_pid;                       /* SPSC: the one consumer */
     _Atomic uint32_t recovered;                     /* EOWNERDEAD recoveries */
+    /* Each side's last CPU: read by the other at every wait, written only when it changes,
+     * so they live here, away from the lines written on every message. */
+    _Atomic uint32_t prod_cpu;
+    _Atomic uint32_t cons_cpu;
     /* line 4+ */
     _Alignas(IPK__SHM_LINE) pthread_mutex_t pmx;
     _Alignas(IPK__SHM_LINE) pthread_mutex_t cmx;

@@ -205,6 +205,83 @@ static void t_million_four_producers(void **state)
     run_million(4, "size=64k&multi=1");
 }
 
+/* Several consumers (multi=1): each message goes to exactly one of them, and each consumer
+ * sees every producer's messages in order. A consumer reports its per-producer counts. */
+typedef struct cons_arg {
+    char url[200];
+    int fd; /* write end for the counts */
+} cons_arg;
+
+static int consumer(void *p)
+{
+    cons_arg *a = p;
+    ipk_chan *c;
+    if (ipk_dial(&c, a->url, NULL) != 0)
+        return 1;
+    uint32_t count[8] = {0};
+    int64_t last[8];
+    for (int i = 0; i < 8; i++)
+        last[i] = -1;
+    unsigned char buf[REC_MAX], want[REC_MAX];
+    long n;
+    while ((n = ipk_recv(c, buf, sizeof buf, 30000)) >= 0) {
+        rec_hdr r;
+        memcpy(&r, buf, sizeof r);
+        if (r.prod >= 8 || (int64_t)r.seq <= last[r.prod] ||
+            (size_t)n != make_rec(want, r.prod, r.seq) || memcmp(buf, want, (size_t)n) != 0)
+            return 2;
+        last[r.prod] = r.seq;
+        count[r.prod]++;
+    }
+    if (n != IPK_EOF || write(a->fd, count, sizeof count) != (ssize_t)sizeof count)
+        return 3;
+    return ipk_close(c) == 0 ? 0 : 4;
+}
+
+static void t_two_consumers_two_producers(void **state)
+{
+    (void)state;
+    char name[64], u[200];
+    ipkt_fill(rnd, sizeof rnd, 7);
+    url(u, sizeof u, ring(name, sizeof name), "size=64k&multi=1");
+    ipk_chan *l, *hold;
+    ipkt_ok(ipk_listen(&l, u, NULL));
+    /* This process stays attached as a producer until the others are done, so the consumers'
+     * EOF cannot come between one producer's close and the other's first send. */
+    ipkt_ok(ipk_dial(&hold, u, NULL));
+    unsigned char buf[REC_MAX];
+    ipkt_ok(ipk_send(hold, buf, make_rec(buf, 7, 0), 0));
+    int pfd[2][2];
+    cons_arg ca[2];
+    pid_t cp[2], pp[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pipe(pfd[i]), 0);
+        ca[i].fd = pfd[i][1];
+        snprintf(ca[i].url, sizeof ca[i].url, "%s", u);
+        cp[i] = ipkt_spawn(consumer, &ca[i]);
+    }
+    prod_arg a[2] = {{.prod = 0, .n = 50000}, {.prod = 1, .n = 50000}};
+    for (int i = 0; i < 2; i++) {
+        snprintf(a[i].url, sizeof a[i].url, "%s", u);
+        pp[i] = ipkt_spawn(producer, &a[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(ipkt_wait(pp[i]), 0);
+    ipkt_ok(ipk_close(hold));
+    uint32_t total[8] = {0};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ipkt_wait(cp[i]), 0);
+        uint32_t count[8];
+        assert_int_equal(read(pfd[i][0], count, sizeof count), (ssize_t)sizeof count);
+        for (int k = 0; k < 8; k++)
+            total[k] += count[k];
+    }
+    assert_int_equal(total[0], 50000);
+    assert_int_equal(total[1], 50000);
+    assert_int_equal(total[7], 1);
+    ipkt_ok(ipk_close(l));
+}
+
 /* ---- kill -9 in the middle of a record, holding the mutex ---- */
 
 static void t_kill_producer_mid_record(void **state)
@@ -346,6 +423,62 @@ static void t_full_and_empty(void **state)
     assert_int_equal(ipkt_wait(pid), 0);
     ipkt_ok(ipk_close(p));
     ipkt_ok(ipk_close(c));
+}
+
+/* ---- signals do not cut a wait short ---- */
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+}
+
+/* Waits 300 ms on an empty channel while the parent sends signals: the wait must end with
+ * IPK_ETIMEDOUT, not before the deadline, never with EINTR. */
+static int interrupted_recv(void *p)
+{
+    ipk_chan *c;
+    char buf[16];
+    if (ipk_dial(&c, p, NULL) != 0)
+        return 1;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long r = ipk_recv(c, buf, sizeof buf, 300);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    ipk_close(c);
+    if (r != IPK_ETIMEDOUT || ms < 299) {
+        fprintf(stderr, "recv = %ld (%s) after %ld ms\n", r, ipk_strerror((int)r), ms);
+        return 1;
+    }
+    return 0;
+}
+
+static void t_eintr_keeps_deadline(void **state)
+{
+    (void)state;
+    char name[64], sem[64], u[200];
+    ipk_chan *c;
+    /* Installed before the fork, so the child has it before the first signal can come. */
+    struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART */
+    sigaction(SIGUSR1, &sa, NULL);
+    for (int mode = 0; mode < 2; mode++) {
+        ring(name, sizeof name);
+        if (mode == 0) {
+            url(u, sizeof u, name, "size=4k");
+        } else {
+            ipkt_name(sem, sizeof sem, "/");
+            ipkt_journal("sem", sem);
+            snprintf(u, sizeof u, "shm:%s?mode=segment&sem=%s", name, sem);
+        }
+        ipkt_ok(ipk_listen(&c, u, NULL));
+        pid_t pid = ipkt_spawn(interrupted_recv, u);
+        for (int i = 0; i < 12; i++) {
+            msleep(20);
+            kill(pid, SIGUSR1);
+        }
+        assert_int_equal(ipkt_wait(pid), 0);
+        ipkt_ok(ipk_close(c));
+    }
 }
 
 /* ---- sizes ---- */
@@ -757,9 +890,11 @@ static void t_zero_copy(void **state)
 }
 
 IPKT_MAIN(cmocka_unit_test(t_million_spsc), cmocka_unit_test(t_million_four_producers),
+          cmocka_unit_test(t_two_consumers_two_producers),
           cmocka_unit_test(t_kill_producer_mid_record), cmocka_unit_test(t_kill_spsc_producer),
-          cmocka_unit_test(t_full_and_empty), cmocka_unit_test(t_sizes),
-          cmocka_unit_test(t_missing_and_foreign), cmocka_unit_test(t_options),
-          cmocka_unit_test(t_permissions), cmocka_unit_test(t_stale_segment),
-          cmocka_unit_test(t_spsc_claim_and_eof), cmocka_unit_test(t_same_cpu_round_trips),
-          cmocka_unit_test(t_segment_interop), cmocka_unit_test(t_zero_copy))
+          cmocka_unit_test(t_full_and_empty), cmocka_unit_test(t_eintr_keeps_deadline),
+          cmocka_unit_test(t_sizes), cmocka_unit_test(t_missing_and_foreign),
+          cmocka_unit_test(t_options), cmocka_unit_test(t_permissions),
+          cmocka_unit_test(t_stale_segment), cmocka_unit_test(t_spsc_claim_and_eof),
+          cmocka_unit_test(t_same_cpu_round_trips), cmocka_unit_test(t_segment_interop),
+          cmocka_unit_test(t_zero_copy))
