@@ -16,7 +16,9 @@
  *
  * The library never prints, never exits, never installs a signal handler, and never lets SIGPIPE
  * kill the caller. Descriptors it opens are close-on-exec. A channel is used by one thread at a
- * time; different channels are independent.
+ * time, and by one process: after fork(), use it in the parent or in the child, not both (their
+ * descriptors share one open file description, whose blocking mode ipckit sets per call).
+ * Different channels are independent.
  */
 #ifndef IPCKIT_H
 #define IPCKIT_H
