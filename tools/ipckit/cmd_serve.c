@@ -392,6 +392,10 @@ int cmd_serve(int argc, char **argv)
     if (rc != 0)
         return rc < 0 ? CLI_OK : rc;
     const char *url = argv[optind];
+    /* Checked before listening: ipk_listen() on another scheme would create that object. */
+    if (strncmp(url, "tcp://", 6) != 0 && strncmp(url, "udp://", 6) != 0 &&
+        strncmp(url, "unix:", 5) != 0)
+        return cli_usage_err("serve", "%s: expected a tcp://, unix: or udp:// address", url);
     if (m.cfg.log_path && serve_log_open(m.cfg.log_path) != 0) {
         fprintf(stderr, "ipckit serve: --log %s: %s\n", m.cfg.log_path, strerror(errno));
         return CLI_FAIL;
@@ -402,12 +406,7 @@ int cmd_serve(int argc, char **argv)
         rc = cli_fail("serve", url, r);
         goto out;
     }
-    const char *scheme = ipk_scheme(l);
-    m.cfg.dgram = strcmp(scheme, "udp") == 0;
-    if (!m.cfg.dgram && strcmp(scheme, "tcp") != 0 && strcmp(scheme, "unix") != 0) {
-        rc = cli_usage_err("serve", "%s: expected a tcp://, unix: or udp:// address", url);
-        goto out;
-    }
+    m.cfg.dgram = strcmp(ipk_scheme(l), "udp") == 0;
     m.cfg.lfd = ipk_fd(l);
     /* Shared by every worker: O_NONBLOCK is on the open file, so a worker that loses the race
      * for a connection gets EAGAIN instead of sleeping in accept(). */

@@ -26,14 +26,16 @@
 
 #include "serve.h"
 
-#define SCRATCH    ((size_t)64 << 10)
-#define ACCEPT_MAX 64    /* connections taken per wake-up, so one worker does not hog a burst */
-#define PAUSE_MS   100.0 /* accept paused this long when out of descriptors */
-#define KEEP_OUT   ((size_t)64 << 10) /* an idle connection keeps at most this much buffer */
+#define SCRATCH     ((size_t)64 << 10)
+#define ACCEPT_MAX  64     /* connections taken per wake-up, so one worker does not hog a burst */
+#define PAUSE_MS    100.0  /* accept paused this long when out of descriptors */
+#define DRAIN_GRACE 1000.0 /* a connection accepted just before QUIT may still send its request */
+#define KEEP_OUT    ((size_t)64 << 10) /* an idle connection keeps at most this much buffer */
 
 typedef struct conn {
     int fd;
     int closing; /* EOF seen: close once the complete echoes are out */
+    int fresh;   /* nothing received yet: a request may be on its way */
     struct conn *prev, *next;
     double last;     /* last byte moved */
     double frame_t0; /* when the unfinished frame began; 0 at a frame boundary */
@@ -208,6 +210,7 @@ static void conn_read(worker *w, conn *c)
         c->hn = 0;
     } else {
         c->last = w->now;
+        c->fresh = 0;
         int r = w->cfg->proto == SERVE_ECHO ? feed_echo(w, c, w->scratch, (size_t)n)
                                             : feed_raw(c, w->scratch, (size_t)n);
         if (r != 0) {
@@ -261,6 +264,7 @@ static void accept_some(worker *w)
             continue;
         }
         c->fd = fd;
+        c->fresh = 1;
         c->last = w->now;
         c->events = EPOLLIN;
         struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
@@ -292,6 +296,17 @@ static void dgram_echo(worker *w)
     }
 }
 
+/* Whether c may be closed by a graceful shutdown: no frame started, no echo unwritten, and no
+ * request waiting in the socket (one that did arrive is served first). */
+static int drain_idle(worker *w, conn *c)
+{
+    if (!at_boundary(c) || c->off != c->ready)
+        return 0;
+    char b;
+    return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <= 0 &&
+           (!c->fresh || w->now - c->last >= DRAIN_GRACE);
+}
+
 static void start_drain(worker *w)
 {
     if (w->draining)
@@ -301,12 +316,13 @@ static void start_drain(worker *w)
     watch_listener(w, 0);
     close(w->lfd); /* this worker's copy: new connections go to the others, or wait */
     w->lfd = -1;
-    serve_log("worker %d: draining %d connection%s", w->id, w->nconn, w->nconn == 1 ? "" : "s");
     for (conn *c = w->head, *nx; c; c = nx) {
         nx = c->next;
-        if (at_boundary(c) && c->off == c->ready)
+        if (drain_idle(w, c))
             conn_close(w, c);
     }
+    serve_log("worker %d: draining, %d connection%s in flight", w->id, w->nconn,
+              w->nconn == 1 ? "" : "s");
 }
 
 /* Closes connections idle for --idle-timeout, or whose frame is older than --read-timeout. */
@@ -314,7 +330,7 @@ static void sweep(worker *w)
 {
     for (conn *c = w->head, *nx; c; c = nx) {
         nx = c->next;
-        if (w->now - c->last >= w->cfg->idle_ms ||
+        if (w->now - c->last >= w->cfg->idle_ms || (w->draining && drain_idle(w, c)) ||
             (c->frame_t0 > 0 && w->now - c->frame_t0 >= w->cfg->read_ms))
             conn_close(w, c);
     }
@@ -374,7 +390,7 @@ void serve_worker(const serve_cfg *cfg, int id)
     }
     watch_listener(w, 1);
     int tick = cfg->idle_ms < cfg->read_ms ? cfg->idle_ms : cfg->read_ms;
-    tick = tick / 4 < 10 ? 10 : tick / 4 > 1000 ? 1000 : tick / 4;
+    tick = tick / 4 < 10 ? 10 : tick / 4 > 250 ? 250 : tick / 4;
     double next_sweep = w->now + tick;
     struct epoll_event ev[64];
     for (;;) {
