@@ -400,11 +400,45 @@ static void test_respawn(void **st)
     assert_int_equal(kill(old, SIGKILL), 0);
     wait_log(&s, "killed by signal 9", 1);
     wait_log(&s, "respawn worker 1", 1);
-    wait_new_pid(&s, 1, old);
+    old = wait_new_pid(&s, 1, old);
     ipk_chan *c = dial(&s);
     round_trip(c, 500, 5);
     ipk_close(c);
+    /* A worker that keeps dying young waits longer each time. */
+    assert_int_equal(kill(old, SIGKILL), 0);
+    wait_log(&s, "respawn worker 1 in 200 ms", 1);
+    old = wait_new_pid(&s, 1, old);
+    assert_int_equal(kill(old, SIGKILL), 0);
+    wait_log(&s, "respawn worker 1 in 400 ms", 1);
+    wait_new_pid(&s, 1, old);
+    c = dial(&s);
+    round_trip(c, 500, 6);
+    ipk_close(c);
     serve_quit(&s);
+}
+
+static void test_usr1_pid_file(void **st)
+{
+    (void)st;
+    server s = {0};
+    char pidf[256], moved[300], buf[4096];
+    ipkt_path(pidf, sizeof pidf, "serve.pid");
+    ipkt_journal("path", pidf);
+    const char *opts[] = {"--workers", "1", "--pid-file", pidf, NULL};
+    serve_start(&s, "tcp://127.0.0.1:0", opts);
+    slurp(pidf, buf, sizeof buf);
+    assert_int_equal(atoi(buf), s.pid);
+    /* Log rotation: the old file moved away, USR1, and the events go to a new one. */
+    snprintf(moved, sizeof moved, "%s.1", s.log);
+    ipkt_journal("path", moved);
+    assert_int_equal(rename(s.log, moved), 0);
+    assert_int_equal(kill(s.pid, SIGUSR1), 0);
+    wait_log(&s, "signal USR1: log reopened", 1);
+    serve_quit(&s);
+    slurp(moved, buf, sizeof buf);
+    assert_non_null(strstr(buf, "started, master pid"));
+    assert_null(strstr(buf, "exit 0"));
+    assert_int_equal(access(pidf, F_OK), -1); /* removed at exit */
 }
 
 /* ---- limits ---- */
@@ -551,6 +585,6 @@ IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo
           cmocka_unit_test(test_raw_echo), cmocka_unit_test(test_raw_udp),
           cmocka_unit_test(test_quit_mid_frame), cmocka_unit_test(test_term_fast),
           cmocka_unit_test(test_hup_reload), cmocka_unit_test(test_respawn),
-          cmocka_unit_test(test_max_frame), cmocka_unit_test(test_idle_and_read_timeout),
-          cmocka_unit_test(test_max_conn), cmocka_unit_test(test_fd_exhaustion),
-          cmocka_unit_test(test_usage))
+          cmocka_unit_test(test_usr1_pid_file), cmocka_unit_test(test_max_frame),
+          cmocka_unit_test(test_idle_and_read_timeout), cmocka_unit_test(test_max_conn),
+          cmocka_unit_test(test_fd_exhaustion), cmocka_unit_test(test_usage))

@@ -109,6 +109,7 @@ typedef struct child {
 
 typedef struct master {
     serve_cfg cfg;
+    ipk_chan *l; /* the listener; closed when shutdown begins (and a Unix path removed) */
     int nslots, sfd, kill_ms;
     enum { RUNNING, QUITTING, TERMINATING } mode;
     child *ch;
@@ -190,6 +191,15 @@ static void reap(master *m)
     }
 }
 
+/* Shutdown begins: the master's copy of the socket goes (the workers hold theirs until they stop
+ * accepting), so when the last one is gone, new clients are refused rather than queued. */
+static void stop_listening(master *m)
+{
+    if (m->l)
+        ipk_close(m->l);
+    m->l = NULL;
+}
+
 static void on_signal(master *m, int sig)
 {
     double now = serve_now_ms();
@@ -203,12 +213,14 @@ static void on_signal(master *m, int sig)
         if (m->mode != TERMINATING)
             signal_all(m, SIGTERM, now + m->kill_ms);
         m->mode = TERMINATING;
+        stop_listening(m);
         return;
     case SIGQUIT:
         serve_log("signal QUIT: graceful shutdown");
         if (m->mode == RUNNING)
             signal_all(m, SIGQUIT, now + m->cfg.shutdown_ms);
         m->mode = m->mode == RUNNING ? QUITTING : m->mode;
+        stop_listening(m);
         return;
     case SIGHUP:
         serve_log("signal HUP: reload");
@@ -366,7 +378,7 @@ static int parse_opts(int argc, char **argv, master *m, const char **pid_file)
 
 static int write_pid_file(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return -errno;
     char b[32];
@@ -400,14 +412,13 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "ipckit serve: --log %s: %s\n", m.cfg.log_path, strerror(errno));
         return CLI_FAIL;
     }
-    ipk_chan *l = NULL;
-    int r = ipk_listen(&l, url, NULL);
+    int r = ipk_listen(&m.l, url, NULL);
     if (r != 0) {
         rc = cli_fail("serve", url, r);
         goto out;
     }
-    m.cfg.dgram = strcmp(ipk_scheme(l), "udp") == 0;
-    m.cfg.lfd = ipk_fd(l);
+    m.cfg.dgram = strcmp(ipk_scheme(m.l), "udp") == 0;
+    m.cfg.lfd = ipk_fd(m.l);
     /* Shared by every worker: O_NONBLOCK is on the open file, so a worker that loses the race
      * for a connection gets EAGAIN instead of sleeping in accept(). */
     fcntl(m.cfg.lfd, F_SETFL, fcntl(m.cfg.lfd, F_GETFL) | O_NONBLOCK);
@@ -433,7 +444,7 @@ int cmd_serve(int argc, char **argv)
         rc = cli_fail("serve", "signalfd", m.sfd < 0 ? -errno : -ENOMEM);
         goto out;
     }
-    serve_log("listening on %s (proto %s%s, %d worker%s)", ipk_addr(l),
+    serve_log("listening on %s (proto %s%s, %d worker%s)", ipk_addr(m.l),
               m.cfg.dgram                 ? "raw"
               : m.cfg.proto == SERVE_ECHO ? "echo"
                                           : "raw",
@@ -448,8 +459,7 @@ int cmd_serve(int argc, char **argv)
 out:
     if (pid_file)
         unlink(pid_file);
-    if (l)
-        ipk_close(l);
+    stop_listening(&m);
     if (m.sfd >= 0)
         close(m.sfd);
     free(m.ch);
