@@ -219,6 +219,21 @@ static const char *unix_url(char *buf, size_t cap)
     return buf;
 }
 
+/* Dials until a new connection is served (a limit that needs a moment to free up). */
+static void wait_served(const server *s)
+{
+    for (int waited = 0;; waited += 50) {
+        ipk_chan *c = dial(s);
+        unsigned char m[4] = "ping", r[4];
+        long got = ipk_send(c, m, 4, WAIT_MS) == 0 ? ipk_recv(c, r, 4, 200) : -1;
+        ipk_close(c);
+        if (got == 4)
+            return;
+        assert_true(waited < WAIT_MS);
+        sleep_ms(50);
+    }
+}
+
 /* ---- echo ---- */
 
 typedef struct client_arg {
@@ -509,17 +524,8 @@ static void test_max_conn(void **st)
     wait_closed(ipk_fd(extra));
     ipk_close(extra);
     round_trip(a, 10, 11);
-    ipk_close(b); /* a place frees up */
-    for (int waited = 0;; waited += 50) {
-        ipk_chan *c = dial(&s);
-        unsigned char m[4] = "ping", r[4];
-        long got = ipk_send(c, m, 4, WAIT_MS) == 0 ? ipk_recv(c, r, 4, 200) : -1;
-        ipk_close(c);
-        if (got == 4)
-            break;
-        assert_true(waited < WAIT_MS); /* until the worker has seen b go */
-        sleep_ms(50);
-    }
+    ipk_close(b);    /* a place frees up */
+    wait_served(&s); /* once the worker has seen b go */
     ipk_close(a);
     serve_quit(&s);
 }
@@ -548,16 +554,7 @@ static void test_fd_exhaustion(void **st)
     for (int i = 0; i < N; i++)
         ipk_close(c[i]);
     /* Descriptors back: the worker serves again (it neither died nor wedged). */
-    for (int waited = 0;; waited += 50) {
-        ipk_chan *d = dial(&s);
-        unsigned char m[4] = "ping", r[4];
-        long got = ipk_send(d, m, 4, WAIT_MS) == 0 ? ipk_recv(d, r, 4, 200) : -1;
-        ipk_close(d);
-        if (got == 4)
-            break;
-        assert_true(waited < WAIT_MS);
-        sleep_ms(50);
-    }
+    wait_served(&s);
     serve_quit(&s);
 }
 
