@@ -8,7 +8,8 @@
  *
  * Per connection the output buffer is also the frame assembly area: out[off, ready) are complete
  * echoes waiting for the socket, out[ready, len) is the frame being received (header first, so an
- * echo leaves with one write). Only complete frames are written; while any are unwritten the
+ * echo leaves with one write; the buffer grows with the bytes received, not with the length a
+ * client declares). Only complete frames are written; while any are unwritten the
  * connection is not read (the client that does not read its echoes is throttled, not buffered).
  * A declared length above --max-frame closes the connection before anything is allocated.
  */
@@ -127,13 +128,16 @@ static int feed_echo(worker *w, conn *c, const unsigned char *p, size_t n)
                 break;
             uint32_t len = (uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 |
                            (uint32_t)c->hdr[2] << 8 | c->hdr[3];
-            if (len > w->cfg->max_frame || conn_room(c, 4 + (size_t)len) != 0)
+            if (len > w->cfg->max_frame || conn_room(c, 4) != 0)
                 return -1;
             memcpy(c->out + c->len, c->hdr, 4);
             c->len += 4;
             c->need = len;
         } else {
             size_t k = c->need < n ? c->need : n;
+            /* Memory follows the bytes that came, not the length declared. */
+            if (conn_room(c, k) != 0)
+                return -1;
             memcpy(c->out + c->len, p, k);
             c->len += k;
             c->need -= (uint32_t)k;
@@ -238,10 +242,11 @@ static void accept_emfile(worker *w)
     if (w->reserve >= 0) {
         close(w->reserve);
         int fd = accept4(w->lfd, NULL, NULL, SOCK_CLOEXEC);
+        int again = fd < 0 && errno == EAGAIN; /* another worker took it */
         if (fd >= 0)
             close(fd);
         w->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0 && w->reserve >= 0)
+        if ((fd >= 0 || again) && w->reserve >= 0)
             return;
     }
     serve_log("worker %d: out of descriptors, accepting paused", w->id);
@@ -325,13 +330,14 @@ static void start_drain(worker *w)
               w->nconn == 1 ? "" : "s");
 }
 
-/* Closes connections idle for --idle-timeout, or whose frame is older than --read-timeout. */
+/* Closes connections idle for --idle-timeout, or whose frame is older than --read-timeout while
+ * they are being read (not while their echoes wait for the client to read). */
 static void sweep(worker *w)
 {
     for (conn *c = w->head, *nx; c; c = nx) {
         nx = c->next;
         if (w->now - c->last >= w->cfg->idle_ms || (w->draining && drain_idle(w, c)) ||
-            (c->frame_t0 > 0 && w->now - c->frame_t0 >= w->cfg->read_ms))
+            (c->frame_t0 > 0 && c->events == EPOLLIN && w->now - c->frame_t0 >= w->cfg->read_ms))
             conn_close(w, c);
     }
 }
