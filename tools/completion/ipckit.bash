@@ -44,7 +44,7 @@ _ipckit()
         cword=$COMP_CWORD
     fi
 
-    local commands="send recv relay ls rm info tour bench"
+    local commands="send recv relay ls rm info tour bench serve"
     if ((cword == 1)); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
         return
@@ -116,6 +116,22 @@ _ipckit()
         ;;
     info | bench)
         opts="--help"
+        ;;
+    serve)
+        opts="--proto --workers --max-conn --max-frame --idle-timeout --read-timeout --shutdown-timeout --kill-timeout --log --pid-file --help"
+        case $prev in
+        -p | --proto)
+            COMPREPLY=($(compgen -W "echo raw" -- "$cur"))
+            return
+            ;;
+        --log | --pid-file)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return
+            ;;
+        -w | --workers | --max-conn | --max-frame | --*-timeout)
+            return
+            ;;
+        esac
         ;;
     esac
 

@@ -33,6 +33,7 @@ int cmd_rm(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_tour(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Prints "ipckit <cmd>: <what>: <ipk_errmsg or ipk_strerror>" to stderr; returns CLI_FAIL, or
  * CLI_USAGE for address and option errors. */

@@ -18,6 +18,7 @@ static const cli_cmd cli_cmds[] = {
     {"info", "semantics and live kernel limits of a mechanism", cmd_info},
     {"tour", "run every mechanism of the guide between real processes", cmd_tour},
     {"bench", "measure latency and throughput of every mechanism", cmd_bench},
+    {"serve", "prefork echo server: a master and worker processes", cmd_serve},
 };
 
 static void usage(FILE *f)
