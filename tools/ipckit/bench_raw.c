@@ -497,5 +497,5 @@ int bench_raw_all(bench_list *l, const char *only_mech)
             s->maxsize = bench_proc_limit(BENCH_SYSV_MSGMAX);
         s->lossy = raw_defs[m].lossy;
     }
-    return 0;
+    return bench_shm_all(l, only_mech);
 }
