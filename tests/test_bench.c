@@ -137,6 +137,43 @@ static void t_outputs(void **state)
     assert_int_equal(run(cmd, out, sizeof out), 0);
 }
 
+/* shm: in both modes, on two CPUs, one CPU and unpinned: each mode has exactly one raw floor of
+ * its own (the cache-line ping-pong for round trips, the fixed-slot ring for the stream), it
+ * passes the same checks as every row, and the shm: row carries its ratio to it. */
+static const char py_shm[] =
+    "import json, sys\n"
+    "rows = json.load(open(sys.argv[1]))['results']\n"
+    "want = {'latency': 'raw shm cacheline', 'throughput': 'raw shm slot ring'}\n"
+    "for mode, floor in want.items():\n"
+    "    for size in (8, 64, 1000):\n"
+    "        g = [r for r in rows if r['mode'] == mode and r['size'] == size]\n"
+    "        raw = [r for r in g if r['impl'] == 'raw']\n"
+    "        ipk = [r for r in g if r['impl'] == 'ipckit']\n"
+    "        assert [r['transport'] for r in raw] == [floor], (mode, size, g)\n"
+    "        assert raw[0]['mechanism'] == 'shm' and raw[0]['ok'], raw\n"
+    "        assert len(ipk) == 1 and ipk[0]['ok'], ipk\n"
+    "        assert list(ipk[0]['ratios']) == ['raw'] and ipk[0]['ratios']['raw'] > 0, ipk\n";
+
+static void t_shm_floors(void **state)
+{
+    (void)state;
+    char out[512], py[512], cmd[2048], res[512];
+    ipkt_path(py, sizeof py, "shm.py");
+    FILE *f = fopen(py, "w");
+    assert_non_null(f);
+    fputs(py_shm, f);
+    assert_int_equal(fclose(f), 0);
+    static const char *const cpu[] = {"cross", "same", "none"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd,
+                 IPKT_TOOL " bench -q -n 200 --size 8,64,1000 --cpu %s --json shm:", cpu[i]);
+        assert_int_equal(run(cmd, out, sizeof out), 0);
+        check_json(out, 200, "latency,throughput", "ipckit,raw");
+        snprintf(cmd, sizeof cmd, "python3 %s %s", py, out);
+        assert_int_equal(run(cmd, res, sizeof res), 0);
+    }
+}
+
 static void t_peers(void **state)
 {
     (void)state;
@@ -175,4 +212,4 @@ static void t_bad_usage(void **state)
 }
 
 IPKT_MAIN(cmocka_unit_test(t_latency), cmocka_unit_test(t_throughput), cmocka_unit_test(t_outputs),
-          cmocka_unit_test(t_peers), cmocka_unit_test(t_bad_usage))
+          cmocka_unit_test(t_shm_floors), cmocka_unit_test(t_peers), cmocka_unit_test(t_bad_usage))

@@ -329,6 +329,10 @@ static size_t bench_plan(const bench_opts *o, const bench_list *l, bench_spec *p
                 s.size = o->sizes[z];
                 s.cpu = o->cpu;
                 s.tmpdir = tmpdir;
+                /* A floor of one mode only (the shm ping-pong, the shm ring) is no row of the
+                 * other: the other mode has its own floor. */
+                if (s.modes && !(s.modes & m) && strcmp(s.ops->impl, "raw") == 0)
+                    continue;
                 if (s.maxsize && s.size > s.maxsize) {
                     if (z != 0)
                         continue;
