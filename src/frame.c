@@ -8,9 +8,11 @@
  * framing=raw: no boundaries; recv returns the bytes that have arrived.
  *
  * Receive side: reads go into c->in (64 KiB), so one read() serves many small messages; a large
- * payload is read straight into the caller's buffer. Invariant between calls: the unread bytes
- * of the stream, and the part of a payload already received, are in c->in - a deadline that
- * passes in the middle of a payload loses nothing.
+ * payload is read straight into the caller's buffer (readv: the payload there, the next header
+ * into c->in), and after a large frame the next header is read with the caller's buffer right
+ * behind it, so a stream of large messages never goes through c->in. Invariant between calls: the
+ * unread bytes of the stream, and the part of a payload already received, are in c->in - a deadline
+ * that passes in the middle of a payload loses nothing.
  *
  * Send side: header and payload go out in one writev(). If the deadline passes after part of a
  * frame was written, the rest is kept in c->out and the send counts as done: the next call on
@@ -132,10 +134,63 @@ static int ipk__save_partial(ipk_chan *c, const void *got, size_t n)
     return 0;
 }
 
+/*
+ * One readv() that puts a large payload where the caller wants it, waiting up to dl; c->in
+ * must be empty. head = 0: dst first, then 4 bytes of c->in, so the next header comes with the
+ * payload and the next payload can go direct too (more of it in c->in would be copied out
+ * again). head = 1: a 4-byte header into c->in, then dst.
+ * Returns bytes read, 0 at EOF (in->eof set), or a negative code; in->len counts the bytes
+ * that went to c->in.
+ */
+static long ipk__fill_direct(ipk_chan *c, int head, void *dst, size_t dstlen, int64_t dl)
+{
+    ipk__rbuf *in = &c->in;
+    int r = ipk__rbuf_reserve(c, IPK__RBUF_SIZE);
+    if (r != 0)
+        return r;
+    in->off = 0;
+    ipk__io_mode(c, c->rfd, dl);
+    for (;;) {
+        struct iovec iov[2] = {{dst, dstlen}, {in->buf, 4}};
+        if (head) {
+            iov[0] = (struct iovec){in->buf, 4};
+            iov[1] = (struct iovec){dst, dstlen};
+        }
+        ssize_t n = ipk__readv(c->rfd, iov, 2);
+        if (n > 0) {
+            size_t first = iov[0].iov_len;
+            in->len = head ? ((size_t)n < 4 ? (size_t)n : 4)
+                           : ((size_t)n > first ? (size_t)n - first : 0);
+            return n;
+        }
+        if (n == 0) {
+            in->eof = 1;
+            return 0;
+        }
+        if (n != -EAGAIN)
+            return n;
+        int w = ipk__wait_fd(c->rfd, POLLIN, dl);
+        if (w < 0)
+            return w;
+    }
+}
+
+static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int64_t dl);
+
 static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
 {
     ipk__rbuf *in = &c->in;
     long r;
+    size_t pre = 0; /* payload bytes (and maybe what follows) already in buf */
+    if (!in->have_frame && in->len == 0 && !in->eof && in->frame >= IPK__DIRECT &&
+        cap >= IPK__DIRECT) {
+        /* After a large frame the next is likely large too (a stream of 64 KiB messages): its
+         * header is read with the caller's buffer right behind it, so the payload skips c->in. */
+        r = ipk__fill_direct(c, 1, buf, cap, dl);
+        if (r < 0)
+            return ipk__read_error(c, r, "read");
+        pre = r > 4 ? (size_t)r - 4 : 0;
+    }
     if (!in->have_frame) {
         while (in->len < 4) {
             if (in->eof || (r = ipk__fill(c, dl)) == 0) {
@@ -161,6 +216,13 @@ static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
         in->have_frame = 1;
     }
     size_t len = in->frame;
+    if (pre) { /* c->in is empty: it takes back what in buf is not this payload */
+        size_t keep = len > cap ? 0 : pre < len ? pre : len;
+        if (pre > keep && (r = ipk__save_partial(c, buf + keep, pre - keep)) != 0)
+            return r;
+        if (len <= cap)
+            return ipk__recv_rest(c, buf, len, keep, dl);
+    }
     if (len > cap) {
         c->need = len;
         return ipk__err(IPK_EMSGSIZE, "%s: message of %zu bytes does not fit a %zu-byte buffer",
@@ -170,22 +232,21 @@ static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
     if (have)
         memcpy(buf, in->buf + in->off, have);
     ipk__consume(in, have);
+    return ipk__recv_rest(c, buf, len, have, dl);
+}
+
+/* The rest of a len-byte payload of which `have` bytes are in buf; c->in is empty. */
+static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int64_t dl)
+{
+    ipk__rbuf *in = &c->in;
+    long r;
     while (have < len) {
         size_t left = len - have;
         if (left >= IPK__DIRECT) {
-            ipk__io_mode(c, c->rfd, dl);
-            r = ipk__read(c->rfd, buf + have, left);
+            r = ipk__fill_direct(c, 0, buf + have, left, dl);
             if (r > 0) {
-                have += (size_t)r;
+                have += (size_t)r - in->len; /* the bytes past the payload are in c->in */
                 continue;
-            }
-            if (r == -EAGAIN) {
-                int w = ipk__wait_fd(c->rfd, POLLIN, dl);
-                if (w > 0)
-                    continue;
-                r = w;
-            } else if (r == 0) {
-                in->eof = 1;
             }
         } else {
             r = ipk__fill(c, dl);
@@ -208,8 +269,7 @@ static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
         }
         return ipk__read_error(c, r, "read");
     }
-    in->have_frame = 0;
-    in->frame = 0;
+    in->have_frame = 0; /* in->frame stays: the next header read looks at it */
     return (long)len;
 }
 

@@ -170,6 +170,20 @@ ssize_t ipk__read(int fd, void *buf, size_t n)
     }
 }
 
+ssize_t ipk__readv(int fd, const struct iovec *iov, int n)
+{
+    int f = ipk__fault_hit(IPK__SYS_READ); /* a read like any other for fault injection */
+    if (f)
+        return -f;
+    for (;;) {
+        ssize_t r = readv(fd, iov, n);
+        if (r >= 0)
+            return r;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
 int ipk__sigpipe_ignored(void)
 {
     struct sigaction sa;
