@@ -22,15 +22,19 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define IPK__RBUF_SIZE ((size_t)64 << 10)
-#define IPK__DIRECT    ((size_t)16 << 10) /* payload rests at least this big bypass c->in */
-#define IPK__BATCH     256                /* messages per writev in sendv (2 iovecs each) */
-#define IPK__SMALL     ((size_t)1024)     /* a single frame up to this size is sent contiguous */
-#define IPK__COALESCE  ((size_t)256) /* frames up to this size are merged in a blocking sendv */
+#define IPK__RBUF_SIZE      ((size_t)64 << 10)
+#define IPK__DIRECT         ((size_t)16 << 10) /* payload rests at least this big bypass c->in */
+#define IPK__BATCH          256                /* messages per writev in sendv (2 iovecs each) */
+#define IPK__SMALL          ((size_t)1024) /* a single frame up to this size is sent contiguous */
+#define IPK__COALESCE       ((size_t)256) /* frames up to this size are merged in a blocking sendv */
+#define IPK__PIPESZ_DEFAULT ((size_t)1 << 20) /* pipesz= default: see ipk__pipe_size */
 
 static int ipk__fatal(ipk_chan *c, int code)
 {
@@ -595,4 +599,41 @@ int ipk__stream_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo
     ipk_iov one = {msg, len};
     long r = ipk__stream_sendv(c, &one, 1, dl);
     return r == 1 ? 0 : (int)r;
+}
+
+/*
+ * pipesz=SIZE for the pipe transports (fifo:, exec:). A pipe holds 64 KiB by default, so a
+ * frame of a 64 KiB message (65,540 bytes) never fits: the writer fills the pipe, sleeps, and
+ * the reader takes it in two wake-ups. Default 1 MiB, capped by /proc/sys/fs/pipe-max-size
+ * (the most an unprivileged process may ask for); a size the kernel refuses is only an error
+ * when asked for explicitly (the default is best effort: a user past pipe-user-pages-soft
+ * keeps 64 KiB pipes). 0 leaves the kernel's size. The kernel rounds up to a power of two pages.
+ */
+int ipk__pipe_size(ipk_chan *c, int fd)
+{
+    size_t want;
+    int r = ipk__opt_size(c, "pipesz", IPK__PIPESZ_DEFAULT, &want);
+    if (r != 0 || want == 0)
+        return r;
+    int asked = ipk__opt(c, "pipesz") != NULL;
+    size_t most = IPK__PIPESZ_DEFAULT;
+    FILE *f = fopen("/proc/sys/fs/pipe-max-size", "re");
+    if (f != NULL) {
+        unsigned long v;
+        if (fscanf(f, "%lu", &v) == 1)
+            most = v;
+        fclose(f);
+    }
+    if (want > INT_MAX || (asked && want > most && fcntl(fd, F_SETPIPE_SZ, (int)want) < 0))
+        return ipk__err(IPK_EOPTION,
+                        "%s: pipesz=%zu: more than /proc/sys/fs/pipe-max-size (%zu) allows this "
+                        "process",
+                        c->name, want, most);
+    if (!asked && want > most)
+        want = most;
+    if (fcntl(fd, F_GETPIPE_SZ) >= (int)want)
+        return 0;
+    if (fcntl(fd, F_SETPIPE_SZ, (int)want) < 0 && asked)
+        return ipk__errsys(-errno, "%s: pipesz=%zu: F_SETPIPE_SZ", c->name, want);
+    return 0;
 }
