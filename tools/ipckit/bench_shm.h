@@ -19,7 +19,7 @@
 
 #define BSHM_LINE      64
 #define BSHM_LINE_DATA (BSHM_LINE - 8) /* message bytes that ride in the counter's line */
-#define BSHM_SPINS     (1 << 16)       /* pauses before a spinning side yields its CPU */
+#define BSHM_SPINS     256 /* pauses (microseconds) before a spinning side yields its CPU */
 
 static inline void bshm_relax(unsigned *spins)
 {
