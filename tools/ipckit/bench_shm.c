@@ -33,6 +33,11 @@ static size_t shm_len(const bench_spec *s)
 static int shm_prepare(bench_spec *s)
 {
     bench_side sd = {.spec = s};
+    /* Two spinners pinned to one CPU: each spins until the scheduler takes the CPU from it
+     * (sched_yield does not hand it over), a timeslice per message. That is no floor. */
+    if (s->cpu == BENCH_CPU_SAME)
+        return bench_fail(&sd, "n/a: a spinning floor needs two CPUs (the one-CPU yardstick is "
+                               "the pipe)");
     s->fd[0] = memfd_create("ipkbench-raw-shm", MFD_CLOEXEC);
     if (s->fd[0] < 0 || ftruncate(s->fd[0], (off_t)shm_len(s)) != 0)
         return bench_fail(&sd, "%s: memfd of %zu bytes: %s", s->label, shm_len(s), strerror(errno));
