@@ -74,6 +74,25 @@ static int ipk__rbuf_reserve(ipk_chan *c, size_t want)
     return 0;
 }
 
+/* One readv() of the channel's input, waiting up to dl; 0 at EOF (in->eof set). */
+static long ipk__readv_wait(ipk_chan *c, const struct iovec *iov, int n, int64_t dl)
+{
+    ipk__io_mode(c, c->rfd, dl);
+    for (;;) {
+        ssize_t r = ipk__readv(c->rfd, iov, n);
+        if (r >= 0) {
+            if (r == 0)
+                c->in.eof = 1;
+            return r;
+        }
+        if (r != -EAGAIN)
+            return r;
+        int w = ipk__wait_fd(c->rfd, POLLIN, dl);
+        if (w < 0)
+            return w;
+    }
+}
+
 /*
  * Reads once into c->in, waiting up to dl for the descriptor. Returns bytes read (> 0), 0 at
  * EOF, or a negative code.
@@ -90,23 +109,11 @@ static long ipk__fill(ipk_chan *c, int64_t dl)
     }
     if (in->len == 0)
         in->off = 0;
-    ipk__io_mode(c, c->rfd, dl);
-    for (;;) {
-        ssize_t n = ipk__read(c->rfd, in->buf + in->off + in->len, in->cap - in->off - in->len);
-        if (n > 0) {
-            in->len += (size_t)n;
-            return n;
-        }
-        if (n == 0) {
-            in->eof = 1;
-            return 0;
-        }
-        if (n != -EAGAIN)
-            return n;
-        int w = ipk__wait_fd(c->rfd, POLLIN, dl);
-        if (w < 0)
-            return w;
-    }
+    struct iovec iov = {in->buf + in->off + in->len, in->cap - in->off - in->len};
+    long n = ipk__readv_wait(c, &iov, 1, dl);
+    if (n > 0)
+        in->len += (size_t)n;
+    return n;
 }
 
 static void ipk__consume(ipk__rbuf *in, size_t n)
@@ -153,30 +160,16 @@ static long ipk__fill_direct(ipk_chan *c, int head, void *dst, size_t dstlen, in
     if (r != 0)
         return r;
     in->off = 0;
-    ipk__io_mode(c, c->rfd, dl);
-    for (;;) {
-        struct iovec iov[2] = {{dst, dstlen}, {in->buf, 4}};
-        if (head) {
-            iov[0] = (struct iovec){in->buf, 4};
-            iov[1] = (struct iovec){dst, dstlen};
-        }
-        ssize_t n = ipk__readv(c->rfd, iov, 2);
-        if (n > 0) {
-            size_t first = iov[0].iov_len;
-            in->len = head ? ((size_t)n < 4 ? (size_t)n : 4)
-                           : ((size_t)n > first ? (size_t)n - first : 0);
-            return n;
-        }
-        if (n == 0) {
-            in->eof = 1;
-            return 0;
-        }
-        if (n != -EAGAIN)
-            return n;
-        int w = ipk__wait_fd(c->rfd, POLLIN, dl);
-        if (w < 0)
-            return w;
+    struct iovec iov[2] = {{dst, dstlen}, {in->buf, 4}};
+    if (head) {
+        iov[0] = (struct iovec){in->buf, 4};
+        iov[1] = (struct iovec){dst, dstlen};
     }
+    long n = ipk__readv_wait(c, iov, 2, dl);
+    if (n > 0)
+        in->len =
+            head ? ((size_t)n < 4 ? (size_t)n : 4) : ((size_t)n > dstlen ? (size_t)n - dstlen : 0);
+    return n;
 }
 
 static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int64_t dl);
