@@ -4,6 +4,8 @@
 # run and prints the ratios. Run them from a Release build: build/bench/shm_vs_raw -r 7
 add_executable(shm_baseline ${CMAKE_CURRENT_LIST_DIR}/shm_baseline.c)
 target_compile_options(shm_baseline PRIVATE -O2)
+target_include_directories(shm_baseline PRIVATE ${CMAKE_SOURCE_DIR}/tools/ipckit)
 add_executable(shm_vs_raw ${CMAKE_CURRENT_LIST_DIR}/shm_vs_raw.c)
 target_compile_options(shm_vs_raw PRIVATE -O2)
+target_include_directories(shm_vs_raw PRIVATE ${CMAKE_SOURCE_DIR}/tools/ipckit)
 target_link_libraries(shm_vs_raw PRIVATE ipckit_static)

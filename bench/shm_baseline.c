@@ -10,7 +10,9 @@
  *             other's index, spinning when full or empty): the floor for one-way throughput;
  *   pipe      round trip of 64 bytes over two pipes with both processes on one CPU: what a
  *             same-CPU round trip costs through the kernel.
- * Build: gcc -O2 -std=c11 -o shm_baseline bench/shm_baseline.c
+ * The ping-pong and the ring are bench_shm.h's, the same code `ipckit bench` measures beside its
+ * shm: rows; this program adds the two-line ping-pong and the one-CPU pipe, and medians of runs.
+ * Build: gcc -O2 -std=c11 -Itools/ipckit -o shm_baseline bench/shm_baseline.c
  * Run:   shm_baseline [-c CPU_A] [-C CPU_B] [-r REPEATS]   (prints medians of REPEATS runs)
  * bench/shm_vs_raw.c includes this file (SHM_BASELINE_NO_MAIN) to run the same measures next to
  * ipckit's in one run.
@@ -27,11 +29,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_shm.h" /* tools/ipckit: the cache-line ping-pong and the ring `ipckit bench` runs */
+
 #define BL_LINE    64
 #define BL_RT_N    100000 /* round trips per run */
 #define BL_RT_WARM 10000
 #define BL_TP_N    5000000 /* messages per throughput run */
-#define BL_SLOTS   1024
 #define BL_MSG     64
 
 static int64_t bl_now(void)
@@ -102,37 +105,36 @@ static inline void bl_relax(void)
 #endif
 }
 
-/* ---- cache-line ping-pong: p50 of the round trip, ns ---- */
+/* ---- cache-line ping-pong (bench_shm.h, as `ipckit bench` runs it): p50 of the round trip, ns
+ * ---- */
 
 static int64_t bl_pingpong(int cpu_a, int cpu_b)
 {
-    _Atomic uint64_t *w = bl_shared(4096);
-    atomic_store(w, 0);
+    bshm_line *l = bl_shared(4096);
     pid_t pid = fork();
     if (pid == 0) {
         bl_pin(cpu_b);
-        for (uint64_t v = 1; v < 2 * (BL_RT_N + BL_RT_WARM); v += 2) {
-            while (atomic_load_explicit(w, memory_order_acquire) != v)
-                bl_relax();
-            atomic_store_explicit(w, v + 1, memory_order_release);
+        uint64_t seen = 0;
+        for (int i = 0; i < BL_RT_N + BL_RT_WARM; i++) {
+            bshm_line_recv(l, &seen, NULL, 0);
+            bshm_line_send(l, &seen, NULL, 0);
         }
         _exit(0);
     }
     bl_pin(cpu_a);
     int64_t *s = malloc(sizeof(int64_t) * BL_RT_N);
+    uint64_t seen = 0;
     for (int i = 0; i < BL_RT_N + BL_RT_WARM; i++) {
-        uint64_t v = 2 * (uint64_t)i + 1;
         int64_t t0 = bl_now();
-        atomic_store_explicit(w, v, memory_order_release);
-        while (atomic_load_explicit(w, memory_order_acquire) != v + 1)
-            bl_relax();
+        bshm_line_send(l, &seen, NULL, 0);
+        bshm_line_recv(l, &seen, NULL, 0);
         if (i >= BL_RT_WARM)
             s[i - BL_RT_WARM] = bl_now() - t0;
     }
     bl_wait(pid);
     int64_t m = bl_median(s, BL_RT_N);
     free(s);
-    munmap((void *)w, 4096);
+    munmap(l, 4096);
     return m;
 }
 
@@ -168,50 +170,31 @@ static int64_t bl_pingpong2(int cpu_a, int cpu_b)
     return m;
 }
 
-/* ---- fixed-slot SPSC ring: messages per second ---- */
-
-struct bl_ring {
-    _Alignas(BL_LINE) _Atomic uint64_t head;
-    _Alignas(BL_LINE) _Atomic uint64_t tail;
-    _Alignas(BL_LINE) _Atomic int64_t t_first;
-    _Atomic int64_t t_last;
-    _Alignas(BL_LINE) unsigned char slot[BL_SLOTS][BL_MSG];
-};
+/* ---- fixed-slot SPSC ring (bench_shm.h, as `ipckit bench` runs it): messages per second ---- */
 
 static double bl_ring(int cpu_a, int cpu_b)
 {
-    struct bl_ring *r = bl_shared(sizeof *r);
-    memset(r, 0, sizeof *r);
+    size_t len = bshm_ring_bytes(BL_MSG);
+    bshm_ring *r = bl_shared(len);
+    bshm_ring_init(r, BL_MSG);
     pid_t pid = fork();
     if (pid == 0) { /* producer */
         bl_pin(cpu_b);
         unsigned char msg[BL_MSG];
         memset(msg, 'm', sizeof msg);
-        uint64_t head = 0, tail = 0;
+        bshm_end e = {0, 0};
         for (uint64_t i = 0; i < BL_TP_N; i++) {
-            while (head - tail >= BL_SLOTS) {
-                tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-                if (head - tail >= BL_SLOTS)
-                    bl_relax();
-            }
-            memcpy(&msg, &i, sizeof i);
-            memcpy(r->slot[head % BL_SLOTS], msg, BL_MSG);
-            atomic_store_explicit(&r->head, ++head, memory_order_release);
+            memcpy(msg, &i, sizeof i);
+            bshm_ring_push(r, &e, msg, BL_MSG);
         }
         _exit(0);
     }
     bl_pin(cpu_a);
     unsigned char out[BL_MSG];
-    uint64_t head = 0, tail = 0;
+    bshm_end e = {0, 0};
     int64_t t0 = 0;
     for (uint64_t i = 0; i < BL_TP_N; i++) {
-        while (tail == head) {
-            head = atomic_load_explicit(&r->head, memory_order_acquire);
-            if (tail == head)
-                bl_relax();
-        }
-        memcpy(out, r->slot[tail % BL_SLOTS], BL_MSG);
-        atomic_store_explicit(&r->tail, ++tail, memory_order_release);
+        bshm_ring_pop(r, &e, out, BL_MSG);
         if (i == 0)
             t0 = bl_now();
         uint64_t seq;
@@ -224,7 +207,7 @@ static double bl_ring(int cpu_a, int cpu_b)
     }
     double rate = (double)(BL_TP_N - 1) * 1e9 / (double)(bl_now() - t0);
     bl_wait(pid);
-    munmap(r, sizeof *r);
+    munmap(r, len);
     return rate;
 }
 

@@ -6,7 +6,7 @@
  *   one-way 64 B throughput (two CPUs) >= 0.8 x raw fixed-slot SPSC ring
  *   round trip p50 (one CPU)         <= 2 x pipe round trip on that CPU
  * Build (from the repository, after building libipckit.a in build/):
- *   gcc -O2 -std=c11 -Iinclude -o shm_vs_raw bench/shm_vs_raw.c build/libipckit.a
+ *   gcc -O2 -std=c11 -Iinclude -Itools/ipckit -o shm_vs_raw bench/shm_vs_raw.c build/libipckit.a
  * or with cmake: include(bench/CMakeLists.shm.cmake). Run: shm_vs_raw [-c A] [-C B] [-r N].
  */
 #define SHM_BASELINE_NO_MAIN

@@ -8,9 +8,11 @@
  * framing=raw: no boundaries; recv returns the bytes that have arrived.
  *
  * Receive side: reads go into c->in (64 KiB), so one read() serves many small messages; a large
- * payload is read straight into the caller's buffer. Invariant between calls: the unread bytes
- * of the stream, and the part of a payload already received, are in c->in - a deadline that
- * passes in the middle of a payload loses nothing.
+ * payload is read straight into the caller's buffer (readv: the payload there, the next header
+ * into c->in), and after a large frame the next header is read with the caller's buffer right
+ * behind it, so a stream of large messages never goes through c->in. Invariant between calls: the
+ * unread bytes of the stream, and the part of a payload already received, are in c->in - a deadline
+ * that passes in the middle of a payload loses nothing.
  *
  * Send side: header and payload go out in one writev(). If the deadline passes after part of a
  * frame was written, the rest is kept in c->out and the send counts as done: the next call on
@@ -20,15 +22,19 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define IPK__RBUF_SIZE ((size_t)64 << 10)
-#define IPK__DIRECT    ((size_t)16 << 10) /* payload rests at least this big bypass c->in */
-#define IPK__BATCH     256                /* messages per writev in sendv (2 iovecs each) */
-#define IPK__SMALL     ((size_t)1024)     /* a single frame up to this size is sent contiguous */
-#define IPK__COALESCE  ((size_t)256) /* frames up to this size are merged in a blocking sendv */
+#define IPK__RBUF_SIZE      ((size_t)64 << 10)
+#define IPK__DIRECT         ((size_t)16 << 10) /* payload rests at least this big bypass c->in */
+#define IPK__BATCH          256                /* messages per writev in sendv (2 iovecs each) */
+#define IPK__SMALL          ((size_t)1024) /* a single frame up to this size is sent contiguous */
+#define IPK__COALESCE       ((size_t)256) /* frames up to this size are merged in a blocking sendv */
+#define IPK__PIPESZ_DEFAULT ((size_t)1 << 20) /* pipesz= default: see ipk__pipe_size */
 
 static int ipk__fatal(ipk_chan *c, int code)
 {
@@ -68,6 +74,25 @@ static int ipk__rbuf_reserve(ipk_chan *c, size_t want)
     return 0;
 }
 
+/* One readv() of the channel's input, waiting up to dl; 0 at EOF (in->eof set). */
+static long ipk__readv_wait(ipk_chan *c, const struct iovec *iov, int n, int64_t dl)
+{
+    ipk__io_mode(c, c->rfd, dl);
+    for (;;) {
+        ssize_t r = ipk__readv(c->rfd, iov, n);
+        if (r >= 0) {
+            if (r == 0)
+                c->in.eof = 1;
+            return r;
+        }
+        if (r != -EAGAIN)
+            return r;
+        int w = ipk__wait_fd(c->rfd, POLLIN, dl);
+        if (w < 0)
+            return w;
+    }
+}
+
 /*
  * Reads once into c->in, waiting up to dl for the descriptor. Returns bytes read (> 0), 0 at
  * EOF, or a negative code.
@@ -84,23 +109,11 @@ static long ipk__fill(ipk_chan *c, int64_t dl)
     }
     if (in->len == 0)
         in->off = 0;
-    ipk__io_mode(c, c->rfd, dl);
-    for (;;) {
-        ssize_t n = ipk__read(c->rfd, in->buf + in->off + in->len, in->cap - in->off - in->len);
-        if (n > 0) {
-            in->len += (size_t)n;
-            return n;
-        }
-        if (n == 0) {
-            in->eof = 1;
-            return 0;
-        }
-        if (n != -EAGAIN)
-            return n;
-        int w = ipk__wait_fd(c->rfd, POLLIN, dl);
-        if (w < 0)
-            return w;
-    }
+    struct iovec iov = {in->buf + in->off + in->len, in->cap - in->off - in->len};
+    long n = ipk__readv_wait(c, &iov, 1, dl);
+    if (n > 0)
+        in->len += (size_t)n;
+    return n;
 }
 
 static void ipk__consume(ipk__rbuf *in, size_t n)
@@ -132,10 +145,49 @@ static int ipk__save_partial(ipk_chan *c, const void *got, size_t n)
     return 0;
 }
 
+/*
+ * One readv() that puts a large payload where the caller wants it, waiting up to dl; c->in
+ * must be empty. head = 0: dst first, then 4 bytes of c->in, so the next header comes with the
+ * payload and the next payload can go direct too (more of it in c->in would be copied out
+ * again). head = 1: a 4-byte header into c->in, then dst.
+ * Returns bytes read, 0 at EOF (in->eof set), or a negative code; in->len counts the bytes
+ * that went to c->in.
+ */
+static long ipk__fill_direct(ipk_chan *c, int head, void *dst, size_t dstlen, int64_t dl)
+{
+    ipk__rbuf *in = &c->in;
+    int r = ipk__rbuf_reserve(c, IPK__RBUF_SIZE);
+    if (r != 0)
+        return r;
+    in->off = 0;
+    struct iovec iov[2] = {{dst, dstlen}, {in->buf, 4}};
+    if (head) {
+        iov[0] = (struct iovec){in->buf, 4};
+        iov[1] = (struct iovec){dst, dstlen};
+    }
+    long n = ipk__readv_wait(c, iov, 2, dl);
+    if (n > 0)
+        in->len =
+            head ? ((size_t)n < 4 ? (size_t)n : 4) : ((size_t)n > dstlen ? (size_t)n - dstlen : 0);
+    return n;
+}
+
+static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int64_t dl);
+
 static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
 {
     ipk__rbuf *in = &c->in;
     long r;
+    size_t pre = 0; /* payload bytes (and maybe what follows) already in buf */
+    if (!in->have_frame && in->len == 0 && !in->eof && in->frame >= IPK__DIRECT &&
+        cap >= IPK__DIRECT) {
+        /* After a large frame the next is likely large too (a stream of 64 KiB messages): its
+         * header is read with the caller's buffer right behind it, so the payload skips c->in. */
+        r = ipk__fill_direct(c, 1, buf, cap, dl);
+        if (r < 0)
+            return ipk__read_error(c, r, "read");
+        pre = r > 4 ? (size_t)r - 4 : 0;
+    }
     if (!in->have_frame) {
         while (in->len < 4) {
             if (in->eof || (r = ipk__fill(c, dl)) == 0) {
@@ -161,6 +213,13 @@ static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
         in->have_frame = 1;
     }
     size_t len = in->frame;
+    if (pre) { /* c->in is empty: it takes back what in buf is not this payload */
+        size_t keep = len > cap ? 0 : pre < len ? pre : len;
+        if (pre > keep && (r = ipk__save_partial(c, buf + keep, pre - keep)) != 0)
+            return r;
+        if (len <= cap)
+            return ipk__recv_rest(c, buf, len, keep, dl);
+    }
     if (len > cap) {
         c->need = len;
         return ipk__err(IPK_EMSGSIZE, "%s: message of %zu bytes does not fit a %zu-byte buffer",
@@ -170,22 +229,21 @@ static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
     if (have)
         memcpy(buf, in->buf + in->off, have);
     ipk__consume(in, have);
+    return ipk__recv_rest(c, buf, len, have, dl);
+}
+
+/* The rest of a len-byte payload of which `have` bytes are in buf; c->in is empty. */
+static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int64_t dl)
+{
+    ipk__rbuf *in = &c->in;
+    long r;
     while (have < len) {
         size_t left = len - have;
         if (left >= IPK__DIRECT) {
-            ipk__io_mode(c, c->rfd, dl);
-            r = ipk__read(c->rfd, buf + have, left);
+            r = ipk__fill_direct(c, 0, buf + have, left, dl);
             if (r > 0) {
-                have += (size_t)r;
+                have += (size_t)r - in->len; /* the bytes past the payload are in c->in */
                 continue;
-            }
-            if (r == -EAGAIN) {
-                int w = ipk__wait_fd(c->rfd, POLLIN, dl);
-                if (w > 0)
-                    continue;
-                r = w;
-            } else if (r == 0) {
-                in->eof = 1;
             }
         } else {
             r = ipk__fill(c, dl);
@@ -208,8 +266,7 @@ static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
         }
         return ipk__read_error(c, r, "read");
     }
-    in->have_frame = 0;
-    in->frame = 0;
+    in->have_frame = 0; /* in->frame stays: the next header read looks at it */
     return (long)len;
 }
 
@@ -535,4 +592,41 @@ int ipk__stream_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo
     ipk_iov one = {msg, len};
     long r = ipk__stream_sendv(c, &one, 1, dl);
     return r == 1 ? 0 : (int)r;
+}
+
+/*
+ * pipesz=SIZE for the pipe transports (fifo:, exec:). A pipe holds 64 KiB by default, so a
+ * frame of a 64 KiB message (65,540 bytes) never fits: the writer fills the pipe, sleeps, and
+ * the reader takes it in two wake-ups. Default 1 MiB, capped by /proc/sys/fs/pipe-max-size
+ * (the most an unprivileged process may ask for); a size the kernel refuses is only an error
+ * when asked for explicitly (the default is best effort: a user past pipe-user-pages-soft
+ * keeps 64 KiB pipes). 0 leaves the kernel's size. The kernel rounds up to a power of two pages.
+ */
+int ipk__pipe_size(ipk_chan *c, int fd)
+{
+    size_t want;
+    int r = ipk__opt_size(c, "pipesz", IPK__PIPESZ_DEFAULT, &want);
+    if (r != 0 || want == 0)
+        return r;
+    int asked = ipk__opt(c, "pipesz") != NULL;
+    size_t most = IPK__PIPESZ_DEFAULT;
+    FILE *f = fopen("/proc/sys/fs/pipe-max-size", "re");
+    if (f != NULL) {
+        unsigned long v;
+        if (fscanf(f, "%lu", &v) == 1)
+            most = v;
+        fclose(f);
+    }
+    if (want > INT_MAX || (asked && want > most && fcntl(fd, F_SETPIPE_SZ, (int)want) < 0))
+        return ipk__err(IPK_EOPTION,
+                        "%s: pipesz=%zu: more than /proc/sys/fs/pipe-max-size (%zu) allows this "
+                        "process",
+                        c->name, want, most);
+    if (!asked && want > most)
+        want = most;
+    if (fcntl(fd, F_GETPIPE_SZ) >= (int)want)
+        return 0;
+    if (fcntl(fd, F_SETPIPE_SZ, (int)want) < 0 && asked)
+        return ipk__errsys(-errno, "%s: pipesz=%zu: F_SETPIPE_SZ", c->name, want);
+    return 0;
 }

@@ -114,7 +114,8 @@ enum ipk__framing { IPK__FR_LEN = 0, IPK__FR_RAW, IPK__FR_LINE };
 typedef struct ipk__rbuf {
     char *buf;
     size_t cap, off, len;
-    size_t frame; /* length of the frame whose header is consumed but payload is not; or 0 */
+    size_t frame; /* with have_frame: length of the frame whose payload is pending; without:
+                   * the last frame's length (frame.c reads a large one's successor directly) */
     int have_frame;
     int eof;
 } ipk__rbuf;
@@ -151,7 +152,7 @@ struct ipk_chan {
     ipk__wbuf out;
     signed char fdmode[2]; /* frame.c: O_NONBLOCK state last set on rfd [0] and wfd [1]:
                               0 unknown, 1 blocking, 2 non-blocking (see ipk__fd_mode) */
-    void *tp; /* transport-private state */
+    void *tp;              /* transport-private state */
 };
 
 /* Sets c->name (copied). */
@@ -189,6 +190,7 @@ long ipk__proc_long(const char *path, long def);
 
 /* EINTR-retrying wrappers returning -errno; they go through the fault-injection table. */
 ssize_t ipk__read(int fd, void *buf, size_t n);
+ssize_t ipk__readv(int fd, const struct iovec *iov, int n);
 ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind, int sigpipe_ign);
 int ipk__set_nonblock(int fd);
 /* Puts fd in blocking (blocking != 0) or non-blocking mode unless *state says it already is;

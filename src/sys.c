@@ -158,11 +158,17 @@ static int ipk__fault_hit(enum ipk__syscall call)
 
 ssize_t ipk__read(int fd, void *buf, size_t n)
 {
-    int f = ipk__fault_hit(IPK__SYS_READ);
+    struct iovec iov = {buf, n};
+    return ipk__readv(fd, &iov, 1);
+}
+
+ssize_t ipk__readv(int fd, const struct iovec *iov, int n)
+{
+    int f = ipk__fault_hit(IPK__SYS_READ); /* a read like any other for fault injection */
     if (f)
         return -f;
     for (;;) {
-        ssize_t r = read(fd, buf, n);
+        ssize_t r = readv(fd, iov, n);
         if (r >= 0)
             return r;
         if (errno != EINTR)

@@ -193,6 +193,9 @@ static int ipk__exec_open(ipk_chan *c)
         ipk__errsys(r, "%s: pipe", c->name);
         goto fail;
     }
+    /* Both directions hold a whole 64 KiB frame (pipesz=, default 1 MiB): see frame.c. */
+    if ((r = ipk__pipe_size(c, in[1])) != 0 || (r = ipk__pipe_size(c, out[0])) != 0)
+        goto fail;
     if ((r = ipk__exec_spawn(c, in[0], out[1], &x->pid)) != 0)
         goto fail;
     if ((r = ipk__exec_pidfd(c, x)) != 0) {
@@ -374,7 +377,7 @@ static long ipk__exec_info(const ipk__addr *a, char *buf, size_t cap)
                       : "pidfd (pidfd_open available)");
 }
 
-static const char *const ipk__exec_keys[] = {"framing", "linger", NULL};
+static const char *const ipk__exec_keys[] = {"framing", "linger", "pipesz", NULL};
 
 const ipk__transport ipk__tr_exec = {
     .scheme = "exec",

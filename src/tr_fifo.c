@@ -143,6 +143,9 @@ static int ipk__fifo_listen(ipk_chan *c)
         r = ipk__errsys(-errno, "%s: persist=1: open for writing", c->name);
         goto fail;
     }
+    /* The FIFO's buffer is shared by its ends: each end grows it to its own pipesz=. */
+    if ((r = ipk__pipe_size(c, c->rfd)) != 0)
+        goto fail;
     c->wkind = IPK__W_PIPE;
     c->tp = f;
     return 0;
@@ -210,6 +213,11 @@ static int ipk__fifo_dial(ipk_chan *c)
         goto fail;
     }
     c->wfd = r;
+    if ((r = ipk__pipe_size(c, c->wfd)) != 0) {
+        close(c->wfd);
+        c->wfd = -1;
+        goto fail;
+    }
     c->wkind = IPK__W_PIPE;
     c->tp = f;
     return 0;
@@ -317,8 +325,8 @@ static long ipk__fifo_info(const ipk__addr *a, char *buf, size_t cap)
                     ipk__tr_fifo.summary, a->body, what, PIPE_BUF, size);
 }
 
-static const char *const ipk__fifo_keys[] = {"framing", "perm", "keep", "persist",
-                                             "atomic",  "wait", NULL};
+static const char *const ipk__fifo_keys[] = {"framing", "perm", "keep",   "persist",
+                                             "atomic",  "wait", "pipesz", NULL};
 
 const ipk__transport ipk__tr_fifo = {
     .scheme = "fifo",

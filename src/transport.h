@@ -102,6 +102,8 @@ long ipk__stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64
 int ipk__stream_pending(const ipk_chan *c);
 /* Writes what a timed-out send left in c->out. */
 int ipk__stream_flush(ipk_chan *c, int64_t dl);
+/* Applies option pipesz= (fifo:, exec:) to the pipe fd: see frame.c. 0 or a negative code. */
+int ipk__pipe_size(ipk_chan *c, int fd);
 
 /* A scheme whose transport is not in this build: listen/dial answer IPK_ENOTBUILT. */
 #define IPK__NOT_BUILT(sym, name, text) const ipk__transport sym = {.scheme = name, .summary = text}

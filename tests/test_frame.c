@@ -129,6 +129,83 @@ static void t_deadline_inside_payload(void **state)
     }
 }
 
+/* Receives one frame of n bytes with content `seed` into a cap-byte buffer. */
+static void recv_frame(ipk_chan *c, size_t n, uint32_t seed, size_t cap, int64_t timeout)
+{
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    ipkt_expect(ipk_recv(c, buf, cap, (int)timeout), (long)n);
+    assert_true(ipkt_check(buf, n, seed));
+    free(buf);
+}
+
+static void put_filled(int fd, size_t n, uint32_t seed)
+{
+    char *m = malloc(n);
+    assert_non_null(m);
+    ipkt_fill(m, n, seed);
+    put_frame(fd, m, (uint32_t)n);
+    free(m);
+}
+
+/* After a large frame the next header is read with the caller's buffer behind it: what lands
+ * there beyond the payload (small frames, part of the next large one), a payload too big for
+ * the buffer, and a deadline inside the payload all keep the stream whole. */
+static void t_large_frames_direct(void **state)
+{
+    (void)state;
+    int o;
+    ipk_chan *c = pair(IPK__FR_LEN, 1 << 20, &o, 1 << 20);
+    put_filled(o, 70000, 1); /* the first large frame */
+    recv_frame(c, 70000, 1, 100000, 1000);
+    /* A large frame, two small ones and the next large one, all there at once. */
+    put_filled(o, 40000, 2);
+    put_filled(o, 8, 3);
+    put_filled(o, 100, 4);
+    put_filled(o, 50000, 5);
+    recv_frame(c, 40000, 2, 100000, 1000);
+    assert_true(ipk_pending(c));
+    recv_frame(c, 8, 3, 100000, 0);
+    recv_frame(c, 100, 4, 100000, 0);
+    recv_frame(c, 50000, 5, 100000, 1000);
+    /* Too big for a large buffer: what arrived is kept, the message stays queued. */
+    put_filled(o, 60000, 6);
+    char *small = malloc(20000);
+    assert_non_null(small);
+    ipkt_expect(ipk_recv(c, small, 20000, 1000), IPK_EMSGSIZE);
+    assert_int_equal(ipk_needed(c), 60000);
+    free(small);
+    recv_frame(c, 60000, 6, 60000, 1000);
+    /* A deadline inside the payload of a header read direct. */
+    size_t n = 90000;
+    char *m = malloc(n);
+    assert_non_null(m);
+    ipkt_fill(m, n, 7);
+    unsigned char h[4] = {0, (unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n};
+    put(o, h, 4);
+    put(o, m, n / 3);
+    char *buf = malloc(n);
+    assert_non_null(buf);
+    ipkt_expect(ipk_recv(c, buf, n, 50), IPK_ETIMEDOUT);
+    assert_false(ipk_pending(c));
+    put(o, m + n / 3, n - n / 3);
+    ipkt_expect(ipk_recv(c, buf, n, 1000), (long)n);
+    assert_memory_equal(buf, m, n);
+    free(buf);
+    free(m);
+    /* The header alone, then EOF: still a protocol error. */
+    put(o, "\0\1\0\0", 4);
+    close(o);
+    char b[16];
+    ipkt_expect(ipk_recv(c, b, sizeof b, 1000), IPK_EMSGSIZE);
+    char *big = malloc(65536);
+    assert_non_null(big);
+    ipkt_expect(ipk_recv(c, big, 65536, 1000), IPK_EPROTO);
+    ipkt_errmsg_has("stream ended inside a frame");
+    free(big);
+    ipk_close(c);
+}
+
 /* A header cut short by EOF is a protocol error, not EOF. */
 static void t_eof_inside_header(void **state)
 {
@@ -290,6 +367,7 @@ static void t_raw_framing(void **state)
 }
 
 IPKT_MAIN(cmocka_unit_test(t_many_small_one_read), cmocka_unit_test(t_deadline_inside_payload),
-          cmocka_unit_test(t_eof_inside_header), cmocka_unit_test(t_partial_send_completes),
-          cmocka_unit_test(t_sendv_batches), cmocka_unit_test(t_injected_errors),
-          cmocka_unit_test(t_line_framing), cmocka_unit_test(t_raw_framing))
+          cmocka_unit_test(t_large_frames_direct), cmocka_unit_test(t_eof_inside_header),
+          cmocka_unit_test(t_partial_send_completes), cmocka_unit_test(t_sendv_batches),
+          cmocka_unit_test(t_injected_errors), cmocka_unit_test(t_line_framing),
+          cmocka_unit_test(t_raw_framing))

@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -412,6 +413,71 @@ static void t_send_over_max(void **state)
     assert_int_equal(got, 1); /* only the message that fitted reached the peer */
 }
 
+static long max_pipe(void)
+{
+    long v = 0;
+    FILE *f = fopen("/proc/sys/fs/pipe-max-size", "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%ld", &v), 1);
+    fclose(f);
+    return v;
+}
+
+/* pipesz= on the pipe transports: the FIFO (and both exec: pipes) hold a 64 KiB frame whole by
+ * default; 0 keeps the kernel's size; a bad value or one past pipe-max-size for an unprivileged
+ * process is refused with the limit named. */
+static int pipesz_as_nobody(void *arg)
+{
+    (void)arg;
+    char url[700]; /* in /tmp: nobody may not write the test's directory; listen's failure
+                    * removes the FIFO it made */
+    snprintf(url, sizeof url, "fifo:/tmp/ipkt-pipesz-%d?pipesz=%ld", (int)getpid(), max_pipe() * 2);
+    if (ipkt_become_nobody() != 0)
+        return 3;
+    ipk_chan *l;
+    if (ipk_listen(&l, url, NULL) != IPK_EOPTION)
+        return 1;
+    return strstr(ipk_errmsg(), "pipe-max-size") ? 0 : 2;
+}
+
+static void t_pipesz(void **state)
+{
+    (void)state;
+    char p[512], url[700];
+    long want = max_pipe() < MIB ? max_pipe() : MIB;
+    ipkt_path(p, sizeof p, "fifo");
+    ipkt_journal("path", p);
+    ipk_chan *l, *d;
+    snprintf(url, sizeof url, "fifo:%s", p);
+    ipkt_ok(ipk_listen(&l, url, NULL));
+    assert_true(fcntl(ipk_fd(l), F_GETPIPE_SZ) >= want);
+    ipkt_ok(ipk_close(l));
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    int dflt = fcntl(fds[0], F_GETPIPE_SZ);
+    close(fds[0]), close(fds[1]);
+    snprintf(url, sizeof url, "fifo:%s?pipesz=0", p);
+    ipkt_ok(ipk_listen(&l, url, NULL));
+    assert_int_equal(fcntl(ipk_fd(l), F_GETPIPE_SZ), dflt);
+    /* The writer's pipesz= grows the FIFO both ends share. */
+    snprintf(url, sizeof url, "fifo:%s?pipesz=256k", p);
+    ipkt_ok(ipk_dial(&d, url, NULL));
+    assert_int_equal(fcntl(ipk_fd(l), F_GETPIPE_SZ), 256 << 10);
+    ipkt_ok(ipk_close(d));
+    ipkt_ok(ipk_close(l));
+    snprintf(url, sizeof url, "fifo:%s?pipesz=lots", p);
+    ipkt_expect(ipk_listen(&l, url, NULL), IPK_EOPTION);
+    ipkt_errmsg_has("pipesz=lots");
+    assert_int_equal(ipkt_wait(ipkt_spawn(pipesz_as_nobody, NULL)), 0);
+    /* exec: both pipes; the child's output pipe is the one ipk_fd() polls. */
+    ipkt_ok(ipk_dial(&d, "exec:cat?pipesz=512k", NULL));
+    assert_int_equal(fcntl(ipk_fd(d), F_GETPIPE_SZ), 512 << 10);
+    static char big[65536];
+    ipkt_ok(ipk_send(d, big, sizeof big, 5000));
+    ipkt_expect(ipk_recv(d, big, sizeof big, 5000), (long)sizeof big);
+    ipkt_ok(ipk_close(d));
+}
+
 #define EACH(fn)                                                                                   \
     {#fn "/unix", fn, NULL, NULL, (void *)"unix"}, {#fn "/tcp", fn, NULL, NULL, (void *)"tcp"},    \
         {#fn "/fifo", fn, NULL, NULL, (void *)"fifo"},                                             \
@@ -421,4 +487,4 @@ static void t_send_over_max(void **state)
 
 IPKT_MAIN(EACH(t_sizes), EACH(t_many), EACH(t_eof), EACH(t_killed_mid_frame), EACH(t_oversize),
           EACH(t_timeouts), EACH(t_send_full), EACH(t_signal_storm), EACH(t_no_sigpipe),
-          EACH(t_small_buffer), EACH(t_send_over_max))
+          EACH(t_small_buffer), EACH(t_send_over_max), cmocka_unit_test(t_pipesz))

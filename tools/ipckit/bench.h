@@ -130,6 +130,9 @@ typedef struct bench_list {
 bench_spec *bench_list_add(bench_list *l, const bench_ops *ops, const char *label,
                            const char *mech);
 int bench_raw_all(bench_list *l, const char *only_mech);
+/* The shared-memory floors (bench_shm.c): a raw cache-line ping-pong (latency) and a raw
+ * fixed-slot SPSC ring (throughput), mechanism "shm"; bench_raw_all adds them. */
+int bench_shm_all(bench_list *l, const char *only_mech);
 /* One ipckit target from a URL, or every built transport (url NULL) with temporary addresses
  * inside tmpdir. Returns 0, or -1 with a message on stderr for a bad URL. */
 int bench_ipk_add(bench_list *l, const char *url, const char *tmpdir);

@@ -2,7 +2,8 @@
  * bench_raw.c - the floors: each kernel mechanism driven with plain blocking system calls, the
  * same message sizes, no framing, no library. A stream baseline writes each message with one
  * write() and, when streaming, reads whatever has arrived in 256 KiB reads; a ping-pong reads
- * exactly one message's bytes. This is what a careful programmer would write by hand, so an
+ * exactly one message's bytes. Pipes and FIFOs have ipckit's default pipe size (see
+ * raw_pipe_size). This is what a careful programmer would write by hand, so an
  * ipckit figure divided by it is the price (or the gain) of the library.
  */
 #include "bench.h"
@@ -74,6 +75,19 @@ static void raw_path(const bench_spec *s, int which, char *out, size_t cap)
     snprintf(out, cap, "%s/raw-%d-%d", s->tmpdir, s->topo, which);
 }
 
+/* Pipes and FIFOs get the size ipckit's fifo: and exec: give theirs by default (pipesz=: 1 MiB,
+ * capped by pipe-max-size), so that the floor is measured with the same pipe: a 64 KiB message
+ * fits whole in both, and the ratio is the price of the library, not of the pipe's size. */
+static void raw_pipe_size(int fd)
+{
+    size_t most = bench_proc_limit("/proc/sys/fs/pipe-max-size");
+    size_t want = (size_t)1 << 20;
+    if (most && most < want)
+        want = most;
+    if (fcntl(fd, F_GETPIPE_SZ) < (int)want)
+        fcntl(fd, F_SETPIPE_SZ, (int)want); /* best effort, as ipckit's default */
+}
+
 static int raw_prepare(bench_spec *s)
 {
     bench_side sd = {.spec = s};
@@ -82,6 +96,8 @@ static int raw_prepare(bench_spec *s)
     case RAW_PIPE:
         if (pipe2(s->fd, O_CLOEXEC) != 0 || pipe2(s->fd + 2, O_CLOEXEC) != 0)
             return raw_sysfail(&sd, "pipe");
+        raw_pipe_size(s->fd[0]);
+        raw_pipe_size(s->fd[2]);
         return 0;
     case RAW_FIFO:
         for (int i = 0; i < 2; i++) {
@@ -254,6 +270,8 @@ static int raw_open(bench_side *sd, const char *peer)
         if ((a ? (st->wfd = open(p, O_WRONLY | O_CLOEXEC))
                : (st->rfd = open(p, O_RDONLY | O_CLOEXEC))) < 0)
             return raw_sysfail(sd, "open fifo");
+        raw_pipe_size(a ? st->rfd : st->wfd);
+        raw_pipe_size(a ? st->wfd : st->rfd);
         return 0;
     case RAW_UNIX:
     case RAW_UNIXPACKET:
@@ -497,5 +515,5 @@ int bench_raw_all(bench_list *l, const char *only_mech)
             s->maxsize = bench_proc_limit(BENCH_SYSV_MSGMAX);
         s->lossy = raw_defs[m].lossy;
     }
-    return 0;
+    return bench_shm_all(l, only_mech);
 }
