@@ -459,7 +459,7 @@ static int fl_tail(ipk_chan *c, fl *f, int64_t dl, off_t *tail)
 {
     for (;;) {
         int r;
-        off_t size, e;
+        off_t size = 0, e;
         if (f->wr == 0 && (r = fl_init_header(c, f, dl)) != 0)
             return r;
         /* Catch up without a lock: committed records never change. */
