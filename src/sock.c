@@ -1,8 +1,17 @@
 /*
  * sock.c - socket helpers shared by unix:, unixgram:, unixpacket:, tcp: and udp: (see sock.h).
  *
- * Every socket is SOCK_CLOEXEC|SOCK_NONBLOCK; blocking is done by polling with the deadline,
- * so a timeout is kept across EINTR and never depends on SO_RCVTIMEO/SO_SNDTIMEO.
+ * Every socket is SOCK_CLOEXEC. Stream sockets and listening sockets are SOCK_NONBLOCK: frame.c
+ * and accept/connect wait by polling with the deadline, so a timeout is kept across EINTR and never
+ * depends on SO_RCVTIMEO/SO_SNDTIMEO.
+ *
+ * Datagram and connected seqpacket sockets are left blocking, and the mode is chosen per call:
+ * a call with a deadline passes MSG_DONTWAIT and polls on EAGAIN; a call that waits forever
+ * passes no flag and lets the kernel block, one system call per message like a plain program.
+ * Nothing is switched on the descriptor, whose O_NONBLOCK flag lives in the open file description
+ * and is shared across fork(): a flip made for one caller could make another process's timed
+ * call block forever. (Should someone set O_NONBLOCK on it anyway, a forever call that gets
+ * EAGAIN still falls back to polling.)
  *
  * Datagram receive: when the caller's buffer might be too small for the next message, the
  * message is first sized with MSG_PEEK|MSG_TRUNC (no copy), so that a message larger than cap
@@ -65,7 +74,8 @@ int ipk__sock_open(ipk_chan *c, int family, int type)
     ipk__sock *s = calloc(1, sizeof *s);
     if (s == NULL)
         return -ENOMEM;
-    int fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    /* A datagram socket never blocks in connect() (unix or UDP): blocking from the start. */
+    int fd = socket(family, type | SOCK_CLOEXEC | (type == SOCK_DGRAM ? 0 : SOCK_NONBLOCK), 0);
     if (fd < 0) {
         int e = errno;
         free(s);
@@ -89,8 +99,8 @@ int ipk__sock_close(ipk_chan *c)
     return r;
 }
 
-int ipk__sock_connect(ipk_chan *c, const struct sockaddr *sa, socklen_t len, const char *what,
-                      int64_t dl)
+static int ipk__sock_connect1(ipk_chan *c, const struct sockaddr *sa, socklen_t len,
+                              const char *what, int64_t dl)
 {
     unsigned step = 0; /* ipk__backoff: a backlog or queue that cannot be polled */
     for (;;) {
@@ -125,6 +135,26 @@ int ipk__sock_connect(ipk_chan *c, const struct sockaddr *sa, socklen_t len, con
     }
 }
 
+/* A connected seqpacket socket goes blocking (see the top of the file); a fresh descriptor that
+ * no other process shares yet, so the flip is safe. */
+static int ipk__sock_settle(ipk_chan *c)
+{
+    const ipk__sock *s = c->tp;
+    if (s->type != SOCK_SEQPACKET)
+        return 0;
+    int fl = fcntl(c->rfd, F_GETFL);
+    if (fl < 0 || fcntl(c->rfd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+        return ipk__errsys(-errno, "%s: fcntl O_NONBLOCK", c->name);
+    return 0;
+}
+
+int ipk__sock_connect(ipk_chan *c, const struct sockaddr *sa, socklen_t len, const char *what,
+                      int64_t dl)
+{
+    int r = ipk__sock_connect1(c, sa, len, what, dl);
+    return r == 0 ? ipk__sock_settle(c) : r;
+}
+
 int ipk__sock_accept(ipk_chan *l, ipk_chan *p, int64_t dl)
 {
     const ipk__sock *ls = l->tp;
@@ -132,7 +162,8 @@ int ipk__sock_accept(ipk_chan *l, ipk_chan *p, int64_t dl)
     if (s == NULL)
         return -ENOMEM;
     for (;;) {
-        int fd = accept4(l->rfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int fd = accept4(l->rfd, NULL, NULL,
+                         SOCK_CLOEXEC | (ls->type == SOCK_SEQPACKET ? 0 : SOCK_NONBLOCK));
         if (fd >= 0) {
             s->type = ls->type;
             s->family = ls->family;
@@ -303,11 +334,25 @@ static int ipk__dgram_dest(ipk_chan *c, struct msghdr *mh)
     return 0;
 }
 
+/* One sendmmsg() of msgs[0..k), k <= IPK__BATCH, each with proto's destination. */
+static int ipk__dgram_batch(int fd, const struct msghdr *proto, const ipk_iov *msgs, size_t k,
+                            int flags)
+{
+    struct mmsghdr mm[IPK__BATCH];
+    struct iovec iov[IPK__BATCH];
+    for (size_t i = 0; i < k; i++) {
+        iov[i] = (struct iovec){(void *)msgs[i].base, msgs[i].len};
+        mm[i].msg_hdr = *proto;
+        mm[i].msg_hdr.msg_iov = &iov[i];
+        mm[i].msg_hdr.msg_iovlen = 1;
+        mm[i].msg_len = 0;
+    }
+    return sendmmsg(fd, mm, (unsigned)k, flags);
+}
+
 long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
 {
     ipk__sock *s = c->tp;
-    struct mmsghdr mm[IPK__BATCH];
-    struct iovec iov[IPK__BATCH];
     size_t ok = 0; /* messages that pass the size check, all sent before the one that fails */
     while (ok < n && msgs[ok].len <= s->limit)
         ok++;
@@ -327,16 +372,19 @@ long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
         return r;
     size_t done = 0;
     unsigned step = 0; /* ipk__backoff: a backlog or queue that cannot be polled */
+    int fl = MSG_NOSIGNAL | (dl == IPK__DL_FOREVER ? 0 : MSG_DONTWAIT);
     while (done < ok) {
         size_t k = ok - done < IPK__BATCH ? ok - done : IPK__BATCH;
-        for (size_t i = 0; i < k; i++) {
-            iov[i] = (struct iovec){(void *)msgs[done + i].base, msgs[done + i].len};
-            mm[i].msg_hdr = proto;
-            mm[i].msg_hdr.msg_iov = &iov[i];
-            mm[i].msg_hdr.msg_iovlen = 1;
-            mm[i].msg_len = 0;
+        int m;
+        if (k == 1) { /* one message: send/sendto copy no header arrays in */
+            const ipk_iov *v = &msgs[done];
+            ssize_t b = proto.msg_name
+                            ? sendto(c->wfd, v->base, v->len, fl, proto.msg_name, proto.msg_namelen)
+                            : send(c->wfd, v->base, v->len, fl);
+            m = b >= 0 ? 1 : -1;
+        } else {
+            m = ipk__dgram_batch(c->wfd, &proto, msgs + done, k, fl);
         }
-        int m = sendmmsg(c->wfd, mm, (unsigned)k, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (m > 0) {
             done += (size_t)m;
             continue;
@@ -376,7 +424,8 @@ typedef struct ipk__rx {
     struct ucred uc;
 } ipk__rx;
 
-/* One recvmsg() into buf[0..cap); returns the datagram's real length (MSG_TRUNC) or -errno. */
+/* One recvmsg() into buf[0..cap) (flags: MSG_PEEK, MSG_DONTWAIT); returns the datagram's real
+ * length (MSG_TRUNC) or -errno. */
 static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx *rx)
 {
     union {
@@ -392,7 +441,7 @@ static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx 
                         .msg_controllen = sizeof cb.b};
     ssize_t n;
     do
-        n = recvmsg(c->rfd, &mh, flags | MSG_TRUNC | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        n = recvmsg(c->rfd, &mh, flags | MSG_TRUNC | MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return -errno;
@@ -422,8 +471,9 @@ long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_
     ipk__sock *s = c->tp;
     int whole = cap >= c->max || (s->family != AF_UNIX && cap >= IPK__UDP6_MAX);
     ipk__rx rx;
+    int wait = dl == IPK__DL_FOREVER ? 0 : MSG_DONTWAIT; /* see the top of the file */
     for (;;) {
-        long n = ipk__rx_once(c, buf, whole ? cap : 0, whole ? 0 : MSG_PEEK, &rx);
+        long n = ipk__rx_once(c, buf, whole ? cap : 0, wait | (whole ? 0 : MSG_PEEK), &rx);
         if (n == -EAGAIN) {
             int w = ipk__wait_fd(c->rfd, POLLIN, dl);
             if (w > 0)
@@ -437,7 +487,8 @@ long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_
             return ipk__err(IPK_EOF, "%s: the peer closed the connection", c->name);
         if ((size_t)n > c->max) {
             if (!whole)
-                ipk__rx_once(c, NULL, 0, 0, &rx); /* drop it: above max is never delivered */
+                ipk__rx_once(c, NULL, 0, MSG_DONTWAIT,
+                             &rx); /* drop it: above max is never delivered */
             return ipk__err(IPK_EMSGSIZE,
                             "%s: a message of %ld bytes exceeds max=%zu; it was "
                             "discarded",
@@ -451,7 +502,7 @@ long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_
                             c->name, n, cap);
         }
         if (!whole) {
-            long m = ipk__rx_once(c, buf, cap, 0, &rx);
+            long m = ipk__rx_once(c, buf, cap, MSG_DONTWAIT, &rx);
             if (m == -EAGAIN)
                 continue; /* another process sharing the socket took it */
             if (m < 0)
