@@ -13,6 +13,13 @@
  * call block forever. (Should someone set O_NONBLOCK on it anyway, a forever call that gets
  * EAGAIN still falls back to polling.)
  *
+ * A timed receive would still be receive-poll-receive. So every datagram socket carries a fixed
+ * SO_RCVTIMEO of IPK__SLICE_MS, the same value in every process, set once at open (nothing to
+ * go stale across fork): a receive with at least a slice left blocks in the kernel for up to a
+ * slice, and only if that ends with EAGAIN does it poll for the rest of its deadline with the
+ * exact time left. A receive with less than a slice left polls at once. (An application that
+ * changes SO_RCVTIMEO itself changes how long that first attempt can take.)
+ *
  * Datagram receive: when the caller's buffer might be too small for the next message, the
  * message is first sized with MSG_PEEK|MSG_TRUNC (no copy), so that a message larger than cap
  * is reported with its size (c->need) and stays queued. When cap >= c->max (or, for UDP, cap is
@@ -38,6 +45,7 @@
 #define IPK__UNIX_SLOP 32     /* af_unix refuses a datagram above sk_sndbuf - 32 */
 #define IPK__BATCH     256    /* messages per sendmmsg() */
 #define IPK__MAX_FDS   16     /* SCM_RIGHTS descriptors received by mistake, then closed */
+#define IPK__SLICE_MS  20     /* SO_RCVTIMEO of datagram sockets: see the top of the file */
 
 int ipk__sock_setint(ipk_chan *c, int level, int opt, int val, const char *name)
 {
@@ -87,6 +95,14 @@ int ipk__sock_open(ipk_chan *c, int family, int type)
     c->rfd = c->wfd = fd;
     c->wkind = IPK__W_SOCK;
     ipk__sock_limit(c, s);
+    if (type != SOCK_STREAM) { /* accepted sockets inherit it */
+        struct timeval tv = {0, IPK__SLICE_MS * 1000};
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+            int e = errno;
+            ipk__sock_close(c);
+            return ipk__errsys(-e, "%s: setsockopt SO_RCVTIMEO", c->name);
+        }
+    }
     return 0;
 }
 
@@ -301,6 +317,16 @@ int ipk__sock_name(ipk_chan *c, const char *scheme, int own)
 
 /* ---- datagrams ---- */
 
+/* MSG_DONTWAIT for a receive with less than a slice to wait (see the top of the file), else 0. */
+static int ipk__sock_dontwait(int64_t dl)
+{
+    if (dl == IPK__DL_FOREVER)
+        return 0;
+    if (dl == IPK__DL_NOW || dl - ipk__now() < (int64_t)IPK__SLICE_MS * 1000000)
+        return MSG_DONTWAIT;
+    return 0;
+}
+
 /* The error of a failed datagram send or receive, with the message set. */
 static int ipk__dgram_err(ipk_chan *c, int e, const char *op)
 {
@@ -372,7 +398,7 @@ long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
         return r;
     size_t done = 0;
     unsigned step = 0; /* ipk__backoff: a backlog or queue that cannot be polled */
-    int fl = MSG_NOSIGNAL | (dl == IPK__DL_FOREVER ? 0 : MSG_DONTWAIT);
+    int fl = MSG_NOSIGNAL | (dl == IPK__DL_FOREVER ? 0 : MSG_DONTWAIT); /* no SO_SNDTIMEO */
     while (done < ok) {
         size_t k = ok - done < IPK__BATCH ? ok - done : IPK__BATCH;
         int m;
@@ -471,10 +497,11 @@ long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_
     ipk__sock *s = c->tp;
     int whole = cap >= c->max || (s->family != AF_UNIX && cap >= IPK__UDP6_MAX);
     ipk__rx rx;
-    int wait = dl == IPK__DL_FOREVER ? 0 : MSG_DONTWAIT; /* see the top of the file */
+    int wait = ipk__sock_dontwait(dl);
     for (;;) {
         long n = ipk__rx_once(c, buf, whole ? cap : 0, wait | (whole ? 0 : MSG_PEEK), &rx);
         if (n == -EAGAIN) {
+            wait = MSG_DONTWAIT; /* the slice, or all of the wait when O_NONBLOCK is set */
             int w = ipk__wait_fd(c->rfd, POLLIN, dl);
             if (w > 0)
                 continue;
