@@ -77,6 +77,18 @@ static void ipk__sock_limit(ipk_chan *c, ipk__sock *s)
     }
 }
 
+/* The fixed receive slice of a datagram socket (see the top of the file). Set on every socket,
+ * accepted ones included: a unix socket does not inherit it from its listener. */
+static int ipk__sock_slice(ipk_chan *c, const ipk__sock *s)
+{
+    if (s->type == SOCK_STREAM)
+        return 0;
+    struct timeval tv = {0, IPK__SLICE_MS * 1000};
+    if (setsockopt(c->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
+        return ipk__errsys(-errno, "%s: setsockopt SO_RCVTIMEO", c->name);
+    return 0;
+}
+
 int ipk__sock_open(ipk_chan *c, int family, int type)
 {
     ipk__sock *s = calloc(1, sizeof *s);
@@ -95,15 +107,10 @@ int ipk__sock_open(ipk_chan *c, int family, int type)
     c->rfd = c->wfd = fd;
     c->wkind = IPK__W_SOCK;
     ipk__sock_limit(c, s);
-    if (type != SOCK_STREAM) { /* accepted sockets inherit it */
-        struct timeval tv = {0, IPK__SLICE_MS * 1000};
-        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
-            int e = errno;
-            ipk__sock_close(c);
-            return ipk__errsys(-e, "%s: setsockopt SO_RCVTIMEO", c->name);
-        }
-    }
-    return 0;
+    int r = ipk__sock_slice(c, s);
+    if (r != 0)
+        ipk__sock_close(c);
+    return r;
 }
 
 int ipk__sock_close(ipk_chan *c)
@@ -189,7 +196,10 @@ int ipk__sock_accept(ipk_chan *l, ipk_chan *p, int64_t dl)
             p->tp = s;
             p->rfd = p->wfd = fd;
             p->wkind = IPK__W_SOCK;
-            return 0;
+            int r = ipk__sock_slice(p, s);
+            if (r != 0)
+                ipk__sock_close(p);
+            return r;
         }
         int e = errno;
         /* accept(2): errors of a connection that died in the queue mean "try the next one". */
