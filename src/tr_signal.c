@@ -22,12 +22,14 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define IPK__SIG_WORD    sizeof(void *)      /* bytes in a sigval */
@@ -38,8 +40,11 @@ typedef struct ipk__sig {
     int signo;
     int raw;
     int any_uid;
-    uid_t allow_uid;              /* besides our own; (uid_t)-1 for none */
-    uid_t uid, euid;              /* our own, read at open (not a system call per message) */
+    uid_t allow_uid; /* besides our own; (uid_t)-1 for none */
+    uid_t uid, euid; /* our own, read at open (not a system call per message) */
+    pid_t me_pid;    /* dialer: what a sent signal says of its sender ... */
+    uid_t me_uid;
+    unsigned me_forks;            /* ... as of this many forks (see ipk__sig_queue) */
     pid_t pid;                    /* dialer: the receiver */
     sigset_t set;                 /* listener: {signo} */
     int unblock;                  /* listener: the signal was not blocked before listen */
@@ -219,6 +224,44 @@ static void ipk__sig_pending_limit(pid_t pid, char *out, size_t cap)
     fclose(f);
 }
 
+/*
+ * sigqueue() asks the kernel for the caller's pid and uid on every call (two system calls beside
+ * rt_sigqueueinfo). They are read at the first send instead, and the pid again in a child after
+ * fork(), which a pthread_atfork() handler counts. Caveats: a child made by a raw clone(2) that
+ * skips the fork handlers, or a process that changes its real uid after its first send, would
+ * send the old values (dial again after such a change).
+ */
+static unsigned ipk__sig_forks; /* bumped in every child of fork() */
+static pthread_once_t ipk__sig_once = PTHREAD_ONCE_INIT;
+
+static void ipk__sig_forked(void)
+{
+    ipk__sig_forks++;
+}
+
+static void ipk__sig_atfork(void)
+{
+    pthread_atfork(NULL, NULL, ipk__sig_forked);
+}
+
+static int ipk__sig_queue(ipk__sig *s, union sigval v)
+{
+    pthread_once(&ipk__sig_once, ipk__sig_atfork); /* before the first read of the pid */
+    if (s->me_forks != ipk__sig_forks || s->me_pid == 0) {
+        s->me_forks = ipk__sig_forks;
+        s->me_pid = getpid();
+        s->me_uid = getuid();
+    }
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = s->signo;
+    si.si_code = SI_QUEUE;
+    si.si_pid = s->me_pid;
+    si.si_uid = s->me_uid;
+    si.si_value = v;
+    return (int)syscall(SYS_rt_sigqueueinfo, s->pid, s->signo, &si);
+}
+
 static int ipk__sig_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
                          int64_t dl)
 {
@@ -236,7 +279,7 @@ static int ipk__sig_send(ipk_chan *c, const void *msg, size_t len, const ipk_msg
     union sigval v = {.sival_ptr = (void *)(uintptr_t)w};
     unsigned step = 0;
     for (;;) {
-        if (sigqueue(s->pid, s->signo, v) == 0)
+        if (ipk__sig_queue(s, v) == 0)
             return 0;
         int e = errno;
         if (e == ESRCH) {
