@@ -457,6 +457,7 @@ typedef struct ipk__rx {
     struct sockaddr_storage from;
     socklen_t fromlen;
     int cred; /* SCM_CREDENTIALS came with it: a real message (seqpacket EOF carries none) */
+    int bare; /* nobody wants the sender's address or credentials: ask for neither */
     struct ucred uc;
 } ipk__rx;
 
@@ -469,12 +470,12 @@ static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx 
         struct cmsghdr align;
     } cb;
     struct iovec iov = {buf, cap};
-    struct msghdr mh = {.msg_name = &rx->from,
-                        .msg_namelen = sizeof rx->from,
+    struct msghdr mh = {.msg_name = rx->bare ? NULL : &rx->from,
+                        .msg_namelen = rx->bare ? 0 : sizeof rx->from,
                         .msg_iov = &iov,
                         .msg_iovlen = 1,
-                        .msg_control = cb.b,
-                        .msg_controllen = sizeof cb.b};
+                        .msg_control = rx->bare ? NULL : cb.b,
+                        .msg_controllen = rx->bare ? 0 : sizeof cb.b};
     ssize_t n;
     do
         n = recvmsg(c->rfd, &mh, flags | MSG_TRUNC | MSG_CMSG_CLOEXEC);
@@ -507,6 +508,9 @@ long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_
     ipk__sock *s = c->tp;
     int whole = cap >= c->max || (s->family != AF_UNIX && cap >= IPK__UDP6_MAX);
     ipk__rx rx;
+    /* The kernel drops what a bare receive has no room for (descriptors sent by mistake included:
+     * closed, never installed). A seqpacket receive needs the credentials to tell EOF. */
+    rx.bare = mi == NULL && c->role != IPK__LISTENER && s->type == SOCK_DGRAM;
     int wait = ipk__sock_dontwait(dl);
     for (;;) {
         long n = ipk__rx_once(c, buf, whole ? cap : 0, wait | (whole ? 0 : MSG_PEEK), &rx);
