@@ -477,9 +477,10 @@ static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx 
                         .msg_control = rx->bare ? NULL : cb.b,
                         .msg_controllen = rx->bare ? 0 : sizeof cb.b};
     ssize_t n;
+    /* EINTR goes back to the caller from a call that may block: it has a deadline to check. */
     do
         n = recvmsg(c->rfd, &mh, flags | MSG_TRUNC | MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
+    while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
     if (n < 0)
         return -errno;
     rx->fromlen = mh.msg_namelen;
@@ -514,6 +515,10 @@ long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_
     int wait = ipk__sock_dontwait(dl);
     for (;;) {
         long n = ipk__rx_once(c, buf, whole ? cap : 0, wait | (whole ? 0 : MSG_PEEK), &rx);
+        if (n == -EINTR) { /* a new slice only while a whole one is left */
+            wait = ipk__sock_dontwait(dl);
+            continue;
+        }
         if (n == -EAGAIN) {
             wait = MSG_DONTWAIT; /* the slice, or all of the wait when O_NONBLOCK is set */
             int w = ipk__wait_fd(c->rfd, POLLIN, dl);
