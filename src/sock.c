@@ -1,8 +1,24 @@
 /*
  * sock.c - socket helpers shared by unix:, unixgram:, unixpacket:, tcp: and udp: (see sock.h).
  *
- * Every socket is SOCK_CLOEXEC|SOCK_NONBLOCK; blocking is done by polling with the deadline,
- * so a timeout is kept across EINTR and never depends on SO_RCVTIMEO/SO_SNDTIMEO.
+ * Every socket is SOCK_CLOEXEC. Stream sockets and listening sockets are SOCK_NONBLOCK: frame.c
+ * and accept/connect wait by polling with the deadline, so a timeout is kept across EINTR and never
+ * depends on SO_RCVTIMEO/SO_SNDTIMEO.
+ *
+ * Datagram and connected seqpacket sockets are left blocking, and the mode is chosen per call:
+ * a call with a deadline passes MSG_DONTWAIT and polls on EAGAIN; a call that waits forever
+ * passes no flag and lets the kernel block, one system call per message like a plain program.
+ * Nothing is switched on the descriptor, whose O_NONBLOCK flag lives in the open file description
+ * and is shared across fork(): a flip made for one caller could make another process's timed
+ * call block forever. (Should someone set O_NONBLOCK on it anyway, a forever call that gets
+ * EAGAIN still falls back to polling.)
+ *
+ * A timed receive would still be receive-poll-receive. So every datagram socket carries a fixed
+ * SO_RCVTIMEO of IPK__SLICE_MS, the same value in every process, set once at open (nothing to
+ * go stale across fork): a receive with at least a slice left blocks in the kernel for up to a
+ * slice, and only if that ends with EAGAIN does it poll for the rest of its deadline with the
+ * exact time left. A receive with less than a slice left polls at once. (An application that
+ * changes SO_RCVTIMEO itself changes how long that first attempt can take.)
  *
  * Datagram receive: when the caller's buffer might be too small for the next message, the
  * message is first sized with MSG_PEEK|MSG_TRUNC (no copy), so that a message larger than cap
@@ -29,6 +45,7 @@
 #define IPK__UNIX_SLOP 32     /* af_unix refuses a datagram above sk_sndbuf - 32 */
 #define IPK__BATCH     256    /* messages per sendmmsg() */
 #define IPK__MAX_FDS   16     /* SCM_RIGHTS descriptors received by mistake, then closed */
+#define IPK__SLICE_MS  20     /* SO_RCVTIMEO of datagram sockets: see the top of the file */
 
 int ipk__sock_setint(ipk_chan *c, int level, int opt, int val, const char *name)
 {
@@ -60,12 +77,25 @@ static void ipk__sock_limit(ipk_chan *c, ipk__sock *s)
     }
 }
 
+/* The fixed receive slice of a datagram socket (see the top of the file). Set on every socket,
+ * accepted ones included: a unix socket does not inherit it from its listener. */
+static int ipk__sock_slice(ipk_chan *c, const ipk__sock *s)
+{
+    if (s->type == SOCK_STREAM)
+        return 0;
+    struct timeval tv = {0, IPK__SLICE_MS * 1000};
+    if (setsockopt(c->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
+        return ipk__errsys(-errno, "%s: setsockopt SO_RCVTIMEO", c->name);
+    return 0;
+}
+
 int ipk__sock_open(ipk_chan *c, int family, int type)
 {
     ipk__sock *s = calloc(1, sizeof *s);
     if (s == NULL)
         return -ENOMEM;
-    int fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    /* A datagram socket never blocks in connect() (unix or UDP): blocking from the start. */
+    int fd = socket(family, type | SOCK_CLOEXEC | (type == SOCK_DGRAM ? 0 : SOCK_NONBLOCK), 0);
     if (fd < 0) {
         int e = errno;
         free(s);
@@ -77,7 +107,10 @@ int ipk__sock_open(ipk_chan *c, int family, int type)
     c->rfd = c->wfd = fd;
     c->wkind = IPK__W_SOCK;
     ipk__sock_limit(c, s);
-    return 0;
+    int r = ipk__sock_slice(c, s);
+    if (r != 0)
+        ipk__sock_close(c);
+    return r;
 }
 
 int ipk__sock_close(ipk_chan *c)
@@ -89,8 +122,8 @@ int ipk__sock_close(ipk_chan *c)
     return r;
 }
 
-int ipk__sock_connect(ipk_chan *c, const struct sockaddr *sa, socklen_t len, const char *what,
-                      int64_t dl)
+static int ipk__sock_connect1(ipk_chan *c, const struct sockaddr *sa, socklen_t len,
+                              const char *what, int64_t dl)
 {
     unsigned step = 0; /* ipk__backoff: a backlog or queue that cannot be polled */
     for (;;) {
@@ -125,6 +158,26 @@ int ipk__sock_connect(ipk_chan *c, const struct sockaddr *sa, socklen_t len, con
     }
 }
 
+/* A connected seqpacket socket goes blocking (see the top of the file); a fresh descriptor that
+ * no other process shares yet, so the flip is safe. */
+static int ipk__sock_settle(ipk_chan *c)
+{
+    const ipk__sock *s = c->tp;
+    if (s->type != SOCK_SEQPACKET)
+        return 0;
+    int fl = fcntl(c->rfd, F_GETFL);
+    if (fl < 0 || fcntl(c->rfd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+        return ipk__errsys(-errno, "%s: fcntl O_NONBLOCK", c->name);
+    return 0;
+}
+
+int ipk__sock_connect(ipk_chan *c, const struct sockaddr *sa, socklen_t len, const char *what,
+                      int64_t dl)
+{
+    int r = ipk__sock_connect1(c, sa, len, what, dl);
+    return r == 0 ? ipk__sock_settle(c) : r;
+}
+
 int ipk__sock_accept(ipk_chan *l, ipk_chan *p, int64_t dl)
 {
     const ipk__sock *ls = l->tp;
@@ -132,7 +185,8 @@ int ipk__sock_accept(ipk_chan *l, ipk_chan *p, int64_t dl)
     if (s == NULL)
         return -ENOMEM;
     for (;;) {
-        int fd = accept4(l->rfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int fd = accept4(l->rfd, NULL, NULL,
+                         SOCK_CLOEXEC | (ls->type == SOCK_SEQPACKET ? 0 : SOCK_NONBLOCK));
         if (fd >= 0) {
             s->type = ls->type;
             s->family = ls->family;
@@ -142,7 +196,10 @@ int ipk__sock_accept(ipk_chan *l, ipk_chan *p, int64_t dl)
             p->tp = s;
             p->rfd = p->wfd = fd;
             p->wkind = IPK__W_SOCK;
-            return 0;
+            int r = ipk__sock_slice(p, s);
+            if (r != 0)
+                ipk__sock_close(p);
+            return r;
         }
         int e = errno;
         /* accept(2): errors of a connection that died in the queue mean "try the next one". */
@@ -270,6 +327,16 @@ int ipk__sock_name(ipk_chan *c, const char *scheme, int own)
 
 /* ---- datagrams ---- */
 
+/* MSG_DONTWAIT for a receive with less than a slice to wait (see the top of the file), else 0. */
+static int ipk__sock_dontwait(int64_t dl)
+{
+    if (dl == IPK__DL_FOREVER)
+        return 0;
+    if (dl == IPK__DL_NOW || dl - ipk__now() < (int64_t)IPK__SLICE_MS * 1000000)
+        return MSG_DONTWAIT;
+    return 0;
+}
+
 /* The error of a failed datagram send or receive, with the message set. */
 static int ipk__dgram_err(ipk_chan *c, int e, const char *op)
 {
@@ -303,11 +370,25 @@ static int ipk__dgram_dest(ipk_chan *c, struct msghdr *mh)
     return 0;
 }
 
+/* One sendmmsg() of msgs[0..k), k <= IPK__BATCH, each with proto's destination. */
+static int ipk__dgram_batch(int fd, const struct msghdr *proto, const ipk_iov *msgs, size_t k,
+                            int flags)
+{
+    struct mmsghdr mm[IPK__BATCH];
+    struct iovec iov[IPK__BATCH];
+    for (size_t i = 0; i < k; i++) {
+        iov[i] = (struct iovec){(void *)msgs[i].base, msgs[i].len};
+        mm[i].msg_hdr = *proto;
+        mm[i].msg_hdr.msg_iov = &iov[i];
+        mm[i].msg_hdr.msg_iovlen = 1;
+        mm[i].msg_len = 0;
+    }
+    return sendmmsg(fd, mm, (unsigned)k, flags);
+}
+
 long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
 {
     ipk__sock *s = c->tp;
-    struct mmsghdr mm[IPK__BATCH];
-    struct iovec iov[IPK__BATCH];
     size_t ok = 0; /* messages that pass the size check, all sent before the one that fails */
     while (ok < n && msgs[ok].len <= s->limit)
         ok++;
@@ -327,16 +408,19 @@ long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
         return r;
     size_t done = 0;
     unsigned step = 0; /* ipk__backoff: a backlog or queue that cannot be polled */
+    int fl = MSG_NOSIGNAL | (dl == IPK__DL_FOREVER ? 0 : MSG_DONTWAIT); /* no SO_SNDTIMEO */
     while (done < ok) {
         size_t k = ok - done < IPK__BATCH ? ok - done : IPK__BATCH;
-        for (size_t i = 0; i < k; i++) {
-            iov[i] = (struct iovec){(void *)msgs[done + i].base, msgs[done + i].len};
-            mm[i].msg_hdr = proto;
-            mm[i].msg_hdr.msg_iov = &iov[i];
-            mm[i].msg_hdr.msg_iovlen = 1;
-            mm[i].msg_len = 0;
+        int m;
+        if (k == 1) { /* one message: send/sendto copy no header arrays in */
+            const ipk_iov *v = &msgs[done];
+            ssize_t b = proto.msg_name
+                            ? sendto(c->wfd, v->base, v->len, fl, proto.msg_name, proto.msg_namelen)
+                            : send(c->wfd, v->base, v->len, fl);
+            m = b >= 0 ? 1 : -1;
+        } else {
+            m = ipk__dgram_batch(c->wfd, &proto, msgs + done, k, fl);
         }
-        int m = sendmmsg(c->wfd, mm, (unsigned)k, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (m > 0) {
             done += (size_t)m;
             continue;
@@ -373,10 +457,12 @@ typedef struct ipk__rx {
     struct sockaddr_storage from;
     socklen_t fromlen;
     int cred; /* SCM_CREDENTIALS came with it: a real message (seqpacket EOF carries none) */
+    int bare; /* nobody wants the sender's address or credentials: ask for neither */
     struct ucred uc;
 } ipk__rx;
 
-/* One recvmsg() into buf[0..cap); returns the datagram's real length (MSG_TRUNC) or -errno. */
+/* One recvmsg() into buf[0..cap) (flags: MSG_PEEK, MSG_DONTWAIT); returns the datagram's real
+ * length (MSG_TRUNC) or -errno. */
 static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx *rx)
 {
     union {
@@ -384,16 +470,17 @@ static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx 
         struct cmsghdr align;
     } cb;
     struct iovec iov = {buf, cap};
-    struct msghdr mh = {.msg_name = &rx->from,
-                        .msg_namelen = sizeof rx->from,
+    struct msghdr mh = {.msg_name = rx->bare ? NULL : &rx->from,
+                        .msg_namelen = rx->bare ? 0 : sizeof rx->from,
                         .msg_iov = &iov,
                         .msg_iovlen = 1,
-                        .msg_control = cb.b,
-                        .msg_controllen = sizeof cb.b};
+                        .msg_control = rx->bare ? NULL : cb.b,
+                        .msg_controllen = rx->bare ? 0 : sizeof cb.b};
     ssize_t n;
+    /* EINTR goes back to the caller from a call that may block: it has a deadline to check. */
     do
-        n = recvmsg(c->rfd, &mh, flags | MSG_TRUNC | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
+        n = recvmsg(c->rfd, &mh, flags | MSG_TRUNC | MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
     if (n < 0)
         return -errno;
     rx->fromlen = mh.msg_namelen;
@@ -422,9 +509,18 @@ long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_
     ipk__sock *s = c->tp;
     int whole = cap >= c->max || (s->family != AF_UNIX && cap >= IPK__UDP6_MAX);
     ipk__rx rx;
+    /* The kernel drops what a bare receive has no room for (descriptors sent by mistake included:
+     * closed, never installed). A seqpacket receive needs the credentials to tell EOF. */
+    rx.bare = mi == NULL && c->role != IPK__LISTENER && s->type == SOCK_DGRAM;
+    int wait = ipk__sock_dontwait(dl);
     for (;;) {
-        long n = ipk__rx_once(c, buf, whole ? cap : 0, whole ? 0 : MSG_PEEK, &rx);
+        long n = ipk__rx_once(c, buf, whole ? cap : 0, wait | (whole ? 0 : MSG_PEEK), &rx);
+        if (n == -EINTR) { /* a new slice only while a whole one is left */
+            wait = ipk__sock_dontwait(dl);
+            continue;
+        }
         if (n == -EAGAIN) {
+            wait = MSG_DONTWAIT; /* the slice, or all of the wait when O_NONBLOCK is set */
             int w = ipk__wait_fd(c->rfd, POLLIN, dl);
             if (w > 0)
                 continue;
@@ -437,7 +533,8 @@ long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_
             return ipk__err(IPK_EOF, "%s: the peer closed the connection", c->name);
         if ((size_t)n > c->max) {
             if (!whole)
-                ipk__rx_once(c, NULL, 0, 0, &rx); /* drop it: above max is never delivered */
+                ipk__rx_once(c, NULL, 0, MSG_DONTWAIT,
+                             &rx); /* drop it: above max is never delivered */
             return ipk__err(IPK_EMSGSIZE,
                             "%s: a message of %ld bytes exceeds max=%zu; it was "
                             "discarded",
@@ -451,7 +548,7 @@ long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_
                             c->name, n, cap);
         }
         if (!whole) {
-            long m = ipk__rx_once(c, buf, cap, 0, &rx);
+            long m = ipk__rx_once(c, buf, cap, MSG_DONTWAIT, &rx);
             if (m == -EAGAIN)
                 continue; /* another process sharing the socket took it */
             if (m < 0)

@@ -29,7 +29,9 @@ typedef struct ipk__sock {
     int bound_path;
 } ipk__sock;
 
-/* Allocates c->tp and opens a SOCK_CLOEXEC|SOCK_NONBLOCK socket into c->rfd = c->wfd. */
+/* Allocates c->tp and opens a SOCK_CLOEXEC socket into c->rfd = c->wfd: SOCK_NONBLOCK except
+ * for SOCK_DGRAM (connected seqpacket sockets turn blocking after connect/accept; sock.c says
+ * why); datagram and seqpacket sockets get the fixed SO_RCVTIMEO receive slice. */
 int ipk__sock_open(ipk_chan *c, int family, int type);
 
 /* Connects c->rfd to sa, waiting until dl. EAGAIN from a full unix backlog is retried with a

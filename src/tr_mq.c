@@ -2,10 +2,17 @@
  * tr_mq.c - the mq: transport: POSIX message queues (mq_overview(7)).
  *
  * The listener creates the queue (mode ?perm=, attributes ?maxmsg= and ?msgsize=) and removes it
- * on close unless keep=1; a dialer opens a queue that exists. Both may send and receive. The
- * descriptor is opened O_NONBLOCK and polls on Linux, so every wait is ipk__wait_fd() on it: the
- * deadline stays on CLOCK_MONOTONIC across EINTR, where mq_timedsend() would want an absolute
- * CLOCK_REALTIME time that jumps with the wall clock.
+ * on close unless keep=1; a dialer opens a queue that exists. Both may send and receive.
+ *
+ * Each channel opens the queue twice: c->rfd with O_NONBLOCK (what ipk_fd() returns and polls,
+ * and what a call with timeout 0 uses), and a second descriptor without it for calls that wait,
+ * so that a message costs one system call like a plain program's. The flag lives in each open
+ * file description, so nothing is ever switched (a switched flag would be shared with forked
+ * processes). A forever wait calls mq_receive()/mq_send() on the blocking descriptor; a finite
+ * one calls mq_timedreceive()/mq_timedsend() with the monotonic deadline converted to the
+ * absolute CLOCK_REALTIME time they want, and on ETIMEDOUT or EINTR checks the monotonic
+ * deadline and goes round with what is left. Caveat: should the wall clock be set back during
+ * such a wait, the wait lasts that much longer (a jump forward only ends a slice early).
  *
  * mq_receive() refuses a buffer smaller than the queue's msgsize and dequeues nothing, so it
  * cannot tell a caller with a small buffer how large the next message is. Such a receive goes
@@ -23,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #define IPK__MQ_PROC "/proc/sys/fs/mqueue/"
 /* What the kernel allows a creator with CAP_SYS_RESOURCE (HARD_MSGMAX, HARD_MSGSIZEMAX); the
@@ -39,6 +47,7 @@ typedef struct ipk__mq {
     size_t held_len;
     unsigned held_prio;
     int holding; /* held[0..held_len) is a received message the caller has not taken yet */
+    mqd_t bq;    /* the same queue without O_NONBLOCK, for calls that wait */
 } ipk__mq;
 
 static const char *const ipk__mq_keys[] = {"prio", "maxmsg", "msgsize", "perm", "keep", NULL};
@@ -119,6 +128,7 @@ static int ipk__mq_open(ipk_chan *c, int create)
     ipk__mq *m = calloc(1, sizeof *m);
     if (m == NULL)
         return -ENOMEM;
+    m->bq = (mqd_t)-1;
     struct mq_attr at = {0}, got;
     int given = 0, r;
     const char *n = c->addr.u.posix.name;
@@ -133,6 +143,10 @@ static int ipk__mq_open(ipk_chan *c, int create)
         goto fail;
     }
     c->rfd = q;
+    if ((m->bq = mq_open(n, O_RDWR | O_CLOEXEC)) == (mqd_t)-1) {
+        r = ipk__mq_open_err(c, errno, NULL);
+        goto fail;
+    }
     if (mq_getattr(q, &got) != 0) {
         r = ipk__errsys(-errno, "mq:%s: mq_getattr", n);
         goto fail;
@@ -154,6 +168,8 @@ static int ipk__mq_open(ipk_chan *c, int create)
     return 0;
 fail:
     ipk__close_fd(c->rfd);
+    if (m->bq != (mqd_t)-1)
+        ipk__close_fd(m->bq);
     c->rfd = -1;
     free(m);
     return r;
@@ -169,6 +185,30 @@ static int ipk__mq_dial(ipk_chan *c)
     return ipk__mq_open(c, 0);
 }
 
+/* The absolute CLOCK_REALTIME time of the monotonic deadline dl, for mq_timed*(). */
+static const struct timespec *ipk__mq_abs(int64_t dl, struct timespec *ts)
+{
+    int64_t left = dl - ipk__now();
+    clock_gettime(CLOCK_REALTIME, ts);
+    int64_t t = (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec + (left > 0 ? left : 0);
+    ts->tv_sec = (time_t)(t / 1000000000);
+    ts->tv_nsec = (long)(t % 1000000000);
+    return ts;
+}
+
+/* After a failed mq call with errno e: 0 to go round (EINTR, or the wall clock ran ahead of the
+ * monotonic deadline), ipk__expired(dl) once the deadline has passed, 1 for another error. */
+static int ipk__mq_retry(int64_t dl, int e)
+{
+    if (e == EINTR)
+        return 0;
+    if (e != EAGAIN && e != ETIMEDOUT)
+        return 1;
+    if (dl == IPK__DL_NOW || dl == IPK__DL_FOREVER) /* FOREVER: EAGAIN cannot come; be safe */
+        return dl == IPK__DL_NOW ? -EAGAIN : 0;
+    return dl - ipk__now() > 0 ? 0 : IPK_ETIMEDOUT;
+}
+
 static int ipk__mq_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi, int64_t dl)
 {
     ipk__mq *m = c->tp;
@@ -181,13 +221,15 @@ static int ipk__mq_send(ipk_chan *c, const void *msg, size_t len, const ipk_msgi
         return ipk__err(-EINVAL, "%s: priority %u out of range 0..%ld", c->name, prio,
                         IPK__MQ_PRIO_MAX - 1);
     for (;;) {
-        if (mq_send(c->rfd, msg, len, prio) == 0)
+        struct timespec ts;
+        int r = dl == IPK__DL_NOW       ? mq_send(c->rfd, msg, len, prio)
+                : dl == IPK__DL_FOREVER ? mq_send(m->bq, msg, len, prio)
+                                        : mq_timedsend(m->bq, msg, len, prio, ipk__mq_abs(dl, &ts));
+        if (r == 0)
             return 0;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return ipk__errsys(-errno, "%s: mq_send", c->name);
-        int w = ipk__wait_fd(c->rfd, POLLOUT, dl);
+        int e = errno, w = ipk__mq_retry(dl, e);
+        if (w > 0)
+            return ipk__errsys(-e, "%s: mq_send", c->name);
         if (w < 0)
             return ipk__err(w, "%s: the queue is full (maxmsg %ld messages)", c->name, m->maxmsg);
     }
@@ -218,10 +260,15 @@ static long ipk__mq_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, in
     int direct = cap >= (size_t)m->msgsize;
     if (!direct && m->held == NULL && (m->held = malloc((size_t)m->msgsize)) == NULL)
         return -ENOMEM;
+    char *to = direct ? buf : m->held;
+    size_t room = direct ? cap : (size_t)m->msgsize;
     for (;;) {
         unsigned prio;
-        ssize_t n =
-            mq_receive(c->rfd, direct ? buf : m->held, direct ? cap : (size_t)m->msgsize, &prio);
+        struct timespec ts;
+        ssize_t n = dl == IPK__DL_NOW ? mq_receive(c->rfd, to, room, &prio)
+                    : dl == IPK__DL_FOREVER
+                        ? mq_receive(m->bq, to, room, &prio)
+                        : mq_timedreceive(m->bq, to, room, &prio, ipk__mq_abs(dl, &ts));
         if (n >= 0) {
             if (direct) {
                 if (mi)
@@ -233,11 +280,9 @@ static long ipk__mq_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, in
             m->held_prio = prio;
             return ipk__mq_take(c, m, buf, cap, mi);
         }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return ipk__errsys(-errno, "%s: mq_receive", c->name);
-        int w = ipk__wait_fd(c->rfd, POLLIN, dl);
+        int e = errno, w = ipk__mq_retry(dl, e);
+        if (w > 0)
+            return ipk__errsys(-e, "%s: mq_receive", c->name);
         if (w < 0)
             return ipk__err(w, "%s: no message", c->name);
     }
@@ -255,8 +300,11 @@ static int ipk__mq_close(ipk_chan *c)
     int r = 0;
     if (c->owner && !c->keep && mq_unlink(c->addr.u.posix.name) != 0 && errno != ENOENT)
         r = ipk__errsys(-errno, "%s: mq_unlink", c->name);
-    if (m)
+    if (m) {
+        if (m->bq != (mqd_t)-1)
+            ipk__close_fd(m->bq);
         free(m->held);
+    }
     free(m);
     c->tp = NULL;
     return r;

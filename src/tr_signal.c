@@ -22,12 +22,14 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define IPK__SIG_WORD    sizeof(void *)      /* bytes in a sigval */
@@ -38,10 +40,15 @@ typedef struct ipk__sig {
     int signo;
     int raw;
     int any_uid;
-    uid_t allow_uid;              /* besides our own; (uid_t)-1 for none */
+    uid_t allow_uid; /* besides our own; (uid_t)-1 for none */
+    uid_t uid, euid; /* our own, read at open (not a system call per message) */
+    pid_t me_pid;    /* dialer: what a sent signal says of its sender ... */
+    uid_t me_uid;
+    unsigned me_forks;            /* ... as of this many forks (see ipk__sig_queue) */
     pid_t pid;                    /* dialer: the receiver */
     sigset_t set;                 /* listener: {signo} */
     int unblock;                  /* listener: the signal was not blocked before listen */
+    int bfd;                      /* listener: a second signalfd, blocking, for forever waits */
     struct signalfd_siginfo held; /* a received message the caller's buffer could not take */
     int holding;
 } ipk__sig;
@@ -71,6 +78,9 @@ static int ipk__sig_new(ipk_chan *c, ipk__sig **out)
     if (r == 0)
         r = ipk__opt_bool(c, "raw", 0, &s->raw);
     s->allow_uid = (uid_t)-1;
+    s->bfd = -1;
+    s->uid = getuid();
+    s->euid = geteuid();
     v = ipk__opt(c, "allow_uid");
     long uid;
     if (r != 0 || v == NULL)
@@ -167,7 +177,8 @@ static int ipk__sig_listen(ipk_chan *c)
     s->unblock = !sigismember(&old, s->signo);
     c->tp = s; /* from here on, close undoes the mask */
     c->rfd = signalfd(-1, &s->set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (c->rfd < 0) {
+    s->bfd = c->rfd < 0 ? -1 : signalfd(-1, &s->set, SFD_CLOEXEC);
+    if (s->bfd < 0) {
         r = ipk__errsys(-errno, "signal:self: signalfd");
         goto fail;
     }
@@ -177,6 +188,8 @@ static int ipk__sig_listen(ipk_chan *c)
         goto fail;
     return 0;
 fail:
+    if (s->bfd >= 0)
+        ipk__close_fd(s->bfd);
     if (c->tp) {
         if (s->unblock)
             pthread_sigmask(SIG_UNBLOCK, &s->set, NULL);
@@ -211,6 +224,44 @@ static void ipk__sig_pending_limit(pid_t pid, char *out, size_t cap)
     fclose(f);
 }
 
+/*
+ * sigqueue() asks the kernel for the caller's pid and uid on every call (two system calls beside
+ * rt_sigqueueinfo). They are read at the first send instead, and the pid again in a child after
+ * fork(), which a pthread_atfork() handler counts. Caveats: a child made by a raw clone(2) that
+ * skips the fork handlers, or a process that changes its real uid after its first send, would
+ * send the old values (dial again after such a change).
+ */
+static unsigned ipk__sig_forks; /* bumped in every child of fork() */
+static pthread_once_t ipk__sig_once = PTHREAD_ONCE_INIT;
+
+static void ipk__sig_forked(void)
+{
+    ipk__sig_forks++;
+}
+
+static void ipk__sig_atfork(void)
+{
+    pthread_atfork(NULL, NULL, ipk__sig_forked);
+}
+
+static int ipk__sig_queue(ipk__sig *s, union sigval v)
+{
+    pthread_once(&ipk__sig_once, ipk__sig_atfork); /* before the first read of the pid */
+    if (s->me_forks != ipk__sig_forks || s->me_pid == 0) {
+        s->me_forks = ipk__sig_forks;
+        s->me_pid = getpid();
+        s->me_uid = getuid();
+    }
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = s->signo;
+    si.si_code = SI_QUEUE;
+    si.si_pid = s->me_pid;
+    si.si_uid = s->me_uid;
+    si.si_value = v;
+    return (int)syscall(SYS_rt_sigqueueinfo, s->pid, s->signo, &si);
+}
+
 static int ipk__sig_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
                          int64_t dl)
 {
@@ -228,7 +279,7 @@ static int ipk__sig_send(ipk_chan *c, const void *msg, size_t len, const ipk_msg
     union sigval v = {.sival_ptr = (void *)(uintptr_t)w};
     unsigned step = 0;
     for (;;) {
-        if (sigqueue(s->pid, s->signo, v) == 0)
+        if (ipk__sig_queue(s, v) == 0)
             return 0;
         int e = errno;
         if (e == ESRCH) {
@@ -257,7 +308,7 @@ static int ipk__sig_send(ipk_chan *c, const void *msg, size_t len, const ipk_msg
 /* Whether a received signal is from a user this channel accepts. */
 static int ipk__sig_allowed(const ipk__sig *s, uint32_t uid)
 {
-    return s->any_uid || uid == getuid() || uid == geteuid() || uid == s->allow_uid;
+    return s->any_uid || uid == s->uid || uid == s->euid || uid == s->allow_uid;
 }
 
 /* Decodes the held signal into buf, or leaves it held when it does not fit. */
@@ -298,7 +349,11 @@ static long ipk__sig_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, i
         return ipk__err(IPK_ENOTSUP, "%s: a dialer sends; listen on signal:self to receive",
                         c->name);
     while (!s->holding) {
-        ssize_t n = read(c->rfd, &s->held, sizeof s->held);
+        /* A forever wait reads the blocking signalfd: one system call, like sigwaitinfo() but
+         * without it, since sigwaitinfo() unblocks the signal while it waits, and a dialer
+         * that looks at this process's mask then (ipk__sig_listening) would see no listener. */
+        int fd = dl == IPK__DL_FOREVER ? s->bfd : c->rfd;
+        ssize_t n = read(fd, &s->held, sizeof s->held);
         if (n == (ssize_t)sizeof s->held) {
             s->holding = ipk__sig_allowed(s, s->held.ssi_uid);
             continue; /* a signal from another user is dropped: read the next one */
@@ -343,6 +398,8 @@ static int ipk__sig_close(ipk_chan *c)
             ;
         pthread_sigmask(SIG_UNBLOCK, &s->set, NULL);
     }
+    if (s && s->bfd >= 0)
+        ipk__close_fd(s->bfd);
     free(s);
     c->tp = NULL;
     return 0;

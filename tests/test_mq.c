@@ -318,7 +318,39 @@ static void t_info(void **state)
     assert_int_equal(ipk_scheme_built("mq"), 1);
 }
 
+/* A channel shared across fork(): a forever receive blocking in one process leaves the other's
+ * timed and immediate receives their deadlines (the blocking descriptor is a separate open of
+ * the queue; no O_NONBLOCK flag is switched on a shared one). */
+static int shared_forever(void *arg)
+{
+    ipk_chan *c = arg;
+    char buf[16];
+    CHECK(ipk_recv(c, buf, sizeof buf, -1) == 4 && memcmp(buf, "wake", 4) == 0);
+    return 0;
+}
+
+static void t_shared_fork(void **state)
+{
+    (void)state;
+    ipk_chan *c = listen_q(g_name, sizeof g_name, "?maxmsg=1&msgsize=16");
+    pid_t p = ipkt_spawn(shared_forever, c);
+    usleep(30 * 1000); /* most likely the child is in its receive by now; either order passes */
+    char buf[16];
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 40), IPK_ETIMEDOUT);
+    ipkt_errmsg_has("no message");
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), -EAGAIN);
+    ipkt_ok(ipk_send(c, "wake", 4, -1));
+    assert_int_equal(ipkt_wait(p), 0);
+    /* Full: a timed send ends at its deadline, an immediate one at once. */
+    ipkt_ok(ipk_send(c, "x", 1, 0));
+    ipkt_expect(ipk_send(c, "y", 1, 40), IPK_ETIMEDOUT);
+    ipkt_errmsg_has("the queue is full");
+    ipkt_expect(ipk_send(c, "y", 1, 0), -EAGAIN);
+    ipkt_ok(ipk_close(c));
+}
+
 IPKT_MAIN(cmocka_unit_test(t_priorities), cmocka_unit_test(t_full_and_empty),
           cmocka_unit_test(t_blocking_and_poll), cmocka_unit_test(t_oversized),
           cmocka_unit_test(t_attribute_limits), cmocka_unit_test(t_missing_and_existing),
-          cmocka_unit_test(t_foreign_queue), cmocka_unit_test(t_interop), cmocka_unit_test(t_info))
+          cmocka_unit_test(t_foreign_queue), cmocka_unit_test(t_interop),
+          cmocka_unit_test(t_shared_fork), cmocka_unit_test(t_info))

@@ -379,7 +379,54 @@ static void t_info(void **state)
     assert_non_null(strstr(buf, "coalesce"));
 }
 
+/* Each message carries its sender's pid as payload: msginfo must say the same. */
+static int rx_pids(void *arg)
+{
+    rx *r = arg;
+    ipk_chan *c;
+    if (rx_open(r, &c) != 0)
+        return 1;
+    pid_t seen[2];
+    for (int i = 0; i < 2; i++) {
+        unsigned char buf[8];
+        ipk_msginfo mi;
+        CHECK(ipk_recvx(c, buf, sizeof buf, &mi, 30000) == 4);
+        pid_t said = (pid_t)(buf[0] | buf[1] << 8 | buf[2] << 16 | (unsigned)buf[3] << 24);
+        CHECK(mi.pid == said && mi.uid == getuid());
+        seen[i] = said;
+    }
+    CHECK(seen[0] == r->sender && seen[1] != seen[0]);
+    return ipk_close(c) == 0 ? 0 : 1;
+}
+
+static int send_own_pid(ipk_chan *c)
+{
+    pid_t me = getpid();
+    unsigned char m[4] = {(unsigned char)me, (unsigned char)(me >> 8), (unsigned char)(me >> 16),
+                          (unsigned char)(me >> 24)};
+    return ipk_send(c, m, sizeof m, -1);
+}
+
+static int tx_forked(void *arg)
+{
+    return send_own_pid(arg) == 0 ? 0 : 1;
+}
+
+/* The sender's pid is read once, not per message; a child of fork() that sends on its parent's
+ * channel still says it is the child. */
+static void t_sender_after_fork(void **state)
+{
+    (void)state;
+    rx r = {.query = ""};
+    pid_t p = rx_start(&r, rx_pids);
+    ipk_chan *c = dial_pid(p, "");
+    ipkt_ok(send_own_pid(c));
+    assert_int_equal(ipkt_wait(ipkt_spawn(tx_forked, c)), 0);
+    ipkt_ok(ipk_close(c));
+    assert_int_equal(ipkt_wait(p), 0);
+}
+
 IPKT_MAIN(cmocka_unit_test(t_realtime_in_order), cmocka_unit_test(t_standard_coalesce),
           cmocka_unit_test(t_full_queue), cmocka_unit_test(t_other_user),
           cmocka_unit_test(t_peer_checks), cmocka_unit_test(t_payload_and_mask),
-          cmocka_unit_test(t_info))
+          cmocka_unit_test(t_sender_after_fork), cmocka_unit_test(t_info))

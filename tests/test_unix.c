@@ -480,6 +480,36 @@ static void t_info(void **s)
     }
 }
 
+/* A socket shared across fork(): a forever receive blocks in the kernel in one process while a
+ * timed receive in the other still ends at its deadline (no O_NONBLOCK flag is switched on the
+ * shared descriptor; the mode is chosen per call). */
+static int shared_forever(void *arg)
+{
+    ipk_chan *l = arg;
+    char b[16];
+    CK(ipk_recv(l, b, sizeof b, -1) == 4 && memcmp(b, "wake", 4) == 0);
+    return 0;
+}
+
+static void t_gram_shared_fork(void **s)
+{
+    (void)s;
+    char url[300];
+    ipk_chan *l = NULL, *d = NULL;
+    ipkt_ok(ipk_listen(&l, uurl(url, sizeof url, "unixgram"), NULL));
+    pid_t pid = ipkt_spawn(shared_forever, l);
+    sleep_ms(30); /* most likely the child is in its receive by now; either order must pass */
+    char b[16];
+    ipkt_expect(ipk_recv(l, b, sizeof b, 40), IPK_ETIMEDOUT);
+    ipkt_errmsg_has("before the deadline");
+    ipkt_expect(ipk_recv(l, b, sizeof b, 0), -EAGAIN);
+    ipkt_ok(ipk_dial(&d, url, NULL));
+    ipkt_ok(ipk_send(d, "wake", 4, -1));
+    assert_int_equal(ipkt_wait(pid), 0);
+    ipkt_ok(ipk_close(d));
+    ipkt_ok(ipk_close(l));
+}
+
 IPKT_MAIN(DG_TESTS(gram), DG_TESTS(packet), cmocka_unit_test(t_gram_reply),
           cmocka_unit_test(t_gram_gone), cmocka_unit_test(t_options),
           cmocka_unit_test(t_exchange_creds), cmocka_unit_test(t_permission),
@@ -487,4 +517,5 @@ IPKT_MAIN(DG_TESTS(gram), DG_TESTS(packet), cmocka_unit_test(t_gram_reply),
           cmocka_unit_test(t_not_a_socket), cmocka_unit_test(t_removal),
           cmocka_unit_test(t_abstract), cmocka_unit_test(t_dial_errors),
           cmocka_unit_test(t_packet_zero_and_eof), cmocka_unit_test(t_gram_full),
-          cmocka_unit_test(t_accept_timeouts), cmocka_unit_test(t_info))
+          cmocka_unit_test(t_accept_timeouts), cmocka_unit_test(t_gram_shared_fork),
+          cmocka_unit_test(t_info))
