@@ -163,6 +163,17 @@ void ipkt_errmsg_has(const char *needle)
     }
 }
 
+void ipkt_slurp(const char *path, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return;
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
 int ipkt_slow(void)
 {
     const char *s = getenv("IPKT_SLOW");

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include <cmocka.h>
@@ -46,6 +47,19 @@ int ipkt_wait(pid_t pid);
 
 /* In a child: become the unprivileged user "nobody". Returns 0, or -1 when not root. */
 int ipkt_become_nobody(void);
+
+/* For code running in a child process (where cmocka's asserts do not reach the runner): when
+ * cond is false, says which check failed, with ipk_errmsg(), and returns 1 from the function. */
+#define IPKT_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: %s failed [%s]\n", __FILE__, __LINE__, #cond, ipk_errmsg());   \
+            return 1;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* Reads a whole (small) file into buf, NUL-terminated; "" when it cannot be read. */
+void ipkt_slurp(const char *path, char *buf, size_t cap);
 
 /* Asserts that an ipckit call returned `want`, printing ipk_errmsg() when it did not. */
 #define ipkt_expect(call, want)                                                                    \

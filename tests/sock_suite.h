@@ -5,7 +5,7 @@
  * a buffer too small, a message above max, replies to the last sender, unknown options.
  *
  * The parent listens; a forked child dials. Children cannot use cmocka's asserts (a failure
- * would unwind into the parent's copy of the runner), so they check with CK() and exit 1.
+ * would unwind into the parent's copy of the runner), so they check with IPKT_CHECK() and exit 1.
  */
 #ifndef IPKT_SOCK_SUITE_H
 #define IPKT_SOCK_SUITE_H
@@ -20,15 +20,6 @@
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
-
-#define CK(cond)                                                                                   \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: child check failed: %s [%s]\n", __FILE__, __LINE__, #cond,     \
-                    ipk_errmsg());                                                                 \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 #define DG_FN static __attribute__((unused))
 
@@ -119,22 +110,22 @@ DG_FN int dg_sizes_child(void *arg)
 {
     dg_kind *k = arg;
     ipk_chan *c = NULL;
-    CK(ipk_dial(&c, k->dial, NULL) == 0);
+    IPKT_CHECK(ipk_dial(&c, k->dial, NULL) == 0);
     size_t sizes[] = {0, 1, 4095, 4096, 4097, k->largest};
     char *m = malloc(k->largest + 1);
-    CK(m != NULL);
+    IPKT_CHECK(m != NULL);
     char ack[8];
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         ipkt_fill(m, sizes[i], (uint32_t)i);
-        CK(ipk_send(c, m, sizes[i], -1) == 0);
-        CK(ipk_recv(c, ack, sizeof ack, -1) == 1); /* flow control: UDP drops on overflow */
+        IPKT_CHECK(ipk_send(c, m, sizes[i], -1) == 0);
+        IPKT_CHECK(ipk_recv(c, ack, sizeof ack, -1) == 1); /* flow control: UDP drops on overflow */
     }
-    CK(ipk_send(c, m, k->largest + 1, -1) == IPK_EMSGSIZE);
+    IPKT_CHECK(ipk_send(c, m, k->largest + 1, -1) == IPK_EMSGSIZE);
     char want[64];
     snprintf(want, sizeof want, "%zu bytes exceeds", k->largest + 1);
-    CK(strstr(ipk_errmsg(), want) != NULL);
+    IPKT_CHECK(strstr(ipk_errmsg(), want) != NULL);
     snprintf(want, sizeof want, "of %zu bytes", k->largest);
-    CK(strstr(ipk_errmsg(), want) != NULL);
+    IPKT_CHECK(strstr(ipk_errmsg(), want) != NULL);
     free(m);
     return ipk_close(c) == 0 ? 0 : 1;
 }
@@ -167,7 +158,7 @@ DG_FN int dg_order_child(void *arg)
 {
     dg_kind *k = arg;
     ipk_chan *c = NULL;
-    CK(ipk_dial(&c, k->dial, NULL) == 0);
+    IPKT_CHECK(ipk_dial(&c, k->dial, NULL) == 0);
     static unsigned char m[DG_WINDOW][64];
     ipk_iov v[DG_WINDOW];
     for (uint32_t i = 0; i < DG_COUNT;) {
@@ -181,13 +172,13 @@ DG_FN int dg_order_child(void *arg)
         size_t sent = 0;
         while (sent < n) {
             long r = ipk_sendv(c, v + sent, n - sent, -1);
-            CK(r >= 1);
+            IPKT_CHECK(r >= 1);
             sent += (size_t)r;
         }
         i += (uint32_t)n;
         if (k->lossy) { /* wait until the receiver has taken the window */
             char ack[8];
-            CK(ipk_recv(c, ack, sizeof ack, -1) == 1);
+            IPKT_CHECK(ipk_recv(c, ack, sizeof ack, -1) == 1);
         }
     }
     return ipk_close(c) == 0 ? 0 : 1;
@@ -220,11 +211,11 @@ DG_FN int dg_late_child(void *arg)
 {
     dg_kind *k = arg;
     ipk_chan *c = NULL;
-    CK(ipk_dial(&c, k->dial, NULL) == 0);
-    CK(sync_wait(k) == 0);
+    IPKT_CHECK(ipk_dial(&c, k->dial, NULL) == 0);
+    IPKT_CHECK(sync_wait(k) == 0);
     sleep_ms(50);
-    CK(ipk_send(c, "late", 4, -1) == 0);
-    CK(sync_wait(k) == 0); /* stay until the parent has it (a closed packet peer is EOF) */
+    IPKT_CHECK(ipk_send(c, "late", 4, -1) == 0);
+    IPKT_CHECK(sync_wait(k) == 0); /* stay until the parent has it (a closed packet peer is EOF) */
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -256,17 +247,17 @@ DG_FN int dg_storm_child(void *arg)
 {
     dg_kind *k = arg;
     ipk_chan *c = NULL;
-    CK(ipk_dial(&c, k->dial, NULL) == 0);
+    IPKT_CHECK(ipk_dial(&c, k->dial, NULL) == 0);
     for (int round = 0; round < 2; round++) {
-        CK(sync_wait(k) == 0);
+        IPKT_CHECK(sync_wait(k) == 0);
         for (int i = 0; i < 300; i++) {
             kill(getppid(), SIGUSR1);
             if (i % 50 == 0)
                 sleep_ms(1);
         }
     }
-    CK(ipk_send(c, "calm", 4, -1) == 0);
-    CK(sync_wait(k) == 0);
+    IPKT_CHECK(ipk_send(c, "calm", 4, -1) == 0);
+    IPKT_CHECK(sync_wait(k) == 0);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -292,13 +283,13 @@ DG_FN int dg_big_child(void *arg)
 {
     dg_kind *k = arg;
     ipk_chan *c = NULL;
-    CK(ipk_dial(&c, k->dial, NULL) == 0);
+    IPKT_CHECK(ipk_dial(&c, k->dial, NULL) == 0);
     char m[100];
     ipkt_fill(m, sizeof m, 7);
-    CK(ipk_send(c, m, 100, -1) == 0); /* above the receiver's max=60, twice */
-    CK(ipk_send(c, m, 100, -1) == 0);
-    CK(ipk_send(c, m, 60, -1) == 0); /* for a buffer too small */
-    CK(sync_wait(k) == 0);
+    IPKT_CHECK(ipk_send(c, m, 100, -1) == 0); /* above the receiver's max=60, twice */
+    IPKT_CHECK(ipk_send(c, m, 100, -1) == 0);
+    IPKT_CHECK(ipk_send(c, m, 60, -1) == 0); /* for a buffer too small */
+    IPKT_CHECK(sync_wait(k) == 0);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -332,12 +323,12 @@ DG_FN int dg_reply_child(void *arg)
 {
     dg_kind *k = arg;
     ipk_chan *c = NULL;
-    CK(ipk_dial(&c, k->dial, NULL) == 0);
+    IPKT_CHECK(ipk_dial(&c, k->dial, NULL) == 0);
     pid_t me = getpid(), got = 0;
     for (int i = 0; i < 50; i++) {
-        CK(ipk_send(c, &me, sizeof me, -1) == 0);
-        CK(ipk_recv(c, &got, sizeof got, -1) == (long)sizeof got);
-        CK(got == me);
+        IPKT_CHECK(ipk_send(c, &me, sizeof me, -1) == 0);
+        IPKT_CHECK(ipk_recv(c, &got, sizeof got, -1) == (long)sizeof got);
+        IPKT_CHECK(got == me);
     }
     return ipk_close(c) == 0 ? 0 : 1;
 }
@@ -365,9 +356,9 @@ DG_FN int dg_gone_child(void *arg)
     dg_kind *k = arg;
     ipk_chan *c = NULL;
     close(k->lfd); /* the copy fork gave us would keep the listener alive */
-    CK(ipk_dial(&c, k->dial, NULL) == 0);
-    CK(ipk_send(c, "hi", 2, -1) == 0);
-    CK(sync_wait(k) == 0);
+    IPKT_CHECK(ipk_dial(&c, k->dial, NULL) == 0);
+    IPKT_CHECK(ipk_send(c, "hi", 2, -1) == 0);
+    IPKT_CHECK(sync_wait(k) == 0);
     /* unixgram refuses this send at once; UDP sends it, and the ICMP port unreachable it
      * provokes is reported on the next call. */
     int r = ipk_send(c, "again", 5, -1);
@@ -375,7 +366,7 @@ DG_FN int dg_gone_child(void *arg)
         char b[8];
         r = (int)ipk_recv(c, b, sizeof b, 5000);
     }
-    CK(r == -ECONNREFUSED);
+    IPKT_CHECK(r == -ECONNREFUSED);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 

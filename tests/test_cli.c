@@ -29,17 +29,6 @@ typedef struct run {
     char err[1 << 13];
 } run;
 
-static void slurp(const char *path, char *buf, size_t cap)
-{
-    buf[0] = '\0';
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return;
-    size_t n = fread(buf, 1, cap - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-}
-
 /* Starts the tool with argv (NULL-terminated, without the program name); stdin from `in` (NULL:
  * /dev/null), stdout and stderr into files. */
 static pid_t start(const char *in, const char *outf, const char *errf, const char *const *argv)
@@ -79,8 +68,8 @@ static int finish(run *r, pid_t pid, const char *outf, const char *errf)
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
     r->rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    slurp(outf, r->out, sizeof r->out);
-    slurp(errf, r->err, sizeof r->err);
+    ipkt_slurp(outf, r->out, sizeof r->out);
+    ipkt_slurp(errf, r->err, sizeof r->err);
     return r->rc;
 }
 
@@ -157,7 +146,7 @@ static void wait_text(const char *path, const char *text)
 {
     char buf[4096];
     for (int i = 0; i < 1000; i++) {
-        slurp(path, buf, sizeof buf);
+        ipkt_slurp(path, buf, sizeof buf);
         if (strstr(buf, text))
             return;
         sleep_ms(5);

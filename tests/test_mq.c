@@ -16,14 +16,6 @@
 #include <unistd.h>
 
 /* In a child process (no cmocka there): report and fail. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: %s failed [%s]\n", __FILE__, __LINE__, #cond, ipk_errmsg());   \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
-
 /* A fresh queue name, journalled; *url receives "mq:NAME" plus query. */
 static const char *qname(char *name, size_t cap)
 {
@@ -62,15 +54,15 @@ static int send_prios(void *arg)
     char url[200];
     snprintf(url, sizeof url, "mq:%s?prio=2", g_name);
     ipk_chan *c;
-    CHECK(ipk_dial(&c, url, NULL) == 0);
+    IPKT_CHECK(ipk_dial(&c, url, NULL) == 0);
     static const unsigned prios[] = {1, 5, 0, 3, 5, 9};
     for (unsigned i = 0; i < 6; i++) {
         char m[8];
         snprintf(m, sizeof m, "m%u", i);
         ipk_msginfo mi = {.prio = prios[i]};
-        CHECK(ipk_sendx(c, m, strlen(m), &mi, -1) == 0);
+        IPKT_CHECK(ipk_sendx(c, m, strlen(m), &mi, -1) == 0);
     }
-    CHECK(ipk_send(c, "plain", 5, -1) == 0); /* no msginfo: ?prio=2 */
+    IPKT_CHECK(ipk_send(c, "plain", 5, -1) == 0); /* no msginfo: ?prio=2 */
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -124,10 +116,10 @@ static int recv_two(void *arg)
     char url[200], buf[64];
     snprintf(url, sizeof url, "mq:%s", g_name);
     ipk_chan *c;
-    CHECK(ipk_dial(&c, url, NULL) == 0);
+    IPKT_CHECK(ipk_dial(&c, url, NULL) == 0);
     usleep(100 * 1000); /* let the parent block on the full queue */
-    CHECK(ipk_recv(c, buf, sizeof buf, -1) == 1 && buf[0] == 'a');
-    CHECK(ipk_recv(c, buf, sizeof buf, -1) == 1 && buf[0] == 'b');
+    IPKT_CHECK(ipk_recv(c, buf, sizeof buf, -1) == 1 && buf[0] == 'a');
+    IPKT_CHECK(ipk_recv(c, buf, sizeof buf, -1) == 1 && buf[0] == 'b');
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -178,22 +170,22 @@ static void t_oversized(void **state)
 static int over_limits_as_nobody(void *arg)
 {
     (void)arg;
-    CHECK(ipkt_become_nobody() == 0);
+    IPKT_CHECK(ipkt_become_nobody() == 0);
     char url[200], name[128];
     long msg_max = proc("/proc/sys/fs/mqueue/msg_max");
     long size_max = proc("/proc/sys/fs/mqueue/msgsize_max");
     ipk_chan *c = NULL;
     snprintf(url, sizeof url, "mq:%s?maxmsg=%ld&msgsize=64", qname(name, sizeof name), msg_max + 1);
-    CHECK(ipk_listen(&c, url, NULL) == -EINVAL);
+    IPKT_CHECK(ipk_listen(&c, url, NULL) == -EINVAL);
     char want[128];
     snprintf(want, sizeof want, "maxmsg %ld exceeds /proc/sys/fs/mqueue/msg_max (%ld)", msg_max + 1,
              msg_max);
-    CHECK(strstr(ipk_errmsg(), want) != NULL);
+    IPKT_CHECK(strstr(ipk_errmsg(), want) != NULL);
     snprintf(url, sizeof url, "mq:%s?maxmsg=1&msgsize=%ld", qname(name, sizeof name), size_max + 1);
-    CHECK(ipk_listen(&c, url, NULL) == -EINVAL);
+    IPKT_CHECK(ipk_listen(&c, url, NULL) == -EINVAL);
     snprintf(want, sizeof want, "msgsize %ld exceeds /proc/sys/fs/mqueue/msgsize_max (%ld)",
              size_max + 1, size_max);
-    CHECK(strstr(ipk_errmsg(), want) != NULL);
+    IPKT_CHECK(strstr(ipk_errmsg(), want) != NULL);
     return 0;
 }
 
@@ -201,12 +193,12 @@ static int over_rlimit(void *arg)
 {
     (void)arg;
     struct rlimit rl = {1000, 1000};
-    CHECK(setrlimit(RLIMIT_MSGQUEUE, &rl) == 0);
+    IPKT_CHECK(setrlimit(RLIMIT_MSGQUEUE, &rl) == 0);
     char url[200], name[128];
     snprintf(url, sizeof url, "mq:%s?maxmsg=4&msgsize=1024", qname(name, sizeof name));
     ipk_chan *c = NULL;
-    CHECK(ipk_listen(&c, url, NULL) == -EMFILE);
-    CHECK(strstr(ipk_errmsg(), "RLIMIT_MSGQUEUE (1000 bytes") != NULL);
+    IPKT_CHECK(ipk_listen(&c, url, NULL) == -EMFILE);
+    IPKT_CHECK(strstr(ipk_errmsg(), "RLIMIT_MSGQUEUE (1000 bytes") != NULL);
     return 0;
 }
 
@@ -264,10 +256,10 @@ static void t_missing_and_existing(void **state)
 
 static int dial_as_nobody(void *arg)
 {
-    CHECK(ipkt_become_nobody() == 0);
+    IPKT_CHECK(ipkt_become_nobody() == 0);
     ipk_chan *c = NULL;
-    CHECK(ipk_dial(&c, arg, NULL) == -EACCES);
-    CHECK(strstr(ipk_errmsg(), "do not allow read and write") != NULL);
+    IPKT_CHECK(ipk_dial(&c, arg, NULL) == -EACCES);
+    IPKT_CHECK(strstr(ipk_errmsg(), "do not allow read and write") != NULL);
     return 0;
 }
 
@@ -325,7 +317,7 @@ static int shared_forever(void *arg)
 {
     ipk_chan *c = arg;
     char buf[16];
-    CHECK(ipk_recv(c, buf, sizeof buf, -1) == 4 && memcmp(buf, "wake", 4) == 0);
+    IPKT_CHECK(ipk_recv(c, buf, sizeof buf, -1) == 4 && memcmp(buf, "wake", 4) == 0);
     return 0;
 }
 

@@ -37,17 +37,6 @@ static void sleep_ms(int ms)
         ;
 }
 
-static void slurp(const char *path, char *buf, size_t cap)
-{
-    buf[0] = '\0';
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return;
-    size_t n = fread(buf, 1, cap - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-}
-
 static int count_of(const char *hay, const char *needle)
 {
     int n = 0;
@@ -61,7 +50,7 @@ static void wait_log(server *s, const char *needle, int n)
 {
     static char buf[1 << 16];
     for (int waited = 0;; waited += 20) {
-        slurp(s->log, buf, sizeof buf);
+        ipkt_slurp(s->log, buf, sizeof buf);
         if (count_of(buf, needle) >= n)
             return;
         if (waited >= WAIT_MS) {
@@ -79,7 +68,7 @@ static pid_t worker_pid(server *s, int n)
     static char buf[1 << 16];
     char needle[64];
     snprintf(needle, sizeof needle, "]: worker %d pid ", n);
-    slurp(s->log, buf, sizeof buf);
+    ipkt_slurp(s->log, buf, sizeof buf);
     pid_t pid = 0;
     for (const char *p = buf; (p = strstr(p, needle)) != NULL; p++) {
         int v, used = 0;
@@ -118,7 +107,7 @@ static void serve_start(server *s, const char *url, const char *const *opts)
     assert_true(s->pid > 0);
     wait_log(s, "started, master pid", 1);
     char buf[4096];
-    slurp(s->log, buf, sizeof buf);
+    ipkt_slurp(s->log, buf, sizeof buf);
     const char *p = strstr(buf, "listening on ");
     assert_non_null(p);
     assert_int_equal(sscanf(p, "listening on %299s", s->addr), 1);
@@ -441,7 +430,7 @@ static void test_usr1_pid_file(void **st)
     ipkt_journal("path", pidf);
     const char *opts[] = {"--workers", "1", "--pid-file", pidf, NULL};
     serve_start(&s, "tcp://127.0.0.1:0", opts);
-    slurp(pidf, buf, sizeof buf);
+    ipkt_slurp(pidf, buf, sizeof buf);
     assert_int_equal(atoi(buf), s.pid);
     /* Log rotation: the old file moved away, USR1, and the events go to a new one. */
     snprintf(moved, sizeof moved, "%s.1", s.log);
@@ -450,7 +439,7 @@ static void test_usr1_pid_file(void **st)
     assert_int_equal(kill(s.pid, SIGUSR1), 0);
     wait_log(&s, "signal USR1: log reopened", 1);
     serve_quit(&s);
-    slurp(moved, buf, sizeof buf);
+    ipkt_slurp(moved, buf, sizeof buf);
     assert_non_null(strstr(buf, "started, master pid"));
     assert_null(strstr(buf, "exit 0"));
     assert_int_equal(access(pidf, F_OK), -1); /* removed at exit */

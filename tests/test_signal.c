@@ -16,14 +16,6 @@
 #include <unistd.h>
 
 /* In a child process (no cmocka there): report and fail. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: %s failed [%s]\n", __FILE__, __LINE__, #cond, ipk_errmsg());   \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
-
 #define COUNT 10000
 
 /* What a receiver child needs: its options, a pipe to say it listens, one to hear "done". */
@@ -40,10 +32,10 @@ static int rx_open(rx *r, ipk_chan **c)
     close(r->ready[0]);
     close(r->done[1]);
     if (r->nobody)
-        CHECK(ipkt_become_nobody() == 0);
+        IPKT_CHECK(ipkt_become_nobody() == 0);
     snprintf(url, sizeof url, "signal:self%s", r->query);
-    CHECK(ipk_listen(c, url, NULL) == 0);
-    CHECK(write(r->ready[1], "r", 1) == 1);
+    IPKT_CHECK(ipk_listen(c, url, NULL) == 0);
+    IPKT_CHECK(write(r->ready[1], "r", 1) == 1);
     return 0;
 }
 
@@ -81,15 +73,15 @@ static int rx_many(void *arg)
         unsigned char buf[8];
         ipk_msginfo mi;
         long n = ipk_recvx(c, buf, sizeof buf, &mi, 30000);
-        CHECK(n == 7);
+        IPKT_CHECK(n == 7);
         unsigned got = buf[0] | buf[1] << 8 | buf[2] << 16 | (unsigned)buf[3] << 24;
         if (got != i)
             fprintf(stderr, "message %u carried %u\n", i, got);
-        CHECK(got == i);
-        CHECK(buf[4] == 'r' && buf[5] == 't' && buf[6] == (unsigned char)i);
-        CHECK(mi.pid == r->sender && mi.uid == getuid() && mi.signo == SIGRTMIN + 1);
+        IPKT_CHECK(got == i);
+        IPKT_CHECK(buf[4] == 'r' && buf[5] == 't' && buf[6] == (unsigned char)i);
+        IPKT_CHECK(mi.pid == r->sender && mi.uid == getuid() && mi.signo == SIGRTMIN + 1);
     }
-    CHECK(ipk_recv(c, (char[8]){0}, 8, 0) == -EAGAIN);
+    IPKT_CHECK(ipk_recv(c, (char[8]){0}, 8, 0) == -EAGAIN);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -122,15 +114,15 @@ static int rx_burst(void *arg)
     char b;
     if (rx_open(r, &c) != 0)
         return 1;
-    CHECK(read(r->done[0], &b, 1) == 1); /* the sender is done: everything is pending */
+    IPKT_CHECK(read(r->done[0], &b, 1) == 1); /* the sender is done: everything is pending */
     int got = 0;
     long n;
     char buf[8];
     while ((n = ipk_recv(c, buf, sizeof buf, 0)) >= 0)
         got++;
-    CHECK(n == -EAGAIN);
+    IPKT_CHECK(n == -EAGAIN);
     fprintf(stderr, "50 SIGUSR1 sent, %d received\n", got);
-    CHECK(got >= 1 && got <= 50);
+    IPKT_CHECK(got >= 1 && got <= 50);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -152,16 +144,16 @@ static int rx_small_limit(void *arg)
 {
     rx *r = arg;
     struct rlimit rl = {10, 10};
-    CHECK(setrlimit(RLIMIT_SIGPENDING, &rl) == 0);
+    IPKT_CHECK(setrlimit(RLIMIT_SIGPENDING, &rl) == 0);
     ipk_chan *c;
     char b, buf[8];
     if (rx_open(r, &c) != 0)
         return 1;
-    CHECK(read(r->done[0], &b, 1) == 1);
+    IPKT_CHECK(read(r->done[0], &b, 1) == 1);
     /* Every message the sender was told went out is here, in order. */
     for (int i = 0; i < b; i++)
-        CHECK(ipk_recv(c, buf, sizeof buf, 0) == 1 && buf[0] == i);
-    CHECK(ipk_recv(c, buf, sizeof buf, 0) == -EAGAIN);
+        IPKT_CHECK(ipk_recv(c, buf, sizeof buf, 0) == 1 && buf[0] == i);
+    IPKT_CHECK(ipk_recv(c, buf, sizeof buf, 0) == -EAGAIN);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -190,12 +182,12 @@ static void t_full_queue(void **state)
 
 static int tx_as_nobody(void *arg)
 {
-    CHECK(ipkt_become_nobody() == 0);
+    IPKT_CHECK(ipkt_become_nobody() == 0);
     ipk_chan *c;
     char url[100];
     snprintf(url, sizeof url, "signal:%d", *(pid_t *)arg);
-    CHECK(ipk_dial(&c, url, NULL) == 0);
-    CHECK(ipk_send(c, "nobody", 6, -1) == 0);
+    IPKT_CHECK(ipk_dial(&c, url, NULL) == 0);
+    IPKT_CHECK(ipk_send(c, "nobody", 6, -1) == 0);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -208,9 +200,10 @@ static int rx_filtered(void *arg)
     char buf[8];
     ipk_msginfo mi;
     long n = ipk_recvx(c, buf, sizeof buf, &mi, 30000);
-    CHECK(n == 6 && memcmp(buf, "nobody", 6) == 0); /* root's signal, sent first, was dropped */
-    CHECK(mi.uid == getuid() && mi.uid != 0);
-    CHECK(ipk_recv(c, buf, sizeof buf, 0) == -EAGAIN);
+    IPKT_CHECK(n == 6 &&
+               memcmp(buf, "nobody", 6) == 0); /* root's signal, sent first, was dropped */
+    IPKT_CHECK(mi.uid == getuid() && mi.uid != 0);
+    IPKT_CHECK(ipk_recv(c, buf, sizeof buf, 0) == -EAGAIN);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -222,8 +215,8 @@ static int rx_allowed(void *arg)
         return 1;
     char buf[8];
     ipk_msginfo mi;
-    CHECK(ipk_recvx(c, buf, sizeof buf, &mi, 30000) == 4 && memcmp(buf, "root", 4) == 0);
-    CHECK(mi.uid == 0 && mi.pid == r->sender);
+    IPKT_CHECK(ipk_recvx(c, buf, sizeof buf, &mi, 30000) == 4 && memcmp(buf, "root", 4) == 0);
+    IPKT_CHECK(mi.uid == 0 && mi.pid == r->sender);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -262,12 +255,12 @@ static int idle(void *arg)
 static int dial_parent_as_nobody(void *arg)
 {
     pid_t parent = *(pid_t *)arg;
-    CHECK(ipkt_become_nobody() == 0);
+    IPKT_CHECK(ipkt_become_nobody() == 0);
     ipk_chan *c = NULL;
     char url[100];
     snprintf(url, sizeof url, "signal:%d", (int)parent);
-    CHECK(ipk_dial(&c, url, NULL) == -EPERM);
-    CHECK(strstr(ipk_errmsg(), "process owned by another user") != NULL);
+    IPKT_CHECK(ipk_dial(&c, url, NULL) == -EPERM);
+    IPKT_CHECK(strstr(ipk_errmsg(), "process owned by another user") != NULL);
     return 0;
 }
 
@@ -390,12 +383,12 @@ static int rx_pids(void *arg)
     for (int i = 0; i < 2; i++) {
         unsigned char buf[8];
         ipk_msginfo mi;
-        CHECK(ipk_recvx(c, buf, sizeof buf, &mi, 30000) == 4);
+        IPKT_CHECK(ipk_recvx(c, buf, sizeof buf, &mi, 30000) == 4);
         pid_t said = (pid_t)(buf[0] | buf[1] << 8 | buf[2] << 16 | (unsigned)buf[3] << 24);
-        CHECK(mi.pid == said && mi.uid == getuid());
+        IPKT_CHECK(mi.pid == said && mi.uid == getuid());
         seen[i] = said;
     }
-    CHECK(seen[0] == r->sender && seen[1] != seen[0]);
+    IPKT_CHECK(seen[0] == r->sender && seen[1] != seen[0]);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 

@@ -17,14 +17,6 @@
 #include <unistd.h>
 
 /* In a child process (no cmocka there): report and fail. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: %s failed [%s]\n", __FILE__, __LINE__, #cond, ipk_errmsg());   \
-            return 1;                                                                              \
-        }                                                                                          \
-    } while (0)
-
 static char g_url[400];
 
 /* A fresh file to make the key from (like the guide's queue.h) and "sysv:FILE?proj=123". */
@@ -66,13 +58,13 @@ static int guide_sender(void *arg)
 {
     (void)arg;
     ipk_chan *c;
-    CHECK(ipk_dial(&c, g_url, NULL) == 0);
+    IPKT_CHECK(ipk_dial(&c, g_url, NULL) == 0);
     static const long types[] = {1, 1, 2, 2, 3, 3};
     for (int i = 0; i < 6; i++) {
         char m[8];
         snprintf(m, sizeof m, "msg%d", i + 1);
         ipk_msginfo mi = {.type = types[i]};
-        CHECK(ipk_sendx(c, m, 4, &mi, 0) == 0);
+        IPKT_CHECK(ipk_sendx(c, m, 4, &mi, 0) == 0);
     }
     return ipk_close(c) == 0 ? 0 : 1;
 }
@@ -174,11 +166,11 @@ static int late_sender(void *arg)
 {
     (void)arg;
     ipk_chan *c;
-    CHECK(ipk_dial(&c, g_url, NULL) == 0);
+    IPKT_CHECK(ipk_dial(&c, g_url, NULL) == 0);
     usleep(50 * 1000);
-    CHECK(ipk_send(c, "late", 4, -1) == 0);
+    IPKT_CHECK(ipk_send(c, "late", 4, -1) == 0);
     usleep(50 * 1000);
-    CHECK(ipk_send(c, "later", 5, -1) == 0);
+    IPKT_CHECK(ipk_send(c, "later", 5, -1) == 0);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -202,11 +194,11 @@ static int recv_until_removed(void *arg)
     int *ready = arg;
     ipk_chan *c;
     char buf[16];
-    CHECK(ipk_dial(&c, g_url, NULL) == 0);
-    CHECK(write(ready[1], "r", 1) == 1);
-    CHECK(ipk_recv(c, buf, sizeof buf, -1) == IPK_EOF);
-    CHECK(strstr(ipk_errmsg(), "the queue was removed") != NULL);
-    CHECK(ipk_recv(c, buf, sizeof buf, 0) == IPK_ECLOSED);
+    IPKT_CHECK(ipk_dial(&c, g_url, NULL) == 0);
+    IPKT_CHECK(write(ready[1], "r", 1) == 1);
+    IPKT_CHECK(ipk_recv(c, buf, sizeof buf, -1) == IPK_EOF);
+    IPKT_CHECK(strstr(ipk_errmsg(), "the queue was removed") != NULL);
+    IPKT_CHECK(ipk_recv(c, buf, sizeof buf, 0) == IPK_ECLOSED);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -264,10 +256,10 @@ static void t_oversized(void **state)
 static int dial_as_nobody(void *arg)
 {
     (void)arg;
-    CHECK(ipkt_become_nobody() == 0);
+    IPKT_CHECK(ipkt_become_nobody() == 0);
     ipk_chan *c = NULL;
-    CHECK(ipk_dial(&c, g_url, NULL) == -EACCES);
-    CHECK(strstr(ipk_errmsg(), "msgget") != NULL);
+    IPKT_CHECK(ipk_dial(&c, g_url, NULL) == -EACCES);
+    IPKT_CHECK(strstr(ipk_errmsg(), "msgget") != NULL);
     return 0;
 }
 
@@ -333,15 +325,15 @@ static int recv_through_signals(void *arg)
     int *ready = arg;
     /* A handler without SA_RESTART: msgrcv/msgsnd are never restarted anyway. */
     struct sigaction sa = {.sa_handler = on_usr2};
-    CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
+    IPKT_CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
     ipk_chan *c;
     char buf[16];
-    CHECK(ipk_dial(&c, g_url, NULL) == 0);
-    CHECK(write(ready[1], "r", 1) == 1);
-    CHECK(ipk_recv(c, buf, sizeof buf, -1) == 5 && memcmp(buf, "first", 5) == 0);
-    CHECK(write(ready[1], "r", 1) == 1);
-    CHECK(ipk_recv(c, buf, sizeof buf, 20000) == 6 && memcmp(buf, "second", 6) == 0);
-    CHECK(g_interrupts > 0);
+    IPKT_CHECK(ipk_dial(&c, g_url, NULL) == 0);
+    IPKT_CHECK(write(ready[1], "r", 1) == 1);
+    IPKT_CHECK(ipk_recv(c, buf, sizeof buf, -1) == 5 && memcmp(buf, "first", 5) == 0);
+    IPKT_CHECK(write(ready[1], "r", 1) == 1);
+    IPKT_CHECK(ipk_recv(c, buf, sizeof buf, 20000) == 6 && memcmp(buf, "second", 6) == 0);
+    IPKT_CHECK(g_interrupts > 0);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 

@@ -19,15 +19,15 @@ static int echo_child(void *arg)
 {
     peer_arg *a = arg;
     ipk_chan *c = NULL;
-    CK(ipk_dial(&c, a->url, NULL) == 0);
+    IPKT_CHECK(ipk_dial(&c, a->url, NULL) == 0);
     if (a->want_name[0])
-        CK(strcmp(ipk_addr(c), a->want_name) == 0);
+        IPKT_CHECK(strcmp(ipk_addr(c), a->want_name) == 0);
     pid_t me = getpid(), back = 0;
-    CK(ipk_send(c, &me, sizeof me, -1) == 0);
-    CK(ipk_recv(c, &back, sizeof back, -1) == (long)sizeof back);
-    CK(back == me);
+    IPKT_CHECK(ipk_send(c, &me, sizeof me, -1) == 0);
+    IPKT_CHECK(ipk_recv(c, &back, sizeof back, -1) == (long)sizeof back);
+    IPKT_CHECK(back == me);
     char b[4];
-    CK(ipk_recv(c, b, sizeof b, -1) == IPK_EOF);
+    IPKT_CHECK(ipk_recv(c, b, sizeof b, -1) == IPK_EOF);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 

@@ -117,24 +117,24 @@ static int hello_child(void *arg)
 {
     hello *h = arg;
     if (h->nobody)
-        CK(ipkt_become_nobody() == 0);
+        IPKT_CHECK(ipkt_become_nobody() == 0);
     ipk_chan *c = NULL;
     int r = ipk_dial(&c, h->url, NULL);
-    CK(r == h->expect);
+    IPKT_CHECK(r == h->expect);
     if (r != 0)
         return 0;
     if (strncmp(h->url, "unixgram:", 9) != 0) {
         pid_t pid;
         uid_t uid;
         gid_t gid;
-        CK(ipk_peer(c, &pid, &uid, &gid) == 0);
-        CK(pid == getppid() && uid == 0 && gid == 0);
+        IPKT_CHECK(ipk_peer(c, &pid, &uid, &gid) == 0);
+        IPKT_CHECK(pid == getppid() && uid == 0 && gid == 0);
     }
     pid_t me = getpid(), back = 0;
-    CK(ipk_send(c, &me, sizeof me, -1) == 0);
+    IPKT_CHECK(ipk_send(c, &me, sizeof me, -1) == 0);
     ipk_msginfo mi;
-    CK(ipk_recvx(c, &back, sizeof back, &mi, -1) == (long)sizeof back);
-    CK(back == me && mi.pid == getppid());
+    IPKT_CHECK(ipk_recvx(c, &back, sizeof back, &mi, -1) == (long)sizeof back);
+    IPKT_CHECK(back == me && mi.pid == getppid());
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -371,10 +371,10 @@ static void t_dial_errors(void **s)
 static int packet_child(void *arg)
 {
     ipk_chan *c = NULL;
-    CK(ipk_dial(&c, arg, NULL) == 0);
-    CK(ipk_send(c, "", 0, -1) == 0);
-    CK(ipk_send(c, "bye", 3, -1) == 0);
-    CK(ipk_send(c, NULL, 0, -1) == 0);
+    IPKT_CHECK(ipk_dial(&c, arg, NULL) == 0);
+    IPKT_CHECK(ipk_send(c, "", 0, -1) == 0);
+    IPKT_CHECK(ipk_send(c, "bye", 3, -1) == 0);
+    IPKT_CHECK(ipk_send(c, NULL, 0, -1) == 0);
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
@@ -487,7 +487,7 @@ static int shared_forever(void *arg)
 {
     ipk_chan *l = arg;
     char b[16];
-    CK(ipk_recv(l, b, sizeof b, -1) == 4 && memcmp(b, "wake", 4) == 0);
+    IPKT_CHECK(ipk_recv(l, b, sizeof b, -1) == 4 && memcmp(b, "wake", 4) == 0);
     return 0;
 }
 
