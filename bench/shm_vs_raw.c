@@ -27,15 +27,20 @@ static void ring_url(char *buf, size_t cap, const char *tag, const char *query)
     snprintf(buf, cap, "shm:/ipk-bench-%d-%s?%s", (int)getpid(), tag, query);
 }
 
-/* Round trip p50 of `size`-byte messages over two rings; the echo child runs on cpu_b. */
-static int64_t ipk_roundtrip(int cpu_a, int cpu_b, size_t size)
+/* Round trip p50 of `size`-byte messages; the echo child runs on cpu_b. duplex: over one
+ * duplex=1 ring (a conversation, as a request/reply client would use it); else over two
+ * one-way rings, requests on one and replies on the other. */
+static int64_t ipk_roundtrip(int cpu_a, int cpu_b, size_t size, int duplex)
 {
     char req[128], resp[128];
-    ring_url(req, sizeof req, "req", "size=64k");
+    ring_url(req, sizeof req, "req", duplex ? "size=64k&duplex=1" : "size=64k");
     ring_url(resp, sizeof resp, "resp", "size=64k");
     ipk_chan *rq, *rs;
     ipk_check(ipk_listen(&rq, req, NULL), req);
-    ipk_check(ipk_listen(&rs, resp, NULL), resp);
+    if (duplex)
+        rs = rq;
+    else
+        ipk_check(ipk_listen(&rs, resp, NULL), resp);
     int n = cpu_a == cpu_b ? BL_RT_N / 4 : BL_RT_N,
         warm = cpu_a == cpu_b ? BL_RT_WARM / 4 : BL_RT_WARM;
     fflush(NULL);
@@ -44,7 +49,10 @@ static int64_t ipk_roundtrip(int cpu_a, int cpu_b, size_t size)
         bl_pin(cpu_b);
         ipk_chan *a, *b;
         ipk_check(ipk_dial(&a, req, NULL), req);
-        ipk_check(ipk_dial(&b, resp, NULL), resp);
+        if (duplex)
+            b = a;
+        else
+            ipk_check(ipk_dial(&b, resp, NULL), resp);
         char m[BL_MSG];
         for (int i = 0; i < n + warm; i++) {
             long k = ipk_recv(a, m, sizeof m, -1);
@@ -52,7 +60,8 @@ static int64_t ipk_roundtrip(int cpu_a, int cpu_b, size_t size)
             ipk_check(ipk_send(b, m, (size_t)k, -1), "echo send");
         }
         ipk_close(a);
-        ipk_close(b);
+        if (b != a)
+            ipk_close(b);
         _exit(0);
     }
     bl_pin(cpu_a);
@@ -69,7 +78,8 @@ static int64_t ipk_roundtrip(int cpu_a, int cpu_b, size_t size)
     int64_t med = bl_median(s, n);
     free(s);
     ipk_close(rq);
-    ipk_close(rs);
+    if (rs != rq)
+        ipk_close(rs);
     return med;
 }
 
@@ -122,38 +132,49 @@ int main(int argc, char **argv)
     bl_args(argc, argv, &ca, &cb, &reps);
     if (reps > 64)
         reps = 64;
-    int64_t pp[64], pp2[64], ipp[64], ipp8[64], pi[64], ipi[64];
+    /* Round trips: raw one-line and two-line ping-pongs, then ipckit over one duplex ring (8 B
+     * and 48 B ride in the mailbox line, 64 B in the rings) and over two one-way rings. */
+    enum { PP, PP2, DX8, DX48, DX64, TW8, TW64, PIPE1, DX1, TW1, NRT };
+    int64_t rt[NRT][64];
     double rg[64], irg[64];
     for (int i = 0; i < reps; i++) {
-        pp[i] = bl_pingpong(ca, cb);
-        pp2[i] = bl_pingpong2(ca, cb);
-        ipp[i] = ipk_roundtrip(ca, cb, BL_MSG);
-        ipp8[i] = ipk_roundtrip(ca, cb, 8);
+        rt[PP][i] = bl_pingpong(ca, cb);
+        rt[PP2][i] = bl_pingpong2(ca, cb);
+        rt[DX8][i] = ipk_roundtrip(ca, cb, 8, 1);
+        rt[DX48][i] = ipk_roundtrip(ca, cb, 48, 1);
+        rt[DX64][i] = ipk_roundtrip(ca, cb, BL_MSG, 1);
+        rt[TW8][i] = ipk_roundtrip(ca, cb, 8, 0);
+        rt[TW64][i] = ipk_roundtrip(ca, cb, BL_MSG, 0);
         rg[i] = bl_ring(ca, cb);
         irg[i] = ipk_throughput(ca, cb);
-        pi[i] = bl_pipe(ca);
-        ipi[i] = ipk_roundtrip(ca, ca, BL_MSG);
+        rt[PIPE1][i] = bl_pipe(ca);
+        rt[DX1][i] = ipk_roundtrip(ca, ca, 8, 1);
+        rt[TW1][i] = ipk_roundtrip(ca, ca, BL_MSG, 0);
     }
-    int64_t mpp2 = bl_median(pp2, reps);
-    int64_t mpp = bl_median(pp, reps), mipp = bl_median(ipp, reps), mipp8 = bl_median(ipp8, reps);
-    int64_t mpi = bl_median(pi, reps), mipi = bl_median(ipi, reps);
+    double m[NRT];
+    for (int k = 0; k < NRT; k++)
+        m[k] = (double)bl_median(rt[k], reps);
     double mrg = bl_median_d(rg, reps), mirg = bl_median_d(irg, reps);
-    double r0 = (double)mipp8 / (double)mpp, r1 = (double)mipp / (double)mpp, r2 = mirg / mrg,
-           r3 = (double)mipi / (double)mpi;
+    double r0 = m[DX8] / m[PP], r1 = m[DX48] / m[PP], r2 = mirg / mrg, r3 = m[DX1] / m[PIPE1],
+           r4 = m[TW1] / m[PIPE1];
     printf("shm: vs raw, CPUs %d and %d, medians of %d runs\n", ca, cb, reps);
-    printf("round trip p50, two CPUs:  raw ping-pong %6lld ns  ipckit  8 B %6lld ns  ratio %.2f "
-           "(target <= 1.5) %s\n",
-           (long long)mpp, (long long)mipp8, r0, r0 <= 1.5 ? "ok" : "MISSED");
-    printf("                                                  ipckit 64 B %6lld ns  ratio %.2f\n",
-           (long long)mipp, r1);
-    printf("  vs raw two-line ping-pong %6lld ns (one line per direction): 8 B ratio %.2f, "
-           "64 B ratio %.2f\n",
-           (long long)mpp2, (double)mipp8 / (double)mpp2, (double)mipp / (double)mpp2);
-    printf("64 B one-way, two CPUs:    raw ring %8.2f M/s  ipckit %6.2f M/s  ratio %.2f "
+    printf("round trip p50, two CPUs: raw cache-line ping-pong %.0f ns\n", m[PP]);
+    printf("  ipckit duplex=1,  8 B  %6.0f ns  ratio %.2f (target <= 1.5) %s\n", m[DX8], r0,
+           r0 <= 1.5 ? "ok" : "MISSED");
+    printf("  ipckit duplex=1, 48 B  %6.0f ns  ratio %.2f (target <= 1.5) %s\n", m[DX48], r1,
+           r1 <= 1.5 ? "ok" : "MISSED");
+    printf("  ipckit duplex=1, 64 B  %6.0f ns  ratio %.2f (larger than the mailbox: the rings)\n",
+           m[DX64], m[DX64] / m[PP]);
+    printf("  ipckit two one-way rings, 8 B %6.0f ns, 64 B %6.0f ns: ratios %.2f, %.2f; against "
+           "the raw two-line ping-pong (%.0f ns, one line per direction) %.2f, %.2f\n",
+           m[TW8], m[TW64], m[TW8] / m[PP], m[TW64] / m[PP], m[PP2], m[TW8] / m[PP2],
+           m[TW64] / m[PP2]);
+    printf("64 B one-way, two CPUs:   raw ring %.2f M/s  ipckit %.2f M/s  ratio %.2f "
            "(target >= 0.8) %s\n",
            mrg / 1e6, mirg / 1e6, r2, r2 >= 0.8 ? "ok" : "MISSED");
-    printf("round trip p50, one CPU:   pipe %13lld ns  ipckit %6lld ns  ratio %.2f "
-           "(target <= 2.0) %s\n",
-           (long long)mpi, (long long)mipi, r3, r3 <= 2.0 ? "ok" : "MISSED");
+    printf("round trip p50, one CPU:  pipe %.0f ns  ipckit duplex=1 8 B %.0f ns  ratio %.2f "
+           "(target <= 2.0) %s; two rings 64 B %.0f ns  ratio %.2f %s\n",
+           m[PIPE1], m[DX1], r3, r3 <= 2.0 ? "ok" : "MISSED", m[TW1], r4,
+           r4 <= 2.0 ? "ok" : "MISSED");
     return 0;
 }

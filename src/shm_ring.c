@@ -25,6 +25,23 @@
  *   membarrier(GLOBAL_EXPEDITED) before it re-reads (the asymmetric-fence technique). Where
  *   membarrier is missing, every attached process publishes with a seq_cst fence instead
  *   (IPK__SHM_F_FENCE in the header tells the others).
+ * - duplex=1, the mailbox (one line in header 0, for messages of up to 48 bytes). A sender
+ *   takes it with a CAS from EMPTY to BUSY(end), writes at (its ring head), len and the bytes,
+ *   and stores FULL(end) with release. A sender that finds it taken uses its ring. The receiver
+ *   copies the message out and then HOLDS the mailbox, still FULL(peer), which only it may
+ *   change now (the peer writes only an EMPTY one): its next send takes the line over with
+ *   plain stores (BUSY(end), the message, FULL(end)), so a request/reply exchange writes the
+ *   line once per message, right after reading it; a receiver about to wait gives it back
+ *   (EMPTY, release) so that the peer can use it again. BUSY lets the successor of a killed
+ *   writer drop a half-written message (ipk__ring_duplex). Order: the
+ *   mailbox message goes right before ring record `at`, so the receiver takes it when it is
+ *   FULL(peer) and at equals its read index. The receiver loads the ring's tag FIRST and the
+ *   mailbox second: a ring record sent after a mailbox message was published after it, so a
+ *   receiver that sees the record also sees the mailbox message that precedes it (the other
+ *   order could see the record and miss the message). A sleeping duplex consumer cannot futex-
+ *   wait on two words, so it sleeps on its ring's bell: it reads the bell after announcing
+ *   itself and before its last check, and a publisher that sees it asleep bumps the bell
+ *   before waking it, so no message slips between that check and the sleep.
  * - multi=1: producers serialise on one robust process-shared mutex, consumers on another. The
  *   mutex orders the holders among themselves; commit words and tail still order producers vs
  *   consumers. A holder that dies mid-record never stored its tag, so the record does not
@@ -185,28 +202,41 @@ static void ipk__publish_cpu(_Atomic uint32_t *slot)
         atomic_store_explicit(slot, (uint32_t)cpu, memory_order_relaxed);
 }
 
+/* What a waiter waits for: *w to leave `seen`, or *w2 to reach want2 when w2 is set (a duplex
+ * consumer: the mailbox to hold the peer's message; its other states are not worth a wake-up).
+ * It sleeps on bell when there is one (duplex consumers), else on w itself. */
+typedef struct ipk__watch {
+    _Atomic uint32_t *w, *w2, *bell;
+    uint32_t seen, want2;
+    _Atomic uint32_t *sleepers, *mine, *peer; /* who sleeps; this side's and the peer's CPU */
+} ipk__watch;
+
+IPK__HOT int ipk__watch_changed(const ipk__watch *x, memory_order mo)
+{
+    return atomic_load_explicit(x->w, mo) != x->seen ||
+           (x->w2 && atomic_load_explicit(x->w2, mo) == x->want2);
+}
+
 /*
- * Waits until *w no longer holds `seen` or dl passes. Returns 0 (the caller re-checks its
+ * Waits until the watched words change or dl passes. Returns 0 (the caller re-checks its
  * condition; a wake-up may be spurious) or the expiry code. Spins first, for at most spin_ns,
  * only when the peer last ran on another CPU: spinning against a peer that shares our CPU only
  * delays it.
  */
-static int ipk__ring_wait(const ipk__ring *r, _Atomic uint32_t *w, uint32_t seen,
-                          _Atomic uint32_t *sleepers, _Atomic uint32_t *mine,
-                          _Atomic uint32_t *peer, int64_t dl)
+static int ipk__ring_wait(const ipk__ring *r, const ipk__watch *x, int64_t dl)
 {
     if (dl == IPK__DL_NOW)
         return -EAGAIN;
     int cpu = sched_getcpu();
-    if (cpu >= 0 && atomic_load_explicit(mine, memory_order_relaxed) != (uint32_t)cpu)
-        atomic_store_explicit(mine, (uint32_t)cpu, memory_order_relaxed);
+    if (cpu >= 0 && atomic_load_explicit(x->mine, memory_order_relaxed) != (uint32_t)cpu)
+        atomic_store_explicit(x->mine, (uint32_t)cpu, memory_order_relaxed);
     if (r->spin_ns > 0 && ipk__ncpu() > 1 && cpu >= 0 &&
-        atomic_load_explicit(peer, memory_order_relaxed) != (uint32_t)cpu) {
+        atomic_load_explicit(x->peer, memory_order_relaxed) != (uint32_t)cpu) {
         int64_t until = ipk__now() + r->spin_ns;
         if (dl < until)
             until = dl;
         for (unsigned i = 1;; i++) {
-            if (atomic_load_explicit(w, memory_order_acquire) != seen)
+            if (ipk__watch_changed(x, memory_order_acquire))
                 return 0;
             ipk__cpu_relax();
             if ((i & 63) == 0 && ipk__now() >= until)
@@ -214,11 +244,14 @@ static int ipk__ring_wait(const ipk__ring *r, _Atomic uint32_t *w, uint32_t seen
         }
     }
     for (;;) {
-        atomic_fetch_add_explicit(sleepers, 1, memory_order_seq_cst);
+        atomic_fetch_add_explicit(x->sleepers, 1, memory_order_seq_cst);
         ipk__peer_barrier(r);
-        uint32_t now = atomic_load_explicit(w, memory_order_seq_cst);
-        int e = now == seen ? ipk__futex_wait(w, seen, dl) : 0;
-        atomic_fetch_sub_explicit(sleepers, 1, memory_order_relaxed);
+        /* The bell is read before the last look at the words: a publisher that stored after
+         * that look saw us asleep and bumps the bell after its store, so the futex sees it. */
+        _Atomic uint32_t *fw = x->bell ? x->bell : x->w;
+        uint32_t fv = x->bell ? atomic_load_explicit(x->bell, memory_order_seq_cst) : x->seen;
+        int e = ipk__watch_changed(x, memory_order_seq_cst) ? 0 : ipk__futex_wait(fw, fv, dl);
+        atomic_fetch_sub_explicit(x->sleepers, 1, memory_order_relaxed);
         if (e == 0 || e == -EAGAIN)
             return 0;
         if (e == -ETIMEDOUT || (e == -EINTR && dl != IPK__DL_FOREVER && ipk__now() >= dl))
@@ -228,13 +261,26 @@ static int ipk__ring_wait(const ipk__ring *r, _Atomic uint32_t *w, uint32_t seen
     }
 }
 
-/* The publisher's half, right after the store that a waiter may sleep on. */
-IPK__HOT void ipk__wake_if(const ipk__ring *r, _Atomic uint32_t *w, _Atomic uint32_t *sleepers)
+/* The publisher's half, right after the store that a waiter may sleep on (w, or the bell that
+ * stands for it). */
+IPK__HOT void ipk__wake_if(const ipk__ring *r, _Atomic uint32_t *w, _Atomic uint32_t *sleepers,
+                           _Atomic uint32_t *bell)
 {
     if (r->fence || (atomic_load_explicit(&r->h->flags, memory_order_relaxed) & IPK__SHM_F_FENCE))
         atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(sleepers, memory_order_relaxed) != 0)
+    if (atomic_load_explicit(sleepers, memory_order_relaxed) != 0) {
+        if (bell) {
+            atomic_fetch_add_explicit(bell, 1, memory_order_seq_cst);
+            w = bell;
+        }
         ipk__futex_wake(w);
+    }
+}
+
+/* Wakes this ring's consumer if it sleeps, after a record or a mailbox message is published. */
+IPK__HOT void ipk__wake_consumer(const ipk__ring *r, _Atomic uint32_t *tag)
+{
+    ipk__wake_if(r, tag, &r->h->cons_sleepers, r->mb ? &r->h->bell : NULL);
 }
 
 /* ---- robust mutexes (multi=1) ---- */
@@ -287,7 +333,7 @@ static int ipk__init_mutex(pthread_mutex_t *m)
     return -e;
 }
 
-int ipk__shm_init(struct ipk__shm_hdr *h, uint64_t cap, size_t seg_size, int multi)
+int ipk__shm_init(struct ipk__shm_hdr *h, uint64_t cap, size_t seg_size, uint32_t flags)
 {
     _Static_assert(sizeof(struct ipk__shm_hdr) <= IPK__SHM_HDR, "header fits its page");
     /* The data area is zero (a new segment): the first header reads "nothing yet". */
@@ -296,7 +342,7 @@ int ipk__shm_init(struct ipk__shm_hdr *h, uint64_t cap, size_t seg_size, int mul
     h->seg_size = seg_size;
     atomic_store_explicit(&h->owner_pid, (int32_t)getpid(), memory_order_relaxed);
     h->owner_start = ipk__pid_start(getpid());
-    atomic_store_explicit(&h->flags, multi ? IPK__SHM_F_MULTI : 0u, memory_order_relaxed);
+    atomic_store_explicit(&h->flags, flags, memory_order_relaxed);
     atomic_store_explicit(&h->prod_cpu, UINT32_MAX, memory_order_relaxed);
     atomic_store_explicit(&h->cons_cpu, UINT32_MAX, memory_order_relaxed);
     int e = ipk__init_mutex(&h->pmx);
@@ -324,6 +370,10 @@ int ipk__ring_attach(ipk__ring *r, void *map, size_t map_len, const char *name)
     if (h->version != IPK__SHM_VERSION)
         return ipk__err(IPK_EPROTO, "%s: ring layout version %u; this ipckit speaks version %u",
                         name, h->version, IPK__SHM_VERSION);
+    uint32_t fl = atomic_load(&h->flags);
+    if (fl & ~IPK__SHM_F_KNOWN)
+        return ipk__err(IPK_EPROTO, "%s: ring flags 0x%x include some this ipckit does not know",
+                        name, fl);
     uint64_t cap = h->capacity;
     if (cap < 64 || (cap & (cap - 1)) != 0 || cap > map_len - IPK__SHM_HDR)
         return ipk__err(IPK_EPROTO, "%s: corrupt header: capacity %llu in a segment of %zu bytes",
@@ -355,11 +405,17 @@ static int ipk__ring_claim(ipk__ring *r, _Atomic int32_t *slot, const char *role
         return 0;
     int32_t me = (int32_t)getpid(), cur = atomic_load(slot);
     while (cur != me) {
-        if (cur != 0 && ipk__pid_alive(cur, 0))
+        if (cur != 0 && ipk__pid_alive(cur, 0)) {
+            if (r->mb)
+                return ipk__err(-EBUSY,
+                                "%s: this end of the duplex ring is taken (pid %d): a duplex "
+                                "ring is a conversation of one listener and one dialer",
+                                r->name, (int)cur);
             return ipk__err(-EBUSY,
                             "%s: the ring already has a %s (pid %d); create it with multi=1 to "
                             "have several",
                             r->name, role, (int)cur);
+        }
         if (atomic_compare_exchange_weak(slot, &cur, me))
             break;
     }
@@ -385,20 +441,33 @@ static void ipk__prod_sync(ipk__ring *r)
     }
 }
 
+static int ipk__prod_attach(ipk__ring *r)
+{
+    struct ipk__shm_hdr *h = r->h;
+    int e = ipk__ring_claim(r, &h->prod_pid, "producer");
+    if (e)
+        return e;
+    /* SPSC: this is the one producer, even if a killed one never counted itself out. */
+    if (r->multi)
+        atomic_fetch_add(&h->nprod, 1);
+    else
+        atomic_store(&h->nprod, 1);
+    atomic_store(&h->everprod, 1);
+    r->p_attached = 1;
+    r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+    ipk__publish_cpu(&h->prod_cpu);
+    if (!r->multi)
+        ipk__prod_sync(r);
+    return 0;
+}
+
 IPK__HOT int ipk__prod_begin(ipk__ring *r, int64_t dl)
 {
     struct ipk__shm_hdr *h = r->h;
     if (!r->p_attached) {
-        int e = ipk__ring_claim(r, &h->prod_pid, "producer");
+        int e = ipk__prod_attach(r);
         if (e)
             return e;
-        atomic_fetch_add(&h->nprod, 1);
-        atomic_store(&h->everprod, 1);
-        r->p_attached = 1;
-        r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
-        ipk__publish_cpu(&h->prod_cpu);
-        if (!r->multi)
-            ipk__prod_sync(r);
     }
     if (r->multi) {
         int e = ipk__ring_lock(r, &h->pmx, dl);
@@ -427,7 +496,7 @@ IPK__HOT void ipk__commit_at(ipk__ring *r, uint64_t i, uint64_t size, uint32_t t
     atomic_store_explicit(&next->tag, 0, memory_order_relaxed);
     ipk__rec *rec = ipk__rec_at(r, i);
     atomic_store_explicit(&rec->tag, tag, memory_order_release);
-    ipk__wake_if(r, &rec->tag, &r->h->cons_sleepers);
+    ipk__wake_consumer(r, &rec->tag);
     r->p_head = i + size;
     atomic_store_explicit(&r->h->head, r->p_head, memory_order_release);
 }
@@ -444,8 +513,12 @@ IPK__HOT int ipk__ring_room(ipk__ring *r, uint64_t rec, int64_t dl)
         if (r->p_head + need - r->p_tail > r->cap) {
             r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
             if (r->p_head + need - r->p_tail > r->cap) {
-                int e = ipk__ring_wait(r, ipk__lo32(&h->tail), (uint32_t)r->p_tail,
-                                       &h->prod_sleepers, &h->prod_cpu, &h->cons_cpu, dl);
+                ipk__watch x = {.w = ipk__lo32(&h->tail),
+                                .seen = (uint32_t)r->p_tail,
+                                .sleepers = &h->prod_sleepers,
+                                .mine = &h->prod_cpu,
+                                .peer = &h->cons_cpu};
+                int e = ipk__ring_wait(r, &x, dl);
                 if (e)
                     return e;
                 r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
@@ -502,8 +575,35 @@ int ipk__ring_commit(ipk__ring *r, size_t len)
     return 0;
 }
 
+/* duplex=1: sends through the mailbox when it is free; 0 when it is taken (use the ring). */
+IPK__HOT int ipk__mbox_send(ipk__ring *r, const void *msg, size_t len)
+{
+    struct ipk__shm_mbox *mb = r->mb;
+    if (r->twin->mb_held) { /* ours alone: see the top */
+        r->twin->mb_held = 0;
+        atomic_store_explicit(&mb->state, IPK__MB_BUSY(r->end), memory_order_relaxed);
+    } else {
+        uint32_t st = atomic_load_explicit(&mb->state, memory_order_relaxed);
+        if (st != IPK__MB_EMPTY ||
+            !atomic_compare_exchange_strong_explicit(&mb->state, &st, IPK__MB_BUSY(r->end),
+                                                     memory_order_acquire, memory_order_relaxed))
+            return 0;
+    }
+    mb->at = r->p_head;
+    mb->len = (uint32_t)len;
+    if (len)
+        memcpy(mb->data, msg, len);
+    atomic_store_explicit(&mb->state, IPK__MB_FULL(r->end), memory_order_release);
+    ipk__wake_consumer(r, &mb->state);
+    return 1;
+}
+
 int ipk__ring_send(ipk__ring *r, const void *msg, size_t len, int64_t dl)
 {
+    /* p_attached: a duplex end attached at open; the die hook tests the ring. */
+    if (r->mb && len <= IPK__SHM_MBOX_MAX && !r->p_reserved && r->p_attached &&
+        ipk__shm_die_at <= 0 && ipk__mbox_send(r, msg, len))
+        return 0;
     void *p;
     int e = ipk__ring_reserve(r, &p, len, dl);
     if (e)
@@ -531,16 +631,25 @@ long ipk__ring_sendv(ipk__ring *r, const ipk_iov *msgs, size_t n, int64_t dl)
 
 /* ---- consumer ---- */
 
+static int ipk__cons_attach(ipk__ring *r)
+{
+    struct ipk__shm_hdr *h = r->h;
+    int e = ipk__ring_claim(r, &h->cons_pid, "consumer");
+    if (e)
+        return e;
+    r->c_attached = 1;
+    r->c_tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+    ipk__publish_cpu(&h->cons_cpu);
+    return 0;
+}
+
 IPK__HOT int ipk__cons_begin(ipk__ring *r, int64_t dl)
 {
     struct ipk__shm_hdr *h = r->h;
     if (!r->c_attached) {
-        int e = ipk__ring_claim(r, &h->cons_pid, "consumer");
+        int e = ipk__cons_attach(r);
         if (e)
             return e;
-        r->c_attached = 1;
-        r->c_tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
-        ipk__publish_cpu(&h->cons_cpu);
     }
     if (r->multi) {
         int e = ipk__ring_lock(r, &h->cmx, dl);
@@ -565,29 +674,67 @@ IPK__HOT void ipk__consume(ipk__ring *r, uint64_t next)
     struct ipk__shm_hdr *h = r->h;
     r->c_tail = next;
     atomic_store_explicit(&h->tail, next, memory_order_release);
-    ipk__wake_if(r, ipk__lo32(&h->tail), &h->prod_sleepers);
+    ipk__wake_if(r, ipk__lo32(&h->tail), &h->prod_sleepers, NULL);
     if ((++r->ops & 255) == 0)
         ipk__publish_cpu(&h->cons_cpu);
 }
 
-/* Finds the next DATA record at c_tail (skipping PADs), waiting until dl; returns its length. */
+/* duplex=1: whether the mailbox holds the peer's message that comes next (before ring record
+ * c_tail); *st gets the state seen. Called after the ring's tag was loaded (see the top). */
+IPK__HOT int ipk__mbox_next(const ipk__ring *r, uint32_t *st)
+{
+    const struct ipk__shm_mbox *mb = r->mb;
+    *st = atomic_load_explicit(&mb->state, memory_order_acquire);
+    return *st == IPK__MB_FULL(1 - r->end) && !r->mb_held && mb->at == r->c_tail;
+}
+
+/* duplex=1: gives a held mailbox back, so that the peer can send through it again. */
+static void ipk__mbox_unhold(ipk__ring *r)
+{
+    if (r->mb_held) {
+        r->mb_held = 0;
+        atomic_store_explicit(&r->mb->state, IPK__MB_EMPTY, memory_order_release);
+    }
+}
+
+/* Finds the next DATA record at c_tail (skipping PADs), or with duplex=1 the mailbox message
+ * that comes first (c_mbox set), waiting until dl; returns its length. */
 IPK__HOT long ipk__ring_next(ipk__ring *r, int64_t dl)
 {
     struct ipk__shm_hdr *h = r->h;
     for (;;) {
         ipk__rec *rec = ipk__rec_at(r, r->c_tail);
-        uint32_t tag = atomic_load_explicit(&rec->tag, memory_order_acquire);
+        uint32_t tag = atomic_load_explicit(&rec->tag, memory_order_acquire), st = 0;
+        if (r->mb && ipk__mbox_next(r, &st)) {
+            uint32_t len = r->mb->len;
+            if (len > IPK__SHM_MBOX_MAX)
+                return ipk__err(IPK_EPROTO, "%s: corrupt mailbox (length %u)", r->name, len);
+            r->c_mbox = 1;
+            return len;
+        }
         if (tag == 0) {
-            /* Empty. EOF once every producer that attached has closed; the tag is read again
-             * after nprod, since a producer commits before it detaches. */
+            /* Empty. EOF once every producer that attached has closed; the tag (and the
+             * mailbox) are read again after nprod, since a producer publishes before it
+             * detaches. */
             if (atomic_load_explicit(&h->everprod, memory_order_acquire) &&
                 atomic_load_explicit(&h->nprod, memory_order_acquire) == 0) {
-                if (atomic_load_explicit(&rec->tag, memory_order_acquire) == 0)
+                if (atomic_load_explicit(&rec->tag, memory_order_acquire) == 0 &&
+                    !(r->mb && ipk__mbox_next(r, &st)))
                     return ipk__err(IPK_EOF, "%s: every producer has closed", r->name);
                 continue;
             }
-            int e =
-                ipk__ring_wait(r, &rec->tag, 0, &h->cons_sleepers, &h->cons_cpu, &h->prod_cpu, dl);
+            ipk__mbox_unhold(r);
+            ipk__watch x = {.w = &rec->tag,
+                            .seen = 0,
+                            .sleepers = &h->cons_sleepers,
+                            .mine = &h->cons_cpu,
+                            .peer = r->peer_cpu ? r->peer_cpu : &h->prod_cpu};
+            if (r->mb) {
+                x.w2 = &r->mb->state;
+                x.want2 = IPK__MB_FULL(1 - r->end);
+                x.bell = &h->bell;
+            }
+            int e = ipk__ring_wait(r, &x, dl);
             if (e)
                 return e;
             continue;
@@ -615,10 +762,16 @@ long ipk__ring_recv(ipk__ring *r, void *buf, size_t cap, size_t *need, int64_t d
     long len = ipk__ring_next(r, dl);
     if (len >= 0) {
         if ((size_t)len > cap) {
+            r->c_mbox = 0;
             *need = (size_t)len;
             len = ipk__err(IPK_EMSGSIZE,
                            "%s: message of %ld bytes does not fit the buffer of %zu bytes", r->name,
                            len, cap);
+        } else if (r->c_mbox) {
+            r->c_mbox = 0;
+            if (len)
+                memcpy(buf, r->mb->data, (size_t)len);
+            r->mb_held = 1;
         } else {
             if (len)
                 memcpy(buf, r->data + (r->c_tail & r->mask) + IPK__SHM_RECHDR, (size_t)len);
@@ -643,8 +796,13 @@ long ipk__ring_peek(ipk__ring *r, const void **p, int64_t dl)
             ipk__cons_end(r);
         return len;
     }
-    *p = r->data + (r->c_tail & r->mask) + IPK__SHM_RECHDR;
-    r->peek_next = r->c_tail + ipk__rec_size((uint64_t)len);
+    if (r->c_mbox) {
+        *p = r->mb->data;
+        r->peek_next = r->c_tail;
+    } else {
+        *p = r->data + (r->c_tail & r->mask) + IPK__SHM_RECHDR;
+        r->peek_next = r->c_tail + ipk__rec_size((uint64_t)len);
+    }
     r->c_peeked = 1; /* multi=1: the consumers' mutex stays held until release */
     return len;
 }
@@ -654,7 +812,12 @@ int ipk__ring_release(ipk__ring *r)
     if (!r->c_peeked)
         return ipk__err(-EINVAL, "%s: release without a peeked message", r->name);
     r->c_peeked = 0;
-    ipk__consume(r, r->peek_next);
+    if (r->c_mbox) {
+        r->c_mbox = 0;
+        r->mb_held = 1;
+    } else {
+        ipk__consume(r, r->peek_next);
+    }
     ipk__cons_end(r);
     return 0;
 }
@@ -662,7 +825,36 @@ int ipk__ring_release(ipk__ring *r)
 int ipk__ring_pending(const ipk__ring *r)
 {
     uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_acquire);
-    return atomic_load_explicit(&ipk__rec_at(r, t)->tag, memory_order_acquire) != 0;
+    if (atomic_load_explicit(&ipk__rec_at(r, t)->tag, memory_order_acquire) != 0)
+        return 1;
+    return r->mb && !r->mb_held &&
+           atomic_load_explicit(&r->mb->state, memory_order_acquire) == IPK__MB_FULL(1 - r->end);
+}
+
+int ipk__ring_duplex(ipk__ring *tx, ipk__ring *rx, struct ipk__shm_mbox *mb, int end)
+{
+    tx->mb = rx->mb = mb;
+    tx->end = rx->end = end;
+    tx->twin = rx;
+    rx->twin = tx;
+    /* The peer publishes its CPU as the consumer of our tx ring at every wait; as a producer
+     * it may send only through the mailbox, which publishes nothing. */
+    rx->peer_cpu = &tx->h->cons_cpu;
+    /* The consumer side first: undoing its claim has no effect on the peer. */
+    int e = ipk__cons_attach(rx);
+    if (e)
+        return e;
+    if ((e = ipk__prod_attach(tx)) != 0) {
+        int32_t me = (int32_t)getpid();
+        atomic_compare_exchange_strong(&rx->h->cons_pid, &me, 0);
+        rx->c_attached = 0;
+        return e;
+    }
+    /* A process of this end that was killed while it wrote the mailbox left it BUSY: nobody
+     * else may finish that message, so it is dropped (it was never delivered). */
+    uint32_t busy = IPK__MB_BUSY(end);
+    atomic_compare_exchange_strong(&mb->state, &busy, IPK__MB_EMPTY);
+    return 0;
 }
 
 void ipk__ring_detach(ipk__ring *r)
@@ -676,8 +868,11 @@ void ipk__ring_detach(ipk__ring *r)
     }
     if (r->c_peeked) { /* not released: the message stays for the next consumer */
         r->c_peeked = 0;
+        r->c_mbox = 0;
         ipk__cons_end(r);
     }
+    if (r->mb) /* a consumed message must not reach this end's successor again */
+        ipk__mbox_unhold(r);
     if (r->p_attached) {
         atomic_fetch_sub(&h->nprod, 1);
         /* A consumer asleep on the empty ring sleeps on the tag at head: commit an empty PAD

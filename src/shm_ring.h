@@ -12,10 +12,19 @@
  *   line 3  read-mostly: producers attached (for EOF), SPSC claims, crash recoveries, and each
  *           side's last CPU (for the spin decision; written only when it changes)
  *   line 4+ the robust process-shared mutexes of multi=1 (one for producers, one for consumers)
+ *   then    the mailbox line of duplex=1 (used in the first header only)
  * A record is an 8-byte header {len, tag} then len bytes, padded to 8. tag is the commit word:
  * 0 until the producer commits, then DATA, or PAD for the filler before a wrap (and the empty
  * record a closing producer leaves to wake a sleeping consumer). The largest message is
  * capacity - 16: its header, and the zeroed header of the record after it.
+ *
+ * duplex=1: one segment holds two such rings, [header 0][data 0][header 1][data 1]; the
+ * listener (end 0) produces into ring 0 and consumes ring 1, the dialer (end 1) the reverse.
+ * Header 0 also holds the mailbox: one cache line that carries a message of up to
+ * IPK__SHM_MBOX_MAX bytes in either direction, one at a time. A request/reply conversation of
+ * small messages then moves that one line back and forth, each side writing the line it has
+ * just read, which is the raw cache-line ping-pong; two rings would move two lines and make
+ * each writer take its line back from a reader polling it (shm_ring.c has the ordering rules).
  */
 #ifndef IPK_SHM_RING_H
 #define IPK_SHM_RING_H
@@ -27,7 +36,7 @@
 #include <time.h>
 
 #define IPK__SHM_MAGIC   0x524b5049u /* "IPKR" */
-#define IPK__SHM_VERSION 1u
+#define IPK__SHM_VERSION 2u /* 2: the bell, the mailbox and duplex=1 */
 #define IPK__SHM_LINE    64
 #define IPK__SHM_HDR     4096 /* data starts one page in, so it is page aligned */
 #define IPK__SHM_RECHDR  8
@@ -35,6 +44,23 @@
 #define IPK__SHM_F_MULTI    0x1u /* several producers/consumers: the mutexes are used */
 #define IPK__SHM_F_FENCE    0x2u /* an attached process lacks membarrier: publish with a fence */
 #define IPK__SHM_F_RELEASED 0x4u /* the owner closed with keep=1: not stale, just ownerless */
+#define IPK__SHM_F_DUPLEX   0x8u /* two rings and the mailbox: a conversation (duplex=1) */
+#define IPK__SHM_F_KNOWN    0xfu
+
+/* The mailbox of duplex=1. state: EMPTY; BUSY(e) while end e writes a message in; FULL(e) when
+ * end e's message is there for the other end. at: the sender's ring head when it sent, so the
+ * message goes before its ring record number `at` and after every record below it. */
+#define IPK__SHM_MBOX_MAX 48
+#define IPK__MB_EMPTY     0u
+#define IPK__MB_BUSY(e)   (1u + (uint32_t)(e))
+#define IPK__MB_FULL(e)   (3u + (uint32_t)(e))
+
+struct ipk__shm_mbox {
+    _Alignas(64) _Atomic uint32_t state;
+    uint32_t len;
+    uint64_t at;
+    unsigned char data[IPK__SHM_MBOX_MAX];
+};
 
 #define IPK__SHM_TAG_DATA 0x44415441u
 #define IPK__SHM_TAG_PAD  0x50414444u
@@ -51,6 +77,9 @@ struct ipk__shm_hdr {
     /* line 1 */
     _Alignas(IPK__SHM_LINE) _Atomic uint64_t head;
     _Atomic uint32_t cons_sleepers;
+    /* duplex=1: a sleeping consumer waits for a ring record or a mailbox message, so it sleeps
+     * on this word, which a producer bumps (only when cons_sleepers says someone sleeps) */
+    _Atomic uint32_t bell;
     /* line 2 */
     _Alignas(IPK__SHM_LINE) _Atomic uint64_t tail;
     _Atomic uint32_t prod_sleepers;
@@ -67,6 +96,7 @@ struct ipk__shm_hdr {
     /* line 4+ */
     _Alignas(IPK__SHM_LINE) pthread_mutex_t pmx;
     _Alignas(IPK__SHM_LINE) pthread_mutex_t cmx;
+    struct ipk__shm_mbox mbox;
 };
 
 /* One process's view of a ring, with the indices it caches privately. */
@@ -78,6 +108,13 @@ typedef struct ipk__ring {
     int multi;
     int fence; /* publish with a full fence (no membarrier here) */
     int64_t spin_ns;
+    /* duplex=1: the mailbox shared with the other end, and this end's number (0 listener) */
+    struct ipk__shm_mbox *mb;
+    int end;
+    int c_mbox; /* the peeked message is the mailbox's */
+    int mb_held;             /* rx: the peer's mailbox message was consumed; ours to reuse */
+    struct ipk__ring *twin;  /* the other ring of this end */
+    _Atomic uint32_t *peer_cpu; /* duplex consumer: where the peer says which CPU it is on */
     /* producer side */
     uint64_t p_head; /* next write index (== h->head between operations) */
     uint64_t p_tail; /* cached tail: a lower bound, refreshed only when space seems short */
@@ -102,10 +139,13 @@ static inline struct timespec ipk__dl_ts(int64_t dl)
 
 /* Bytes a segment of data capacity cap occupies. */
 size_t ipk__shm_seg_size(uint64_t cap);
-/* Initialises a freshly created, zeroed mapping; publishes magic last. */
-int ipk__shm_init(struct ipk__shm_hdr *h, uint64_t cap, size_t seg_size, int multi);
+/* Initialises a freshly created, zeroed mapping; publishes magic last. flags: MULTI, DUPLEX. */
+int ipk__shm_init(struct ipk__shm_hdr *h, uint64_t cap, size_t seg_size, uint32_t flags);
 /* Validates a mapped segment (magic, version, sizes, indices) and fills r. */
 int ipk__ring_attach(ipk__ring *r, void *map, size_t map_len, const char *name);
+/* duplex=1: end `end` takes its two rings now (producer of tx, consumer of rx: a second live
+ * process for the same end is refused with -EBUSY) and shares the mailbox of header 0. */
+int ipk__ring_duplex(ipk__ring *tx, ipk__ring *rx, struct ipk__shm_mbox *mb, int end);
 /* Releases the SPSC claims and the producer count; wakes consumers so they can see EOF. */
 void ipk__ring_detach(ipk__ring *r);
 

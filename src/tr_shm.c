@@ -7,6 +7,9 @@
  *                   NUL-terminated text and posts a named semaphore; the reader waits on it and
  *                   reads, so programs written the guide's way (memwriter/memreader) interoperate.
  * listen creates and owns the segment (removed on close unless keep=1); dial opens it.
+ * A ring is one-way (whoever sends first is the producer), unless created with duplex=1: then
+ * the segment holds two rings and a mailbox line, and the listener and one dialer each send and
+ * receive on their channel, like the two ends of a socket.
  */
 #include "shm_ring.h"
 #include "transport.h"
@@ -29,7 +32,9 @@
 #define IPK__SHM_DEFAULT_SPIN 50000L /* ns */
 
 typedef struct ipk__shm {
-    ipk__ring ring;
+    ipk__ring ring[2]; /* ring[1]: duplex=1 only */
+    ipk__ring *tx, *rx; /* the ring this end sends on and the one it receives from */
+    int duplex;
     void *map;
     size_t map_len;
     int segment; /* mode=segment */
@@ -37,8 +42,8 @@ typedef struct ipk__shm {
     char sem_name[NAME_MAX + 1];
 } ipk__shm;
 
-static const char *const ipk__shm_keys[] = {"size", "multi", "mode",  "sem", "perm",
-                                            "keep", "spin",  "stale", NULL};
+static const char *const ipk__shm_keys[] = {"size", "multi", "mode",  "sem",    "perm",
+                                            "keep", "spin",  "stale", "duplex", NULL};
 
 static const char *ipk__shm_name(const ipk_chan *c)
 {
@@ -62,6 +67,8 @@ static int ipk__shm_mode(ipk_chan *c, ipk__shm *s)
                         c->name);
     if (!s->segment && sem != NULL)
         return ipk__err(IPK_EOPTION, "%s: sem=%s applies to mode=segment only", c->name, sem);
+    if (s->segment && ipk__opt(c, "duplex") != NULL)
+        return ipk__err(IPK_EOPTION, "%s: duplex= applies to mode=ring only", c->name);
     if (sem) {
         const char *b = sem[0] == '/' ? sem + 1 : sem;
         if (*b == '\0' || strchr(b, '/') || strlen(b) > NAME_MAX - 5)
@@ -174,22 +181,57 @@ static int ipk__shm_taken(ipk_chan *c)
 
 /* ---- ring mode ---- */
 
+/* Attaches the ring(s) of a mapped segment and gives this end its tx and rx. */
+static int ipk__shm_attach(ipk_chan *c, ipk__shm *s, int listen)
+{
+    s->tx = s->rx = &s->ring[0];
+    const struct ipk__shm_hdr *h = s->map;
+    if (!(atomic_load(&h->flags) & IPK__SHM_F_DUPLEX))
+        return ipk__ring_attach(&s->ring[0], s->map, s->map_len, c->name);
+    /* Two halves of seg_size(capacity) bytes each; the header's capacity says how large. */
+    uint64_t cap = h->capacity;
+    size_t half = cap <= IPK__SHM_MAX_SIZE ? ipk__shm_seg_size(cap) : 0;
+    if (half == 0 || s->map_len < 2 * half)
+        return ipk__err(IPK_EPROTO,
+                        "%s: corrupt header: a duplex ring of capacity %llu in a segment of %zu "
+                        "bytes",
+                        c->name, (unsigned long long)cap, s->map_len);
+    int r = ipk__ring_attach(&s->ring[0], s->map, half, c->name);
+    if (r == 0)
+        r = ipk__ring_attach(&s->ring[1], (unsigned char *)s->map + half, half, c->name);
+    if (r)
+        return r;
+    if (s->ring[1].cap != cap || s->ring[0].multi || s->ring[1].multi)
+        return ipk__err(IPK_EPROTO, "%s: corrupt header: the two rings of a duplex ring differ",
+                        c->name);
+    s->duplex = 1;
+    int end = listen ? 0 : 1;
+    s->tx = &s->ring[end];
+    s->rx = &s->ring[1 - end];
+    return ipk__ring_duplex(s->tx, s->rx, &((struct ipk__shm_hdr *)s->map)->mbox, end);
+}
+
 static int ipk__shm_ring_opts(ipk_chan *c, ipk__shm *s)
 {
     long spin;
     int r = ipk__opt_long(c, "spin", 0, 1000000000L, IPK__SHM_DEFAULT_SPIN, &spin);
     if (r == 0)
-        s->ring.spin_ns = spin;
+        s->ring[0].spin_ns = s->ring[1].spin_ns = spin;
     return r;
 }
 
 static int ipk__shm_ring_listen(ipk_chan *c, ipk__shm *s)
 {
     size_t cap = 0;
-    int multi = 0, r, fd = -1;
-    if ((r = ipk__shm_capacity(c, &cap)) || (r = ipk__opt_bool(c, "multi", 0, &multi)))
+    int multi = 0, duplex = 0, r, fd = -1;
+    if ((r = ipk__shm_capacity(c, &cap)) || (r = ipk__opt_bool(c, "multi", 0, &multi)) ||
+        (r = ipk__opt_bool(c, "duplex", 0, &duplex)))
         return r;
-    size_t len = ipk__shm_seg_size(cap);
+    if (multi && duplex)
+        return ipk__err(IPK_EOPTION,
+                        "%s: duplex=1 is a conversation of two ends; it cannot be multi=1",
+                        c->name);
+    size_t half = ipk__shm_seg_size(cap), len = duplex ? 2 * half : half;
     r = ipk__shm_create(c, len, &fd);
     if (r == -EEXIST && (r = ipk__shm_taken(c)) == 0) /* a stale ring was removed */
         r = ipk__shm_create(c, len, &fd);
@@ -200,8 +242,15 @@ static int ipk__shm_ring_listen(ipk_chan *c, ipk__shm *s)
     c->owner = 1;
     r = ipk__shm_map(c, s, fd, len);
     close(fd);
-    if (r == 0 && (r = ipk__shm_init(s->map, cap, len, multi)) == 0)
-        r = ipk__ring_attach(&s->ring, s->map, len, c->name);
+    if (r)
+        return r;
+    /* The second ring first: a dialer waits for the magic of the first. */
+    if (duplex && (r = ipk__shm_init((void *)((unsigned char *)s->map + half), cap, half,
+                                     IPK__SHM_F_DUPLEX)) != 0)
+        return r;
+    uint32_t fl = (multi ? IPK__SHM_F_MULTI : 0u) | (duplex ? IPK__SHM_F_DUPLEX : 0u);
+    if ((r = ipk__shm_init(s->map, cap, len, fl)) == 0)
+        r = ipk__shm_attach(c, s, 1);
     return r;
 }
 
@@ -237,23 +286,31 @@ static int ipk__shm_ring_dial(ipk_chan *c, ipk__shm *s)
     if (s->map == NULL)
         return ipk__err(IPK_EPROTO, "%s: segment of %lld bytes is too small for an ipckit ring",
                         c->name, (long long)st.st_size);
-    if ((r = ipk__ring_attach(&s->ring, s->map, s->map_len, c->name)) != 0)
+    /* Validates magic, version and sizes before the options are compared with the header. */
+    if ((r = ipk__ring_attach(&s->ring[0], s->map, s->map_len, c->name)) != 0)
         return r;
     const struct ipk__shm_hdr *h = s->map;
-    int multi, stale_ok;
-    if ((r = ipk__opt_bool(c, "multi", s->ring.multi, &multi)) ||
+    uint32_t fl = atomic_load(&h->flags);
+    int multi, duplex, stale_ok, was_multi = (fl & IPK__SHM_F_MULTI) != 0,
+                                 was_duplex = (fl & IPK__SHM_F_DUPLEX) != 0;
+    if ((r = ipk__opt_bool(c, "multi", was_multi, &multi)) ||
+        (r = ipk__opt_bool(c, "duplex", was_duplex, &duplex)) ||
         (r = ipk__opt_bool(c, "stale", 0, &stale_ok)))
         return r;
-    if (multi != s->ring.multi)
+    if (multi != was_multi)
         return ipk__err(IPK_EOPTION, "%s: multi=%d, but the ring was created with multi=%d",
-                        c->name, multi, s->ring.multi);
+                        c->name, multi, was_multi);
+    if (duplex != was_duplex)
+        return ipk__err(IPK_EOPTION, "%s: duplex=%d, but the ring was created with duplex=%d",
+                        c->name, duplex, was_duplex);
     pid_t pid;
     if (!stale_ok && ipk__hdr_stale(h, &pid))
         return ipk__err(-EOWNERDEAD,
                         "%s: stale segment: its owner (pid %d) died without closing it; dial "
                         "with stale=1 to use it anyway, or remove it (ipckit rm)",
                         c->name, (int)pid);
-    return 0;
+    /* Checked before attaching: a duplex dialer takes its end of the rings when it attaches. */
+    return ipk__shm_attach(c, s, 0);
 }
 
 /* ---- segment mode (the guide's protocol) ---- */
@@ -376,12 +433,12 @@ static int ipk__shm_open(ipk_chan *c, int listen)
     if (r == 0 && !s->segment)
         r = ipk__shm_ring_opts(c, s);
     if (r == 0) {
-        int64_t spin = s->ring.spin_ns;
+        int64_t spin = s->ring[0].spin_ns;
         if (s->segment)
             r = listen ? ipk__shm_seg_listen(c, s) : ipk__shm_seg_dial(c, s);
         else
             r = listen ? ipk__shm_ring_listen(c, s) : ipk__shm_ring_dial(c, s);
-        s->ring.spin_ns = spin; /* attach cleared it */
+        s->ring[0].spin_ns = s->ring[1].spin_ns = spin; /* attach cleared it */
     }
     if (r != 0) {
         /* Keep the message of the failure: closing must not overwrite it. */
@@ -409,11 +466,11 @@ static int ipk__shm_close(ipk_chan *c)
     if (s == NULL)
         return 0;
     int r = 0;
-    if (!s->segment && s->ring.h)
-        ipk__ring_detach(&s->ring);
-    if (c->owner && c->keep && !s->segment && s->ring.h) {
-        atomic_fetch_or(&s->ring.h->flags, IPK__SHM_F_RELEASED);
-        atomic_store(&s->ring.h->owner_pid, 0);
+    for (int i = 0; i < 2 && !s->segment; i++)
+        ipk__ring_detach(&s->ring[i]);
+    if (c->owner && c->keep && !s->segment && s->ring[0].h) {
+        atomic_fetch_or(&s->ring[0].h->flags, IPK__SHM_F_RELEASED);
+        atomic_store(&s->ring[0].h->owner_pid, 0);
     }
     if (c->owner && !c->keep) {
         if (shm_unlink(ipk__shm_name(c)) != 0 && errno != ENOENT)
@@ -438,7 +495,7 @@ static int ipk__shm_send(ipk_chan *c, const void *msg, size_t len, const ipk_msg
     ipk__shm *s = c->tp;
     if (s->segment)
         return ipk__shm_seg_send(c, s, msg, len);
-    return ipk__ring_send(&s->ring, msg, len, dl);
+    return ipk__ring_send(s->tx, msg, len, dl);
 }
 
 static long ipk__shm_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
@@ -448,7 +505,7 @@ static long ipk__shm_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t d
         int r = ipk__shm_seg_send(c, s, msgs[0].base, msgs[0].len);
         return r ? r : 1;
     }
-    return ipk__ring_sendv(&s->ring, msgs, n, dl);
+    return ipk__ring_sendv(s->tx, msgs, n, dl);
 }
 
 static long ipk__shm_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
@@ -457,7 +514,7 @@ static long ipk__shm_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, i
     ipk__shm *s = c->tp;
     if (s->segment)
         return ipk__shm_seg_recv(c, s, buf, cap, dl);
-    return ipk__ring_recv(&s->ring, buf, cap, &c->need, dl);
+    return ipk__ring_recv(s->rx, buf, cap, &c->need, dl);
 }
 
 static int ipk__shm_fd(const ipk_chan *c)
@@ -471,7 +528,7 @@ static int ipk__shm_fd(const ipk_chan *c)
 static int ipk__shm_pending(const ipk_chan *c)
 {
     const ipk__shm *s = c->tp;
-    return s->segment ? 0 : ipk__ring_pending(&s->ring);
+    return s->segment ? 0 : ipk__ring_pending(s->rx);
 }
 
 static int ipk__shm_zc(ipk_chan *c, const char *op)
@@ -485,25 +542,25 @@ static int ipk__shm_zc(ipk_chan *c, const char *op)
 static int ipk__shm_reserve(ipk_chan *c, void **p, size_t len, int64_t dl)
 {
     int r = ipk__shm_zc(c, "reserve");
-    return r ? r : ipk__ring_reserve(&((ipk__shm *)c->tp)->ring, p, len, dl);
+    return r ? r : ipk__ring_reserve(((ipk__shm *)c->tp)->tx, p, len, dl);
 }
 
 static int ipk__shm_commit(ipk_chan *c, size_t len)
 {
     int r = ipk__shm_zc(c, "commit");
-    return r ? r : ipk__ring_commit(&((ipk__shm *)c->tp)->ring, len);
+    return r ? r : ipk__ring_commit(((ipk__shm *)c->tp)->tx, len);
 }
 
 static long ipk__shm_peek(ipk_chan *c, const void **p, int64_t dl)
 {
     int r = ipk__shm_zc(c, "peek");
-    return r ? r : ipk__ring_peek(&((ipk__shm *)c->tp)->ring, p, dl);
+    return r ? r : ipk__ring_peek(((ipk__shm *)c->tp)->rx, p, dl);
 }
 
 static int ipk__shm_release(ipk_chan *c)
 {
     int r = ipk__shm_zc(c, "release");
-    return r ? r : ipk__ring_release(&((ipk__shm *)c->tp)->ring);
+    return r ? r : ipk__ring_release(((ipk__shm *)c->tp)->rx);
 }
 
 /* ---- info ---- */
