@@ -824,9 +824,20 @@ int ipk__ring_release(ipk__ring *r)
 
 int ipk__ring_pending(const ipk__ring *r)
 {
-    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_acquire);
-    if (atomic_load_explicit(&ipk__rec_at(r, t)->tag, memory_order_acquire) != 0)
-        return 1;
+    /* A PAD is no message: the filler before a wrap, or the one a closing producer leaves. */
+    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_acquire), end = t + r->cap;
+    for (;;) {
+        const ipk__rec *rec = ipk__rec_at(r, t);
+        uint32_t tag = atomic_load_explicit(&rec->tag, memory_order_acquire);
+        if (tag != IPK__SHM_TAG_PAD) {
+            if (tag != 0)
+                return 1;
+            break;
+        }
+        t += ipk__rec_size(__atomic_load_n(&rec->len, __ATOMIC_RELAXED));
+        if (t >= end) /* only PADs, or a corrupt ring: nothing to receive either way */
+            break;
+    }
     return r->mb && !r->mb_held &&
            atomic_load_explicit(&r->mb->state, memory_order_acquire) == IPK__MB_FULL(1 - r->end);
 }

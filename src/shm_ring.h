@@ -36,7 +36,7 @@
 #include <time.h>
 
 #define IPK__SHM_MAGIC   0x524b5049u /* "IPKR" */
-#define IPK__SHM_VERSION 2u /* 2: the bell, the mailbox and duplex=1 */
+#define IPK__SHM_VERSION 2u          /* 2: the bell, the mailbox and duplex=1 */
 #define IPK__SHM_LINE    64
 #define IPK__SHM_HDR     4096 /* data starts one page in, so it is page aligned */
 #define IPK__SHM_RECHDR  8
@@ -111,9 +111,9 @@ typedef struct ipk__ring {
     /* duplex=1: the mailbox shared with the other end, and this end's number (0 listener) */
     struct ipk__shm_mbox *mb;
     int end;
-    int c_mbox; /* the peeked message is the mailbox's */
-    int mb_held;             /* rx: the peer's mailbox message was consumed; ours to reuse */
-    struct ipk__ring *twin;  /* the other ring of this end */
+    int c_mbox;                 /* the peeked message is the mailbox's */
+    int mb_held;                /* rx: the peer's mailbox message was consumed; ours to reuse */
+    struct ipk__ring *twin;     /* the other ring of this end */
     _Atomic uint32_t *peer_cpu; /* duplex consumer: where the peer says which CPU it is on */
     /* producer side */
     uint64_t p_head; /* next write index (== h->head between operations) */

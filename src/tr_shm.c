@@ -32,7 +32,7 @@
 #define IPK__SHM_DEFAULT_SPIN 50000L /* ns */
 
 typedef struct ipk__shm {
-    ipk__ring ring[2]; /* ring[1]: duplex=1 only */
+    ipk__ring ring[2];  /* ring[1]: duplex=1 only */
     ipk__ring *tx, *rx; /* the ring this end sends on and the one it receives from */
     int duplex;
     void *map;
@@ -572,16 +572,56 @@ static int ipk__shm_release(ipk_chan *c)
             n += (size_t)k_;                                                                       \
     } while (0)
 
-static size_t ipk__shm_info_ring(const struct ipk__shm_hdr *h, char *buf, size_t cap, size_t n)
+static const char *ipk__shm_end_name(uint32_t st)
+{
+    return (st & 1) ? "listener" : "dialer"; /* BUSY(0)=1, FULL(0)=3 */
+}
+
+/* duplex=1: both rings and the mailbox; h1 is the second header (NULL: not mapped). */
+static size_t ipk__shm_info_duplex(const struct ipk__shm_hdr *h, const struct ipk__shm_hdr *h1,
+                                   char *buf, size_t cap, size_t n)
+{
+    const struct ipk__shm_hdr *r[2] = {h, h1};
+    for (int i = 0; i < 2; i++) {
+        if (r[i] == NULL) {
+            IPK__PUT("duplex: %s: second ring header not readable\n",
+                     i ? "dialer -> listener" : "listener -> dialer");
+            continue;
+        }
+        uint64_t hd = atomic_load(&r[i]->head), tl = atomic_load(&r[i]->tail);
+        IPK__PUT("duplex: %s ring: head %llu, tail %llu: %llu B queued; %s attached: %s\n",
+                 i ? "dialer -> listener" : "listener -> dialer", (unsigned long long)hd,
+                 (unsigned long long)tl, (unsigned long long)(hd - tl), i ? "dialer" : "listener",
+                 atomic_load(&r[i]->nprod) ? "yes" : "no");
+    }
+    uint32_t st = atomic_load(&h->mbox.state);
+    if (st == IPK__MB_EMPTY)
+        IPK__PUT("mailbox: empty (messages up to %d B ride it)\n", IPK__SHM_MBOX_MAX);
+    else if (st == IPK__MB_BUSY(0) || st == IPK__MB_BUSY(1))
+        IPK__PUT("mailbox: being written by the %s\n", ipk__shm_end_name(st));
+    else if (st == IPK__MB_FULL(0) || st == IPK__MB_FULL(1))
+        IPK__PUT("mailbox: a message of %u B from the %s (received, or waiting to be)\n",
+                 h->mbox.len, ipk__shm_end_name(st));
+    else
+        IPK__PUT("mailbox: corrupt state %u\n", st);
+    return n;
+}
+
+static size_t ipk__shm_info_ring(const struct ipk__shm_hdr *h, const struct ipk__shm_hdr *h1,
+                                 char *buf, size_t cap, size_t n)
 {
     uint64_t hd = atomic_load(&h->head), tl = atomic_load(&h->tail);
     uint32_t fl = atomic_load(&h->flags);
     IPK__PUT("layout: ipckit ring version %u; header %d B, data %llu B (largest message %llu B); "
-             "multi=%d\n",
+             "multi=%d duplex=%d\n",
              h->version, IPK__SHM_HDR, (unsigned long long)h->capacity,
-             (unsigned long long)(h->capacity - 2 * IPK__SHM_RECHDR), (fl & IPK__SHM_F_MULTI) != 0);
-    IPK__PUT("indices: head %llu, tail %llu: %llu B queued\n", (unsigned long long)hd,
-             (unsigned long long)tl, (unsigned long long)(hd - tl));
+             (unsigned long long)(h->capacity - 2 * IPK__SHM_RECHDR), (fl & IPK__SHM_F_MULTI) != 0,
+             (fl & IPK__SHM_F_DUPLEX) != 0);
+    if (fl & IPK__SHM_F_DUPLEX)
+        n = ipk__shm_info_duplex(h, h1, buf, cap, n);
+    else
+        IPK__PUT("indices: head %llu, tail %llu: %llu B queued\n", (unsigned long long)hd,
+                 (unsigned long long)tl, (unsigned long long)(hd - tl));
     pid_t pid;
     int stale = ipk__hdr_stale(h, &pid);
     if (fl & IPK__SHM_F_RELEASED)
@@ -602,10 +642,12 @@ static long ipk__shm_info(const ipk__addr *a, char *buf, size_t cap)
 {
     size_t n = 0;
     IPK__PUT("shm: POSIX shared-memory ring (variable-length records; SPSC lock-free, multi=1 "
-             "robust mutexes; futex waits; zero-copy); mode=segment&sem=NAME: the guide's "
-             "segment + named semaphore\n"
-             "options: size (ring data bytes, power of two, default 1m), multi, mode, sem, perm, "
-             "keep, spin (max spin ns, default %ld), stale (dial a segment whose owner died)\n"
+             "robust mutexes; futex waits; zero-copy); duplex=1: a listener and one dialer "
+             "talking both ways (two rings and a mailbox line); mode=segment&sem=NAME: the "
+             "guide's segment + named semaphore\n"
+             "options: size (ring data bytes, power of two, default 1m), multi, duplex, mode, "
+             "sem, perm, keep, spin (max spin ns, default %ld), stale (dial a segment whose "
+             "owner died)\n"
              "no pollable descriptor (ipk_fd: not supported)\n",
              IPK__SHM_DEFAULT_SPIN);
     int fd = shm_open(a->u.posix.name, O_RDONLY, 0);
@@ -619,10 +661,19 @@ static long ipk__shm_info(const ipk__addr *a, char *buf, size_t cap)
                       ? mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, 0)
                       : MAP_FAILED;
         const struct ipk__shm_hdr *h = m;
-        if (m != MAP_FAILED && atomic_load(&h->magic) == IPK__SHM_MAGIC)
-            n = ipk__shm_info_ring(h, buf, cap, n);
-        else
+        if (m != MAP_FAILED && atomic_load(&h->magic) == IPK__SHM_MAGIC) {
+            /* duplex=1: the second header starts half-way, at a page boundary. */
+            void *m1 = MAP_FAILED;
+            size_t half = h->capacity <= IPK__SHM_MAX_SIZE ? ipk__shm_seg_size(h->capacity) : 0;
+            if ((atomic_load(&h->flags) & IPK__SHM_F_DUPLEX) && half &&
+                (size_t)st.st_size >= 2 * half)
+                m1 = mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, (off_t)half);
+            n = ipk__shm_info_ring(h, m1 == MAP_FAILED ? NULL : m1, buf, cap, n);
+            if (m1 != MAP_FAILED)
+                munmap(m1, IPK__SHM_HDR);
+        } else {
             IPK__PUT("layout: not an ipckit ring (a plain segment, as mode=segment uses)\n");
+        }
         if (m != MAP_FAILED)
             munmap(m, IPK__SHM_HDR);
     }
