@@ -186,7 +186,8 @@ static void t_shm_floors(void **state)
 
 /* The table: a URL of the user's with duplex=yes is the 'shm duplex' row (with its ratio to the
  * floor, a round trip at each size), 'shm:?duplex=0' a temporary address with that option, so
- * the two-ring 'shm' row; the user's segment is gone afterwards. */
+ * the two-ring 'shm' row; the user's segment is gone afterwards. A failed duplex run reports
+ * the side that failed first. */
 static void t_shm_duplex_url(void **state)
 {
     (void)state;
@@ -204,6 +205,16 @@ static void t_shm_duplex_url(void **state)
              "test $(grep -c '^raw shm cacheline ' %s) -eq 2 && test ! -e /dev/shm%s",
              out, out, out, name);
     assert_int_equal(system(cmd), 0);
+    /* A message too big for the ring: B's send fails, and A's receive then sees B gone; the
+     * row names the cause, whichever side the parent reaps first. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(run(IPKT_TOOL " bench -q -n 20 --size 1m --mode latency 'shm:?duplex=1'",
+                             out, sizeof out),
+                         0);
+        snprintf(cmd, sizeof cmd,
+                 "grep -qE '^shm duplex +ipckit +shm:/ipkbench-[0-9]+-d: .*can never fit' %s", out);
+        assert_int_equal(system(cmd), 0);
+    }
 }
 
 static void t_peers(void **state)
