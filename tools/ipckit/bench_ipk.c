@@ -15,10 +15,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <mqueue.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "ipckit.h"
@@ -204,12 +206,25 @@ static void ipk_close_side(bench_side *sd)
 
 static void ipk_cleanup(bench_spec *s)
 {
-    char p[600];
+    char p[600], mine[64];
     /* Each run starts afresh: a file: log is kept by default, and must not feed the next run
      * the records of this one. */
     for (int i = 0; i < 2; i++)
         if (ipk_temp_file(s, i, p, sizeof p))
             unlink(p);
+    /* A side that outlives a failed peer is killed before it closes: the segments and queues of
+     * the temporary addresses (named after this process) go here, ENOENT when closed. */
+    int n = snprintf(mine, sizeof mine, "/ipkbench-%d-", (int)getpid());
+    for (int i = 0; i < 2; i++) {
+        const char *u = i ? s->url2 : s->url, *body = strchr(u, ':');
+        if (body == NULL || strncmp(body + 1, mine, (size_t)n) != 0)
+            continue;
+        snprintf(p, sizeof p, "%.*s", (int)strcspn(body + 1, "?"), body + 1);
+        if (strncmp(u, "shm:", 4) == 0)
+            shm_unlink(p);
+        else if (strncmp(u, "mq:", 3) == 0)
+            mq_unlink(p);
+    }
 }
 
 const bench_ops bench_ops_ipckit = {
