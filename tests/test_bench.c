@@ -137,10 +137,12 @@ static void t_outputs(void **state)
     assert_int_equal(run(cmd, out, sizeof out), 0);
 }
 
-/* shm: in both modes, on two CPUs, one CPU and unpinned: each mode has exactly one raw floor of
- * its own (the cache-line ping-pong for round trips, the fixed-slot ring for the stream), it
- * passes the same checks as every row, and the shm: row carries its ratio to it; on one CPU the
- * spinning floors say why they do not run, and no ratio is printed. */
+/* shm: in both modes, on two CPUs, one CPU and unpinned, as two rings ('shm:') and as one
+ * duplex=1 conversation ('shm:?duplex=1', the 'shm duplex' row): each mode has exactly one raw
+ * floor of its own (the cache-line ping-pong for round trips, the fixed-slot ring for the
+ * stream), shared by both rows; it passes the same checks as every row, and each shm row
+ * carries its ratio to it; on one CPU the spinning floors say why they do not run, and no ratio
+ * is printed. */
 static const char py_shm[] =
     "import json, sys\n"
     "rows = json.load(open(sys.argv[1]))['results']\n"
@@ -153,11 +155,13 @@ static const char py_shm[] =
     "        ipk = [r for r in g if r['impl'] == 'ipckit']\n"
     "        assert [r['transport'] for r in raw] == [floor], (mode, size, g)\n"
     "        assert raw[0]['mechanism'] == 'shm' and raw[0]['ok'] != same, raw\n"
-    "        assert len(ipk) == 1 and ipk[0]['ok'], ipk\n"
-    "        if same:\n"
-    "            assert 'needs two CPUs' in raw[0]['error'] and not ipk[0]['ratios'], g\n"
-    "        else:\n"
-    "            assert list(ipk[0]['ratios']) == ['raw'] and ipk[0]['ratios']['raw'] > 0, ipk\n";
+    "        assert [r['transport'] for r in ipk] == ['shm', 'shm duplex'], ipk\n"
+    "        for r in ipk:\n"
+    "            assert r['ok'] and r['mechanism'] == 'shm', r\n"
+    "            if same:\n"
+    "                assert 'needs two CPUs' in raw[0]['error'] and not r['ratios'], g\n"
+    "            else:\n"
+    "                assert list(r['ratios']) == ['raw'] and r['ratios']['raw'] > 0, r\n";
 
 static void t_shm_floors(void **state)
 {
@@ -171,11 +175,48 @@ static void t_shm_floors(void **state)
     static const char *const cpu[] = {"cross", "same", "none"};
     for (int i = 0; i < 3; i++) {
         snprintf(cmd, sizeof cmd,
-                 IPKT_TOOL " bench -q -n 200 --size 8,64,1000 --cpu %s --json shm:", cpu[i]);
+                 IPKT_TOOL " bench -q -n 200 --size 8,64,1000 --cpu %s --json shm: 'shm:?duplex=1'",
+                 cpu[i]);
         assert_int_equal(run(cmd, out, sizeof out), 0);
         check_json(out, 200, "latency,throughput", "ipckit,raw");
         snprintf(cmd, sizeof cmd, "python3 %s %s %s", py, out, cpu[i]);
         assert_int_equal(run(cmd, res, sizeof res), 0);
+    }
+}
+
+/* The table: a URL of the user's with duplex=yes is the 'shm duplex' row (with its ratio to the
+ * floor, a round trip at each size), 'shm:?duplex=0' a temporary address with that option, so
+ * the two-ring 'shm' row; the user's segment is gone afterwards. A failed duplex run reports
+ * the side that failed first. */
+static void t_shm_duplex_url(void **state)
+{
+    (void)state;
+    char name[128], out[512], cmd[2048];
+    ipkt_name(name, sizeof name, "/");
+    ipkt_journal("shm", name);
+    snprintf(cmd, sizeof cmd,
+             IPKT_TOOL " bench -q -n 100 --size 8,64 --mode latency --cpu cross "
+                       "'shm:%s?duplex=yes' 'shm:?duplex=0'",
+             name);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd,
+             "test $(grep -cE '^shm duplex +ipckit .* [0-9]+[.][0-9]+x raw$' %s) -eq 2 && "
+             "test $(grep -cE '^shm +ipckit .* [0-9]+[.][0-9]+x raw$' %s) -eq 2 && "
+             "test $(grep -c '^raw shm cacheline ' %s) -eq 2 && test ! -e /dev/shm%s",
+             out, out, out, name);
+    assert_int_equal(system(cmd), 0);
+    /* A message too big for the ring: B's send fails, and A's receive then sees B gone; the
+     * row names the cause, whichever side the parent reaps first, and the segment is gone
+     * even when A was killed before it closed. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(run(IPKT_TOOL " bench -q -n 20 --size 1m --mode latency 'shm:?duplex=1'",
+                             out, sizeof out),
+                         0);
+        snprintf(cmd, sizeof cmd,
+                 "grep -qE '^shm duplex +ipckit +shm:/ipkbench-[0-9]+-d: .*can never fit' %s && "
+                 "seg=$(grep -oE 'ipkbench-[0-9]+-d' %s | head -1) && test ! -e /dev/shm/$seg",
+                 out, out);
+        assert_int_equal(system(cmd), 0);
     }
 }
 
@@ -217,4 +258,5 @@ static void t_bad_usage(void **state)
 }
 
 IPKT_MAIN(cmocka_unit_test(t_latency), cmocka_unit_test(t_throughput), cmocka_unit_test(t_outputs),
-          cmocka_unit_test(t_shm_floors), cmocka_unit_test(t_peers), cmocka_unit_test(t_bad_usage))
+          cmocka_unit_test(t_shm_floors), cmocka_unit_test(t_shm_duplex_url),
+          cmocka_unit_test(t_peers), cmocka_unit_test(t_bad_usage))

@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 typedef struct bench_shared {
     uint64_t cpumask[2];
     char err[2][240];
+    _Atomic int first; /* 1 + the side that failed first: its reason is the cause */
     int64_t t0, t1;
     long measured, received, bad_seq;
     uint64_t csum_got, csum_want;
@@ -55,6 +57,8 @@ int bench_fail(bench_side *sd, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(e, sizeof bench_sh->err[0], fmt, ap);
         va_end(ap);
+        int none = 0; /* in a conversation the other side then fails too, of the consequence */
+        atomic_compare_exchange_strong(&bench_sh->first, &none, 1 + sd->side);
     }
     return -1;
 }
@@ -736,7 +740,8 @@ void bench_run(bench_spec *s, bench_result *r)
     ab[0] = ab[1] = ba[0] = ba[1] = -1;
     char why[120] = "";
     if (bench_reap(pid, (int64_t)BENCH_WATCHDOG_S * 1000000000, why, sizeof why) != 0) {
-        const char *e = bench_sh->err[0][0] ? bench_sh->err[0] : bench_sh->err[1];
+        int f = atomic_load(&bench_sh->first);
+        const char *e = bench_sh->err[f ? f - 1 : bench_sh->err[0][0] ? 0 : 1];
         snprintf(r->err, sizeof r->err, "%s", e[0] ? e : why[0] ? why : "a side crashed");
         goto cleanup;
     }

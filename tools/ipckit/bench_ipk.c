@@ -8,20 +8,24 @@
  *   queue or a FIFO each way would. For an address given by the user, B's inbound address is
  *   derived from it ("-b" appended to the name, port 0, the next literal key).
  * - exec: B runs `cat` through exec: and the round trip goes through it; A stays idle.
+ * - duplex (shm: with duplex=1): A listens, B dials, and each side sends and receives on that
+ *   one channel; the listening channel itself is A's end of the conversation (no accept).
  */
 #include "bench.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <mqueue.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "ipckit.h"
 
-enum ipk_topo { TOPO_CONN, TOPO_PAIR, TOPO_EXEC };
+enum ipk_topo { TOPO_CONN, TOPO_PAIR, TOPO_EXEC, TOPO_DUPLEX };
 
 typedef struct ipk_st {
     ipk_chan *l, *in, *out; /* listener; channel read from; channel written to */
@@ -92,7 +96,7 @@ static int ipk_listen_side(bench_side *sd, char *name, size_t cap)
     ipk_st *st = bench_side_state(sd, sizeof *st);
     if (st == NULL)
         return -1;
-    if (s->topo == TOPO_EXEC || (s->topo == TOPO_CONN && sd->side == BENCH_B))
+    if (s->topo == TOPO_EXEC || (s->topo != TOPO_PAIR && sd->side == BENCH_B))
         return 0;
     char url[600];
     ipk_url_for_size(s, sd->side == BENCH_A ? s->url : s->url2, url, sizeof url);
@@ -134,6 +138,13 @@ static int ipk_open_side(bench_side *sd, const char *peer)
         ipk_pin_self(bench_cpu_of(s, BENCH_B));
         if (r < 0)
             return ipk_fail(sd, s->url, r);
+        st->in = st->out;
+        return 0;
+    case TOPO_DUPLEX:
+        if (sd->side == BENCH_A)
+            st->out = st->l;
+        else if ((r = ipk_dial(&st->out, peer, NULL)) < 0)
+            return ipk_fail(sd, peer, r);
         st->in = st->out;
         return 0;
     case TOPO_CONN:
@@ -195,12 +206,25 @@ static void ipk_close_side(bench_side *sd)
 
 static void ipk_cleanup(bench_spec *s)
 {
-    char p[600];
+    char p[600], mine[64];
     /* Each run starts afresh: a file: log is kept by default, and must not feed the next run
      * the records of this one. */
     for (int i = 0; i < 2; i++)
         if (ipk_temp_file(s, i, p, sizeof p))
             unlink(p);
+    /* A side that outlives a failed peer is killed before it closes: the segments and queues of
+     * the temporary addresses (named after this process) go here, ENOENT when closed. */
+    int n = snprintf(mine, sizeof mine, "/ipkbench-%d-", (int)getpid());
+    for (int i = 0; i < 2; i++) {
+        const char *u = i ? s->url2 : s->url, *body = strchr(u, ':');
+        if (body == NULL || strncmp(body + 1, mine, (size_t)n) != 0)
+            continue;
+        snprintf(p, sizeof p, "%.*s", (int)strcspn(body + 1, "?"), body + 1);
+        if (strncmp(u, "shm:", 4) == 0)
+            shm_unlink(p);
+        else if (strncmp(u, "mq:", 3) == 0)
+            mq_unlink(p);
+    }
 }
 
 const bench_ops bench_ops_ipckit = {
@@ -217,18 +241,27 @@ const bench_ops bench_ops_ipckit = {
 
 /* ---- targets ---- */
 
+/* The default list, in order. Two rows share a scheme: shm: as two one-way rings (pair) and
+ * shm: duplex=1 (one conversation), both compared with the shm floors. */
 static const struct ipk_def {
-    const char *scheme, *mech;
+    const char *scheme, *label, *mech;
     int topo;
     size_t maxsize;
     int lossy;
 } ipk_defs[] = {
-    {"unix", "unix", TOPO_CONN, 0, 0},         {"unixpacket", "unixpacket", TOPO_CONN, 0, 0},
-    {"unixgram", "unixgram", TOPO_PAIR, 0, 0}, {"tcp", "tcp", TOPO_CONN, 0, 0},
-    {"udp", "udp", TOPO_PAIR, 65507, 1},       {"fifo", "fifo", TOPO_PAIR, 0, 0},
-    {"exec", "pipe", TOPO_EXEC, 0, 0},         {"mq", "mq", TOPO_PAIR, 0, 0},
-    {"sysv", "sysv", TOPO_PAIR, 0, 0},         {"signal", "signal", TOPO_PAIR, 8, 0},
-    {"shm", "shm", TOPO_PAIR, 0, 0},           {"file", "file", TOPO_PAIR, 0, 0},
+    {"unix", "unix", "unix", TOPO_CONN, 0, 0},
+    {"unixpacket", "unixpacket", "unixpacket", TOPO_CONN, 0, 0},
+    {"unixgram", "unixgram", "unixgram", TOPO_PAIR, 0, 0},
+    {"tcp", "tcp", "tcp", TOPO_CONN, 0, 0},
+    {"udp", "udp", "udp", TOPO_PAIR, 65507, 1},
+    {"fifo", "fifo", "fifo", TOPO_PAIR, 0, 0},
+    {"exec", "exec", "pipe", TOPO_EXEC, 0, 0},
+    {"mq", "mq", "mq", TOPO_PAIR, 0, 0},
+    {"sysv", "sysv", "sysv", TOPO_PAIR, 0, 0},
+    {"signal", "signal", "signal", TOPO_PAIR, 8, 0},
+    {"shm", "shm", "shm", TOPO_PAIR, 0, 0},
+    {"shm", "shm duplex", "shm", TOPO_DUPLEX, 0, 0},
+    {"file", "file", "file", TOPO_PAIR, 0, 0},
 };
 #define IPK_NDEFS (sizeof ipk_defs / sizeof ipk_defs[0])
 
@@ -263,37 +296,70 @@ static int ipk_derive(const char *scheme, const char *url, char *out, size_t cap
     return 0;
 }
 
+/* Whether the query of `url` sets boolean `key` true (the values the library takes as true). */
+static int ipk_query_true(const char *url, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = ipk_query(url); *p; p += strcspn(p, "&")) {
+        p++; /* past '?' or '&' */
+        if (strncmp(p, key, kl) != 0 || p[kl] != '=')
+            continue;
+        size_t vl = strcspn(p + kl + 1, "&");
+        static const char *const yes[] = {"1", "true", "yes"};
+        for (int i = 0; i < 3; i++)
+            if (strlen(yes[i]) == vl && strncmp(p + kl + 1, yes[i], vl) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+/* The definition for a URL: its scheme's first, or its duplex one when the query asks for
+ * duplex=1 and the scheme has one (otherwise the transport judges the option). */
 static const struct ipk_def *ipk_def_of(const char *url)
 {
     size_t n = strcspn(url, ":");
-    for (size_t i = 0; i < IPK_NDEFS; i++)
-        if (strlen(ipk_defs[i].scheme) == n && strncmp(url, ipk_defs[i].scheme, n) == 0)
+    const struct ipk_def *d = NULL;
+    int duplex = ipk_query_true(url, "duplex");
+    for (size_t i = 0; i < IPK_NDEFS; i++) {
+        if (strlen(ipk_defs[i].scheme) != n || strncmp(url, ipk_defs[i].scheme, n) != 0)
+            continue;
+        if (d == NULL)
+            d = &ipk_defs[i];
+        if (duplex && ipk_defs[i].topo == TOPO_DUPLEX)
             return &ipk_defs[i];
-    return NULL;
+    }
+    return d;
 }
 
-static void ipk_temp_url(const struct ipk_def *d, const char *tmpdir, int b, char *out, size_t cap)
+/* A temporary address (side B's when b) with the query q ("?..."), or, when q is NULL or
+ * empty, the definition's own: raw=1 for signal:, duplex=1 for the duplex row. */
+static void ipk_temp_url(const struct ipk_def *d, const char *tmpdir, int b, const char *q,
+                         char *out, size_t cap)
 {
-    const char *sfx = b ? "b" : "a";
+    const char *sfx = d->topo == TOPO_DUPLEX ? "d" : b ? "b" : "a";
     const char *sch = d->scheme;
+    char base[400];
+    if (q == NULL || strlen(q) < 2)
+        q = !strcmp(sch, "signal") ? "?raw=1" : d->topo == TOPO_DUPLEX ? "?duplex=1" : "";
     if (d->topo == TOPO_CONN && !strcmp(sch, "tcp"))
-        snprintf(out, cap, "tcp://127.0.0.1:0");
+        snprintf(base, sizeof base, "tcp://127.0.0.1:0");
     else if (!strcmp(sch, "udp"))
-        snprintf(out, cap, "udp://127.0.0.1:0");
+        snprintf(base, sizeof base, "udp://127.0.0.1:0");
     else if (!strcmp(sch, "mq") || !strcmp(sch, "shm"))
-        snprintf(out, cap, "%s:/ipkbench-%d-%s", sch, (int)getpid(), sfx);
+        snprintf(base, sizeof base, "%s:/ipkbench-%d-%s", sch, (int)getpid(), sfx);
     else if (!strcmp(sch, "signal"))
-        snprintf(out, cap, "signal:self?raw=1");
+        snprintf(base, sizeof base, "signal:self");
     else if (!strcmp(sch, "exec"))
-        snprintf(out, cap, "exec:cat");
+        snprintf(base, sizeof base, "exec:cat");
     else
-        snprintf(out, cap, "%s:%s/%s-%s", sch, tmpdir, sch, sfx);
+        snprintf(base, sizeof base, "%s:%s/%s-%s", sch, tmpdir, sch, sfx);
+    snprintf(out, cap, "%s%s", base, q);
 }
 
 static bench_spec *ipk_add_def(bench_list *l, const struct ipk_def *d, const char *url,
                                const char *url2)
 {
-    bench_spec *s = bench_list_add(l, &bench_ops_ipckit, d->scheme, d->mech);
+    bench_spec *s = bench_list_add(l, &bench_ops_ipckit, d->label, d->mech);
     if (s == NULL)
         return NULL;
     snprintf(s->url, sizeof s->url, "%s", url);
@@ -321,8 +387,8 @@ int bench_ipk_add(bench_list *l, const char *url, const char *tmpdir)
     char a[512], b[512];
     if (url == NULL) {
         for (size_t i = 0; i < IPK_NDEFS; i++) {
-            ipk_temp_url(&ipk_defs[i], tmpdir, 0, a, sizeof a);
-            ipk_temp_url(&ipk_defs[i], tmpdir, 1, b, sizeof b);
+            ipk_temp_url(&ipk_defs[i], tmpdir, 0, NULL, a, sizeof a);
+            ipk_temp_url(&ipk_defs[i], tmpdir, 1, NULL, b, sizeof b);
             if (ipk_add_def(l, &ipk_defs[i], a, b) == NULL)
                 return -1;
         }
@@ -333,9 +399,11 @@ int bench_ipk_add(bench_list *l, const char *url, const char *tmpdir)
         fprintf(stderr, "ipckit bench: %s: not an address of a known scheme\n", url);
         return -1;
     }
-    if (strcmp(url + strlen(d->scheme), ":") == 0) { /* "mq:": a temporary address */
-        ipk_temp_url(d, tmpdir, 0, a, sizeof a);
-        ipk_temp_url(d, tmpdir, 1, b, sizeof b);
+    const char *rest = url + strlen(d->scheme);
+    if (rest[0] == ':' && (rest[1] == '\0' || rest[1] == '?')) {
+        /* "mq:", "shm:?duplex=1": a temporary address, with the options given */
+        ipk_temp_url(d, tmpdir, 0, rest + 1, a, sizeof a);
+        ipk_temp_url(d, tmpdir, 1, rest + 1, b, sizeof b);
         return ipk_add_def(l, d, a, b) ? 0 : -1;
     }
     snprintf(a, sizeof a, "%s", url);
