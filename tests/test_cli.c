@@ -405,6 +405,35 @@ static void t_relay_both_ways(void **state)
     ipkt_ok(ipk_close(c));
 }
 
+/* shm: with duplex=1 is a conversation too; a dialer that leaves duplex=1 out gets the same
+ * ring (the header says), and the relay sees that it can answer. */
+static void t_relay_shm_duplex_both_ways(void **state)
+{
+    (void)state;
+    char name[64], url[200], plain[200];
+    ipkt_name(name, sizeof name, "/");
+    ipkt_journal("shm", name);
+    snprintf(url, sizeof url, "shm:%s?duplex=1", name);
+    snprintf(plain, sizeof plain, "shm:%s", name);
+    bg rel;
+    run rl;
+    BG(&rel, NULL, "relay", "-n", "4", "-t", "10000", url, "exec:cat");
+    ipk_chan *c = NULL;
+    int r;
+    for (int i = 0; (r = ipk_dial(&c, plain, NULL)) == -ENOENT && i < 1000; i++)
+        usleep(10000); /* the relay has not created it yet */
+    ipkt_ok(r);
+    char buf[64];
+    ipkt_ok(ipk_send(c, "ping", 4, 5000));
+    ipkt_ok(ipk_send(c, "a longer message that goes through the ring, not the mailbox", 61, 5000));
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 5000), 4);
+    assert_memory_equal(buf, "ping", 4);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 5000), 61);
+    assert_memory_equal(buf, "a longer", 8);
+    ipkt_ok(ipk_close(c));
+    assert_int_equal(bg_finish(&rel, &rl), 0);
+}
+
 /* A UDP datagram into a Unix seqpacket socket: one datagram, one packet, empty ones too. */
 static void t_relay_udp_to_unixpacket(void **state)
 {
@@ -598,7 +627,7 @@ IPKT_MAIN(cmocka_unit_test(t_help_and_version), cmocka_unit_test(t_bad_url_is_us
           cmocka_unit_test(t_recv_timeout_and_missing_peer), cmocka_unit_test(t_relay_unix_to_unix),
           cmocka_unit_test(t_send_recv_mq),
           cmocka_unit_test(t_relay_mq_keeps_boundaries_and_priority),
-          cmocka_unit_test(t_relay_both_ways), cmocka_unit_test(t_relay_udp_to_unixpacket),
-          cmocka_unit_test(t_rm_refuses_live_socket), cmocka_unit_test(t_rm_stale_exactly),
-          cmocka_unit_test(t_ls_json), cmocka_unit_test(t_tour_passes_and_cleans_up),
-          cmocka_unit_test(t_tour_ctrl_c_cleans_up))
+          cmocka_unit_test(t_relay_both_ways), cmocka_unit_test(t_relay_shm_duplex_both_ways),
+          cmocka_unit_test(t_relay_udp_to_unixpacket), cmocka_unit_test(t_rm_refuses_live_socket),
+          cmocka_unit_test(t_rm_stale_exactly), cmocka_unit_test(t_ls_json),
+          cmocka_unit_test(t_tour_passes_and_cleans_up), cmocka_unit_test(t_tour_ctrl_c_cleans_up))

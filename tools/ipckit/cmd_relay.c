@@ -25,9 +25,10 @@ static void relay_usage(FILE *f)
 {
     fprintf(f, "usage: ipckit relay [OPTIONS] URL1 URL2\n"
                "Moves messages from URL1 to URL2, and from URL2 back to URL1 when both are\n"
-               "conversations (tcp, unix, unixpacket, unixgram, udp, exec). One message in is\n"
-               "one message out: boundaries are kept across any two transports. Priority (mq)\n"
-               "and type (sysv) are carried when both ends are of the same kind.\n\n"
+               "conversations (tcp, unix, unixpacket, unixgram, udp, exec, shm: with duplex=1).\n"
+               "One message in is one message out: boundaries are kept across any two\n"
+               "transports. Priority (mq) and type (sysv) are carried when both ends are of the\n"
+               "same kind.\n\n"
                "  -1, --first listen|dial   role at URL1 (default listen)\n"
                "  -2, --second listen|dial  role at URL2 (default dial)\n"
                "  -u, --one-way             only URL1 -> URL2\n"
@@ -58,6 +59,8 @@ typedef struct relay {
     cli_buf buf;
 } relay;
 
+/* Called once the end is open. A shm: ring is a conversation when it was created with
+ * duplex=1, which a dialer need not repeat: the segment's header says (ipk_info shows it). */
 static int is_duplex(const char *url)
 {
     static const char *const conv[] = {
@@ -65,7 +68,9 @@ static int is_duplex(const char *url)
     for (size_t i = 0; i < sizeof conv / sizeof conv[0]; i++)
         if (strncmp(url, conv[i], strlen(conv[i])) == 0)
             return 1;
-    return 0;
+    char info[2048];
+    return strncmp(url, "shm:", 4) == 0 && ipk_info(url, info, sizeof info) > 0 &&
+           strstr(info, " duplex=1\n") != NULL;
 }
 
 static int peer_gone(long r)
@@ -282,8 +287,8 @@ int cmd_relay(int argc, char **argv)
     for (int i = 0; i < 2 && rc == CLI_OK; i++) {
         side *s = &R.s[i];
         s->url = argv[optind + i];
-        s->duplex = is_duplex(s->url);
         int r = cli_open(s->url, NULL, s->listen, &s->l, &s->c);
+        s->duplex = r == 0 && is_duplex(s->url);
         if (r == 0 && s->listen && R.verbose)
             fprintf(stderr, "ipckit relay: listening on %s\n", ipk_addr(s->l ? s->l : s->c));
         if (r != 0)
