@@ -411,12 +411,11 @@ static int c_memreader(ipk_chan *rd)
  * semaphore and reads it. */
 static int st_shm(step *s)
 {
-    char semu[T_URL], query[T_URL], url[T_URL], u1[T_URL], u2[T_URL], seg[T_URL];
+    char semu[T_URL], query[T_URL], url[T_URL], rt[T_URL], seg[T_URL];
     const char *sem = t_url(semu, "sem", "sem", NULL) + 4; /* "/ipckit-tour-PID-sem" */
     snprintf(query, sizeof query, "mode=segment&sem=%s&size=512", sem);
     t_url(url, "shm", "seg", query);
-    t_url(u1, "shm", "up", NULL);
-    t_url(u2, "shm", "down", NULL);
+    t_url(rt, "shm", "rt", "duplex=1"); /* the round trip: one conversation, both ways */
     snprintf(seg, sizeof seg, "%.*s", (int)strcspn(url + 4, "?"), url + 4);
     ipk_chan *w;
     pid_t pid = t_pair(s, url, &w, "memreader", c_memreader);
@@ -432,7 +431,7 @@ static int st_shm(step *s)
         return s_fail(s, "memwriter: write", r);
     if (cr != 0)
         return -1;
-    return rt_measure(s, u1, u2);
+    return rt_measure(s, rt, NULL);
 }
 
 /* 3. The parent writes into an unnamed pipe, the child reads it. The library's unnamed pipes go
