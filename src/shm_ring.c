@@ -582,6 +582,9 @@ IPK__HOT int ipk__mbox_send(ipk__ring *r, const void *msg, size_t len)
     if (r->twin->mb_held) { /* ours alone: see the top */
         r->twin->mb_held = 0;
         atomic_store_explicit(&mb->state, IPK__MB_BUSY(r->end), memory_order_relaxed);
+        /* BUSY before any byte of the new message (free on x86; a barrier where stores may
+         * pass stores): a successor must never find them under the old FULL(peer). */
+        atomic_thread_fence(memory_order_release);
     } else {
         uint32_t st = atomic_load_explicit(&mb->state, memory_order_relaxed);
         if (st != IPK__MB_EMPTY ||
@@ -683,9 +686,22 @@ IPK__HOT void ipk__consume(ipk__ring *r, uint64_t next)
  * c_tail); *st gets the state seen. Called after the ring's tag was loaded (see the top). */
 IPK__HOT int ipk__mbox_next(const ipk__ring *r, uint32_t *st)
 {
-    const struct ipk__shm_mbox *mb = r->mb;
+    struct ipk__shm_mbox *mb = r->mb;
+    uint32_t full = IPK__MB_FULL(1 - r->end);
     *st = atomic_load_explicit(&mb->state, memory_order_acquire);
-    return *st == IPK__MB_FULL(1 - r->end) && !r->mb_held && mb->at == r->c_tail;
+    if (*st != full || r->mb_held)
+        return 0;
+    uint64_t at = mb->at;
+    if (at == r->c_tail)
+        return 1;
+    /* Our read index only passes `at` after the message was taken (it goes first), so one
+     * behind us was consumed by a predecessor of this end killed before it gave the mailbox
+     * back: give it back now (nobody else may), or the peer never uses it again and a waiter
+     * would see it as news forever. */
+    if ((int64_t)(at - r->c_tail) < 0)
+        atomic_compare_exchange_strong_explicit(&mb->state, &full, IPK__MB_EMPTY,
+                                                memory_order_release, memory_order_relaxed);
+    return 0;
 }
 
 /* duplex=1: gives a held mailbox back, so that the peer can send through it again. */

@@ -388,6 +388,57 @@ static void t_killed_mid_mailbox(void **state)
     ipkt_ok(ipk_close(c));
 }
 
+/* A dialer that received a mailbox message and then ring records behind it, killed before it
+ * gave the mailbox back: its successor must not get that message again, and must free the
+ * mailbox for the listener (which cannot: it only takes an empty one). */
+static int dx_taker(void *p)
+{
+    int *fds = p; /* fds[0]: read the URL, then wait; fds[1]: say "done" */
+    char u[256] = {0}, buf[4096];
+    if (read(fds[0], u, sizeof u - 1) <= 0)
+        return 1;
+    ipk_chan *c;
+    IPKT_CHECK(ipk_dial(&c, u, NULL) == 0);
+    IPKT_CHECK(ipk_recv(c, buf, sizeof buf, 30000) == 2);    /* the mailbox */
+    IPKT_CHECK(ipk_recv(c, buf, sizeof buf, 30000) == 1000); /* the ring, behind it */
+    IPKT_CHECK(write(fds[1], "D", 1) == 1);
+    pause(); /* killed with SIGKILL, still holding the mailbox */
+    return 1;
+}
+
+static void t_killed_holding_mailbox(void **state)
+{
+    (void)state;
+    char name[64], u[200], buf[4096];
+    int to[2], from[2];
+    assert_int_equal(pipe(to), 0);
+    assert_int_equal(pipe(from), 0);
+    ipk_chan *c, *d;
+    ipkt_ok(ipk_listen(&c, dx_url(u, sizeof u, name, sizeof name, NULL), NULL));
+    int fds[2] = {to[0], from[1]};
+    pid_t pid = ipkt_spawn(dx_taker, fds);
+    ipkt_ok(ipk_send(c, "m1", 2, -1));
+    memset(buf, 'r', 1000);
+    ipkt_ok(ipk_send(c, buf, 1000, -1));
+    assert_int_equal(write(to[1], u, strlen(u) + 1), (ssize_t)strlen(u) + 1);
+    assert_int_equal(read(from[0], buf, 1), 1);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(ipkt_wait(pid), 128 + SIGKILL);
+    size_t len;
+    struct ipk__shm_hdr *h = dx_map(name, &len);
+    assert_int_equal(atomic_load(&h->mbox.state), IPK__MB_FULL(0)); /* held by the dead one */
+    ipkt_ok(ipk_dial(&d, u, NULL));
+    ipkt_expect(ipk_recv(d, buf, sizeof buf, 0), -EAGAIN); /* not "m1" again */
+    assert_int_equal(atomic_load(&h->mbox.state), IPK__MB_EMPTY);
+    ipkt_ok(ipk_send(c, "m2", 2, -1));
+    assert_int_equal(atomic_load(&h->mbox.state), IPK__MB_FULL(0)); /* usable again */
+    ipkt_expect(ipk_recv(d, buf, sizeof buf, 1000), 2);
+    assert_memory_equal(buf, "m2", 2);
+    munmap(h, len);
+    ipkt_ok(ipk_close(d));
+    ipkt_ok(ipk_close(c));
+}
+
 /* ---- options and corrupt headers ---- */
 
 static void t_options_and_headers(void **state)
@@ -537,5 +588,5 @@ static void t_same_cpu(void **state)
 IPKT_MAIN(cmocka_unit_test(t_conversation), cmocka_unit_test(t_two_streams_at_once),
           cmocka_unit_test(t_wakeups_and_eof), cmocka_unit_test(t_mailbox_left_behind),
           cmocka_unit_test(t_one_dialer_and_takeover), cmocka_unit_test(t_killed_mid_mailbox),
-          cmocka_unit_test(t_options_and_headers), cmocka_unit_test(t_zero_copy),
-          cmocka_unit_test(t_same_cpu))
+          cmocka_unit_test(t_killed_holding_mailbox), cmocka_unit_test(t_options_and_headers),
+          cmocka_unit_test(t_zero_copy), cmocka_unit_test(t_same_cpu))
