@@ -79,6 +79,12 @@ void ipkt_errmsg_has(const char *needle);
  * intervals that would otherwise starve the process (signal storms), never their assertions. */
 int ipkt_slow(void);
 
+/* Sleeps ms milliseconds, whole (signals do not cut it short). */
+void ipkt_msleep(int ms);
+/* Pins the calling process (and the children it forks afterwards) to the first CPU it may run
+ * on; returns that CPU, or -1. */
+int ipkt_pin_one_cpu(void);
+
 /* Fills buf with a pattern derived from seed; ipkt_check() verifies it. */
 void ipkt_fill(void *buf, size_t n, uint32_t seed);
 int ipkt_check(const void *buf, size_t n, uint32_t seed);

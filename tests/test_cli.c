@@ -111,19 +111,12 @@ static void has(const char *hay, const char *needle)
     assert_non_null(strstr(hay, needle));
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* Waits until path exists (a listener is ready). */
 static void wait_path(const char *path)
 {
     struct stat st;
     for (int i = 0; i < 1000 && stat(path, &st) != 0; i++)
-        sleep_ms(5);
+        ipkt_msleep(5);
     assert_int_equal(stat(path, &st), 0);
 }
 
@@ -136,7 +129,7 @@ static void wait_mq(const char *name)
             mq_close(m);
             return;
         }
-        sleep_ms(5);
+        ipkt_msleep(5);
     }
     fail_msg("queue %s never appeared", name);
 }
@@ -149,7 +142,7 @@ static void wait_text(const char *path, const char *text)
         ipkt_slurp(path, buf, sizeof buf);
         if (strstr(buf, text))
             return;
-        sleep_ms(5);
+        ipkt_msleep(5);
     }
     has(buf, text);
 }
@@ -613,7 +606,7 @@ static void t_tour_ctrl_c_cleans_up(void **state)
     /* Interrupted in the middle of the FIFO step (768,000 ints): its FIFOs and directory exist
      * at that moment, and must be gone after. */
     BG(&b, NULL, "tour", "--step", "fifo", "--step", "shutdown");
-    sleep_ms(300);
+    ipkt_msleep(300);
     kill(b.pid, SIGINT);
     assert_int_equal(bg_finish(&b, &r), 130);
     has(r.err, "interrupted");

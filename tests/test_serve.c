@@ -30,13 +30,6 @@ typedef struct server {
     const char *argv[MAX_ARG];
 } server;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static int count_of(const char *hay, const char *needle)
 {
     int n = 0;
@@ -58,7 +51,7 @@ static void wait_log(server *s, const char *needle, int n)
                         buf);
             fail();
         }
-        sleep_ms(20);
+        ipkt_msleep(20);
     }
 }
 
@@ -146,7 +139,7 @@ static pid_t wait_new_pid(server *s, int n, pid_t old)
         if (pid != old)
             return pid;
         assert_true(waited < WAIT_MS);
-        sleep_ms(20);
+        ipkt_msleep(20);
     }
 }
 
@@ -219,7 +212,7 @@ static void wait_served(const server *s)
         if (got == 4)
             return;
         assert_true(waited < WAIT_MS);
-        sleep_ms(50);
+        ipkt_msleep(50);
     }
 }
 

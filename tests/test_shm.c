@@ -39,13 +39,6 @@ static const char *url(char *buf, size_t cap, const char *name, const char *quer
     return buf;
 }
 
-static void msleep(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 /* Records: a header {seq, producer, payload length, checksum}, then a payload cut from a
  * random block at an offset derived from (producer, seq). Sizes: mostly under 200 bytes, one
  * in eight up to 6000. */
@@ -377,7 +370,7 @@ static int late_peer(void *p)
     char buf[4096];
     if (ipk_dial(&c, a->url, NULL) != 0)
         return 1;
-    msleep(100);
+    ipkt_msleep(100);
     long r = a->send ? ipk_send(c, "late", 4, -1) : ipk_recv(c, buf, sizeof buf, -1);
     if (r < 0)
         return 1;
@@ -473,7 +466,7 @@ static void t_eintr_keeps_deadline(void **state)
         ipkt_ok(ipk_listen(&c, u, NULL));
         pid_t pid = ipkt_spawn(interrupted_recv, u);
         for (int i = 0; i < 12; i++) {
-            msleep(20);
+            ipkt_msleep(20);
             kill(pid, SIGUSR1);
         }
         assert_int_equal(ipkt_wait(pid), 0);
@@ -748,14 +741,8 @@ static int echo_peer(void *p)
 static void t_same_cpu_round_trips(void **state)
 {
     (void)state;
-    cpu_set_t set;
-    assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
-    int cpu = 0;
-    while (!CPU_ISSET(cpu, &set))
-        cpu++;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    assert_int_equal(sched_setaffinity(0, sizeof set, &set), 0); /* the child inherits it */
+    int cpu = ipkt_pin_one_cpu(); /* the child inherits it */
+    assert_true(cpu >= 0);
     char n1[64], n2[64];
     echo_arg a = {.n = 10000, .cpu = cpu};
     url(a.req, sizeof a.req, ring(n1, sizeof n1), "size=4k");

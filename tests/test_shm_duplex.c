@@ -225,13 +225,6 @@ static void t_two_streams_at_once(void **state)
 
 /* ---- sleeping ends are woken by the mailbox, the ring and EOF ---- */
 
-static void msleep(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 /* spin=0: every wait sleeps on the futex at once. Waits for a small message (it can only come
  * through the mailbox, which is empty), answers with a large one (the ring), then sends a small
  * one and closes. */
@@ -243,7 +236,7 @@ static int dx_sleeper(void *p)
     IPKT_CHECK(ipk_recv(c, buf, sizeof buf, -1) == 5 && memcmp(buf, "wake!", 5) == 0);
     ipkt_fill(buf, 3000, 3);
     IPKT_CHECK(ipk_send(c, buf, 3000, -1) == 0);
-    msleep(50);
+    ipkt_msleep(50);
     IPKT_CHECK(ipk_send(c, "last", 4, -1) == 0);
     return ipk_close(c) == 0 ? 0 : 1;
 }
@@ -258,7 +251,7 @@ static void t_wakeups_and_eof(void **state)
     ipkt_expect(ipk_recv(c, buf, sizeof buf, 30), IPK_ETIMEDOUT);
     assert_int_equal(ipk_pending(c), 0);
     pid_t pid = ipkt_spawn(dx_sleeper, u);
-    msleep(50); /* the dialer is asleep in its receive by now, most likely */
+    ipkt_msleep(50); /* the dialer is asleep in its receive by now, most likely */
     ipkt_ok(ipk_send(c, "wake!", 5, -1));
     /* Asleep each time (spin=0), woken by a ring record, the mailbox, the close. The waits are
      * long, not endless, so that a dialer that failed does not hang the test. */
@@ -556,14 +549,8 @@ static int dx_echo(void *p)
 static void t_same_cpu(void **state)
 {
     (void)state;
-    cpu_set_t set;
-    assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
-    int cpu = 0;
-    while (!CPU_ISSET(cpu, &set))
-        cpu++;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    assert_int_equal(sched_setaffinity(0, sizeof set, &set), 0); /* the child inherits it */
+    int cpu = ipkt_pin_one_cpu(); /* the child inherits it */
+    assert_true(cpu >= 0);
     char name[64];
     cpu_arg a = {.n = 10000, .cpu = cpu};
     dx_url(a.url, sizeof a.url, name, sizeof name, "size=4k");
