@@ -209,7 +209,14 @@ typedef struct ipk__watch {
     _Atomic uint32_t *w, *w2, *bell;
     uint32_t seen, want2;
     _Atomic uint32_t *sleepers, *mine, *peer; /* who sleeps; this side's and the peer's CPU */
+    /* duplex=1: the other end's claim. Asleep, the waiter looks every IPK__SHM_LIVENESS_NS
+     * whether that process still lives; if not, the wait ends with dead_code (nobody else can
+     * ever answer a conversation). */
+    _Atomic int32_t *peer_pid;
+    int dead_code;
 } ipk__watch;
+
+#define IPK__SHM_LIVENESS_NS 200000000LL
 
 IPK__HOT int ipk__watch_changed(const ipk__watch *x, memory_order mo)
 {
@@ -250,10 +257,21 @@ static int ipk__ring_wait(const ipk__ring *r, const ipk__watch *x, int64_t dl)
          * that look saw us asleep and bumps the bell after its store, so the futex sees it. */
         _Atomic uint32_t *fw = x->bell ? x->bell : x->w;
         uint32_t fv = x->bell ? atomic_load_explicit(x->bell, memory_order_seq_cst) : x->seen;
-        int e = ipk__watch_changed(x, memory_order_seq_cst) ? 0 : ipk__futex_wait(fw, fv, dl);
+        int64_t until = dl;
+        if (x->peer_pid && (until = ipk__now() + IPK__SHM_LIVENESS_NS) > dl)
+            until = dl;
+        int e = ipk__watch_changed(x, memory_order_seq_cst) ? 0 : ipk__futex_wait(fw, fv, until);
         atomic_fetch_sub_explicit(x->sleepers, 1, memory_order_relaxed);
         if (e == 0 || e == -EAGAIN)
             return 0;
+        if (e == -ETIMEDOUT && until != dl) { /* a slice ended: is the other end still there? */
+            int32_t pid = atomic_load_explicit(x->peer_pid, memory_order_relaxed);
+            /* What it published before dying is delivered first: look once more. */
+            if (pid != 0 && !ipk__pid_alive(pid, 0) && !ipk__watch_changed(x, memory_order_seq_cst))
+                return ipk__err(x->dead_code, "%s: the other end (pid %d) died without closing",
+                                r->name, (int)pid);
+            continue;
+        }
         if (e == -ETIMEDOUT || (e == -EINTR && dl != IPK__DL_FOREVER && ipk__now() >= dl))
             return IPK_ETIMEDOUT;
         if (e != -EINTR)
@@ -517,7 +535,9 @@ IPK__HOT int ipk__ring_room(ipk__ring *r, uint64_t rec, int64_t dl)
                                 .seen = (uint32_t)r->p_tail,
                                 .sleepers = &h->prod_sleepers,
                                 .mine = &h->prod_cpu,
-                                .peer = &h->cons_cpu};
+                                .peer = &h->cons_cpu,
+                                .peer_pid = r->mb ? &h->cons_pid : NULL,
+                                .dead_code = -EPIPE};
                 int e = ipk__ring_wait(r, &x, dl);
                 if (e)
                     return e;
@@ -749,6 +769,8 @@ IPK__HOT long ipk__ring_next(ipk__ring *r, int64_t dl)
                 x.w2 = &r->mb->state;
                 x.want2 = IPK__MB_FULL(1 - r->end);
                 x.bell = &h->bell;
+                x.peer_pid = &h->prod_pid;
+                x.dead_code = IPK_EOF;
             }
             int e = ipk__ring_wait(r, &x, dl);
             if (e)

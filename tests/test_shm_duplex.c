@@ -432,6 +432,45 @@ static void t_killed_holding_mailbox(void **state)
     ipkt_ok(ipk_close(c));
 }
 
+/* The other end killed without closing: what it sent arrives, then the waiting end learns of
+ * the death (EOF for a receive, EPIPE for a send into a full ring nobody will ever drain). */
+static int dx_die_after_send(void *p)
+{
+    ipk_chan *c;
+    IPKT_CHECK(ipk_dial(&c, p, NULL) == 0);
+    IPKT_CHECK(ipk_send(c, "last words", 10, -1) == 0);
+    char big[1000];
+    memset(big, 'b', sizeof big);
+    IPKT_CHECK(ipk_send(c, big, sizeof big, -1) == 0);
+    raise(SIGKILL);
+    return 1;
+}
+
+static void t_dead_peer(void **state)
+{
+    (void)state;
+    char name[64], u[200], buf[2048];
+    ipk_chan *c;
+    ipkt_ok(ipk_listen(&c, dx_url(u, sizeof u, name, sizeof name, "size=4k"), NULL));
+    pid_t pid = ipkt_spawn(dx_die_after_send, u);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 30000), 10);
+    assert_memory_equal(buf, "last words", 10);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 30000), 1000);
+    /* Dead but not reaped yet (a zombie): dead all the same. */
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 30000), IPK_EOF);
+    ipkt_errmsg_has("died without closing");
+    /* Sending: the mailbox, then the ring until it is full; then the wait notices. */
+    memset(buf, 's', sizeof buf);
+    ipkt_ok(ipk_send(c, buf, 8, 0));
+    for (int i = 0; i < 4; i++)
+        ipkt_ok(ipk_send(c, buf, 1000, 0));
+    ipkt_expect(ipk_send(c, buf, 1000, 0), -EAGAIN);
+    ipkt_expect(ipk_send(c, buf, 1000, 30000), -EPIPE);
+    ipkt_errmsg_has("died without closing");
+    assert_int_equal(ipkt_wait(pid), 128 + SIGKILL);
+    ipkt_ok(ipk_close(c));
+}
+
 /* ---- options and corrupt headers ---- */
 
 static void t_options_and_headers(void **state)
@@ -575,5 +614,6 @@ static void t_same_cpu(void **state)
 IPKT_MAIN(cmocka_unit_test(t_conversation), cmocka_unit_test(t_two_streams_at_once),
           cmocka_unit_test(t_wakeups_and_eof), cmocka_unit_test(t_mailbox_left_behind),
           cmocka_unit_test(t_one_dialer_and_takeover), cmocka_unit_test(t_killed_mid_mailbox),
-          cmocka_unit_test(t_killed_holding_mailbox), cmocka_unit_test(t_options_and_headers),
-          cmocka_unit_test(t_zero_copy), cmocka_unit_test(t_same_cpu))
+          cmocka_unit_test(t_killed_holding_mailbox), cmocka_unit_test(t_dead_peer),
+          cmocka_unit_test(t_options_and_headers), cmocka_unit_test(t_zero_copy),
+          cmocka_unit_test(t_same_cpu))
