@@ -34,7 +34,6 @@
 typedef struct ipk__shm {
     ipk__ring ring[2];  /* ring[1]: duplex=1 only */
     ipk__ring *tx, *rx; /* the ring this end sends on and the one it receives from */
-    int duplex;
     void *map;
     size_t map_len;
     int segment; /* mode=segment */
@@ -204,7 +203,6 @@ static int ipk__shm_attach(ipk_chan *c, ipk__shm *s, int listen)
     if (s->ring[1].cap != cap || s->ring[0].multi || s->ring[1].multi)
         return ipk__err(IPK_EPROTO, "%s: corrupt header: the two rings of a duplex ring differ",
                         c->name);
-    s->duplex = 1;
     int end = listen ? 0 : 1;
     s->tx = &s->ring[end];
     s->rx = &s->ring[1 - end];
