@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,10 +63,58 @@ static int ipk__exec_pipes(int in[2], int out[2])
     return r;
 }
 
+/* Whether `file` is a regular file we may execute. */
+static int ipk__exec_file(const char *file)
+{
+    struct stat st;
+    return stat(file, &st) == 0 && S_ISREG(st.st_mode) && access(file, X_OK) == 0;
+}
+
+/*
+ * Whether the shell may replace itself with cmd (`exec cmd`), so that the child IS the command:
+ * close()'s SIGTERM/SIGKILL then reach it (dash, Debian's sh, forks a lone command instead of
+ * exec'ing it, and a killed shell leaves it running), and ipk_peer() gives its pid. Only a
+ * simple command qualifies: none of the characters that make a list, a pipeline, a subshell, a
+ * substitution or a quoted word (; & | ( ) ` $ quotes backslash newline), no assignment before
+ * it, and a first word that is a program (a path, or found on PATH as sh would), not a builtin
+ * or a keyword. Anything else runs as written.
+ */
+static int ipk__exec_simple(const char *cmd)
+{
+    if (strpbrk(cmd, ";&|()`$\"'\\\n") != NULL)
+        return 0;
+    cmd += strspn(cmd, " \t");
+    size_t n = strcspn(cmd, " \t<>");
+    char word[256];
+    if (n == 0 || n >= sizeof word || memchr(cmd, '=', n) != NULL)
+        return 0;
+    memcpy(word, cmd, n);
+    word[n] = '\0';
+    if (strcmp(word, "exec") == 0)
+        return 0; /* already */
+    if (strchr(word, '/'))
+        return ipk__exec_file(word);
+    const char *path = getenv("PATH");
+    if (path == NULL)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (const char *d = path;; d += strcspn(d, ":") + 1) {
+        size_t dl = strcspn(d, ":");
+        char file[4096];
+        if (dl + 1 + n < sizeof file) { /* an empty entry is the current directory */
+            snprintf(file, sizeof file, "%.*s%s%s", (int)dl, d, dl ? "/" : "", word);
+            if (ipk__exec_file(file))
+                return 1;
+        }
+        if (d[dl] == '\0')
+            return 0;
+    }
+}
+
 /*
  * posix_spawn (glibc: clone(CLONE_VM|CLONE_VFORK), so no copy of a large parent) of
- * /bin/sh -c CMD with stdin/stdout on our pipes. The child gets an empty signal mask and the
- * default SIGPIPE action whatever the caller uses, and no descriptor but 0, 1 and 2.
+ * /bin/sh -c CMD (`exec CMD` for a simple command) with stdin/stdout on our pipes. The child gets
+ * an empty signal mask and the default SIGPIPE action whatever the caller uses, and no descriptor
+ * but 0, 1 and 2.
  */
 static int ipk__exec_spawn(ipk_chan *c, int in_rd, int out_wr, pid_t *pid)
 {
@@ -91,8 +140,12 @@ static int ipk__exec_spawn(ipk_chan *c, int in_rd, int out_wr, pid_t *pid)
         (e = posix_spawnattr_setsigmask(&at, &none)) == 0 &&
         (e = posix_spawnattr_setsigdefault(&at, &pipe_set)) == 0 &&
         (e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0) {
-        char *argv[] = {"sh", "-c", c->addr.body, NULL};
+        char *execd = NULL;
+        if (ipk__exec_simple(c->addr.body) && asprintf(&execd, "exec %s", c->addr.body) < 0)
+            execd = NULL; /* no memory for it: run as written */
+        char *argv[] = {"sh", "-c", execd ? execd : c->addr.body, NULL};
         e = posix_spawn(pid, "/bin/sh", &fa, &at, argv, environ);
+        free(execd);
     }
     posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);

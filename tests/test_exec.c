@@ -198,6 +198,74 @@ static void t_linger_term(void **state)
     assert_int_equal(kill(pid, 0), -1);
 }
 
+/* The name a process runs under (/proc/PID/comm), "" once it is gone. */
+static void comm_of(pid_t pid, char *buf, size_t cap)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/comm", (int)pid);
+    ipkt_slurp(p, buf, cap);
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* Waits up to 5 s for pid to run under `name`; 1 when it does. */
+static int becomes(pid_t pid, const char *name)
+{
+    char comm[64];
+    for (int i = 0; i < 500; i++) {
+        comm_of(pid, comm, sizeof comm);
+        if (strcmp(comm, name) == 0)
+            return 1;
+        ipkt_msleep(10);
+    }
+    return 0;
+}
+
+/* A simple command is exec'd by the shell: the child is the command itself (its pid is the
+ * peer's, close's SIGTERM reaches it). A list runs as written: the child is the shell. */
+static void t_simple_command_is_the_child(void **state)
+{
+    (void)state;
+    ipk_chan *c = open_exec("exec:sleep 100?linger=0", 0);
+    pid_t pid;
+    ipkt_ok(ipk_peer(c, &pid, NULL, NULL));
+    assert_true(becomes(pid, "sleep"));
+    int st = ipk_close(c);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGTERM);
+    assert_int_equal(kill(pid, 0), -1); /* the command itself is gone, not only a shell */
+
+    /* With a redirection, still one command. */
+    c = open_exec("exec:cat >/dev/null", 0);
+    ipkt_ok(ipk_peer(c, &pid, NULL, NULL));
+    assert_true(becomes(pid, "cat"));
+    ipkt_ok(ipk_close(c));
+
+    /* A list: the shell stays the child, and runs both commands. */
+    c = open_exec("exec:sleep 100; true?linger=0", 0);
+    ipkt_ok(ipk_peer(c, &pid, NULL, NULL));
+    char p[96], kids[256] = "";
+    snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    for (int i = 0; i < 500 && kids[0] == '\0'; i++) { /* until the shell has forked sleep */
+        ipkt_slurp(p, kids, sizeof kids);
+        if (kids[0] == '\0')
+            ipkt_msleep(10);
+    }
+    assert_true(kids[0] != '\0');
+    char comm[64];
+    comm_of(pid, comm, sizeof comm);
+    assert_string_equal(comm, "sh");
+    st = ipk_close(c);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGTERM);
+    kill((pid_t)atoi(kids), SIGKILL); /* the orphaned sleep, as documented */
+
+    /* A builtin with no program of that name: as written (`exec exit` would fail). */
+    c = open_exec("exec:exit 3", 0);
+    st = ipk_close(c);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 3);
+}
+
 /* ... and SIGKILL one second later if SIGTERM did not end it. */
 static void t_linger_kill(void **state)
 {
@@ -373,6 +441,7 @@ IPKT_MAIN(cmocka_unit_test(t_shutdown_sort), cmocka_unit_test(t_info), cmocka_un
           cmocka_unit_test(t_line_sort), cmocka_unit_test(t_exit_status),
           cmocka_unit_test(t_command_not_found), cmocka_unit_test(t_eof_after_frame),
           cmocka_unit_test(t_killed_mid_frame), cmocka_unit_test(t_linger_term),
-          cmocka_unit_test(t_linger_kill), cmocka_unit_test(t_no_sigpipe),
-          cmocka_unit_test(t_query), cmocka_unit_test(t_bad_options),
-          cmocka_unit_test(t_child_inherits), cmocka_unit_test(t_sigchld_ignored))
+          cmocka_unit_test(t_simple_command_is_the_child), cmocka_unit_test(t_linger_kill),
+          cmocka_unit_test(t_no_sigpipe), cmocka_unit_test(t_query),
+          cmocka_unit_test(t_bad_options), cmocka_unit_test(t_child_inherits),
+          cmocka_unit_test(t_sigchld_ignored))
