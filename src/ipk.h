@@ -181,9 +181,11 @@ int ipk__wait_fd(int fd, short events, int64_t dl);
 struct pollfd;
 int ipk__wait_fds(struct pollfd *p, int n, int64_t dl);
 
-/* For a mechanism with no descriptor to poll (System V queues, a full signal queue): sleeps
- * before the next non-blocking attempt, *step_us (start it at 0: 50 us) doubling up to 2 ms and
- * never past dl. Returns 0 to try again, or ipk__expired(dl) once the deadline has passed. */
+/* For a mechanism with no descriptor to poll (System V queues, a full signal queue): waits
+ * before the next non-blocking attempt - first IPK__BACKOFF_YIELDS times a sched_yield(), then
+ * a sleep of 50 us doubling up to 2 ms, never past dl (start *step_us at 0). Returns 0 to try
+ * again, or the expiry code once the deadline has passed. */
+#define IPK__BACKOFF_YIELDS 16u
 int ipk__backoff(int64_t dl, unsigned *step_us);
 /* The number in a /proc file such as /proc/sys/kernel/msgmax, or def when it cannot be read. */
 long ipk__proc_long(const char *path, long def);

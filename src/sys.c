@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +87,8 @@ int ipk__wait_fd(int fd, short events, int64_t dl)
 /*
  * Sleeping between non-blocking attempts is the only way to keep a deadline on a call that has
  * no descriptor and no timed variant (msgsnd/msgrcv, sigqueue) without a timer signal, which the
- * library may not install. Doubling from 50 us keeps the latency low when the peer is quick;
+ * library may not install. A few yields first, then sleeps doubling from 50 us, keep the latency
+ * low when the peer is quick;
  * the 2 ms ceiling bounds it to 500 wake-ups a second when it is not, far from burning a CPU.
  * An EINTR from nanosleep needs nothing: the caller retries and the next call recomputes.
  */
@@ -94,7 +96,16 @@ int ipk__backoff(int64_t dl, unsigned *step_us)
 {
     if (dl == IPK__DL_NOW)
         return -EAGAIN;
-    int64_t ns = (int64_t)(*step_us ? *step_us : 50) * 1000;
+    /* First a few yields: a peer on this CPU runs at once, one on another CPU usually answers
+     * within microseconds, and the shortest sleep costs 50 us plus the timer slack. */
+    if (*step_us < IPK__BACKOFF_YIELDS) {
+        if (dl != IPK__DL_FOREVER && ipk__now() >= dl)
+            return IPK_ETIMEDOUT;
+        ++*step_us;
+        sched_yield();
+        return 0;
+    }
+    int64_t ns = (int64_t)(*step_us == IPK__BACKOFF_YIELDS ? 50 : *step_us) * 1000;
     if (dl != IPK__DL_FOREVER) {
         int64_t left = dl - ipk__now();
         if (left <= 0)
@@ -104,7 +115,7 @@ int ipk__backoff(int64_t dl, unsigned *step_us)
     }
     struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
     nanosleep(&ts, NULL);
-    *step_us = *step_us == 0 ? 100 : (*step_us >= 1000 ? 2000 : *step_us * 2);
+    *step_us = *step_us == IPK__BACKOFF_YIELDS ? 100 : (*step_us >= 1000 ? 2000 : *step_us * 2);
     return 0;
 }
 
