@@ -88,8 +88,8 @@ int ipk__wait_fd(int fd, short events, int64_t dl)
  * Sleeping between non-blocking attempts is the only way to keep a deadline on a call that has
  * no descriptor and no timed variant (msgsnd/msgrcv, sigqueue) without a timer signal, which the
  * library may not install. A few yields first, then sleeps doubling from 50 us, keep the latency
- * low when the peer is quick;
- * the 2 ms ceiling bounds it to 500 wake-ups a second when it is not, far from burning a CPU.
+ * low when the peer is quick; the 2 ms ceiling bounds it to 500 wake-ups a second when it is
+ * not, far from burning a CPU.
  * An EINTR from nanosleep needs nothing: the caller retries and the next call recomputes.
  */
 int ipk__backoff(int64_t dl, unsigned *step_us)
