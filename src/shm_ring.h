@@ -8,9 +8,10 @@
  *   line 0  constant after creation: magic (published last), version, capacity, owner, flags
  *   line 1  producer line: head (committed write index), and the number of consumers asleep
  *           (written by consumers only when they go to sleep)
- *   line 2  consumer line: tail (read index; futex word), producers asleep on tail
- *   line 3  read-mostly: producers attached (for EOF), SPSC claims, crash recoveries, and each
- *           side's last CPU (for the spin decision; written only when it changes)
+ *   line 2  consumer line: tail (read index; futex word)
+ *   line 3  read-mostly: producers attached (for EOF), SPSC claims, crash recoveries, each
+ *           side's last CPU (for the spin decision; written only when it changes), and the
+ *           producers asleep on tail (written only when one goes to sleep)
  *   line 4+ the robust process-shared mutexes of multi=1 (one for producers, one for consumers)
  *   then    the mailbox line of duplex=1 (used in the first header only)
  * A record is an 8-byte header {len, tag} then len bytes, padded to 8. tag is the commit word:
@@ -82,7 +83,6 @@ struct ipk__shm_hdr {
     _Atomic uint32_t bell;
     /* line 2 */
     _Alignas(IPK__SHM_LINE) _Atomic uint64_t tail;
-    _Atomic uint32_t prod_sleepers;
     /* line 3 */
     _Alignas(IPK__SHM_LINE) _Atomic uint32_t nprod; /* producers attached now */
     _Atomic uint32_t everprod;                      /* a producer ever attached */
@@ -93,6 +93,10 @@ struct ipk__shm_hdr {
      * so they live here, away from the lines written on every message. */
     _Atomic uint32_t prod_cpu;
     _Atomic uint32_t cons_cpu;
+    /* Producers asleep on a full ring: written only by a producer going to sleep, read by the
+     * consumer after every tail store. Not beside tail: a producer polling tail keeps taking
+     * that line, and a load from it right after the tail store would wait for its return. */
+    _Atomic uint32_t prod_sleepers;
     /* line 4+ */
     _Alignas(IPK__SHM_LINE) pthread_mutex_t pmx;
     _Alignas(IPK__SHM_LINE) pthread_mutex_t cmx;
