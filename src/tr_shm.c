@@ -587,10 +587,12 @@ static size_t ipk__shm_info_duplex(const struct ipk__shm_hdr *h, const struct ip
             continue;
         }
         uint64_t hd = atomic_load(&r[i]->head), tl = atomic_load(&r[i]->tail);
-        IPK__PUT("duplex: %s ring: head %llu, tail %llu: %llu B queued; %s attached: %s\n",
+        IPK__PUT("duplex: %s ring: head %llu, tail %llu: %llu B queued; %s attached: %s; "
+                 "asleep: reader %u, writer %u\n",
                  i ? "dialer -> listener" : "listener -> dialer", (unsigned long long)hd,
                  (unsigned long long)tl, (unsigned long long)(hd - tl), i ? "dialer" : "listener",
-                 atomic_load(&r[i]->nprod) ? "yes" : "no");
+                 atomic_load(&r[i]->nprod) ? "yes" : "no", atomic_load(&r[i]->cons_sleepers),
+                 atomic_load(&r[i]->prod_sleepers));
     }
     uint32_t st = atomic_load(&h->mbox.state);
     if (st == IPK__MB_EMPTY)
@@ -628,10 +630,12 @@ static size_t ipk__shm_info_ring(const struct ipk__shm_hdr *h, const struct ipk_
         IPK__PUT("owner: pid %d, %s\n", (int)pid,
                  stale ? "DEAD: stale segment (dial needs stale=1; remove it with ipckit rm)"
                        : "alive");
-    IPK__PUT("producers attached: %u; consumers/producers asleep: %u/%u; mutex recoveries: %u; "
-             "publish fence: %s\n",
-             atomic_load(&h->nprod), atomic_load(&h->cons_sleepers), atomic_load(&h->prod_sleepers),
-             atomic_load(&h->recovered),
+    if (!(fl & IPK__SHM_F_DUPLEX)) /* duplex: per direction above */
+        IPK__PUT("producers attached: %u; consumers/producers asleep: %u/%u; mutex recoveries: "
+                 "%u\n",
+                 atomic_load(&h->nprod), atomic_load(&h->cons_sleepers),
+                 atomic_load(&h->prod_sleepers), atomic_load(&h->recovered));
+    IPK__PUT("publish fence: %s\n",
              (fl & IPK__SHM_F_FENCE) ? "seq_cst fence" : "none (membarrier)");
     return n;
 }

@@ -320,9 +320,9 @@ static void t_kill_producer_mid_record(void **state)
     assert_int_equal(ipkt_wait(p1), 0);
     assert_int_equal(ipkt_wait(p2), 0);
     get_info(u, info, sizeof info);
-    if (strstr(info, "mutex recoveries: 1;") == NULL)
+    if (strstr(info, "mutex recoveries: 1\n") == NULL)
         print_error("%s", info);
-    assert_non_null(strstr(info, "mutex recoveries: 1;"));
+    assert_non_null(strstr(info, "mutex recoveries: 1\n"));
     ipkt_ok(ipk_close(c));
 }
 
