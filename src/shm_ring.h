@@ -57,7 +57,7 @@
 #define IPK__MB_FULL(e)   (3u + (uint32_t)(e))
 
 struct ipk__shm_mbox {
-    _Alignas(64) _Atomic uint32_t state;
+    _Alignas(IPK__SHM_LINE) _Atomic uint32_t state;
     uint32_t len;
     uint64_t at;
     unsigned char data[IPK__SHM_MBOX_MAX];
