@@ -635,6 +635,26 @@ static size_t ipk__shm_info_ring(const struct ipk__shm_hdr *h, const struct ipk_
                  "%u\n",
                  atomic_load(&h->nprod), atomic_load(&h->cons_sleepers),
                  atomic_load(&h->prod_sleepers), atomic_load(&h->recovered));
+    if (!(fl & IPK__SHM_F_MULTI)) { /* SPSC: who holds the producer and consumer claims */
+        const struct ipk__shm_hdr *r[2] = {h, (fl & IPK__SHM_F_DUPLEX) ? h1 : NULL};
+        for (int i = 0; i < 2; i++) {
+            if (r[i] == NULL)
+                continue;
+            char who[2][64];
+            int32_t pid2[2] = {atomic_load(&r[i]->prod_pid), atomic_load(&r[i]->cons_pid)};
+            for (int k = 0; k < 2; k++)
+                if (pid2[k] == 0)
+                    snprintf(who[k], sizeof who[k], "none");
+                else
+                    snprintf(who[k], sizeof who[k], "pid %d (%s)", (int)pid2[k],
+                             ipk__pid_alive(pid2[k], 0) ? "alive" : "DEAD: killed without closing");
+            IPK__PUT("%sclaims: producer %s, consumer %s\n",
+                     !(fl & IPK__SHM_F_DUPLEX) ? ""
+                     : i                       ? "dialer -> listener "
+                                               : "listener -> dialer ",
+                     who[0], who[1]);
+        }
+    }
     IPK__PUT("publish fence: %s\n",
              (fl & IPK__SHM_F_FENCE) ? "seq_cst fence" : "none (membarrier)");
     return n;

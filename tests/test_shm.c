@@ -345,6 +345,11 @@ static void t_kill_spsc_producer(void **state)
     for (int i = 0; i < 10; i++)
         check_rec(buf, ipk_recv(c, buf, sizeof buf, 1000), next);
     ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), -EAGAIN);
+    char info[2048];
+    get_info(u, info, sizeof info);
+    if (strstr(info, "claims: producer pid") == NULL || strstr(info, "DEAD: killed") == NULL)
+        print_error("%s", info);
+    assert_non_null(strstr(info, "DEAD: killed without closing"));
     a = (prod_arg){.prod = 1, .n = 100};
     snprintf(a.url, sizeof a.url, "%s", u);
     pid_t p = ipkt_spawn(producer, &a);
@@ -353,6 +358,9 @@ static void t_kill_spsc_producer(void **state)
     assert_int_equal(ipkt_wait(p), 0);
     assert_int_equal(next[0], 10);
     assert_int_equal(next[1], 100);
+    /* The new producer counted itself as the only one, so its close is the end of the stream
+     * (the killed one never counted itself out). */
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 5000), IPK_EOF);
     ipkt_ok(ipk_close(c));
 }
 
