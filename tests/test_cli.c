@@ -112,12 +112,41 @@ static void has(const char *hay, const char *needle)
 }
 
 /* Waits until path exists (a listener is ready). */
+/* Whether the Unix socket bound at path accepts connections yet: a listener binds, then calls
+ * listen(), and a connect in between is refused. /proc/net/unix shows the listening flag
+ * (__SO_ACCEPTCON, 0x10000) of stream and seqpacket sockets; a datagram socket needs none. */
+static int unix_ready(const char *path)
+{
+    FILE *f = fopen("/proc/net/unix", "re");
+    if (f == NULL)
+        return 1; /* cannot tell: the stat() has to do */
+    char line[512];
+    int ready = 0;
+    size_t pl = strlen(path);
+    while (!ready && fgets(line, sizeof line, f)) {
+        size_t n = strcspn(line, "\n");
+        line[n] = '\0';
+        unsigned flags, type;
+        if (n < pl + 1 || strcmp(line + n - pl, path) != 0 || line[n - pl - 1] != ' ' ||
+            sscanf(line, "%*s %*s %*s %x %x", &flags, &type) != 2)
+            continue;
+        ready = type == 2 /* SOCK_DGRAM */ || (flags & 0x10000) != 0;
+    }
+    fclose(f);
+    return ready;
+}
+
+/* Waits until path exists and, for a Unix socket, until it can be connected to. */
 static void wait_path(const char *path)
 {
     struct stat st;
-    for (int i = 0; i < 1000 && stat(path, &st) != 0; i++)
+    for (int i = 0; i < 1000; i++) {
+        if (stat(path, &st) == 0 && (!S_ISSOCK(st.st_mode) || unix_ready(path)))
+            return;
         ipkt_msleep(5);
+    }
     assert_int_equal(stat(path, &st), 0);
+    assert_true(!S_ISSOCK(st.st_mode) || unix_ready(path));
 }
 
 /* Waits until a POSIX queue exists (a listener created it). */
