@@ -189,7 +189,19 @@ static int dx_both(ipk_chan *c, int end)
             }
         }
         if (in < DX_STREAM) {
-            long n = ipk_recv(c, buf, sizeof buf, moved || out < DX_STREAM ? 0 : 30000);
+            int tmo = moved || out < DX_STREAM ? 0 : 30000;
+            long n;
+            if (in % 7 == 3) { /* now and then in place: the ring's record or the mailbox */
+                const void *q;
+                n = ipk_peek(c, &q, tmo);
+                IPKT_CHECK(n >= 0 || n == -EAGAIN);
+                if (n >= 0) {
+                    IPKT_CHECK(dx_check(q, n, (uint32_t)(1 - end), in++) == 0);
+                    IPKT_CHECK(ipk_release(c) == 0);
+                }
+                continue;
+            }
+            n = ipk_recv(c, buf, sizeof buf, tmo);
             IPKT_CHECK(n >= 0 || n == -EAGAIN);
             if (n >= 0)
                 IPKT_CHECK(dx_check(buf, n, (uint32_t)(1 - end), in++) == 0);
