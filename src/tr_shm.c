@@ -185,8 +185,8 @@ static int ipk__shm_attach(ipk_chan *c, ipk__shm *s, int listen)
 {
     s->tx = s->rx = &s->ring[0];
     const struct ipk__shm_hdr *h = s->map;
-    if (!(atomic_load(&h->flags) & IPK__SHM_F_DUPLEX))
-        return ipk__ring_attach(&s->ring[0], s->map, s->map_len, c->name);
+    if (!(atomic_load(&h->flags) & IPK__SHM_F_DUPLEX)) /* dial has attached it to validate */
+        return s->ring[0].h ? 0 : ipk__ring_attach(&s->ring[0], s->map, s->map_len, c->name);
     /* Two halves of seg_size(capacity) bytes each; the header's capacity says how large. */
     uint64_t cap = h->capacity;
     size_t half = cap <= IPK__SHM_MAX_SIZE ? ipk__shm_seg_size(cap) : 0;

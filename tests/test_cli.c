@@ -443,7 +443,7 @@ static void t_relay_shm_duplex_both_ways(void **state)
     ipk_chan *c = NULL;
     int r;
     for (int i = 0; (r = ipk_dial(&c, plain, NULL)) == -ENOENT && i < 1000; i++)
-        usleep(10000); /* the relay has not created it yet */
+        ipkt_msleep(10); /* the relay has not created it yet */
     ipkt_ok(r);
     char buf[64];
     ipkt_ok(ipk_send(c, "ping", 4, 5000));
