@@ -63,6 +63,11 @@ test)
     need $TEST_DEPS
     build build -DIPK_TESTS=ON
     suite build
+    # A build with transports switched off: their schemes stay known and say IPK_ENOTBUILT.
+    cmake -S . -B build-min -DIPK_TESTS=ON -DIPK_BENCH=OFF -DIPK_EXAMPLES=OFF \
+        -DIPK_TRANSPORT_SHM=OFF -DIPK_TRANSPORT_SIGNAL=OFF >/dev/null
+    cmake --build build-min -j "$JOBS" --target test_registry ipckit_tool
+    IPKT_EXPECT_OFF="shm signal" ./build-min/tests/test_registry
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
         build build-asan -DIPK_TESTS=ON -DIPK_SANITIZE=ON
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 suite build-asan

@@ -5,12 +5,16 @@
  *                                      two-line ping-pong, the floor for two one-way queues)
  *   one-way 64 B throughput (two CPUs) >= 0.8 x raw fixed-slot SPSC ring
  *   round trip p50 (one CPU)         <= 2 x pipe round trip on that CPU
- * Build (from the repository, after building libipckit.a in build/):
- *   gcc -O2 -std=c11 -Iinclude -Itools/ipckit -o shm_vs_raw bench/shm_vs_raw.c build/libipckit.a
- * or with cmake: include(bench/CMakeLists.shm.cmake). Run: shm_vs_raw [-c A] [-C B] [-r N].
+ * Built by bench/CMakeLists.txt. Run: build/bench/shm_vs_raw [-c A] [-C B] [-r N].
  */
-#define SHM_BASELINE_NO_MAIN
-#include "shm_baseline.c"
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shm_raw.h"
 
 #include "ipckit.h"
 

@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 static const ipk__transport fuzz_tr = {
     .scheme = "unix",
-    .flags = IPK__TF_BUILT | IPK__TF_STREAM,
+    .flags = IPK__TF_STREAM,
     .send = ipk__stream_send,
     .recv = ipk__stream_recv,
 };

@@ -3,6 +3,7 @@
  * IPK_EADDR/IPK_EOPTION/-EINVAL, never crash, never leak, never read past the string.
  */
 #include "ipk.h"
+#include "signame.h" /* src/transport/signal */
 
 #include <assert.h>
 #include <errno.h>

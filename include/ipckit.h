@@ -72,7 +72,19 @@ typedef struct ipk_msginfo {
     int signo;     /* signal: the signal that carried the message (recv) */
     pid_t pid;     /* signal, unix: the sender's pid (recv), -1 when unknown */
     uid_t uid;     /* signal, unix: the sender's uid (recv), (uid_t)-1 when unknown */
+    /* Room for fields of later versions, so that the struct keeps its size and this version's
+     * programs keep working with a later library: zero it before a send (IPK_MSGINFO_INIT or
+     * memset); a receive sets it. */
+    uint64_t reserved_[6];
 } ipk_msginfo;
+
+#define IPK_MSGINFO_INIT                                                                           \
+    {                                                                                              \
+        0, 0, 0, -1, (uid_t)-1,                                                                    \
+        {                                                                                          \
+            0                                                                                      \
+        }                                                                                          \
+    }
 
 /* Options. Every key may also be given in the address query ("?key=value&key=value"); a value set
  * here overrides the same key in the address. Unknown keys make listen/dial fail with IPK_EOPTION.
@@ -146,10 +158,31 @@ IPK_API const char *ipk_strerror(int err);
  * names the object, the limit and the sizes involved, e.g. "mq:/jobs: msgsize 1048576 exceeds
  * /proc/sys/fs/mqueue/msgsize_max (8192)". Valid until the next ipckit call in this thread. */
 IPK_API const char *ipk_errmsg(void);
+/* The detailed message of the last call on channel c that failed ("" when none has), kept with
+ * the channel: a failure on another channel, or in another thread, does not replace it. Valid
+ * until the next failing call on c or ipk_close(c). */
+IPK_API const char *ipk_chan_errmsg(const ipk_chan *c);
 
-/* Information about a scheme: whether this build has it, and a one-screen description of its
- * semantics and the live kernel limits that apply (written into buf). */
-IPK_API int ipk_scheme_built(const char *scheme);
+/* The schemes: the registry of transports this library knows, built or not.
+ * ipk_scheme_at(i) is the i-th scheme name ("unix", "mq", ...), NULL past the end.
+ * ipk_scheme_flags() says what kind of channel it makes (0 for an unknown scheme). */
+#define IPK_SCHEME_BUILT  0x01u /* implemented in this build (else listen/dial: IPK_ENOTBUILT) */
+#define IPK_SCHEME_STREAM 0x02u /* a byte stream carrying frames (framing=len|raw|line) */
+#define IPK_SCHEME_ACCEPT 0x04u /* connection-oriented: a listener accepts peers */
+#define IPK_SCHEME_DGRAM  0x08u /* a datagram socket: one message per datagram or packet */
+#define IPK_SCHEME_QUEUE  0x10u /* a named queue object that outlives its processes */
+#define IPK_SCHEME_SIGNAL 0x20u /* signals with a payload */
+IPK_API const char *ipk_scheme_at(size_t i);
+IPK_API unsigned ipk_scheme_flags(const char *scheme);
+IPK_API int ipk_scheme_built(const char *scheme); /* ipk_scheme_flags() & IPK_SCHEME_BUILT */
+/* How to write its address ("tcp://HOST:PORT"), a one-line summary, and its i-th option key
+ * besides max (NULL past the end). NULL for an unknown scheme. */
+IPK_API const char *ipk_scheme_usage(const char *scheme);
+IPK_API const char *ipk_scheme_summary(const char *scheme);
+IPK_API const char *ipk_scheme_option(const char *scheme, size_t i);
+
+/* A one-screen description of the semantics of url's scheme and the live kernel limits that
+ * apply (written into buf, like snprintf). */
 IPK_API long ipk_info(const char *url, char *buf, size_t cap);
 
 IPK_API const char *ipk_version(void);

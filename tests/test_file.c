@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Test hook in tr_file.c: called with 1 when a whole-mode send holds its lock, with 2 when an
+/* Test hook in file.c: called with 1 when a whole-mode send holds its lock, with 2 when an
  * append has written half of its record. */
 extern void (*ipk__file_hook)(int point);
 

@@ -1,5 +1,5 @@
 /*
- * test_frame.c - stream framing (src/frame.c) on its own, over a socketpair, with fault
+ * test_frame.c - stream framing (src/core/stream.c) on its own, over a socketpair, with fault
  * injection: partial writes, deadlines inside a frame, read/write errors, line and raw framing,
  * buffered messages, batch sends. The transports' own suites (test_stream.c) cover the same
  * contract between real processes.
@@ -16,7 +16,7 @@
 
 static const ipk__transport fake = {
     .scheme = "unix",
-    .flags = IPK__TF_BUILT | IPK__TF_STREAM,
+    .flags = IPK__TF_STREAM,
     .send = ipk__stream_send,
     .sendv = ipk__stream_sendv,
     .recv = ipk__stream_recv,

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Test hook in shm_ring.c: the nth send dies half-way through its record. */
+/* Test hook in ring.c: the nth send dies half-way through its record. */
 extern int ipk__shm_die_at;
 
 /* ---- helpers ---- */

@@ -7,7 +7,7 @@
  * zero-copy on both paths, and both ends pinned to one CPU.
  */
 #include "harness.h"
-#include "shm_ring.h"
+#include "ring.h"
 
 #include <errno.h>
 #include <fcntl.h>

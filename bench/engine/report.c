@@ -1,0 +1,322 @@
+/*
+ * report.c - the results as a table for people, JSON and CSV for programs, and an SVG
+ * bar chart (written by hand: no plotting library) of round-trip p50 and messages per second.
+ *
+ * Every ipckit row carries its ratio to each other implementation of the same mechanism in the
+ * same run ("1.03x raw"): absolute times on a shared machine are noise, ratios taken side by
+ * side are what a reader can trust.
+ */
+#include "bench.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+static const char *bench_cpu_name(enum bench_cpu c)
+{
+    return c == BENCH_CPU_SAME ? "same" : c == BENCH_CPU_CROSS ? "cross" : "none";
+}
+
+/* ipckit row a against row b: > 1 means ipckit takes longer (latency) or moves more (stream). */
+static double bench_ratio(const bench_result *a, const bench_result *b)
+{
+    if (!a->ok || !b->ok)
+        return 0;
+    if (a->mode == BENCH_LATENCY)
+        return b->p50 > 0 ? a->p50 / b->p50 : 0;
+    return b->mps > 0 ? a->mps / b->mps : 0;
+}
+
+static int bench_same_group(const bench_result *a, const bench_result *b)
+{
+    return a->mode == b->mode && a->size == b->size && strcmp(a->mech, b->mech) == 0 &&
+           strcmp(a->impl, b->impl) != 0;
+}
+
+/* "1.03x raw  0.45x zmq" for an ipckit row; "floor" for a raw one. */
+static void bench_ratios_text(const bench_report *rep, size_t i, char *out, size_t cap)
+{
+    const bench_result *a = &rep->r[i];
+    size_t o = 0;
+    out[0] = '\0';
+    if (strcmp(a->impl, "raw") == 0) {
+        snprintf(out, cap, "(floor)");
+        return;
+    }
+    if (strcmp(a->impl, "ipckit") != 0 || !a->ok)
+        return;
+    for (size_t j = 0; j < rep->n && o + 24 < cap; j++) {
+        double x = bench_same_group(a, &rep->r[j]) ? bench_ratio(a, &rep->r[j]) : 0;
+        if (x > 0)
+            o += (size_t)snprintf(out + o, cap - o, "%s%.2fx %s", o ? "  " : "", x, rep->r[j].impl);
+    }
+}
+
+static void bench_us(char *out, size_t cap, double ns)
+{
+    if (ns >= 1e6)
+        snprintf(out, cap, "%.0f", ns / 1e3);
+    else
+        snprintf(out, cap, "%.1f", ns / 1e3);
+}
+
+static void bench_header(FILE *f, const bench_report *rep, const bench_result *r)
+{
+    fprintf(f, "\n%s, %zu-byte messages, cpu %s",
+            r->mode == BENCH_LATENCY ? "LATENCY (round trip, microseconds)"
+                                     : "THROUGHPUT (one way, checked)",
+            r->size, bench_cpu_name(r->cpu));
+    fprintf(f, "  [%d CPUs]\n", rep->ncpu);
+    if (r->mode == BENCH_LATENCY)
+        fprintf(f, "%-20s %-7s %8s %8s %8s %8s %9s %8s %11s %-9s %s\n", "transport", "impl",
+                "rt min", "rt p50", "rt p90", "rt p99", "rt p99.9", "rt max", "round trip/s",
+                "cpu A/B", "rt p50 ratio");
+    else
+        fprintf(f, "%-20s %-7s %12s %10s %10s %-9s %s\n", "transport", "impl", "msgs/s", "MB/s",
+                "checked", "cpu A/B", "msgs/s ratio");
+}
+
+void bench_print_table(FILE *f, const bench_report *rep)
+{
+    const bench_result *prev = NULL;
+    for (size_t i = 0; i < rep->n; i++) {
+        const bench_result *r = &rep->r[i];
+        if (prev == NULL || prev->mode != r->mode || prev->size != r->size)
+            bench_header(f, rep, r);
+        prev = r;
+        char cpus[40], ratio[160];
+        snprintf(cpus, sizeof cpus, "%s/%s", r->cpus[0][0] ? r->cpus[0] : "-",
+                 r->cpus[1][0] ? r->cpus[1] : "-");
+        bench_ratios_text(rep, i, ratio, sizeof ratio);
+        if (!r->ok) {
+            fprintf(f, "%-20s %-7s %s\n", r->label, r->impl, r->err);
+            continue;
+        }
+        if (r->mode == BENCH_LATENCY) {
+            char v[6][24];
+            double x[6] = {r->min, r->p50, r->p90, r->p99, r->p999, r->max};
+            for (int k = 0; k < 6; k++)
+                bench_us(v[k], sizeof v[k], x[k]);
+            fprintf(f, "%-20s %-7s %8s %8s %8s %8s %9s %8s %11.0f %-9s %s\n", r->label, r->impl,
+                    v[0], v[1], v[2], v[3], v[4], v[5], r->rtps, cpus, ratio);
+        } else {
+            fprintf(f, "%-20s %-7s %12.0f %10.1f %10s %-9s %s\n", r->label, r->impl, r->mps,
+                    r->mbps, r->csum_ok ? "yes" : "NO", cpus, ratio);
+        }
+    }
+    fprintf(f, "\nround trip = one message there and back between two processes; ratio = ipckit "
+               "divided by the other implementation\nof the same mechanism in this run (latency: "
+               "lower is better; msgs/s: higher is better).\n");
+}
+
+static void bench_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+void bench_print_json(FILE *f, const bench_report *rep)
+{
+    struct utsname u;
+    uname(&u);
+    fprintf(f, "{\n  \"tool\": \"ipckit bench\",\n  \"command\": ");
+    bench_json_str(f, rep->cmdline ? rep->cmdline : "");
+    fprintf(f, ",\n  \"cpus\": %d,\n  \"kernel\": ", rep->ncpu);
+    bench_json_str(f, u.release);
+    fprintf(f, ",\n  \"results\": [");
+    for (size_t i = 0; i < rep->n; i++) {
+        const bench_result *r = &rep->r[i];
+        fprintf(f, "%s\n    {\"transport\": ", i ? "," : "");
+        bench_json_str(f, r->label);
+        fprintf(f, ", \"impl\": \"%s\", \"mechanism\": ", r->impl);
+        bench_json_str(f, r->mech);
+        fprintf(f,
+                ", \"mode\": \"%s\", \"size\": %zu, \"cpu\": \"%s\", \"cpus_a\": \"%s\", "
+                "\"cpus_b\": \"%s\", \"ok\": %s",
+                r->mode == BENCH_LATENCY ? "latency" : "throughput", r->size,
+                bench_cpu_name(r->cpu), r->cpus[0], r->cpus[1], r->ok ? "true" : "false");
+        if (!r->ok) {
+            fprintf(f, ", \"error\": ");
+            bench_json_str(f, r->err);
+        } else if (r->mode == BENCH_LATENCY) {
+            fprintf(f,
+                    ", \"round_trips\": %ld, \"round_trip_ns\": {\"min\": %.0f, \"p50\": %.0f, "
+                    "\"p90\": %.0f, \"p99\": %.0f, \"p99.9\": %.0f, \"max\": %.0f}, "
+                    "\"round_trips_per_s\": %.1f",
+                    r->n, r->min, r->p50, r->p90, r->p99, r->p999, r->max, r->rtps);
+        } else {
+            fprintf(f,
+                    ", \"messages\": %ld, \"received\": %ld, \"seconds\": %.6f, "
+                    "\"messages_per_s\": %.1f, \"mb_per_s\": %.3f, \"checksum\": {\"got\": "
+                    "\"%016llx\", \"want\": \"%016llx\", \"ok\": %s}",
+                    r->n, r->received, r->secs, r->mps, r->mbps, (unsigned long long)r->csum_got,
+                    (unsigned long long)r->csum_want, r->csum_ok ? "true" : "false");
+        }
+        fprintf(f, ", \"ratios\": {");
+        int first = 1;
+        for (size_t j = 0; strcmp(r->impl, "ipckit") == 0 && j < rep->n; j++) {
+            double x = bench_same_group(r, &rep->r[j]) ? bench_ratio(r, &rep->r[j]) : 0;
+            if (x > 0) {
+                fprintf(f, "%s\"%s\": %.4f", first ? "" : ", ", rep->r[j].impl, x);
+                first = 0;
+            }
+        }
+        fprintf(f, "}}");
+    }
+    fprintf(f, "\n  ]\n}\n");
+}
+
+void bench_print_csv(FILE *f, const bench_report *rep)
+{
+    fprintf(f, "transport,impl,mechanism,mode,size,cpu,cpus_a,cpus_b,ok,count,rt_min_ns,rt_p50_ns,"
+               "rt_p90_ns,rt_p99_ns,rt_p999_ns,rt_max_ns,round_trips_per_s,messages_per_s,mb_per_s,"
+               "checksum_ok,error\n");
+    for (size_t i = 0; i < rep->n; i++) {
+        const bench_result *r = &rep->r[i];
+        char err[sizeof r->err];
+        snprintf(err, sizeof err, "%s", r->err);
+        for (char *p = err; *p; p++)
+            if (*p == ',' || *p == '"')
+                *p = ';';
+        int lat = r->mode == BENCH_LATENCY;
+        fprintf(f, "%s,%s,%s,%s,%zu,%s,%s,%s,%d,%ld,", r->label, r->impl, r->mech,
+                lat ? "latency" : "throughput", r->size, bench_cpu_name(r->cpu), r->cpus[0],
+                r->cpus[1], r->ok, r->n);
+        if (r->ok && lat)
+            fprintf(f, "%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.1f,,,,", r->min, r->p50, r->p90, r->p99,
+                    r->p999, r->max, r->rtps);
+        else if (r->ok)
+            fprintf(f, ",,,,,,,%.1f,%.3f,%d,", r->mps, r->mbps, r->csum_ok);
+        else
+            fprintf(f, ",,,,,,,,,,");
+        fprintf(f, "%s\n", err);
+    }
+}
+
+/* ---- SVG ---- */
+
+static const char *bench_color(const char *impl)
+{
+    if (strcmp(impl, "ipckit") == 0)
+        return "#2b6cb0";
+    if (strcmp(impl, "raw") == 0)
+        return "#a0aec0";
+    if (strcmp(impl, "zmq") == 0)
+        return "#dd6b20";
+    return "#38a169";
+}
+
+#define SVG_W      1000
+#define SVG_ROW    18
+#define SVG_LABEL  250 /* x where bars start */
+#define SVG_BARMAX 500
+
+static void bench_svg_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '<')
+            fputs("&lt;", f);
+        else if (*s == '>')
+            fputs("&gt;", f);
+        else if (*s == '&')
+            fputs("&amp;", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+/* One panel: the rows of one (mode, size); returns the y below it. */
+static int bench_svg_panel(FILE *f, const bench_report *rep, enum bench_mode mode, size_t size,
+                           int y)
+{
+    double top = 0;
+    int rows = 0;
+    for (size_t i = 0; i < rep->n; i++) {
+        const bench_result *r = &rep->r[i];
+        if (r->mode != mode || r->size != size || !r->ok)
+            continue;
+        double v = mode == BENCH_LATENCY ? r->p50 : r->mps;
+        if (v > top)
+            top = v;
+        rows++;
+    }
+    if (rows == 0)
+        return y;
+    fprintf(f,
+            "<text x=\"10\" y=\"%d\" font-weight=\"bold\" font-size=\"15\">%s, %zu-byte "
+            "messages %s</text>\n",
+            y + 14, mode == BENCH_LATENCY ? "Round-trip latency p50" : "One-way throughput", size,
+            mode == BENCH_LATENCY ? "(microseconds, shorter is better)"
+                                  : "(messages per second, longer is better)");
+    y += 24;
+    for (size_t i = 0; i < rep->n; i++) {
+        const bench_result *r = &rep->r[i];
+        if (r->mode != mode || r->size != size || !r->ok)
+            continue;
+        double v = mode == BENCH_LATENCY ? r->p50 : r->mps;
+        int w = top > 0 ? (int)(v / top * SVG_BARMAX + 0.5) : 0;
+        if (w < 1)
+            w = 1;
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", SVG_LABEL - 8, y + 13);
+        bench_svg_text(f, r->label);
+        fprintf(f, " (%s)</text>\n", r->impl);
+        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>\n", SVG_LABEL,
+                y + 2, w, SVG_ROW - 4, bench_color(r->impl));
+        if (mode == BENCH_LATENCY)
+            fprintf(f, "<text x=\"%d\" y=\"%d\">%.1f us</text>\n", SVG_LABEL + w + 6, y + 13,
+                    v / 1e3);
+        else
+            fprintf(f, "<text x=\"%d\" y=\"%d\">%.0f/s, %.1f MB/s</text>\n", SVG_LABEL + w + 6,
+                    y + 13, v, r->mbps);
+        y += SVG_ROW;
+    }
+    return y + 16;
+}
+
+int bench_write_svg(const bench_report *rep, const char *path)
+{
+    /* Height: a title, then per panel a heading and its rows. */
+    int rows = 0, panels = 0;
+    for (size_t i = 0; i < rep->n; i++) {
+        rows += rep->r[i].ok;
+        if (i == 0 || rep->r[i].mode != rep->r[i - 1].mode || rep->r[i].size != rep->r[i - 1].size)
+            panels++;
+    }
+    int h = 80 + rows * SVG_ROW + panels * 40;
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "font-family=\"sans-serif\" font-size=\"12\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+            "<text x=\"10\" y=\"22\" font-size=\"18\" font-weight=\"bold\">ipckit bench</text>\n"
+            "<text x=\"140\" y=\"22\" font-size=\"12\" fill=\"#4a5568\">",
+            SVG_W, h);
+    bench_svg_text(f, rep->cmdline ? rep->cmdline : "");
+    fprintf(f, " (%d CPUs, cpu %s)</text>\n", rep->ncpu,
+            rep->n ? bench_cpu_name(rep->r[0].cpu) : "none");
+    static const char *const impls[] = {"ipckit", "raw", "zmq", "nng"};
+    for (int k = 0; k < 4; k++) {
+        fprintf(f,
+                "<rect x=\"%d\" y=\"34\" width=\"12\" height=\"12\" fill=\"%s\"/>"
+                "<text x=\"%d\" y=\"45\">%s</text>\n",
+                10 + k * 110, bench_color(impls[k]), 28 + k * 110,
+                k == 1 ? "raw syscalls" : impls[k]);
+    }
+    int y = 60;
+    for (size_t i = 0; i < rep->n; i++)
+        if (i == 0 || rep->r[i].mode != rep->r[i - 1].mode || rep->r[i].size != rep->r[i - 1].size)
+            y = bench_svg_panel(f, rep, rep->r[i].mode, rep->r[i].size, y);
+    fprintf(f, "</svg>\n");
+    return fclose(f) == 0 ? 0 : -1;
+}

@@ -1,0 +1,594 @@
+/*
+ * stream.c - messages over byte streams (exec, fifo, unix stream, tcp).
+ *
+ * framing=len (default): a 4-byte big-endian length, then the payload. The length is checked
+ * against c->max before anything is allocated; a larger one, or a frame cut short by EOF, is
+ * IPK_EPROTO and the channel is shut down, because the stream can no longer be trusted.
+ * framing=line: one message per '\n'-terminated line (the newline is not part of the message).
+ * framing=raw: no boundaries; recv returns the bytes that have arrived.
+ *
+ * Receive side: reads go into c->in (64 KiB), so one read() serves many small messages; a large
+ * payload is read straight into the caller's buffer (readv: the payload there, the next header
+ * into c->in), and after a large frame the next header is read with the caller's buffer right
+ * behind it, so a stream of large messages never goes through c->in. Invariant between calls: the
+ * unread bytes of the stream, and the part of a payload already received, are in c->in - a deadline
+ * that passes in the middle of a payload loses nothing.
+ *
+ * Send side: header and payload go out in one writev(). If the deadline passes after part of a
+ * frame was written, the rest is kept in c->out and the send counts as done: the next call on
+ * the channel (send, recv, flush, close) writes it first. A frame is never left half-written.
+ */
+#include "ipk.h"
+#include "transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IPK__RBUF_SIZE ((size_t)64 << 10)
+#define IPK__DIRECT    ((size_t)16 << 10) /* payload rests at least this big bypass c->in */
+#define IPK__BATCH     256                /* messages per writev in sendv (2 iovecs each) */
+#define IPK__SMALL     ((size_t)1024)     /* a single frame up to this size is sent contiguous */
+#define IPK__COALESCE  ((size_t)256) /* frames up to this size are merged in a blocking sendv */
+
+static int ipk__fatal(ipk_chan *c, int code)
+{
+    c->broken = code;
+    return code;
+}
+
+/*
+ * A caller that waits forever gets a blocking descriptor, so the kernel waits inside read() or
+ * writev(): one system call per message, as a plain program makes, instead of read (EAGAIN),
+ * ppoll, read. Any deadline puts O_NONBLOCK back first. The mode is cached in the channel, so
+ * a run of calls of one kind costs no fcntl() at all.
+ */
+static void ipk__io_mode(ipk_chan *c, int fd, int64_t dl)
+{
+    ipk__fd_mode(fd, &c->fdmode[fd == c->rfd ? 0 : 1], dl == IPK__DL_FOREVER);
+}
+
+/* Makes room for at least `want` bytes of capacity in c->in (want <= c->max + 4). */
+static int ipk__rbuf_reserve(ipk_chan *c, size_t want)
+{
+    ipk__rbuf *in = &c->in;
+    if (in->buf != NULL && in->cap >= want)
+        return 0;
+    size_t cap = in->cap ? in->cap : IPK__RBUF_SIZE;
+    while (cap < want)
+        cap *= 2;
+    char *b = malloc(cap);
+    if (b == NULL)
+        return -ENOMEM;
+    if (in->len)
+        memcpy(b, in->buf + in->off, in->len);
+    free(in->buf);
+    in->buf = b;
+    in->cap = cap;
+    in->off = 0;
+    return 0;
+}
+
+/* One readv() of the channel's input, waiting up to dl; 0 at EOF (in->eof set). */
+static long ipk__readv_wait(ipk_chan *c, const struct iovec *iov, int n, int64_t dl)
+{
+    ipk__io_mode(c, c->rfd, dl);
+    for (;;) {
+        ssize_t r = ipk__readv(c->rfd, iov, n);
+        if (r >= 0) {
+            if (r == 0)
+                c->in.eof = 1;
+            return r;
+        }
+        if (r != -EAGAIN)
+            return r;
+        int w = ipk__wait_fd(c->rfd, POLLIN, dl);
+        if (w < 0)
+            return w;
+    }
+}
+
+/*
+ * Reads once into c->in, waiting up to dl for the descriptor. Returns bytes read (> 0), 0 at
+ * EOF, or a negative code.
+ */
+static long ipk__fill(ipk_chan *c, int64_t dl)
+{
+    ipk__rbuf *in = &c->in;
+    int r = ipk__rbuf_reserve(c, IPK__RBUF_SIZE);
+    if (r != 0)
+        return r;
+    if (in->off > 0 && in->off + in->len == in->cap) {
+        memmove(in->buf, in->buf + in->off, in->len);
+        in->off = 0;
+    }
+    if (in->len == 0)
+        in->off = 0;
+    struct iovec iov = {in->buf + in->off + in->len, in->cap - in->off - in->len};
+    long n = ipk__readv_wait(c, &iov, 1, dl);
+    if (n > 0)
+        in->len += (size_t)n;
+    return n;
+}
+
+static void ipk__consume(ipk__rbuf *in, size_t n)
+{
+    in->off += n;
+    in->len -= n;
+    if (in->len == 0)
+        in->off = 0;
+}
+
+static int ipk__read_error(ipk_chan *c, long r, const char *what)
+{
+    if (r == -EAGAIN || r == IPK_ETIMEDOUT)
+        return (int)r;
+    if (r == -ENOMEM)
+        return (int)r;
+    return ipk__fatal(c, ipk__errsys((int)r, "%s: %s", c->name, what));
+}
+
+/* The payload received so far (in the caller's buffer) goes back to c->in before returning. */
+static int ipk__save_partial(ipk_chan *c, const void *got, size_t n)
+{
+    int r = ipk__rbuf_reserve(c, n);
+    if (r != 0)
+        return ipk__fatal(c, r); /* cannot keep the bytes: the stream is lost */
+    memcpy(c->in.buf, got, n);
+    c->in.off = 0;
+    c->in.len = n;
+    return 0;
+}
+
+/*
+ * One readv() that puts a large payload where the caller wants it, waiting up to dl; c->in
+ * must be empty. head = 0: dst first, then 4 bytes of c->in, so the next header comes with the
+ * payload and the next payload can go direct too (more of it in c->in would be copied out
+ * again). head = 1: a 4-byte header into c->in, then dst.
+ * Returns bytes read, 0 at EOF (in->eof set), or a negative code; in->len counts the bytes
+ * that went to c->in.
+ */
+static long ipk__fill_direct(ipk_chan *c, int head, void *dst, size_t dstlen, int64_t dl)
+{
+    ipk__rbuf *in = &c->in;
+    int r = ipk__rbuf_reserve(c, IPK__RBUF_SIZE);
+    if (r != 0)
+        return r;
+    in->off = 0;
+    struct iovec iov[2] = {{dst, dstlen}, {in->buf, 4}};
+    if (head) {
+        iov[0] = (struct iovec){in->buf, 4};
+        iov[1] = (struct iovec){dst, dstlen};
+    }
+    long n = ipk__readv_wait(c, iov, 2, dl);
+    if (n > 0)
+        in->len =
+            head ? ((size_t)n < 4 ? (size_t)n : 4) : ((size_t)n > dstlen ? (size_t)n - dstlen : 0);
+    return n;
+}
+
+static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int64_t dl);
+
+static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
+{
+    ipk__rbuf *in = &c->in;
+    long r;
+    size_t pre = 0; /* payload bytes (and maybe what follows) already in buf */
+    if (!in->have_frame && in->len == 0 && !in->eof && in->frame >= IPK__DIRECT &&
+        cap >= IPK__DIRECT) {
+        /* After a large frame the next is likely large too (a stream of 64 KiB messages): its
+         * header is read with the caller's buffer right behind it, so the payload skips c->in. */
+        r = ipk__fill_direct(c, 1, buf, cap, dl);
+        if (r < 0)
+            return ipk__read_error(c, r, "read");
+        pre = r > 4 ? (size_t)r - 4 : 0;
+    }
+    if (!in->have_frame) {
+        while (in->len < 4) {
+            if (in->eof || (r = ipk__fill(c, dl)) == 0) {
+                if (in->len == 0)
+                    return ipk__err(IPK_EOF, "%s: end of stream", c->name);
+                return ipk__fatal(c, ipk__err(IPK_EPROTO,
+                                              "%s: stream ended inside a frame header (%zu of 4 "
+                                              "bytes)",
+                                              c->name, in->len));
+            }
+            if (r < 0)
+                return ipk__read_error(c, r, "read");
+        }
+        const unsigned char *h = (const unsigned char *)in->buf + in->off;
+        size_t len = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+        if (len > c->max)
+            return ipk__fatal(c, ipk__err(IPK_EPROTO,
+                                          "%s: peer declared a %zu-byte frame; max=%zu (channel "
+                                          "closed, nothing allocated)",
+                                          c->name, len, c->max));
+        ipk__consume(in, 4);
+        in->frame = len;
+        in->have_frame = 1;
+    }
+    size_t len = in->frame;
+    if (pre) { /* c->in is empty: it takes back what in buf is not this payload */
+        size_t keep = len > cap ? 0 : pre < len ? pre : len;
+        if (pre > keep && (r = ipk__save_partial(c, buf + keep, pre - keep)) != 0)
+            return r;
+        if (len <= cap)
+            return ipk__recv_rest(c, buf, len, keep, dl);
+    }
+    if (len > cap) {
+        c->need = len;
+        return ipk__err(IPK_EMSGSIZE, "%s: message of %zu bytes does not fit a %zu-byte buffer",
+                        c->name, len, cap);
+    }
+    size_t have = in->len < len ? in->len : len;
+    if (have)
+        memcpy(buf, in->buf + in->off, have);
+    ipk__consume(in, have);
+    return ipk__recv_rest(c, buf, len, have, dl);
+}
+
+/* The rest of a len-byte payload of which `have` bytes are in buf; c->in is empty. */
+static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int64_t dl)
+{
+    ipk__rbuf *in = &c->in;
+    long r;
+    while (have < len) {
+        size_t left = len - have;
+        if (left >= IPK__DIRECT) {
+            r = ipk__fill_direct(c, 0, buf + have, left, dl);
+            if (r > 0) {
+                have += (size_t)r - in->len; /* the bytes past the payload are in c->in */
+                continue;
+            }
+        } else {
+            r = ipk__fill(c, dl);
+            if (r > 0) {
+                size_t k = in->len < left ? in->len : left;
+                memcpy(buf + have, in->buf + in->off, k);
+                ipk__consume(in, k);
+                have += k;
+                continue;
+            }
+        }
+        /* Nothing more now: EOF, error or deadline. c->in is empty here. */
+        if (r == 0)
+            return ipk__fatal(c, ipk__err(IPK_EPROTO,
+                                          "%s: stream ended inside a frame (%zu of %zu bytes)",
+                                          c->name, have, len));
+        if (r == -EAGAIN || r == IPK_ETIMEDOUT) {
+            int s = ipk__save_partial(c, buf, have);
+            return s != 0 ? s : r;
+        }
+        return ipk__read_error(c, r, "read");
+    }
+    in->have_frame = 0; /* in->frame stays: the next header read looks at it */
+    return (long)len;
+}
+
+static long ipk__recv_line(ipk_chan *c, char *buf, size_t cap, int64_t dl)
+{
+    ipk__rbuf *in = &c->in;
+    size_t scanned = 0;
+    for (;;) {
+        char *nl =
+            in->len > scanned ? memchr(in->buf + in->off + scanned, '\n', in->len - scanned) : NULL;
+        size_t n;
+        size_t eat;
+        if (nl != NULL) {
+            n = (size_t)(nl - (in->buf + in->off));
+            eat = n + 1;
+        } else if (in->eof) {
+            if (in->len == 0)
+                return ipk__err(IPK_EOF, "%s: end of stream", c->name);
+            n = eat = in->len; /* a last line without its newline is still a message */
+        } else {
+            scanned = in->len;
+            if (scanned > c->max)
+                return ipk__fatal(c, ipk__err(IPK_EPROTO,
+                                              "%s: line longer than max=%zu (channel closed)",
+                                              c->name, c->max));
+            if (in->buf && in->off + in->len == in->cap && in->off == 0) {
+                int r = ipk__rbuf_reserve(c, in->cap * 2);
+                if (r != 0)
+                    return r;
+            }
+            long r = ipk__fill(c, dl);
+            if (r < 0)
+                return ipk__read_error(c, r, "read");
+            continue;
+        }
+        if (n > c->max)
+            return ipk__fatal(c, ipk__err(IPK_EPROTO, "%s: line of %zu bytes exceeds max=%zu",
+                                          c->name, n, c->max));
+        if (n > cap) {
+            c->need = n;
+            return ipk__err(IPK_EMSGSIZE, "%s: line of %zu bytes does not fit a %zu-byte buffer",
+                            c->name, n, cap);
+        }
+        if (n)
+            memcpy(buf, in->buf + in->off, n);
+        ipk__consume(in, eat);
+        return (long)n;
+    }
+}
+
+static long ipk__recv_raw(ipk_chan *c, char *buf, size_t cap, int64_t dl)
+{
+    ipk__rbuf *in = &c->in;
+    if (cap == 0)
+        return ipk__err(-EINVAL, "%s: framing=raw needs a buffer of at least one byte", c->name);
+    if (in->len == 0) {
+        if (in->eof)
+            return ipk__err(IPK_EOF, "%s: end of stream", c->name);
+        long r = ipk__fill(c, dl);
+        if (r == 0)
+            return ipk__err(IPK_EOF, "%s: end of stream", c->name);
+        if (r < 0)
+            return ipk__read_error(c, r, "read");
+    }
+    size_t n = in->len < cap ? in->len : cap;
+    memcpy(buf, in->buf + in->off, n);
+    ipk__consume(in, n);
+    return (long)n;
+}
+
+long ipk__stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
+{
+    (void)mi;
+    if (c->rfd < 0)
+        return ipk__err(IPK_ENOTSUP, "%s: this end of the channel only sends", c->name);
+    if (c->out.len) {
+        int r = ipk__stream_flush(c, dl);
+        if (r != 0)
+            return r;
+    }
+    switch (c->framing) {
+    case IPK__FR_LINE:
+        return ipk__recv_line(c, buf, cap, dl);
+    case IPK__FR_RAW:
+        return ipk__recv_raw(c, buf, cap, dl);
+    case IPK__FR_LEN:
+        break;
+    }
+    return ipk__recv_len(c, buf, cap, dl);
+}
+
+int ipk__stream_pending(const ipk_chan *c)
+{
+    const ipk__rbuf *in = &c->in;
+    switch (c->framing) {
+    case IPK__FR_RAW:
+        return in->len > 0;
+    case IPK__FR_LINE:
+        return in->len > 0 && (memchr(in->buf + in->off, '\n', in->len) != NULL || in->eof);
+    case IPK__FR_LEN:
+        break;
+    }
+    if (in->have_frame)
+        return in->len >= in->frame;
+    if (in->len < 4)
+        return 0;
+    const unsigned char *h = (const unsigned char *)in->buf + in->off;
+    size_t len = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+    return len > c->max || in->len - 4 >= len; /* an oversized header is "ready" to fail */
+}
+
+/* ---- send side ---- */
+
+/* Keeps iov[i..] (the part not yet written) in c->out. */
+static int ipk__save_rest(ipk_chan *c, const struct iovec *iov, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    char *b = malloc(total);
+    if (b == NULL)
+        return ipk__fatal(c, -ENOMEM);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(b + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    free(c->out.buf);
+    c->out.buf = b;
+    c->out.len = total;
+    c->out.off = 0;
+    return 0;
+}
+
+/*
+ * Writes iov[0..n) (which this function may modify) with deadline dl. frames[i] is the index of
+ * the message iov[i] belongs to. A message counts as sent once any byte of it is written: if the
+ * deadline passes inside it, its rest is kept in c->out. Returns the number of messages sent, or
+ * a negative code when none was.
+ */
+static long ipk__write_all(ipk_chan *c, struct iovec *iov, int n, const int *frames, int64_t dl)
+{
+    int i = 0;
+    int cut = 0; /* some of iov[i] is already written */
+    ipk__io_mode(c, c->wfd, dl);
+    while (i < n) {
+        ssize_t w =
+            ipk__writev(c->wfd, iov + i, n - i > 1024 ? 1024 : n - i, c->wkind, c->sigpipe_ign);
+        if (w >= 0) {
+            size_t k = (size_t)w;
+            while (i < n && k >= iov[i].iov_len) {
+                k -= iov[i].iov_len;
+                i++;
+                cut = 0;
+            }
+            if (i < n && k > 0) {
+                iov[i].iov_base = (char *)iov[i].iov_base + k;
+                iov[i].iov_len -= k;
+                cut = 1;
+            }
+            continue;
+        }
+        int r = (int)w;
+        if (r == -EAGAIN && (r = ipk__wait_fd(c->wfd, POLLOUT, dl)) > 0)
+            continue;
+        int cur = frames[i];
+        int started = cut || (i > 0 && frames[i - 1] == cur);
+        if (!started) {
+            if (cur > 0)
+                return cur; /* messages before this one went out whole */
+            return r == -EAGAIN || r == IPK_ETIMEDOUT ? ipk__err(r, "%s: send", c->name)
+                                                      : ipk__errsys(r, "%s: write", c->name);
+        }
+        if (r == -EAGAIN || r == IPK_ETIMEDOUT) {
+            int end = i;
+            while (end < n && frames[end] == cur)
+                end++;
+            int s = ipk__save_rest(c, iov + i, end - i);
+            return s != 0 ? s : cur + 1;
+        }
+        /* A hard error half-way through a frame leaves the stream unusable. */
+        return ipk__fatal(c, ipk__errsys(r, "%s: write", c->name));
+    }
+    return frames[n - 1] + 1;
+}
+
+int ipk__stream_flush(ipk_chan *c, int64_t dl)
+{
+    ipk__io_mode(c, c->wfd, dl);
+    while (c->out.len > c->out.off) {
+        struct iovec iov = {c->out.buf + c->out.off, c->out.len - c->out.off};
+        ssize_t w = ipk__writev(c->wfd, &iov, 1, c->wkind, c->sigpipe_ign);
+        if (w > 0) {
+            c->out.off += (size_t)w;
+            continue;
+        }
+        int r = (int)w;
+        if (r == -EAGAIN && (r = ipk__wait_fd(c->wfd, POLLOUT, dl)) > 0)
+            continue;
+        if (r == -EAGAIN || r == IPK_ETIMEDOUT)
+            return ipk__err(r, "%s: the rest of an earlier message is still waiting to be written",
+                            c->name);
+        return ipk__fatal(c, ipk__errsys(r, "%s: write", c->name));
+    }
+    free(c->out.buf);
+    c->out.buf = NULL;
+    c->out.len = c->out.off = 0;
+    return 0;
+}
+
+static int ipk__check_line(ipk_chan *c, const void *msg, size_t len)
+{
+    if (c->framing == IPK__FR_LINE && len && memchr(msg, '\n', len) != NULL)
+        return ipk__err(-EINVAL, "%s: framing=line cannot carry a message containing a newline",
+                        c->name);
+    return 0;
+}
+
+static void ipk__put_len(unsigned char *h, size_t len)
+{
+    uint32_t l = (uint32_t)len;
+    h[0] = (unsigned char)(l >> 24);
+    h[1] = (unsigned char)(l >> 16);
+    h[2] = (unsigned char)(l >> 8);
+    h[3] = (unsigned char)l;
+}
+
+long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
+{
+    if (c->wfd < 0)
+        return ipk__err(IPK_ENOTSUP, "%s: this end of the channel only receives", c->name);
+    if (c->out.len) {
+        int r = ipk__stream_flush(c, dl);
+        if (r != 0)
+            return r;
+    }
+    struct iovec iov[2 * IPK__BATCH];
+    int frames[2 * IPK__BATCH];
+    unsigned char hdr[IPK__BATCH][4];
+    static const char newline = '\n';
+    /* Small frames of a blocking batch are copied, header and payload, into one contiguous
+     * buffer: the kernel copies many tiny iovec segments far more slowly than memcpy does. With
+     * no deadline nothing is left half-written: either all goes, or a hard error stops the
+     * stream, and a chunk not begun reports the messages before it, as write_all does. */
+    unsigned char *stage = NULL;
+    if (c->framing == IPK__FR_LEN && n > 1 && dl == IPK__DL_FOREVER)
+        stage = malloc(IPK__BATCH * (4 + IPK__COALESCE));
+    size_t done = 0;
+    while (done < n) {
+        int k = 0, m = 0, chunk = -1;
+        size_t used = 0;
+        int staging = stage != NULL && done == 0; /* later batches do not block (DL_NOW) */
+        for (; done + (size_t)m < n && m < IPK__BATCH; m++) {
+            const ipk_iov *msg = &msgs[done + (size_t)m];
+            int r = ipk__check_line(c, msg->base, msg->len);
+            if (r != 0) {
+                free(stage);
+                return done + (size_t)m > 0 ? (long)(done + (size_t)m) : r;
+            }
+            if (staging && msg->len <= IPK__COALESCE) {
+                ipk__put_len(stage + used, msg->len);
+                if (msg->len)
+                    memcpy(stage + used + 4, msg->base, msg->len);
+                if (chunk < 0) { /* a chunk counts as its first message (see below) */
+                    iov[chunk = k] = (struct iovec){stage + used, 0};
+                    frames[k++] = m;
+                }
+                iov[chunk].iov_len += 4 + msg->len;
+                used += 4 + msg->len;
+                continue;
+            }
+            chunk = -1;
+            if (c->framing == IPK__FR_LEN) {
+                ipk__put_len(hdr[m], msg->len);
+                iov[k] = (struct iovec){hdr[m], 4};
+                frames[k++] = m;
+            }
+            if (msg->len) {
+                iov[k] = (struct iovec){(void *)msg->base, msg->len};
+                frames[k++] = m;
+            }
+            if (c->framing == IPK__FR_LINE) {
+                iov[k] = (struct iovec){(void *)&newline, 1};
+                frames[k++] = m;
+            }
+        }
+        if (k == 0) { /* raw framing, all messages empty */
+            done += (size_t)m;
+            continue;
+        }
+        long r = ipk__write_all(c, iov, k, frames, done == 0 ? dl : IPK__DL_NOW);
+        if (r < 0) {
+            free(stage);
+            return done > 0 ? (long)done : r;
+        }
+        /* Everything written: a last chunk stands for all its messages, not only its first.
+         * (Anything short of that, with no deadline, is an error before the chunk began.) */
+        if (staging && r == frames[k - 1] + 1)
+            r = m;
+        done += (size_t)r;
+        if (r < m)
+            break;
+    }
+    free(stage);
+    return (long)done;
+}
+
+int ipk__stream_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi, int64_t dl)
+{
+    (void)mi;
+    /* A small frame is copied behind its header and goes out with one write(): cheaper than
+     * a two-part writev(), whose iovec the kernel must fetch and walk. */
+    if (c->framing == IPK__FR_LEN && len <= IPK__SMALL && c->wfd >= 0 && c->out.len == 0) {
+        unsigned char b[4 + IPK__SMALL];
+        ipk__put_len(b, len);
+        if (len)
+            memcpy(b + 4, msg, len);
+        struct iovec iov = {b, 4 + len};
+        int frame = 0;
+        long r = ipk__write_all(c, &iov, 1, &frame, dl);
+        return r == 1 ? 0 : (int)r;
+    }
+    ipk_iov one = {msg, len};
+    long r = ipk__stream_sendv(c, &one, 1, dl);
+    return r == 1 ? 0 : (int)r;
+}

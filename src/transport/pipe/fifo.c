@@ -1,0 +1,348 @@
+/*
+ * fifo.c - the fifo: transport (named pipe). The listener is the reader: it creates the FIFO
+ * (mkfifo, perm, default 0600) when absent and then owns it, or uses an existing FIFO; a path
+ * that exists and is not a FIFO is refused and left untouched. The dialer is a writer: it waits
+ * (?wait=MS, default forever) for a reader to have the FIFO open. Frames are handled by stream.c.
+ *
+ * Two kernel behaviours shape the reader. read() on a FIFO that no writer has opened yet returns
+ * 0, which is not the end of anything; and Linux's poll() on such a reader reports neither
+ * POLLIN nor POLLHUP until a writer has come (and, for POLLHUP, gone) - so the reader polls
+ * before its first read and reads only once a writer has been there.
+ */
+#include "ipk.h"
+#include "pipe.h"
+#include "transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+extern const ipk__transport ipk__tr_fifo;
+
+#define IPK__DIAL_STEP_MIN_NS ((int64_t)1000000)  /* first pause between open attempts: 1 ms */
+#define IPK__DIAL_STEP_MAX_NS ((int64_t)50000000) /* the back-off stops at 50 ms */
+
+typedef struct ipk__fifo {
+    int hold;        /* persist=1: the reader's own write descriptor, so writers may come and go */
+    int atomic;      /* refuse frames above PIPE_BUF, one frame per write */
+    int seen_writer; /* a writer has been there: read() returning 0 now means EOF */
+    dev_t dev;       /* the FIFO we created, to remove only that one */
+    ino_t ino;
+} ipk__fifo;
+
+static int ipk__fifo_state(ipk_chan *c, ipk__fifo **out)
+{
+    int r = ipk__set_name(c, "fifo:%s", c->addr.body);
+    if (r != 0)
+        return r;
+    ipk__fifo *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -ENOMEM;
+    f->hold = -1;
+    if ((r = ipk__opt_bool(c, "atomic", 0, &f->atomic)) != 0) {
+        free(f);
+        return r;
+    }
+    *out = f;
+    return 0;
+}
+
+/* Refuses, without opening it, a path that exists and is not a FIFO. */
+static int ipk__fifo_check(ipk_chan *c, const struct stat *st)
+{
+    if (S_ISFIFO(st->st_mode))
+        return 0;
+    return ipk__err(-EEXIST, "%s: %s exists and is not a FIFO; left untouched", c->name,
+                    c->addr.body);
+}
+
+/* Opens path with flags and verifies that what was opened is a FIFO. */
+static int ipk__fifo_openat(ipk_chan *c, int flags, struct stat *st)
+{
+    int fd = open(c->addr.body, flags | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, st) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    int r = ipk__fifo_check(c, st);
+    if (r != 0) {
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+/* Removes the FIFO this channel created, and only that one: a path replaced meanwhile is not
+ * ours. (A replacement between the check and unlink() cannot be excluded; it needs our write
+ * access to the directory.) */
+static int ipk__fifo_unlink(ipk_chan *c, const ipk__fifo *f)
+{
+    struct stat st;
+    if (lstat(c->addr.body, &st) != 0 || st.st_dev != f->dev || st.st_ino != f->ino)
+        return 0;
+    if (unlink(c->addr.body) != 0 && errno != ENOENT)
+        return ipk__errsys(-errno, "%s: unlink", c->name);
+    return 0;
+}
+
+static int ipk__fifo_listen(ipk_chan *c)
+{
+    ipk__fifo *f;
+    int r = ipk__fifo_state(c, &f), persist = 0;
+    if (r != 0)
+        return r;
+    if ((r = ipk__opt_bool(c, "persist", 0, &persist)) != 0)
+        goto fail;
+    const char *path = c->addr.body;
+    struct stat st;
+    if (mkfifo(path, (mode_t)c->perm) == 0) {
+        c->owner = 1;
+        if (lstat(path, &st) != 0) {
+            r = ipk__errsys(-errno, "%s: stat after mkfifo", c->name);
+            goto fail;
+        }
+        f->dev = st.st_dev;
+        f->ino = st.st_ino;
+    } else if (errno != EEXIST) {
+        r = ipk__errsys(-errno, "%s: mkfifo", c->name);
+        goto fail;
+    } else if (stat(path, &st) != 0) {
+        r = ipk__errsys(-errno, "%s: stat", c->name);
+        goto fail;
+    } else if ((r = ipk__fifo_check(c, &st)) != 0) {
+        goto fail;
+    }
+    /* A FIFO we just made is opened without following links: a link planted in between
+     * would otherwise redirect us. */
+    r = ipk__fifo_openat(c, O_RDONLY | (c->owner ? O_NOFOLLOW : 0), &st);
+    if (r < 0) {
+        if (r != -EEXIST)
+            ipk__errsys(r, "%s: open for reading", c->name);
+        goto fail;
+    }
+    c->rfd = r;
+    if (c->owner) {
+        if (st.st_dev != f->dev || st.st_ino != f->ino) {
+            r = ipk__err(-EEXIST, "%s: the FIFO was replaced while being opened", c->name);
+            goto fail;
+        }
+        /* The mode asked for, not filtered by the umask. */
+        if (fchmod(c->rfd, (mode_t)c->perm) != 0) {
+            r = ipk__errsys(-errno, "%s: fchmod %o", c->name, (unsigned)c->perm);
+            goto fail;
+        }
+    }
+    /* Our own write descriptor: the FIFO then never reports EOF when a writer leaves. */
+    if (persist && (f->hold = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+        r = ipk__errsys(-errno, "%s: persist=1: open for writing", c->name);
+        goto fail;
+    }
+    /* The FIFO's buffer is shared by its ends: each end grows it to its own pipesz=. */
+    if ((r = ipk__pipe_size(c, c->rfd)) != 0)
+        goto fail;
+    c->wkind = IPK__W_PIPE;
+    c->tp = f;
+    return 0;
+fail:
+    if (c->owner)
+        ipk__fifo_unlink(c, f);
+    c->owner = 0;
+    ipk__close_fd(c->rfd);
+    c->rfd = -1;
+    free(f);
+    return r;
+}
+
+/*
+ * Sleeps until min(now + step, dl); an interruption resumes towards the same absolute time,
+ * so the deadline holds across EINTR.
+ */
+static void ipk__sleep_step(int64_t step, int64_t dl)
+{
+    int64_t until = ipk__now() + step;
+    if (dl < until)
+        until = dl;
+    struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+/*
+ * open(O_WRONLY|O_NONBLOCK) fails with ENXIO while no reader has the FIFO open, and there is
+ * no descriptor to poll for a reader's arrival: retry with a growing pause until the deadline.
+ */
+static int ipk__fifo_dial(ipk_chan *c)
+{
+    ipk__fifo *f;
+    int r = ipk__fifo_state(c, &f);
+    if (r != 0)
+        return r;
+    long wait;
+    if ((r = ipk__opt_long(c, "wait", -1, INT_MAX, -1, &wait)) != 0)
+        goto fail;
+    struct stat st;
+    if (stat(c->addr.body, &st) != 0) {
+        r = errno == ENOENT
+                ? ipk__err(-ENOENT, "%s: no such FIFO (the listener creates it)", c->name)
+                : ipk__errsys(-errno, "%s: stat", c->name);
+        goto fail;
+    }
+    if ((r = ipk__fifo_check(c, &st)) != 0)
+        goto fail;
+    int64_t dl = ipk__deadline((int)wait);
+    int64_t step = IPK__DIAL_STEP_MIN_NS;
+    while ((r = ipk__fifo_openat(c, O_WRONLY, &st)) == -ENXIO) {
+        if (dl != IPK__DL_FOREVER && ipk__now() >= dl) {
+            r = ipk__err(ipk__expired(dl), "%s: no reader opened the FIFO within wait=%ld ms",
+                         c->name, wait);
+            goto fail;
+        }
+        ipk__sleep_step(step, dl);
+        if (step < IPK__DIAL_STEP_MAX_NS)
+            step *= 2;
+    }
+    if (r < 0) {
+        if (r != -EEXIST)
+            ipk__errsys(r, "%s: open for writing", c->name);
+        goto fail;
+    }
+    c->wfd = r;
+    if ((r = ipk__pipe_size(c, c->wfd)) != 0) {
+        close(c->wfd);
+        c->wfd = -1;
+        goto fail;
+    }
+    c->wkind = IPK__W_PIPE;
+    c->tp = f;
+    return 0;
+fail:
+    free(f);
+    return r;
+}
+
+/* The size of msg as it goes on the wire, header or newline included. */
+static size_t ipk__fifo_wire(const ipk_chan *c, size_t len)
+{
+    return len + (c->framing == IPK__FR_LEN ? 4 : c->framing == IPK__FR_LINE ? 1 : 0);
+}
+
+static int ipk__fifo_atomic_check(ipk_chan *c, size_t len)
+{
+    size_t wire = ipk__fifo_wire(c, len);
+    if (wire <= PIPE_BUF)
+        return 0;
+    return ipk__err(IPK_EMSGSIZE,
+                    "%s: atomic=1: a %zu-byte message is a %zu-byte frame; PIPE_BUF (%d) is the "
+                    "largest write the kernel keeps whole",
+                    c->name, len, wire, PIPE_BUF);
+}
+
+static int ipk__fifo_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
+                          int64_t dl)
+{
+    const ipk__fifo *f = c->tp;
+    if (f->atomic && c->wfd >= 0) {
+        int r = ipk__fifo_atomic_check(c, len);
+        if (r != 0)
+            return r;
+    }
+    return ipk__stream_send(c, msg, len, mi, dl);
+}
+
+/* atomic=1 writes one frame per writev(): a batch above PIPE_BUF could be split by the kernel
+ * and interleaved with another writer's frames. */
+static long ipk__fifo_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
+{
+    const ipk__fifo *f = c->tp;
+    if (!f->atomic || c->wfd < 0)
+        return ipk__stream_sendv(c, msgs, n, dl);
+    size_t i = 0;
+    int r = 0;
+    for (; i < n; i++)
+        if ((r = ipk__fifo_send(c, msgs[i].base, msgs[i].len, NULL, i == 0 ? dl : IPK__DL_NOW)))
+            break;
+    return i > 0 ? (long)i : r;
+}
+
+static long ipk__fifo_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
+{
+    ipk__fifo *f = c->tp;
+    if (!f->seen_writer && c->rfd >= 0) {
+        /* Not readable (nor hung up) until a writer has been there: see the top of the file. */
+        int w = ipk__wait_fd(c->rfd, POLLIN, dl);
+        if (w < 0)
+            return w == -EAGAIN || w == IPK_ETIMEDOUT
+                       ? ipk__err(w, "%s: no writer has opened the FIFO yet", c->name)
+                       : ipk__errsys(w, "%s: poll", c->name);
+        f->seen_writer = 1;
+    }
+    return ipk__stream_recv(c, buf, cap, mi, dl);
+}
+
+static int ipk__fifo_close(ipk_chan *c)
+{
+    ipk__fifo *f = c->tp;
+    if (f == NULL)
+        return 0;
+    int r = 0;
+    ipk__close_fd(f->hold);
+    if (c->owner && !c->keep)
+        r = ipk__fifo_unlink(c, f);
+    free(f);
+    c->tp = NULL;
+    return r;
+}
+
+/* The live limits: PIPE_BUF, a new pipe's capacity and the most an unprivileged user may set. */
+static long ipk__fifo_info(const ipk__addr *a, char *buf, size_t cap)
+{
+    struct stat st;
+    char what[128];
+    if (lstat(a->body, &st) != 0)
+        snprintf(what, sizeof what, "absent (listen creates it, mode 0600)");
+    else if (!S_ISFIFO(st.st_mode))
+        snprintf(what, sizeof what, "exists and is NOT a FIFO (refused, left untouched)");
+    else
+        snprintf(what, sizeof what, "a FIFO, mode %04o, owner uid %u", (unsigned)st.st_mode & 07777,
+                 (unsigned)st.st_uid);
+    int fds[2], size = -1;
+    if (pipe2(fds, O_CLOEXEC) == 0) {
+        size = fcntl(fds[0], F_GETPIPE_SZ);
+        close(fds[0]);
+        close(fds[1]);
+    }
+    return snprintf(buf, cap,
+                    "fifo: %s\n"
+                    "path %s: %s\n"
+                    "PIPE_BUF (largest write never interleaved, atomic=1 frame limit): %d bytes\n"
+                    "pipe capacity: %d bytes (writers wait while it is full)\n",
+                    ipk__tr_fifo.summary, a->body, what, PIPE_BUF, size);
+}
+
+static const char *const ipk__fifo_keys[] = {"framing", "perm", "keep",   "persist",
+                                             "atomic",  "wait", "pipesz", NULL};
+
+const ipk__transport ipk__tr_fifo = {
+    .scheme = "fifo",
+    .parse = ipk__addr_path,
+    .flags = IPK_SCHEME_STREAM,
+    .usage = "fifo:PATH",
+    .keys = ipk__fifo_keys,
+    .summary = "named pipe: listen reads (creates the FIFO 0600), dial writes",
+    .listen = ipk__fifo_listen,
+    .dial = ipk__fifo_dial,
+    .send = ipk__fifo_send,
+    .sendv = ipk__fifo_sendv,
+    .recv = ipk__fifo_recv,
+    .close = ipk__fifo_close,
+    .info = ipk__fifo_info,
+};

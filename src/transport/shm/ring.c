@@ -1,0 +1,947 @@
+/*
+ * ring.c - the ring core of shm: variable-length records in a shared power-of-two buffer.
+ *
+ * Memory ordering, the whole of it:
+ * - Commit word. A record is {len, tag} then its bytes; tag 0 means "nothing here yet". The
+ *   producer writes the bytes and len with plain stores, zeroes the header of the NEXT record
+ *   position, then stores tag (DATA or PAD) with release: that store is the commit. The consumer
+ *   loads the tag at its read index with acquire; non-zero means the record is whole and the
+ *   next header was zeroed before it, so "0 at my read index" always means "not yet" (never a
+ *   leftover of an older lap). The consumer polls the record it wants, so the fast path of a
+ *   round trip moves the record's own cache line(s) and nothing else. head (the committed write
+ *   index) is stored after each commit, for the producers' bookkeeping, EOF and info.
+ * - The consumer copies a record out, then stores tail with release; a producer loads tail with
+ *   acquire before it overwrites bytes below tail + cap, keeping 8 bytes free for the zeroed
+ *   next header. So a producer never overwrites a record that is still being read.
+ * - The producer caches tail privately (a lower bound: indices only grow) and reloads it only
+ *   when the ring looks full, so it writes the data and its own line only.
+ * - Sleeping (Dekker): a waiter increments the sleepers count, then re-reads the word, then
+ *   FUTEX_WAITs on it (the kernel re-compares it, so a change between the re-read and the sleep
+ *   is not lost). The consumer sleeps on the tag of the record it waits for; the producer on the
+ *   low 32 bits of tail. A publisher stores the word, then reads the sleepers count and calls
+ *   FUTEX_WAKE only when it is non-zero. The store->load pair on each side needs a full
+ *   barrier. The waiter's is its seq_cst increment; the publisher's would be a fence on every
+ *   message, so instead the waiter forces one on every running peer with
+ *   membarrier(GLOBAL_EXPEDITED) before it re-reads (the asymmetric-fence technique). Where
+ *   membarrier is missing, every attached process publishes with a seq_cst fence instead
+ *   (IPK__SHM_F_FENCE in the header tells the others).
+ * - duplex=1, the mailbox (one line in header 0, for messages of up to 48 bytes). A sender
+ *   takes it with a CAS from EMPTY to BUSY(end), writes at (its ring head), len and the bytes,
+ *   and stores FULL(end) with release. A sender that finds it taken uses its ring. The receiver
+ *   copies the message out and then HOLDS the mailbox, still FULL(peer), which only it may
+ *   change now (the peer writes only an EMPTY one): its next send takes the line over with
+ *   plain stores (BUSY(end), the message, FULL(end)), so a request/reply exchange writes the
+ *   line once per message, right after reading it; a receiver about to wait gives it back
+ *   (EMPTY, release) so that the peer can use it again. BUSY lets the successor of a killed
+ *   writer drop a half-written message (ipk__ring_duplex). Order: the
+ *   mailbox message goes right before ring record `at`, so the receiver takes it when it is
+ *   FULL(peer) and at equals its read index. The receiver loads the ring's tag FIRST and the
+ *   mailbox second: a ring record sent after a mailbox message was published after it, so a
+ *   receiver that sees the record also sees the mailbox message that precedes it (the other
+ *   order could see the record and miss the message). A sleeping duplex consumer cannot futex-
+ *   wait on two words, so it sleeps on its ring's bell: it reads the bell after announcing
+ *   itself and before its last check, and a publisher that sees it asleep bumps the bell
+ *   before waking it, so no message slips between that check and the sleep.
+ * - multi=1: producers serialise on one robust process-shared mutex, consumers on another. The
+ *   mutex orders the holders among themselves; commit words and tail still order producers vs
+ *   consumers. A holder that dies mid-record never stored its tag, so the record does not
+ *   exist; the next holder (after pthread_mutex_consistent) starts from head, first rolling
+ *   head forward over a record whose tag was stored but head not yet (killed in between), and
+ *   overwrites whatever half record lies there.
+ */
+#include "ring.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The per-message helpers are small and on every fast path: keep them inline. */
+#define IPK__HOT static inline __attribute__((always_inline))
+
+int ipk__shm_die_at;
+int ipk__shm_force_fence;
+
+/* A record header. tag is the commit word (0: nothing yet; DATA; PAD). */
+typedef struct ipk__rec {
+    uint32_t len;
+    _Atomic uint32_t tag;
+} ipk__rec;
+
+static inline uint64_t ipk__rec_size(uint64_t len)
+{
+    return (IPK__SHM_RECHDR + len + 7) & ~(uint64_t)7;
+}
+
+static inline ipk__rec *ipk__rec_at(const ipk__ring *r, uint64_t i)
+{
+    return (ipk__rec *)(r->data + (i & r->mask));
+}
+
+static inline void ipk__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* The producer sleeps on the low half of the 64-bit tail (32-bit accesses to half of a 64-bit
+ * atomic: fine on every Linux target, and the futex word must be 32 bits). */
+static inline _Atomic uint32_t *ipk__lo32(_Atomic uint64_t *w)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return (_Atomic uint32_t *)w + 1;
+#else
+    return (_Atomic uint32_t *)w;
+#endif
+}
+
+/* ---- membarrier registration (per process; a forked child registers again) ---- */
+
+static _Atomic pid_t ipk__mb_pid;
+static _Atomic int ipk__mb_ok;
+
+static int ipk__mb_register(void)
+{
+    pid_t me = getpid();
+    if (atomic_load(&ipk__mb_pid) == me)
+        return atomic_load(&ipk__mb_ok);
+    long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    int ok = q >= 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+             (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
+             syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+    atomic_store(&ipk__mb_ok, ok);
+    atomic_store(&ipk__mb_pid, me);
+    return ok;
+}
+
+/* The waiter's half of the asymmetric fence: every running registered thread passes a full
+ * barrier before this returns. Without membarrier the publishers fence themselves. */
+static void ipk__peer_barrier(const ipk__ring *r)
+{
+    if (!r->fence)
+        syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+}
+
+static int ipk__ncpu(void)
+{
+    static int n;
+    if (n == 0) {
+        long v = sysconf(_SC_NPROCESSORS_ONLN);
+        n = v > 0 ? (int)v : 1;
+    }
+    return n;
+}
+
+/* ---- process identity, for stale owners and SPSC claims ---- */
+
+uint64_t ipk__pid_start(pid_t pid)
+{
+    char p[64], buf[1024];
+    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(p, "re");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *s = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    unsigned long long start = 0;
+    char state = 0;
+    if (s == NULL || sscanf(s + 1,
+                            " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+                            "%*d %*d %*d %llu",
+                            &state, &start) != 2)
+        return 0;
+    /* A zombie has died: it only waits to be reaped. */
+    return (state == 'Z' || state == 'X') ? UINT64_MAX : start;
+}
+
+int ipk__pid_alive(pid_t pid, uint64_t start)
+{
+    if (pid <= 0)
+        return 0;
+    if (kill(pid, 0) != 0 && errno != EPERM)
+        return 0;
+    uint64_t now = ipk__pid_start(pid);
+    if (now == UINT64_MAX)
+        return 0;
+    return start == 0 || now == 0 || now == start;
+}
+
+/* ---- waiting ---- */
+
+static int ipk__futex_wait(_Atomic uint32_t *w, uint32_t val, int64_t dl)
+{
+    struct timespec ts = ipk__dl_ts(dl);
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so EINTR keeps it as is.
+     * Not FUTEX_PRIVATE_FLAG: the word is shared between processes. */
+    if (syscall(SYS_futex, w, FUTEX_WAIT_BITSET, val, dl == IPK__DL_FOREVER ? NULL : &ts, NULL,
+                FUTEX_BITSET_MATCH_ANY) == 0)
+        return 0;
+    return -errno;
+}
+
+static void ipk__futex_wake(_Atomic uint32_t *w)
+{
+    syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void ipk__publish_cpu(_Atomic uint32_t *slot)
+{
+    int cpu = sched_getcpu();
+    if (cpu >= 0 && atomic_load_explicit(slot, memory_order_relaxed) != (uint32_t)cpu)
+        atomic_store_explicit(slot, (uint32_t)cpu, memory_order_relaxed);
+}
+
+/* What a waiter waits for: *w to leave `seen`, or *w2 to reach want2 when w2 is set (a duplex
+ * consumer: the mailbox to hold the peer's message; its other states are not worth a wake-up).
+ * It sleeps on bell when there is one (duplex consumers), else on w itself. */
+typedef struct ipk__watch {
+    _Atomic uint32_t *w, *w2, *bell;
+    uint32_t seen, want2;
+    _Atomic uint32_t *sleepers, *mine, *peer; /* who sleeps; this side's and the peer's CPU */
+    /* duplex=1: the other end's claim. Asleep, the waiter looks every IPK__SHM_LIVENESS_NS
+     * whether that process still lives; if not, the wait ends with dead_code (nobody else can
+     * ever answer a conversation). */
+    _Atomic int32_t *peer_pid;
+    int dead_code;
+} ipk__watch;
+
+#define IPK__SHM_LIVENESS_NS 200000000LL
+
+IPK__HOT int ipk__watch_changed(const ipk__watch *x, memory_order mo)
+{
+    return atomic_load_explicit(x->w, mo) != x->seen ||
+           (x->w2 && atomic_load_explicit(x->w2, mo) == x->want2);
+}
+
+/*
+ * Waits until the watched words change or dl passes. Returns 0 (the caller re-checks its
+ * condition; a wake-up may be spurious) or the expiry code. Spins first, for at most spin_ns,
+ * only when the peer last ran on another CPU: spinning against a peer that shares our CPU only
+ * delays it.
+ */
+static int ipk__ring_wait(const ipk__ring *r, const ipk__watch *x, int64_t dl)
+{
+    if (dl == IPK__DL_NOW)
+        return -EAGAIN;
+    int cpu = sched_getcpu();
+    if (cpu >= 0 && atomic_load_explicit(x->mine, memory_order_relaxed) != (uint32_t)cpu)
+        atomic_store_explicit(x->mine, (uint32_t)cpu, memory_order_relaxed);
+    if (r->spin_ns > 0 && ipk__ncpu() > 1 && cpu >= 0 &&
+        atomic_load_explicit(x->peer, memory_order_relaxed) != (uint32_t)cpu) {
+        int64_t until = ipk__now() + r->spin_ns;
+        if (dl < until)
+            until = dl;
+        for (unsigned i = 1;; i++) {
+            if (ipk__watch_changed(x, memory_order_acquire))
+                return 0;
+            ipk__cpu_relax();
+            if ((i & 63) == 0 && ipk__now() >= until)
+                break;
+        }
+    }
+    for (;;) {
+        atomic_fetch_add_explicit(x->sleepers, 1, memory_order_seq_cst);
+        ipk__peer_barrier(r);
+        /* The bell is read before the last look at the words: a publisher that stored after
+         * that look saw us asleep and bumps the bell after its store, so the futex sees it. */
+        _Atomic uint32_t *fw = x->bell ? x->bell : x->w;
+        uint32_t fv = x->bell ? atomic_load_explicit(x->bell, memory_order_seq_cst) : x->seen;
+        int64_t until = dl;
+        if (x->peer_pid && (until = ipk__now() + IPK__SHM_LIVENESS_NS) > dl)
+            until = dl;
+        int e = ipk__watch_changed(x, memory_order_seq_cst) ? 0 : ipk__futex_wait(fw, fv, until);
+        atomic_fetch_sub_explicit(x->sleepers, 1, memory_order_relaxed);
+        if (e == 0 || e == -EAGAIN)
+            return 0;
+        if (e == -ETIMEDOUT && until != dl) { /* a slice ended: is the other end still there? */
+            int32_t pid = atomic_load_explicit(x->peer_pid, memory_order_relaxed);
+            /* What it published before dying is delivered first: look once more. */
+            if (pid != 0 && !ipk__pid_alive(pid, 0) && !ipk__watch_changed(x, memory_order_seq_cst))
+                return ipk__err(x->dead_code, "%s: the other end (pid %d) died without closing",
+                                r->name, (int)pid);
+            continue;
+        }
+        if (e == -ETIMEDOUT || (e == -EINTR && dl != IPK__DL_FOREVER && ipk__now() >= dl))
+            return IPK_ETIMEDOUT;
+        if (e != -EINTR)
+            return ipk__errsys(e, "%s: futex wait", r->name);
+    }
+}
+
+/* The publisher's half, right after the store that a waiter may sleep on (w, or the bell that
+ * stands for it). */
+IPK__HOT void ipk__wake_if(const ipk__ring *r, _Atomic uint32_t *w, _Atomic uint32_t *sleepers,
+                           _Atomic uint32_t *bell)
+{
+    if (r->fence || (atomic_load_explicit(&r->h->flags, memory_order_relaxed) & IPK__SHM_F_FENCE))
+        atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(sleepers, memory_order_relaxed) != 0) {
+        if (bell) {
+            atomic_fetch_add_explicit(bell, 1, memory_order_seq_cst);
+            w = bell;
+        }
+        ipk__futex_wake(w);
+    }
+}
+
+/* Wakes this ring's consumer if it sleeps, after a record or a mailbox message is published. */
+IPK__HOT void ipk__wake_consumer(const ipk__ring *r, _Atomic uint32_t *tag)
+{
+    ipk__wake_if(r, tag, &r->h->cons_sleepers, r->mb ? &r->h->bell : NULL);
+}
+
+/* ---- robust mutexes (multi=1) ---- */
+
+static int ipk__ring_lock(const ipk__ring *r, pthread_mutex_t *m, int64_t dl)
+{
+    int e;
+    if (dl == IPK__DL_NOW) {
+        e = pthread_mutex_trylock(m);
+    } else if (dl == IPK__DL_FOREVER) {
+        e = pthread_mutex_lock(m);
+    } else {
+        struct timespec ts = ipk__dl_ts(dl);
+        e = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+    }
+    if (e == EOWNERDEAD) {
+        /* The previous holder died inside; its unfinished record has no tag, so it does not
+         * exist. The caller's begin() re-reads head and rolls it forward if needed. */
+        pthread_mutex_consistent(m);
+        atomic_fetch_add_explicit(&r->h->recovered, 1, memory_order_relaxed);
+        e = 0;
+    }
+    if (e == 0)
+        return 0;
+    if (e == EBUSY)
+        return -EAGAIN;
+    if (e == ETIMEDOUT)
+        return IPK_ETIMEDOUT;
+    return ipk__errsys(-e, "%s: ring mutex", r->name);
+}
+
+/* ---- layout ---- */
+
+size_t ipk__shm_seg_size(uint64_t cap)
+{
+    return IPK__SHM_HDR + (size_t)cap;
+}
+
+static int ipk__init_mutex(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    int e = pthread_mutexattr_init(&a);
+    if (e == 0)
+        e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (e == 0)
+        e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (e == 0)
+        e = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return -e;
+}
+
+int ipk__shm_init(struct ipk__shm_hdr *h, uint64_t cap, size_t seg_size, uint32_t flags)
+{
+    _Static_assert(sizeof(struct ipk__shm_hdr) <= IPK__SHM_HDR, "header fits its page");
+    /* The data area is zero (a new segment): the first header reads "nothing yet". */
+    h->version = IPK__SHM_VERSION;
+    h->capacity = cap;
+    h->seg_size = seg_size;
+    atomic_store_explicit(&h->owner_pid, (int32_t)getpid(), memory_order_relaxed);
+    h->owner_start = ipk__pid_start(getpid());
+    atomic_store_explicit(&h->flags, flags, memory_order_relaxed);
+    atomic_store_explicit(&h->prod_cpu, UINT32_MAX, memory_order_relaxed);
+    atomic_store_explicit(&h->cons_cpu, UINT32_MAX, memory_order_relaxed);
+    int e = ipk__init_mutex(&h->pmx);
+    if (e == 0)
+        e = ipk__init_mutex(&h->cmx);
+    if (e != 0)
+        return ipk__errsys(e, "shm: process-shared robust mutex");
+    /* Last, with release: a dialer that sees the magic sees everything above. */
+    atomic_store_explicit(&h->magic, IPK__SHM_MAGIC, memory_order_release);
+    return 0;
+}
+
+int ipk__ring_attach(ipk__ring *r, void *map, size_t map_len, const char *name)
+{
+    memset(r, 0, sizeof *r);
+    r->name = name;
+    struct ipk__shm_hdr *h = map;
+    if (map_len < IPK__SHM_HDR)
+        return ipk__err(IPK_EPROTO, "%s: segment of %zu bytes is too small for an ipckit ring",
+                        name, map_len);
+    uint32_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
+    if (magic != IPK__SHM_MAGIC)
+        return ipk__err(IPK_EPROTO, "%s: not an ipckit ring (magic 0x%08x, expected 0x%08x)", name,
+                        magic, IPK__SHM_MAGIC);
+    if (h->version != IPK__SHM_VERSION)
+        return ipk__err(IPK_EPROTO, "%s: ring layout version %u; this ipckit speaks version %u",
+                        name, h->version, IPK__SHM_VERSION);
+    uint32_t fl = atomic_load(&h->flags);
+    if (fl & ~IPK__SHM_F_KNOWN)
+        return ipk__err(IPK_EPROTO, "%s: ring flags 0x%x include some this ipckit does not know",
+                        name, fl);
+    uint64_t cap = h->capacity;
+    if (cap < 64 || (cap & (cap - 1)) != 0 || cap > map_len - IPK__SHM_HDR)
+        return ipk__err(IPK_EPROTO, "%s: corrupt header: capacity %llu in a segment of %zu bytes",
+                        name, (unsigned long long)cap, map_len);
+    /* Only what cannot change under us is checked: live peers move head and tail meanwhile. */
+    uint64_t hd = atomic_load(&h->head), tl = atomic_load(&h->tail);
+    if ((hd & 7) || (tl & 7))
+        return ipk__err(IPK_EPROTO, "%s: corrupt header: head %llu, tail %llu, capacity %llu", name,
+                        (unsigned long long)hd, (unsigned long long)tl, (unsigned long long)cap);
+    r->h = h;
+    r->data = (unsigned char *)map + IPK__SHM_HDR;
+    r->cap = cap;
+    r->mask = cap - 1;
+    r->map_len = map_len;
+    r->multi = (atomic_load(&h->flags) & IPK__SHM_F_MULTI) != 0;
+    r->fence = ipk__shm_force_fence || !ipk__mb_register();
+    if (r->fence)
+        atomic_fetch_or(&h->flags, IPK__SHM_F_FENCE);
+    return 0;
+}
+
+/* ---- producer ---- */
+
+/* SPSC: one producer and one consumer at a time; a second live one is refused, a dead one's
+ * claim is taken over. multi=1 needs no claim. */
+static int ipk__ring_claim(ipk__ring *r, _Atomic int32_t *slot, const char *role)
+{
+    if (r->multi)
+        return 0;
+    int32_t me = (int32_t)getpid(), cur = atomic_load(slot);
+    while (cur != me) {
+        if (cur != 0 && ipk__pid_alive(cur, 0)) {
+            if (r->mb)
+                return ipk__err(-EBUSY,
+                                "%s: this end of the duplex ring is taken (pid %d): a duplex "
+                                "ring is a conversation of one listener and one dialer",
+                                r->name, (int)cur);
+            return ipk__err(-EBUSY,
+                            "%s: the ring already has a %s (pid %d); create it with multi=1 to "
+                            "have several",
+                            r->name, role, (int)cur);
+        }
+        if (atomic_compare_exchange_weak(slot, &cur, me))
+            break;
+    }
+    return 0;
+}
+
+/* Takes the write index over from head. A producer killed between storing a tag and storing
+ * head left a committed record at head: keep it (roll forward). Anything else at head has no
+ * tag and is overwritten. */
+static void ipk__prod_sync(ipk__ring *r)
+{
+    struct ipk__shm_hdr *h = r->h;
+    r->p_head = atomic_load_explicit(&h->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+    for (;;) {
+        const ipk__rec *rec = ipk__rec_at(r, r->p_head);
+        uint64_t size = ipk__rec_size(rec->len);
+        if (atomic_load_explicit(&rec->tag, memory_order_acquire) == 0 ||
+            size > r->cap - (r->p_head & r->mask) || r->p_head + size - tail > r->cap)
+            break;
+        r->p_head += size;
+        atomic_store_explicit(&h->head, r->p_head, memory_order_release);
+    }
+}
+
+static int ipk__prod_attach(ipk__ring *r)
+{
+    struct ipk__shm_hdr *h = r->h;
+    int e = ipk__ring_claim(r, &h->prod_pid, "producer");
+    if (e)
+        return e;
+    /* SPSC: this is the one producer, even if a killed one never counted itself out. */
+    if (r->multi)
+        atomic_fetch_add(&h->nprod, 1);
+    else
+        atomic_store(&h->nprod, 1);
+    atomic_store(&h->everprod, 1);
+    r->p_attached = 1;
+    r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+    ipk__publish_cpu(&h->prod_cpu);
+    if (!r->multi)
+        ipk__prod_sync(r);
+    return 0;
+}
+
+IPK__HOT int ipk__prod_begin(ipk__ring *r, int64_t dl)
+{
+    struct ipk__shm_hdr *h = r->h;
+    if (!r->p_attached) {
+        int e = ipk__prod_attach(r);
+        if (e)
+            return e;
+    }
+    if (r->multi) {
+        int e = ipk__ring_lock(r, &h->pmx, dl);
+        if (e)
+            return e;
+        r->p_locked = 1;
+        ipk__prod_sync(r); /* the mutex made the last holder's stores visible */
+    }
+    return 0;
+}
+
+IPK__HOT void ipk__prod_end(ipk__ring *r)
+{
+    if (r->p_locked) {
+        r->p_locked = 0;
+        pthread_mutex_unlock(&r->h->pmx);
+    }
+}
+
+/* Commits the record at index i (bytes and len already written) with tag: zero the next
+ * header, store the tag (release), wake a sleeping consumer, then move head. */
+IPK__HOT void ipk__commit_at(ipk__ring *r, uint64_t i, uint64_t size, uint32_t tag)
+{
+    ipk__rec *next = ipk__rec_at(r, i + size);
+    next->len = 0;
+    atomic_store_explicit(&next->tag, 0, memory_order_relaxed);
+    ipk__rec *rec = ipk__rec_at(r, i);
+    atomic_store_explicit(&rec->tag, tag, memory_order_release);
+    ipk__wake_consumer(r, &rec->tag);
+    r->p_head = i + size;
+    atomic_store_explicit(&r->h->head, r->p_head, memory_order_release);
+}
+
+/* Makes room for rec contiguous bytes at p_head, plus the 8 bytes of the next header; first
+ * fills the end of the buffer with a PAD record when rec would not fit before it. */
+IPK__HOT int ipk__ring_room(ipk__ring *r, uint64_t rec, int64_t dl)
+{
+    struct ipk__shm_hdr *h = r->h;
+    for (;;) {
+        uint64_t pos = r->p_head & r->mask;
+        int wrap = pos + rec > r->cap;
+        uint64_t need = (wrap ? r->cap - pos : rec) + IPK__SHM_RECHDR;
+        if (r->p_head + need - r->p_tail > r->cap) {
+            r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+            if (r->p_head + need - r->p_tail > r->cap) {
+                ipk__watch x = {.w = ipk__lo32(&h->tail),
+                                .seen = (uint32_t)r->p_tail,
+                                .sleepers = &h->prod_sleepers,
+                                .mine = &h->prod_cpu,
+                                .peer = &h->cons_cpu,
+                                .peer_pid = r->mb ? &h->cons_pid : NULL,
+                                .dead_code = -EPIPE};
+                int e = ipk__ring_wait(r, &x, dl);
+                if (e)
+                    return e;
+                r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+                continue;
+            }
+        }
+        if (!wrap)
+            return 0;
+        ipk__rec_at(r, r->p_head)->len = (uint32_t)(r->cap - pos - IPK__SHM_RECHDR);
+        ipk__commit_at(r, r->p_head, r->cap - pos, IPK__SHM_TAG_PAD);
+    }
+}
+
+int ipk__ring_reserve(ipk__ring *r, void **p, size_t len, int64_t dl)
+{
+    if (r->p_reserved)
+        return ipk__err(-EINVAL, "%s: reserve: a reservation is open; commit it first", r->name);
+    uint64_t rec = ipk__rec_size(len);
+    if (rec + IPK__SHM_RECHDR > r->cap)
+        return ipk__err(IPK_EMSGSIZE,
+                        "%s: message of %zu bytes can never fit the ring of %llu bytes (largest "
+                        "message %llu bytes)",
+                        r->name, len, (unsigned long long)r->cap,
+                        (unsigned long long)(r->cap - 2 * IPK__SHM_RECHDR));
+    int e = ipk__prod_begin(r, dl);
+    if (e)
+        return e;
+    if ((e = ipk__ring_room(r, rec, dl)) != 0) {
+        ipk__prod_end(r);
+        return e;
+    }
+    /* The tag at p_head is 0 (zeroed by the previous commit): the record does not exist until
+     * commit stores it. */
+    r->res_pos = r->p_head;
+    r->res_len = len;
+    r->p_reserved = 1;
+    *p = r->data + (r->p_head & r->mask) + IPK__SHM_RECHDR;
+    return 0;
+}
+
+int ipk__ring_commit(ipk__ring *r, size_t len)
+{
+    if (!r->p_reserved)
+        return ipk__err(-EINVAL, "%s: commit without a reservation", r->name);
+    if (len > r->res_len)
+        return ipk__err(-EINVAL, "%s: commit of %zu bytes exceeds the %zu reserved", r->name, len,
+                        r->res_len);
+    ipk__rec_at(r, r->res_pos)->len = (uint32_t)len;
+    r->p_reserved = 0;
+    ipk__commit_at(r, r->res_pos, ipk__rec_size(len), IPK__SHM_TAG_DATA);
+    ipk__prod_end(r);
+    if ((++r->ops & 255) == 0)
+        ipk__publish_cpu(&r->h->prod_cpu);
+    return 0;
+}
+
+/* duplex=1: sends through the mailbox when it is free; 0 when it is taken (use the ring). */
+IPK__HOT int ipk__mbox_send(ipk__ring *r, const void *msg, size_t len)
+{
+    struct ipk__shm_mbox *mb = r->mb;
+    if (r->twin->mb_held) { /* ours alone: see the top */
+        r->twin->mb_held = 0;
+        atomic_store_explicit(&mb->state, IPK__MB_BUSY(r->end), memory_order_relaxed);
+        /* BUSY before any byte of the new message (free on x86; a barrier where stores may
+         * pass stores): a successor must never find them under the old FULL(peer). */
+        atomic_thread_fence(memory_order_release);
+    } else {
+        uint32_t st = atomic_load_explicit(&mb->state, memory_order_relaxed);
+        if (st != IPK__MB_EMPTY ||
+            !atomic_compare_exchange_strong_explicit(&mb->state, &st, IPK__MB_BUSY(r->end),
+                                                     memory_order_acquire, memory_order_relaxed))
+            return 0;
+    }
+    mb->at = r->p_head;
+    mb->len = (uint32_t)len;
+    if (len)
+        memcpy(mb->data, msg, len);
+    atomic_store_explicit(&mb->state, IPK__MB_FULL(r->end), memory_order_release);
+    ipk__wake_consumer(r, &mb->state);
+    return 1;
+}
+
+int ipk__ring_send(ipk__ring *r, const void *msg, size_t len, int64_t dl)
+{
+    /* p_attached: a duplex end attached at open; the die hook tests the ring. */
+    if (r->mb && len <= IPK__SHM_MBOX_MAX && !r->p_reserved && r->p_attached &&
+        ipk__shm_die_at <= 0 && ipk__mbox_send(r, msg, len))
+        return 0;
+    void *p;
+    int e = ipk__ring_reserve(r, &p, len, dl);
+    if (e)
+        return e;
+    if (ipk__shm_die_at > 0 && --ipk__shm_die_at == 0) {
+        /* Test hook: die with half a record written (and the mutex held, with multi=1). */
+        ipk__rec_at(r, r->res_pos)->len = (uint32_t)len;
+        memcpy(p, msg, len / 2);
+        raise(SIGKILL);
+    }
+    if (len)
+        memcpy(p, msg, len);
+    return ipk__ring_commit(r, len);
+}
+
+long ipk__ring_sendv(ipk__ring *r, const ipk_iov *msgs, size_t n, int64_t dl)
+{
+    size_t i = 0;
+    int e = 0;
+    for (; i < n; i++)
+        if ((e = ipk__ring_send(r, msgs[i].base, msgs[i].len, i == 0 ? dl : IPK__DL_NOW)) != 0)
+            break;
+    return i > 0 ? (long)i : e;
+}
+
+/* ---- consumer ---- */
+
+static int ipk__cons_attach(ipk__ring *r)
+{
+    struct ipk__shm_hdr *h = r->h;
+    int e = ipk__ring_claim(r, &h->cons_pid, "consumer");
+    if (e)
+        return e;
+    r->c_attached = 1;
+    r->c_tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+    ipk__publish_cpu(&h->cons_cpu);
+    return 0;
+}
+
+IPK__HOT int ipk__cons_begin(ipk__ring *r, int64_t dl)
+{
+    struct ipk__shm_hdr *h = r->h;
+    if (!r->c_attached) {
+        int e = ipk__cons_attach(r);
+        if (e)
+            return e;
+    }
+    if (r->multi) {
+        int e = ipk__ring_lock(r, &h->cmx, dl);
+        if (e)
+            return e;
+        r->c_locked = 1;
+        r->c_tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+    }
+    return 0;
+}
+
+IPK__HOT void ipk__cons_end(ipk__ring *r)
+{
+    if (r->c_locked) {
+        r->c_locked = 0;
+        pthread_mutex_unlock(&r->h->cmx);
+    }
+}
+
+IPK__HOT void ipk__consume(ipk__ring *r, uint64_t next)
+{
+    struct ipk__shm_hdr *h = r->h;
+    r->c_tail = next;
+    atomic_store_explicit(&h->tail, next, memory_order_release);
+    ipk__wake_if(r, ipk__lo32(&h->tail), &h->prod_sleepers, NULL);
+    if ((++r->ops & 255) == 0)
+        ipk__publish_cpu(&h->cons_cpu);
+}
+
+/* duplex=1: whether the mailbox holds the peer's message that comes next (before ring record
+ * c_tail); *st gets the state seen. Called after the ring's tag was loaded (see the top). */
+IPK__HOT int ipk__mbox_next(const ipk__ring *r, uint32_t *st)
+{
+    struct ipk__shm_mbox *mb = r->mb;
+    uint32_t full = IPK__MB_FULL(1 - r->end);
+    *st = atomic_load_explicit(&mb->state, memory_order_acquire);
+    if (*st != full || r->mb_held)
+        return 0;
+    uint64_t at = mb->at;
+    if (at == r->c_tail)
+        return 1;
+    /* Our read index only passes `at` after the message was taken (it goes first), so one
+     * behind us was consumed by a predecessor of this end killed before it gave the mailbox
+     * back: give it back now (nobody else may), or the peer never uses it again and a waiter
+     * would see it as news forever. */
+    if ((int64_t)(at - r->c_tail) < 0)
+        atomic_compare_exchange_strong_explicit(&mb->state, &full, IPK__MB_EMPTY,
+                                                memory_order_release, memory_order_relaxed);
+    return 0;
+}
+
+/* duplex=1: gives a held mailbox back, so that the peer can send through it again. */
+static void ipk__mbox_unhold(ipk__ring *r)
+{
+    if (r->mb_held) {
+        r->mb_held = 0;
+        atomic_store_explicit(&r->mb->state, IPK__MB_EMPTY, memory_order_release);
+    }
+}
+
+/* Finds the next DATA record at c_tail (skipping PADs), or with duplex=1 the mailbox message
+ * that comes first (c_mbox set), waiting until dl; returns its length. */
+IPK__HOT long ipk__ring_next(ipk__ring *r, int64_t dl)
+{
+    struct ipk__shm_hdr *h = r->h;
+    for (;;) {
+        ipk__rec *rec = ipk__rec_at(r, r->c_tail);
+        uint32_t tag = atomic_load_explicit(&rec->tag, memory_order_acquire), st = 0;
+        if (r->mb && ipk__mbox_next(r, &st)) {
+            uint32_t len = r->mb->len;
+            if (len > IPK__SHM_MBOX_MAX)
+                return ipk__err(IPK_EPROTO, "%s: corrupt mailbox (length %u)", r->name, len);
+            r->c_mbox = 1;
+            return len;
+        }
+        if (tag == 0) {
+            /* Empty. EOF once every producer that attached has closed; the tag (and the
+             * mailbox) are read again after nprod, since a producer publishes before it
+             * detaches. */
+            if (atomic_load_explicit(&h->everprod, memory_order_acquire) &&
+                atomic_load_explicit(&h->nprod, memory_order_acquire) == 0) {
+                if (atomic_load_explicit(&rec->tag, memory_order_acquire) == 0 &&
+                    !(r->mb && ipk__mbox_next(r, &st)))
+                    return ipk__err(IPK_EOF, "%s: every producer has closed", r->name);
+                continue;
+            }
+            ipk__mbox_unhold(r);
+            ipk__watch x = {.w = &rec->tag,
+                            .seen = 0,
+                            .sleepers = &h->cons_sleepers,
+                            .mine = &h->cons_cpu,
+                            .peer = r->peer_cpu ? r->peer_cpu : &h->prod_cpu};
+            if (r->mb) {
+                x.w2 = &r->mb->state;
+                x.want2 = IPK__MB_FULL(1 - r->end);
+                x.bell = &h->bell;
+                x.peer_pid = &h->prod_pid;
+                x.dead_code = IPK_EOF;
+            }
+            int e = ipk__ring_wait(r, &x, dl);
+            if (e)
+                return e;
+            continue;
+        }
+        uint64_t pos = r->c_tail & r->mask;
+        /* Read once: the checks below must hold for the length that is used. */
+        uint32_t len = __atomic_load_n(&rec->len, __ATOMIC_RELAXED);
+        uint64_t size = ipk__rec_size(len);
+        if (size > r->cap - pos || (tag != IPK__SHM_TAG_DATA && tag != IPK__SHM_TAG_PAD))
+            return ipk__err(IPK_EPROTO, "%s: corrupt record at index %llu (length %u, tag 0x%08x)",
+                            r->name, (unsigned long long)r->c_tail, len, tag);
+        if (tag == IPK__SHM_TAG_DATA)
+            return len;
+        ipk__consume(r, r->c_tail + size);
+    }
+}
+
+long ipk__ring_recv(ipk__ring *r, void *buf, size_t cap, size_t *need, int64_t dl)
+{
+    if (r->c_peeked)
+        return ipk__err(-EINVAL, "%s: recv while a peeked message is not released", r->name);
+    int e = ipk__cons_begin(r, dl);
+    if (e)
+        return e;
+    long len = ipk__ring_next(r, dl);
+    if (len >= 0) {
+        if ((size_t)len > cap) {
+            r->c_mbox = 0;
+            *need = (size_t)len;
+            len = ipk__err(IPK_EMSGSIZE,
+                           "%s: message of %ld bytes does not fit the buffer of %zu bytes", r->name,
+                           len, cap);
+        } else if (r->c_mbox) {
+            r->c_mbox = 0;
+            if (len)
+                memcpy(buf, r->mb->data, (size_t)len);
+            r->mb_held = 1;
+        } else {
+            if (len)
+                memcpy(buf, r->data + (r->c_tail & r->mask) + IPK__SHM_RECHDR, (size_t)len);
+            ipk__consume(r, r->c_tail + ipk__rec_size((uint64_t)len));
+        }
+    }
+    ipk__cons_end(r);
+    return len;
+}
+
+long ipk__ring_peek(ipk__ring *r, const void **p, int64_t dl)
+{
+    /* Peeking again before release gives the same message: c_tail has not moved. */
+    if (!r->c_peeked) {
+        int e = ipk__cons_begin(r, dl);
+        if (e)
+            return e;
+    }
+    long len = ipk__ring_next(r, dl);
+    if (len < 0) {
+        if (!r->c_peeked)
+            ipk__cons_end(r);
+        return len;
+    }
+    if (r->c_mbox) {
+        *p = r->mb->data;
+        r->peek_next = r->c_tail;
+    } else {
+        *p = r->data + (r->c_tail & r->mask) + IPK__SHM_RECHDR;
+        r->peek_next = r->c_tail + ipk__rec_size((uint64_t)len);
+    }
+    r->c_peeked = 1; /* multi=1: the consumers' mutex stays held until release */
+    return len;
+}
+
+int ipk__ring_release(ipk__ring *r)
+{
+    if (!r->c_peeked)
+        return ipk__err(-EINVAL, "%s: release without a peeked message", r->name);
+    r->c_peeked = 0;
+    if (r->c_mbox) {
+        r->c_mbox = 0;
+        r->mb_held = 1;
+    } else {
+        ipk__consume(r, r->peek_next);
+    }
+    ipk__cons_end(r);
+    return 0;
+}
+
+int ipk__ring_pending(const ipk__ring *r)
+{
+    /* A PAD is no message: the filler before a wrap, or the one a closing producer leaves. */
+    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_acquire), end = t + r->cap;
+    for (;;) {
+        const ipk__rec *rec = ipk__rec_at(r, t);
+        uint32_t tag = atomic_load_explicit(&rec->tag, memory_order_acquire);
+        if (tag != IPK__SHM_TAG_PAD) {
+            if (tag != 0)
+                return 1;
+            break;
+        }
+        t += ipk__rec_size(__atomic_load_n(&rec->len, __ATOMIC_RELAXED));
+        if (t >= end) /* only PADs, or a corrupt ring: nothing to receive either way */
+            break;
+    }
+    return r->mb && !r->mb_held &&
+           atomic_load_explicit(&r->mb->state, memory_order_acquire) == IPK__MB_FULL(1 - r->end);
+}
+
+int ipk__ring_duplex(ipk__ring *tx, ipk__ring *rx, struct ipk__shm_mbox *mb, int end)
+{
+    tx->mb = rx->mb = mb;
+    tx->end = rx->end = end;
+    tx->twin = rx;
+    rx->twin = tx;
+    /* The peer publishes its CPU as the consumer of our tx ring at every wait; as a producer
+     * it may send only through the mailbox, which publishes nothing. */
+    rx->peer_cpu = &tx->h->cons_cpu;
+    /* The consumer side first: undoing its claim has no effect on the peer. */
+    int e = ipk__cons_attach(rx);
+    if (e)
+        return e;
+    if ((e = ipk__prod_attach(tx)) != 0) {
+        int32_t me = (int32_t)getpid();
+        atomic_compare_exchange_strong(&rx->h->cons_pid, &me, 0);
+        rx->c_attached = 0;
+        return e;
+    }
+    /* A process of this end that was killed while it wrote the mailbox left it BUSY: nobody
+     * else may finish that message, so it is dropped (it was never delivered). */
+    uint32_t busy = IPK__MB_BUSY(end);
+    atomic_compare_exchange_strong(&mb->state, &busy, IPK__MB_EMPTY);
+    return 0;
+}
+
+void ipk__ring_detach(ipk__ring *r)
+{
+    struct ipk__shm_hdr *h = r->h;
+    if (h == NULL)
+        return;
+    if (r->p_reserved) { /* never committed: the record does not exist */
+        r->p_reserved = 0;
+        ipk__prod_end(r);
+    }
+    if (r->c_peeked) { /* not released: the message stays for the next consumer */
+        r->c_peeked = 0;
+        r->c_mbox = 0;
+        ipk__cons_end(r);
+    }
+    if (r->mb) /* a consumed message must not reach this end's successor again */
+        ipk__mbox_unhold(r);
+    if (r->p_attached) {
+        atomic_fetch_sub(&h->nprod, 1);
+        /* A consumer asleep on the empty ring sleeps on the tag at head: commit an empty PAD
+         * there so it wakes and sees the EOF. With no room, no consumer is asleep on empty. */
+        if (ipk__prod_begin(r, ipk__deadline(100)) == 0) {
+            if (ipk__ring_room(r, IPK__SHM_RECHDR, IPK__DL_NOW) == 0) {
+                ipk__rec_at(r, r->p_head)->len = 0;
+                ipk__commit_at(r, r->p_head, IPK__SHM_RECHDR, IPK__SHM_TAG_PAD);
+            }
+            ipk__prod_end(r);
+        }
+        int32_t me = (int32_t)getpid();
+        if (!r->multi)
+            atomic_compare_exchange_strong(&h->prod_pid, &me, 0);
+        r->p_attached = 0;
+    }
+    if (r->c_attached) {
+        int32_t me = (int32_t)getpid();
+        if (!r->multi)
+            atomic_compare_exchange_strong(&h->cons_pid, &me, 0);
+        r->c_attached = 0;
+    }
+}

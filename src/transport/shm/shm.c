@@ -1,0 +1,732 @@
+/*
+ * shm.c - the shm: transport. Two modes over a POSIX shared-memory segment:
+ *   ring (default)  a versioned ring of variable-length records (ring.c): lock-free SPSC,
+ *                   robust mutexes for multi=1, futex waits, zero-copy reserve/commit and
+ *                   peek/release;
+ *   segment         the guide's plain protocol: the writer fills the segment with a
+ *                   NUL-terminated text and posts a named semaphore; the reader waits on it and
+ *                   reads, so programs written the guide's way (memwriter/memreader) interoperate.
+ * listen creates and owns the segment (removed on close unless keep=1); dial opens it.
+ * A ring is one-way (whoever sends first is the producer), unless created with duplex=1: then
+ * the segment holds two rings and a mailbox line, and the listener and one dialer each send and
+ * receive on their channel, like the two ends of a socket.
+ */
+#include "ring.h"
+#include "transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IPK__SHM_DEFAULT_SIZE ((size_t)1 << 20) /* ring data capacity */
+#define IPK__SHM_SEGMENT_SIZE ((size_t)4096)    /* segment mode: the guide uses 512 */
+#define IPK__SHM_MAX_SIZE     ((size_t)1 << 34)
+#define IPK__SHM_DEFAULT_SPIN 50000L /* ns */
+
+typedef struct ipk__shm {
+    ipk__ring ring[2];  /* ring[1]: duplex=1 only */
+    ipk__ring *tx, *rx; /* the ring this end sends on and the one it receives from */
+    void *map;
+    size_t map_len;
+    int segment; /* mode=segment */
+    sem_t *sem;
+    char sem_name[NAME_MAX + 1];
+} ipk__shm;
+
+static const char *const ipk__shm_keys[] = {"size", "multi", "mode",  "sem",    "perm",
+                                            "keep", "spin",  "stale", "duplex", NULL};
+
+static const char *ipk__shm_name(const ipk_chan *c)
+{
+    return c->addr.u.posix.name;
+}
+
+/* ---- options ---- */
+
+static int ipk__shm_mode(ipk_chan *c, ipk__shm *s)
+{
+    const char *m = ipk__opt(c, "mode");
+    if (m == NULL || strcmp(m, "ring") == 0)
+        s->segment = 0;
+    else if (strcmp(m, "segment") == 0)
+        s->segment = 1;
+    else
+        return ipk__err(IPK_EOPTION, "%s: mode=%s: expected ring or segment", c->name, m);
+    const char *sem = ipk__opt(c, "sem");
+    if (s->segment && sem == NULL)
+        return ipk__err(IPK_EOPTION, "%s: mode=segment needs sem=NAME (the named semaphore)",
+                        c->name);
+    if (!s->segment && sem != NULL)
+        return ipk__err(IPK_EOPTION, "%s: sem=%s applies to mode=segment only", c->name, sem);
+    if (s->segment && ipk__opt(c, "duplex") != NULL)
+        return ipk__err(IPK_EOPTION, "%s: duplex= applies to mode=ring only", c->name);
+    if (sem) {
+        const char *b = sem[0] == '/' ? sem + 1 : sem;
+        if (*b == '\0' || strchr(b, '/') || strlen(b) > NAME_MAX - 5)
+            return ipk__err(IPK_EOPTION, "%s: sem=%s: expected NAME or /NAME, no other '/'",
+                            c->name, sem);
+        snprintf(s->sem_name, sizeof s->sem_name, "/%s", b);
+    }
+    return 0;
+}
+
+/* Ring capacity: size rounded up to a power of two, at least one page. */
+static int ipk__shm_capacity(ipk_chan *c, size_t *cap)
+{
+    size_t sz;
+    int r = ipk__opt_size(c, "size", IPK__SHM_DEFAULT_SIZE, &sz);
+    if (r)
+        return r;
+    if (sz < 4096 || sz > IPK__SHM_MAX_SIZE)
+        return ipk__err(IPK_EOPTION, "%s: size=%zu: expected 4k..16g", c->name, sz);
+    size_t p = 4096;
+    while (p < sz)
+        p <<= 1;
+    *cap = p;
+    return 0;
+}
+
+/* ---- mapping ---- */
+
+static int ipk__shm_map(ipk_chan *c, ipk__shm *s, int fd, size_t len)
+{
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return ipk__errsys(-errno, "%s: mmap of %zu bytes", c->name, len);
+    s->map = m;
+    s->map_len = len;
+    return 0;
+}
+
+static int ipk__shm_open_err(ipk_chan *c, int e)
+{
+    if (e == -ENOENT)
+        return ipk__err(-ENOENT, "%s: no such segment (/dev/shm%s); is a listener running?",
+                        c->name, ipk__shm_name(c));
+    return ipk__errsys(e, "%s: shm_open", c->name);
+}
+
+/* Creates the segment exclusively with exactly c->perm (not reduced by the umask) and
+ * allocates its pages now: on a full /dev/shm that is ENOSPC here, not SIGBUS later. Returns
+ * -EEXIST without a message (the caller decides), any other error with one. */
+static int ipk__shm_create(ipk_chan *c, size_t len, int *fdp)
+{
+    int fd = shm_open(ipk__shm_name(c), O_RDWR | O_CREAT | O_EXCL, (mode_t)c->perm);
+    if (fd < 0)
+        return errno == EEXIST ? -EEXIST : ipk__shm_open_err(c, -errno);
+    int e = 0;
+    if (fchmod(fd, (mode_t)c->perm) != 0)
+        e = ipk__errsys(-errno, "%s: fchmod %o", c->name, (unsigned)c->perm);
+    else if ((e = posix_fallocate(fd, 0, (off_t)len)) != 0) {
+        struct statvfs v;
+        unsigned long long avail =
+            statvfs("/dev/shm", &v) == 0 ? (unsigned long long)v.f_bavail * v.f_frsize : 0;
+        e = ipk__errsys(-e, "%s: allocating %zu bytes in /dev/shm (%llu free)", c->name, len,
+                        avail);
+    }
+    if (e) {
+        close(fd);
+        shm_unlink(ipk__shm_name(c));
+        return e;
+    }
+    *fdp = fd;
+    return 0;
+}
+
+/* ---- stale segments ---- */
+
+/* Whether a ring's owner died without closing (a segment kept with keep=1 is not stale). */
+static int ipk__hdr_stale(const struct ipk__shm_hdr *h, pid_t *pid)
+{
+    *pid = atomic_load(&h->owner_pid);
+    if (atomic_load(&h->flags) & IPK__SHM_F_RELEASED)
+        return 0;
+    return *pid > 0 && !ipk__pid_alive(*pid, h->owner_start);
+}
+
+/* listen found the name taken: a ring whose owner died is replaced, anything else is refused. */
+static int ipk__shm_taken(ipk_chan *c)
+{
+    int fd = shm_open(ipk__shm_name(c), O_RDONLY, 0);
+    struct stat st;
+    int stale = 0;
+    pid_t pid = 0;
+    if (fd >= 0 && fstat(fd, &st) == 0 && (size_t)st.st_size >= IPK__SHM_HDR) {
+        void *m = mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, 0);
+        if (m != MAP_FAILED) {
+            const struct ipk__shm_hdr *h = m;
+            stale = atomic_load(&h->magic) == IPK__SHM_MAGIC && ipk__hdr_stale(h, &pid);
+            munmap(m, IPK__SHM_HDR);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    if (stale && shm_unlink(ipk__shm_name(c)) == 0)
+        return 0;
+    if (pid > 0)
+        return ipk__err(-EEXIST, "%s: the segment exists and its owner (pid %d) is alive", c->name,
+                        (int)pid);
+    return ipk__err(-EEXIST, "%s: the segment exists (/dev/shm%s); remove it or dial it", c->name,
+                    ipk__shm_name(c));
+}
+
+/* ---- ring mode ---- */
+
+/* Attaches the ring(s) of a mapped segment and gives this end its tx and rx. */
+static int ipk__shm_attach(ipk_chan *c, ipk__shm *s, int listen)
+{
+    s->tx = s->rx = &s->ring[0];
+    const struct ipk__shm_hdr *h = s->map;
+    if (!(atomic_load(&h->flags) & IPK__SHM_F_DUPLEX)) /* dial has attached it to validate */
+        return s->ring[0].h ? 0 : ipk__ring_attach(&s->ring[0], s->map, s->map_len, c->name);
+    /* Two halves of seg_size(capacity) bytes each; the header's capacity says how large. */
+    uint64_t cap = h->capacity;
+    size_t half = cap <= IPK__SHM_MAX_SIZE ? ipk__shm_seg_size(cap) : 0;
+    if (half == 0 || s->map_len < 2 * half)
+        return ipk__err(IPK_EPROTO,
+                        "%s: corrupt header: a duplex ring of capacity %llu in a segment of %zu "
+                        "bytes",
+                        c->name, (unsigned long long)cap, s->map_len);
+    int r = ipk__ring_attach(&s->ring[0], s->map, half, c->name);
+    if (r == 0)
+        r = ipk__ring_attach(&s->ring[1], (unsigned char *)s->map + half, half, c->name);
+    if (r)
+        return r;
+    if (s->ring[1].cap != cap || s->ring[0].multi || s->ring[1].multi)
+        return ipk__err(IPK_EPROTO, "%s: corrupt header: the two rings of a duplex ring differ",
+                        c->name);
+    int end = listen ? 0 : 1;
+    s->tx = &s->ring[end];
+    s->rx = &s->ring[1 - end];
+    return ipk__ring_duplex(s->tx, s->rx, &((struct ipk__shm_hdr *)s->map)->mbox, end);
+}
+
+static int ipk__shm_ring_opts(ipk_chan *c, ipk__shm *s)
+{
+    long spin;
+    int r = ipk__opt_long(c, "spin", 0, 1000000000L, IPK__SHM_DEFAULT_SPIN, &spin);
+    if (r == 0)
+        s->ring[0].spin_ns = s->ring[1].spin_ns = spin;
+    return r;
+}
+
+static int ipk__shm_ring_listen(ipk_chan *c, ipk__shm *s)
+{
+    size_t cap = 0;
+    int multi = 0, duplex = 0, r, fd = -1;
+    if ((r = ipk__shm_capacity(c, &cap)) || (r = ipk__opt_bool(c, "multi", 0, &multi)) ||
+        (r = ipk__opt_bool(c, "duplex", 0, &duplex)))
+        return r;
+    if (multi && duplex)
+        return ipk__err(IPK_EOPTION,
+                        "%s: duplex=1 is a conversation of two ends; it cannot be multi=1",
+                        c->name);
+    size_t half = ipk__shm_seg_size(cap), len = duplex ? 2 * half : half;
+    r = ipk__shm_create(c, len, &fd);
+    if (r == -EEXIST && (r = ipk__shm_taken(c)) == 0) /* a stale ring was removed */
+        r = ipk__shm_create(c, len, &fd);
+    if (r == -EEXIST)
+        r = ipk__shm_taken(c);
+    if (r < 0)
+        return r;
+    c->owner = 1;
+    r = ipk__shm_map(c, s, fd, len);
+    close(fd);
+    if (r)
+        return r;
+    /* The second ring first: a dialer waits for the magic of the first. */
+    if (duplex && (r = ipk__shm_init((void *)((unsigned char *)s->map + half), cap, half,
+                                     IPK__SHM_F_DUPLEX)) != 0)
+        return r;
+    uint32_t fl = (multi ? IPK__SHM_F_MULTI : 0u) | (duplex ? IPK__SHM_F_DUPLEX : 0u);
+    if ((r = ipk__shm_init(s->map, cap, len, fl)) == 0)
+        r = ipk__shm_attach(c, s, 1);
+    return r;
+}
+
+static int ipk__shm_ring_dial(ipk_chan *c, ipk__shm *s)
+{
+    int fd = shm_open(ipk__shm_name(c), O_RDWR, 0);
+    if (fd < 0)
+        return ipk__shm_open_err(c, -errno);
+    /* A listener may be between shm_open and publishing the magic: give it a moment. */
+    struct stat st;
+    int r = 0;
+    for (int tries = 0;; tries++) {
+        if (fstat(fd, &st) != 0) {
+            r = ipk__errsys(-errno, "%s: fstat", c->name);
+            break;
+        }
+        if ((size_t)st.st_size >= IPK__SHM_HDR) {
+            if (s->map == NULL && (r = ipk__shm_map(c, s, fd, (size_t)st.st_size)) != 0)
+                break;
+            if (atomic_load_explicit(&((struct ipk__shm_hdr *)s->map)->magic,
+                                     memory_order_acquire) == IPK__SHM_MAGIC ||
+                tries >= 100)
+                break;
+        } else if (tries >= 100) {
+            break;
+        }
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    close(fd);
+    if (r)
+        return r;
+    if (s->map == NULL)
+        return ipk__err(IPK_EPROTO, "%s: segment of %lld bytes is too small for an ipckit ring",
+                        c->name, (long long)st.st_size);
+    /* Validates magic, version and sizes before the options are compared with the header. */
+    if ((r = ipk__ring_attach(&s->ring[0], s->map, s->map_len, c->name)) != 0)
+        return r;
+    const struct ipk__shm_hdr *h = s->map;
+    uint32_t fl = atomic_load(&h->flags);
+    int multi, duplex, stale_ok, was_multi = (fl & IPK__SHM_F_MULTI) != 0,
+                                 was_duplex = (fl & IPK__SHM_F_DUPLEX) != 0;
+    if ((r = ipk__opt_bool(c, "multi", was_multi, &multi)) ||
+        (r = ipk__opt_bool(c, "duplex", was_duplex, &duplex)) ||
+        (r = ipk__opt_bool(c, "stale", 0, &stale_ok)))
+        return r;
+    if (multi != was_multi)
+        return ipk__err(IPK_EOPTION, "%s: multi=%d, but the ring was created with multi=%d",
+                        c->name, multi, was_multi);
+    if (duplex != was_duplex)
+        return ipk__err(IPK_EOPTION, "%s: duplex=%d, but the ring was created with duplex=%d",
+                        c->name, duplex, was_duplex);
+    pid_t pid;
+    if (!stale_ok && ipk__hdr_stale(h, &pid))
+        return ipk__err(-EOWNERDEAD,
+                        "%s: stale segment: its owner (pid %d) died without closing it; dial "
+                        "with stale=1 to use it anyway, or remove it (ipckit rm)",
+                        c->name, (int)pid);
+    /* Checked before attaching: a duplex dialer takes its end of the rings when it attaches. */
+    return ipk__shm_attach(c, s, 0);
+}
+
+/* ---- segment mode (the guide's protocol) ---- */
+
+static int ipk__shm_sem_open(ipk_chan *c, ipk__shm *s)
+{
+    /* Like the guide's programs, both sides create the semaphore if it is not there yet, with
+     * the value 0: the writer posts after writing. */
+    s->sem = sem_open(s->sem_name, O_CREAT, (mode_t)c->perm, 0);
+    if (s->sem == SEM_FAILED) {
+        s->sem = NULL;
+        return ipk__errsys(-errno, "%s: sem_open %s", c->name, s->sem_name);
+    }
+    return 0;
+}
+
+static int ipk__shm_seg_listen(ipk_chan *c, ipk__shm *s)
+{
+    size_t len;
+    int fd = -1, r = ipk__opt_size(c, "size", IPK__SHM_SEGMENT_SIZE, &len);
+    if (r)
+        return r;
+    if (len < 2 || len > IPK__SHM_MAX_SIZE)
+        return ipk__err(IPK_EOPTION, "%s: size=%zu: expected 2..16g", c->name, len);
+    if ((r = ipk__shm_create(c, len, &fd)) == -EEXIST)
+        return ipk__err(-EEXIST, "%s: the segment exists (/dev/shm%s)", c->name, ipk__shm_name(c));
+    if (r < 0)
+        return r;
+    c->owner = 1;
+    r = ipk__shm_map(c, s, fd, len);
+    close(fd);
+    return r ? r : ipk__shm_sem_open(c, s);
+}
+
+static int ipk__shm_seg_dial(ipk_chan *c, ipk__shm *s)
+{
+    int fd = shm_open(ipk__shm_name(c), O_RDWR, 0);
+    if (fd < 0)
+        return ipk__shm_open_err(c, -errno);
+    struct stat st;
+    int r = fstat(fd, &st) == 0 ? 0 : ipk__errsys(-errno, "%s: fstat", c->name);
+    if (r == 0 && st.st_size < 2)
+        r = ipk__err(IPK_EPROTO, "%s: segment of %lld bytes is too small", c->name,
+                     (long long)st.st_size);
+    if (r == 0)
+        r = ipk__shm_map(c, s, fd, (size_t)st.st_size);
+    close(fd);
+    return r ? r : ipk__shm_sem_open(c, s);
+}
+
+static int ipk__shm_seg_send(ipk_chan *c, ipk__shm *s, const void *msg, size_t len)
+{
+    if (len >= s->map_len)
+        return ipk__err(IPK_EMSGSIZE,
+                        "%s: message of %zu bytes does not fit the %zu-byte segment (text plus "
+                        "NUL: at most %zu bytes)",
+                        c->name, len, s->map_len, s->map_len - 1);
+    const char *nul = len ? memchr(msg, '\0', len) : NULL;
+    if (nul)
+        return ipk__err(-EINVAL, "%s: mode=segment carries text; the message has a NUL at byte %zu",
+                        c->name, (size_t)(nul - (const char *)msg));
+    if (len)
+        memcpy(s->map, msg, len);
+    ((char *)s->map)[len] = '\0';
+    if (sem_post(s->sem) != 0)
+        return ipk__errsys(-errno, "%s: sem_post %s", c->name, s->sem_name);
+    return 0;
+}
+
+static int ipk__sem_wait(ipk_chan *c, sem_t *sem, int64_t dl)
+{
+    for (;;) {
+        int r;
+        if (dl == IPK__DL_NOW) {
+            r = sem_trywait(sem);
+        } else if (dl == IPK__DL_FOREVER) {
+            r = sem_wait(sem);
+        } else {
+            struct timespec ts = ipk__dl_ts(dl);
+            r = sem_clockwait(sem, CLOCK_MONOTONIC, &ts); /* absolute: EINTR keeps the deadline */
+        }
+        if (r == 0)
+            return 0;
+        if (errno == EAGAIN)
+            return -EAGAIN;
+        if (errno == ETIMEDOUT)
+            return IPK_ETIMEDOUT;
+        if (errno != EINTR)
+            return ipk__errsys(-errno, "%s: waiting on the semaphore", c->name);
+    }
+}
+
+static long ipk__shm_seg_recv(ipk_chan *c, ipk__shm *s, void *buf, size_t cap, int64_t dl)
+{
+    int r = ipk__sem_wait(c, s->sem, dl);
+    if (r)
+        return r;
+    size_t len = strnlen(s->map, s->map_len);
+    if (len > cap) {
+        c->need = len;
+        sem_post(s->sem); /* leave the message for a larger buffer */
+        return ipk__err(IPK_EMSGSIZE, "%s: message of %zu bytes does not fit the buffer of %zu",
+                        c->name, len, cap);
+    }
+    memcpy(buf, s->map, len);
+    return (long)len;
+}
+
+/* ---- the operations ---- */
+
+static int ipk__shm_open(ipk_chan *c, int listen)
+{
+    ipk__shm *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return -ENOMEM;
+    c->tp = s;
+    int r = ipk__set_name(c, "shm:%s", ipk__shm_name(c));
+    if (r == 0)
+        r = ipk__shm_mode(c, s);
+    if (r == 0 && !s->segment)
+        r = ipk__shm_ring_opts(c, s);
+    if (r == 0) {
+        int64_t spin = s->ring[0].spin_ns;
+        if (s->segment)
+            r = listen ? ipk__shm_seg_listen(c, s) : ipk__shm_seg_dial(c, s);
+        else
+            r = listen ? ipk__shm_ring_listen(c, s) : ipk__shm_ring_dial(c, s);
+        s->ring[0].spin_ns = s->ring[1].spin_ns = spin; /* attach cleared it */
+    }
+    if (r != 0) {
+        /* Keep the message of the failure: closing must not overwrite it. */
+        char msg[512];
+        ipk__strlcpy(msg, ipk_errmsg(), sizeof msg);
+        c->tr->close(c);
+        ipk__err(r, "%s", msg);
+    }
+    return r;
+}
+
+static int ipk__shm_listen(ipk_chan *c)
+{
+    return ipk__shm_open(c, 1);
+}
+
+static int ipk__shm_dial(ipk_chan *c)
+{
+    return ipk__shm_open(c, 0);
+}
+
+static int ipk__shm_close(ipk_chan *c)
+{
+    ipk__shm *s = c->tp;
+    if (s == NULL)
+        return 0;
+    int r = 0;
+    for (int i = 0; i < 2 && !s->segment; i++)
+        ipk__ring_detach(&s->ring[i]);
+    if (c->owner && c->keep && !s->segment && s->ring[0].h) {
+        atomic_fetch_or(&s->ring[0].h->flags, IPK__SHM_F_RELEASED);
+        atomic_store(&s->ring[0].h->owner_pid, 0);
+    }
+    if (c->owner && !c->keep) {
+        if (shm_unlink(ipk__shm_name(c)) != 0 && errno != ENOENT)
+            r = ipk__errsys(-errno, "%s: shm_unlink", c->name);
+        if (s->segment && s->sem_name[0] && sem_unlink(s->sem_name) != 0 && errno != ENOENT &&
+            r == 0)
+            r = ipk__errsys(-errno, "%s: sem_unlink %s", c->name, s->sem_name);
+    }
+    if (s->sem)
+        sem_close(s->sem);
+    if (s->map)
+        munmap(s->map, s->map_len);
+    free(s);
+    c->tp = NULL;
+    return r;
+}
+
+static int ipk__shm_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
+                         int64_t dl)
+{
+    (void)mi;
+    ipk__shm *s = c->tp;
+    if (s->segment)
+        return ipk__shm_seg_send(c, s, msg, len);
+    return ipk__ring_send(s->tx, msg, len, dl);
+}
+
+static long ipk__shm_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
+{
+    ipk__shm *s = c->tp;
+    if (s->segment) { /* one slot: one message at a time */
+        int r = ipk__shm_seg_send(c, s, msgs[0].base, msgs[0].len);
+        return r ? r : 1;
+    }
+    return ipk__ring_sendv(s->tx, msgs, n, dl);
+}
+
+static long ipk__shm_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
+{
+    (void)mi;
+    ipk__shm *s = c->tp;
+    if (s->segment)
+        return ipk__shm_seg_recv(c, s, buf, cap, dl);
+    return ipk__ring_recv(s->rx, buf, cap, &c->need, dl);
+}
+
+static int ipk__shm_fd(const ipk_chan *c)
+{
+    return ipk__err(IPK_ENOTSUP,
+                    "%s: shm: has no pollable descriptor (it waits on a futex); use the timeouts "
+                    "of ipk_recv",
+                    c->name);
+}
+
+static int ipk__shm_pending(const ipk_chan *c)
+{
+    const ipk__shm *s = c->tp;
+    return s->segment ? 0 : ipk__ring_pending(s->rx);
+}
+
+static int ipk__shm_zc(ipk_chan *c, const char *op)
+{
+    const ipk__shm *s = c->tp;
+    if (s->segment)
+        return ipk__err(IPK_ENOTSUP, "%s: %s: zero-copy needs the ring (mode=ring)", c->name, op);
+    return 0;
+}
+
+static int ipk__shm_reserve(ipk_chan *c, void **p, size_t len, int64_t dl)
+{
+    int r = ipk__shm_zc(c, "reserve");
+    return r ? r : ipk__ring_reserve(((ipk__shm *)c->tp)->tx, p, len, dl);
+}
+
+static int ipk__shm_commit(ipk_chan *c, size_t len)
+{
+    int r = ipk__shm_zc(c, "commit");
+    return r ? r : ipk__ring_commit(((ipk__shm *)c->tp)->tx, len);
+}
+
+static long ipk__shm_peek(ipk_chan *c, const void **p, int64_t dl)
+{
+    int r = ipk__shm_zc(c, "peek");
+    return r ? r : ipk__ring_peek(((ipk__shm *)c->tp)->rx, p, dl);
+}
+
+static int ipk__shm_release(ipk_chan *c)
+{
+    int r = ipk__shm_zc(c, "release");
+    return r ? r : ipk__ring_release(((ipk__shm *)c->tp)->rx);
+}
+
+/* ---- info ---- */
+
+#define IPK__PUT(...)                                                                              \
+    do {                                                                                           \
+        int k_ = snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, __VA_ARGS__);          \
+        if (k_ > 0)                                                                                \
+            n += (size_t)k_;                                                                       \
+    } while (0)
+
+static const char *ipk__shm_end_name(uint32_t st)
+{
+    return (st & 1) ? "listener" : "dialer"; /* BUSY(0)=1, FULL(0)=3 */
+}
+
+/* duplex=1: both rings and the mailbox; h1 is the second header (NULL: not mapped). */
+static size_t ipk__shm_info_duplex(const struct ipk__shm_hdr *h, const struct ipk__shm_hdr *h1,
+                                   char *buf, size_t cap, size_t n)
+{
+    const struct ipk__shm_hdr *r[2] = {h, h1};
+    for (int i = 0; i < 2; i++) {
+        if (r[i] == NULL) {
+            IPK__PUT("duplex: %s: second ring header not readable\n",
+                     i ? "dialer -> listener" : "listener -> dialer");
+            continue;
+        }
+        uint64_t hd = atomic_load(&r[i]->head), tl = atomic_load(&r[i]->tail);
+        IPK__PUT("duplex: %s ring: head %llu, tail %llu: %llu B queued; %s attached: %s; "
+                 "asleep: reader %u, writer %u\n",
+                 i ? "dialer -> listener" : "listener -> dialer", (unsigned long long)hd,
+                 (unsigned long long)tl, (unsigned long long)(hd - tl), i ? "dialer" : "listener",
+                 atomic_load(&r[i]->nprod) ? "yes" : "no", atomic_load(&r[i]->cons_sleepers),
+                 atomic_load(&r[i]->prod_sleepers));
+    }
+    uint32_t st = atomic_load(&h->mbox.state);
+    if (st == IPK__MB_EMPTY)
+        IPK__PUT("mailbox: empty (messages up to %d B ride it)\n", IPK__SHM_MBOX_MAX);
+    else if (st == IPK__MB_BUSY(0) || st == IPK__MB_BUSY(1))
+        IPK__PUT("mailbox: being written by the %s\n", ipk__shm_end_name(st));
+    else if (st == IPK__MB_FULL(0) || st == IPK__MB_FULL(1))
+        IPK__PUT("mailbox: a message of %u B from the %s (received, or waiting to be)\n",
+                 h->mbox.len, ipk__shm_end_name(st));
+    else
+        IPK__PUT("mailbox: corrupt state %u\n", st);
+    return n;
+}
+
+static size_t ipk__shm_info_ring(const struct ipk__shm_hdr *h, const struct ipk__shm_hdr *h1,
+                                 char *buf, size_t cap, size_t n)
+{
+    uint64_t hd = atomic_load(&h->head), tl = atomic_load(&h->tail);
+    uint32_t fl = atomic_load(&h->flags);
+    IPK__PUT("layout: ipckit ring version %u; header %d B, data %llu B (largest message %llu B); "
+             "multi=%d duplex=%d\n",
+             h->version, IPK__SHM_HDR, (unsigned long long)h->capacity,
+             (unsigned long long)(h->capacity - 2 * IPK__SHM_RECHDR), (fl & IPK__SHM_F_MULTI) != 0,
+             (fl & IPK__SHM_F_DUPLEX) != 0);
+    if (fl & IPK__SHM_F_DUPLEX)
+        n = ipk__shm_info_duplex(h, h1, buf, cap, n);
+    else
+        IPK__PUT("indices: head %llu, tail %llu: %llu B queued\n", (unsigned long long)hd,
+                 (unsigned long long)tl, (unsigned long long)(hd - tl));
+    pid_t pid;
+    int stale = ipk__hdr_stale(h, &pid);
+    if (fl & IPK__SHM_F_RELEASED)
+        IPK__PUT("owner: none (the owner closed it with keep=1)\n");
+    else
+        IPK__PUT("owner: pid %d, %s\n", (int)pid,
+                 stale ? "DEAD: stale segment (dial needs stale=1; remove it with ipckit rm)"
+                       : "alive");
+    if (!(fl & IPK__SHM_F_DUPLEX)) /* duplex: per direction above */
+        IPK__PUT("producers attached: %u; consumers/producers asleep: %u/%u; mutex recoveries: "
+                 "%u\n",
+                 atomic_load(&h->nprod), atomic_load(&h->cons_sleepers),
+                 atomic_load(&h->prod_sleepers), atomic_load(&h->recovered));
+    if (!(fl & IPK__SHM_F_MULTI)) { /* SPSC: who holds the producer and consumer claims */
+        const struct ipk__shm_hdr *r[2] = {h, (fl & IPK__SHM_F_DUPLEX) ? h1 : NULL};
+        for (int i = 0; i < 2; i++) {
+            if (r[i] == NULL)
+                continue;
+            char who[2][64];
+            int32_t pid2[2] = {atomic_load(&r[i]->prod_pid), atomic_load(&r[i]->cons_pid)};
+            for (int k = 0; k < 2; k++)
+                if (pid2[k] == 0)
+                    snprintf(who[k], sizeof who[k], "none");
+                else
+                    snprintf(who[k], sizeof who[k], "pid %d (%s)", (int)pid2[k],
+                             ipk__pid_alive(pid2[k], 0) ? "alive" : "DEAD: killed without closing");
+            IPK__PUT("%sclaims: producer %s, consumer %s\n",
+                     !(fl & IPK__SHM_F_DUPLEX) ? ""
+                     : i                       ? "dialer -> listener "
+                                               : "listener -> dialer ",
+                     who[0], who[1]);
+        }
+    }
+    IPK__PUT("publish fence: %s\n",
+             (fl & IPK__SHM_F_FENCE) ? "seq_cst fence" : "none (membarrier)");
+    return n;
+}
+
+static long ipk__shm_info(const ipk__addr *a, char *buf, size_t cap)
+{
+    size_t n = 0;
+    IPK__PUT("shm: POSIX shared-memory ring (variable-length records; SPSC lock-free, multi=1 "
+             "robust mutexes; futex waits; zero-copy); duplex=1: a listener and one dialer "
+             "talking both ways (two rings and a mailbox line); mode=segment&sem=NAME: the "
+             "guide's segment + named semaphore\n"
+             "options: size (ring data bytes, power of two, default 1m), multi, duplex, mode, "
+             "sem, perm, keep, spin (max spin ns, default %ld), stale (dial a segment whose "
+             "owner died)\n"
+             "no pollable descriptor (ipk_fd: not supported)\n",
+             IPK__SHM_DEFAULT_SPIN);
+    int fd = shm_open(a->u.posix.name, O_RDONLY, 0);
+    struct stat st;
+    if (fd < 0) {
+        IPK__PUT("segment /dev/shm%s: %s\n", a->u.posix.name, strerror(errno));
+    } else if (fstat(fd, &st) == 0) {
+        IPK__PUT("segment /dev/shm%s: %lld bytes, mode %04o, uid %u\n", a->u.posix.name,
+                 (long long)st.st_size, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+        void *m = (size_t)st.st_size >= IPK__SHM_HDR
+                      ? mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, 0)
+                      : MAP_FAILED;
+        const struct ipk__shm_hdr *h = m;
+        if (m != MAP_FAILED && atomic_load(&h->magic) == IPK__SHM_MAGIC) {
+            /* duplex=1: the second header starts half-way, at a page boundary. */
+            void *m1 = MAP_FAILED;
+            size_t half = h->capacity <= IPK__SHM_MAX_SIZE ? ipk__shm_seg_size(h->capacity) : 0;
+            if ((atomic_load(&h->flags) & IPK__SHM_F_DUPLEX) && half &&
+                (size_t)st.st_size >= 2 * half)
+                m1 = mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, (off_t)half);
+            n = ipk__shm_info_ring(h, m1 == MAP_FAILED ? NULL : m1, buf, cap, n);
+            if (m1 != MAP_FAILED)
+                munmap(m1, IPK__SHM_HDR);
+        } else {
+            IPK__PUT("layout: not an ipckit ring (a plain segment, as mode=segment uses)\n");
+        }
+        if (m != MAP_FAILED)
+            munmap(m, IPK__SHM_HDR);
+    }
+    if (fd >= 0)
+        close(fd);
+    struct statvfs v;
+    if (statvfs("/dev/shm", &v) == 0)
+        IPK__PUT("limits: /dev/shm %llu of %llu bytes free\n",
+                 (unsigned long long)v.f_bavail * v.f_frsize,
+                 (unsigned long long)v.f_blocks * v.f_frsize);
+    return (long)n;
+}
+
+const ipk__transport ipk__tr_shm = {
+    .scheme = "shm",
+    .parse = ipk__addr_posix_name,
+    .flags = IPK_SCHEME_QUEUE,
+    .usage = "shm:/NAME",
+    .keys = ipk__shm_keys,
+    .summary = "POSIX shared-memory ring",
+    .listen = ipk__shm_listen,
+    .dial = ipk__shm_dial,
+    .send = ipk__shm_send,
+    .sendv = ipk__shm_sendv,
+    .recv = ipk__shm_recv,
+    .fd = ipk__shm_fd,
+    .pending = ipk__shm_pending,
+    .close = ipk__shm_close,
+    .info = ipk__shm_info,
+    .reserve = ipk__shm_reserve,
+    .commit = ipk__shm_commit,
+    .peek = ipk__shm_peek,
+    .release = ipk__shm_release,
+};

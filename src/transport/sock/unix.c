@@ -1,0 +1,304 @@
+/*
+ * unix.c - Unix domain sockets: unix: (stream, framed by stream.c), unixpacket: (seqpacket,
+ * one message per packet) and unixgram: (datagram, one message per datagram).
+ *
+ * Names are paths or, written "@name", abstract names (no file; gone with the last socket).
+ * A listener on a path owns the socket file: an existing socket file is probed with connect()
+ * first - refused means stale, so it is replaced; answered means a live process owns it, so
+ * listen fails with -EADDRINUSE; a path that is not a socket is never touched (-EEXIST). The
+ * file gets mode c->perm before anyone can connect, and on close the owner removes it only
+ * if it is still the inode it bound, and only from the process that bound it (a forked child
+ * closing its copy leaves the file alone).
+ *
+ * unixpacket and unixgram sockets have SO_PASSCRED on: every message arrives with the sender's
+ * credentials (ipk_msginfo pid/uid), and that is also how a zero-length packet is told from
+ * end-of-stream - both make recvmsg() return 0, but only a real packet carries credentials.
+ */
+#include "sock.h"
+#include "transport.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static socklen_t ipk__unix_sa(const ipk__addr *a, struct sockaddr_un *sun)
+{
+    memset(sun, 0, sizeof *sun);
+    sun->sun_family = AF_UNIX;
+    if (a->u.un.abstract) {
+        memcpy(sun->sun_path + 1, a->u.un.path, a->u.un.len);
+        return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + a->u.un.len);
+    }
+    memcpy(sun->sun_path, a->u.un.path, a->u.un.len);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + a->u.un.len + 1);
+}
+
+static int ipk__unix_name(ipk_chan *c)
+{
+    const ipk__addr *a = &c->addr;
+    return ipk__set_name(c, "%s:%s%s", a->scheme_name, a->u.un.abstract ? "@" : "", a->u.un.path);
+}
+
+/* Whether a socket answers at sun: 1 live, 0 stale (refused), or -errno. */
+static int ipk__unix_probe(const struct sockaddr_un *sun, socklen_t len, int type)
+{
+    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    int r = connect(fd, (const struct sockaddr *)sun, len) == 0 ? 0 : errno;
+    ipk__close_fd(fd);
+    if (r == 0 || r == EAGAIN || r == EPROTOTYPE)
+        return 1; /* connected, backlog full, or a live socket of another type */
+    return r == ECONNREFUSED ? 0 : -r;
+}
+
+/* Binds c->rfd to the address, replacing a stale socket file (see the top of the file). */
+static int ipk__unix_bind(ipk_chan *c, int type, const struct sockaddr_un *sun, socklen_t len)
+{
+    const char *path = c->addr.u.un.path;
+    if (bind(c->rfd, (const struct sockaddr *)sun, len) == 0)
+        return 0;
+    int e = errno;
+    if (e == EADDRINUSE && c->addr.u.un.abstract)
+        return ipk__err(-EADDRINUSE, "%s: the abstract name is in use by a live socket", c->name);
+    if (e != EADDRINUSE)
+        return ipk__errsys(-e, "%s: bind", c->name);
+    struct stat st;
+    if (lstat(path, &st) != 0) /* removed since: try once more */
+        return bind(c->rfd, (const struct sockaddr *)sun, len) == 0
+                   ? 0
+                   : ipk__errsys(-errno, "%s: bind", c->name);
+    if (!S_ISSOCK(st.st_mode))
+        return ipk__err(-EEXIST, "%s: %s exists and is not a socket; it was left alone", c->name,
+                        path);
+    int live = ipk__unix_probe(sun, len, type);
+    if (live < 0)
+        return ipk__errsys(live, "%s: a socket file exists and probing it failed", c->name);
+    if (live)
+        return ipk__err(-EADDRINUSE,
+                        "%s: a live process owns this socket (it accepted a probe connection); "
+                        "it was left alone",
+                        c->name);
+    if (unlink(path) != 0 && errno != ENOENT)
+        return ipk__errsys(-errno, "%s: removing the stale socket file", c->name);
+    if (bind(c->rfd, (const struct sockaddr *)sun, len) != 0)
+        return ipk__errsys(-errno, "%s: bind after removing the stale socket file", c->name);
+    return 0;
+}
+
+/* Opens a socket of `type` with the options every unix channel shares. */
+static int ipk__unix_open(ipk_chan *c, int type)
+{
+    int r = ipk__unix_name(c);
+    if (r == 0)
+        r = ipk__sock_open(c, AF_UNIX, type);
+    if (r == 0 && type != SOCK_STREAM) {
+        r = ipk__sock_setint(c, SOL_SOCKET, SO_PASSCRED, 1, "SO_PASSCRED");
+        ((ipk__sock *)c->tp)->passcred = r == 0;
+    }
+    return r;
+}
+
+extern const ipk__transport ipk__tr_unix, ipk__tr_unixgram, ipk__tr_unixpacket;
+
+/* The socket type of the channel's scheme. */
+static int ipk__unix_type(const ipk_chan *c)
+{
+    return c->addr.tr == &ipk__tr_unixgram     ? SOCK_DGRAM
+           : c->addr.tr == &ipk__tr_unixpacket ? SOCK_SEQPACKET
+                                               : SOCK_STREAM;
+}
+
+static int ipk__unix_listen(ipk_chan *c)
+{
+    int type = ipk__unix_type(c);
+    long backlog;
+    int r = ipk__opt_long(c, "backlog", 1, INT_MAX, SOMAXCONN, &backlog);
+    if (r != 0 || (r = ipk__unix_open(c, type)) != 0)
+        goto fail;
+    ipk__sock *s = c->tp;
+    struct sockaddr_un sun;
+    socklen_t len = ipk__unix_sa(&c->addr, &sun);
+    /* bind() creates the file with the socket inode's mode less the umask: set it first, so
+     * the file is never, even for an instant, more open than perm. */
+    if (!c->addr.u.un.abstract && fchmod(c->rfd, (mode_t)c->perm) != 0) {
+        r = ipk__errsys(-errno, "%s: fchmod", c->name);
+        goto fail;
+    }
+    if ((r = ipk__unix_bind(c, type, &sun, len)) != 0)
+        goto fail;
+    c->owner = 1;
+    if (!c->addr.u.un.abstract) {
+        struct stat st;
+        s->bound_path = 1;
+        if (lstat(c->addr.u.un.path, &st) == 0) {
+            s->dev = st.st_dev;
+            s->ino = st.st_ino;
+            s->pid = getpid();
+        }
+        /* The umask may have taken bits perm asks for; connect() needs write permission, and
+         * no one can connect before listen(), so the final mode is set here. */
+        if (chmod(c->addr.u.un.path, (mode_t)c->perm) != 0) {
+            r = ipk__errsys(-errno, "%s: chmod %o", c->name, (unsigned)c->perm);
+            goto fail_unlink;
+        }
+    }
+    if (type != SOCK_DGRAM && listen(c->rfd, (int)backlog) != 0) {
+        r = ipk__errsys(-errno, "%s: listen", c->name);
+        goto fail_unlink;
+    }
+    return 0;
+fail_unlink:
+    if (s->bound_path)
+        unlink(c->addr.u.un.path);
+fail:
+    ipk__sock_close(c);
+    return r;
+}
+
+static int ipk__unix_dial(ipk_chan *c)
+{
+    int type = ipk__unix_type(c);
+    int r = ipk__unix_open(c, type);
+    if (r != 0)
+        goto fail;
+    /* A datagram dialer needs an address of its own for the listener to reply to: bind()
+     * with only the family autobinds a unique abstract name. */
+    struct sockaddr_un self = {.sun_family = AF_UNIX}; /* zeroed: valgrind reads sun_path */
+    if (type == SOCK_DGRAM &&
+        bind(c->rfd, (const struct sockaddr *)&self, sizeof(sa_family_t)) != 0) {
+        r = ipk__errsys(-errno, "%s: autobind", c->name);
+        goto fail;
+    }
+    struct sockaddr_un sun;
+    socklen_t len = ipk__unix_sa(&c->addr, &sun);
+    if ((r = ipk__sock_connect(c, (struct sockaddr *)&sun, len, "the socket", IPK__DL_FOREVER)) !=
+        0)
+        goto fail;
+    if (type != SOCK_DGRAM)
+        ipk__sock_peercred(c);
+    return 0;
+fail:
+    ipk__sock_close(c);
+    return r;
+}
+
+static int ipk__unix_accept(ipk_chan *l, ipk_chan *p, int64_t dl)
+{
+    int r = ipk__sock_accept(l, p, dl);
+    if (r == 0)
+        ipk__sock_peercred(p);
+    return r;
+}
+
+static int ipk__unix_close(ipk_chan *c)
+{
+    ipk__sock *s = c->tp;
+    int r = 0;
+    struct stat st;
+    if (s && s->bound_path && c->owner && !c->keep && s->pid == getpid() &&
+        lstat(c->addr.u.un.path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == s->dev &&
+        st.st_ino == s->ino && unlink(c->addr.u.un.path) != 0 && errno != ENOENT)
+        r = ipk__errsys(-errno, "%s: removing the socket file", c->name);
+    int t = ipk__sock_close(c);
+    return r != 0 ? r : t;
+}
+
+/* A stream channel has one peer: its credentials are every message's sender. */
+static long ipk__unix_stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
+{
+    long r = ipk__stream_recv(c, buf, cap, mi, dl);
+    if (r >= 0 && mi) {
+        mi->pid = c->peer_pid;
+        mi->uid = c->peer_uid;
+    }
+    return r;
+}
+
+static const char *const ipk__unix_files[] = {"/proc/sys/net/core/somaxconn",
+                                              "/proc/sys/net/core/rmem_default",
+                                              "/proc/sys/net/core/rmem_max",
+                                              "/proc/sys/net/core/wmem_default",
+                                              "/proc/sys/net/core/wmem_max",
+                                              "/proc/sys/net/unix/max_dgram_qlen",
+                                              NULL};
+
+static long ipk__unix_info(const ipk__addr *a, char *buf, size_t cap)
+{
+    const char *text;
+    if (a->tr == &ipk__tr_unixgram)
+        text = "unixgram: Unix domain datagram socket. One message = one datagram, reliable and "
+               "in order on one host; a message is at most SO_SNDBUF - 32 bytes (wmem_default), "
+               "and a receiver queues at most max_dgram_qlen of them before senders wait. The "
+               "listener replies to the sender of the last datagram; each message carries the "
+               "sender's pid and uid. Options: perm, keep, max.";
+    else if (a->tr == &ipk__tr_unixpacket)
+        text = "unixpacket: Unix domain seqpacket socket. Connection-oriented (accept), one "
+               "message = one packet, at most SO_SNDBUF - 32 bytes (wmem_default); zero-length "
+               "messages are told from end-of-stream; peer credentials (SO_PEERCRED). Options: "
+               "perm, keep, backlog, max.";
+    else
+        text = "unix: Unix domain stream socket. Connection-oriented (accept), messages framed "
+               "(4-byte length, or framing=raw|line), any size up to max; peer credentials "
+               "(SO_PEERCRED); a stale socket file is replaced, a live one never. Options: "
+               "framing, perm, keep, backlog, max.";
+    return ipk__sock_info(buf, cap, text, ipk__unix_files);
+}
+
+static const char *const ipk__unix_keys[] = {"framing", "perm", "keep", "backlog", NULL};
+static const char *const ipk__unixpacket_keys[] = {"perm", "keep", "backlog", NULL};
+static const char *const ipk__unixgram_keys[] = {"perm", "keep", NULL};
+
+const ipk__transport ipk__tr_unix = {
+    .scheme = "unix",
+    .parse = ipk__addr_unix,
+    .flags = IPK_SCHEME_STREAM | IPK_SCHEME_ACCEPT,
+    .usage = "unix:PATH or unix:@NAME",
+    .keys = ipk__unix_keys,
+    .summary = "Unix domain stream socket (framed messages, peer credentials)",
+    .listen = ipk__unix_listen,
+    .dial = ipk__unix_dial,
+    .accept = ipk__unix_accept,
+    .send = ipk__stream_send,
+    .sendv = ipk__stream_sendv,
+    .recv = ipk__unix_stream_recv,
+    .close = ipk__unix_close,
+    .info = ipk__unix_info,
+};
+
+const ipk__transport ipk__tr_unixpacket = {
+    .scheme = "unixpacket",
+    .parse = ipk__addr_unix,
+    .flags = IPK_SCHEME_DGRAM | IPK_SCHEME_ACCEPT,
+    .usage = "unixpacket:PATH or unixpacket:@NAME",
+    .keys = ipk__unixpacket_keys,
+    .summary = "Unix domain seqpacket socket (one message per packet, connection-oriented)",
+    .listen = ipk__unix_listen,
+    .dial = ipk__unix_dial,
+    .accept = ipk__unix_accept,
+    .send = ipk__dgram_send,
+    .sendv = ipk__dgram_sendv,
+    .recv = ipk__dgram_recv,
+    .close = ipk__unix_close,
+    .info = ipk__unix_info,
+};
+
+const ipk__transport ipk__tr_unixgram = {
+    .scheme = "unixgram",
+    .parse = ipk__addr_unix,
+    .flags = IPK_SCHEME_DGRAM,
+    .usage = "unixgram:PATH or unixgram:@NAME",
+    .keys = ipk__unixgram_keys,
+    .summary = "Unix domain datagram socket (one message per datagram, sender credentials)",
+    .listen = ipk__unix_listen,
+    .dial = ipk__unix_dial,
+    .send = ipk__dgram_send,
+    .sendv = ipk__dgram_sendv,
+    .recv = ipk__dgram_recv,
+    .close = ipk__unix_close,
+    .info = ipk__unix_info,
+};
