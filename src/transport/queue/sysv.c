@@ -19,6 +19,7 @@
  * bound every message in the queue respects: the larger of msgmax and the queue's msg_qbytes.
  */
 #include "ipk.h"
+#include "objects.h"
 #include "transport.h"
 
 #include <ctype.h>
@@ -330,6 +331,65 @@ static int ipk__parse_sysv(ipk__addr *a, const char *url)
     return ipk__addr_path(a, url);
 }
 
+/* ---- the queues on this machine (ipk_objects_scan) ---- */
+
+static const ipk__objkind ipk__sysv_kind = {"sysv-msg", IPK__OK_CARRIES, ipk__obj_settle_used,
+                                            ipk__obj_msq_remove};
+static const ipk__objkind *const ipk__sysv_kinds[] = {&ipk__sysv_kind, NULL};
+
+typedef struct ipk__sysv_rows {
+    ipk__objset *s;
+    long only_id; /* -1: every keyed queue */
+    int found;
+} ipk__sysv_rows;
+
+/* A row of /proc/sysvipc/msg: key msqid perms cbytes qnum lspid lrpid uid ... A queue of key 0
+ * (IPC_PRIVATE) has no sysv: address; the core lists it as sysv-msg:ID. */
+static void ipk__sysv_row(void *arg, const char *line)
+{
+    ipk__sysv_rows *x = arg;
+    long key, id;
+    unsigned perms;
+    long long col[5];
+    if (ipk__obj_sysv_row(line, &key, &id, &perms, col, 5) != 5 || key == 0 ||
+        (x->only_id >= 0 && id != x->only_id))
+        return;
+    char name[32];
+    snprintf(name, sizeof name, "0x%08lx", (unsigned long)key & 0xffffffffUL);
+    ipk__obj *o = ipk__obj_add(x->s, &ipk__sysv_kind, name, "sysv:%s", name);
+    if (o == NULL)
+        return;
+    ipk__obj_msq_row(o, key, id, perms, col);
+    x->found = 1;
+}
+
+static int ipk__sysv_objects(ipk__objset *s)
+{
+    ipk__sysv_rows x = {s, -1, 0};
+    int r = ipk__obj_lines("/proc/sysvipc/msg", ipk__sysv_row, &x);
+    if (r != 0)
+        ipk__obj_note(s, "/proc/sysvipc/msg: %s: System V queues not listed", strerror(-r));
+    return 0;
+}
+
+/* The key as listen and dial derive it (ftok with ?proj=, or the literal), then its queue. */
+static int ipk__sysv_resolve(const ipk_chan *c, ipk__objset *s)
+{
+    key_t key;
+    int r = ipk__sysv_key((ipk_chan *)c, &key);
+    if (r != 0)
+        return r;
+    int id = msgget(key, 0);
+    if (id < 0)
+        return errno == ENOENT ? ipk__err(-ENOENT, "sysv:%s: no such queue (key 0x%x)",
+                                          c->addr.body, (unsigned)key)
+                               : ipk__errsys(-errno, "sysv:%s: msgget", c->addr.body);
+    ipk__sysv_rows x = {s, id, 0};
+    if ((r = ipk__obj_lines("/proc/sysvipc/msg", ipk__sysv_row, &x)) != 0)
+        return ipk__errsys(r, "/proc/sysvipc/msg");
+    return x.found ? 0 : ipk__err(-ENOENT, "sysv:%s: no such queue", c->addr.body);
+}
+
 const ipk__transport ipk__tr_sysv = {
     .scheme = "sysv",
     .parse = ipk__parse_sysv,
@@ -344,4 +404,7 @@ const ipk__transport ipk__tr_sysv = {
     .fd = ipk__sysv_fd,
     .close = ipk__sysv_close,
     .info = ipk__sysv_info,
+    .kinds = ipk__sysv_kinds,
+    .objects = ipk__sysv_objects,
+    .resolve = ipk__sysv_resolve,
 };
