@@ -262,10 +262,11 @@ IPK_API int ipk_object_holders(const ipk_object *o);
 IPK_API int ipk_object_owner_gone(const ipk_object *o);
 IPK_API int ipk_object_state(const ipk_object *o);       /* IPK_OBJ_* */
 IPK_API const char *ipk_object_why(const ipk_object *o); /* the evidence for the state */
-/* Removes it after checking that it is still the object inspected, and again that it is not in
- * use (-EBUSY) and that nothing waits in it (-ENOTEMPTY unless flags has IPK_OBJ_FORCE).
- * A message sent between that check and the removal is lost with it (the kernel offers no
- * removal conditional on emptiness). 0 or a negative code. */
+/* Removes it: refused while in use (-EBUSY) and, unless flags has IPK_OBJ_FORCE, while messages
+ * wait in it (-ENOTEMPTY), as its state says. Checks again first that the name still denotes
+ * the object inspected (-ESTALE) and, unless forced, that nothing waits in it now; a message
+ * sent between that check and the removal is lost with it (the kernel has no removal
+ * conditional on emptiness). The caller's rights are the kernel's business: no owner filter. */
 IPK_API int ipk_object_remove(const ipk_object *o, unsigned flags);
 
 IPK_API const char *ipk_version(void);
