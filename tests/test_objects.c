@@ -409,6 +409,26 @@ static void t_kinds_and_schemes(void **state)
     ipkt_expect(ipk_objects_resolve(l, "sysv-shm:x"), IPK_EADDR);
     assert_int_equal(ipk_objects_count(l), 0);
     ipk_objects_free(l);
+    /* A private System V queue has no sysv: address: it is sysv-msg:ID, found by a scan and
+     * by that name, never used (unknown), and removable by name. */
+    int id = msgget(IPC_PRIVATE, 0600);
+    assert_true(id >= 0);
+    ipkt_journal_id("msqid", id);
+    char url[64];
+    snprintf(url, sizeof url, "sysv-msg:%d", id);
+    l = scan_dir();
+    const ipk_object *o = by_url(l, url);
+    assert_non_null(o);
+    assert_string_equal(ipk_object_kind(o), "sysv-msg");
+    assert_null(ipk_object_scheme(o));
+    assert_int_equal(ipk_object_state(o), IPK_OBJ_UNKNOWN);
+    ipk_objects_free(l);
+    ipkt_ok(ipk_objects_new(&l));
+    ipkt_ok(ipk_objects_resolve(l, url));
+    assert_int_equal(ipk_objects_count(l), 1);
+    ipkt_ok(ipk_object_remove(ipk_objects_at(l, 0), 0));
+    ipk_objects_free(l);
+    assert_int_equal(msgctl(id, IPC_STAT, &(struct msqid_ds){0}), -1);
     char out[4096];
     assert_int_equal(tool(out, sizeof out, "info --kinds"), 0);
     has(out, "unix-abstract\n");

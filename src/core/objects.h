@@ -107,8 +107,11 @@ void ipk__obj_settle_used(ipk__obj *o, const ipk__objset *s);
  * of columns read after perms, or -1. */
 int ipk__obj_sysv_row(const char *line, long *key, long *id, unsigned *perms, long long *col,
                       int n);
-/* Fills a System V queue from the columns after perms of its /proc/sysvipc/msg row. */
-void ipk__obj_msq_row(ipk__obj *o, long key, long id, unsigned perms, const long long *col);
+/* Adds the System V message queues of /proc/sysvipc/msg as objects of kind k: with scheme, the
+ * keyed ones, named "SCHEME:0xKEY"; without, the private ones (key 0), named "sysv-msg:ID".
+ * only_id >= 0: only the queue of that id, whatever its key. 0, -ENOENT when none was added,
+ * or -errno when the file cannot be read (noted). */
+int ipk__obj_msq_scan(ipk__objset *s, const ipk__objkind *k, const char *scheme, long only_id);
 /* Removes System V message queue o->id after checking that the id still has key o->key (it was
  * not reused for another queue) and, unless flags has IPK_OBJ_FORCE, that the queue is empty. */
 int ipk__obj_msq_remove(const ipk__obj *o, unsigned flags);

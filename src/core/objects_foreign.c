@@ -77,18 +77,6 @@ int ipk__obj_msq_remove(const ipk__obj *o, unsigned flags)
     return r;
 }
 
-void ipk__obj_msq_row(ipk__obj *o, long key, long id, unsigned perms, const long long *c)
-{
-    o->id = id;
-    o->key = key;
-    o->mode = perms & 0777;
-    o->bytes = c[0];
-    o->msgs = c[1];
-    ipk__obj_kpid(o, (pid_t)c[2]);
-    ipk__obj_kpid(o, (pid_t)c[3]);
-    o->uid = (uid_t)c[4];
-}
-
 static const ipk__objkind ipk__kind_sem = {"posix-sem", 0, NULL, ipk__sem_remove};
 static const ipk__objkind ipk__kind_sysv_shm = {"sysv-shm", 0, ipk__sysv_shm_settle,
                                                 ipk__sysv_shm_remove};
@@ -137,11 +125,14 @@ static void ipk__sem_scan(ipk__objset *s)
 
 /* ---- System V ---- */
 
+enum { IPK__SYSV_MSG, IPK__SYSV_SHM, IPK__SYSV_SEM };
+
 typedef struct ipk__sysv_scan {
     ipk__objset *s;
     const ipk__objkind *kind;
-    const char *scheme; /* "sysv-shm" */
-    long only_id;       /* -1: every row (but queues: key 0 only) */
+    int what;           /* IPK__SYSV_* */
+    const char *scheme; /* "sysv-shm"; for queues the scheme of keyed ones, or NULL */
+    long only_id;       /* -1: every row (queues: keyed ones with a scheme, else private ones) */
     int found;
 } ipk__sysv_scan;
 
@@ -155,14 +146,17 @@ static void ipk__sysv_row(void *arg, const char *line)
     long key, id;
     unsigned perms;
     long long c[5];
-    int uid_col = x->kind == &ipk__kind_sysv_sem ? 1 : 4;
+    int uid_col = x->what == IPK__SYSV_SEM ? 1 : 4;
     if (ipk__obj_sysv_row(line, &key, &id, &perms, c, 5) <= uid_col)
         return;
-    if (x->only_id >= 0 ? id != x->only_id : x->kind == &ipk__kind_sysv_msg && key != 0)
-        return; /* a keyed queue is sysv:'s */
+    int keyed = x->what == IPK__SYSV_MSG && x->scheme != NULL;
+    if (x->only_id >= 0 ? id != x->only_id : x->what == IPK__SYSV_MSG && (key != 0) != keyed)
+        return;
     char name[32];
     snprintf(name, sizeof name, "0x%08lx", (unsigned long)key & 0xffffffffUL);
-    ipk__obj *o = ipk__obj_add(x->s, x->kind, name, "%s:%ld", x->scheme, id);
+    ipk__obj *o = keyed && key != 0 ? ipk__obj_add(x->s, x->kind, name, "%s:%s", x->scheme, name)
+                                    : ipk__obj_add(x->s, x->kind, name, "%s:%ld",
+                                                   x->what == IPK__SYSV_MSG ? "sysv-msg" : x->scheme, id);
     if (o == NULL)
         return;
     x->found = 1;
@@ -170,9 +164,12 @@ static void ipk__sysv_row(void *arg, const char *line)
     o->key = key;
     o->mode = perms & 0777;
     o->uid = (uid_t)c[uid_col];
-    if (x->kind == &ipk__kind_sysv_msg) {
-        ipk__obj_msq_row(o, key, id, perms, c);
-    } else if (x->kind == &ipk__kind_sysv_shm) {
+    if (x->what == IPK__SYSV_MSG) {
+        o->bytes = c[0];
+        o->msgs = c[1];
+        ipk__obj_kpid(o, (pid_t)c[2]);
+        ipk__obj_kpid(o, (pid_t)c[3]);
+    } else if (x->what == IPK__SYSV_SHM) {
         o->size = c[0];
         o->nattch = (long)c[3];
         ipk__obj_kpid(o, (pid_t)c[1]);
@@ -184,22 +181,39 @@ static void ipk__sysv_row(void *arg, const char *line)
     }
 }
 
+static const char *const ipk__sysv_proc[] = {"/proc/sysvipc/msg", "/proc/sysvipc/shm",
+                                             "/proc/sysvipc/sem"};
+
+static int ipk__sysv_scan_rows(ipk__sysv_scan *x)
+{
+    int r = ipk__obj_lines(ipk__sysv_proc[x->what], ipk__sysv_row, x);
+    if (r != 0)
+        ipk__obj_note(x->s, "%s: %s: not listed", ipk__sysv_proc[x->what], strerror(-r));
+    return r != 0 ? r : x->found ? 0 : -ENOENT;
+}
+
+int ipk__obj_msq_scan(ipk__objset *s, const ipk__objkind *k, const char *scheme, long only_id)
+{
+    ipk__sysv_scan x = {s, k, IPK__SYSV_MSG, scheme, only_id, 0};
+    return ipk__sysv_scan_rows(&x);
+}
+
 static const struct {
     const ipk__objkind *kind;
-    const char *scheme, *file;
+    const char *scheme;
 } ipk__sysv_files[] = {
-    {&ipk__kind_sysv_msg, "sysv-msg", "/proc/sysvipc/msg"},
-    {&ipk__kind_sysv_shm, "sysv-shm", "/proc/sysvipc/shm"},
-    {&ipk__kind_sysv_sem, "sysv-sem", "/proc/sysvipc/sem"},
+    {&ipk__kind_sysv_msg, "sysv-msg"},
+    {&ipk__kind_sysv_shm, "sysv-shm"},
+    {&ipk__kind_sysv_sem, "sysv-sem"},
 };
 
+/* Private queues (or, by id, any queue), segments, semaphore sets: k is IPK__SYSV_*. */
 static int ipk__sysv_scan_file(ipk__objset *s, size_t k, long only_id)
 {
-    ipk__sysv_scan x = {s, ipk__sysv_files[k].kind, ipk__sysv_files[k].scheme, only_id, 0};
-    int r = ipk__obj_lines(ipk__sysv_files[k].file, ipk__sysv_row, &x);
-    if (r != 0)
-        ipk__obj_note(s, "%s: %s", ipk__sysv_files[k].file, strerror(-r));
-    return r != 0 ? r : x.found ? 0 : -ENOENT;
+    ipk__sysv_scan x = {s,       ipk__sysv_files[k].kind,
+                        (int)k,  k == IPK__SYSV_MSG ? NULL : ipk__sysv_files[k].scheme,
+                        only_id, 0};
+    return ipk__sysv_scan_rows(&x);
 }
 
 void ipk__foreign_objects(ipk__objset *s)

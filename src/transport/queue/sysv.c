@@ -337,39 +337,11 @@ static const ipk__objkind ipk__sysv_kind = {"sysv-msg", IPK__OK_CARRIES, ipk__ob
                                             ipk__obj_msq_remove};
 static const ipk__objkind *const ipk__sysv_kinds[] = {&ipk__sysv_kind, NULL};
 
-typedef struct ipk__sysv_rows {
-    ipk__objset *s;
-    long only_id; /* -1: every keyed queue */
-    int found;
-} ipk__sysv_rows;
-
-/* A row of /proc/sysvipc/msg: key msqid perms cbytes qnum lspid lrpid uid ... A queue of key 0
- * (IPC_PRIVATE) has no sysv: address; the core lists it as sysv-msg:ID. */
-static void ipk__sysv_row(void *arg, const char *line)
-{
-    ipk__sysv_rows *x = arg;
-    long key, id;
-    unsigned perms;
-    long long col[5];
-    if (ipk__obj_sysv_row(line, &key, &id, &perms, col, 5) != 5 || key == 0 ||
-        (x->only_id >= 0 && id != x->only_id))
-        return;
-    char name[32];
-    snprintf(name, sizeof name, "0x%08lx", (unsigned long)key & 0xffffffffUL);
-    ipk__obj *o = ipk__obj_add(x->s, &ipk__sysv_kind, name, "sysv:%s", name);
-    if (o == NULL)
-        return;
-    ipk__obj_msq_row(o, key, id, perms, col);
-    x->found = 1;
-}
-
+/* The keyed queues; the core lists the private ones (key 0 has no sysv: address). */
 static int ipk__sysv_objects(ipk__objset *s)
 {
-    ipk__sysv_rows x = {s, -1, 0};
-    int r = ipk__obj_lines("/proc/sysvipc/msg", ipk__sysv_row, &x);
-    if (r != 0)
-        ipk__obj_note(s, "/proc/sysvipc/msg: %s: System V queues not listed", strerror(-r));
-    return 0;
+    int r = ipk__obj_msq_scan(s, &ipk__sysv_kind, "sysv", -1);
+    return r == -ENOMEM ? r : 0;
 }
 
 /* The key as listen and dial derive it (ftok with ?proj=, or the literal), then its queue. */
@@ -384,10 +356,8 @@ static int ipk__sysv_resolve(const ipk_chan *c, ipk__objset *s)
         return errno == ENOENT ? ipk__err(-ENOENT, "sysv:%s: no such queue (key 0x%x)",
                                           c->addr.body, (unsigned)key)
                                : ipk__errsys(-errno, "sysv:%s: msgget", c->addr.body);
-    ipk__sysv_rows x = {s, id, 0};
-    if ((r = ipk__obj_lines("/proc/sysvipc/msg", ipk__sysv_row, &x)) != 0)
-        return ipk__errsys(r, "/proc/sysvipc/msg");
-    return x.found ? 0 : ipk__err(-ENOENT, "sysv:%s: no such queue", c->addr.body);
+    r = ipk__obj_msq_scan(s, &ipk__sysv_kind, "sysv", id);
+    return r != -ENOENT ? r : ipk__err(-ENOENT, "sysv:%s: no such queue", c->addr.body);
 }
 
 const ipk__transport ipk__tr_sysv = {
