@@ -172,7 +172,6 @@ IPK_API const char *ipk_chan_errmsg(const ipk_chan *c);
 #define IPK_SCHEME_DGRAM   0x08u /* a datagram socket: one message per datagram or packet */
 #define IPK_SCHEME_QUEUE   0x10u /* a named queue object that outlives its processes */
 #define IPK_SCHEME_SIGNAL  0x20u /* signals with a payload */
-#define IPK_SCHEME_OBJECTS 0x40u /* names kernel objects that ipk_objects_resolve() finds */
 IPK_API const char *ipk_scheme_at(size_t i);
 IPK_API unsigned ipk_scheme_flags(const char *scheme);
 IPK_API int ipk_scheme_built(const char *scheme); /* ipk_scheme_flags() & IPK_SCHEME_BUILT */

@@ -68,8 +68,7 @@ unsigned ipk_scheme_flags(const char *scheme)
     const ipk__transport *tr = ipk__named(scheme);
     if (tr == NULL)
         return 0;
-    return (tr->flags & IPK__TF_PUBLIC) | (ipk__transport_built(tr) ? IPK_SCHEME_BUILT : 0) |
-           (tr->resolve ? IPK_SCHEME_OBJECTS : 0);
+    return (tr->flags & IPK__TF_PUBLIC) | (ipk__transport_built(tr) ? IPK_SCHEME_BUILT : 0);
 }
 
 int ipk_scheme_built(const char *scheme)
