@@ -459,10 +459,11 @@ static void ipk__mq_list(const char *dir, FILE *out)
 static FILE *ipk__mq_list_child(ipk__objset *s, pid_t *pid)
 {
     int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0)
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        ipk__obj_note(s, "POSIX queues not listed: pipe: %s", strerror(errno));
         return NULL;
-    fflush(NULL);
-    *pid = fork();
+    }
+    *pid = fork(); /* the child writes through its own stream and leaves with _exit */
     if (*pid == 0) {
         close(p[0]);
         FILE *out = fdopen(p[1], "w");
