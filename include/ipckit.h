@@ -166,12 +166,12 @@ IPK_API const char *ipk_chan_errmsg(const ipk_chan *c);
 /* The schemes: the registry of transports this library knows, built or not.
  * ipk_scheme_at(i) is the i-th scheme name ("unix", "mq", ...), NULL past the end.
  * ipk_scheme_flags() says what kind of channel it makes (0 for an unknown scheme). */
-#define IPK_SCHEME_BUILT  0x01u /* implemented in this build (else listen/dial: IPK_ENOTBUILT) */
-#define IPK_SCHEME_STREAM 0x02u /* a byte stream carrying frames (framing=len|raw|line) */
-#define IPK_SCHEME_ACCEPT 0x04u /* connection-oriented: a listener accepts peers */
-#define IPK_SCHEME_DGRAM  0x08u /* a datagram socket: one message per datagram or packet */
-#define IPK_SCHEME_QUEUE  0x10u /* a named queue object that outlives its processes */
-#define IPK_SCHEME_SIGNAL 0x20u /* signals with a payload */
+#define IPK_SCHEME_BUILT   0x01u /* implemented in this build (else listen/dial: IPK_ENOTBUILT) */
+#define IPK_SCHEME_STREAM  0x02u /* a byte stream carrying frames (framing=len|raw|line) */
+#define IPK_SCHEME_ACCEPT  0x04u /* connection-oriented: a listener accepts peers */
+#define IPK_SCHEME_DGRAM   0x08u /* a datagram socket: one message per datagram or packet */
+#define IPK_SCHEME_QUEUE   0x10u /* a named queue object that outlives its processes */
+#define IPK_SCHEME_SIGNAL  0x20u /* signals with a payload */
 IPK_API const char *ipk_scheme_at(size_t i);
 IPK_API unsigned ipk_scheme_flags(const char *scheme);
 IPK_API int ipk_scheme_built(const char *scheme); /* ipk_scheme_flags() & IPK_SCHEME_BUILT */
@@ -184,6 +184,89 @@ IPK_API const char *ipk_scheme_option(const char *scheme, size_t i);
 /* A one-screen description of the semantics of url's scheme and the live kernel limits that
  * apply (written into buf, like snprintf). */
 IPK_API long ipk_info(const char *url, char *buf, size_t cap);
+
+/* ---- IPC objects on this machine ----
+ *
+ * The kernel objects that outlive processes - POSIX queues and shared memory, System V queues,
+ * FIFOs, Unix socket files, and the kinds no transport creates (named semaphores, System V
+ * segments and semaphore sets) - found, named by the ipckit address that opens them, with their
+ * holders and whether they may go. Each transport lists the kinds it creates (the registry), so
+ * ipckit ls and rm see what every transport of this build makes.
+ *
+ * A list (ipk_objects) owns its objects; an object is opaque and read through the accessors
+ * below, so that a later version can add what it knows about objects without changing a size
+ * or a layout a program was built against (unlike a public struct).
+ *
+ * An object's state, from the evidence of /proc, the kernel's own records and the object:
+ *   IPK_OBJ_IN_USE       a live process holds it (open, mapped, attached, bound), or is its owner
+ *   IPK_OBJ_STALE        its owner is gone and nothing waits in it: removing it loses nothing
+ *   IPK_OBJ_UNDELIVERED  its owner is gone but messages wait to be delivered: it stays unless a
+ *                        removal is forced (IPK_OBJ_FORCE)
+ *   IPK_OBJ_UNKNOWN      the evidence is incomplete (a process could not be inspected, a queue
+ *                        never used, a depth that could not be read)
+ */
+typedef struct ipk_objects ipk_objects;
+typedef struct ipk_object ipk_object;
+
+enum { IPK_OBJ_UNKNOWN = 0, IPK_OBJ_IN_USE = 1, IPK_OBJ_STALE = 2, IPK_OBJ_UNDELIVERED = 3 };
+#define IPK_OBJ_FORCE 0x1u /* ipk_object_remove(): also when messages wait (never when in use) */
+
+/* An empty list. */
+IPK_API int ipk_objects_new(ipk_objects **out);
+/* Adds every object found: FIFOs and socket files are looked for in dirs (NULL-terminated, 4
+ * levels deep; NULL: /tmp and /run), the other kinds live in kernel name spaces. What could not
+ * be read is said by ipk_objects_note(); 0 or a negative code (-ENOMEM). */
+IPK_API int ipk_objects_scan(ipk_objects *l, const char *const *dirs);
+/* Adds the object url names, parsed by its transport's own address grammar (options included:
+ * "sysv:FILE?proj=3"); also "sem:/NAME" and "sysv-msg:ID", "sysv-shm:ID", "sysv-sem:ID", the
+ * names of ipk_object_url() for kinds that have no scheme. 0; IPK_EADDR or IPK_EOPTION for a
+ * malformed address or an unknown option, IPK_ENOTSUP when the scheme names no kernel object
+ * (tcp:, exec:, an abstract socket), -ENOENT when the object does not exist. */
+IPK_API int ipk_objects_resolve(ipk_objects *l, const char *url);
+IPK_API size_t ipk_objects_count(const ipk_objects *l);
+IPK_API const ipk_object *ipk_objects_at(const ipk_objects *l, size_t i);
+/* Whether some process could not be inspected (holders may be missing: such objects are
+ * IPK_OBJ_UNKNOWN rather than stale). */
+IPK_API int ipk_objects_partial(const ipk_objects *l);
+/* The i-th remark of the scans ("/dev/shm: Permission denied: ..."), NULL past the end. */
+IPK_API const char *ipk_objects_note(const ipk_objects *l, size_t i);
+IPK_API void ipk_objects_free(ipk_objects *l);
+
+/* The kinds this build knows ("posix-mq", "fifo", ...), NULL past the end. */
+IPK_API const char *ipk_object_kind_at(size_t i);
+
+IPK_API const char *ipk_object_kind(const ipk_object *o);
+/* The scheme of the transport that creates such objects ("mq"), NULL for the other kinds. */
+IPK_API const char *ipk_object_scheme(const ipk_object *o);
+/* Its name in its own name space: a path, "/NAME", "@NAME", a System V key "0x0000002a". */
+IPK_API const char *ipk_object_name(const ipk_object *o);
+/* The address that names it: ipk_objects_resolve() takes it back. */
+IPK_API const char *ipk_object_url(const ipk_object *o);
+IPK_API long ipk_object_id(const ipk_object *o); /* System V id, else -1 */
+IPK_API uid_t ipk_object_uid(const ipk_object *o);
+IPK_API unsigned ipk_object_mode(const ipk_object *o); /* permission bits */
+/* Bytes the object occupies (a segment), -1 where that does not apply. */
+IPK_API long long ipk_object_size(const ipk_object *o);
+/* Messages and bytes waiting to be received, as the kernel or the ring header says (mq
+ * curmsgs, sysv qnum and cbytes, a shm ring's records, a FIFO's FIONREAD); -1 when unknown or
+ * not applicable. */
+IPK_API long long ipk_object_messages(const ipk_object *o);
+IPK_API long long ipk_object_bytes(const ipk_object *o);
+/* The processes that hold it (open, mapped, attached) or that the kernel recorded as its last
+ * users; ipk_object_holders() counts those alive. */
+IPK_API size_t ipk_object_npids(const ipk_object *o);
+IPK_API pid_t ipk_object_pid(const ipk_object *o, size_t i);
+IPK_API int ipk_object_holders(const ipk_object *o);
+/* 1 its owner is gone, 0 it is alive, -1 cannot tell. */
+IPK_API int ipk_object_owner_gone(const ipk_object *o);
+IPK_API int ipk_object_state(const ipk_object *o);       /* IPK_OBJ_* */
+IPK_API const char *ipk_object_why(const ipk_object *o); /* the evidence for the state */
+/* Removes it: refused while in use (-EBUSY) and, unless flags has IPK_OBJ_FORCE, while messages
+ * wait in it (-ENOTEMPTY), as its state says. Checks again first that the name still denotes
+ * the object inspected (-ESTALE) and, unless forced, that nothing waits in it now; a message
+ * sent between that check and the removal is lost with it (the kernel has no removal
+ * conditional on emptiness). The caller's rights are the kernel's business: no owner filter. */
+IPK_API int ipk_object_remove(const ipk_object *o, unsigned flags);
 
 IPK_API const char *ipk_version(void);
 

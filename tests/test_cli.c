@@ -575,8 +575,29 @@ static void t_ls_json(void **state)
              "m[\"stale\"] is False, m\n' %s",
              fifo, q, (int)getpid(), (int)getpid(), out);
     assert_int_equal(system(cmd), 0);
-    /* Once we let go of them, both are stale. */
+    /* Once we let go of them, the FIFO is stale; the queue still holds two messages nobody
+     * received: undelivered, and rm --stale leaves it (issue 10). Received, it is stale too. */
     close(fd);
+    mq_close(mq);
+    char qurl[80];
+    snprintf(qurl, sizeof qurl, "mq:%s", q);
+    pid = start(NULL, out, err, (const char *const[]){"ls", "--json", "-D", dir, NULL});
+    assert_int_equal(finish(&r, pid, out, err), 0);
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import json,sys\n"
+             "d=json.load(open(sys.argv[1]))\n"
+             "m={x[\"url\"]:x for x in d[\"objects\"]}[\"mq:%s\"]\n"
+             "assert m[\"state\"]==\"undelivered\" and m[\"owner_gone\"] is True and "
+             "m[\"stale\"] is False and m[\"messages\"]==2, m\n' %s",
+             q, out);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(CLI(&r, NULL, "rm", "--stale", qurl), 1);
+    has(r.err, "2 messages wait to be delivered");
+    mq = mq_open(q, O_RDWR | O_CLOEXEC);
+    assert_true(mq != (mqd_t)-1);
+    char msg[8192];
+    assert_int_equal(mq_receive(mq, msg, sizeof msg, NULL), 3);
+    assert_int_equal(mq_receive(mq, msg, sizeof msg, NULL), 2);
     mq_close(mq);
     pid = start(NULL, out, err, (const char *const[]){"ls", "--json", "--stale", "-D", dir, NULL});
     assert_int_equal(finish(&r, pid, out, err), 0);
@@ -588,8 +609,6 @@ static void t_ls_json(void **state)
     char want[300];
     snprintf(want, sizeof want, "removed fifo:%s\n", fifo);
     assert_string_equal(r.out, want);
-    char qurl[80];
-    snprintf(qurl, sizeof qurl, "mq:%s", q);
     assert_int_equal(CLI(&r, NULL, "rm", "--stale", qurl), 0);
     snprintf(want, sizeof want, "removed %s\n", qurl);
     assert_string_equal(r.out, want);

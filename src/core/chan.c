@@ -31,7 +31,7 @@ int ipk__set_name(ipk_chan *c, const char *fmt, ...)
     return 0;
 }
 
-static int ipk__key_known(const ipk__transport *tr, const char *key)
+int ipk__transport_key(const ipk__transport *tr, const char *key)
 {
     if (strcmp(key, "max") == 0)
         return 1;
@@ -149,7 +149,7 @@ static int ipk__open(ipk_chan **out, const char *url, const ipk_opts *opts, enum
         if ((r = ipk__kv_set(&c->opts, kv->key, kv->val)) != 0)
             goto fail;
     for (const ipk__kv *kv = c->opts; kv; kv = kv->next)
-        if (!ipk__key_known(tr, kv->key)) {
+        if (!ipk__transport_key(tr, kv->key)) {
             r = ipk__err(IPK_EOPTION, "%s: unknown option '%s' for %s:", url, kv->key, tr->scheme);
             goto fail;
         }

@@ -94,6 +94,15 @@ typedef struct ipk__transport {
     int (*commit)(ipk_chan *c, size_t len);
     long (*peek)(ipk_chan *c, const void **p, int64_t dl);
     int (*release)(ipk_chan *c);
+
+    /* Optional: the kernel objects the transport creates (objects.h). kinds: NULL-terminated.
+     * objects() adds every such object that exists (a transport whose objects another scheme
+     * already lists leaves it NULL). resolve() adds the object the address names: c is parsed
+     * (c->addr, c->opts = the query, keys checked) and nothing is opened; 0, -ENOENT when it
+     * does not exist, or another code with the message set. */
+    const struct ipk__objkind *const *kinds;
+    int (*objects)(struct ipk_objects *set);
+    int (*resolve)(const ipk_chan *c, struct ipk_objects *set);
 } ipk__transport;
 
 /* The registry (registry.c, generated from the ipk_transport() lines): the transport of a scheme
@@ -114,6 +123,8 @@ long ipk__stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64
 int ipk__stream_pending(const ipk_chan *c);
 /* Writes what a timed-out send left in c->out. */
 int ipk__stream_flush(ipk_chan *c, int64_t dl);
+/* Whether key is an option of tr (its keys, or "max"). */
+int ipk__transport_key(const ipk__transport *tr, const char *key);
 /* Address forms shared by several transports (addr.c), for their parse member. */
 int ipk__addr_path(ipk__addr *a, const char *url);       /* a non-empty path below PATH_MAX */
 int ipk__addr_posix_name(ipk__addr *a, const char *url); /* "/NAME", as mq_open and shm_open */

@@ -1,35 +1,63 @@
 # bash completion for ipckit(1)                                  -*- shell-script -*-
 
-_ipckit_schemes="file: shm:/ exec: fifo: mq:/ sysv: unix: unixgram: unixpacket: tcp:// udp:// signal:"
+# Nothing here lists schemes, kinds or option keys: the tool asks the library.
+#   ipckit info --schemes          one address form a line: mq:/NAME, unix:PATH, tcp://HOST:PORT
+#   ipckit info --options SCHEME   the option keys of SCHEME's addresses
+#   ipckit info --kinds            the kinds of object ls and rm take with --kind
+#   ipckit ls --urls               the addresses of the objects on this machine
+# The placeholder of a form (its upper-case tail) says what completes it: PATH files, PID
+# processes, NAME and KEY the objects that exist.
 
-# Addresses: a scheme first, then paths for the schemes that take one, and the objects `ipckit
-# ls` knows for rm.
+# Completes an address.
 _ipckit_url()
 {
-    local cur=$1
-    case $cur in
-    file:* | fifo:* | unix:* | unixgram:* | unixpacket:*)
-        local scheme=${cur%%:*} path=${cur#*:}
-        COMPREPLY=($(compgen -f -- "$path"))
-        COMPREPLY=("${COMPREPLY[@]/#/$scheme:}")
+    local cur=$1 form prefix best="" ph=""
+    # After '?' or '&': the option keys of the scheme.
+    if [[ $cur == *:*[?]* ]]; then
+        local head=${cur%[?&]*}
+        local sep=${cur:${#head}:1}
+        COMPREPLY=($(compgen -P "$head$sep" -S = -W "$(ipckit info --options "${cur%%:*}" 2>/dev/null)" -- "${cur##*[?&]}"))
+        compopt -o nospace 2>/dev/null
+        return
+    fi
+    local prefixes=()
+    while IFS= read -r form; do
+        prefix=${form%%[A-Z]*}
+        prefixes+=("$prefix")
+        if [[ $cur == "$prefix"* && ${#prefix} -gt ${#best} && $prefix == *:* ]]; then
+            best=$prefix
+            ph=${form:${#prefix}}
+        fi
+    done < <(ipckit info --schemes 2>/dev/null)
+    case $ph in
+    PATH)
+        COMPREPLY=($(compgen -f -- "${cur#"$best"}"))
+        COMPREPLY=("${COMPREPLY[@]/#/$best}")
         compopt -o filenames 2>/dev/null
         ;;
-    mq:/* | shm:/*)
-        local dir=/dev/shm f names=""
-        [[ $cur == mq:* ]] && dir=/dev/mqueue
-        for f in "$dir"/*; do
-            [[ -f $f && ${f##*/} != sem.* ]] && names+="${cur%%/*}/${f##*/} "
-        done
-        COMPREPLY=($(compgen -W "$names" -- "$cur"))
+    PID)
+        COMPREPLY=($(compgen -P "$best" -W "$(cd /proc && printf '%s ' [0-9]*)" -- "${cur#"$best"}"))
         ;;
-    signal:*)
-        COMPREPLY=($(compgen -W "signal:self $(cd /proc && printf 'signal:%s ' [0-9]*)" -- "$cur"))
+    NAME | KEY)
+        COMPREPLY=($(compgen -W "$(ipckit ls --urls 2>/dev/null)" -- "$cur"))
         ;;
-    *)
-        COMPREPLY=($(compgen -W "$_ipckit_schemes" -- "$cur"))
+    "")
+        COMPREPLY=($(compgen -W "${prefixes[*]}" -- "$cur"))
         compopt -o nospace 2>/dev/null
         ;;
     esac
+}
+
+# The option keys of the scheme of the first address on the command line, as KEY=.
+_ipckit_option_keys()
+{
+    local w scheme=""
+    for w in "${words[@]:2}"; do
+        [[ $w == [a-z]*:* ]] && scheme=${w%%:*} && break
+    done
+    [[ -n $scheme ]] || return
+    COMPREPLY=($(compgen -S = -W "$(ipckit info --options "$scheme" 2>/dev/null)" -- "$cur"))
+    compopt -o nospace 2>/dev/null
 }
 
 _ipckit()
@@ -59,7 +87,11 @@ _ipckit()
             COMPREPLY=($(compgen -W "lines whole framed" -- "$cur"))
             return
             ;;
-        -c | --count | -i | --interval | -t | --timeout | -p | --prio | -T | --type | -o | --option)
+        -o | --option)
+            _ipckit_option_keys
+            return
+            ;;
+        -c | --count | -i | --interval | -t | --timeout | -p | --prio | -T | --type)
             return
             ;;
         esac
@@ -71,7 +103,11 @@ _ipckit()
             COMPREPLY=($(compgen -W "text hex json raw" -- "$cur"))
             return
             ;;
-        -n | --count | -t | --timeout | -o | --option)
+        -o | --option)
+            _ipckit_option_keys
+            return
+            ;;
+        -n | --count | -t | --timeout)
             return
             ;;
         esac
@@ -90,19 +126,21 @@ _ipckit()
         ;;
     ls | rm)
         opts="--json --stale --dir --kind --help"
-        [[ $cmd == rm ]] && opts="--stale --dry-run --dir --kind --help"
+        [[ $cmd == rm ]] && opts="--stale --force --all-users --dry-run --dir --kind --help"
         case $prev in
         -D | --dir)
             COMPREPLY=($(compgen -d -- "$cur"))
             return
             ;;
         -k | --kind)
-            COMPREPLY=($(compgen -W "posix-shm posix-sem posix-mq sysv-msg sysv-shm sysv-sem fifo unix-socket unix-abstract" -- "$cur"))
+            local done=""
+            [[ $cur == *,* ]] && done=${cur%,*},
+            COMPREPLY=($(compgen -P "$done" -W "$(ipckit info --kinds 2>/dev/null)" -- "${cur##*,}"))
             return
             ;;
         esac
         if [[ $cmd == rm && $cur != -* ]]; then
-            COMPREPLY=($(compgen -W "$(ipckit ls 2>/dev/null | awk 'NR > 1 { print $NF }')" -- "$cur"))
+            COMPREPLY=($(compgen -W "$(ipckit ls --urls 2>/dev/null)" -- "$cur"))
             __ltrim_colon_completions "$cur" 2>/dev/null
             return
         fi
@@ -114,7 +152,14 @@ _ipckit()
             return
         fi
         ;;
-    info | bench)
+    info)
+        opts="--schemes --options --kinds --help"
+        if [[ $prev == --options ]]; then
+            COMPREPLY=($(compgen -W "$(ipckit info --schemes 2>/dev/null | sed 's/:.*//' | sort -u)" -- "$cur"))
+            return
+        fi
+        ;;
+    bench)
         opts="--help"
         ;;
     serve)

@@ -69,80 +69,25 @@ void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_progress_done(void);
 double cli_now_us(void);
 
-/* ---- IPC objects on this machine (objects.c), for ls and rm ---- */
+/* ---- IPC objects on this machine, for ls and rm (objects.c; the library finds them) ---- */
 
-enum obj_kind {
-    OBJ_SHM,      /* POSIX shared memory, /dev/shm/NAME */
-    OBJ_SEM,      /* POSIX named semaphore, /dev/shm/sem.NAME */
-    OBJ_MQ,       /* POSIX message queue, /dev/mqueue/NAME */
-    OBJ_SYSV_MSG, /* System V message queue */
-    OBJ_SYSV_SHM, /* System V shared-memory segment */
-    OBJ_SYSV_SEM, /* System V semaphore set */
-    OBJ_FIFO,     /* named pipe */
-    OBJ_SOCK,     /* Unix socket with a path */
-    OBJ_ASOCK,    /* Unix socket in the abstract namespace */
-};
-
-/* Whether an object's users are gone. UNKNOWN when the evidence is incomplete: rm --stale then
- * leaves it alone. */
-enum obj_stale { STALE_NO, STALE_YES, STALE_UNKNOWN };
-
-#define OBJ_MAX_PIDS 8
-
-typedef struct obj {
-    enum obj_kind kind;
-    char url[4200];  /* how ipckit addresses it, also what rm takes */
-    char name[4096]; /* path, /name, @name or the key */
-    long id;         /* System V id, else -1 */
-    uid_t uid;
-    mode_t mode;
-    long long size;  /* bytes (segments), -1 when not applicable */
-    long long depth; /* queued messages (sysv) or bytes (mq: QSIZE), -1 when not applicable */
-    int npids;       /* processes holding it open, mapped, attached, or that last used it */
-    pid_t pids[OBJ_MAX_PIDS];
-    int nholders; /* how many of pids are known to be alive */
-    enum obj_stale stale;
-    const char *why; /* the evidence for stale */
-    dev_t dev;       /* for matching /proc/PID/fd entries */
-    ino_t ino;
-    unsigned long sock_ino; /* bound socket inode from /proc/net/unix, 0 if none */
-    long nattch;            /* System V segment: attached processes */
-    int used;               /* a pid recorded by the kernel (lspid, lrpid, cpid, GETPID) */
-} obj;
-
-typedef struct obj_list {
-    obj *v;
-    size_t n, cap;
-    int partial; /* some /proc/PID/fd could not be read: holders may be missing */
-    char notes[1024];
-} obj_list;
-
-const char *obj_kind_name(enum obj_kind k);
-/* Collects every IPC object on the machine; dirs (NULL-terminated) are where to look for FIFOs
- * and socket files. Then settles holders and staleness. 0, or -errno when nothing could be read. */
-int obj_scan(obj_list *l, const char *const *dirs);
-/* Adds the object an address names (mq:/q, shm:/s, sem:/s, fifo:PATH, unix:PATH, sysv:KEY or
- * sysv:PATH?proj=N, sysv-msg:ID, sysv-shm:ID, sysv-sem:ID). 0, -ENOENT when it does not exist,
- * -EINVAL when the address names nothing removable (the message is in l->notes). */
-int obj_add_url(obj_list *l, const char *url);
-/* Finds who holds each object and decides whether it is stale. */
-void obj_settle(obj_list *l);
-void obj_list_free(obj_list *l);
-/* Parses "fifo,posix-mq,..." into a bit mask of (1 << obj_kind); -1 on an unknown name. */
-int obj_kind_mask(const char *list, unsigned *mask);
-/* Where ls and rm look (-D DIR, default /tmp and /run) and which kinds they keep (-k). */
+/* Where ls and rm look (-D DIR; none: the library's defaults) and which kinds they keep (-k). */
 #define OBJ_MAX_DIRS 32
 typedef struct obj_where {
     const char *dirs[OBJ_MAX_DIRS + 1];
     int ndirs;
-    unsigned kinds;
+    const char *kinds; /* "fifo,posix-mq" as given, NULL: every kind */
 } obj_where;
 void obj_where_init(obj_where *w);
 /* Takes -D and -k for command cmd: 0 when taken, CLI_USAGE (message printed) when bad. */
 int obj_where_opt(obj_where *w, const char *cmd, int opt, const char *arg);
-/* Keeps only the objects whose kind is in mask. */
-void obj_filter(obj_list *l, unsigned mask);
-/* Removes o: 0 or -errno. The caller decides whether o may go (see enum obj_stale). */
-int obj_remove(const obj *o);
+/* Whether o is of a kind that -k asked for. */
+int obj_wanted(const obj_where *w, const ipk_object *o);
+/* Scans the objects under w: CLI_OK, or CLI_FAIL with a message. */
+int obj_scan(const obj_where *w, const char *cmd, ipk_objects **out);
+/* "in-use", "stale", "undelivered", "?". */
+const char *obj_state_word(int state);
+/* The owner's user name, or the uid as a number. */
+const char *obj_owner(uid_t uid, char *buf, size_t cap);
 
 #endif

@@ -1,6 +1,8 @@
 /*
  * cmd_info.c - ipckit info [URL...]: a mechanism's semantics and the live kernel limits that
- * apply, as the library describes them (ipk_info); without URL, which schemes this build has.
+ * apply, as the library describes them (ipk_info); without URL, the schemes of the library's
+ * registry and whether this build has them. Hidden lists for the bash completion: --schemes,
+ * --options SCHEME, --kinds.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -10,28 +12,16 @@
 
 #include "cli.h"
 
-static const char *const info_schemes[] = {"file",       "shm",  "exec", "fifo",
-                                           "mq",         "sysv", "unix", "unixgram",
-                                           "unixpacket", "tcp",  "udp",  "signal"};
-static const char *const info_examples[] = {"file:data.dat",
-                                            "shm:/ring",
-                                            "exec:sort -n",
-                                            "fifo:/tmp/chan",
-                                            "mq:/jobs",
-                                            "sysv:queue.h",
-                                            "unix:/tmp/app.sock",
-                                            "unixgram:/tmp/app.dg",
-                                            "unixpacket:@app",
-                                            "tcp://127.0.0.1:9000",
-                                            "udp://127.0.0.1:9000",
-                                            "signal:self"};
-
 static void info_usage(FILE *f)
 {
     fprintf(f,
             "usage: ipckit info [URL...]\n"
             "Prints the semantics of each URL's mechanism and the live kernel limits that apply.\n"
-            "Without URL, lists the schemes and whether this build has them.\n\n"
+            "Without URL, lists the schemes, whether this build has them, and how to write\n"
+            "their addresses.\n\n"
+            "  --schemes          one address form a line (mq:/NAME, unix:PATH, ...)\n"
+            "  --options SCHEME   the option keys of SCHEME's addresses, one a line\n"
+            "  --kinds            the kinds of object ls and rm know, one a line\n"
             "  -h, --help\n\n"
             "Exit status: 0 printed, 1 failure, 2 bad address.\n"
             "Example: ipckit info mq:/jobs\n");
@@ -61,29 +51,75 @@ static int info_one(const char *url)
     }
 }
 
+/* --schemes: each address form of each built scheme ("unix:PATH or unix:@NAME": two). */
+static void info_forms(void)
+{
+    for (size_t i = 0; ipk_scheme_at(i); i++) {
+        const char *u = ipk_scheme_usage(ipk_scheme_at(i));
+        if (!ipk_scheme_built(ipk_scheme_at(i)) || u == NULL)
+            continue;
+        for (const char *p = u; *p;) {
+            const char * or = strstr(p, " or ");
+            int n = or ? (int)(or -p) : (int)strlen(p);
+            printf("%.*s\n", n, p);
+            p += n + (or ? 4 : 0);
+        }
+    }
+}
+
+static int info_options(const char *scheme)
+{
+    if (ipk_scheme_usage(scheme) == NULL)
+        return cli_usage_err("info", "--options %s: no such scheme", scheme);
+    printf("max\n");
+    for (size_t i = 0; ipk_scheme_option(scheme, i); i++)
+        printf("%s\n", ipk_scheme_option(scheme, i));
+    return CLI_OK;
+}
+
+static void info_schemes(void)
+{
+    char a[64];
+    printf("%-11s %-10s %s\n", "SCHEME", "BUILT", "ADDRESS");
+    for (size_t i = 0; ipk_scheme_at(i); i++) {
+        const char *sc = ipk_scheme_at(i);
+        int built = ipk_scheme_built(sc);
+        const char *w = built ? "yes" : "no";
+        printf("%-11s %s%*s %s\n", sc, cli_paint(stdout, built ? "32" : "33", w, a, sizeof a),
+               (int)(10 - strlen(w)), "", ipk_scheme_usage(sc));
+    }
+}
+
 int cmd_info(int argc, char **argv)
 {
-    static const struct option lo[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"help", no_argument, 0, 'h'},
+                                       {"schemes", no_argument, 0, 'S'},
+                                       {"options", required_argument, 0, 'O'},
+                                       {"kinds", no_argument, 0, 'K'},
+                                       {0, 0, 0, 0}};
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
-        if (opt == 'h') {
+        switch (opt) {
+        case 'h':
             info_usage(stdout);
             return CLI_OK;
+        case 'S':
+            info_forms();
+            return CLI_OK;
+        case 'O':
+            return info_options(optarg);
+        case 'K':
+            for (size_t i = 0; ipk_object_kind_at(i); i++)
+                printf("%s\n", ipk_object_kind_at(i));
+            return CLI_OK;
+        default:
+            info_usage(stderr);
+            return CLI_USAGE;
         }
-        info_usage(stderr);
-        return CLI_USAGE;
     }
     if (optind == argc) {
-        char a[64];
-        printf("%-11s %-10s %s\n", "SCHEME", "BUILT", "EXAMPLE");
-        for (size_t i = 0; i < sizeof info_schemes / sizeof info_schemes[0]; i++) {
-            int built = ipk_scheme_built(info_schemes[i]);
-            const char *w = built ? "yes" : "no";
-            printf("%-11s %s%*s %s\n", info_schemes[i],
-                   cli_paint(stdout, built ? "32" : "33", w, a, sizeof a), (int)(10 - strlen(w)),
-                   "", info_examples[i]);
-        }
+        info_schemes();
         return CLI_OK;
     }
     int rc = CLI_OK;

@@ -10,6 +10,7 @@
  * before its first read and reads only once a writer has been there.
  */
 #include "ipk.h"
+#include "objects.h"
 #include "pipe.h"
 #include "transport.h"
 
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -328,6 +330,46 @@ static long ipk__fifo_info(const ipk__addr *a, char *buf, size_t cap)
                     ipk__tr_fifo.summary, a->body, what, PIPE_BUF, size);
 }
 
+/* ---- the FIFOs on this machine (ipk_objects_scan) ---- */
+
+/* A pipe's buffer is freed when its last descriptor closes, so a FIFO nobody holds has nothing
+ * waiting. One that is held is measured only when a reader holds it: opening it for reading
+ * when none does could let a waiting writer in, to meet EPIPE once we close. */
+static void ipk__fifo_obj_settle(ipk__obj *o, const ipk__objset *s)
+{
+    ipk__obj_settle_holders(o, s);
+    o->bytes = o->npids == 0 ? 0 : -1;
+    int fd = o->alive && o->readers ? open(o->name, O_RDONLY | O_NONBLOCK | O_CLOEXEC) : -1;
+    struct stat st;
+    int n;
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == o->ino && st.st_dev == o->dev &&
+        ioctl(fd, FIONREAD, &n) == 0)
+        o->bytes = n;
+    if (fd >= 0)
+        close(fd);
+}
+
+static const ipk__objkind ipk__fifo_kind = {"fifo", 0, ipk__fifo_obj_settle, ipk__obj_unlink};
+static const ipk__objkind *const ipk__fifo_kinds[] = {&ipk__fifo_kind, NULL};
+
+static int ipk__fifo_objects(ipk__objset *s)
+{
+    for (size_t i = 0; i < s->nfiles; i++) {
+        ipk__obj *o =
+            S_ISFIFO(s->files[i].st.st_mode)
+                ? ipk__obj_add(s, &ipk__fifo_kind, s->files[i].path, "fifo:%s", s->files[i].path)
+                : NULL;
+        if (o != NULL)
+            ipk__obj_stat(o, &s->files[i].st);
+    }
+    return 0;
+}
+
+static int ipk__fifo_resolve(const ipk_chan *c, ipk__objset *s)
+{
+    return ipk__obj_path(s, &ipk__fifo_kind, S_IFIFO, "fifo", c->addr.body);
+}
+
 static const char *const ipk__fifo_keys[] = {"framing", "perm", "keep",   "persist",
                                              "atomic",  "wait", "pipesz", NULL};
 
@@ -345,4 +387,7 @@ const ipk__transport ipk__tr_fifo = {
     .recv = ipk__fifo_recv,
     .close = ipk__fifo_close,
     .info = ipk__fifo_info,
+    .kinds = ipk__fifo_kinds,
+    .objects = ipk__fifo_objects,
+    .resolve = ipk__fifo_resolve,
 };

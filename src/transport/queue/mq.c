@@ -20,6 +20,7 @@
  * there (c->need says its size) and handed out by the next receive that has room for it.
  */
 #include "ipk.h"
+#include "objects.h"
 #include "transport.h"
 
 #include <errno.h>
@@ -28,9 +29,16 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define IPK__MQ_PROC "/proc/sys/fs/mqueue/"
 /* What the kernel allows a creator with CAP_SYS_RESOURCE (HARD_MSGMAX, HARD_MSGSIZEMAX); the
@@ -353,6 +361,177 @@ static long ipk__mq_info(const ipk__addr *a, char *buf, size_t cap)
     return ipk__info_print(a, buf, cap, ipk__mq_describe);
 }
 
+/* ---- the queues on this machine (ipk_objects_scan) ---- */
+
+#define IPK__MQUEUE_MAGIC 0x19800202 /* statfs f_type of an mqueue file system */
+
+static int ipk__mq_obj_remove(const ipk__obj *o, unsigned flags)
+{
+    mqd_t q = mq_open(o->name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    struct mq_attr at;
+    int r = 0;
+    if (q == (mqd_t)-1)
+        return ipk__errsys(-errno, "%s: mq_open", o->url);
+    if (o->has_ino && fstat(q, &st) == 0 && st.st_ino != o->ino)
+        r = ipk__err(-ESTALE, "%s: replaced since it was inspected; left alone", o->url);
+    else if (!(flags & IPK_OBJ_FORCE) && mq_getattr(q, &at) == 0 && at.mq_curmsgs > 0)
+        r = ipk__err(-ENOTEMPTY, "%s: %ld messages wait in it now; not removed", o->url,
+                     at.mq_curmsgs);
+    mq_close(q);
+    if (r == 0 && mq_unlink(o->name) != 0)
+        r = ipk__errsys(-errno, "%s: mq_unlink", o->url);
+    return r;
+}
+
+static const ipk__objkind ipk__mq_kind = {"posix-mq", IPK__OK_CARRIES, NULL, ipk__mq_obj_remove};
+static const ipk__objkind *const ipk__mq_kinds[] = {&ipk__mq_kind, NULL};
+
+/* What a listing of an mqueue file system says of one queue. */
+typedef struct ipk__mq_ent {
+    long long qsize; /* bytes queued, -1 unknown */
+    unsigned uid, mode;
+    unsigned long long dev, ino;
+} ipk__mq_ent;
+
+/* Adds queue name; e: what the file system said, or NULL. Its depth comes from mq_getattr. */
+static int ipk__mq_obj_add(ipk__objset *s, const char *name, const ipk__mq_ent *e)
+{
+    mqd_t q = mq_open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (q == (mqd_t)-1 && e == NULL)
+        return errno == ENOENT ? -ENOENT : ipk__errsys(-errno, "mq:%s: mq_open", name);
+    ipk__obj *o = ipk__obj_add(s, &ipk__mq_kind, name, "mq:%s", name);
+    struct mq_attr at;
+    struct stat st;
+    if (o != NULL && e != NULL) {
+        o->uid = e->uid;
+        o->mode = e->mode & 07777;
+        o->dev = (dev_t)e->dev;
+        o->ino = (ino_t)e->ino;
+        o->has_ino = 1;
+        o->bytes = e->qsize;
+    }
+    if (o != NULL && q != (mqd_t)-1 && fstat(q, &st) == 0)
+        ipk__obj_stat(o, &st);
+    if (o != NULL && q != (mqd_t)-1 && mq_getattr(q, &at) == 0)
+        o->msgs = at.mq_curmsgs;
+    if (q != (mqd_t)-1)
+        mq_close(q);
+    return o ? 0 : -ENOMEM;
+}
+
+/* Reads one entry of an mqueue directory: "QSIZE:129 NOTIFY:0 SIGNO:0 NOTIFY_PID:0". */
+static int ipk__mq_stat_ent(int dfd, const char *file, ipk__mq_ent *e)
+{
+    struct stat st;
+    if (fstatat(dfd, file, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return -1;
+    *e = (ipk__mq_ent){-1, st.st_uid, st.st_mode, st.st_dev, st.st_ino};
+    int fd = openat(dfd, file, O_RDONLY | O_CLOEXEC);
+    char buf[128];
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    if (sscanf(buf, "QSIZE:%lld", &e->qsize) != 1)
+        e->qsize = -1;
+    return 0;
+}
+
+/* Lists the queues of an mounted mqueue file system: each one to out as
+ * "QSIZE UID MODE DEV INO /NAME" and a NUL (a name may hold any byte but '/' and NUL). */
+static void ipk__mq_list(const char *dir, FILE *out)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    ipk__mq_ent e;
+    while (d != NULL && (de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.' && ipk__mq_stat_ent(dirfd(d), de->d_name, &e) == 0)
+            fprintf(out, "%lld %u %o %llu %llu /%s%c", e.qsize, e.uid, e.mode, e.dev, e.ino,
+                    de->d_name, 0);
+    if (d != NULL)
+        closedir(d);
+}
+
+/* Where /dev/mqueue is not mounted, queues are listed by a child that mounts an mqueue file
+ * system in a mount name space of its own (nobody else sees it, and it goes with the child).
+ * The caller's own name spaces are left alone. Needs CAP_SYS_ADMIN. */
+static FILE *ipk__mq_list_child(ipk__objset *s, pid_t *pid)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        ipk__obj_note(s, "POSIX queues not listed: pipe: %s", strerror(errno));
+        return NULL;
+    }
+    *pid = fork(); /* the child writes through its own stream and leaves with _exit */
+    if (*pid == 0) {
+        close(p[0]);
+        FILE *out = fdopen(p[1], "w");
+        char dir[] = "/tmp/.ipckit-mq.XXXXXX";
+        if (out == NULL || unshare(CLONE_NEWNS) != 0 ||
+            mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 || mkdtemp(dir) == NULL)
+            _exit(1);
+        int ok = mount("mqueue", dir, "mqueue", 0, NULL) == 0;
+        if (ok)
+            ipk__mq_list(dir, out);
+        umount2(dir, MNT_DETACH);
+        rmdir(dir);
+        fclose(out);
+        _exit(ok ? 0 : 2);
+    }
+    close(p[1]);
+    if (*pid < 0) {
+        close(p[0]);
+        ipk__obj_note(s, "POSIX queues not listed: fork: %s", strerror(errno));
+        return NULL;
+    }
+    FILE *in = fdopen(p[0], "r");
+    if (in == NULL)
+        close(p[0]);
+    return in;
+}
+
+static int ipk__mq_objects(ipk__objset *s)
+{
+    struct statfs fs;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len), *in = NULL;
+    pid_t pid = -1;
+    if (mem == NULL)
+        return -ENOMEM;
+    if (statfs("/dev/mqueue", &fs) == 0 && (unsigned long)fs.f_type == IPK__MQUEUE_MAGIC)
+        ipk__mq_list("/dev/mqueue", mem);
+    else if ((in = ipk__mq_list_child(s, &pid)) != NULL)
+        for (int ch; (ch = getc(in)) != EOF;)
+            putc(ch, mem);
+    if (in != NULL)
+        fclose(in);
+    int st = 0;
+    while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (pid > 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+        ipk__obj_note(s, "POSIX queues not listed: /dev/mqueue is not mounted "
+                         "(mount -t mqueue none /dev/mqueue)");
+    fclose(mem);
+    int r = 0;
+    for (size_t off = 0; r != -ENOMEM && off < len; off += strlen(buf + off) + 1) {
+        ipk__mq_ent e;
+        int at = 0;
+        if (sscanf(buf + off, "%lld %u %o %llu %llu %n", &e.qsize, &e.uid, &e.mode, &e.dev, &e.ino,
+                   &at) == 5 &&
+            at > 0 && buf[off + (size_t)at] == '/')
+            r = ipk__mq_obj_add(s, buf + off + at, &e);
+    }
+    free(buf);
+    return r == -ENOMEM ? r : 0;
+}
+
+static int ipk__mq_resolve(const ipk_chan *c, ipk__objset *s)
+{
+    return ipk__mq_obj_add(s, c->addr.u.posix.name, NULL);
+}
+
 const ipk__transport ipk__tr_mq = {
     .scheme = "mq",
     .parse = ipk__addr_posix_name,
@@ -367,4 +546,7 @@ const ipk__transport ipk__tr_mq = {
     .pending = ipk__mq_pending,
     .close = ipk__mq_close,
     .info = ipk__mq_info,
+    .kinds = ipk__mq_kinds,
+    .objects = ipk__mq_objects,
+    .resolve = ipk__mq_resolve,
 };

@@ -19,6 +19,7 @@
  * bound every message in the queue respects: the larger of msgmax and the queue's msg_qbytes.
  */
 #include "ipk.h"
+#include "objects.h"
 #include "transport.h"
 
 #include <ctype.h>
@@ -330,6 +331,35 @@ static int ipk__parse_sysv(ipk__addr *a, const char *url)
     return ipk__addr_path(a, url);
 }
 
+/* ---- the queues on this machine (ipk_objects_scan) ---- */
+
+static const ipk__objkind ipk__sysv_kind = {"sysv-msg", IPK__OK_CARRIES, ipk__obj_settle_used,
+                                            ipk__obj_msq_remove};
+static const ipk__objkind *const ipk__sysv_kinds[] = {&ipk__sysv_kind, NULL};
+
+/* The keyed queues; the core lists the private ones (key 0 has no sysv: address). */
+static int ipk__sysv_objects(ipk__objset *s)
+{
+    int r = ipk__obj_msq_scan(s, &ipk__sysv_kind, "sysv", -1);
+    return r == -ENOMEM ? r : 0;
+}
+
+/* The key as listen and dial derive it (ftok with ?proj=, or the literal), then its queue. */
+static int ipk__sysv_resolve(const ipk_chan *c, ipk__objset *s)
+{
+    key_t key;
+    int r = ipk__sysv_key((ipk_chan *)c, &key);
+    if (r != 0)
+        return r;
+    int id = msgget(key, 0);
+    if (id < 0)
+        return errno == ENOENT ? ipk__err(-ENOENT, "sysv:%s: no such queue (key 0x%x)",
+                                          c->addr.body, (unsigned)key)
+                               : ipk__errsys(-errno, "sysv:%s: msgget", c->addr.body);
+    r = ipk__obj_msq_scan(s, &ipk__sysv_kind, "sysv", id);
+    return r != -ENOENT ? r : ipk__err(-ENOENT, "sysv:%s: no such queue", c->addr.body);
+}
+
 const ipk__transport ipk__tr_sysv = {
     .scheme = "sysv",
     .parse = ipk__parse_sysv,
@@ -344,4 +374,7 @@ const ipk__transport ipk__tr_sysv = {
     .fd = ipk__sysv_fd,
     .close = ipk__sysv_close,
     .info = ipk__sysv_info,
+    .kinds = ipk__sysv_kinds,
+    .objects = ipk__sysv_objects,
+    .resolve = ipk__sysv_resolve,
 };

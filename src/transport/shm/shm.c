@@ -11,6 +11,7 @@
  * the segment holds two rings and a mailbox line, and the listener and one dialer each send and
  * receive on their channel, like the two ends of a socket.
  */
+#include "objects.h"
 #include "ring.h"
 #include "transport.h"
 
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -709,6 +711,147 @@ static long ipk__shm_info(const ipk__addr *a, char *buf, size_t cap)
     return (long)n;
 }
 
+/* ---- the segments on this machine (ipk_objects_scan) ---- */
+
+/* Counts the committed messages of one ring from its header, as a reader of a segment that
+ * another process writes: every index and length is checked against the ring before use, and
+ * the walk ends after one lap. 0, or -1 when the ring does not add up. */
+static int ipk__shm_obj_ring(const struct ipk__shm_hdr *h, const unsigned char *data, size_t room,
+                             long long *msgs, long long *bytes)
+{
+    uint64_t cap = h->capacity, head = atomic_load(&h->head), t = atomic_load(&h->tail);
+    if (cap < 2 * IPK__SHM_RECHDR || (cap & (cap - 1)) || cap > room || head - t > cap)
+        return -1;
+    for (uint64_t steps = 0; t < head && steps < cap / IPK__SHM_RECHDR; steps++) {
+        uint64_t pos = t & (cap - 1);
+        uint32_t len, tag;
+        if ((t & 7) != 0 || pos > cap - IPK__SHM_RECHDR)
+            return -1;
+        memcpy(&len, data + pos, 4);
+        tag = atomic_load((const _Atomic uint32_t *)(const void *)(data + pos + 4));
+        uint64_t size = (IPK__SHM_RECHDR + (uint64_t)len + 7) & ~(uint64_t)7;
+        if (size > cap - pos || (tag != IPK__SHM_TAG_DATA && tag != IPK__SHM_TAG_PAD))
+            return -1;
+        if (tag == IPK__SHM_TAG_DATA) {
+            ++*msgs;
+            *bytes += len;
+        }
+        t += size;
+    }
+    return 0;
+}
+
+/* Reads a segment: its identity, and for an ipckit ring what waits in it (both rings and the
+ * mailbox of duplex=1). *ring: 1 when it is one. */
+static int ipk__shm_obj_read(const char *name, struct stat *st, int *ring, long long *msgs,
+                             long long *bytes)
+{
+    *ring = 0;
+    *msgs = *bytes = 0;
+    int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int r = fstat(fd, st) == 0 ? 0 : -errno;
+    size_t len = r == 0 ? (size_t)st->st_size : 0;
+    const unsigned char *m = len >= IPK__SHM_HDR && len <= IPK__SHM_MAX_SIZE * 2 + 2 * IPK__SHM_HDR
+                                 ? mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0)
+                                 : MAP_FAILED;
+    close(fd);
+    const struct ipk__shm_hdr *h = (const void *)m;
+    if (m == MAP_FAILED || atomic_load(&h->magic) != IPK__SHM_MAGIC) {
+        if (m != MAP_FAILED)
+            munmap((void *)m, len);
+        return r;
+    }
+    *ring = 1;
+    size_t half = len;
+    if (atomic_load(&h->flags) & IPK__SHM_F_DUPLEX) {
+        half = h->capacity <= IPK__SHM_MAX_SIZE ? ipk__shm_seg_size(h->capacity) : 0;
+        uint32_t mb = atomic_load(&h->mbox.state);
+        if (mb == IPK__MB_FULL(0) || mb == IPK__MB_FULL(1)) {
+            ++*msgs;
+            *bytes += h->mbox.len;
+        }
+    }
+    for (size_t i = 0; i < 2 && r == 0; i++) {
+        if (i == 1 && half == len)
+            break;
+        if (half < IPK__SHM_HDR || (i + 1) * half > len ||
+            ipk__shm_obj_ring((const void *)(m + i * half), m + i * half + IPK__SHM_HDR,
+                              half - IPK__SHM_HDR, msgs, bytes) != 0)
+            *msgs = *bytes = -1, r = 1; /* a ring that does not add up: depth unknown */
+    }
+    munmap((void *)m, len);
+    return r > 0 ? 0 : r;
+}
+
+static int ipk__shm_obj_remove(const ipk__obj *o, unsigned flags)
+{
+    struct stat st;
+    int ring;
+    long long msgs, bytes;
+    int r = ipk__shm_obj_read(o->name, &st, &ring, &msgs, &bytes);
+    if (r != 0)
+        return ipk__errsys(r, "%s", o->url);
+    if (st.st_ino != o->ino || st.st_dev != o->dev)
+        return ipk__err(-ESTALE, "%s: replaced since it was inspected; left alone", o->url);
+    if (!(flags & IPK_OBJ_FORCE) && (msgs > 0 || bytes > 0))
+        return ipk__err(-ENOTEMPTY, "%s: %lld messages wait in it now; not removed", o->url, msgs);
+    return shm_unlink(o->name) == 0 ? 0 : ipk__errsys(-errno, "%s: shm_unlink", o->url);
+}
+
+static const ipk__objkind ipk__shm_kind = {"posix-shm", 0, NULL, ipk__shm_obj_remove};
+static const ipk__objkind *const ipk__shm_kinds[] = {&ipk__shm_kind, NULL};
+
+static int ipk__shm_obj_add(ipk__objset *s, const char *name)
+{
+    struct stat st;
+    int ring;
+    long long msgs, bytes;
+    int r = ipk__shm_obj_read(name, &st, &ring, &msgs, &bytes);
+    if (r != 0)
+        return r == -ENOENT ? r : ipk__errsys(r, "shm:%s", name);
+    if (!S_ISREG(st.st_mode))
+        return -ENOENT;
+    ipk__obj *o = ipk__obj_add(s, &ipk__shm_kind, name, "shm:%s", name);
+    if (o == NULL)
+        return -ENOMEM;
+    ipk__obj_stat(o, &st);
+    o->size = st.st_size;
+    if (ring) { /* a ring holds messages; a plain segment (mode=segment) is only memory */
+        o->carries = 1;
+        o->msgs = msgs;
+        o->bytes = bytes;
+    }
+    return 0;
+}
+
+/* Every segment in /dev/shm but the named semaphores (sem.NAME, the core's). */
+static int ipk__shm_objects(ipk__objset *s)
+{
+    DIR *d = opendir("/dev/shm");
+    if (d == NULL) {
+        ipk__obj_note(s, "/dev/shm: %s: POSIX shared memory not listed", strerror(errno));
+        return 0;
+    }
+    struct dirent *e;
+    int r = 0;
+    while (r != -ENOMEM && (e = readdir(d)) != NULL) {
+        char name[NAME_MAX + 2];
+        if (e->d_name[0] != '.' && strncmp(e->d_name, "sem.", 4) != 0) {
+            snprintf(name, sizeof name, "/%s", e->d_name);
+            r = ipk__shm_obj_add(s, name);
+        }
+    }
+    closedir(d);
+    return r == -ENOMEM ? r : 0;
+}
+
+static int ipk__shm_resolve(const ipk_chan *c, ipk__objset *s)
+{
+    return ipk__shm_obj_add(s, ipk__shm_name(c));
+}
+
 const ipk__transport ipk__tr_shm = {
     .scheme = "shm",
     .parse = ipk__addr_posix_name,
@@ -729,4 +872,7 @@ const ipk__transport ipk__tr_shm = {
     .commit = ipk__shm_commit,
     .peek = ipk__shm_peek,
     .release = ipk__shm_release,
+    .kinds = ipk__shm_kinds,
+    .objects = ipk__shm_objects,
+    .resolve = ipk__shm_resolve,
 };

@@ -14,6 +14,7 @@
  * credentials (ipk_msginfo pid/uid), and that is also how a zero-length packet is told from
  * end-of-stream - both make recvmsg() return 0, but only a real packet carries credentials.
  */
+#include "objects.h"
 #include "sock.h"
 #include "transport.h"
 
@@ -249,6 +250,141 @@ static long ipk__unix_info(const ipk__addr *a, char *buf, size_t cap)
     return ipk__sock_info(buf, cap, text, ipk__unix_files);
 }
 
+/* ---- the sockets on this machine (ipk_objects_scan) ---- */
+
+/* A socket file with a socket bound to it is in use; one without is stale when a connect is
+ * refused (a process in another network name space may hold it: it would answer). */
+static void ipk__unix_obj_settle(ipk__obj *o, const ipk__objset *s)
+{
+    (void)s;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int live = 1;
+    if (o->sock_ino == 0 && strlen(o->name) < sizeof sun.sun_path) {
+        strcpy(sun.sun_path, o->name);
+        live = ipk__unix_probe(&sun, sizeof sun, SOCK_STREAM);
+    }
+    o->owner_gone = live > 0 ? 0 : live == 0 ? 1 : -1;
+    o->why = o->sock_ino ? "a socket is bound to it"
+             : live > 0  ? "a process answers on it"
+             : live == 0 ? "nobody is bound to it (connect refused)"
+                         : "not bound here, but connect was not refused";
+}
+
+static void ipk__unix_abstract_settle(ipk__obj *o, const ipk__objset *s)
+{
+    (void)s;
+    o->owner_gone = 0;
+    o->why = "abstract sockets vanish with their owner";
+}
+
+static int ipk__unix_abstract_remove(const ipk__obj *o, unsigned flags)
+{
+    (void)flags;
+    return ipk__err(IPK_ENOTSUP, "%s: an abstract socket has no file; it goes with its owner",
+                    o->url);
+}
+
+static const ipk__objkind ipk__unix_kind = {"unix-socket", 0, ipk__unix_obj_settle,
+                                            ipk__obj_unlink};
+static const ipk__objkind ipk__unix_abstract_kind = {"unix-abstract", 0, ipk__unix_abstract_settle,
+                                                     ipk__unix_abstract_remove};
+static const ipk__objkind *const ipk__unix_kinds[] = {&ipk__unix_kind, &ipk__unix_abstract_kind,
+                                                      NULL};
+
+/* Whether a bound socket path (as the binder wrote it, maybe relative to its own working
+ * directory) may be the file at name. A relative one is matched by its last component: taking a
+ * live socket for stale is the mistake to avoid. */
+static int ipk__unix_same(const char *name, const char *bound)
+{
+    if (bound[0] == '/' || bound[0] == '@')
+        return strcmp(name, bound) == 0;
+    const char *b = strrchr(bound, '/') ? strrchr(bound, '/') + 1 : bound;
+    const char *n = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+    return strcmp(b, n) == 0;
+}
+
+static const char *ipk__unix_scheme(int type)
+{
+    return type == SOCK_DGRAM ? "unixgram" : type == SOCK_SEQPACKET ? "unixpacket" : "unix";
+}
+
+typedef struct ipk__unix_rows {
+    ipk__objset *s;
+    int add; /* add bound sockets not found under the directories (abstract ones, absolute) */
+} ipk__unix_rows;
+
+/* A row of /proc/net/unix: Num RefCount Protocol Flags Type St Inode Path. Only sockets bound
+ * to a name and not connected count (listeners and datagram sockets; accepted connections
+ * repeat the listener's path). */
+static void ipk__unix_row(void *arg, const char *line)
+{
+    ipk__unix_rows *x = arg;
+    unsigned long flags, ino;
+    unsigned type, st;
+    char path[256] = "";
+    if (sscanf(line, "%*s %*s %*s %lx %x %x %lu %255s", &flags, &type, &st, &ino, path) < 5 ||
+        st != 1)
+        return;
+    int found = 0;
+    for (size_t i = 0; i < x->s->n; i++) {
+        ipk__obj *o = x->s->v[i];
+        if ((o->kind == &ipk__unix_kind || o->kind == &ipk__unix_abstract_kind) &&
+            ipk__unix_same(o->name, path)) {
+            o->sock_ino = ino;
+            o->sock_type = (int)type;
+            found = 1;
+        }
+    }
+    struct stat sb;
+    ipk__obj *o = NULL;
+    if (found || !x->add)
+        return;
+    if (path[0] == '@')
+        o = ipk__obj_add(x->s, &ipk__unix_abstract_kind, path, "%s:%s", ipk__unix_scheme(type),
+                         path);
+    else if (path[0] == '/' && lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode) &&
+             (o = ipk__obj_add(x->s, &ipk__unix_kind, path, "%s:%s", ipk__unix_scheme(type),
+                               path)) != NULL)
+        ipk__obj_stat(o, &sb);
+    if (o != NULL) {
+        o->sock_ino = ino;
+        o->sock_type = (int)type;
+    }
+}
+
+static int ipk__unix_objects(ipk__objset *s)
+{
+    for (size_t i = 0; i < s->nfiles; i++) {
+        const ipk__objfile *f = &s->files[i];
+        ipk__obj *o = S_ISSOCK(f->st.st_mode)
+                          ? ipk__obj_add(s, &ipk__unix_kind, f->path, "unix:%s", f->path)
+                          : NULL;
+        if (o != NULL)
+            ipk__obj_stat(o, &f->st);
+    }
+    ipk__unix_rows x = {s, 1};
+    if (ipk__obj_lines("/proc/net/unix", ipk__unix_row, &x) != 0)
+        ipk__obj_note(s, "/proc/net/unix: %s: bound sockets not matched", strerror(errno));
+    return 0;
+}
+
+static int ipk__unix_resolve(const ipk_chan *c, ipk__objset *s)
+{
+    const ipk__addr *a = &c->addr;
+    if (a->u.un.abstract)
+        return ipk__err(IPK_ENOTSUP,
+                        "%s:@%s: an abstract socket has no file; it vanishes when its owner "
+                        "closes it",
+                        a->scheme_name, a->u.un.path);
+    size_t before = s->n;
+    int r = ipk__obj_path(s, &ipk__unix_kind, S_IFSOCK, a->scheme_name, a->u.un.path);
+    if (r == 0 && s->n > before) {
+        ipk__unix_rows x = {s, 0};
+        ipk__obj_lines("/proc/net/unix", ipk__unix_row, &x);
+    }
+    return r;
+}
+
 static const char *const ipk__unix_keys[] = {"framing", "perm", "keep", "backlog", NULL};
 static const char *const ipk__unixpacket_keys[] = {"perm", "keep", "backlog", NULL};
 static const char *const ipk__unixgram_keys[] = {"perm", "keep", NULL};
@@ -268,6 +404,9 @@ const ipk__transport ipk__tr_unix = {
     .recv = ipk__unix_stream_recv,
     .close = ipk__unix_close,
     .info = ipk__unix_info,
+    .kinds = ipk__unix_kinds,
+    .objects = ipk__unix_objects,
+    .resolve = ipk__unix_resolve,
 };
 
 const ipk__transport ipk__tr_unixpacket = {
@@ -285,6 +424,8 @@ const ipk__transport ipk__tr_unixpacket = {
     .recv = ipk__dgram_recv,
     .close = ipk__unix_close,
     .info = ipk__unix_info,
+    .kinds = ipk__unix_kinds,
+    .resolve = ipk__unix_resolve,
 };
 
 const ipk__transport ipk__tr_unixgram = {
@@ -301,4 +442,6 @@ const ipk__transport ipk__tr_unixgram = {
     .recv = ipk__dgram_recv,
     .close = ipk__unix_close,
     .info = ipk__unix_info,
+    .kinds = ipk__unix_kinds,
+    .resolve = ipk__unix_resolve,
 };
