@@ -23,6 +23,7 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <sys/epoll.h>
 #include <fcntl.h>
 #include <mqueue.h>
 #include <poll.h>
@@ -353,6 +354,16 @@ static long ipk__mq_info(const ipk__addr *a, char *buf, size_t cap)
     return ipk__info_print(a, buf, cap, ipk__mq_describe);
 }
 
+/* ---- pollers: the queue descriptor polls readable when a message waits and writable when
+ * the queue has room, both ways on the one O_RDWR descriptor. */
+static int ipk__mq_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
+{
+    src->fd[0] = c->rfd;
+    src->ev[0] =
+        ((interest & IPK_POLLIN) ? EPOLLIN : 0) | ((interest & IPK_POLLOUT) ? EPOLLOUT : 0);
+    return 0;
+}
+
 const ipk__transport ipk__tr_mq = {
     .scheme = "mq",
     .parse = ipk__addr_posix_name,
@@ -367,4 +378,5 @@ const ipk__transport ipk__tr_mq = {
     .pending = ipk__mq_pending,
     .close = ipk__mq_close,
     .info = ipk__mq_info,
+    .poll_src = ipk__mq_poll_src,
 };
