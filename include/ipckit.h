@@ -145,6 +145,49 @@ IPK_API int ipk_shutdown(ipk_chan *c, int timeout_ms);
  * returns its wait status (>= 0, as from waitpid). Always frees the channel, also on error. */
 IPK_API int ipk_close(ipk_chan *c);
 
+/*
+ * The poller: one wait over channels of any scheme (shm: and sysv: included, which have no
+ * descriptor of their own). Level-triggered: a channel is reported for as long as it is ready,
+ * and a message already buffered in user space (ipk_pending()) makes it readable even when its
+ * descriptor is not. What "ready" means per transport is in ipckit-transports(7).
+ *
+ * ipk_poller_add: c joins the poller with an interest (IPK_POLLIN: a message can be received,
+ * or on a listener a connection accepted; IPK_POLLOUT: a message can be sent) and a user
+ * pointer returned with its events. A channel may be in several pollers. ipk_poller_mod changes
+ * the interest, ipk_poller_del removes it; ipk_close() removes a channel from every poller it is
+ * in. Add, mod and del may be called from another thread while one thread waits.
+ *
+ * ipk_poller_wait: fills up to max events and returns how many (>= 1), or -EAGAIN (timeout 0)
+ * / IPK_ETIMEDOUT when nothing became ready in time; EINTR is never returned. IPK_POLLHUP with
+ * the interest bits means the descriptor reported hang-up or an error: the next call on the
+ * channel says which. One thread waits on a poller at a time.
+ *
+ * ipk_poller_fd: one descriptor (an epoll instance) that polls readable whenever a wait would
+ * find something, so a poller nests in a foreign event loop (libuv, GLib, asyncio): when it is
+ * readable, call ipk_poller_wait(p, ev, max, 0) and handle what it returns, until -EAGAIN.
+ * Until that -EAGAIN the descriptor may stay readable; after it, the poller is armed.
+ */
+typedef struct ipk_poller ipk_poller;
+
+#define IPK_POLLIN  0x1u
+#define IPK_POLLOUT 0x2u
+#define IPK_POLLHUP 0x4u
+
+typedef struct ipk_pollev {
+    ipk_chan *chan;
+    unsigned events; /* IPK_POLLIN, IPK_POLLOUT, IPK_POLLHUP */
+    void *user;
+} ipk_pollev;
+
+IPK_API int ipk_poller_new(ipk_poller **out);
+IPK_API int ipk_poller_add(ipk_poller *p, ipk_chan *c, unsigned events, void *user);
+IPK_API int ipk_poller_mod(ipk_poller *p, ipk_chan *c, unsigned events, void *user);
+IPK_API int ipk_poller_del(ipk_poller *p, ipk_chan *c);
+IPK_API int ipk_poller_wait(ipk_poller *p, ipk_pollev *ev, int max, int timeout_ms);
+IPK_API int ipk_poller_fd(ipk_poller *p);
+/* Frees the poller; its channels stay open (and leave it). */
+IPK_API void ipk_poller_free(ipk_poller *p);
+
 /* Zero-copy, where the transport supports it (shm:); IPK_ENOTSUP elsewhere.
  * ipk_reserve: space for a message of len bytes, written in place, then ipk_commit(c, len') with
  * len' <= len. ipk_peek: the next message in place, valid until ipk_release(). */

@@ -298,7 +298,11 @@ long ipk_recvx(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int timeout_
         mi->uid = (uid_t)-1;
     }
     c->need = 0;
-    return ipk__note(c, c->tr->recv(c, buf, cap, mi, ipk__deadline(timeout_ms)));
+    long n = c->tr->recv(c, buf, cap, mi, ipk__deadline(timeout_ms));
+    /* A poller reports a message left buffered in user space, which its descriptors cannot. */
+    if (c->preg != NULL && n >= 0 && ipk_pending(c))
+        ipk__poll_pending(c);
+    return ipk__note(c, n);
 }
 
 long ipk_recv(ipk_chan *c, void *buf, size_t cap, int timeout_ms)
@@ -408,6 +412,7 @@ int ipk_close(ipk_chan *c)
     ipk__err_clear();
     if (c == NULL)
         return 0;
+    ipk__poll_forget(c);
     int r = 0;
     if ((c->tr->flags & IPK__TF_STREAM) && c->out.len && !c->broken)
         r = ipk__flush(c, ipk__deadline(IPK__CLOSE_LINGER_MS));

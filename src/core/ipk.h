@@ -132,13 +132,21 @@ struct ipk_chan {
     gid_t peer_gid;
     ipk__rbuf in;
     ipk__wbuf out;
-    signed char fdmode[2]; /* stream.c: O_NONBLOCK state last set on rfd [0] and wfd [1]:
-                              0 unknown, 1 blocking, 2 non-blocking (see ipk__fd_mode) */
-    void *tp;              /* transport-private state */
+    signed char fdmode[2];  /* stream.c: O_NONBLOCK state last set on rfd [0] and wfd [1]:
+                               0 unknown, 1 blocking, 2 non-blocking (see ipk__fd_mode) */
+    void *tp;               /* transport-private state */
+    struct ipk__preg *preg; /* poller.c: this channel's registrations, linked by next_in_chan */
 };
 
 /* Sets c->name (copied). */
 int ipk__set_name(ipk_chan *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- the poller (poller.c) ---- */
+
+/* Called by the core: ipk_close() takes c out of every poller; a receive that leaves a whole
+ * message buffered in user space tells the pollers to report it. */
+void ipk__poll_forget(ipk_chan *c);
+void ipk__poll_pending(ipk_chan *c);
 
 /* ---- errors (error.c) ---- */
 

@@ -30,6 +30,16 @@
 #define IPK__TF_QUERY_LAST 0x10000u /* the body may hold '?': the query starts at the last '?' */
 #define IPK__TF_PUBLIC     0xffffu  /* the bits ipk_scheme_flags() reports */
 
+/* What a poller watches for one channel (see poll_src below). */
+#define IPK__PS_CHECK 0x1u
+#define IPK__PS_TIMED 0x2u
+enum { IPK__PC_PEEK = 0, IPK__PC_ARM = 1, IPK__PC_DISARM = 2 };
+typedef struct ipk__pollsrc {
+    int fd[2];      /* -1 when unused */
+    uint32_t ev[2]; /* EPOLLIN / EPOLLOUT for fd[i] */
+    unsigned flags; /* IPK__PS_* */
+} ipk__pollsrc;
+
 typedef struct ipk__transport {
     const char *scheme;
     unsigned flags;    /* IPK_SCHEME_* and IPK__TF_* */
@@ -72,6 +82,21 @@ typedef struct ipk__transport {
     /* Optional: a descriptor that polls readable when recv() would not block. NULL: the core
      * returns c->rfd if >= 0, else IPK_ENOTSUP. */
     int (*fd)(const ipk_chan *c);
+
+    /* Optional: how a poller (poller.c) waits on this channel. poll_src says what to watch:
+     * up to two descriptors with their EPOLL* events, and whether the poller must ask
+     * poll_check (IPK__PS_CHECK: the descriptor is only a hint or a wake-up line) and do so on
+     * a back-off timer (IPK__PS_TIMED: nothing tells, e.g. System V queues). It may create a
+     * wake-up descriptor, which poll_end releases (also called by close). NULL: c->rfd for
+     * IPK_POLLIN, c->wfd for IPK_POLLOUT, and their readiness (plus ipk_pending) is the truth.
+     * poll_check returns the IPK_POLL* bits of `interest` ready now, without blocking, or a
+     * negative code (reported as IPK_POLLHUP). op IPK__PC_ARM: when nothing is ready, declare
+     * the waiter asleep so that the peer's next publish signals the wake-up descriptor, having
+     * re-checked after declaring (no lost wake-up); IPK__PC_DISARM withdraws that, then checks;
+     * IPK__PC_PEEK only checks. */
+    int (*poll_src)(ipk_chan *c, unsigned interest, struct ipk__pollsrc *src);
+    int (*poll_check)(ipk_chan *c, unsigned interest, int op);
+    void (*poll_end)(ipk_chan *c);
 
     /* Optional: whether a whole message is buffered in user space. NULL: stream.c's answer for
      * streams, 0 otherwise. */

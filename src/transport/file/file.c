@@ -22,6 +22,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <sys/epoll.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -902,6 +903,40 @@ static long fl_info(const ipk__addr *a, char *buf, size_t cap)
 
 static const char *const fl_keys[] = {"mode", "fsync", "perm", "keep", "from", NULL};
 
+/* ---- pollers: the inotify descriptor says "look again"; fl_pending says whether a whole
+ * record (or, mode=whole, a change) is there. Appending never waits for a reader. */
+
+static int fl_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
+{
+    fl *f = c->tp;
+    if (interest & IPK_POLLIN) {
+        int r = fl_watch(c, f);
+        if (r != 0)
+            return r;
+        src->fd[0] = f->ifd;
+        src->ev[0] = EPOLLIN;
+    }
+    if ((interest & IPK_POLLOUT) && f->readonly)
+        return ipk__err(IPK_ENOTSUP, "%s: opened read-only: this end does not send", c->name);
+    src->flags = IPK__PS_CHECK;
+    return 0;
+}
+
+static int fl_poll_check(ipk_chan *c, unsigned interest, int op)
+{
+    fl *f = c->tp;
+    unsigned ready = interest & IPK_POLLOUT;
+    if (interest & IPK_POLLIN) {
+        /* Events are drained so the descriptor stops polling readable; mode=whole remembers a
+         * modification the way fl_pending does. */
+        if (op != IPK__PC_ARM && f->ifd >= 0 && !f->whole)
+            fl_drain(f->ifd);
+        if (fl_pending(c))
+            ready |= IPK_POLLIN;
+    }
+    return (int)ready;
+}
+
 const ipk__transport ipk__tr_file = {
     .scheme = "file",
     .parse = ipk__addr_path,
@@ -917,4 +952,6 @@ const ipk__transport ipk__tr_file = {
     .pending = fl_pending,
     .close = fl_close,
     .info = fl_info,
+    .poll_src = fl_poll_src,
+    .poll_check = fl_poll_check,
 };

@@ -24,6 +24,7 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <sys/epoll.h>
 #include <fcntl.h>
 #include <mqueue.h>
 #include <poll.h>
@@ -532,6 +533,16 @@ static int ipk__mq_resolve(const ipk_chan *c, ipk__objset *s)
     return ipk__mq_obj_add(s, c->addr.u.posix.name, NULL);
 }
 
+/* ---- pollers: the queue descriptor polls readable when a message waits and writable when
+ * the queue has room, both ways on the one O_RDWR descriptor. */
+static int ipk__mq_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
+{
+    src->fd[0] = c->rfd;
+    src->ev[0] =
+        ((interest & IPK_POLLIN) ? EPOLLIN : 0) | ((interest & IPK_POLLOUT) ? EPOLLOUT : 0);
+    return 0;
+}
+
 const ipk__transport ipk__tr_mq = {
     .scheme = "mq",
     .parse = ipk__addr_posix_name,
@@ -549,4 +560,5 @@ const ipk__transport ipk__tr_mq = {
     .kinds = ipk__mq_kinds,
     .objects = ipk__mq_objects,
     .resolve = ipk__mq_resolve,
+    .poll_src = ipk__mq_poll_src,
 };

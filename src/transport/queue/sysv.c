@@ -40,6 +40,10 @@ typedef struct ipk__sysv {
     size_t qbytes; /* the queue's msg_qbytes when last read */
     long *buf;     /* mtype, then bufsz bytes of mtext */
     size_t bufsz;
+    /* In a poller with type != 0: the queue as it was when a receive last found no message of
+     * our type (see ipk__sysv_poll_check), and when. */
+    struct msqid_ds none_ds;
+    int64_t none_at;
 } ipk__sysv;
 
 static const char *const ipk__sysv_keys[] = {"proj", "type", "perm", "keep", NULL};
@@ -229,6 +233,8 @@ static long ipk__sysv_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, 
         }
         if (e != ENOMSG && e != EAGAIN)
             return ipk__errsys(-e, "%s: msgrcv", c->name);
+        if (c->preg != NULL && q->type != 0 && msgctl(q->qid, IPC_STAT, &q->none_ds) == 0)
+            q->none_at = ipk__now();
         int r = ipk__backoff(dl, &step);
         if (r != 0)
             return ipk__err(r, "%s: no message of type %ld%s", c->name, q->type,
@@ -241,7 +247,8 @@ static long ipk__sysv_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, 
 static int ipk__sysv_fd(const ipk_chan *c)
 {
     return ipk__err(IPK_ENOTSUP,
-                    "%s: a System V queue has no descriptor to poll; use recv with a timeout",
+                    "%s: a System V queue has no descriptor to poll; put it in an ipk_poller, "
+                    "whose descriptor is",
                     c->name);
 }
 
@@ -360,6 +367,43 @@ static int ipk__sysv_resolve(const ipk_chan *c, ipk__objset *s)
     return r != -ENOENT ? r : ipk__err(-ENOENT, "sysv:%s: no such queue", c->addr.body);
 }
 
+/* ---- pollers ---- */
+
+/* After a receive of type t found none, a typed receiver is not reported again until the queue
+ * has changed (count, bytes, times, pids) or 100 ms have passed: the kernel cannot say, without
+ * taking it, whether a message of type t is there. */
+#define IPK__SYSV_RESYNC_NS 100000000LL
+
+static int ipk__sysv_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
+{
+    (void)c;
+    (void)interest;
+    src->flags = IPK__PS_CHECK | IPK__PS_TIMED; /* no descriptor: a timer and msgctl */
+    return 0;
+}
+
+static int ipk__sysv_poll_check(ipk_chan *c, unsigned interest, int op)
+{
+    (void)op;
+    ipk__sysv *q = c->tp;
+    struct msqid_ds ds;
+    if (msgctl(q->qid, IPC_STAT, &ds) != 0)
+        return ipk__errsys(-errno, "%s: msgctl IPC_STAT", c->name);
+    unsigned ready = 0;
+    if ((interest & IPK_POLLOUT) && ds.msg_cbytes < ds.msg_qbytes)
+        ready |= IPK_POLLOUT;
+    if ((interest & IPK_POLLIN) && ds.msg_qnum > 0) {
+        const struct msqid_ds *n = &q->none_ds;
+        int same = q->none_at != 0 && ds.msg_qnum == n->msg_qnum &&
+                   ds.msg_cbytes == n->msg_cbytes && ds.msg_stime == n->msg_stime &&
+                   ds.msg_rtime == n->msg_rtime && ds.msg_lspid == n->msg_lspid &&
+                   ds.msg_lrpid == n->msg_lrpid && ipk__now() - q->none_at < IPK__SYSV_RESYNC_NS;
+        if (q->type == 0 || !same)
+            ready |= IPK_POLLIN;
+    }
+    return (int)ready;
+}
+
 const ipk__transport ipk__tr_sysv = {
     .scheme = "sysv",
     .parse = ipk__parse_sysv,
@@ -377,4 +421,6 @@ const ipk__transport ipk__tr_sysv = {
     .kinds = ipk__sysv_kinds,
     .objects = ipk__sysv_objects,
     .resolve = ipk__sysv_resolve,
+    .poll_src = ipk__sysv_poll_src,
+    .poll_check = ipk__sysv_poll_check,
 };

@@ -56,9 +56,12 @@
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -279,10 +282,35 @@ static int ipk__ring_wait(const ipk__ring *r, const ipk__watch *x, int64_t dl)
     }
 }
 
+/* Sends one byte to every poller's wake-up line armed for role (rare: only when the sleepers
+ * count said someone sleeps). The acquire fence pairs with the waiter's seq_cst increment of
+ * that count, which follows its store of armed. */
+static void ipk__pollw_ring(ipk__ring *r, unsigned role)
+{
+    atomic_thread_fence(memory_order_acquire);
+    for (int i = 0; i < IPK__SHM_POLLW; i++) {
+        struct ipk__shm_pollw *w = &r->h->pollw[i];
+        if (!(atomic_load_explicit(&w->armed, memory_order_relaxed) & role))
+            continue;
+        if (r->pw_txfd < 0)
+            r->pw_txfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "ipk-shm-poll-%d-%u",
+                         (int)atomic_load_explicit(&w->pid, memory_order_relaxed),
+                         (unsigned)atomic_load_explicit(&w->id, memory_order_relaxed));
+        /* A full socket buffer means a wake-up is already on its way; a vanished poller is
+         * nobody to wake. Either way there is nothing more to do. */
+        if (r->pw_txfd >= 0)
+            (void)sendto(r->pw_txfd, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a,
+                         (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n));
+    }
+}
+
 /* The publisher's half, right after the store that a waiter may sleep on (w, or the bell that
- * stands for it). */
-IPK__HOT void ipk__wake_if(const ipk__ring *r, _Atomic uint32_t *w, _Atomic uint32_t *sleepers,
-                           _Atomic uint32_t *bell)
+ * stands for it). role: whom it may wake in a poller (records for consumers, space for
+ * producers). */
+IPK__HOT void ipk__wake_if(ipk__ring *r, _Atomic uint32_t *w, _Atomic uint32_t *sleepers,
+                           _Atomic uint32_t *bell, unsigned role)
 {
     if (r->fence || (atomic_load_explicit(&r->h->flags, memory_order_relaxed) & IPK__SHM_F_FENCE))
         atomic_thread_fence(memory_order_seq_cst);
@@ -292,13 +320,14 @@ IPK__HOT void ipk__wake_if(const ipk__ring *r, _Atomic uint32_t *w, _Atomic uint
             w = bell;
         }
         ipk__futex_wake(w);
+        ipk__pollw_ring(r, role);
     }
 }
 
 /* Wakes this ring's consumer if it sleeps, after a record or a mailbox message is published. */
-IPK__HOT void ipk__wake_consumer(const ipk__ring *r, _Atomic uint32_t *tag)
+IPK__HOT void ipk__wake_consumer(ipk__ring *r, _Atomic uint32_t *tag)
 {
-    ipk__wake_if(r, tag, &r->h->cons_sleepers, r->mb ? &r->h->bell : NULL);
+    ipk__wake_if(r, tag, &r->h->cons_sleepers, r->mb ? &r->h->bell : NULL, IPK__PW_RECORDS);
 }
 
 /* ---- robust mutexes (multi=1) ---- */
@@ -377,6 +406,8 @@ int ipk__ring_attach(ipk__ring *r, void *map, size_t map_len, const char *name)
 {
     memset(r, 0, sizeof *r);
     r->name = name;
+    r->pw_slot = -1;
+    r->pw_txfd = -1;
     struct ipk__shm_hdr *h = map;
     if (map_len < IPK__SHM_HDR)
         return ipk__err(IPK_EPROTO, "%s: segment of %zu bytes is too small for an ipckit ring",
@@ -697,7 +728,7 @@ IPK__HOT void ipk__consume(ipk__ring *r, uint64_t next)
     struct ipk__shm_hdr *h = r->h;
     r->c_tail = next;
     atomic_store_explicit(&h->tail, next, memory_order_release);
-    ipk__wake_if(r, ipk__lo32(&h->tail), &h->prod_sleepers, NULL);
+    ipk__wake_if(r, ipk__lo32(&h->tail), &h->prod_sleepers, NULL, IPK__PW_SPACE);
     if ((++r->ops & 255) == 0)
         ipk__publish_cpu(&h->cons_cpu);
 }
@@ -911,6 +942,7 @@ void ipk__ring_detach(ipk__ring *r)
     struct ipk__shm_hdr *h = r->h;
     if (h == NULL)
         return;
+    ipk__ring_poll_detach(r);
     if (r->p_reserved) { /* never committed: the record does not exist */
         r->p_reserved = 0;
         ipk__prod_end(r);
@@ -943,5 +975,104 @@ void ipk__ring_detach(ipk__ring *r)
         if (!r->multi)
             atomic_compare_exchange_strong(&h->cons_pid, &me, 0);
         r->c_attached = 0;
+    }
+    if (r->pw_txfd >= 0) {
+        close(r->pw_txfd);
+        r->pw_txfd = -1;
+    }
+}
+
+/* ---- pollers ---- */
+
+int ipk__ring_poll_attach(ipk__ring *r, uint32_t id)
+{
+    if (r->pw_slot >= 0)
+        return 0;
+    int32_t me = (int32_t)getpid();
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < IPK__SHM_POLLW; i++) {
+            struct ipk__shm_pollw *w = &r->h->pollw[i];
+            int32_t pid = atomic_load_explicit(&w->pid, memory_order_acquire);
+            /* First pass: free lines; second: lines of processes that died holding them. */
+            if (pass == 0 ? pid != 0 : (pid == 0 || pid == me || ipk__pid_alive(pid, 0)))
+                continue;
+            if (!atomic_compare_exchange_strong(&w->pid, &pid, me))
+                continue;
+            atomic_store_explicit(&w->armed, 0, memory_order_relaxed);
+            atomic_store_explicit(&w->id, id, memory_order_release);
+            r->pw_slot = i;
+            return 0;
+        }
+    return ipk__err(-EBUSY, "%s: %d processes already wait on this ring in pollers", r->name,
+                    IPK__SHM_POLLW);
+}
+
+void ipk__ring_poll_detach(ipk__ring *r)
+{
+    if (r->pw_slot < 0 || r->h == NULL)
+        return;
+    if (r->pw_armed)
+        ipk__ring_poll_disarm(r, r->pw_armed);
+    struct ipk__shm_pollw *w = &r->h->pollw[r->pw_slot];
+    int32_t me = (int32_t)getpid();
+    atomic_compare_exchange_strong(&w->pid, &me, 0);
+    r->pw_slot = -1;
+}
+
+static _Atomic uint32_t *ipk__pw_sleepers(ipk__ring *r, unsigned role)
+{
+    return role == IPK__PW_RECORDS ? &r->h->cons_sleepers : &r->h->prod_sleepers;
+}
+
+int ipk__ring_poll_ready(ipk__ring *r, unsigned role)
+{
+    struct ipk__shm_hdr *h = r->h;
+    if (role == IPK__PW_RECORDS) {
+        if (ipk__ring_pending(r))
+            return 1;
+        /* End of stream is news too: the receive says IPK_EOF. */
+        return atomic_load_explicit(&h->everprod, memory_order_acquire) &&
+               atomic_load_explicit(&h->nprod, memory_order_acquire) == 0;
+    }
+    /* Room for a small message: a quarter of the ring or 4 KiB, whichever is less (or, with
+     * duplex=1, an empty mailbox). */
+    uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
+    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+    uint64_t want = r->cap / 4 < 4096 ? r->cap / 4 : 4096;
+    if (head - tail <= r->cap && r->cap - (head - tail) >= want)
+        return 1;
+    return r->mb && atomic_load_explicit(&r->mb->state, memory_order_acquire) == IPK__MB_EMPTY;
+}
+
+int ipk__ring_poll_arm(ipk__ring *r, unsigned role)
+{
+    if (r->pw_slot < 0)
+        return ipk__err(-EINVAL, "%s: poll arm without a wake-up line", r->name);
+    if (r->pw_armed & role)
+        return 0;
+    if (role == IPK__PW_RECORDS && r->mb) /* as a consumer about to sleep: see the top */
+        ipk__mbox_unhold(r);
+    struct ipk__shm_pollw *w = &r->h->pollw[r->pw_slot];
+    atomic_fetch_or_explicit(&w->armed, role, memory_order_relaxed);
+    /* Dekker, as ipk__ring_wait: announce, force a barrier on the publishers, look again. */
+    atomic_fetch_add_explicit(ipk__pw_sleepers(r, role), 1, memory_order_seq_cst);
+    ipk__peer_barrier(r);
+    r->pw_armed |= role;
+    if (ipk__ring_poll_ready(r, role)) {
+        ipk__ring_poll_disarm(r, role);
+        return 1;
+    }
+    return 0;
+}
+
+void ipk__ring_poll_disarm(ipk__ring *r, unsigned role)
+{
+    role &= r->pw_armed;
+    for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1) {
+        if (!(role & b))
+            continue;
+        atomic_fetch_sub_explicit(ipk__pw_sleepers(r, b), 1, memory_order_relaxed);
+        atomic_fetch_and_explicit(&r->h->pollw[r->pw_slot].armed, ~b, memory_order_relaxed);
+        r->pw_armed &= ~b;
     }
 }

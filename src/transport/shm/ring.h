@@ -14,6 +14,10 @@
  *           producers asleep on tail (written only when one goes to sleep)
  *   line 4+ the robust process-shared mutexes of multi=1 (one for producers, one for consumers)
  *   then    the mailbox line of duplex=1 (used in the first header only)
+ *   then    the pollers' wake-up lines: a process waiting in an ipk_poller cannot sleep on a
+ *           futex, so it names an abstract Unix datagram socket here and declares itself
+ *           asleep; a publisher that sees a sleeper (the same test as for a futex sleeper, so
+ *           the fast path is unchanged) sends one byte to each armed line of its role
  * A record is an 8-byte header {len, tag} then len bytes, padded to 8. tag is the commit word:
  * 0 until the producer commits, then DATA, or PAD for the filler before a wrap (and the empty
  * record a closing producer leaves to wake a sleeping consumer). The largest message is
@@ -37,7 +41,7 @@
 #include <time.h>
 
 #define IPK__SHM_MAGIC   0x524b5049u /* "IPKR" */
-#define IPK__SHM_VERSION 2u          /* 2: the bell, the mailbox and duplex=1 */
+#define IPK__SHM_VERSION 3u /* 2: the bell, the mailbox and duplex=1; 3: pollers' wake-up lines */
 #define IPK__SHM_LINE    64
 #define IPK__SHM_HDR     4096 /* data starts one page in, so it is page aligned */
 #define IPK__SHM_RECHDR  8
@@ -61,6 +65,19 @@ struct ipk__shm_mbox {
     uint32_t len;
     uint64_t at;
     unsigned char data[IPK__SHM_MBOX_MAX];
+};
+
+/* A poller's wake-up line: process pid listens on the abstract socket "ipk-shm-poll-PID-ID";
+ * armed says for what it sleeps (IPK__PW_RECORDS: a record or EOF to receive; IPK__PW_SPACE:
+ * room to send). */
+#define IPK__SHM_POLLW  8
+#define IPK__PW_RECORDS 1u
+#define IPK__PW_SPACE   2u
+struct ipk__shm_pollw {
+    _Atomic int32_t pid;
+    _Atomic uint32_t id;
+    _Atomic uint32_t armed;
+    uint32_t unused;
 };
 
 #define IPK__SHM_TAG_DATA 0x44415441u
@@ -101,6 +118,7 @@ struct ipk__shm_hdr {
     _Alignas(IPK__SHM_LINE) pthread_mutex_t pmx;
     _Alignas(IPK__SHM_LINE) pthread_mutex_t cmx;
     struct ipk__shm_mbox mbox;
+    _Alignas(IPK__SHM_LINE) struct ipk__shm_pollw pollw[IPK__SHM_POLLW];
 };
 
 /* One process's view of a ring, with the indices it caches privately. */
@@ -130,7 +148,12 @@ typedef struct ipk__ring {
     int c_attached, c_locked, c_peeked;
     uint64_t peek_next; /* tail after the peeked record */
     unsigned ops;       /* counts operations, to republish our CPU now and then */
-    const char *name;   /* for messages */
+    /* pollers: this process's wake-up line in this ring (-1: none), what it armed, and the
+     * socket a publisher here sends wake-ups from (made on first use) */
+    int pw_slot;
+    unsigned pw_armed;
+    int pw_txfd;
+    const char *name; /* for messages */
 } ipk__ring;
 
 /* An absolute CLOCK_MONOTONIC deadline (ipk.h) as the timespec that futex, mutex and semaphore
@@ -162,6 +185,16 @@ long ipk__ring_sendv(ipk__ring *r, const ipk_iov *msgs, size_t n, int64_t dl);
 /* Copies the next record into buf; IPK_EMSGSIZE with *need set when cap is too small. */
 long ipk__ring_recv(ipk__ring *r, void *buf, size_t cap, size_t *need, int64_t dl);
 int ipk__ring_pending(const ipk__ring *r);
+
+/* Pollers (see the header layout). attach claims a wake-up line for this process's socket id;
+ * arm declares it asleep for `role` and returns 1 (not armed) when that is ready already;
+ * disarm withdraws; ready tells without waiting: a record, a mailbox message or EOF to receive
+ * (IPK__PW_RECORDS), room for a small message (IPK__PW_SPACE). */
+int ipk__ring_poll_attach(ipk__ring *r, uint32_t id);
+void ipk__ring_poll_detach(ipk__ring *r);
+int ipk__ring_poll_arm(ipk__ring *r, unsigned role);
+void ipk__ring_poll_disarm(ipk__ring *r, unsigned role);
+int ipk__ring_poll_ready(ipk__ring *r, unsigned role);
 
 /* Whether pid is alive and, when start != 0, still the process that started at `start`. */
 int ipk__pid_alive(pid_t pid, uint64_t start);

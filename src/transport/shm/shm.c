@@ -16,6 +16,10 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <fcntl.h>
 #include <semaphore.h>
 #include <stdio.h>
@@ -41,6 +45,7 @@ typedef struct ipk__shm {
     int segment; /* mode=segment */
     sem_t *sem;
     char sem_name[NAME_MAX + 1];
+    int pw_fd; /* in a poller: the abstract socket the rings' publishers wake, else -1 */
 } ipk__shm;
 
 static const char *const ipk__shm_keys[] = {"size", "multi", "mode",  "sem",    "perm",
@@ -426,6 +431,7 @@ static int ipk__shm_open(ipk_chan *c, int listen)
     ipk__shm *s = calloc(1, sizeof *s);
     if (s == NULL)
         return -ENOMEM;
+    s->pw_fd = -1;
     c->tp = s;
     int r = ipk__set_name(c, "shm:%s", ipk__shm_name(c));
     if (r == 0)
@@ -520,8 +526,8 @@ static long ipk__shm_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, i
 static int ipk__shm_fd(const ipk_chan *c)
 {
     return ipk__err(IPK_ENOTSUP,
-                    "%s: shm: has no pollable descriptor (it waits on a futex); use the timeouts "
-                    "of ipk_recv",
+                    "%s: shm: has no pollable descriptor of its own (it waits on a futex); put "
+                    "it in an ipk_poller, whose descriptor is",
                     c->name);
 }
 
@@ -852,6 +858,111 @@ static int ipk__shm_resolve(const ipk_chan *c, ipk__objset *s)
     return ipk__shm_obj_add(s, ipk__shm_name(c));
 }
 
+/* ---- pollers ---- */
+
+/* The rings this end waits on for interest: rx for records, tx for space. */
+static ipk__ring *ipk__shm_role_ring(ipk__shm *s, unsigned role)
+{
+    return role == IPK__PW_RECORDS ? s->rx : s->tx;
+}
+
+static unsigned ipk__shm_roles(unsigned interest)
+{
+    return ((interest & IPK_POLLIN) ? IPK__PW_RECORDS : 0) |
+           ((interest & IPK_POLLOUT) ? IPK__PW_SPACE : 0);
+}
+
+static void ipk__shm_poll_end(ipk_chan *c)
+{
+    ipk__shm *s = c->tp;
+    if (s == NULL || s->pw_fd < 0)
+        return;
+    ipk__ring_poll_detach(s->rx);
+    if (s->tx != s->rx)
+        ipk__ring_poll_detach(s->tx);
+    close(s->pw_fd);
+    s->pw_fd = -1;
+}
+
+/* Binds this end's wake-up socket to "ipk-shm-poll-PID-ID" (abstract: it vanishes with the
+ * process) and names it in the rings' wake-up lines. */
+static int ipk__shm_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
+{
+    ipk__shm *s = c->tp;
+    if (s->segment) { /* a semaphore tells nothing to a poller: look on a timer */
+        src->flags = IPK__PS_CHECK | IPK__PS_TIMED;
+        return 0;
+    }
+    if (s->pw_fd < 0) {
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return ipk__errsys(-errno, "%s: poller: socket", c->name);
+        uint32_t id = 0;
+        int r = -EADDRINUSE;
+        for (int tries = 0; tries < 8 && r == -EADDRINUSE; tries++) {
+            id = (uint32_t)(ipk__now() ^ ((uint64_t)(uintptr_t)s >> 4)) + (uint32_t)tries * 7919u;
+            struct sockaddr_un a = {.sun_family = AF_UNIX};
+            int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "ipk-shm-poll-%d-%u",
+                             (int)getpid(), (unsigned)id);
+            r = bind(fd, (struct sockaddr *)&a,
+                     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) == 0
+                    ? 0
+                    : -errno;
+        }
+        if (r != 0) {
+            close(fd);
+            return ipk__errsys(r, "%s: poller: bind of the wake-up socket", c->name);
+        }
+        s->pw_fd = fd;
+        if ((r = ipk__ring_poll_attach(s->rx, id)) != 0 ||
+            (s->tx != s->rx && (r = ipk__ring_poll_attach(s->tx, id)) != 0)) {
+            ipk__shm_poll_end(c);
+            return r;
+        }
+    }
+    (void)interest;
+    src->fd[0] = s->pw_fd;
+    src->ev[0] = EPOLLIN;
+    src->flags = IPK__PS_CHECK;
+    return 0;
+}
+
+static int ipk__shm_poll_check(ipk_chan *c, unsigned interest, int op)
+{
+    ipk__shm *s = c->tp;
+    if (s->segment) {
+        int v = 0;
+        if ((interest & IPK_POLLIN) && sem_getvalue(s->sem, &v) != 0)
+            return ipk__errsys(-errno, "%s: sem_getvalue %s", c->name, s->sem_name);
+        return (int)((v > 0 ? IPK_POLLIN : 0) | (interest & IPK_POLLOUT));
+    }
+    unsigned roles = ipk__shm_roles(interest), ready = 0;
+    if (op == IPK__PC_ARM) {
+        for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1)
+            if ((roles & b) && ipk__ring_poll_arm(ipk__shm_role_ring(s, b), b) != 0)
+                ready |= b;
+        if (ready) { /* not going to sleep after all */
+            for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1)
+                if (roles & b)
+                    ipk__ring_poll_disarm(ipk__shm_role_ring(s, b), b);
+        }
+    } else {
+        if (op == IPK__PC_DISARM) {
+            for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1)
+                if (roles & b)
+                    ipk__ring_poll_disarm(ipk__shm_role_ring(s, b), b);
+            char junk[64];
+            while (recv(s->pw_fd, junk, sizeof junk, MSG_DONTWAIT) > 0)
+                ;
+        }
+        for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1)
+            if ((roles & b) && ipk__ring_poll_ready(ipk__shm_role_ring(s, b), b))
+                ready |= b;
+    }
+    return (int)(((ready & IPK__PW_RECORDS) ? IPK_POLLIN : 0) |
+                 ((ready & IPK__PW_SPACE) ? IPK_POLLOUT : 0));
+}
+
 const ipk__transport ipk__tr_shm = {
     .scheme = "shm",
     .parse = ipk__addr_posix_name,
@@ -875,4 +986,7 @@ const ipk__transport ipk__tr_shm = {
     .kinds = ipk__shm_kinds,
     .objects = ipk__shm_objects,
     .resolve = ipk__shm_resolve,
+    .poll_src = ipk__shm_poll_src,
+    .poll_check = ipk__shm_poll_check,
+    .poll_end = ipk__shm_poll_end,
 };

@@ -23,6 +23,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <sys/epoll.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -514,6 +515,32 @@ static int ipk__parse_sig(ipk__addr *a, const char *url)
     return 0;
 }
 
+/* ---- pollers: the signalfd polls readable; sending never waits on a descriptor (a full
+ * queue makes sigqueue fail with EAGAIN), so a sender is always writable. */
+
+static int ipk__sig_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
+{
+    if (interest & IPK_POLLIN) {
+        if (c->rfd < 0)
+            return ipk__err(IPK_ENOTSUP, "%s: this end sends signals; it does not receive",
+                            c->name);
+        src->fd[0] = c->rfd;
+        src->ev[0] = EPOLLIN;
+    }
+    src->flags = IPK__PS_CHECK;
+    return 0;
+}
+
+static int ipk__sig_poll_check(ipk_chan *c, unsigned interest, int op)
+{
+    (void)op;
+    unsigned ready = interest & IPK_POLLOUT;
+    if ((interest & IPK_POLLIN) &&
+        (ipk__sig_pending(c) || ipk__wait_fd(c->rfd, POLLIN, IPK__DL_NOW) > 0))
+        ready |= IPK_POLLIN;
+    return (int)ready;
+}
+
 const ipk__transport ipk__tr_signal = {
     .scheme = "signal",
     .parse = ipk__parse_sig,
@@ -529,4 +556,6 @@ const ipk__transport ipk__tr_signal = {
     .pending = ipk__sig_pending,
     .close = ipk__sig_close,
     .info = ipk__sig_info,
+    .poll_src = ipk__sig_poll_src,
+    .poll_check = ipk__sig_poll_check,
 };
