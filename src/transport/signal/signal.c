@@ -80,12 +80,19 @@ int ipk__parse_signal(const char *s, int *signo)
             return ipk__err(IPK_EOPTION, "signal '%s': not a signal number", s);
         sig = (int)v;
     } else if (strncmp(p, "RTMIN", 5) == 0 || strncmp(p, "RTMAX", 5) == 0) {
-        long off = 0;
+        /* The offset stays inside SIGRTMIN..SIGRTMAX: RTMAX-64 would be signal 0 (which
+         * sigqueue() only checks for, delivering nothing), RTMAX-40 a standard signal. */
+        long off = 0, most = SIGRTMAX - SIGRTMIN;
         const char *q = p + 5;
         if (*q != '\0') {
             if ((p[3] == 'I' && *q != '+') || (p[3] == 'A' && *q != '-') ||
-                ipk__parse_long(q + 1, 0, 64, &off) != 0)
+                ipk__parse_long(q + 1, 0, LONG_MAX, &off) != 0)
                 return ipk__err(IPK_EOPTION, "signal '%s': write RTMIN+n or RTMAX-n", s);
+            if (off > most)
+                return ipk__err(IPK_EOPTION,
+                                "signal '%s': n is 0..%ld (SIGRTMIN %d .. SIGRTMAX %d); "
+                                "name a standard signal by its name",
+                                s, most, SIGRTMIN, SIGRTMAX);
         }
         sig = p[3] == 'I' ? SIGRTMIN + (int)off : SIGRTMAX - (int)off;
     } else {
@@ -95,6 +102,8 @@ int ipk__parse_signal(const char *s, int *signo)
         if (sig < 0)
             return ipk__err(IPK_EOPTION, "signal '%s': unknown signal name", s);
     }
+    if (sig < 1)
+        return ipk__err(IPK_EOPTION, "signal '%s': not a signal", s);
     if (sig == SIGKILL || sig == SIGSTOP)
         return ipk__err(IPK_EOPTION, "signal '%s': SIGKILL and SIGSTOP cannot be caught", s);
     if (sig > SIGRTMAX)
