@@ -84,6 +84,20 @@ static inline ipk__rec *ipk__rec_at(const ipk__ring *r, uint64_t i)
     return (ipk__rec *)(r->data + (i & r->mask));
 }
 
+/* Whether an index read from the segment may be used: records start at multiples of 8, so a
+ * header at any aligned index lies inside the data area. Another process that can write the
+ * segment can store anything there; an index that fails this is never dereferenced. */
+static inline int ipk__index_ok(uint64_t i)
+{
+    return (i & 7) == 0;
+}
+
+static int ipk__bad_indices(const ipk__ring *r, uint64_t head, uint64_t tail)
+{
+    return ipk__err(IPK_EPROTO, "%s: corrupt header: head %llu, tail %llu, capacity %llu", r->name,
+                    (unsigned long long)head, (unsigned long long)tail, (unsigned long long)r->cap);
+}
+
 static inline void ipk__cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -398,9 +412,9 @@ int ipk__ring_attach(ipk__ring *r, void *map, size_t map_len, const char *name)
                         name, (unsigned long long)cap, map_len);
     /* Only what cannot change under us is checked: live peers move head and tail meanwhile. */
     uint64_t hd = atomic_load(&h->head), tl = atomic_load(&h->tail);
-    if ((hd & 7) || (tl & 7))
-        return ipk__err(IPK_EPROTO, "%s: corrupt header: head %llu, tail %llu, capacity %llu", name,
-                        (unsigned long long)hd, (unsigned long long)tl, (unsigned long long)cap);
+    r->cap = cap;
+    if (!ipk__index_ok(hd) || !ipk__index_ok(tl))
+        return ipk__bad_indices(r, hd, tl);
     r->h = h;
     r->data = (unsigned char *)map + IPK__SHM_HDR;
     r->cap = cap;
@@ -440,14 +454,29 @@ static int ipk__ring_claim(ipk__ring *r, _Atomic int32_t *slot, const char *role
     return 0;
 }
 
+/* Gives an SPSC claim back (an attach that failed after claiming). */
+static void ipk__ring_unclaim(const ipk__ring *r, _Atomic int32_t *slot)
+{
+    int32_t me = (int32_t)getpid();
+    if (!r->multi)
+        atomic_compare_exchange_strong(slot, &me, 0);
+}
+
+IPK__HOT void ipk__prod_end(ipk__ring *r);
+IPK__HOT void ipk__cons_end(ipk__ring *r);
+
 /* Takes the write index over from head. A producer killed between storing a tag and storing
  * head left a committed record at head: keep it (roll forward). Anything else at head has no
- * tag and is overwritten. */
-static void ipk__prod_sync(ipk__ring *r)
+ * tag and is overwritten. Head and tail are checked first (IPK_EPROTO): they come from the
+ * segment, which any process that can write it may have set to anything. Once rolled forward,
+ * head is at most a capacity ahead of tail and never behind it. */
+static int ipk__prod_sync(ipk__ring *r)
 {
     struct ipk__shm_hdr *h = r->h;
     r->p_head = atomic_load_explicit(&h->head, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+    if (!ipk__index_ok(r->p_head) || !ipk__index_ok(tail))
+        return ipk__bad_indices(r, r->p_head, tail);
     for (;;) {
         const ipk__rec *rec = ipk__rec_at(r, r->p_head);
         uint64_t size = ipk__rec_size(rec->len);
@@ -457,6 +486,9 @@ static void ipk__prod_sync(ipk__ring *r)
         r->p_head += size;
         atomic_store_explicit(&h->head, r->p_head, memory_order_release);
     }
+    if (r->p_head - tail > r->cap)
+        return ipk__bad_indices(r, r->p_head, tail);
+    return 0;
 }
 
 static int ipk__prod_attach(ipk__ring *r)
@@ -465,6 +497,10 @@ static int ipk__prod_attach(ipk__ring *r)
     int e = ipk__ring_claim(r, &h->prod_pid, "producer");
     if (e)
         return e;
+    if (!r->multi && (e = ipk__prod_sync(r)) != 0) {
+        ipk__ring_unclaim(r, &h->prod_pid);
+        return e;
+    }
     /* SPSC: this is the one producer, even if a killed one never counted itself out. */
     if (r->multi)
         atomic_fetch_add(&h->nprod, 1);
@@ -474,8 +510,6 @@ static int ipk__prod_attach(ipk__ring *r)
     r->p_attached = 1;
     r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
     ipk__publish_cpu(&h->prod_cpu);
-    if (!r->multi)
-        ipk__prod_sync(r);
     return 0;
 }
 
@@ -492,7 +526,10 @@ IPK__HOT int ipk__prod_begin(ipk__ring *r, int64_t dl)
         if (e)
             return e;
         r->p_locked = 1;
-        ipk__prod_sync(r); /* the mutex made the last holder's stores visible */
+        if ((e = ipk__prod_sync(r)) != 0) { /* the mutex made the last holder's stores visible */
+            ipk__prod_end(r);
+            return e;
+        }
     }
     return 0;
 }
@@ -660,8 +697,12 @@ static int ipk__cons_attach(ipk__ring *r)
     int e = ipk__ring_claim(r, &h->cons_pid, "consumer");
     if (e)
         return e;
-    r->c_attached = 1;
     r->c_tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+    if (!ipk__index_ok(r->c_tail)) {
+        ipk__ring_unclaim(r, &h->cons_pid);
+        return ipk__bad_indices(r, atomic_load(&h->head), r->c_tail);
+    }
+    r->c_attached = 1;
     ipk__publish_cpu(&h->cons_cpu);
     return 0;
 }
@@ -680,6 +721,10 @@ IPK__HOT int ipk__cons_begin(ipk__ring *r, int64_t dl)
             return e;
         r->c_locked = 1;
         r->c_tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+        if (!ipk__index_ok(r->c_tail)) {
+            ipk__cons_end(r);
+            return ipk__bad_indices(r, atomic_load(&h->head), r->c_tail);
+        }
     }
     return 0;
 }
