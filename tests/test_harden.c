@@ -143,5 +143,38 @@ static void t_shm_spsc_attach_indices(void **state)
     munmap(s.map, s.len);
 }
 
+/* ipk_pending read the segment's tail unchecked: a tail moved back onto a consumed record made
+ * it report a message on an empty ring (that recv would never return), one moved off a record
+ * boundary made it read past the ring. */
+static void t_shm_pending_tail(void **state)
+{
+    (void)state;
+    char name[64], buf[64];
+    ipk_chan *rx = shm_ring(name, sizeof name, ""), *tx = shm_dial(name, "");
+    seg s;
+    seg_map(&s, name);
+    uint64_t cap = s.h->capacity;
+    ipkt_ok(ipk_send(tx, "one", 3, 0));
+    assert_int_equal(ipk_pending(rx), 1);
+    ipkt_expect(ipk_recv(rx, buf, sizeof buf, 0), 3);
+    assert_int_equal(ipk_pending(rx), 0);
+    atomic_store(&s.h->tail, 0); /* back onto "one", consumed but still tagged DATA */
+    assert_int_equal(ipk_pending(rx), 0);
+    ipkt_expect(ipk_recv(rx, buf, sizeof buf, 0), -EAGAIN);
+    atomic_store(&s.h->tail, cap - 4);
+    assert_int_equal(ipk_pending(rx), 0);
+    ipkt_ok(ipk_close(tx));
+    ipkt_ok(ipk_close(rx));
+    /* A consumer that has not attached yet (and multi=1) reads the segment's tail: checked. */
+    rx = shm_ring(name, sizeof name, "&multi=1");
+    munmap(s.map, s.len);
+    seg_map(&s, name);
+    memset(s.data, 0xff, s.h->capacity); /* tags that read as "something" everywhere */
+    atomic_store(&s.h->tail, cap - 4);
+    assert_int_equal(ipk_pending(rx), 0);
+    ipkt_ok(ipk_close(rx));
+    munmap(s.map, s.len);
+}
+
 IPKT_MAIN(cmocka_unit_test(t_sig_rt_range), cmocka_unit_test(t_shm_multi_indices),
-          cmocka_unit_test(t_shm_spsc_attach_indices))
+          cmocka_unit_test(t_shm_spsc_attach_indices), cmocka_unit_test(t_shm_pending_tail))

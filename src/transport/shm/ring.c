@@ -907,9 +907,15 @@ int ipk__ring_release(ipk__ring *r)
 
 int ipk__ring_pending(const ipk__ring *r)
 {
-    /* A PAD is no message: the filler before a wrap, or the one a closing producer leaves. */
-    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_acquire), end = t + r->cap;
-    for (;;) {
+    /* The read index a receive would use: an SPSC consumer's own (the segment's copy is what
+     * it stored, unless another process wrote there), else the segment's, which is checked
+     * like every read of it. A PAD is no message: the filler before a wrap, or the one a
+     * closing producer leaves. */
+    uint64_t t = r->c_attached && !r->multi
+                     ? r->c_tail
+                     : atomic_load_explicit(&r->h->tail, memory_order_acquire);
+    uint64_t end = t + r->cap;
+    while (ipk__index_ok(t)) {
         const ipk__rec *rec = ipk__rec_at(r, t);
         uint32_t tag = atomic_load_explicit(&rec->tag, memory_order_acquire);
         if (tag != IPK__SHM_TAG_PAD) {
