@@ -176,5 +176,34 @@ static void t_shm_pending_tail(void **state)
     munmap(s.map, s.len);
 }
 
+/* A data area of zero-length PAD records, or one PAD that leads back to itself: the receive
+ * walked over them forever at 100% CPU, whatever its timeout. */
+static void t_shm_pad_lap(void **state)
+{
+    (void)state;
+    char name[64], buf[64];
+    const void *p;
+    for (int kind = 0; kind < 2; kind++) {
+        ipk_chan *rx = shm_ring(name, sizeof name, "");
+        seg s;
+        seg_map(&s, name);
+        uint64_t cap = s.h->capacity;
+        for (uint64_t i = 0; i < cap; i += IPK__SHM_RECHDR) {
+            uint32_t rec[2] = {kind ? (uint32_t)(cap - IPK__SHM_RECHDR) : 0, IPK__SHM_TAG_PAD};
+            memcpy(s.data + i, rec, sizeof rec);
+            if (kind)
+                break; /* one PAD as long as the ring */
+        }
+        ipkt_expect(ipk_recv(rx, buf, sizeof buf, 100), IPK_EPROTO);
+        ipkt_errmsg_has("corrupt ring");
+        ipkt_expect(ipk_recv(rx, buf, sizeof buf, 0), IPK_EPROTO);
+        ipkt_expect(ipk_peek(rx, &p, -1), IPK_EPROTO);
+        assert_int_equal(ipk_pending(rx), 0);
+        ipkt_ok(ipk_close(rx));
+        munmap(s.map, s.len);
+    }
+}
+
 IPKT_MAIN(cmocka_unit_test(t_sig_rt_range), cmocka_unit_test(t_shm_multi_indices),
-          cmocka_unit_test(t_shm_spsc_attach_indices), cmocka_unit_test(t_shm_pending_tail))
+          cmocka_unit_test(t_shm_spsc_attach_indices), cmocka_unit_test(t_shm_pending_tail),
+          cmocka_unit_test(t_shm_pad_lap))

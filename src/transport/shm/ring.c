@@ -783,6 +783,10 @@ static void ipk__mbox_unhold(ipk__ring *r)
 IPK__HOT long ipk__ring_next(ipk__ring *r, int64_t dl)
 {
     struct ipk__shm_hdr *h = r->h;
+    /* PAD bytes skipped since the last look found nothing: a producer keeps 8 bytes free, so
+     * a lap of them without a pause is not a ring a producer wrote (zero-length PADs all over,
+     * or one that leads back to itself), and walking on would never end. */
+    uint64_t padded = 0;
     for (;;) {
         ipk__rec *rec = ipk__rec_at(r, r->c_tail);
         uint32_t tag = atomic_load_explicit(&rec->tag, memory_order_acquire), st = 0;
@@ -820,6 +824,7 @@ IPK__HOT long ipk__ring_next(ipk__ring *r, int64_t dl)
             int e = ipk__ring_wait(r, &x, dl);
             if (e)
                 return e;
+            padded = 0;
             continue;
         }
         uint64_t pos = r->c_tail & r->mask;
@@ -831,6 +836,10 @@ IPK__HOT long ipk__ring_next(ipk__ring *r, int64_t dl)
                             r->name, (unsigned long long)r->c_tail, len, tag);
         if (tag == IPK__SHM_TAG_DATA)
             return len;
+        if ((padded += size) >= r->cap)
+            return ipk__err(IPK_EPROTO,
+                            "%s: corrupt ring: a whole lap of filler records up to index %llu",
+                            r->name, (unsigned long long)r->c_tail);
         ipk__consume(r, r->c_tail + size);
     }
 }
