@@ -9,11 +9,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <mqueue.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/msg.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -204,6 +206,170 @@ static void t_shm_pad_lap(void **state)
     }
 }
 
+/* ---- 5. objects planted at a listener's name ---- */
+
+enum { SQ_FIFO, SQ_MQ, SQ_SYSV };
+
+typedef struct squat {
+    int kind;
+    char name[128]; /* FIFO path or mq name */
+    key_t key;      /* sysv */
+    char url[200];
+} squat;
+
+static void squat_name(squat *q, int kind)
+{
+    char n[64];
+    q->kind = kind;
+    ipkt_name(n, sizeof n, "/");
+    if (kind == SQ_FIFO) {
+        /* /tmp: the test directory is not open to nobody */
+        snprintf(q->name, sizeof q->name, "/tmp%s", n);
+        ipkt_journal("path", q->name);
+        snprintf(q->url, sizeof q->url, "fifo:%s", q->name);
+    } else if (kind == SQ_MQ) {
+        snprintf(q->name, sizeof q->name, "%s", n);
+        ipkt_journal("mq", q->name);
+        snprintf(q->url, sizeof q->url, "mq:%s", q->name);
+    } else {
+        q->key = (key_t)(0x7e000000 | (getpid() & 0xffffff));
+        snprintf(q->url, sizeof q->url, "sysv:%d", (int)q->key);
+    }
+}
+
+/* Whether the planted object is still there, owned by uid. */
+static int squat_owner(const squat *q, uid_t *uid)
+{
+    struct stat st = {0};
+    if (q->kind == SQ_SYSV) {
+        struct msqid_ds ds;
+        int id = msgget(q->key, 0);
+        if (id < 0 || msgctl(id, IPC_STAT, &ds) != 0)
+            return 0;
+        *uid = ds.msg_perm.uid;
+        return 1;
+    }
+    if (q->kind == SQ_MQ) { /* /dev/mqueue may not be mounted: ask a descriptor */
+        mqd_t m = mq_open(q->name, O_RDONLY);
+        int ok = m != (mqd_t)-1 && fstat(m, &st) == 0;
+        if (m != (mqd_t)-1)
+            mq_close(m);
+        *uid = st.st_uid;
+        return ok;
+    }
+    if (lstat(q->name, &st) != 0)
+        return 0;
+    *uid = st.st_uid;
+    return 1;
+}
+
+/* As nobody: creates the object 0666, as a squatter would. */
+static int squat_plant(void *arg)
+{
+    const squat *q = arg;
+    IPKT_CHECK(ipkt_become_nobody() == 0);
+    umask(0);
+    if (q->kind == SQ_FIFO) {
+        IPKT_CHECK(mkfifo(q->name, 0666) == 0);
+    } else if (q->kind == SQ_MQ) {
+        mqd_t m = mq_open(q->name, O_RDWR | O_CREAT | O_EXCL, 0666, NULL);
+        IPKT_CHECK(m != (mqd_t)-1);
+        mq_close(m);
+    } else {
+        IPKT_CHECK(msgget(q->key, IPC_CREAT | IPC_EXCL | 0666) >= 0);
+    }
+    return 0;
+}
+
+static void squat_remove(const squat *q)
+{
+    if (q->kind == SQ_FIFO)
+        unlink(q->name);
+    else if (q->kind == SQ_MQ)
+        mq_unlink(q->name);
+    else
+        msgctl(msgget(q->key, 0), IPC_RMID, NULL);
+}
+
+/* Another user's 0666 FIFO, POSIX queue or System V queue at the name: root's listener adopted
+ * it (that user could then read and inject messages), and root's close removed the queues. */
+static void t_squat_other_user(void **state)
+{
+    (void)state;
+    for (int kind = SQ_FIFO; kind <= SQ_SYSV; kind++) {
+        squat q;
+        squat_name(&q, kind);
+        if (kind == SQ_SYSV)
+            squat_remove(&q); /* a leftover of an earlier run with this pid */
+        assert_int_equal(ipkt_wait(ipkt_spawn(squat_plant, &q)), 0);
+        if (kind == SQ_SYSV)
+            ipkt_journal_id("msqid", msgget(q.key, 0));
+        uid_t nobody = 0, uid = 0;
+        assert_true(squat_owner(&q, &nobody));
+        assert_int_not_equal(nobody, 0);
+        ipk_chan *c = NULL;
+        ipkt_expect(ipk_listen(&c, q.url, NULL), -EEXIST);
+        ipkt_errmsg_has("belongs to uid");
+        /* Not even with perm= wide enough: another user's object is never adopted. */
+        char url[220];
+        snprintf(url, sizeof url, "%s?perm=0666", q.url);
+        ipkt_expect(ipk_listen(&c, url, NULL), -EEXIST);
+        assert_true(squat_owner(&q, &uid));
+        assert_int_equal(uid, nobody);
+        squat_remove(&q);
+    }
+}
+
+/* Our own object, but with a mode wider than perm: refused unless perm= says so. */
+static void t_squat_wide_mode(void **state)
+{
+    (void)state;
+    for (int kind = SQ_FIFO; kind <= SQ_SYSV; kind++) {
+        squat q;
+        squat_name(&q, kind);
+        if (kind == SQ_SYSV)
+            squat_remove(&q);
+        char wide[220];
+        snprintf(wide, sizeof wide, "%s?perm=0666&keep=1", q.url);
+        ipk_chan *c = NULL;
+        ipkt_ok(ipk_listen(&c, wide, NULL));
+        if (kind == SQ_SYSV)
+            ipkt_journal_id("msqid", msgget(q.key, 0));
+        ipkt_ok(ipk_close(c));
+        ipkt_expect(ipk_listen(&c, q.url, NULL), -EEXIST);
+        ipkt_errmsg_has("wider than perm=0600");
+        snprintf(wide, sizeof wide, "%s?perm=0666", q.url);
+        ipkt_ok(ipk_listen(&c, wide, NULL));
+        ipkt_ok(ipk_close(c));
+        squat_remove(&q);
+    }
+}
+
+/* The listener's object was removed behind its back and another user made one of that name:
+ * root's close removed the other user's queue. */
+static void t_squat_close_replaced(void **state)
+{
+    (void)state;
+    for (int kind = SQ_FIFO; kind <= SQ_SYSV; kind++) {
+        squat q;
+        squat_name(&q, kind);
+        if (kind == SQ_SYSV)
+            squat_remove(&q);
+        ipk_chan *c = NULL;
+        ipkt_ok(ipk_listen(&c, q.url, NULL));
+        squat_remove(&q);
+        assert_int_equal(ipkt_wait(ipkt_spawn(squat_plant, &q)), 0);
+        if (kind == SQ_SYSV)
+            ipkt_journal_id("msqid", msgget(q.key, 0));
+        ipk_close(c);
+        uid_t uid = 0;
+        assert_true(squat_owner(&q, &uid));
+        assert_int_not_equal(uid, 0);
+        squat_remove(&q);
+    }
+}
+
 IPKT_MAIN(cmocka_unit_test(t_sig_rt_range), cmocka_unit_test(t_shm_multi_indices),
           cmocka_unit_test(t_shm_spsc_attach_indices), cmocka_unit_test(t_shm_pending_tail),
-          cmocka_unit_test(t_shm_pad_lap))
+          cmocka_unit_test(t_shm_pad_lap), cmocka_unit_test(t_squat_other_user),
+          cmocka_unit_test(t_squat_wide_mode), cmocka_unit_test(t_squat_close_replaced))

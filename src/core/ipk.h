@@ -184,6 +184,10 @@ int ipk__close_fd(int fd);
 /* Whether SIGPIPE is currently ignored in this process (then pipe writes need no mask). */
 int ipk__sigpipe_ignored(void);
 
+/* A listener found its object (FIFO, queue) in place: 0 when it may use it (the caller owns
+ * it, its mode is within perm), else -EEXIST with the reason. name is for the message. */
+int ipk__listen_adopt(const char *name, uid_t uid, mode_t mode, int perm);
+
 /* Fault injection for tests (SQLite-style): the nth call (1-based) to `call` fails with -err. */
 enum ipk__syscall { IPK__SYS_READ, IPK__SYS_WRITEV, IPK__SYS_COUNT };
 void ipk__fault_set(enum ipk__syscall call, int nth, int err);

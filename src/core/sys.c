@@ -136,6 +136,30 @@ long ipk__proc_long(const char *path, long def)
     return errno == 0 && end != b ? v : def;
 }
 
+/*
+ * Another user can create an object at the name a listener is about to use (a FIFO, a queue)
+ * before it does. Adopting it would let that user read or inject messages, and would make the
+ * listener's close remove the other user's object. So a listener uses an object that exists
+ * only when the caller owns it and its mode allows no more than perm; a wider mode must be
+ * asked for with perm=, and another user's object is never adopted (dial it instead).
+ */
+int ipk__listen_adopt(const char *name, uid_t uid, mode_t mode, int perm)
+{
+    uid_t me = geteuid();
+    mode &= 0777;
+    if (uid != me)
+        return ipk__err(-EEXIST,
+                        "%s: exists and belongs to uid %u, not to this process (uid %u): refused, "
+                        "since its owner could read or inject messages; remove it, or dial it",
+                        name, (unsigned)uid, (unsigned)me);
+    if (mode & ~(mode_t)perm)
+        return ipk__err(-EEXIST,
+                        "%s: exists with mode %04o, wider than perm=%04o: refused; remove it, or "
+                        "listen with perm=%04o to accept it",
+                        name, (unsigned)mode, (unsigned)perm, (unsigned)mode);
+    return 0;
+}
+
 /* ---- fault injection ---- */
 
 static struct {

@@ -130,6 +130,8 @@ static int ipk__fifo_listen(ipk_chan *c)
         goto fail;
     }
     c->rfd = r;
+    if (!c->owner && (r = ipk__listen_adopt(c->name, st.st_uid, st.st_mode, c->perm)) != 0)
+        goto fail;
     if (c->owner) {
         if (st.st_dev != f->dev || st.st_ino != f->ino) {
             r = ipk__err(-EEXIST, "%s: the FIFO was replaced while being opened", c->name);

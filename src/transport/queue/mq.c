@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define IPK__MQ_PROC "/proc/sys/fs/mqueue/"
@@ -130,19 +131,34 @@ static int ipk__mq_open(ipk_chan *c, int create)
         return -ENOMEM;
     m->bq = (mqd_t)-1;
     struct mq_attr at = {0}, got;
-    int given = 0, r;
+    int given = 0, made = 0, r;
     const char *n = c->addr.u.posix.name;
     if ((r = ipk__mq_opts(c, m, &at, &given)) != 0)
         goto fail;
-    /* The kernel makes every mq descriptor close-on-exec; O_CLOEXEC says so here too. */
+    /* The kernel makes every mq descriptor close-on-exec; O_CLOEXEC says so here too. A
+     * listener creates the queue exclusively; one that exists is used only when the caller
+     * owns it and its mode is within perm (ipk__listen_adopt: another user may have planted
+     * it). */
     int fl = O_RDWR | O_CLOEXEC | O_NONBLOCK;
-    mqd_t q =
-        create ? mq_open(n, fl | O_CREAT, (mode_t)c->perm, given ? &at : NULL) : mq_open(n, fl);
+    mqd_t q = create ? mq_open(n, fl | O_CREAT | O_EXCL, (mode_t)c->perm, given ? &at : NULL)
+                     : mq_open(n, fl);
+    made = create && q != (mqd_t)-1;
+    if (create && q == (mqd_t)-1 && errno == EEXIST)
+        q = mq_open(n, fl);
     if (q == (mqd_t)-1) {
         r = ipk__mq_open_err(c, errno, given ? &at : NULL);
         goto fail;
     }
     c->rfd = q;
+    struct stat st;
+    char what[NAME_MAX + 8];
+    snprintf(what, sizeof what, "mq:%s", n);
+    if (create && !made) {
+        r = fstat(q, &st) != 0 ? ipk__errsys(-errno, "%s: fstat", what)
+                               : ipk__listen_adopt(what, st.st_uid, st.st_mode, c->perm);
+        if (r != 0)
+            goto fail;
+    }
     if ((m->bq = mq_open(n, O_RDWR | O_CLOEXEC)) == (mqd_t)-1) {
         r = ipk__mq_open_err(c, errno, NULL);
         goto fail;
@@ -170,6 +186,8 @@ fail:
     ipk__close_fd(c->rfd);
     if (m->bq != (mqd_t)-1)
         ipk__close_fd(m->bq);
+    if (made) /* created here: a listen that fails leaves nothing behind */
+        mq_unlink(n);
     c->rfd = -1;
     free(m);
     return r;
@@ -294,11 +312,27 @@ static int ipk__mq_pending(const ipk_chan *c)
     return m && m->holding;
 }
 
+/* Whether the name still holds our queue: once ours was removed, another user may have made
+ * one of that name, which root's close must not remove. (Without the right to open it, the
+ * caller is not root, and the kernel refuses to remove another user's queue anyway.) */
+static int ipk__mq_ours(const ipk_chan *c)
+{
+    struct stat named, mine;
+    mqd_t q = mq_open(c->addr.u.posix.name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (q == (mqd_t)-1)
+        return errno != ENOENT;
+    int same = fstat(q, &named) == 0 && fstat(c->rfd, &mine) == 0 && named.st_dev == mine.st_dev &&
+               named.st_ino == mine.st_ino;
+    mq_close(q);
+    return same;
+}
+
 static int ipk__mq_close(ipk_chan *c)
 {
     ipk__mq *m = c->tp;
     int r = 0;
-    if (c->owner && !c->keep && mq_unlink(c->addr.u.posix.name) != 0 && errno != ENOENT)
+    if (c->owner && !c->keep && ipk__mq_ours(c) && mq_unlink(c->addr.u.posix.name) != 0 &&
+        errno != ENOENT)
         r = ipk__errsys(-errno, "%s: mq_unlink", c->name);
     if (m) {
         if (m->bq != (mqd_t)-1)

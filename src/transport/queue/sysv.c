@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <unistd.h>
 
 #define IPK__MSGMAX_PROC "/proc/sys/kernel/msgmax"
 
@@ -78,6 +79,19 @@ static int ipk__sysv_key(ipk_chan *c, key_t *key)
     return 0;
 }
 
+/* The queue at the listener's key existed: whether it is the caller's to use. */
+static int ipk__sysv_adopt(ipk_chan *c, const ipk__sysv *q)
+{
+    struct msqid_ds ds;
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof what, "sysv:%s (key 0x%x)", c->addr.body, (unsigned)q->key);
+    if (msgctl(q->qid, IPC_STAT, &ds) != 0)
+        return ipk__errsys(-errno, "%s: msgctl(IPC_STAT)", what);
+    /* The creator keeps the owner's rights whoever the owner is now: both must be us. */
+    uid_t who = ds.msg_perm.cuid != geteuid() ? ds.msg_perm.cuid : ds.msg_perm.uid;
+    return ipk__listen_adopt(what, who, (mode_t)ds.msg_perm.mode, c->perm);
+}
+
 static int ipk__sysv_open(ipk_chan *c, int create)
 {
     ipk__sysv *q = calloc(1, sizeof *q);
@@ -88,8 +102,15 @@ static int ipk__sysv_open(ipk_chan *c, int create)
         (r = ipk__sysv_key(c, &q->key)) != 0)
         goto fail;
     /* A dialer asks for read and write: msgget checks the mode bits it is given, so an opener
-     * without access hears EACCES now rather than at the first send. */
-    q->qid = msgget(q->key, create ? IPC_CREAT | c->perm : 0600);
+     * without access hears EACCES now rather than at the first send. A listener creates the
+     * queue exclusively; one that exists is used only when the caller owns and created it and
+     * its mode is within perm (ipk__listen_adopt: another user may have planted it). */
+    q->qid = msgget(q->key, create ? IPC_CREAT | IPC_EXCL | c->perm : 0600);
+    if (q->qid < 0 && create && errno == EEXIST) {
+        q->qid = msgget(q->key, 0600);
+        if (q->qid >= 0 && (r = ipk__sysv_adopt(c, q)) != 0)
+            goto fail;
+    }
     if (q->qid < 0) {
         int e = errno;
         if (e == ENOENT)
@@ -244,12 +265,23 @@ static int ipk__sysv_fd(const ipk_chan *c)
                     c->name);
 }
 
+/* Whether the queue behind our id is still one this process's user created and owns: root's
+ * close must never remove another user's queue (an id can be reused once ours is gone). */
+static int ipk__sysv_ours(const ipk__sysv *q)
+{
+    struct msqid_ds ds;
+    if (msgctl(q->qid, IPC_STAT, &ds) != 0) /* EACCES: not root, and the kernel checks */
+        return errno == EACCES;
+    return ds.msg_perm.cuid == geteuid() && ds.msg_perm.uid == geteuid() &&
+           ds.msg_perm.__key == q->key;
+}
+
 static int ipk__sysv_close(ipk_chan *c)
 {
     ipk__sysv *q = c->tp;
     int r = 0;
-    if (q && c->owner && !c->keep && !c->broken && msgctl(q->qid, IPC_RMID, NULL) != 0 &&
-        errno != EIDRM && errno != EINVAL)
+    if (q && c->owner && !c->keep && !c->broken && ipk__sysv_ours(q) &&
+        msgctl(q->qid, IPC_RMID, NULL) != 0 && errno != EIDRM && errno != EINVAL)
         r = ipk__errsys(-errno, "%s: msgctl(IPC_RMID)", c->name);
     if (q)
         free(q->buf);
