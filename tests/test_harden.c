@@ -369,7 +369,46 @@ static void t_squat_close_replaced(void **state)
     }
 }
 
+/* ---- 6. a file log whose last committed record a system crash cut short ---- */
+
+/* The commit word reached the disk, part of the payload did not (fsync=0 and a system crash):
+ * every writer refused the log with IPK_EPROTO forever, and readers waited instead of saying
+ * the log was damaged. docs/semantics/file.md: the next writer cuts such a record off. */
+static void t_file_cut_record(void **state)
+{
+    (void)state;
+    char path[256], url[300], buf[64];
+    ipkt_path(path, sizeof path, "log");
+    snprintf(url, sizeof url, "file:%s?keep=0", path);
+    ipk_chan *rd, *wr;
+    ipkt_ok(ipk_listen(&rd, url, NULL));
+    ipkt_ok(ipk_dial(&wr, url, NULL));
+    ipkt_ok(ipk_send(wr, "first", 5, -1));
+    ipkt_ok(ipk_send(wr, "second record", 13, -1));
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size - 4), 0); /* "second rec" is left of it */
+    ipkt_expect(ipk_recv(rd, buf, sizeof buf, 1000), 5);
+    assert_memory_equal(buf, "first", 5);
+    ipkt_expect(ipk_recv(rd, buf, sizeof buf, 1000), IPK_EPROTO);
+    ipkt_errmsg_has("cut short by the end of the file");
+    ipkt_expect(ipk_recv(rd, buf, sizeof buf, 0), -EAGAIN); /* said once */
+    /* A writer, this one or a new one, cuts it off and appends in its place. */
+    ipk_chan *wr2;
+    ipkt_ok(ipk_dial(&wr2, url, NULL));
+    ipkt_ok(ipk_send(wr2, "third", 5, 1000));
+    ipkt_ok(ipk_send(wr, "fourth", 6, 1000));
+    ipkt_expect(ipk_recv(rd, buf, sizeof buf, 1000), 5);
+    assert_memory_equal(buf, "third", 5);
+    ipkt_expect(ipk_recv(rd, buf, sizeof buf, 1000), 6);
+    assert_memory_equal(buf, "fourth", 6);
+    ipkt_ok(ipk_close(wr2));
+    ipkt_ok(ipk_close(wr));
+    ipkt_ok(ipk_close(rd));
+}
+
 IPKT_MAIN(cmocka_unit_test(t_sig_rt_range), cmocka_unit_test(t_shm_multi_indices),
           cmocka_unit_test(t_shm_spsc_attach_indices), cmocka_unit_test(t_shm_pending_tail),
           cmocka_unit_test(t_shm_pad_lap), cmocka_unit_test(t_squat_other_user),
-          cmocka_unit_test(t_squat_wide_mode), cmocka_unit_test(t_squat_close_replaced))
+          cmocka_unit_test(t_squat_wide_mode), cmocka_unit_test(t_squat_close_replaced),
+          cmocka_unit_test(t_file_cut_record))

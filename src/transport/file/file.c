@@ -58,6 +58,7 @@ typedef struct fl {
     int whole, fsync, from_end, created, readonly;
     off_t rd;  /* reader: offset of the next record */
     off_t wr;  /* writer: committed end known so far; 0 until the file header was checked */
+    off_t cut; /* reader: a committed record cut short was reported at this offset (0: none) */
     int dirty; /* whole: the file changed since this channel last read it */
     rlim_t fsize_max;
 } fl;
@@ -411,9 +412,10 @@ static int fl_write_record(ipk_chan *c, fl *f, off_t at, const void *msg, size_t
 
 /* Whether the bytes [at, size) after the last committed record are what a writer that died in
  * the middle of an append leaves behind: less than a header; one uncommitted record (its header
- * carries the complemented commit word) no longer than its header says; or zeros (a system
- * crash that extended the file and lost the data). Anything else is damage that cutting the
- * file would make worse. */
+ * carries the complemented commit word) no longer than its header says; or what a system crash
+ * leaves: one committed record cut short by the end of the file (without fsync=1 the commit
+ * word may reach the disk before the payload), or zeros (the file was extended and the data
+ * lost). Anything else is damage that cutting the file would make worse. */
 static int fl_is_torn(const ipk_chan *c, int fd, off_t at, off_t size)
 {
     static const unsigned char zero[4096];
@@ -421,7 +423,8 @@ static int fl_is_torn(const ipk_chan *c, int fd, off_t at, off_t size)
     ssize_t n = fl_pread(fd, buf, FL_REC_HDR, at);
     if (n < FL_REC_HDR)
         return n < 0 ? (int)n : 1;
-    if (fl_get32(buf) == FL_REC_MAGIC && fl_get32(buf + 12) == ~fl_commit_word(buf) &&
+    uint32_t word = fl_get32(buf + 12), commit = fl_commit_word(buf);
+    if (fl_get32(buf) == FL_REC_MAGIC && (word == ~commit || word == commit) &&
         size - at <= FL_REC_HDR + (off_t)fl_get32(buf + 4))
         return 1;
     if (size - at > FL_REC_HDR + (off_t)c->max)
@@ -536,12 +539,25 @@ static long fl_read_one(ipk_chan *c, fl *f, void *buf, size_t cap, int64_t dl)
     if ((r = fl_lock(f->fd, F_RDLCK, f->rd, reclen, dl)) != 0)
         return fl_lock_err(c, r, "a record");
     ssize_t n = fl_pread(f->fd, buf, len, f->rd + FL_REC_HDR);
+    /* Short: a writer that took its record back (ENOSPC, EIO) took the header too, which is
+     * seen again under our lock; a committed header with a short payload no live writer
+     * leaves (the commit word goes last): a system crash without fsync=1, or damage. */
+    uint32_t len2, crc2;
+    int cut = n >= 0 && (size_t)n < len && fl_head(f->fd, f->rd, &len2, &crc2) == FL_COMMITTED;
     fl_unlock(f->fd, f->rd, reclen);
     if (n < 0)
         return ipk__errsys((int)n, "%s: reading a record at offset %lld", c->name,
                            (long long)f->rd);
+    if (cut && f->cut != f->rd) { /* said once; then it waits as for a torn record */
+        f->cut = f->rd;
+        return ipk__err(IPK_EPROTO,
+                        "%s: record of %u bytes at offset %lld is cut short by the end of the "
+                        "file (%zd bytes of it there): the log is damaged; the next writer cuts "
+                        "it off and appends in its place",
+                        c->name, len, (long long)f->rd, n);
+    }
     if ((size_t)n < len)
-        return -EAGAIN; /* cut short by a system crash: the next writer repairs it */
+        return -EAGAIN;
     off_t at = f->rd;
     f->rd += reclen;
     if (fl_crc32c(buf, len) != crc)
