@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/msg.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -407,8 +408,134 @@ static void t_file_cut_record(void **state)
     ipkt_ok(ipk_close(rd));
 }
 
+/* ---- 7. the smaller ones ---- */
+
+/* mq: perm=0666 was filtered by the umask (0644 under 022). */
+static void t_mq_perm_exact(void **state)
+{
+    (void)state;
+    char name[64], url[128];
+    ipkt_name(name, sizeof name, "/");
+    ipkt_journal("mq", name);
+    snprintf(url, sizeof url, "mq:%s?perm=0666", name);
+    umask(022);
+    ipk_chan *c;
+    ipkt_ok(ipk_listen(&c, url, NULL));
+    struct stat st;
+    mqd_t q = mq_open(name, O_RDONLY);
+    assert_true(q != (mqd_t)-1);
+    assert_int_equal(fstat(q, &st), 0);
+    mq_close(q);
+    assert_int_equal(st.st_mode & 0777, 0666);
+    ipkt_ok(ipk_close(c));
+}
+
+/* Fills the descriptor table: RLIMIT_NOFILE lowered to what is open now plus a few, then
+ * those taken. */
+static void fill_fds(void)
+{
+    int fd;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = 64;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    while ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+        ;
+    assert_int_equal(errno, EMFILE);
+}
+
+/* Under ulimit -n, a file: receive blamed inotify's max_user_instances, and an mq listen said
+ * "this queue needs about 0 bytes" of RLIMIT_MSGQUEUE. */
+static void t_emfile_messages(void **state)
+{
+    (void)state;
+    char path[256], url[300], name[64], buf[16];
+    ipkt_path(path, sizeof path, "log");
+    snprintf(url, sizeof url, "file:%s?keep=0", path);
+    ipkt_name(name, sizeof name, "/");
+    ipkt_journal("mq", name);
+    ipk_chan *rd, *c;
+    ipkt_ok(ipk_listen(&rd, url, NULL));
+    fill_fds();
+    ipkt_expect(ipk_recv(rd, buf, sizeof buf, 10), -EMFILE);
+    ipkt_errmsg_has("RLIMIT_NOFILE");
+    assert_null(strstr(ipk_errmsg(), "max_user_instances"));
+    snprintf(url, sizeof url, "mq:%s", name);
+    ipkt_expect(ipk_listen(&c, url, NULL), -EMFILE);
+    ipkt_errmsg_has("RLIMIT_NOFILE");
+    assert_null(strstr(ipk_errmsg(), "about 0)"));
+}
+
+/* RLIMIT_MSGQUEUE itself: the message says how much the queue needs, never 0. */
+static void t_mq_msgqueue_limit(void **state)
+{
+    (void)state;
+    char name[64], url[128];
+    ipkt_name(name, sizeof name, "/");
+    ipkt_journal("mq", name);
+    struct rlimit rl = {64, 64};
+    assert_int_equal(setrlimit(RLIMIT_MSGQUEUE, &rl), 0);
+    snprintf(url, sizeof url, "mq:%s", name);
+    ipk_chan *c;
+    ipkt_expect(ipk_listen(&c, url, NULL), -EMFILE);
+    ipkt_errmsg_has("RLIMIT_MSGQUEUE (64 bytes");
+    assert_null(strstr(ipk_errmsg(), "about 0)"));
+}
+
+/* A 100 KB address: the message kept its first 511 bytes, all of them the address, and lost
+ * the reason. */
+static void t_long_address_reason(void **state)
+{
+    (void)state;
+    size_t n = 100 * 1024;
+    char *url = malloc(n + 1);
+    assert_non_null(url);
+    memcpy(url, "fifo:", 5);
+    memset(url + 5, 'a', n - 5);
+    url[n] = '\0';
+    ipk_chan *c;
+    ipkt_expect(ipk_listen(&c, url, NULL), IPK_EADDR);
+    ipkt_errmsg_has("fifo:aaaa");
+    ipkt_errmsg_has(" ... ");
+    ipkt_errmsg_has("PATH_MAX");
+    free(url);
+}
+
+/* A timed-out shm send (and receive) left ipk_errmsg() empty. */
+static void t_shm_timeout_message(void **state)
+{
+    (void)state;
+    char name[64], buf[64];
+    ipk_chan *rx = shm_ring(name, sizeof name, ""), *tx = shm_dial(name, "");
+    static char big[1024];
+    while (ipk_send(tx, big, sizeof big, 0) == 0)
+        ;
+    ipkt_expect(ipk_send(tx, big, sizeof big, 20), IPK_ETIMEDOUT);
+    ipkt_errmsg_has("the ring is full");
+    ipkt_ok(ipk_close(tx));
+    ipkt_ok(ipk_close(rx));
+    rx = shm_ring(name, sizeof name, "&multi=1");
+    ipkt_expect(ipk_recv(rx, buf, sizeof buf, 20), IPK_ETIMEDOUT);
+    ipkt_errmsg_has("no message");
+    ipkt_ok(ipk_close(rx));
+}
+
+/* A newline (or any control character) in a shm or mq name was accepted. */
+static void t_posix_name_control(void **state)
+{
+    (void)state;
+    ipk_chan *c;
+    ipkt_expect(ipk_listen(&c, "shm:/ipkt-a\nb", NULL), IPK_EADDR);
+    ipkt_errmsg_has("control character 0x0a");
+    ipkt_expect(ipk_listen(&c, "mq:/ipkt-a\tb", NULL), IPK_EADDR);
+    ipkt_expect(ipk_dial(&c, "shm:/ipkt-\x7f", NULL), IPK_EADDR);
+}
+
 IPKT_MAIN(cmocka_unit_test(t_sig_rt_range), cmocka_unit_test(t_shm_multi_indices),
           cmocka_unit_test(t_shm_spsc_attach_indices), cmocka_unit_test(t_shm_pending_tail),
           cmocka_unit_test(t_shm_pad_lap), cmocka_unit_test(t_squat_other_user),
           cmocka_unit_test(t_squat_wide_mode), cmocka_unit_test(t_squat_close_replaced),
-          cmocka_unit_test(t_file_cut_record))
+          cmocka_unit_test(t_file_cut_record), cmocka_unit_test(t_mq_perm_exact),
+          cmocka_unit_test(t_emfile_messages), cmocka_unit_test(t_mq_msgqueue_limit),
+          cmocka_unit_test(t_long_address_reason), cmocka_unit_test(t_shm_timeout_message),
+          cmocka_unit_test(t_posix_name_control))

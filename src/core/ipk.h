@@ -188,6 +188,11 @@ int ipk__sigpipe_ignored(void);
  * it, its mode is within perm), else -EEXIST with the reason. name is for the message. */
 int ipk__listen_adopt(const char *name, uid_t uid, mode_t mode, int perm);
 
+/* After an EMFILE from a call that also says it for a limit of its own (inotify_init1: the
+ * user's instances; mq_open: RLIMIT_MSGQUEUE): -EMFILE naming RLIMIT_NOFILE when the
+ * descriptor table is what is full, else 0 (the caller names its own limit). Keeps errno. */
+int ipk__emfile_fds(const char *name);
+
 /* Fault injection for tests (SQLite-style): the nth call (1-based) to `call` fails with -err. */
 enum ipk__syscall { IPK__SYS_READ, IPK__SYS_WRITEV, IPK__SYS_COUNT };
 void ipk__fault_set(enum ipk__syscall call, int nth, int err);

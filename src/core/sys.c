@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,6 +159,23 @@ int ipk__listen_adopt(const char *name, uid_t uid, mode_t mode, int perm)
                         "listen with perm=%04o to accept it",
                         name, (unsigned)mode, (unsigned)perm, (unsigned)mode);
     return 0;
+}
+
+int ipk__emfile_fds(const char *name)
+{
+    int e = errno, fd = open("/", O_PATH | O_CLOEXEC); /* a probe, not ipckit's own work */
+    if (fd >= 0 || errno != EMFILE) {
+        if (fd >= 0)
+            close(fd);
+        errno = e;
+        return 0;
+    }
+    struct rlimit rl = {0, 0};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    errno = e;
+    return ipk__err(-EMFILE,
+                    "%s: the process has no free descriptor (RLIMIT_NOFILE %llu, ulimit -n)", name,
+                    (unsigned long long)rl.rlim_cur);
 }
 
 /* ---- fault injection ---- */

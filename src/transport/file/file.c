@@ -252,7 +252,9 @@ static int fl_watch(const ipk_chan *c, fl *f)
 {
     if (f->ifd >= 0)
         return 0;
-    int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK), r;
+    if (ifd < 0 && errno == EMFILE && (r = ipk__emfile_fds(c->name)) != 0)
+        return r; /* EMFILE also says the descriptor table is full */
     if (ifd < 0)
         return errno == EMFILE ? ipk__errsys(-errno,
                                              "%s: inotify: too many instances for this user "

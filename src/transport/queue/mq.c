@@ -80,15 +80,23 @@ static int ipk__mq_open_err(ipk_chan *c, int e, const struct mq_attr *at)
             return ipk__err(-EINVAL, "mq:%s: msgsize %ld exceeds " IPK__MQ_PROC "msgsize_max (%ld)",
                             n, at->mq_msgsize, size_max);
         return ipk__errsys(-EINVAL, "mq:%s: mq_open refused the name or the attributes", n);
-    case EMFILE:
+    case EMFILE: {
         /* The kernel says EMFILE both for a full descriptor table and for queues that would
-         * exceed the user's RLIMIT_MSGQUEUE, which counts every queue the user owns. */
+         * exceed the user's RLIMIT_MSGQUEUE, which counts every queue the user owns. Without
+         * attributes the queue gets the defaults. */
+        char what[NAME_MAX + 8];
+        snprintf(what, sizeof what, "mq:%s", n);
+        int r = ipk__emfile_fds(what);
+        if (r)
+            return r;
         getrlimit(RLIMIT_MSGQUEUE, &rl);
+        long maxmsg = at ? at->mq_maxmsg : ipk__proc_long(IPK__MQ_PROC "msg_default", 10);
+        long msgsize = at ? at->mq_msgsize : ipk__proc_long(IPK__MQ_PROC "msgsize_default", 8192);
         return ipk__err(-EMFILE,
                         "mq:%s: the user's queues would exceed RLIMIT_MSGQUEUE (%llu bytes, ulimit "
-                        "-q; this queue needs about %lld), or the process is out of descriptors",
-                        n, (unsigned long long)rl.rlim_cur,
-                        at ? (long long)at->mq_maxmsg * (at->mq_msgsize + 64) : 0LL);
+                        "-q; this queue needs about %lld)",
+                        n, (unsigned long long)rl.rlim_cur, (long long)maxmsg * (msgsize + 64));
+    }
     case ENOSPC:
         return ipk__err(-ENOSPC, "mq:%s: the system has " IPK__MQ_PROC "queues_max (%ld) queues", n,
                         ipk__proc_long(IPK__MQ_PROC "queues_max", -1));
@@ -153,6 +161,10 @@ static int ipk__mq_open(ipk_chan *c, int create)
     struct stat st;
     char what[NAME_MAX + 8];
     snprintf(what, sizeof what, "mq:%s", n);
+    if (made && fchmod(q, (mode_t)c->perm) != 0) { /* exactly perm, whatever the umask */
+        r = ipk__errsys(-errno, "%s: fchmod %o", what, (unsigned)c->perm);
+        goto fail;
+    }
     if (create && !made) {
         r = fstat(q, &st) != 0 ? ipk__errsys(-errno, "%s: fstat", what)
                                : ipk__listen_adopt(what, st.st_uid, st.st_mode, c->perm);

@@ -339,9 +339,11 @@ static int ipk__ring_lock(const ipk__ring *r, pthread_mutex_t *m, int64_t dl)
         return 0;
     if (e == EBUSY)
         return -EAGAIN;
+    const char *who = m == &r->h->pmx ? "producer" : "consumer";
     if (e == ETIMEDOUT)
-        return IPK_ETIMEDOUT;
-    return ipk__errsys(-e, "%s: ring mutex", r->name);
+        return ipk__err(IPK_ETIMEDOUT, "%s: another %s held the ring's mutex until the deadline",
+                        r->name, who);
+    return ipk__errsys(-e, "%s: the %ss' ring mutex", r->name, who);
 }
 
 /* ---- layout ---- */
@@ -576,6 +578,13 @@ IPK__HOT int ipk__ring_room(ipk__ring *r, uint64_t rec, int64_t dl)
                                 .peer_pid = r->mb ? &h->cons_pid : NULL,
                                 .dead_code = -EPIPE};
                 int e = ipk__ring_wait(r, &x, dl);
+                if (e == IPK_ETIMEDOUT)
+                    return ipk__err(e,
+                                    "%s: the ring is full: no room for %llu bytes before the "
+                                    "deadline (%llu of %llu bytes queued)",
+                                    r->name, (unsigned long long)need,
+                                    (unsigned long long)(r->p_head - r->p_tail),
+                                    (unsigned long long)r->cap);
                 if (e)
                     return e;
                 r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
@@ -822,6 +831,8 @@ IPK__HOT long ipk__ring_next(ipk__ring *r, int64_t dl)
                 x.dead_code = IPK_EOF;
             }
             int e = ipk__ring_wait(r, &x, dl);
+            if (e == IPK_ETIMEDOUT)
+                return ipk__err(e, "%s: no message before the deadline", r->name);
             if (e)
                 return e;
             padded = 0;
