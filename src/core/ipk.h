@@ -193,10 +193,8 @@ int ipk__listen_adopt(const char *name, uid_t uid, mode_t mode, int perm);
  * descriptor table is what is full, else 0 (the caller names its own limit). Keeps errno. */
 int ipk__emfile_fds(const char *name);
 
-/* Fault injection for tests (SQLite-style): the nth call (1-based) to `call` fails with -err. */
-enum ipk__syscall { IPK__SYS_READ, IPK__SYS_WRITEV, IPK__SYS_COUNT };
-void ipk__fault_set(enum ipk__syscall call, int nth, int err);
-void ipk__fault_clear(void);
+/* Every other system call, and fault injection for tests (SQLite-style), in sys.h. */
+#include "sys.h"
 
 /* Small string helper: snprintf into buf that never overflows; returns bytes that would be
  * written (like snprintf). */

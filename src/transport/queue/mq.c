@@ -148,11 +148,12 @@ static int ipk__mq_open(ipk_chan *c, int create)
      * owns it and its mode is within perm (ipk__listen_adopt: another user may have planted
      * it). */
     int fl = O_RDWR | O_CLOEXEC | O_NONBLOCK;
-    mqd_t q = create ? mq_open(n, fl | O_CREAT | O_EXCL, (mode_t)c->perm, given ? &at : NULL)
-                     : mq_open(n, fl);
+    mqd_t q = create
+                  ? ipk__sys_mq_open(n, fl | O_CREAT | O_EXCL, (mode_t)c->perm, given ? &at : NULL)
+                  : ipk__sys_mq_open(n, fl);
     made = create && q != (mqd_t)-1;
     if (create && q == (mqd_t)-1 && errno == EEXIST)
-        q = mq_open(n, fl);
+        q = ipk__sys_mq_open(n, fl);
     if (q == (mqd_t)-1) {
         r = ipk__mq_open_err(c, errno, given ? &at : NULL);
         goto fail;
@@ -161,17 +162,17 @@ static int ipk__mq_open(ipk_chan *c, int create)
     struct stat st;
     char what[NAME_MAX + 8];
     snprintf(what, sizeof what, "mq:%s", n);
-    if (made && fchmod(q, (mode_t)c->perm) != 0) { /* exactly perm, whatever the umask */
+    if (made && ipk__sys_fchmod(q, (mode_t)c->perm) != 0) { /* exactly perm, whatever the umask */
         r = ipk__errsys(-errno, "%s: fchmod %o", what, (unsigned)c->perm);
         goto fail;
     }
     if (create && !made) {
-        r = fstat(q, &st) != 0 ? ipk__errsys(-errno, "%s: fstat", what)
-                               : ipk__listen_adopt(what, st.st_uid, st.st_mode, c->perm);
+        r = ipk__sys_fstat(q, &st) != 0 ? ipk__errsys(-errno, "%s: fstat", what)
+                                        : ipk__listen_adopt(what, st.st_uid, st.st_mode, c->perm);
         if (r != 0)
             goto fail;
     }
-    if ((m->bq = mq_open(n, O_RDWR | O_CLOEXEC)) == (mqd_t)-1) {
+    if ((m->bq = ipk__sys_mq_open(n, O_RDWR | O_CLOEXEC)) == (mqd_t)-1) {
         r = ipk__mq_open_err(c, errno, NULL);
         goto fail;
     }
@@ -199,7 +200,7 @@ fail:
     if (m->bq != (mqd_t)-1)
         ipk__close_fd(m->bq);
     if (made) /* created here: a listen that fails leaves nothing behind */
-        mq_unlink(n);
+        ipk__sys_mq_unlink(n);
     c->rfd = -1;
     free(m);
     return r;
@@ -252,9 +253,10 @@ static int ipk__mq_send(ipk_chan *c, const void *msg, size_t len, const ipk_msgi
                         IPK__MQ_PRIO_MAX - 1);
     for (;;) {
         struct timespec ts;
-        int r = dl == IPK__DL_NOW       ? mq_send(c->rfd, msg, len, prio)
-                : dl == IPK__DL_FOREVER ? mq_send(m->bq, msg, len, prio)
-                                        : mq_timedsend(m->bq, msg, len, prio, ipk__mq_abs(dl, &ts));
+        int r = dl == IPK__DL_NOW ? ipk__sys_mq_send(c->rfd, msg, len, prio)
+                : dl == IPK__DL_FOREVER
+                    ? ipk__sys_mq_send(m->bq, msg, len, prio)
+                    : ipk__sys_mq_timedsend(m->bq, msg, len, prio, ipk__mq_abs(dl, &ts));
         if (r == 0)
             return 0;
         int e = errno, w = ipk__mq_retry(dl, e);
@@ -295,10 +297,10 @@ static long ipk__mq_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, in
     for (;;) {
         unsigned prio;
         struct timespec ts;
-        ssize_t n = dl == IPK__DL_NOW ? mq_receive(c->rfd, to, room, &prio)
+        ssize_t n = dl == IPK__DL_NOW ? ipk__sys_mq_receive(c->rfd, to, room, &prio)
                     : dl == IPK__DL_FOREVER
-                        ? mq_receive(m->bq, to, room, &prio)
-                        : mq_timedreceive(m->bq, to, room, &prio, ipk__mq_abs(dl, &ts));
+                        ? ipk__sys_mq_receive(m->bq, to, room, &prio)
+                        : ipk__sys_mq_timedreceive(m->bq, to, room, &prio, ipk__mq_abs(dl, &ts));
         if (n >= 0) {
             if (direct) {
                 if (mi)
@@ -330,11 +332,11 @@ static int ipk__mq_pending(const ipk_chan *c)
 static int ipk__mq_ours(const ipk_chan *c)
 {
     struct stat named, mine;
-    mqd_t q = mq_open(c->addr.u.posix.name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    mqd_t q = ipk__sys_mq_open(c->addr.u.posix.name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (q == (mqd_t)-1)
         return errno != ENOENT;
-    int same = fstat(q, &named) == 0 && fstat(c->rfd, &mine) == 0 && named.st_dev == mine.st_dev &&
-               named.st_ino == mine.st_ino;
+    int same = ipk__sys_fstat(q, &named) == 0 && ipk__sys_fstat(c->rfd, &mine) == 0 &&
+               named.st_dev == mine.st_dev && named.st_ino == mine.st_ino;
     mq_close(q);
     return same;
 }
@@ -343,7 +345,7 @@ static int ipk__mq_close(ipk_chan *c)
 {
     ipk__mq *m = c->tp;
     int r = 0;
-    if (c->owner && !c->keep && ipk__mq_ours(c) && mq_unlink(c->addr.u.posix.name) != 0 &&
+    if (c->owner && !c->keep && ipk__mq_ours(c) && ipk__sys_mq_unlink(c->addr.u.posix.name) != 0 &&
         errno != ENOENT)
         r = ipk__errsys(-errno, "%s: mq_unlink", c->name);
     if (m) {
@@ -383,7 +385,7 @@ static void ipk__mq_describe(FILE *f, const ipk__addr *a)
     fprintf(f, "  %-36s 0..%ld\n", "priorities", IPK__MQ_PRIO_MAX - 1);
     fprintf(f, "  %-36s maxmsg %ld, msgsize %ld\n", "privileged creators (hard limits)",
             IPK__MQ_HARD_MAXMSG, IPK__MQ_HARD_MSGSIZE);
-    mqd_t q = mq_open(a->u.posix.name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    mqd_t q = ipk__sys_mq_open(a->u.posix.name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct mq_attr at;
     if (q != (mqd_t)-1 && mq_getattr(q, &at) == 0)
         fprintf(f, "This queue: maxmsg %ld, msgsize %ld, %ld messages waiting\n", at.mq_maxmsg,

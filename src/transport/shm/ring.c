@@ -183,7 +183,7 @@ int ipk__pid_alive(pid_t pid, uint64_t start)
 {
     if (pid <= 0)
         return 0;
-    if (kill(pid, 0) != 0 && errno != EPERM)
+    if (ipk__sys_kill(pid, 0) != 0 && errno != EPERM)
         return 0;
     uint64_t now = ipk__pid_start(pid);
     if (now == UINT64_MAX)
@@ -198,8 +198,7 @@ static int ipk__futex_wait(_Atomic uint32_t *w, uint32_t val, int64_t dl)
     struct timespec ts = ipk__dl_ts(dl);
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so EINTR keeps it as is.
      * Not FUTEX_PRIVATE_FLAG: the word is shared between processes. */
-    if (syscall(SYS_futex, w, FUTEX_WAIT_BITSET, val, dl == IPK__DL_FOREVER ? NULL : &ts, NULL,
-                FUTEX_BITSET_MATCH_ANY) == 0)
+    if (ipk__sys_futex_wait(w, val, dl == IPK__DL_FOREVER ? NULL : &ts) == 0)
         return 0;
     return -errno;
 }
