@@ -451,6 +451,8 @@ int ipk__sys_fcntl(int fd, int cmd, ...)
     va_start(ap, cmd);
     void *arg = va_arg(ap, void *); /* as glibc's fcntl reads it, int or pointer */
     va_end(ap);
+    if (cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW)
+        IPK__SYS(LOCK, -1, fcntl(fd, cmd, arg));
     IPK__SYS(FCNTL, -1, fcntl(fd, cmd, arg));
 }
 
@@ -516,7 +518,7 @@ int ipk__sys_connect(int fd, const struct sockaddr *sa, socklen_t len)
 
 int ipk__sys_getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
 {
-    IPK__SYS(SOCKOPT, -1, getsockopt(fd, level, opt, val, len));
+    IPK__SYS(SOCKINFO, -1, getsockopt(fd, level, opt, val, len));
 }
 
 int ipk__sys_setsockopt(int fd, int level, int opt, const void *val, socklen_t len)
@@ -526,12 +528,12 @@ int ipk__sys_setsockopt(int fd, int level, int opt, const void *val, socklen_t l
 
 int ipk__sys_getsockname(int fd, struct sockaddr *sa, socklen_t *len)
 {
-    IPK__SYS(SOCKOPT, -1, getsockname(fd, sa, len));
+    IPK__SYS(SOCKINFO, -1, getsockname(fd, sa, len));
 }
 
 int ipk__sys_getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 {
-    IPK__SYS(SOCKOPT, -1, getpeername(fd, sa, len));
+    IPK__SYS(SOCKINFO, -1, getpeername(fd, sa, len));
 }
 
 ssize_t ipk__sys_send(int fd, const void *buf, size_t n, int flags)
@@ -685,7 +687,7 @@ int ipk__sys_inotify_init1(int flags)
 
 int ipk__sys_inotify_add_watch(int fd, const char *path, uint32_t mask)
 {
-    IPK__SYS(INOTIFY, -1, inotify_add_watch(fd, path, mask));
+    IPK__SYS(WATCH, -1, inotify_add_watch(fd, path, mask));
 }
 
 int ipk__sys_signalfd(int fd, const sigset_t *set, int flags)

@@ -37,7 +37,8 @@
     X(WRITEV, "write")              /* write, writev, send, sendmsg on streams (ipk__writev) */    \
     X(OPEN, "open")                 /* open */                                                     \
     X(STAT, "stat")                 /* stat, lstat, fstat */                                       \
-    X(FCNTL, "fcntl")               /* fcntl: flags, pipe sizes, locks */                          \
+    X(FCNTL, "fcntl")               /* fcntl: flags, pipe sizes, F_DUPFD */                        \
+    X(LOCK, "fcntl lock")           /* fcntl F_OFD_SETLK, F_OFD_SETLKW (taking a lock) */          \
     X(MMAP, "mmap")                 /* mmap */                                                     \
     X(FTRUNCATE, "ftruncate")       /* ftruncate */                                                \
     X(FALLOCATE, "posix_fallocate") /* posix_fallocate */                                          \
@@ -49,7 +50,8 @@
     X(LISTEN, "listen")             /* listen */                                                   \
     X(ACCEPT, "accept")             /* accept4 */                                                  \
     X(CONNECT, "connect")           /* connect */                                                  \
-    X(SOCKOPT, "sockopt")           /* getsockopt, setsockopt, getsockname, getpeername */         \
+    X(SOCKOPT, "setsockopt")        /* setsockopt */                                               \
+    X(SOCKINFO, "getsockopt")       /* getsockopt, getsockname, getpeername */                     \
     X(SEND, "sendto")               /* send, sendto, sendmmsg on datagram sockets */               \
     X(RECV, "recvmsg")              /* recvmsg */                                                  \
     X(PREAD, "pread")               /* pread */                                                    \
@@ -71,7 +73,8 @@
     X(SHM_OPEN, "shm_open")         /* shm_open */                                                 \
     X(SHM_UNLINK, "shm_unlink")     /* shm_unlink */                                               \
     X(FUTEX, "futex_wait")          /* FUTEX_WAIT_BITSET */                                        \
-    X(INOTIFY, "inotify")           /* inotify_init1, inotify_add_watch */                         \
+    X(INOTIFY, "inotify_init1")     /* inotify_init1 */                                            \
+    X(WATCH, "inotify_add_watch")   /* inotify_add_watch */                                        \
     X(SIGNALFD, "signalfd")         /* signalfd */                                                 \
     X(SIGQUEUE, "rt_sigqueueinfo")  /* rt_sigqueueinfo */                                          \
     X(POLL, "ppoll")                /* ppoll (ipk__wait_fds) */

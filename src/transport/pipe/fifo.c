@@ -87,7 +87,9 @@ static int ipk__fifo_openat(ipk_chan *c, int flags, struct stat *st)
 static int ipk__fifo_unlink(ipk_chan *c, const ipk__fifo *f)
 {
     struct stat st;
-    if (ipk__sys_lstat(c->addr.body, &st) != 0 || st.st_dev != f->dev || st.st_ino != f->ino)
+    if (ipk__sys_lstat(c->addr.body, &st) != 0) /* cannot tell whether it is ours: left, said */
+        return errno == ENOENT ? 0 : ipk__errsys(-errno, "%s: stat", c->name);
+    if (st.st_dev != f->dev || st.st_ino != f->ino)
         return 0;
     if (ipk__sys_unlink(c->addr.body) != 0 && errno != ENOENT)
         return ipk__errsys(-errno, "%s: unlink", c->name);
@@ -108,6 +110,8 @@ static int ipk__fifo_listen(ipk_chan *c)
         c->owner = 1;
         if (ipk__sys_lstat(path, &st) != 0) {
             r = ipk__errsys(-errno, "%s: stat after mkfifo", c->name);
+            ipk__sys_unlink(path); /* made a moment ago; its identity is all we lack */
+            c->owner = 0;
             goto fail;
         }
         f->dev = st.st_dev;

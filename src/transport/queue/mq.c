@@ -327,27 +327,32 @@ static int ipk__mq_pending(const ipk_chan *c)
 }
 
 /* Whether the name still holds our queue: once ours was removed, another user may have made
- * one of that name, which root's close must not remove. (Without the right to open it, the
- * caller is not root, and the kernel refuses to remove another user's queue anyway.) */
+ * one of that name, which root's close must not remove. 1 yes (EACCES: the caller is not
+ * root, and the kernel refuses to remove another user's queue anyway), 0 no (or gone), or an
+ * error when it cannot tell: the queue is left, and close says why. */
 static int ipk__mq_ours(const ipk_chan *c)
 {
     struct stat named, mine;
     mqd_t q = ipk__sys_mq_open(c->addr.u.posix.name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (q == (mqd_t)-1)
-        return errno != ENOENT;
-    int same = ipk__sys_fstat(q, &named) == 0 && ipk__sys_fstat(c->rfd, &mine) == 0 &&
-               named.st_dev == mine.st_dev && named.st_ino == mine.st_ino;
+        return errno == ENOENT   ? 0
+               : errno == EACCES ? 1
+                                 : ipk__errsys(-errno, "%s: mq_open to check it", c->name);
+    int r = ipk__sys_fstat(q, &named) == 0 && ipk__sys_fstat(c->rfd, &mine) == 0
+                ? named.st_dev == mine.st_dev && named.st_ino == mine.st_ino
+                : ipk__errsys(-errno, "%s: fstat", c->name);
     mq_close(q);
-    return same;
+    return r;
 }
 
 static int ipk__mq_close(ipk_chan *c)
 {
     ipk__mq *m = c->tp;
-    int r = 0;
-    if (c->owner && !c->keep && ipk__mq_ours(c) && ipk__sys_mq_unlink(c->addr.u.posix.name) != 0 &&
-        errno != ENOENT)
-        r = ipk__errsys(-errno, "%s: mq_unlink", c->name);
+    int r = c->owner && !c->keep ? ipk__mq_ours(c) : 0;
+    if (r == 1)
+        r = ipk__sys_mq_unlink(c->addr.u.posix.name) != 0 && errno != ENOENT
+                ? ipk__errsys(-errno, "%s: mq_unlink", c->name)
+                : 0;
     if (m) {
         if (m->bq != (mqd_t)-1)
             ipk__close_fd(m->bq);

@@ -266,12 +266,17 @@ static int ipk__sysv_fd(const ipk_chan *c)
 }
 
 /* Whether the queue behind our id is still one this process's user created and owns: root's
- * close must never remove another user's queue (an id can be reused once ours is gone). */
-static int ipk__sysv_ours(const ipk__sysv *q)
+ * close must never remove another user's queue (an id can be reused once ours is gone). 1 yes
+ * (EACCES: not root, and the kernel checks), 0 no (or gone), or an error when it cannot tell:
+ * the queue is left, and close says why. */
+static int ipk__sysv_ours(ipk_chan *c, const ipk__sysv *q)
 {
     struct msqid_ds ds;
-    if (ipk__sys_msgctl(q->qid, IPC_STAT, &ds) != 0) /* EACCES: not root, and the kernel checks */
-        return errno == EACCES;
+    if (ipk__sys_msgctl(q->qid, IPC_STAT, &ds) != 0)
+        return errno == EACCES ? 1
+               : errno == EINVAL || errno == EIDRM
+                   ? 0
+                   : ipk__errsys(-errno, "%s: msgctl(IPC_STAT)", c->name);
     return ds.msg_perm.cuid == geteuid() && ds.msg_perm.uid == geteuid() &&
            ds.msg_perm.__key == q->key;
 }
@@ -279,10 +284,11 @@ static int ipk__sysv_ours(const ipk__sysv *q)
 static int ipk__sysv_close(ipk_chan *c)
 {
     ipk__sysv *q = c->tp;
-    int r = 0;
-    if (q && c->owner && !c->keep && !c->broken && ipk__sysv_ours(q) &&
-        ipk__sys_msgctl(q->qid, IPC_RMID, NULL) != 0 && errno != EIDRM && errno != EINVAL)
-        r = ipk__errsys(-errno, "%s: msgctl(IPC_RMID)", c->name);
+    int r = q && c->owner && !c->keep && !c->broken ? ipk__sysv_ours(c, q) : 0;
+    if (r == 1)
+        r = ipk__sys_msgctl(q->qid, IPC_RMID, NULL) != 0 && errno != EIDRM && errno != EINVAL
+                ? ipk__errsys(-errno, "%s: msgctl(IPC_RMID)", c->name)
+                : 0;
     if (q)
         free(q->buf);
     free(q);

@@ -135,11 +135,14 @@ static int ipk__unix_listen(ipk_chan *c)
     if (!c->addr.u.un.abstract) {
         struct stat st;
         s->bound_path = 1;
-        if (ipk__sys_lstat(c->addr.u.un.path, &st) == 0) {
-            s->dev = st.st_dev;
-            s->ino = st.st_ino;
-            s->pid = getpid();
+        /* Without its identity close could not tell our file from a replacement. */
+        if (ipk__sys_lstat(c->addr.u.un.path, &st) != 0) {
+            r = ipk__errsys(-errno, "%s: stat after bind", c->name);
+            goto fail_unlink;
         }
+        s->dev = st.st_dev;
+        s->ino = st.st_ino;
+        s->pid = getpid();
         /* The umask may have taken bits perm asks for; connect() needs write permission, and
          * no one can connect before listen(), so the final mode is set here. */
         if (ipk__sys_chmod(c->addr.u.un.path, (mode_t)c->perm) != 0) {
@@ -200,11 +203,15 @@ static int ipk__unix_close(ipk_chan *c)
     ipk__sock *s = c->tp;
     int r = 0;
     struct stat st;
-    if (s && s->bound_path && c->owner && !c->keep && s->pid == getpid() &&
-        ipk__sys_lstat(c->addr.u.un.path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-        st.st_dev == s->dev && st.st_ino == s->ino && ipk__sys_unlink(c->addr.u.un.path) != 0 &&
-        errno != ENOENT)
-        r = ipk__errsys(-errno, "%s: removing the socket file", c->name);
+    if (s && s->bound_path && c->owner && !c->keep && s->pid == getpid()) {
+        if (ipk__sys_lstat(c->addr.u.un.path, &st) != 0) {
+            if (errno != ENOENT) /* cannot tell whether it is ours: left, and said */
+                r = ipk__errsys(-errno, "%s: stat of the socket file", c->name);
+        } else if (S_ISSOCK(st.st_mode) && st.st_dev == s->dev && st.st_ino == s->ino &&
+                   ipk__sys_unlink(c->addr.u.un.path) != 0 && errno != ENOENT) {
+            r = ipk__errsys(-errno, "%s: removing the socket file", c->name);
+        }
+    }
     int t = ipk__sock_close(c);
     return r != 0 ? r : t;
 }
