@@ -257,16 +257,22 @@ static const rule rules[] = {
     {"", S_ACCEPT, IPK__SYS_ACCEPT, ECONNABORTED,
      "a connection aborted before accept is skipped; the next one is taken"},
     {"", ANY_STEP, IPK__SYS_SEND, ENOBUFS,
-     "a unix datagram socket's full buffer says ENOBUFS: waited for within the deadline"},
-    {"udp", S_SEND, IPK__SYS_SEND, ENOBUFS,
-     "a full device queue says ENOBUFS: waited for within the deadline"},
+     "a full buffer (unix datagrams) or device queue (udp) says ENOBUFS: waited for within the "
+     "deadline"},
     {"exec", S_DIAL, IPK__SYS_STAT, 0,
      "the search of PATH for a better 'not found' message: a failed stat is 'not here'"},
     {"mq", S_CLOSE, IPK__SYS_MQ_OPEN, EACCES,
      "checking the name still holds our queue: no right to open it means the caller is not "
      "root, and the kernel itself refuses to remove another user's queue"},
-    {"sysv", ANY_STEP, IPK__SYS_MSGCTL, 0,
-     "IPC_STAT for msg_qbytes: read again, when a message seems too large, before refusing it"},
+#define IPKT_QBYTES                                                                                \
+    "IPC_STAT for msg_qbytes: read again, when a message seems too large, before refusing it"
+    {"sysv", S_LISTEN, IPK__SYS_MSGCTL, 0, IPKT_QBYTES},
+    {"sysv", S_DIAL, IPK__SYS_MSGCTL, 0, IPKT_QBYTES},
+    {"sysv", S_SEND, IPK__SYS_MSGCTL, 0, IPKT_QBYTES},
+    {"sysv", S_REPLY, IPK__SYS_MSGCTL, 0, IPKT_QBYTES},
+    {"sysv", S_CLOSE, IPK__SYS_MSGCTL, EACCES,
+     "checking the queue is still ours: EACCES means the caller is not root, and the kernel "
+     "itself refuses to remove another user's queue"},
     {"shm", ANY_STEP, IPK__SYS_KILL, EPERM,
      "kill(pid, 0) says EPERM for a live process of another user: alive"},
     {"file", S_LISTEN, IPK__SYS_COUNT, 0,

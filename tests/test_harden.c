@@ -91,16 +91,40 @@ static ipk_chan *shm_dial(const char *name, const char *query)
     return c;
 }
 
+/* A listener (rx), a dialer (tx) and the hostile view of their segment. */
+typedef struct shmfx {
+    char name[64];
+    ipk_chan *rx, *tx;
+    seg s;
+    uint64_t cap;
+} shmfx;
+
+static void fx_open(shmfx *x, const char *query)
+{
+    x->rx = shm_ring(x->name, sizeof x->name, query);
+    x->tx = shm_dial(x->name, "");
+    seg_map(&x->s, x->name);
+    x->cap = x->s.h->capacity;
+}
+
+static void fx_close(shmfx *x)
+{
+    ipkt_ok(ipk_close(x->tx));
+    ipkt_ok(ipk_close(x->rx));
+    munmap(x->s.map, x->s.len);
+}
+
 /* multi=1 takes head and tail from the segment under the mutex at every call: a head that is
  * no record boundary made the producer write 4 bytes past the data area. */
 static void t_shm_multi_indices(void **state)
 {
     (void)state;
-    char name[64], buf[64];
-    ipk_chan *rx = shm_ring(name, sizeof name, "&multi=1"), *tx = shm_dial(name, "");
-    seg s;
-    seg_map(&s, name);
-    uint64_t cap = s.h->capacity;
+    char buf[64];
+    shmfx x;
+    fx_open(&x, "&multi=1");
+    ipk_chan *rx = x.rx, *tx = x.tx;
+    seg s = x.s;
+    uint64_t cap = x.cap;
     ipkt_ok(ipk_send(tx, "one", 3, 0));
     atomic_store(&s.h->head, cap - 4);
     ipkt_expect(ipk_send(tx, "two", 3, 0), IPK_EPROTO);
@@ -118,20 +142,19 @@ static void t_shm_multi_indices(void **state)
     atomic_store(&s.h->tail, 0);
     ipkt_expect(ipk_recv(rx, buf, sizeof buf, 0), 3);
     assert_memory_equal(buf, "one", 3);
-    ipkt_ok(ipk_close(tx));
-    ipkt_ok(ipk_close(rx));
-    munmap(s.map, s.len);
+    fx_close(&x);
 }
 
 /* SPSC reads them once, when each side attaches: the same checks apply there. */
 static void t_shm_spsc_attach_indices(void **state)
 {
     (void)state;
-    char name[64], buf[64];
-    ipk_chan *rx = shm_ring(name, sizeof name, ""), *tx = shm_dial(name, "");
-    seg s;
-    seg_map(&s, name);
-    uint64_t cap = s.h->capacity;
+    char buf[64];
+    shmfx x;
+    fx_open(&x, "");
+    ipk_chan *rx = x.rx, *tx = x.tx;
+    seg s = x.s;
+    uint64_t cap = x.cap;
     atomic_store(&s.h->tail, cap - 4);
     ipkt_expect(ipk_recv(rx, buf, sizeof buf, 0), IPK_EPROTO);
     atomic_store(&s.h->head, cap - 4);
@@ -141,9 +164,7 @@ static void t_shm_spsc_attach_indices(void **state)
     atomic_store(&s.h->tail, 0);
     ipkt_ok(ipk_send(tx, "x", 1, 0));
     ipkt_expect(ipk_recv(rx, buf, sizeof buf, 0), 1);
-    ipkt_ok(ipk_close(tx));
-    ipkt_ok(ipk_close(rx));
-    munmap(s.map, s.len);
+    fx_close(&x);
 }
 
 /* ipk_pending read the segment's tail unchecked: a tail moved back onto a consumed record made
@@ -152,11 +173,12 @@ static void t_shm_spsc_attach_indices(void **state)
 static void t_shm_pending_tail(void **state)
 {
     (void)state;
-    char name[64], buf[64];
-    ipk_chan *rx = shm_ring(name, sizeof name, ""), *tx = shm_dial(name, "");
-    seg s;
-    seg_map(&s, name);
-    uint64_t cap = s.h->capacity;
+    char buf[64];
+    shmfx x;
+    fx_open(&x, "");
+    ipk_chan *rx = x.rx, *tx = x.tx;
+    seg s = x.s;
+    uint64_t cap = x.cap;
     ipkt_ok(ipk_send(tx, "one", 3, 0));
     assert_int_equal(ipk_pending(rx), 1);
     ipkt_expect(ipk_recv(rx, buf, sizeof buf, 0), 3);
@@ -166,17 +188,13 @@ static void t_shm_pending_tail(void **state)
     ipkt_expect(ipk_recv(rx, buf, sizeof buf, 0), -EAGAIN);
     atomic_store(&s.h->tail, cap - 4);
     assert_int_equal(ipk_pending(rx), 0);
-    ipkt_ok(ipk_close(tx));
-    ipkt_ok(ipk_close(rx));
+    fx_close(&x);
     /* A consumer that has not attached yet (and multi=1) reads the segment's tail: checked. */
-    rx = shm_ring(name, sizeof name, "&multi=1");
-    munmap(s.map, s.len);
-    seg_map(&s, name);
-    memset(s.data, 0xff, s.h->capacity); /* tags that read as "something" everywhere */
-    atomic_store(&s.h->tail, cap - 4);
-    assert_int_equal(ipk_pending(rx), 0);
-    ipkt_ok(ipk_close(rx));
-    munmap(s.map, s.len);
+    fx_open(&x, "&multi=1");
+    memset(x.s.data, 0xff, x.cap); /* tags that read as "something" everywhere */
+    atomic_store(&x.s.h->tail, x.cap - 4);
+    assert_int_equal(ipk_pending(x.rx), 0);
+    fx_close(&x);
 }
 
 /* A data area of zero-length PAD records, or one PAD that leads back to itself: the receive
