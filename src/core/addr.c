@@ -97,6 +97,12 @@ int ipk__addr_posix_name(ipk__addr *a, const char *url)
         return ipk__err(IPK_EADDR, "%s: name is %zu bytes; NAME_MAX is %d", url, n, NAME_MAX);
     if (strcmp(b, "/.") == 0 || strcmp(b, "/..") == 0)
         return ipk__err(IPK_EADDR, "%s: '.' and '..' are not names", url);
+    /* The kernel takes them, but a newline would split the object's line in every listing
+     * (ipckit ls, /dev/shm, /dev/mqueue) and make it look like two. */
+    for (size_t i = 1; i < n; i++)
+        if ((unsigned char)b[i] < 0x20 || b[i] == 0x7f)
+            return ipk__err(IPK_EADDR, "%s: control character 0x%02x in the name", url,
+                            (unsigned char)b[i]);
     memcpy(a->u.posix.name, b, n + 1);
     return 0;
 }

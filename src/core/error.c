@@ -47,11 +47,34 @@ void ipk__err_clear(void)
     ipk__errbuf[0] = '\0';
 }
 
+/* A message longer than the buffer (it names a 100 KB address, say) keeps its start and its
+ * end, where the reason is, with " ... " between them. */
+#define IPK__ERR_HEAD 160
+
 static void ipk__verr(int code, int with_text, const char *fmt, va_list ap)
 {
-    int n = vsnprintf(ipk__errbuf, sizeof ipk__errbuf, fmt, ap);
-    if (with_text && n >= 0 && (size_t)n < sizeof ipk__errbuf)
-        snprintf(ipk__errbuf + n, sizeof ipk__errbuf - (size_t)n, ": %s", ipk_strerror(code));
+    va_list again;
+    va_copy(again, ap);
+    char *b = ipk__errbuf;
+    const size_t cap = sizeof ipk__errbuf;
+    int n = vsnprintf(b, cap, fmt, ap);
+    const char *text = with_text ? ipk_strerror(code) : "";
+    size_t total = n < 0 ? 0 : (size_t)n + (with_text ? 2 + strlen(text) : 0);
+    char *full = total >= cap ? malloc(total + 1) : NULL;
+    if (n >= 0 && total < cap) {
+        if (with_text)
+            snprintf(b + n, cap - (size_t)n, ": %s", text);
+    } else if (full) {
+        vsnprintf(full, (size_t)n + 1, fmt, again);
+        if (with_text)
+            snprintf(full + n, total + 1 - (size_t)n, ": %s", text);
+        size_t tail = cap - 1 - IPK__ERR_HEAD - 5;
+        memcpy(b, full, IPK__ERR_HEAD);
+        memcpy(b + IPK__ERR_HEAD, " ... ", 5);
+        memcpy(b + IPK__ERR_HEAD + 5, full + total - tail, tail + 1);
+    }
+    free(full);
+    va_end(again);
 }
 
 int ipk__err(int code, const char *fmt, ...)

@@ -192,10 +192,17 @@ int ipk__close_fd(int fd);
 /* Whether SIGPIPE is currently ignored in this process (then pipe writes need no mask). */
 int ipk__sigpipe_ignored(void);
 
-/* Fault injection for tests (SQLite-style): the nth call (1-based) to `call` fails with -err. */
-enum ipk__syscall { IPK__SYS_READ, IPK__SYS_WRITEV, IPK__SYS_COUNT };
-void ipk__fault_set(enum ipk__syscall call, int nth, int err);
-void ipk__fault_clear(void);
+/* A listener found its object (FIFO, queue) in place: 0 when it may use it (the caller owns
+ * it, its mode is within perm), else -EEXIST with the reason. name is for the message. */
+int ipk__listen_adopt(const char *name, uid_t uid, mode_t mode, int perm);
+
+/* After an EMFILE from a call that also says it for a limit of its own (inotify_init1: the
+ * user's instances; mq_open: RLIMIT_MSGQUEUE): -EMFILE naming RLIMIT_NOFILE when the
+ * descriptor table is what is full, else 0 (the caller names its own limit). Keeps errno. */
+int ipk__emfile_fds(const char *name);
+
+/* Every other system call, and fault injection for tests (SQLite-style), in sys.h. */
+#include "sys.h"
 
 /* Small string helper: snprintf into buf that never overflows; returns bytes that would be
  * written (like snprintf). */

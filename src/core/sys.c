@@ -12,7 +12,16 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <sys/inotify.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/msg.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,7 +71,7 @@ int ipk__wait_fds(struct pollfd *p, int n, int64_t dl)
             ts.tv_nsec = (long)(left % 1000000000);
             tsp = &ts;
         }
-        int r = ppoll(p, (nfds_t)n, tsp, NULL);
+        int r = ipk__sys_ppoll(p, (nfds_t)n, tsp, NULL);
         if (r > 0)
             return r;
         if (r == 0)
@@ -136,12 +145,54 @@ long ipk__proc_long(const char *path, long def)
     return errno == 0 && end != b ? v : def;
 }
 
+/*
+ * Another user can create an object at the name a listener is about to use (a FIFO, a queue)
+ * before it does. Adopting it would let that user read or inject messages, and would make the
+ * listener's close remove the other user's object. So a listener uses an object that exists
+ * only when the caller owns it and its mode allows no more than perm; a wider mode must be
+ * asked for with perm=, and another user's object is never adopted (dial it instead).
+ */
+int ipk__listen_adopt(const char *name, uid_t uid, mode_t mode, int perm)
+{
+    uid_t me = geteuid();
+    mode &= 0777;
+    if (uid != me)
+        return ipk__err(-EEXIST,
+                        "%s: exists and belongs to uid %u, not to this process (uid %u): refused, "
+                        "since its owner could read or inject messages; remove it, or dial it",
+                        name, (unsigned)uid, (unsigned)me);
+    if (mode & ~(mode_t)perm)
+        return ipk__err(-EEXIST,
+                        "%s: exists with mode %04o, wider than perm=%04o: refused; remove it, or "
+                        "listen with perm=%04o to accept it",
+                        name, (unsigned)mode, (unsigned)perm, (unsigned)mode);
+    return 0;
+}
+
+int ipk__emfile_fds(const char *name)
+{
+    int e = errno, fd = open("/", O_PATH | O_CLOEXEC); /* a probe, not ipckit's own work */
+    if (fd >= 0 || errno != EMFILE) {
+        if (fd >= 0)
+            close(fd);
+        errno = e;
+        return 0;
+    }
+    struct rlimit rl = {0, 0};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    errno = e;
+    return ipk__err(-EMFILE,
+                    "%s: the process has no free descriptor (RLIMIT_NOFILE %llu, ulimit -n)", name,
+                    (unsigned long long)rl.rlim_cur);
+}
+
 /* ---- fault injection ---- */
 
 static struct {
     int nth, err;
 } ipk__faults[IPK__SYS_COUNT];
-static int ipk__faults_on;
+static int ipk__faults_on, ipk__any_nth, ipk__any_err, ipk__ncalls, ipk__fired;
+static unsigned char ipk__fault_log[IPK__FAULT_LOG];
 
 void ipk__fault_set(enum ipk__syscall call, int nth, int err)
 {
@@ -150,19 +201,64 @@ void ipk__fault_set(enum ipk__syscall call, int nth, int err)
     ipk__faults_on = 1;
 }
 
+void ipk__fault_any(int nth, int err)
+{
+    ipk__any_nth = nth;
+    ipk__any_err = err;
+    ipk__ncalls = 0;
+    ipk__fired = 0;
+    ipk__faults_on = 1;
+}
+
 void ipk__fault_clear(void)
 {
     memset(ipk__faults, 0, sizeof ipk__faults);
+    ipk__any_nth = ipk__any_err = 0;
     ipk__faults_on = 0;
 }
 
+int ipk__fault_calls(void)
+{
+    return ipk__ncalls;
+}
+
+enum ipk__syscall ipk__fault_kind(int i)
+{
+    return i >= 1 && i <= ipk__ncalls && i <= IPK__FAULT_LOG
+               ? (enum ipk__syscall)ipk__fault_log[i - 1]
+               : IPK__SYS_COUNT;
+}
+
+int ipk__fault_fired(void)
+{
+    return ipk__fired;
+}
+
+const char *ipk__sys_name(enum ipk__syscall call)
+{
+#define IPK__SYS_TEXT(name, text) text,
+    static const char *const names[] = {IPK__SYSCALLS(IPK__SYS_TEXT)};
+#undef IPK__SYS_TEXT
+    return (unsigned)call < IPK__SYS_COUNT ? names[call] : "?";
+}
+
+/* Called by every wrapper before its call: the errno to fail it with, or 0 to make it. */
 static int ipk__fault_hit(enum ipk__syscall call)
 {
-    if (!ipk__faults_on || ipk__faults[call].nth <= 0)
+    if (__builtin_expect(!ipk__faults_on, 1))
         return 0;
-    if (--ipk__faults[call].nth > 0)
-        return 0;
-    return ipk__faults[call].err;
+    int n = ++ipk__ncalls;
+    if (n <= IPK__FAULT_LOG)
+        ipk__fault_log[n - 1] = (unsigned char)call;
+    if (ipk__faults[call].nth > 0 && --ipk__faults[call].nth == 0) {
+        ipk__fired = n;
+        return ipk__faults[call].err;
+    }
+    if (ipk__any_nth > 0 && n == ipk__any_nth) {
+        ipk__fired = n;
+        return ipk__any_err;
+    }
+    return 0;
 }
 
 /* ---- wrappers ---- */
@@ -173,15 +269,34 @@ ssize_t ipk__read(int fd, void *buf, size_t n)
     return ipk__readv(fd, &iov, 1);
 }
 
+/* A wrapped call: fails with the injected errno, else makes the call. */
+#define IPK__SYS(kind, fail, call)                                                                 \
+    do {                                                                                           \
+        int f_ = ipk__fault_hit(IPK__SYS_##kind);                                                  \
+        if (f_) {                                                                                  \
+            errno = f_;                                                                            \
+            return fail;                                                                           \
+        }                                                                                          \
+        return call;                                                                               \
+    } while (0)
+/* The same for a call that returns its error number. */
+#define IPK__SYS_E(kind, call)                                                                     \
+    do {                                                                                           \
+        int f_ = ipk__fault_hit(IPK__SYS_##kind);                                                  \
+        return f_ ? f_ : call;                                                                     \
+    } while (0)
+
+/* One segment: read(), which the kernel serves without copying in an iovec array (measurably
+ * cheaper per small message than readv). */
+static ssize_t ipk__readv1(int fd, const struct iovec *iov, int n)
+{
+    IPK__SYS(READ, -1, n == 1 ? read(fd, iov[0].iov_base, iov[0].iov_len) : readv(fd, iov, n));
+}
+
 ssize_t ipk__readv(int fd, const struct iovec *iov, int n)
 {
-    int f = ipk__fault_hit(IPK__SYS_READ); /* a read like any other for fault injection */
-    if (f)
-        return -f;
     for (;;) {
-        /* One segment: read(), which the kernel serves without copying in an iovec array
-         * (measurably cheaper per small message than readv). */
-        ssize_t r = n == 1 ? read(fd, iov[0].iov_base, iov[0].iov_len) : readv(fd, iov, n);
+        ssize_t r = ipk__readv1(fd, iov, n);
         if (r >= 0)
             return r;
         if (errno != EINTR)
@@ -204,14 +319,26 @@ int ipk__sigpipe_ignored(void)
  * kernel queued for this thread before unblocking. If the caller had SIGPIPE blocked already, a
  * SIGPIPE pending now may be theirs, so it is left alone.
  */
+static ssize_t ipk__wsend(int fd, const void *p, size_t n)
+{
+    IPK__SYS(WRITEV, -1, send(fd, p, n, MSG_NOSIGNAL));
+}
+
+static ssize_t ipk__wsendmsg(int fd, const struct msghdr *mh)
+{
+    IPK__SYS(WRITEV, -1, sendmsg(fd, mh, MSG_NOSIGNAL));
+}
+
+static ssize_t ipk__wwrite(int fd, const struct iovec *iov, int n)
+{
+    IPK__SYS(WRITEV, -1, n == 1 ? write(fd, iov[0].iov_base, iov[0].iov_len) : writev(fd, iov, n));
+}
+
 ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind, int sigpipe_ign)
 {
-    int f = ipk__fault_hit(IPK__SYS_WRITEV);
-    if (f)
-        return -f;
     if (kind == IPK__W_SOCK && n == 1) { /* send(): no msghdr or iovec to fetch */
         for (;;) {
-            ssize_t r = send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+            ssize_t r = ipk__wsend(fd, iov[0].iov_base, iov[0].iov_len);
             if (r >= 0)
                 return r;
             if (errno != EINTR)
@@ -221,7 +348,7 @@ ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind
     if (kind == IPK__W_SOCK) {
         struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
         for (;;) {
-            ssize_t r = sendmsg(fd, &mh, MSG_NOSIGNAL);
+            ssize_t r = ipk__wsendmsg(fd, &mh);
             if (r >= 0)
                 return r;
             if (errno != EINTR)
@@ -238,7 +365,7 @@ ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind
     }
     ssize_t r;
     do
-        r = n == 1 ? write(fd, iov[0].iov_base, iov[0].iov_len) : writev(fd, iov, n);
+        r = ipk__wwrite(fd, iov, n);
     while (r < 0 && errno == EINTR);
     int e = r < 0 ? errno : 0;
     if (masked) {
@@ -254,8 +381,8 @@ ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind
 
 int ipk__set_nonblock(int fd)
 {
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    int fl = ipk__sys_fcntl(fd, F_GETFL);
+    if (fl < 0 || ipk__sys_fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
     return 0;
 }
@@ -265,8 +392,8 @@ int ipk__fd_mode(int fd, signed char *state, int blocking)
     signed char want = blocking ? 1 : 2;
     if (*state == want)
         return 0;
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, blocking ? fl & ~O_NONBLOCK : fl | O_NONBLOCK) < 0) {
+    int fl = ipk__sys_fcntl(fd, F_GETFL);
+    if (fl < 0 || ipk__sys_fcntl(fd, F_SETFL, blocking ? fl & ~O_NONBLOCK : fl | O_NONBLOCK) < 0) {
         *state = 0;
         return -errno;
     }
@@ -282,4 +409,298 @@ int ipk__close_fd(int fd)
     if (close(fd) != 0 && errno != EINTR)
         return -errno;
     return 0;
+}
+
+/* ---- the wrappers of sys.h ---- */
+
+ssize_t ipk__sys_read(int fd, void *buf, size_t n)
+{
+    IPK__SYS(READ, -1, read(fd, buf, n));
+}
+
+int ipk__sys_open(const char *path, int flags, ...)
+{
+    mode_t mode = 0;
+    if (flags & (O_CREAT | O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
+    IPK__SYS(OPEN, -1, open(path, flags, mode));
+}
+
+int ipk__sys_stat(const char *path, struct stat *st)
+{
+    IPK__SYS(STAT, -1, stat(path, st));
+}
+
+int ipk__sys_lstat(const char *path, struct stat *st)
+{
+    IPK__SYS(STAT, -1, lstat(path, st));
+}
+
+int ipk__sys_fstat(int fd, struct stat *st)
+{
+    IPK__SYS(STAT, -1, fstat(fd, st));
+}
+
+int ipk__sys_fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *); /* as glibc's fcntl reads it, int or pointer */
+    va_end(ap);
+    if (cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW)
+        IPK__SYS(LOCK, -1, fcntl(fd, cmd, arg));
+    IPK__SYS(FCNTL, -1, fcntl(fd, cmd, arg));
+}
+
+void *ipk__sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    IPK__SYS(MMAP, MAP_FAILED, mmap(addr, len, prot, flags, fd, off));
+}
+
+int ipk__sys_ftruncate(int fd, off_t len)
+{
+    IPK__SYS(FTRUNCATE, -1, ftruncate(fd, len));
+}
+
+int ipk__sys_posix_fallocate(int fd, off_t off, off_t len)
+{
+    IPK__SYS_E(FALLOCATE, posix_fallocate(fd, off, len));
+}
+
+int ipk__sys_chmod(const char *path, mode_t mode)
+{
+    IPK__SYS(CHMOD, -1, chmod(path, mode));
+}
+
+int ipk__sys_fchmod(int fd, mode_t mode)
+{
+    IPK__SYS(CHMOD, -1, fchmod(fd, mode));
+}
+
+int ipk__sys_unlink(const char *path)
+{
+    IPK__SYS(UNLINK, -1, unlink(path));
+}
+
+int ipk__sys_mkfifo(const char *path, mode_t mode)
+{
+    IPK__SYS(MKFIFO, -1, mkfifo(path, mode));
+}
+
+int ipk__sys_socket(int domain, int type, int proto)
+{
+    IPK__SYS(SOCKET, -1, socket(domain, type, proto));
+}
+
+int ipk__sys_bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    IPK__SYS(BIND, -1, bind(fd, sa, len));
+}
+
+int ipk__sys_listen(int fd, int backlog)
+{
+    IPK__SYS(LISTEN, -1, listen(fd, backlog));
+}
+
+int ipk__sys_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+    IPK__SYS(ACCEPT, -1, accept4(fd, sa, len, flags));
+}
+
+int ipk__sys_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    IPK__SYS(CONNECT, -1, connect(fd, sa, len));
+}
+
+int ipk__sys_getsockopt(int fd, int level, int opt, void *val, socklen_t *len)
+{
+    IPK__SYS(SOCKINFO, -1, getsockopt(fd, level, opt, val, len));
+}
+
+int ipk__sys_setsockopt(int fd, int level, int opt, const void *val, socklen_t len)
+{
+    IPK__SYS(SOCKOPT, -1, setsockopt(fd, level, opt, val, len));
+}
+
+int ipk__sys_getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+    IPK__SYS(SOCKINFO, -1, getsockname(fd, sa, len));
+}
+
+int ipk__sys_getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+    IPK__SYS(SOCKINFO, -1, getpeername(fd, sa, len));
+}
+
+ssize_t ipk__sys_send(int fd, const void *buf, size_t n, int flags)
+{
+    IPK__SYS(SEND, -1, send(fd, buf, n, flags));
+}
+
+ssize_t ipk__sys_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
+                        socklen_t len)
+{
+    IPK__SYS(SEND, -1, sendto(fd, buf, n, flags, sa, len));
+}
+
+int ipk__sys_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+    IPK__SYS(SEND, -1, sendmmsg(fd, v, n, flags));
+}
+
+ssize_t ipk__sys_recvmsg(int fd, struct msghdr *mh, int flags)
+{
+    IPK__SYS(RECV, -1, recvmsg(fd, mh, flags));
+}
+
+ssize_t ipk__sys_pread(int fd, void *buf, size_t n, off_t off)
+{
+    IPK__SYS(PREAD, -1, pread(fd, buf, n, off));
+}
+
+ssize_t ipk__sys_pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+    IPK__SYS(PWRITE, -1, pwritev(fd, iov, n, off));
+}
+
+int ipk__sys_fdatasync(int fd)
+{
+    IPK__SYS(FSYNC, -1, fdatasync(fd));
+}
+
+int ipk__sys_pipe2(int fds[2], int flags)
+{
+    IPK__SYS(PIPE, -1, pipe2(fds, flags));
+}
+
+int ipk__sys_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                         const posix_spawnattr_t *at, char *const argv[], char *const envp[])
+{
+    IPK__SYS_E(SPAWN, posix_spawn(pid, path, fa, at, argv, envp));
+}
+
+pid_t ipk__sys_waitpid(pid_t pid, int *status, int options)
+{
+    IPK__SYS(WAIT, -1, waitpid(pid, status, options));
+}
+
+int ipk__sys_waitid(idtype_t type, id_t id, siginfo_t *si, int options)
+{
+    IPK__SYS(WAIT, -1, waitid(type, id, si, options));
+}
+
+int ipk__sys_kill(pid_t pid, int sig)
+{
+    IPK__SYS(KILL, -1, kill(pid, sig));
+}
+
+mqd_t ipk__sys_mq_open(const char *name, int flags, ...)
+{
+    if (flags & O_CREAT) {
+        va_list ap;
+        va_start(ap, flags);
+        mode_t mode = (mode_t)va_arg(ap, int);
+        struct mq_attr *at = va_arg(ap, struct mq_attr *);
+        va_end(ap);
+        IPK__SYS(MQ_OPEN, (mqd_t)-1, mq_open(name, flags, mode, at));
+    }
+    IPK__SYS(MQ_OPEN, (mqd_t)-1, mq_open(name, flags));
+}
+
+int ipk__sys_mq_send(mqd_t q, const char *msg, size_t len, unsigned prio)
+{
+    IPK__SYS(MQ_SEND, -1, mq_send(q, msg, len, prio));
+}
+
+int ipk__sys_mq_timedsend(mqd_t q, const char *msg, size_t len, unsigned prio,
+                          const struct timespec *ts)
+{
+    IPK__SYS(MQ_SEND, -1, mq_timedsend(q, msg, len, prio, ts));
+}
+
+ssize_t ipk__sys_mq_receive(mqd_t q, char *buf, size_t len, unsigned *prio)
+{
+    IPK__SYS(MQ_RECV, -1, mq_receive(q, buf, len, prio));
+}
+
+ssize_t ipk__sys_mq_timedreceive(mqd_t q, char *buf, size_t len, unsigned *prio,
+                                 const struct timespec *ts)
+{
+    IPK__SYS(MQ_RECV, -1, mq_timedreceive(q, buf, len, prio, ts));
+}
+
+int ipk__sys_mq_unlink(const char *name)
+{
+    IPK__SYS(MQ_UNLINK, -1, mq_unlink(name));
+}
+
+key_t ipk__sys_ftok(const char *path, int proj)
+{
+    IPK__SYS(FTOK, (key_t)-1, ftok(path, proj));
+}
+
+int ipk__sys_msgget(key_t key, int flags)
+{
+    IPK__SYS(MSGGET, -1, msgget(key, flags));
+}
+
+int ipk__sys_msgctl(int id, int cmd, struct msqid_ds *ds)
+{
+    IPK__SYS(MSGCTL, -1, msgctl(id, cmd, ds));
+}
+
+int ipk__sys_msgsnd(int id, const void *msg, size_t len, int flags)
+{
+    IPK__SYS(MSGSND, -1, msgsnd(id, msg, len, flags));
+}
+
+ssize_t ipk__sys_msgrcv(int id, void *msg, size_t len, long type, int flags)
+{
+    IPK__SYS(MSGRCV, -1, msgrcv(id, msg, len, type, flags));
+}
+
+int ipk__sys_shm_open(const char *name, int flags, mode_t mode)
+{
+    IPK__SYS(SHM_OPEN, -1, shm_open(name, flags, mode));
+}
+
+int ipk__sys_shm_unlink(const char *name)
+{
+    IPK__SYS(SHM_UNLINK, -1, shm_unlink(name));
+}
+
+long ipk__sys_futex_wait(void *word, uint32_t val, const struct timespec *ts)
+{
+    /* Not FUTEX_PRIVATE_FLAG: the word is shared between processes. */
+    IPK__SYS(FUTEX, -1,
+             syscall(SYS_futex, word, FUTEX_WAIT_BITSET, val, ts, NULL, FUTEX_BITSET_MATCH_ANY));
+}
+
+int ipk__sys_inotify_init1(int flags)
+{
+    IPK__SYS(INOTIFY, -1, inotify_init1(flags));
+}
+
+int ipk__sys_inotify_add_watch(int fd, const char *path, uint32_t mask)
+{
+    IPK__SYS(WATCH, -1, inotify_add_watch(fd, path, mask));
+}
+
+int ipk__sys_signalfd(int fd, const sigset_t *set, int flags)
+{
+    IPK__SYS(SIGNALFD, -1, signalfd(fd, set, flags));
+}
+
+int ipk__sys_rt_sigqueueinfo(pid_t pid, int sig, siginfo_t *si)
+{
+    IPK__SYS(SIGQUEUE, -1, (int)syscall(SYS_rt_sigqueueinfo, pid, sig, si));
+}
+
+int ipk__sys_ppoll(struct pollfd *p, nfds_t n, const struct timespec *ts, const sigset_t *mask)
+{
+    IPK__SYS(POLL, -1, ppoll(p, n, ts, mask));
 }

@@ -59,6 +59,7 @@ typedef struct fl {
     int whole, fsync, from_end, created, readonly;
     off_t rd;  /* reader: offset of the next record */
     off_t wr;  /* writer: committed end known so far; 0 until the file header was checked */
+    off_t cut; /* reader: a committed record cut short was reported at this offset (0: none) */
     int dirty; /* whole: the file changed since this channel last read it */
     rlim_t fsize_max;
 } fl;
@@ -129,7 +130,7 @@ static ssize_t fl_pread(int fd, void *buf, size_t n, off_t off)
 {
     size_t got = 0;
     while (got < n) {
-        ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
+        ssize_t r = ipk__sys_pread(fd, (char *)buf + got, n - got, off + (off_t)got);
         if (r == 0)
             break;
         if (r < 0) {
@@ -146,7 +147,7 @@ static ssize_t fl_pread(int fd, void *buf, size_t n, off_t off)
 static int fl_pwrite(int fd, struct iovec *iov, int n, off_t off)
 {
     while (n > 0) {
-        ssize_t r = pwritev(fd, iov, n, off);
+        ssize_t r = ipk__sys_pwritev(fd, iov, n, off);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -174,7 +175,7 @@ static int fl_pwrite1(int fd, const void *p, size_t n, off_t off)
 static int fl_size(int fd, off_t *size)
 {
     struct stat st;
-    if (fstat(fd, &st) != 0)
+    if (ipk__sys_fstat(fd, &st) != 0)
         return -errno;
     *size = st.st_size;
     return 0;
@@ -188,13 +189,13 @@ static int fl_lock(int fd, short type, off_t start, off_t len, int64_t dl)
 {
     struct flock lk = {.l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
     if (dl == IPK__DL_FOREVER) {
-        while (fcntl(fd, F_OFD_SETLKW, &lk) != 0)
+        while (ipk__sys_fcntl(fd, F_OFD_SETLKW, &lk) != 0)
             if (errno != EINTR)
                 return -errno;
         return 0;
     }
     for (long nap = FL_NAP_MIN_NS;; nap = nap * 2 > FL_NAP_MAX_NS ? FL_NAP_MAX_NS : nap * 2) {
-        if (fcntl(fd, F_OFD_SETLK, &lk) == 0)
+        if (ipk__sys_fcntl(fd, F_OFD_SETLK, &lk) == 0)
             return 0;
         if (errno != EAGAIN && errno != EACCES && errno != EINTR)
             return -errno;
@@ -229,7 +230,7 @@ static uint32_t fl_drain(int ifd)
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     uint32_t mask = 0;
     for (;;) {
-        ssize_t n = read(ifd, buf, sizeof buf);
+        ssize_t n = ipk__sys_read(ifd, buf, sizeof buf);
         if (n <= 0) {
             if (n < 0 && errno == EINTR)
                 continue;
@@ -252,7 +253,9 @@ static int fl_watch(const ipk_chan *c, fl *f)
 {
     if (f->ifd >= 0)
         return 0;
-    int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    int ifd = ipk__sys_inotify_init1(IN_CLOEXEC | IN_NONBLOCK), r;
+    if (ifd < 0 && errno == EMFILE && (r = ipk__emfile_fds(c->name)) != 0)
+        return r; /* EMFILE also says the descriptor table is full */
     if (ifd < 0)
         return errno == EMFILE ? ipk__errsys(-errno,
                                              "%s: inotify: too many instances for this user "
@@ -261,8 +264,8 @@ static int fl_watch(const ipk_chan *c, fl *f)
                                : ipk__errsys(-errno, "%s: inotify_init1", c->name);
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", f->fd);
-    if (inotify_add_watch(ifd, proc, IN_MODIFY | IN_ATTRIB) < 0 &&
-        inotify_add_watch(ifd, c->addr.body, IN_MODIFY | IN_ATTRIB | IN_DONT_FOLLOW) < 0) {
+    if (ipk__sys_inotify_add_watch(ifd, proc, IN_MODIFY | IN_ATTRIB) < 0 &&
+        ipk__sys_inotify_add_watch(ifd, c->addr.body, IN_MODIFY | IN_ATTRIB | IN_DONT_FOLLOW) < 0) {
         int e = errno;
         ipk__close_fd(ifd);
         return e == ENOSPC ? ipk__errsys(-e,
@@ -280,7 +283,7 @@ static int fl_watch(const ipk_chan *c, fl *f)
 static int fl_wait(const ipk_chan *c, const fl *f, int64_t dl, const char *what)
 {
     struct stat st;
-    if (fstat(f->fd, &st) == 0 && st.st_nlink == 0)
+    if (ipk__sys_fstat(f->fd, &st) == 0 && st.st_nlink == 0)
         return ipk__err(IPK_EOF, "%s: the file was removed, and what it held was read", c->name);
     int w = ipk__wait_fd(f->ifd, POLLIN, dl);
     if (w == -EAGAIN || w == IPK_ETIMEDOUT)
@@ -356,11 +359,11 @@ static int fl_init_header(ipk_chan *c, fl *f, int64_t dl)
     if (size < FL_FILE_HDR) {
         unsigned char h[FL_FILE_HDR] = {0};
         memcpy(h, fl_file_magic, sizeof fl_file_magic);
-        if (ftruncate(f->fd, 0) != 0)
+        if (ipk__sys_ftruncate(f->fd, 0) != 0)
             r = -errno;
         else
             r = fl_pwrite1(f->fd, h, sizeof h, 0);
-        if (r == 0 && f->fsync && fdatasync(f->fd) != 0)
+        if (r == 0 && f->fsync && ipk__sys_fdatasync(f->fd) != 0)
             r = -errno;
         if (r != 0)
             r = ipk__errsys(r, "%s: writing the file header", c->name);
@@ -394,15 +397,15 @@ static int fl_write_record(ipk_chan *c, fl *f, off_t at, const void *msg, size_t
         ipk__file_hook(IPK__FH_UNCOMMITTED);
     /* With fsync=1 the payload is on disk before the commit word, and the commit word before
      * send returns: a committed record survives a system crash. */
-    if (r == 0 && f->fsync && fdatasync(f->fd) != 0)
+    if (r == 0 && f->fsync && ipk__sys_fdatasync(f->fd) != 0)
         r = -errno;
     fl_put32(h + 12, commit);
     if (r == 0)
         r = fl_pwrite1(f->fd, h + 12, 4, at + 12);
-    if (r == 0 && f->fsync && fdatasync(f->fd) != 0)
+    if (r == 0 && f->fsync && ipk__sys_fdatasync(f->fd) != 0)
         r = -errno;
     if (r != 0) {
-        int t = ftruncate(f->fd, at); /* take back what was written (ENOSPC, EIO) */
+        int t = ipk__sys_ftruncate(f->fd, at); /* take back what was written (ENOSPC, EIO) */
         (void)t;
         return ipk__errsys(r, "%s: appending a record of %zu bytes at offset %lld", c->name, len,
                            (long long)at);
@@ -412,9 +415,10 @@ static int fl_write_record(ipk_chan *c, fl *f, off_t at, const void *msg, size_t
 
 /* Whether the bytes [at, size) after the last committed record are what a writer that died in
  * the middle of an append leaves behind: less than a header; one uncommitted record (its header
- * carries the complemented commit word) no longer than its header says; or zeros (a system
- * crash that extended the file and lost the data). Anything else is damage that cutting the
- * file would make worse. */
+ * carries the complemented commit word) no longer than its header says; or what a system crash
+ * leaves: one committed record cut short by the end of the file (without fsync=1 the commit
+ * word may reach the disk before the payload), or zeros (the file was extended and the data
+ * lost). Anything else is damage that cutting the file would make worse. */
 static int fl_is_torn(const ipk_chan *c, int fd, off_t at, off_t size)
 {
     static const unsigned char zero[4096];
@@ -422,7 +426,8 @@ static int fl_is_torn(const ipk_chan *c, int fd, off_t at, off_t size)
     ssize_t n = fl_pread(fd, buf, FL_REC_HDR, at);
     if (n < FL_REC_HDR)
         return n < 0 ? (int)n : 1;
-    if (fl_get32(buf) == FL_REC_MAGIC && fl_get32(buf + 12) == ~fl_commit_word(buf) &&
+    uint32_t word = fl_get32(buf + 12), commit = fl_commit_word(buf);
+    if (fl_get32(buf) == FL_REC_MAGIC && (word == ~commit || word == commit) &&
         size - at <= FL_REC_HDR + (off_t)fl_get32(buf + 4))
         return 1;
     if (size - at > FL_REC_HDR + (off_t)c->max)
@@ -448,7 +453,7 @@ static int fl_repair(ipk_chan *c, fl *f, off_t tail, off_t size)
                         "%s: the %lld bytes at offset %lld are neither records nor one torn "
                         "record: the log is damaged, and is left as it is",
                         c->name, (long long)(size - tail), (long long)tail);
-    if (ftruncate(f->fd, tail) != 0)
+    if (ipk__sys_ftruncate(f->fd, tail) != 0)
         return ipk__errsys(-errno, "%s: cutting a torn tail at offset %lld", c->name,
                            (long long)tail);
     return 0;
@@ -537,12 +542,25 @@ static long fl_read_one(ipk_chan *c, fl *f, void *buf, size_t cap, int64_t dl)
     if ((r = fl_lock(f->fd, F_RDLCK, f->rd, reclen, dl)) != 0)
         return fl_lock_err(c, r, "a record");
     ssize_t n = fl_pread(f->fd, buf, len, f->rd + FL_REC_HDR);
+    /* Short: a writer that took its record back (ENOSPC, EIO) took the header too, which is
+     * seen again under our lock; a committed header with a short payload no live writer
+     * leaves (the commit word goes last): a system crash without fsync=1, or damage. */
+    uint32_t len2, crc2;
+    int cut = n >= 0 && (size_t)n < len && fl_head(f->fd, f->rd, &len2, &crc2) == FL_COMMITTED;
     fl_unlock(f->fd, f->rd, reclen);
     if (n < 0)
         return ipk__errsys((int)n, "%s: reading a record at offset %lld", c->name,
                            (long long)f->rd);
+    if (cut && f->cut != f->rd) { /* said once; then it waits as for a torn record */
+        f->cut = f->rd;
+        return ipk__err(IPK_EPROTO,
+                        "%s: record of %u bytes at offset %lld is cut short by the end of the "
+                        "file (%zd bytes of it there): the log is damaged; the next writer cuts "
+                        "it off and appends in its place",
+                        c->name, len, (long long)f->rd, n);
+    }
     if ((size_t)n < len)
-        return -EAGAIN; /* cut short by a system crash: the next writer repairs it */
+        return -EAGAIN;
     off_t at = f->rd;
     f->rd += reclen;
     if (fl_crc32c(buf, len) != crc)
@@ -588,11 +606,11 @@ static int fl_whole_send(ipk_chan *c, fl *f, const void *msg, size_t len, int64_
     if (ipk__file_hook)
         ipk__file_hook(IPK__FH_LOCKED);
     /* Same inode, truncated and rewritten: the guide's consumer opens the file by name. */
-    if (ftruncate(f->fd, 0) != 0)
+    if (ipk__sys_ftruncate(f->fd, 0) != 0)
         r = -errno;
     if (r == 0)
         r = fl_pwrite1(f->fd, msg, len, 0);
-    if (r == 0 && f->fsync && fdatasync(f->fd) != 0)
+    if (r == 0 && f->fsync && ipk__sys_fdatasync(f->fd) != 0)
         r = -errno;
     fl_unlock(f->fd, 0, 0);
     return r ? ipk__errsys(r, "%s: writing %zu bytes", c->name, len) : 0;
@@ -663,7 +681,7 @@ static int fl_open_err(const ipk_chan *c, int e)
         return ipk__err(-ELOOP, "file:%s: is a symbolic link; refused (O_NOFOLLOW)", path);
     case EACCES: {
         struct stat st;
-        if (stat(path, &st) != 0)
+        if (ipk__sys_stat(path, &st) != 0)
             return ipk__err(-EACCES, "file:%s: permission denied (on a directory of the path)",
                             path);
         return ipk__err(
@@ -681,25 +699,25 @@ static int fl_open_file(ipk_chan *c, fl *f, int create)
     const char *path = c->addr.body;
     int base = O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK; /* O_NONBLOCK: a FIFO must not block open */
     if (create) {
-        f->fd = open(path, O_RDWR | O_CREAT | O_EXCL | base, c->perm);
+        f->fd = ipk__sys_open(path, O_RDWR | O_CREAT | O_EXCL | base, c->perm);
         if (f->fd >= 0) {
             f->created = 1;
-            if (fchmod(f->fd, (mode_t)c->perm) != 0) /* exactly perm, whatever the umask */
+            if (ipk__sys_fchmod(f->fd, (mode_t)c->perm) != 0) /* exactly perm, whatever the umask */
                 return ipk__errsys(-errno, "file:%s: fchmod %04o", path, (unsigned)c->perm);
         } else if (errno != EEXIST) {
             return fl_open_err(c, errno);
         }
     }
     if (f->fd < 0)
-        f->fd = open(path, O_RDWR | base);
+        f->fd = ipk__sys_open(path, O_RDWR | base);
     if (f->fd < 0 && (errno == EACCES || errno == EROFS)) {
-        f->fd = open(path, O_RDONLY | base); /* a reader needs no write permission */
+        f->fd = ipk__sys_open(path, O_RDONLY | base); /* a reader needs no write permission */
         f->readonly = 1;
     }
     if (f->fd < 0)
         return fl_open_err(c, errno);
     struct stat st;
-    if (fstat(f->fd, &st) != 0)
+    if (ipk__sys_fstat(f->fd, &st) != 0)
         return ipk__errsys(-errno, "file:%s: fstat", path);
     if (!S_ISREG(st.st_mode))
         return ipk__err(-EINVAL, "file:%s: not a regular file (%s)", path,
@@ -708,8 +726,8 @@ static int fl_open_file(ipk_chan *c, fl *f, int create)
                         : S_ISBLK(st.st_mode) ? "a block device"
                         : S_ISDIR(st.st_mode) ? "a directory"
                                               : "a socket");
-    int flags = fcntl(f->fd, F_GETFL);
-    if (flags < 0 || fcntl(f->fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
+    int flags = ipk__sys_fcntl(f->fd, F_GETFL);
+    if (flags < 0 || ipk__sys_fcntl(f->fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
         return ipk__errsys(-errno, "file:%s: fcntl", path);
     return 0;
 }
@@ -747,7 +765,7 @@ static int fl_close(ipk_chan *c)
     if (f == NULL)
         return 0;
     int r = 0;
-    if (c->owner && f->created && !c->keep && unlink(c->addr.body) != 0 && errno != ENOENT)
+    if (c->owner && f->created && !c->keep && ipk__sys_unlink(c->addr.body) != 0 && errno != ENOENT)
         r = ipk__errsys(-errno, "%s: unlink", c->name);
     ipk__close_fd(f->ifd);
     ipk__close_fd(f->fd);
@@ -867,7 +885,7 @@ static long fl_info(const ipk__addr *a, char *buf, size_t cap)
            "Options: mode=log|whole fsync=0|1 from=start|end perm=0600 keep=1 max=16m\n",
            a->body);
     struct stat st;
-    if (lstat(a->body, &st) == 0)
+    if (ipk__sys_lstat(a->body, &st) == 0)
         fl_cat(buf, cap, &n, "file: %lld bytes, mode %04o, uid %u%s\n", (long long)st.st_size,
                (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
                S_ISREG(st.st_mode) ? "" : " (not a regular file: refused)");

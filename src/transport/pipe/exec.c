@@ -43,7 +43,7 @@ static int ipk__fd_above_std(int *fd)
 {
     if (*fd > STDERR_FILENO)
         return 0;
-    int n = fcntl(*fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+    int n = ipk__sys_fcntl(*fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
     if (n < 0)
         return -errno;
     close(*fd);
@@ -53,9 +53,9 @@ static int ipk__fd_above_std(int *fd)
 
 static int ipk__exec_pipes(int in[2], int out[2])
 {
-    if (pipe2(in, O_CLOEXEC) != 0)
+    if (ipk__sys_pipe2(in, O_CLOEXEC) != 0)
         return -errno;
-    if (pipe2(out, O_CLOEXEC) != 0)
+    if (ipk__sys_pipe2(out, O_CLOEXEC) != 0)
         return -errno;
     int r = 0;
     for (int i = 0; i < 2 && r == 0; i++)
@@ -71,7 +71,7 @@ static int ipk__exec_pipes(int in[2], int out[2])
 static int ipk__exec_file(const char *file)
 {
     struct stat st;
-    return stat(file, &st) == 0 && S_ISREG(st.st_mode) && access(file, X_OK) == 0;
+    return ipk__sys_stat(file, &st) == 0 && S_ISREG(st.st_mode) && access(file, X_OK) == 0;
 }
 
 /*
@@ -148,7 +148,7 @@ static int ipk__exec_spawn(ipk_chan *c, int in_rd, int out_wr, pid_t *pid)
         if (ipk__exec_simple(c->addr.body) && asprintf(&execd, "exec %s", c->addr.body) < 0)
             execd = NULL; /* no memory for it: run as written */
         char *argv[] = {"sh", "-c", execd ? execd : c->addr.body, NULL};
-        e = posix_spawn(pid, "/bin/sh", &fa, &at, argv, environ);
+        e = ipk__sys_posix_spawn(pid, "/bin/sh", &fa, &at, argv, environ);
         free(execd);
     }
     posix_spawnattr_destroy(&at);
@@ -165,8 +165,8 @@ static int ipk__exec_wait(ipk_chan *c, ipk__exec *x, int64_t dl, int *status)
     unsigned step = 0;
     for (;;) {
         /* No pidfd: the child was gone before we could watch it (see ipk__exec_pidfd). */
-        pid_t w =
-            x->pidfd >= 0 || x->polled ? waitpid(x->pid, status, WNOHANG) : (errno = ECHILD, -1);
+        pid_t w = x->pidfd >= 0 || x->polled ? ipk__sys_waitpid(x->pid, status, WNOHANG)
+                                             : (errno = ECHILD, -1);
         if (w == x->pid)
             return 0;
         if (w < 0 && errno == EINTR)
@@ -195,7 +195,7 @@ static int ipk__exec_reap(ipk_chan *c, ipk__exec *x)
             return ipk__errsys(-errno, "%s: pidfd_send_signal(%d)", c->name, (int)x->pid);
         /* Without a pidfd the child is still unreaped, so its pid cannot have been reused. */
         if (sigs[i] && x->polled)
-            kill(x->pid, sigs[i]);
+            ipk__sys_kill(x->pid, sigs[i]);
         r = ipk__exec_wait(c, x, ipk__deadline((int)waits[i]), &status);
         if (r == 0)
             return status;
@@ -224,7 +224,7 @@ static int ipk__exec_pidfd(ipk_chan *c, ipk__exec *x)
     if (fd < 0)
         return ipk__errsys(-errno, "%s: pidfd_open", c->name);
     siginfo_t si;
-    if (waitid(P_PID, (id_t)x->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    if (ipk__sys_waitid(P_PID, (id_t)x->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
         close(fd); /* not our child any more: the pid was reused */
         return 0;
     }
@@ -256,8 +256,8 @@ static int ipk__exec_open(ipk_chan *c)
     if ((r = ipk__exec_spawn(c, in[0], out[1], &x->pid)) != 0)
         goto fail;
     if ((r = ipk__exec_pidfd(c, x)) != 0) {
-        kill(x->pid, SIGKILL); /* unreaped (unless SIGCHLD is ignored): still ours */
-        while (waitpid(x->pid, NULL, 0) < 0 && errno == EINTR)
+        ipk__sys_kill(x->pid, SIGKILL); /* unreaped (unless SIGCHLD is ignored): still ours */
+        while (ipk__sys_waitpid(x->pid, NULL, 0) < 0 && errno == EINTR)
             ;
         goto fail;
     }

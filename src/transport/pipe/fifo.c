@@ -67,10 +67,10 @@ static int ipk__fifo_check(ipk_chan *c, const struct stat *st)
 /* Opens path with flags and verifies that what was opened is a FIFO. */
 static int ipk__fifo_openat(ipk_chan *c, int flags, struct stat *st)
 {
-    int fd = open(c->addr.body, flags | O_CLOEXEC | O_NONBLOCK);
+    int fd = ipk__sys_open(c->addr.body, flags | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -errno;
-    if (fstat(fd, st) != 0) {
+    if (ipk__sys_fstat(fd, st) != 0) {
         int e = -errno;
         close(fd);
         return e;
@@ -89,9 +89,11 @@ static int ipk__fifo_openat(ipk_chan *c, int flags, struct stat *st)
 static int ipk__fifo_unlink(ipk_chan *c, const ipk__fifo *f)
 {
     struct stat st;
-    if (lstat(c->addr.body, &st) != 0 || st.st_dev != f->dev || st.st_ino != f->ino)
+    if (ipk__sys_lstat(c->addr.body, &st) != 0) /* cannot tell whether it is ours: left, said */
+        return errno == ENOENT ? 0 : ipk__errsys(-errno, "%s: stat", c->name);
+    if (st.st_dev != f->dev || st.st_ino != f->ino)
         return 0;
-    if (unlink(c->addr.body) != 0 && errno != ENOENT)
+    if (ipk__sys_unlink(c->addr.body) != 0 && errno != ENOENT)
         return ipk__errsys(-errno, "%s: unlink", c->name);
     return 0;
 }
@@ -106,10 +108,12 @@ static int ipk__fifo_listen(ipk_chan *c)
         goto fail;
     const char *path = c->addr.body;
     struct stat st;
-    if (mkfifo(path, (mode_t)c->perm) == 0) {
+    if (ipk__sys_mkfifo(path, (mode_t)c->perm) == 0) {
         c->owner = 1;
-        if (lstat(path, &st) != 0) {
+        if (ipk__sys_lstat(path, &st) != 0) {
             r = ipk__errsys(-errno, "%s: stat after mkfifo", c->name);
+            ipk__sys_unlink(path); /* made a moment ago; its identity is all we lack */
+            c->owner = 0;
             goto fail;
         }
         f->dev = st.st_dev;
@@ -117,7 +121,7 @@ static int ipk__fifo_listen(ipk_chan *c)
     } else if (errno != EEXIST) {
         r = ipk__errsys(-errno, "%s: mkfifo", c->name);
         goto fail;
-    } else if (stat(path, &st) != 0) {
+    } else if (ipk__sys_stat(path, &st) != 0) {
         r = ipk__errsys(-errno, "%s: stat", c->name);
         goto fail;
     } else if ((r = ipk__fifo_check(c, &st)) != 0) {
@@ -132,19 +136,21 @@ static int ipk__fifo_listen(ipk_chan *c)
         goto fail;
     }
     c->rfd = r;
+    if (!c->owner && (r = ipk__listen_adopt(c->name, st.st_uid, st.st_mode, c->perm)) != 0)
+        goto fail;
     if (c->owner) {
         if (st.st_dev != f->dev || st.st_ino != f->ino) {
             r = ipk__err(-EEXIST, "%s: the FIFO was replaced while being opened", c->name);
             goto fail;
         }
         /* The mode asked for, not filtered by the umask. */
-        if (fchmod(c->rfd, (mode_t)c->perm) != 0) {
+        if (ipk__sys_fchmod(c->rfd, (mode_t)c->perm) != 0) {
             r = ipk__errsys(-errno, "%s: fchmod %o", c->name, (unsigned)c->perm);
             goto fail;
         }
     }
     /* Our own write descriptor: the FIFO then never reports EOF when a writer leaves. */
-    if (persist && (f->hold = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+    if (persist && (f->hold = ipk__sys_open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
         r = ipk__errsys(-errno, "%s: persist=1: open for writing", c->name);
         goto fail;
     }
@@ -192,7 +198,7 @@ static int ipk__fifo_dial(ipk_chan *c)
     if ((r = ipk__opt_long(c, "wait", -1, INT_MAX, -1, &wait)) != 0)
         goto fail;
     struct stat st;
-    if (stat(c->addr.body, &st) != 0) {
+    if (ipk__sys_stat(c->addr.body, &st) != 0) {
         r = errno == ENOENT
                 ? ipk__err(-ENOENT, "%s: no such FIFO (the listener creates it)", c->name)
                 : ipk__errsys(-errno, "%s: stat", c->name);
@@ -309,7 +315,7 @@ static long ipk__fifo_info(const ipk__addr *a, char *buf, size_t cap)
 {
     struct stat st;
     char what[128];
-    if (lstat(a->body, &st) != 0)
+    if (ipk__sys_lstat(a->body, &st) != 0)
         snprintf(what, sizeof what, "absent (listen creates it, mode 0600)");
     else if (!S_ISFIFO(st.st_mode))
         snprintf(what, sizeof what, "exists and is NOT a FIFO (refused, left untouched)");
@@ -317,8 +323,8 @@ static long ipk__fifo_info(const ipk__addr *a, char *buf, size_t cap)
         snprintf(what, sizeof what, "a FIFO, mode %04o, owner uid %u", (unsigned)st.st_mode & 07777,
                  (unsigned)st.st_uid);
     int fds[2], size = -1;
-    if (pipe2(fds, O_CLOEXEC) == 0) {
-        size = fcntl(fds[0], F_GETPIPE_SZ);
+    if (ipk__sys_pipe2(fds, O_CLOEXEC) == 0) {
+        size = ipk__sys_fcntl(fds[0], F_GETPIPE_SZ);
         close(fds[0]);
         close(fds[1]);
     }

@@ -34,16 +34,16 @@ int ipk__pipe_size(ipk_chan *c, int fd)
             most = v;
         fclose(f);
     }
-    if (want > INT_MAX || (asked && want > most && fcntl(fd, F_SETPIPE_SZ, (int)want) < 0))
+    if (want > INT_MAX || (asked && want > most && ipk__sys_fcntl(fd, F_SETPIPE_SZ, (int)want) < 0))
         return ipk__err(IPK_EOPTION,
                         "%s: pipesz=%zu: more than /proc/sys/fs/pipe-max-size (%zu) allows this "
                         "process",
                         c->name, want, most);
     if (!asked && want > most)
         want = most;
-    if (fcntl(fd, F_GETPIPE_SZ) >= (int)want)
+    if (ipk__sys_fcntl(fd, F_GETPIPE_SZ) >= (int)want)
         return 0;
-    if (fcntl(fd, F_SETPIPE_SZ, (int)want) < 0 && asked)
+    if (ipk__sys_fcntl(fd, F_SETPIPE_SZ, (int)want) < 0 && asked)
         return ipk__errsys(-errno, "%s: pipesz=%zu: F_SETPIPE_SZ", c->name, want);
     return 0;
 }

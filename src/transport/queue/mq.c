@@ -88,15 +88,23 @@ static int ipk__mq_open_err(ipk_chan *c, int e, const struct mq_attr *at)
             return ipk__err(-EINVAL, "mq:%s: msgsize %ld exceeds " IPK__MQ_PROC "msgsize_max (%ld)",
                             n, at->mq_msgsize, size_max);
         return ipk__errsys(-EINVAL, "mq:%s: mq_open refused the name or the attributes", n);
-    case EMFILE:
+    case EMFILE: {
         /* The kernel says EMFILE both for a full descriptor table and for queues that would
-         * exceed the user's RLIMIT_MSGQUEUE, which counts every queue the user owns. */
+         * exceed the user's RLIMIT_MSGQUEUE, which counts every queue the user owns. Without
+         * attributes the queue gets the defaults. */
+        char what[NAME_MAX + 8];
+        snprintf(what, sizeof what, "mq:%s", n);
+        int r = ipk__emfile_fds(what);
+        if (r)
+            return r;
         getrlimit(RLIMIT_MSGQUEUE, &rl);
+        long maxmsg = at ? at->mq_maxmsg : ipk__proc_long(IPK__MQ_PROC "msg_default", 10);
+        long msgsize = at ? at->mq_msgsize : ipk__proc_long(IPK__MQ_PROC "msgsize_default", 8192);
         return ipk__err(-EMFILE,
                         "mq:%s: the user's queues would exceed RLIMIT_MSGQUEUE (%llu bytes, ulimit "
-                        "-q; this queue needs about %lld), or the process is out of descriptors",
-                        n, (unsigned long long)rl.rlim_cur,
-                        at ? (long long)at->mq_maxmsg * (at->mq_msgsize + 64) : 0LL);
+                        "-q; this queue needs about %lld)",
+                        n, (unsigned long long)rl.rlim_cur, (long long)maxmsg * (msgsize + 64));
+    }
     case ENOSPC:
         return ipk__err(-ENOSPC, "mq:%s: the system has " IPK__MQ_PROC "queues_max (%ld) queues", n,
                         ipk__proc_long(IPK__MQ_PROC "queues_max", -1));
@@ -139,20 +147,40 @@ static int ipk__mq_open(ipk_chan *c, int create)
         return -ENOMEM;
     m->bq = (mqd_t)-1;
     struct mq_attr at = {0}, got;
-    int given = 0, r;
+    int given = 0, made = 0, r;
     const char *n = c->addr.u.posix.name;
     if ((r = ipk__mq_opts(c, m, &at, &given)) != 0)
         goto fail;
-    /* The kernel makes every mq descriptor close-on-exec; O_CLOEXEC says so here too. */
+    /* The kernel makes every mq descriptor close-on-exec; O_CLOEXEC says so here too. A
+     * listener creates the queue exclusively; one that exists is used only when the caller
+     * owns it and its mode is within perm (ipk__listen_adopt: another user may have planted
+     * it). */
     int fl = O_RDWR | O_CLOEXEC | O_NONBLOCK;
-    mqd_t q =
-        create ? mq_open(n, fl | O_CREAT, (mode_t)c->perm, given ? &at : NULL) : mq_open(n, fl);
+    mqd_t q = create
+                  ? ipk__sys_mq_open(n, fl | O_CREAT | O_EXCL, (mode_t)c->perm, given ? &at : NULL)
+                  : ipk__sys_mq_open(n, fl);
+    made = create && q != (mqd_t)-1;
+    if (create && q == (mqd_t)-1 && errno == EEXIST)
+        q = ipk__sys_mq_open(n, fl);
     if (q == (mqd_t)-1) {
         r = ipk__mq_open_err(c, errno, given ? &at : NULL);
         goto fail;
     }
     c->rfd = q;
-    if ((m->bq = mq_open(n, O_RDWR | O_CLOEXEC)) == (mqd_t)-1) {
+    struct stat st;
+    char what[NAME_MAX + 8];
+    snprintf(what, sizeof what, "mq:%s", n);
+    if (made && ipk__sys_fchmod(q, (mode_t)c->perm) != 0) { /* exactly perm, whatever the umask */
+        r = ipk__errsys(-errno, "%s: fchmod %o", what, (unsigned)c->perm);
+        goto fail;
+    }
+    if (create && !made) {
+        r = ipk__sys_fstat(q, &st) != 0 ? ipk__errsys(-errno, "%s: fstat", what)
+                                        : ipk__listen_adopt(what, st.st_uid, st.st_mode, c->perm);
+        if (r != 0)
+            goto fail;
+    }
+    if ((m->bq = ipk__sys_mq_open(n, O_RDWR | O_CLOEXEC)) == (mqd_t)-1) {
         r = ipk__mq_open_err(c, errno, NULL);
         goto fail;
     }
@@ -179,6 +207,8 @@ fail:
     ipk__close_fd(c->rfd);
     if (m->bq != (mqd_t)-1)
         ipk__close_fd(m->bq);
+    if (made) /* created here: a listen that fails leaves nothing behind */
+        ipk__sys_mq_unlink(n);
     c->rfd = -1;
     free(m);
     return r;
@@ -231,9 +261,10 @@ static int ipk__mq_send(ipk_chan *c, const void *msg, size_t len, const ipk_msgi
                         IPK__MQ_PRIO_MAX - 1);
     for (;;) {
         struct timespec ts;
-        int r = dl == IPK__DL_NOW       ? mq_send(c->rfd, msg, len, prio)
-                : dl == IPK__DL_FOREVER ? mq_send(m->bq, msg, len, prio)
-                                        : mq_timedsend(m->bq, msg, len, prio, ipk__mq_abs(dl, &ts));
+        int r = dl == IPK__DL_NOW ? ipk__sys_mq_send(c->rfd, msg, len, prio)
+                : dl == IPK__DL_FOREVER
+                    ? ipk__sys_mq_send(m->bq, msg, len, prio)
+                    : ipk__sys_mq_timedsend(m->bq, msg, len, prio, ipk__mq_abs(dl, &ts));
         if (r == 0)
             return 0;
         int e = errno, w = ipk__mq_retry(dl, e);
@@ -274,10 +305,10 @@ static long ipk__mq_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, in
     for (;;) {
         unsigned prio;
         struct timespec ts;
-        ssize_t n = dl == IPK__DL_NOW ? mq_receive(c->rfd, to, room, &prio)
+        ssize_t n = dl == IPK__DL_NOW ? ipk__sys_mq_receive(c->rfd, to, room, &prio)
                     : dl == IPK__DL_FOREVER
-                        ? mq_receive(m->bq, to, room, &prio)
-                        : mq_timedreceive(m->bq, to, room, &prio, ipk__mq_abs(dl, &ts));
+                        ? ipk__sys_mq_receive(m->bq, to, room, &prio)
+                        : ipk__sys_mq_timedreceive(m->bq, to, room, &prio, ipk__mq_abs(dl, &ts));
         if (n >= 0) {
             if (direct) {
                 if (mi)
@@ -303,12 +334,33 @@ static int ipk__mq_pending(const ipk_chan *c)
     return m && m->holding;
 }
 
+/* Whether the name still holds our queue: once ours was removed, another user may have made
+ * one of that name, which root's close must not remove. 1 yes (EACCES: the caller is not
+ * root, and the kernel refuses to remove another user's queue anyway), 0 no (or gone), or an
+ * error when it cannot tell: the queue is left, and close says why. */
+static int ipk__mq_ours(const ipk_chan *c)
+{
+    struct stat named, mine;
+    mqd_t q = ipk__sys_mq_open(c->addr.u.posix.name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (q == (mqd_t)-1)
+        return errno == ENOENT   ? 0
+               : errno == EACCES ? 1
+                                 : ipk__errsys(-errno, "%s: mq_open to check it", c->name);
+    int r = ipk__sys_fstat(q, &named) == 0 && ipk__sys_fstat(c->rfd, &mine) == 0
+                ? named.st_dev == mine.st_dev && named.st_ino == mine.st_ino
+                : ipk__errsys(-errno, "%s: fstat", c->name);
+    mq_close(q);
+    return r;
+}
+
 static int ipk__mq_close(ipk_chan *c)
 {
     ipk__mq *m = c->tp;
-    int r = 0;
-    if (c->owner && !c->keep && mq_unlink(c->addr.u.posix.name) != 0 && errno != ENOENT)
-        r = ipk__errsys(-errno, "%s: mq_unlink", c->name);
+    int r = c->owner && !c->keep ? ipk__mq_ours(c) : 0;
+    if (r == 1)
+        r = ipk__sys_mq_unlink(c->addr.u.posix.name) != 0 && errno != ENOENT
+                ? ipk__errsys(-errno, "%s: mq_unlink", c->name)
+                : 0;
     if (m) {
         if (m->bq != (mqd_t)-1)
             ipk__close_fd(m->bq);
@@ -346,7 +398,7 @@ static void ipk__mq_describe(FILE *f, const ipk__addr *a)
     fprintf(f, "  %-36s 0..%ld\n", "priorities", IPK__MQ_PRIO_MAX - 1);
     fprintf(f, "  %-36s maxmsg %ld, msgsize %ld\n", "privileged creators (hard limits)",
             IPK__MQ_HARD_MAXMSG, IPK__MQ_HARD_MSGSIZE);
-    mqd_t q = mq_open(a->u.posix.name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    mqd_t q = ipk__sys_mq_open(a->u.posix.name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct mq_attr at;
     if (q != (mqd_t)-1 && mq_getattr(q, &at) == 0)
         fprintf(f, "This queue: maxmsg %ld, msgsize %ld, %ld messages waiting\n", at.mq_maxmsg,

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <unistd.h>
 
 #define IPK__MSGMAX_PROC "/proc/sys/kernel/msgmax"
 
@@ -53,7 +54,7 @@ static int ipk__sysv_limits(ipk_chan *c, ipk__sysv *q)
 {
     struct msqid_ds ds;
     q->msgmax = ipk__proc_long(IPK__MSGMAX_PROC, 8192);
-    if (msgctl(q->qid, IPC_STAT, &ds) == 0)
+    if (ipk__sys_msgctl(q->qid, IPC_STAT, &ds) == 0)
         q->qbytes = ds.msg_qbytes;
     size_t want = (size_t)q->msgmax > q->qbytes ? (size_t)q->msgmax : q->qbytes;
     if (want <= q->bufsz)
@@ -76,11 +77,24 @@ static int ipk__sysv_key(ipk_chan *c, key_t *key)
     int r = ipk__opt_long(c, "proj", 1, 255, 1, &proj);
     if (r != 0)
         return r;
-    *key = ftok(c->addr.body, (int)proj);
+    *key = ipk__sys_ftok(c->addr.body, (int)proj);
     if (*key == (key_t)-1)
         return ipk__errsys(-errno, "sysv:%s: ftok needs an existing file '%s'", c->addr.body,
                            c->addr.body);
     return 0;
+}
+
+/* The queue at the listener's key existed: whether it is the caller's to use. */
+static int ipk__sysv_adopt(ipk_chan *c, const ipk__sysv *q)
+{
+    struct msqid_ds ds;
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof what, "sysv:%s (key 0x%x)", c->addr.body, (unsigned)q->key);
+    if (ipk__sys_msgctl(q->qid, IPC_STAT, &ds) != 0)
+        return ipk__errsys(-errno, "%s: msgctl(IPC_STAT)", what);
+    /* The creator keeps the owner's rights whoever the owner is now: both must be us. */
+    uid_t who = ds.msg_perm.cuid != geteuid() ? ds.msg_perm.cuid : ds.msg_perm.uid;
+    return ipk__listen_adopt(what, who, (mode_t)ds.msg_perm.mode, c->perm);
 }
 
 static int ipk__sysv_open(ipk_chan *c, int create)
@@ -93,8 +107,15 @@ static int ipk__sysv_open(ipk_chan *c, int create)
         (r = ipk__sysv_key(c, &q->key)) != 0)
         goto fail;
     /* A dialer asks for read and write: msgget checks the mode bits it is given, so an opener
-     * without access hears EACCES now rather than at the first send. */
-    q->qid = msgget(q->key, create ? IPC_CREAT | c->perm : 0600);
+     * without access hears EACCES now rather than at the first send. A listener creates the
+     * queue exclusively; one that exists is used only when the caller owns and created it and
+     * its mode is within perm (ipk__listen_adopt: another user may have planted it). */
+    q->qid = ipk__sys_msgget(q->key, create ? IPC_CREAT | IPC_EXCL | c->perm : 0600);
+    if (q->qid < 0 && create && errno == EEXIST) {
+        q->qid = ipk__sys_msgget(q->key, 0600);
+        if (q->qid >= 0 && (r = ipk__sysv_adopt(c, q)) != 0)
+            goto fail;
+    }
     if (q->qid < 0) {
         int e = errno;
         if (e == ENOENT)
@@ -169,13 +190,13 @@ static int ipk__sysv_send(ipk_chan *c, const void *msg, size_t len, const ipk_ms
     unsigned step = 0;
     int flags = dl == IPK__DL_FOREVER ? 0 : IPC_NOWAIT;
     for (;;) {
-        if (msgsnd(q->qid, q->buf, len, flags) == 0)
+        if (ipk__sys_msgsnd(q->qid, q->buf, len, flags) == 0)
             return 0;
         int e = errno;
         if (e == EINTR)
             continue;
         struct msqid_ds ds;
-        if (e == EIDRM || (e == EINVAL && msgctl(q->qid, IPC_STAT, &ds) != 0))
+        if (e == EIDRM || (e == EINVAL && ipk__sys_msgctl(q->qid, IPC_STAT, &ds) != 0))
             return ipk__sysv_gone(c, -EPIPE);
         /* EINVAL: msgmax was lowered since the check above. EAGAIN: the queue is full, or
          * msg_qbytes was lowered below len and the message would never fit: look again. */
@@ -195,7 +216,7 @@ static long ipk__sysv_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, 
     int flags = dl == IPK__DL_FOREVER ? 0 : IPC_NOWAIT;
     for (;;) {
         size_t want = cap < q->bufsz ? cap : q->bufsz;
-        ssize_t n = msgrcv(q->qid, q->buf, want, q->type, flags);
+        ssize_t n = ipk__sys_msgrcv(q->qid, q->buf, want, q->type, flags);
         if (n >= 0) {
             if (n)
                 memcpy(buf, q->buf + 1, (size_t)n);
@@ -252,13 +273,30 @@ static int ipk__sysv_fd(const ipk_chan *c)
                     c->name);
 }
 
+/* Whether the queue behind our id is still one this process's user created and owns: root's
+ * close must never remove another user's queue (an id can be reused once ours is gone). 1 yes
+ * (EACCES: not root, and the kernel checks), 0 no (or gone), or an error when it cannot tell:
+ * the queue is left, and close says why. */
+static int ipk__sysv_ours(ipk_chan *c, const ipk__sysv *q)
+{
+    struct msqid_ds ds;
+    if (ipk__sys_msgctl(q->qid, IPC_STAT, &ds) != 0)
+        return errno == EACCES ? 1
+               : errno == EINVAL || errno == EIDRM
+                   ? 0
+                   : ipk__errsys(-errno, "%s: msgctl(IPC_STAT)", c->name);
+    return ds.msg_perm.cuid == geteuid() && ds.msg_perm.uid == geteuid() &&
+           ds.msg_perm.__key == q->key;
+}
+
 static int ipk__sysv_close(ipk_chan *c)
 {
     ipk__sysv *q = c->tp;
-    int r = 0;
-    if (q && c->owner && !c->keep && !c->broken && msgctl(q->qid, IPC_RMID, NULL) != 0 &&
-        errno != EIDRM && errno != EINVAL)
-        r = ipk__errsys(-errno, "%s: msgctl(IPC_RMID)", c->name);
+    int r = q && c->owner && !c->keep && !c->broken ? ipk__sysv_ours(c, q) : 0;
+    if (r == 1)
+        r = ipk__sys_msgctl(q->qid, IPC_RMID, NULL) != 0 && errno != EIDRM && errno != EINVAL
+                ? ipk__errsys(-errno, "%s: msgctl(IPC_RMID)", c->name)
+                : 0;
     if (q)
         free(q->buf);
     free(q);
@@ -294,13 +332,13 @@ static void ipk__sysv_describe(FILE *f, const ipk__addr *a)
         for (const ipk__kv *kv = a->query; kv; kv = kv->next)
             if (strcmp(kv->key, "proj") == 0 && ipk__parse_long(kv->val, 1, 255, &proj) != 0)
                 proj = 1;
-        key = ftok(a->body, (int)proj);
+        key = ipk__sys_ftok(a->body, (int)proj);
     }
     struct msqid_ds ds;
-    int id = key == (key_t)-1 ? -1 : msgget(key, 0);
+    int id = key == (key_t)-1 ? -1 : ipk__sys_msgget(key, 0);
     if (key == (key_t)-1)
         fprintf(f, "This queue: no key (%s)\n", strerror(errno));
-    else if (id < 0 || msgctl(id, IPC_STAT, &ds) != 0)
+    else if (id < 0 || ipk__sys_msgctl(id, IPC_STAT, &ds) != 0)
         fprintf(f, "This queue: key 0x%x, %s\n", (unsigned)key,
                 errno == ENOENT ? "does not exist" : strerror(errno));
     else

@@ -87,6 +87,20 @@ static inline ipk__rec *ipk__rec_at(const ipk__ring *r, uint64_t i)
     return (ipk__rec *)(r->data + (i & r->mask));
 }
 
+/* Whether an index read from the segment may be used: records start at multiples of 8, so a
+ * header at any aligned index lies inside the data area. Another process that can write the
+ * segment can store anything there; an index that fails this is never dereferenced. */
+static inline int ipk__index_ok(uint64_t i)
+{
+    return (i & 7) == 0;
+}
+
+static int ipk__bad_indices(const ipk__ring *r, uint64_t head, uint64_t tail)
+{
+    return ipk__err(IPK_EPROTO, "%s: corrupt header: head %llu, tail %llu, capacity %llu", r->name,
+                    (unsigned long long)head, (unsigned long long)tail, (unsigned long long)r->cap);
+}
+
 static inline void ipk__cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -172,7 +186,7 @@ int ipk__pid_alive(pid_t pid, uint64_t start)
 {
     if (pid <= 0)
         return 0;
-    if (kill(pid, 0) != 0 && errno != EPERM)
+    if (ipk__sys_kill(pid, 0) != 0 && errno != EPERM)
         return 0;
     uint64_t now = ipk__pid_start(pid);
     if (now == UINT64_MAX)
@@ -187,8 +201,7 @@ static int ipk__futex_wait(_Atomic uint32_t *w, uint32_t val, int64_t dl)
     struct timespec ts = ipk__dl_ts(dl);
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so EINTR keeps it as is.
      * Not FUTEX_PRIVATE_FLAG: the word is shared between processes. */
-    if (syscall(SYS_futex, w, FUTEX_WAIT_BITSET, val, dl == IPK__DL_FOREVER ? NULL : &ts, NULL,
-                FUTEX_BITSET_MATCH_ANY) == 0)
+    if (ipk__sys_futex_wait(w, val, dl == IPK__DL_FOREVER ? NULL : &ts) == 0)
         return 0;
     return -errno;
 }
@@ -354,9 +367,11 @@ static int ipk__ring_lock(const ipk__ring *r, pthread_mutex_t *m, int64_t dl)
         return 0;
     if (e == EBUSY)
         return -EAGAIN;
+    const char *who = m == &r->h->pmx ? "producer" : "consumer";
     if (e == ETIMEDOUT)
-        return IPK_ETIMEDOUT;
-    return ipk__errsys(-e, "%s: ring mutex", r->name);
+        return ipk__err(IPK_ETIMEDOUT, "%s: another %s held the ring's mutex until the deadline",
+                        r->name, who);
+    return ipk__errsys(-e, "%s: the %ss' ring mutex", r->name, who);
 }
 
 /* ---- layout ---- */
@@ -429,9 +444,9 @@ int ipk__ring_attach(ipk__ring *r, void *map, size_t map_len, const char *name)
                         name, (unsigned long long)cap, map_len);
     /* Only what cannot change under us is checked: live peers move head and tail meanwhile. */
     uint64_t hd = atomic_load(&h->head), tl = atomic_load(&h->tail);
-    if ((hd & 7) || (tl & 7))
-        return ipk__err(IPK_EPROTO, "%s: corrupt header: head %llu, tail %llu, capacity %llu", name,
-                        (unsigned long long)hd, (unsigned long long)tl, (unsigned long long)cap);
+    r->cap = cap;
+    if (!ipk__index_ok(hd) || !ipk__index_ok(tl))
+        return ipk__bad_indices(r, hd, tl);
     r->h = h;
     r->data = (unsigned char *)map + IPK__SHM_HDR;
     r->cap = cap;
@@ -471,14 +486,29 @@ static int ipk__ring_claim(ipk__ring *r, _Atomic int32_t *slot, const char *role
     return 0;
 }
 
+/* Gives an SPSC claim back (an attach that failed after claiming). */
+static void ipk__ring_unclaim(const ipk__ring *r, _Atomic int32_t *slot)
+{
+    int32_t me = (int32_t)getpid();
+    if (!r->multi)
+        atomic_compare_exchange_strong(slot, &me, 0);
+}
+
+IPK__HOT void ipk__prod_end(ipk__ring *r);
+IPK__HOT void ipk__cons_end(ipk__ring *r);
+
 /* Takes the write index over from head. A producer killed between storing a tag and storing
  * head left a committed record at head: keep it (roll forward). Anything else at head has no
- * tag and is overwritten. */
-static void ipk__prod_sync(ipk__ring *r)
+ * tag and is overwritten. Head and tail are checked first (IPK_EPROTO): they come from the
+ * segment, which any process that can write it may have set to anything. Once rolled forward,
+ * head is at most a capacity ahead of tail and never behind it. */
+static int ipk__prod_sync(ipk__ring *r)
 {
     struct ipk__shm_hdr *h = r->h;
     r->p_head = atomic_load_explicit(&h->head, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+    if (!ipk__index_ok(r->p_head) || !ipk__index_ok(tail))
+        return ipk__bad_indices(r, r->p_head, tail);
     for (;;) {
         const ipk__rec *rec = ipk__rec_at(r, r->p_head);
         uint64_t size = ipk__rec_size(rec->len);
@@ -488,6 +518,9 @@ static void ipk__prod_sync(ipk__ring *r)
         r->p_head += size;
         atomic_store_explicit(&h->head, r->p_head, memory_order_release);
     }
+    if (r->p_head - tail > r->cap)
+        return ipk__bad_indices(r, r->p_head, tail);
+    return 0;
 }
 
 static int ipk__prod_attach(ipk__ring *r)
@@ -496,6 +529,10 @@ static int ipk__prod_attach(ipk__ring *r)
     int e = ipk__ring_claim(r, &h->prod_pid, "producer");
     if (e)
         return e;
+    if (!r->multi && (e = ipk__prod_sync(r)) != 0) {
+        ipk__ring_unclaim(r, &h->prod_pid);
+        return e;
+    }
     /* SPSC: this is the one producer, even if a killed one never counted itself out. */
     if (r->multi)
         atomic_fetch_add(&h->nprod, 1);
@@ -505,8 +542,6 @@ static int ipk__prod_attach(ipk__ring *r)
     r->p_attached = 1;
     r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
     ipk__publish_cpu(&h->prod_cpu);
-    if (!r->multi)
-        ipk__prod_sync(r);
     return 0;
 }
 
@@ -523,7 +558,10 @@ IPK__HOT int ipk__prod_begin(ipk__ring *r, int64_t dl)
         if (e)
             return e;
         r->p_locked = 1;
-        ipk__prod_sync(r); /* the mutex made the last holder's stores visible */
+        if ((e = ipk__prod_sync(r)) != 0) { /* the mutex made the last holder's stores visible */
+            ipk__prod_end(r);
+            return e;
+        }
     }
     return 0;
 }
@@ -570,6 +608,13 @@ IPK__HOT int ipk__ring_room(ipk__ring *r, uint64_t rec, int64_t dl)
                                 .peer_pid = r->mb ? &h->cons_pid : NULL,
                                 .dead_code = -EPIPE};
                 int e = ipk__ring_wait(r, &x, dl);
+                if (e == IPK_ETIMEDOUT)
+                    return ipk__err(e,
+                                    "%s: the ring is full: no room for %llu bytes before the "
+                                    "deadline (%llu of %llu bytes queued)",
+                                    r->name, (unsigned long long)need,
+                                    (unsigned long long)(r->p_head - r->p_tail),
+                                    (unsigned long long)r->cap);
                 if (e)
                     return e;
                 r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
@@ -691,8 +736,12 @@ static int ipk__cons_attach(ipk__ring *r)
     int e = ipk__ring_claim(r, &h->cons_pid, "consumer");
     if (e)
         return e;
-    r->c_attached = 1;
     r->c_tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+    if (!ipk__index_ok(r->c_tail)) {
+        ipk__ring_unclaim(r, &h->cons_pid);
+        return ipk__bad_indices(r, atomic_load(&h->head), r->c_tail);
+    }
+    r->c_attached = 1;
     ipk__publish_cpu(&h->cons_cpu);
     return 0;
 }
@@ -711,6 +760,10 @@ IPK__HOT int ipk__cons_begin(ipk__ring *r, int64_t dl)
             return e;
         r->c_locked = 1;
         r->c_tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+        if (!ipk__index_ok(r->c_tail)) {
+            ipk__cons_end(r);
+            return ipk__bad_indices(r, atomic_load(&h->head), r->c_tail);
+        }
     }
     return 0;
 }
@@ -769,6 +822,10 @@ static void ipk__mbox_unhold(ipk__ring *r)
 IPK__HOT long ipk__ring_next(ipk__ring *r, int64_t dl)
 {
     struct ipk__shm_hdr *h = r->h;
+    /* PAD bytes skipped since the last look found nothing: a producer keeps 8 bytes free, so
+     * a lap of them without a pause is not a ring a producer wrote (zero-length PADs all over,
+     * or one that leads back to itself), and walking on would never end. */
+    uint64_t padded = 0;
     for (;;) {
         ipk__rec *rec = ipk__rec_at(r, r->c_tail);
         uint32_t tag = atomic_load_explicit(&rec->tag, memory_order_acquire), st = 0;
@@ -804,8 +861,11 @@ IPK__HOT long ipk__ring_next(ipk__ring *r, int64_t dl)
                 x.dead_code = IPK_EOF;
             }
             int e = ipk__ring_wait(r, &x, dl);
+            if (e == IPK_ETIMEDOUT)
+                return ipk__err(e, "%s: no message before the deadline", r->name);
             if (e)
                 return e;
+            padded = 0;
             continue;
         }
         uint64_t pos = r->c_tail & r->mask;
@@ -817,6 +877,10 @@ IPK__HOT long ipk__ring_next(ipk__ring *r, int64_t dl)
                             r->name, (unsigned long long)r->c_tail, len, tag);
         if (tag == IPK__SHM_TAG_DATA)
             return len;
+        if ((padded += size) >= r->cap)
+            return ipk__err(IPK_EPROTO,
+                            "%s: corrupt ring: a whole lap of filler records up to index %llu",
+                            r->name, (unsigned long long)r->c_tail);
         ipk__consume(r, r->c_tail + size);
     }
 }
@@ -893,9 +957,15 @@ int ipk__ring_release(ipk__ring *r)
 
 int ipk__ring_pending(const ipk__ring *r)
 {
-    /* A PAD is no message: the filler before a wrap, or the one a closing producer leaves. */
-    uint64_t t = atomic_load_explicit(&r->h->tail, memory_order_acquire), end = t + r->cap;
-    for (;;) {
+    /* The read index a receive would use: an SPSC consumer's own (the segment's copy is what
+     * it stored, unless another process wrote there), else the segment's, which is checked
+     * like every read of it. A PAD is no message: the filler before a wrap, or the one a
+     * closing producer leaves. */
+    uint64_t t = r->c_attached && !r->multi
+                     ? r->c_tail
+                     : atomic_load_explicit(&r->h->tail, memory_order_acquire);
+    uint64_t end = t + r->cap;
+    while (ipk__index_ok(t)) {
         const ipk__rec *rec = ipk__rec_at(r, t);
         uint32_t tag = atomic_load_explicit(&rec->tag, memory_order_acquire);
         if (tag != IPK__SHM_TAG_PAD) {

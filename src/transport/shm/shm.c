@@ -105,7 +105,7 @@ static int ipk__shm_capacity(ipk_chan *c, size_t *cap)
 
 static int ipk__shm_map(ipk_chan *c, ipk__shm *s, int fd, size_t len)
 {
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *m = ipk__sys_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED)
         return ipk__errsys(-errno, "%s: mmap of %zu bytes", c->name, len);
     s->map = m;
@@ -126,13 +126,13 @@ static int ipk__shm_open_err(ipk_chan *c, int e)
  * -EEXIST without a message (the caller decides), any other error with one. */
 static int ipk__shm_create(ipk_chan *c, size_t len, int *fdp)
 {
-    int fd = shm_open(ipk__shm_name(c), O_RDWR | O_CREAT | O_EXCL, (mode_t)c->perm);
+    int fd = ipk__sys_shm_open(ipk__shm_name(c), O_RDWR | O_CREAT | O_EXCL, (mode_t)c->perm);
     if (fd < 0)
         return errno == EEXIST ? -EEXIST : ipk__shm_open_err(c, -errno);
     int e = 0;
-    if (fchmod(fd, (mode_t)c->perm) != 0)
+    if (ipk__sys_fchmod(fd, (mode_t)c->perm) != 0)
         e = ipk__errsys(-errno, "%s: fchmod %o", c->name, (unsigned)c->perm);
-    else if ((e = posix_fallocate(fd, 0, (off_t)len)) != 0) {
+    else if ((e = ipk__sys_posix_fallocate(fd, 0, (off_t)len)) != 0) {
         struct statvfs v;
         unsigned long long avail =
             statvfs("/dev/shm", &v) == 0 ? (unsigned long long)v.f_bavail * v.f_frsize : 0;
@@ -141,7 +141,7 @@ static int ipk__shm_create(ipk_chan *c, size_t len, int *fdp)
     }
     if (e) {
         close(fd);
-        shm_unlink(ipk__shm_name(c));
+        ipk__sys_shm_unlink(ipk__shm_name(c));
         return e;
     }
     *fdp = fd;
@@ -162,12 +162,12 @@ static int ipk__hdr_stale(const struct ipk__shm_hdr *h, pid_t *pid)
 /* listen found the name taken: a ring whose owner died is replaced, anything else is refused. */
 static int ipk__shm_taken(ipk_chan *c)
 {
-    int fd = shm_open(ipk__shm_name(c), O_RDONLY, 0);
+    int fd = ipk__sys_shm_open(ipk__shm_name(c), O_RDONLY, 0);
     struct stat st;
     int stale = 0;
     pid_t pid = 0;
-    if (fd >= 0 && fstat(fd, &st) == 0 && (size_t)st.st_size >= IPK__SHM_HDR) {
-        void *m = mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, 0);
+    if (fd >= 0 && ipk__sys_fstat(fd, &st) == 0 && (size_t)st.st_size >= IPK__SHM_HDR) {
+        void *m = ipk__sys_mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, 0);
         if (m != MAP_FAILED) {
             const struct ipk__shm_hdr *h = m;
             stale = atomic_load(&h->magic) == IPK__SHM_MAGIC && ipk__hdr_stale(h, &pid);
@@ -176,7 +176,7 @@ static int ipk__shm_taken(ipk_chan *c)
     }
     if (fd >= 0)
         close(fd);
-    if (stale && shm_unlink(ipk__shm_name(c)) == 0)
+    if (stale && ipk__sys_shm_unlink(ipk__shm_name(c)) == 0)
         return 0;
     if (pid > 0)
         return ipk__err(-EEXIST, "%s: the segment exists and its owner (pid %d) is alive", c->name,
@@ -261,14 +261,14 @@ static int ipk__shm_ring_listen(ipk_chan *c, ipk__shm *s)
 
 static int ipk__shm_ring_dial(ipk_chan *c, ipk__shm *s)
 {
-    int fd = shm_open(ipk__shm_name(c), O_RDWR, 0);
+    int fd = ipk__sys_shm_open(ipk__shm_name(c), O_RDWR, 0);
     if (fd < 0)
         return ipk__shm_open_err(c, -errno);
     /* A listener may be between shm_open and publishing the magic: give it a moment. */
     struct stat st;
     int r = 0;
     for (int tries = 0;; tries++) {
-        if (fstat(fd, &st) != 0) {
+        if (ipk__sys_fstat(fd, &st) != 0) {
             r = ipk__errsys(-errno, "%s: fstat", c->name);
             break;
         }
@@ -352,11 +352,11 @@ static int ipk__shm_seg_listen(ipk_chan *c, ipk__shm *s)
 
 static int ipk__shm_seg_dial(ipk_chan *c, ipk__shm *s)
 {
-    int fd = shm_open(ipk__shm_name(c), O_RDWR, 0);
+    int fd = ipk__sys_shm_open(ipk__shm_name(c), O_RDWR, 0);
     if (fd < 0)
         return ipk__shm_open_err(c, -errno);
     struct stat st;
-    int r = fstat(fd, &st) == 0 ? 0 : ipk__errsys(-errno, "%s: fstat", c->name);
+    int r = ipk__sys_fstat(fd, &st) == 0 ? 0 : ipk__errsys(-errno, "%s: fstat", c->name);
     if (r == 0 && st.st_size < 2)
         r = ipk__err(IPK_EPROTO, "%s: segment of %lld bytes is too small", c->name,
                      (long long)st.st_size);
@@ -479,7 +479,7 @@ static int ipk__shm_close(ipk_chan *c)
         atomic_store(&s->ring[0].h->owner_pid, 0);
     }
     if (c->owner && !c->keep) {
-        if (shm_unlink(ipk__shm_name(c)) != 0 && errno != ENOENT)
+        if (ipk__sys_shm_unlink(ipk__shm_name(c)) != 0 && errno != ENOENT)
             r = ipk__errsys(-errno, "%s: shm_unlink", c->name);
         if (s->segment && s->sem_name[0] && sem_unlink(s->sem_name) != 0 && errno != ENOENT &&
             r == 0)
@@ -680,15 +680,15 @@ static long ipk__shm_info(const ipk__addr *a, char *buf, size_t cap)
              "owner died)\n"
              "no pollable descriptor (ipk_fd: not supported)\n",
              IPK__SHM_DEFAULT_SPIN);
-    int fd = shm_open(a->u.posix.name, O_RDONLY, 0);
+    int fd = ipk__sys_shm_open(a->u.posix.name, O_RDONLY, 0);
     struct stat st;
     if (fd < 0) {
         IPK__PUT("segment /dev/shm%s: %s\n", a->u.posix.name, strerror(errno));
-    } else if (fstat(fd, &st) == 0) {
+    } else if (ipk__sys_fstat(fd, &st) == 0) {
         IPK__PUT("segment /dev/shm%s: %lld bytes, mode %04o, uid %u\n", a->u.posix.name,
                  (long long)st.st_size, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
         void *m = (size_t)st.st_size >= IPK__SHM_HDR
-                      ? mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, 0)
+                      ? ipk__sys_mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, 0)
                       : MAP_FAILED;
         const struct ipk__shm_hdr *h = m;
         if (m != MAP_FAILED && atomic_load(&h->magic) == IPK__SHM_MAGIC) {
@@ -697,7 +697,7 @@ static long ipk__shm_info(const ipk__addr *a, char *buf, size_t cap)
             size_t half = h->capacity <= IPK__SHM_MAX_SIZE ? ipk__shm_seg_size(h->capacity) : 0;
             if ((atomic_load(&h->flags) & IPK__SHM_F_DUPLEX) && half &&
                 (size_t)st.st_size >= 2 * half)
-                m1 = mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, (off_t)half);
+                m1 = ipk__sys_mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, (off_t)half);
             n = ipk__shm_info_ring(h, m1 == MAP_FAILED ? NULL : m1, buf, cap, n);
             if (m1 != MAP_FAILED)
                 munmap(m1, IPK__SHM_HDR);

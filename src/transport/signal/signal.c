@@ -81,12 +81,19 @@ int ipk__parse_signal(const char *s, int *signo)
             return ipk__err(IPK_EOPTION, "signal '%s': not a signal number", s);
         sig = (int)v;
     } else if (strncmp(p, "RTMIN", 5) == 0 || strncmp(p, "RTMAX", 5) == 0) {
-        long off = 0;
+        /* The offset stays inside SIGRTMIN..SIGRTMAX: RTMAX-64 would be signal 0 (which
+         * sigqueue() only checks for, delivering nothing), RTMAX-40 a standard signal. */
+        long off = 0, most = SIGRTMAX - SIGRTMIN;
         const char *q = p + 5;
         if (*q != '\0') {
             if ((p[3] == 'I' && *q != '+') || (p[3] == 'A' && *q != '-') ||
-                ipk__parse_long(q + 1, 0, 64, &off) != 0)
+                ipk__parse_long(q + 1, 0, LONG_MAX, &off) != 0)
                 return ipk__err(IPK_EOPTION, "signal '%s': write RTMIN+n or RTMAX-n", s);
+            if (off > most)
+                return ipk__err(IPK_EOPTION,
+                                "signal '%s': n is 0..%ld (SIGRTMIN %d .. SIGRTMAX %d); "
+                                "name a standard signal by its name",
+                                s, most, SIGRTMIN, SIGRTMAX);
         }
         sig = p[3] == 'I' ? SIGRTMIN + (int)off : SIGRTMAX - (int)off;
     } else {
@@ -96,6 +103,8 @@ int ipk__parse_signal(const char *s, int *signo)
         if (sig < 0)
             return ipk__err(IPK_EOPTION, "signal '%s': unknown signal name", s);
     }
+    if (sig < 1)
+        return ipk__err(IPK_EOPTION, "signal '%s': not a signal", s);
     if (sig == SIGKILL || sig == SIGSTOP)
         return ipk__err(IPK_EOPTION, "signal '%s': SIGKILL and SIGSTOP cannot be caught", s);
     if (sig > SIGRTMAX)
@@ -185,7 +194,7 @@ static int ipk__sig_dial(ipk_chan *c)
     if (r != 0)
         return r;
     s->pid = c->addr.u.sig.pid ? c->addr.u.sig.pid : getpid();
-    if (kill(s->pid, 0) != 0) {
+    if (ipk__sys_kill(s->pid, 0) != 0) {
         r = errno == ESRCH ? ipk__err(-ESRCH, "signal:%d: no such process", (int)s->pid)
             : errno == EPERM
                 ? ipk__err(-EPERM, "signal:%d: process owned by another user", (int)s->pid)
@@ -230,8 +239,8 @@ static int ipk__sig_listen(ipk_chan *c)
     }
     s->unblock = !sigismember(&old, s->signo);
     c->tp = s; /* from here on, close undoes the mask */
-    c->rfd = signalfd(-1, &s->set, SFD_CLOEXEC | SFD_NONBLOCK);
-    s->bfd = c->rfd < 0 ? -1 : signalfd(-1, &s->set, SFD_CLOEXEC);
+    c->rfd = ipk__sys_signalfd(-1, &s->set, SFD_CLOEXEC | SFD_NONBLOCK);
+    s->bfd = c->rfd < 0 ? -1 : ipk__sys_signalfd(-1, &s->set, SFD_CLOEXEC);
     if (s->bfd < 0) {
         r = ipk__errsys(-errno, "signal:self: signalfd");
         goto fail;
@@ -313,7 +322,7 @@ static int ipk__sig_queue(ipk__sig *s, union sigval v)
     si.si_pid = s->me_pid;
     si.si_uid = s->me_uid;
     si.si_value = v;
-    return (int)syscall(SYS_rt_sigqueueinfo, s->pid, s->signo, &si);
+    return ipk__sys_rt_sigqueueinfo(s->pid, s->signo, &si);
 }
 
 static int ipk__sig_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
@@ -407,7 +416,7 @@ static long ipk__sig_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, i
          * without it, since sigwaitinfo() unblocks the signal while it waits, and a dialer
          * that looks at this process's mask then (ipk__sig_listening) would see no listener. */
         int fd = dl == IPK__DL_FOREVER ? s->bfd : c->rfd;
-        ssize_t n = read(fd, &s->held, sizeof s->held);
+        ssize_t n = ipk__sys_read(fd, &s->held, sizeof s->held);
         if (n == (ssize_t)sizeof s->held) {
             s->holding = ipk__sig_allowed(s, s->held.ssi_uid);
             continue; /* a signal from another user is dropped: read the next one */
@@ -448,7 +457,7 @@ static int ipk__sig_close(ipk_chan *c)
     ipk__sig *s = c->tp;
     if (s && c->role == IPK__LISTENER && c->rfd >= 0 && s->unblock) {
         struct signalfd_siginfo si;
-        while (read(c->rfd, &si, sizeof si) == (ssize_t)sizeof si)
+        while (ipk__sys_read(c->rfd, &si, sizeof si) == (ssize_t)sizeof si)
             ;
         pthread_sigmask(SIG_UNBLOCK, &s->set, NULL);
     }
@@ -485,7 +494,7 @@ static void ipk__sig_describe(FILE *f, const ipk__addr *a)
     fprintf(f, "  %-34s 32..%d\n", "reserved by the C library", SIGRTMIN - 1);
     fprintf(f, "  %-34s %zu bytes (raw: %zu)\n", "payload", IPK__SIG_BYTES, IPK__SIG_WORD);
     if (a->u.sig.pid) {
-        int k = kill(a->u.sig.pid, 0), e = errno;
+        int k = ipk__sys_kill(a->u.sig.pid, 0), e = errno;
         fprintf(f, "This process: %s\n",
                 k == 0       ? "alive"
                 : e == EPERM ? "alive, owned by another user"

@@ -50,7 +50,7 @@
 
 int ipk__sock_setint(ipk_chan *c, int level, int opt, int val, const char *name)
 {
-    if (setsockopt(c->rfd, level, opt, &val, sizeof val) != 0)
+    if (ipk__sys_setsockopt(c->rfd, level, opt, &val, sizeof val) != 0)
         return ipk__errsys(-errno, "%s: setsockopt %s=%d", c->name, name, val);
     return 0;
 }
@@ -70,7 +70,8 @@ static void ipk__sock_limit(ipk_chan *c, ipk__sock *s)
     } else {
         int sb = 0;
         socklen_t l = sizeof sb;
-        if (getsockopt(c->rfd, SOL_SOCKET, SO_SNDBUF, &sb, &l) == 0 && sb > IPK__UNIX_SLOP) {
+        if (ipk__sys_getsockopt(c->rfd, SOL_SOCKET, SO_SNDBUF, &sb, &l) == 0 &&
+            sb > IPK__UNIX_SLOP) {
             s->limit = (size_t)sb - IPK__UNIX_SLOP;
             s->limit_why = "this socket's largest datagram (SO_SNDBUF minus 32; "
                            "/proc/sys/net/core/wmem_default)";
@@ -85,7 +86,7 @@ static int ipk__sock_slice(ipk_chan *c, const ipk__sock *s)
     if (s->type == SOCK_STREAM)
         return 0;
     struct timeval tv = {0, IPK__SLICE_MS * 1000};
-    if (setsockopt(c->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
+    if (ipk__sys_setsockopt(c->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
         return ipk__errsys(-errno, "%s: setsockopt SO_RCVTIMEO", c->name);
     return 0;
 }
@@ -96,7 +97,8 @@ int ipk__sock_open(ipk_chan *c, int family, int type)
     if (s == NULL)
         return -ENOMEM;
     /* A datagram socket never blocks in connect() (unix or UDP): blocking from the start. */
-    int fd = socket(family, type | SOCK_CLOEXEC | (type == SOCK_DGRAM ? 0 : SOCK_NONBLOCK), 0);
+    int fd =
+        ipk__sys_socket(family, type | SOCK_CLOEXEC | (type == SOCK_DGRAM ? 0 : SOCK_NONBLOCK), 0);
     if (fd < 0) {
         int e = errno;
         free(s);
@@ -128,7 +130,7 @@ static int ipk__sock_connect1(ipk_chan *c, const struct sockaddr *sa, socklen_t 
 {
     unsigned step = 0; /* ipk__backoff: a backlog or queue that cannot be polled */
     for (;;) {
-        if (connect(c->rfd, sa, len) == 0)
+        if (ipk__sys_connect(c->rfd, sa, len) == 0)
             return 0;
         int e = errno;
         if (e == EINPROGRESS || (e == EINTR && sa->sa_family != AF_UNIX)) {
@@ -138,7 +140,7 @@ static int ipk__sock_connect1(ipk_chan *c, const struct sockaddr *sa, socklen_t 
                 return ipk__err(w, "%s: connect to %s: no answer before the deadline", c->name,
                                 what);
             socklen_t l = sizeof e;
-            if (getsockopt(c->rfd, SOL_SOCKET, SO_ERROR, &e, &l) != 0)
+            if (ipk__sys_getsockopt(c->rfd, SOL_SOCKET, SO_ERROR, &e, &l) != 0)
                 e = errno;
             if (e == 0)
                 return 0;
@@ -166,8 +168,8 @@ static int ipk__sock_settle(ipk_chan *c)
     const ipk__sock *s = c->tp;
     if (s->type != SOCK_SEQPACKET)
         return 0;
-    int fl = fcntl(c->rfd, F_GETFL);
-    if (fl < 0 || fcntl(c->rfd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+    int fl = ipk__sys_fcntl(c->rfd, F_GETFL);
+    if (fl < 0 || ipk__sys_fcntl(c->rfd, F_SETFL, fl & ~O_NONBLOCK) != 0)
         return ipk__errsys(-errno, "%s: fcntl O_NONBLOCK", c->name);
     return 0;
 }
@@ -186,8 +188,8 @@ int ipk__sock_accept(ipk_chan *l, ipk_chan *p, int64_t dl)
     if (s == NULL)
         return -ENOMEM;
     for (;;) {
-        int fd = accept4(l->rfd, NULL, NULL,
-                         SOCK_CLOEXEC | (ls->type == SOCK_SEQPACKET ? 0 : SOCK_NONBLOCK));
+        int fd = ipk__sys_accept4(l->rfd, NULL, NULL,
+                                  SOCK_CLOEXEC | (ls->type == SOCK_SEQPACKET ? 0 : SOCK_NONBLOCK));
         if (fd >= 0) {
             s->type = ls->type;
             s->family = ls->family;
@@ -224,7 +226,7 @@ void ipk__sock_peercred(ipk_chan *c)
 {
     struct ucred uc;
     socklen_t l = sizeof uc;
-    if (getsockopt(c->rfd, SOL_SOCKET, SO_PEERCRED, &uc, &l) == 0 && uc.pid > 0) {
+    if (ipk__sys_getsockopt(c->rfd, SOL_SOCKET, SO_PEERCRED, &uc, &l) == 0 && uc.pid > 0) {
         c->peer_pid = uc.pid;
         c->peer_uid = uc.uid;
         c->peer_gid = uc.gid;
@@ -317,8 +319,8 @@ int ipk__sock_name(ipk_chan *c, const char *scheme, int own)
 {
     struct sockaddr_storage ss;
     socklen_t l = sizeof ss;
-    int r = own ? getsockname(c->rfd, (struct sockaddr *)&ss, &l)
-                : getpeername(c->rfd, (struct sockaddr *)&ss, &l);
+    int r = own ? ipk__sys_getsockname(c->rfd, (struct sockaddr *)&ss, &l)
+                : ipk__sys_getpeername(c->rfd, (struct sockaddr *)&ss, &l);
     if (r != 0)
         return ipk__errsys(-errno, "%s: %s", c->name, own ? "getsockname" : "getpeername");
     char a[INET6_ADDRSTRLEN + 16];
@@ -384,7 +386,7 @@ static int ipk__dgram_batch(int fd, const struct msghdr *proto, const ipk_iov *m
         mm[i].msg_hdr.msg_iovlen = 1;
         mm[i].msg_len = 0;
     }
-    return sendmmsg(fd, mm, (unsigned)k, flags);
+    return ipk__sys_sendmmsg(fd, mm, (unsigned)k, flags);
 }
 
 long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
@@ -415,9 +417,9 @@ long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
         int m;
         if (k == 1) { /* one message: send/sendto copy no header arrays in */
             const ipk_iov *v = &msgs[done];
-            ssize_t b = proto.msg_name
-                            ? sendto(c->wfd, v->base, v->len, fl, proto.msg_name, proto.msg_namelen)
-                            : send(c->wfd, v->base, v->len, fl);
+            ssize_t b = proto.msg_name ? ipk__sys_sendto(c->wfd, v->base, v->len, fl,
+                                                         proto.msg_name, proto.msg_namelen)
+                                       : ipk__sys_send(c->wfd, v->base, v->len, fl);
             m = b >= 0 ? 1 : -1;
         } else {
             m = ipk__dgram_batch(c->wfd, &proto, msgs + done, k, fl);
@@ -480,7 +482,7 @@ static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx 
     ssize_t n;
     /* EINTR goes back to the caller from a call that may block: it has a deadline to check. */
     do
-        n = recvmsg(c->rfd, &mh, flags | MSG_TRUNC | MSG_CMSG_CLOEXEC);
+        n = ipk__sys_recvmsg(c->rfd, &mh, flags | MSG_TRUNC | MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
     if (n < 0)
         return -errno;
@@ -592,7 +594,7 @@ long ipk__sock_info(char *buf, size_t cap, const char *text, const char *const *
     IPK__PUT("%s\nlive limits:\n", text);
     for (const char *const *f = files; *f; f++) {
         char v[128] = "(unavailable)";
-        int fd = open(*f, O_RDONLY | O_CLOEXEC);
+        int fd = ipk__sys_open(*f, O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
             ssize_t n = ipk__read(fd, v, sizeof v - 1);
             v[n > 0 ? n : 0] = '\0';

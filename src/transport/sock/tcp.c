@@ -32,9 +32,9 @@ static int ipk__tcp_bind(ipk_chan *c, const struct addrinfo *ai, int backlog)
         r = ipk__sock_setint(c, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR");
     if (r == 0 && ai->ai_family == AF_INET6 && c->addr.u.inet.any)
         r = ipk__sock_setint(c, IPPROTO_IPV6, IPV6_V6ONLY, 0, "IPV6_V6ONLY");
-    if (r == 0 && bind(c->rfd, ai->ai_addr, ai->ai_addrlen) != 0)
+    if (r == 0 && ipk__sys_bind(c->rfd, ai->ai_addr, ai->ai_addrlen) != 0)
         r = ipk__errsys(-errno, "%s: bind", c->name);
-    if (r == 0 && listen(c->rfd, backlog) != 0)
+    if (r == 0 && ipk__sys_listen(c->rfd, backlog) != 0)
         r = ipk__errsys(-errno, "%s: listen", c->name);
     if (r != 0 && c->tp)
         ipk__sock_close(c);

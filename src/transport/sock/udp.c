@@ -23,9 +23,9 @@ static int ipk__udp_open(ipk_chan *c, const struct addrinfo *ai, int listener)
     int r = ipk__sock_open(c, ai->ai_family, SOCK_DGRAM);
     if (r == 0 && listener && ai->ai_family == AF_INET6 && c->addr.u.inet.any)
         r = ipk__sock_setint(c, IPPROTO_IPV6, IPV6_V6ONLY, 0, "IPV6_V6ONLY");
-    if (r == 0 && listener && bind(c->rfd, ai->ai_addr, ai->ai_addrlen) != 0)
+    if (r == 0 && listener && ipk__sys_bind(c->rfd, ai->ai_addr, ai->ai_addrlen) != 0)
         r = ipk__errsys(-errno, "%s: bind", c->name);
-    if (r == 0 && !listener && connect(c->rfd, ai->ai_addr, ai->ai_addrlen) != 0)
+    if (r == 0 && !listener && ipk__sys_connect(c->rfd, ai->ai_addr, ai->ai_addrlen) != 0)
         r = ipk__errsys(-errno, "%s: connect", c->name);
     if (r == 0)
         r = ipk__sock_name(c, "udp", listener);

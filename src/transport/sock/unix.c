@@ -47,10 +47,10 @@ static int ipk__unix_name(ipk_chan *c)
 /* Whether a socket answers at sun: 1 live, 0 stale (refused), or -errno. */
 static int ipk__unix_probe(const struct sockaddr_un *sun, socklen_t len, int type)
 {
-    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = ipk__sys_socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
-    int r = connect(fd, (const struct sockaddr *)sun, len) == 0 ? 0 : errno;
+    int r = ipk__sys_connect(fd, (const struct sockaddr *)sun, len) == 0 ? 0 : errno;
     ipk__close_fd(fd);
     if (r == 0 || r == EAGAIN || r == EPROTOTYPE)
         return 1; /* connected, backlog full, or a live socket of another type */
@@ -61,7 +61,7 @@ static int ipk__unix_probe(const struct sockaddr_un *sun, socklen_t len, int typ
 static int ipk__unix_bind(ipk_chan *c, int type, const struct sockaddr_un *sun, socklen_t len)
 {
     const char *path = c->addr.u.un.path;
-    if (bind(c->rfd, (const struct sockaddr *)sun, len) == 0)
+    if (ipk__sys_bind(c->rfd, (const struct sockaddr *)sun, len) == 0)
         return 0;
     int e = errno;
     if (e == EADDRINUSE && c->addr.u.un.abstract)
@@ -69,8 +69,8 @@ static int ipk__unix_bind(ipk_chan *c, int type, const struct sockaddr_un *sun, 
     if (e != EADDRINUSE)
         return ipk__errsys(-e, "%s: bind", c->name);
     struct stat st;
-    if (lstat(path, &st) != 0) /* removed since: try once more */
-        return bind(c->rfd, (const struct sockaddr *)sun, len) == 0
+    if (ipk__sys_lstat(path, &st) != 0) /* removed since: try once more */
+        return ipk__sys_bind(c->rfd, (const struct sockaddr *)sun, len) == 0
                    ? 0
                    : ipk__errsys(-errno, "%s: bind", c->name);
     if (!S_ISSOCK(st.st_mode))
@@ -84,9 +84,9 @@ static int ipk__unix_bind(ipk_chan *c, int type, const struct sockaddr_un *sun, 
                         "%s: a live process owns this socket (it accepted a probe connection); "
                         "it was left alone",
                         c->name);
-    if (unlink(path) != 0 && errno != ENOENT)
+    if (ipk__sys_unlink(path) != 0 && errno != ENOENT)
         return ipk__errsys(-errno, "%s: removing the stale socket file", c->name);
-    if (bind(c->rfd, (const struct sockaddr *)sun, len) != 0)
+    if (ipk__sys_bind(c->rfd, (const struct sockaddr *)sun, len) != 0)
         return ipk__errsys(-errno, "%s: bind after removing the stale socket file", c->name);
     return 0;
 }
@@ -126,7 +126,7 @@ static int ipk__unix_listen(ipk_chan *c)
     socklen_t len = ipk__unix_sa(&c->addr, &sun);
     /* bind() creates the file with the socket inode's mode less the umask: set it first, so
      * the file is never, even for an instant, more open than perm. */
-    if (!c->addr.u.un.abstract && fchmod(c->rfd, (mode_t)c->perm) != 0) {
+    if (!c->addr.u.un.abstract && ipk__sys_fchmod(c->rfd, (mode_t)c->perm) != 0) {
         r = ipk__errsys(-errno, "%s: fchmod", c->name);
         goto fail;
     }
@@ -136,26 +136,29 @@ static int ipk__unix_listen(ipk_chan *c)
     if (!c->addr.u.un.abstract) {
         struct stat st;
         s->bound_path = 1;
-        if (lstat(c->addr.u.un.path, &st) == 0) {
-            s->dev = st.st_dev;
-            s->ino = st.st_ino;
-            s->pid = getpid();
+        /* Without its identity close could not tell our file from a replacement. */
+        if (ipk__sys_lstat(c->addr.u.un.path, &st) != 0) {
+            r = ipk__errsys(-errno, "%s: stat after bind", c->name);
+            goto fail_unlink;
         }
+        s->dev = st.st_dev;
+        s->ino = st.st_ino;
+        s->pid = getpid();
         /* The umask may have taken bits perm asks for; connect() needs write permission, and
          * no one can connect before listen(), so the final mode is set here. */
-        if (chmod(c->addr.u.un.path, (mode_t)c->perm) != 0) {
+        if (ipk__sys_chmod(c->addr.u.un.path, (mode_t)c->perm) != 0) {
             r = ipk__errsys(-errno, "%s: chmod %o", c->name, (unsigned)c->perm);
             goto fail_unlink;
         }
     }
-    if (type != SOCK_DGRAM && listen(c->rfd, (int)backlog) != 0) {
+    if (type != SOCK_DGRAM && ipk__sys_listen(c->rfd, (int)backlog) != 0) {
         r = ipk__errsys(-errno, "%s: listen", c->name);
         goto fail_unlink;
     }
     return 0;
 fail_unlink:
     if (s->bound_path)
-        unlink(c->addr.u.un.path);
+        ipk__sys_unlink(c->addr.u.un.path);
 fail:
     ipk__sock_close(c);
     return r;
@@ -171,7 +174,7 @@ static int ipk__unix_dial(ipk_chan *c)
      * with only the family autobinds a unique abstract name. */
     struct sockaddr_un self = {.sun_family = AF_UNIX}; /* zeroed: valgrind reads sun_path */
     if (type == SOCK_DGRAM &&
-        bind(c->rfd, (const struct sockaddr *)&self, sizeof(sa_family_t)) != 0) {
+        ipk__sys_bind(c->rfd, (const struct sockaddr *)&self, sizeof(sa_family_t)) != 0) {
         r = ipk__errsys(-errno, "%s: autobind", c->name);
         goto fail;
     }
@@ -201,10 +204,15 @@ static int ipk__unix_close(ipk_chan *c)
     ipk__sock *s = c->tp;
     int r = 0;
     struct stat st;
-    if (s && s->bound_path && c->owner && !c->keep && s->pid == getpid() &&
-        lstat(c->addr.u.un.path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == s->dev &&
-        st.st_ino == s->ino && unlink(c->addr.u.un.path) != 0 && errno != ENOENT)
-        r = ipk__errsys(-errno, "%s: removing the socket file", c->name);
+    if (s && s->bound_path && c->owner && !c->keep && s->pid == getpid()) {
+        if (ipk__sys_lstat(c->addr.u.un.path, &st) != 0) {
+            if (errno != ENOENT) /* cannot tell whether it is ours: left, and said */
+                r = ipk__errsys(-errno, "%s: stat of the socket file", c->name);
+        } else if (S_ISSOCK(st.st_mode) && st.st_dev == s->dev && st.st_ino == s->ino &&
+                   ipk__sys_unlink(c->addr.u.un.path) != 0 && errno != ENOENT) {
+            r = ipk__errsys(-errno, "%s: removing the socket file", c->name);
+        }
+    }
     int t = ipk__sock_close(c);
     return r != 0 ? r : t;
 }
