@@ -102,7 +102,7 @@ static void t_bad_addresses(void **s)
 static void t_info(void **s)
 {
     (void)s;
-    info_has("udp://127.0.0.1:9",
+    ipkt_info_has("udp://127.0.0.1:9",
              (const char *const[]){"65507", "/proc/sys/net/core/rmem_max", NULL});
 }
 
