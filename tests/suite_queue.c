@@ -16,7 +16,7 @@
 
 #define QS_COUNT  10000 /* messages of the one-producer order case */
 #define QS_EACH_N 2000  /* messages per producer when several run at once */
-#define QS_NPROD  3
+#define QS_NPROD  3 /* producers of the several-producer cases; the test process is one more */
 #define QS_MSGMAX 256 /* the largest payload of the order cases (typical is below it) */
 
 /* One object under test: the listener's side, and what children need to reach it. */
@@ -162,8 +162,8 @@ static int qs_consumer(void *arg)
     qs_job *j = arg;
     ipk_chan *c;
     IPKT_CHECK(qs_open(j->r, j->query, &c) == 0);
-    uint32_t count[QS_NPROD] = {0};
-    int64_t last[QS_NPROD] = {-1, -1, -1};
+    uint32_t count[QS_NPROD + 1] = {0};
+    int64_t last[QS_NPROD + 1] = {-1, -1, -1, -1};
     unsigned char m[QS_MSGMAX];
     for (int markers = 0; markers < j->markers;) {
         long n = ipk_recv(c, m, sizeof m, 30000);
@@ -173,7 +173,7 @@ static int qs_consumer(void *arg)
             continue;
         }
         uint32_t p, s;
-        IPKT_CHECK(qs_seq(m, n, j->r->k->typical, &p, &s) == 0 && p < QS_NPROD);
+        IPKT_CHECK(qs_seq(m, n, j->r->k->typical, &p, &s) == 0 && p <= QS_NPROD);
         IPKT_CHECK((int64_t)s > last[p]); /* each producer's order is kept */
         last[p] = s;
         count[p]++;
@@ -234,6 +234,16 @@ void qs_sizes(void **state)
     qs_done(&r, l);
 }
 
+/* The test process as one more producer (number QS_NPROD), attached from before the others
+ * start until after they are done; it sends its one message at once. */
+static ipk_chan *qs_hold(qs_run *r)
+{
+    unsigned char m[QS_MSGMAX];
+    ipk_chan *h = qs_dial(r, "");
+    ipkt_ok(ipk_send(h, m, qs_msg(m, r->k->typical, QS_NPROD, 0), 0));
+    return h;
+}
+
 /* ---- order: one producer, then several at once ---- */
 
 void qs_order(void **state)
@@ -267,21 +277,22 @@ void qs_producers(void **state)
     qs_run r;
     qs_job j[QS_NPROD];
     pid_t pid[QS_NPROD];
-    ipk_chan *l = qs_listen(&r, k, k->multi, 0);
+    ipk_chan *l = qs_listen(&r, k, k->multi, 0), *hold = qs_hold(&r);
     for (uint32_t i = 0; i < QS_NPROD; i++)
         pid[i] = qs_produce(&j[i], &r, "", i, QS_EACH_N);
-    uint32_t next[QS_NPROD] = {0};
-    for (uint32_t i = 0; i < QS_NPROD * QS_EACH_N; i++) {
+    uint32_t next[QS_NPROD + 1] = {0};
+    for (uint32_t i = 0; i < QS_NPROD * QS_EACH_N + 1; i++) {
         unsigned char m[QS_MSGMAX];
         uint32_t p = 0, s = 0;
         long n = ipk_recv(l, m, sizeof m, 30000);
-        if (qs_seq(m, n, k->typical, &p, &s) != 0 || p >= QS_NPROD || s != next[p])
+        if (qs_seq(m, n, k->typical, &p, &s) != 0 || p > QS_NPROD || s != next[p])
             fail_msg("message %u: %ld bytes (%s): %u of producer %u", i, n,
                      n < 0 ? ipk_errmsg() : "", s, p);
         next[p]++;
     }
     for (int i = 0; i < QS_NPROD; i++)
         assert_int_equal(ipkt_wait(pid[i]), 0);
+    ipkt_ok(ipk_close(hold));
     char b[8];
     ipkt_expect(ipk_recv(l, b, sizeof b, 0), k->drained);
     qs_done(&r, l);
@@ -688,7 +699,7 @@ void qs_consumers(void **state)
     qs_job pj[2], cj[2];
     int pfd[2][2];
     pid_t pp[2], cp[2];
-    ipk_chan *l = qs_listen(&r, k, k->multi, 0);
+    ipk_chan *l = qs_listen(&r, k, k->multi, 0), *hold = qs_hold(&r);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(pipe(pfd[i]), 0);
         cj[i] = (qs_job){.r = &r, .query = "", .fd = pfd[i][1]};
@@ -699,25 +710,27 @@ void qs_consumers(void **state)
         pj[i] = (qs_job){.r = &r, .query = "", .id = i, .n = QS_EACH_N, .markers = 1};
         pp[i] = ipkt_spawn(qs_producer, &pj[i]);
     }
-    uint32_t total[QS_NPROD] = {0};
+    uint32_t total[QS_NPROD + 1] = {0}, want[QS_NPROD + 1] = {QS_EACH_N, QS_EACH_N};
+    want[QS_NPROD] = 1; /* the test process's one message */
     for (int i = 0; i < 2; i++) {
         assert_int_equal(ipkt_wait(pp[i]), 0);
         assert_int_equal(ipkt_wait(cp[i]), 0);
     }
+    ipkt_ok(ipk_close(hold));
     for (int i = 0; i < 2; i++) {
-        uint32_t count[QS_NPROD];
+        uint32_t count[QS_NPROD + 1];
         assert_int_equal(read(pfd[i][0], count, sizeof count), (ssize_t)sizeof count);
-        for (int p = 0; p < 2; p++) {
+        for (int p = 0; p <= QS_NPROD; p++) {
             if (k->consumers == QS_EACH)
-                assert_int_equal(count[p], QS_EACH_N); /* every reader, every record */
+                assert_int_equal(count[p], want[p]); /* every reader, every record */
             total[p] += count[p];
         }
         close(pfd[i][0]);
         close(pfd[i][1]);
     }
     if (k->consumers == QS_SHARE) /* each message to exactly one consumer */
-        for (int p = 0; p < 2; p++)
-            assert_int_equal(total[p], QS_EACH_N);
+        for (int p = 0; p <= QS_NPROD; p++)
+            assert_int_equal(total[p], want[p]);
     qs_done(&r, l);
 }
 

@@ -57,7 +57,9 @@ typedef struct qs_kind {
     int pending_held;
     /* recv(0) on an empty channel says empty_says (NULL: no detail is promised). */
     const char *empty_says;
-    /* After every producer closed and everything was received: -EAGAIN, or IPK_EOF (shm:). */
+    /* After every producer closed and everything was received: -EAGAIN, or IPK_EOF (shm:; the
+     * cases with several producers keep one attached in the test process until all are done,
+     * so that the end cannot come between one producer's close and the next one's start). */
     long drained;
     /* The query that lets several producers (and consumers) attach ("" when always allowed). */
     const char *multi;
@@ -67,7 +69,8 @@ typedef struct qs_kind {
     int (*info_ok)(const ipk_msginfo *mi, pid_t sender);
 
     /* QS_FULL: the query of a queue that fills (listen), fill_len the size of the messages that
-     * fill it, full_says what a send to the full queue says (NULL: no detail promised). */
+     * fill it (a consumer that takes one makes room for one more), full_says what a send to the
+     * full queue says (NULL: no detail promised). */
     const char *small;
     size_t fill_len;
     const char *full_says;
