@@ -25,6 +25,8 @@ enum qs_consumers {
     QS_SINK,  /* only the listener receives; dialers only send (signal:) */
 };
 
+/* Fields left out mean: typical 64, drained -EAGAIN, queries (sized, sized_dial, multi, keep0)
+ * empty, *_says and hooks NULL (nothing to check or do). */
 typedef struct qs_kind {
     const char *scheme;
     /* Writes a fresh, unique address without a query into url and journals the object it will
@@ -40,7 +42,7 @@ typedef struct qs_kind {
     enum qs_consumers consumers;
 
     /* The length of an ordinary message every default channel carries (the payloads of the
-     * order cases are 4..typical bytes). */
+     * order cases are 4..typical bytes; at most 255). */
     size_t typical;
     /* The largest message: listen with `sized`, dial with `sized_dial`; largest() is its size
      * there, and one byte more is IPK_EMSGSIZE saying over_fmt (printf: largest + 1, largest). */
@@ -114,7 +116,10 @@ void qs_removed(void **state);
  * modes of a transport the suite does not instantiate (shm:'s mode=segment). */
 void qs_storm_recv_at(const char *url, int timeout_ms);
 
-#define QS_CASE(fn, tag, kind) {#fn "/" tag, fn, NULL, NULL, (void *)(kind)}
+#define QS_CASE(fn, tag, kind)                                                                     \
+    {                                                                                              \
+#fn "/" tag, fn, NULL, NULL, (void *)(kind)                                                \
+    }
 #define QS_MESSAGES(tag, kind)                                                                     \
     QS_CASE(qs_sizes, tag, kind), QS_CASE(qs_order, tag, kind), QS_CASE(qs_producers, tag, kind),  \
         QS_CASE(qs_late_consumer, tag, kind), QS_CASE(qs_killed_producer, tag, kind),              \
@@ -124,8 +129,7 @@ void qs_storm_recv_at(const char *url, int timeout_ms);
 #define QS_FULL(tag, kind) QS_CASE(qs_timeouts_full, tag, kind), QS_CASE(qs_storm_send, tag, kind)
 #define QS_CONSUMERS(tag, kind)                                                                    \
     QS_CASE(qs_consumers, tag, kind), QS_CASE(qs_killed_consumer, tag, kind)
-#define QS_OWNED(tag, kind)                                                                        \
-    QS_CASE(qs_owner_removes, tag, kind), QS_CASE(qs_permissions, tag, kind)
+#define QS_OWNED(tag, kind)   QS_CASE(qs_owner_removes, tag, kind), QS_CASE(qs_permissions, tag, kind)
 #define QS_REMOVED(tag, kind) QS_CASE(qs_removed, tag, kind)
 
 #endif

@@ -190,10 +190,9 @@ static void t_info(void **state)
 {
     (void)state;
     ipkt_info_has("mq:/ipkt-no-such-queue",
-                  (const char *const[]){"/proc/sys/fs/mqueue/msg_max",
-                                        "/proc/sys/fs/mqueue/msgsize_max",
-                                        "/proc/sys/fs/mqueue/queues_max", "RLIMIT_MSGQUEUE",
-                                        "does not exist", NULL});
+                  (const char *const[]){
+                      "/proc/sys/fs/mqueue/msg_max", "/proc/sys/fs/mqueue/msgsize_max",
+                      "/proc/sys/fs/mqueue/queues_max", "RLIMIT_MSGQUEUE", "does not exist", NULL});
 }
 
 /* A channel shared across fork(): a forever receive blocking in one process leaves the other's
@@ -250,26 +249,21 @@ static qs_kind mq = {
     .scheme = "mq",
     .fresh = mq_fresh,
     .consumers = QS_SHARE,
-    .typical = 64,
     .sized = "msgsize=4096",
-    .sized_dial = "",
     .largest = mq_largest,
     .over_fmt = "message of %zu bytes exceeds the queue's msgsize %zu",
     .small_fmt = "message of %zu bytes does not fit the buffer of %zu; it is kept",
     .pending_held = 1,
     .empty_says = "no message",
-    .drained = -EAGAIN,
-    .multi = "",
     .info_ok = mq_info_ok,
     .small = "maxmsg=2&msgsize=64",
     .fill_len = 32,
     .full_says = "the queue is full (maxmsg 2 messages)",
     .missing_says = "no such queue",
     .eacces_says = "do not allow read and write",
-    .keep0 = "",
 };
 
-IPKT_MAIN(QS_MESSAGES("mq", &mq), QS_FULL("mq", &mq), QS_CONSUMERS("mq", &mq),
-          QS_OWNED("mq", &mq), cmocka_unit_test(t_priorities),
-          cmocka_unit_test(t_attribute_limits), cmocka_unit_test(t_existing_attributes),
-          cmocka_unit_test(t_interop), cmocka_unit_test(t_shared_fork), cmocka_unit_test(t_info))
+IPKT_MAIN(QS_MESSAGES("mq", &mq), QS_FULL("mq", &mq), QS_CONSUMERS("mq", &mq), QS_OWNED("mq", &mq),
+          cmocka_unit_test(t_priorities), cmocka_unit_test(t_attribute_limits),
+          cmocka_unit_test(t_existing_attributes), cmocka_unit_test(t_interop),
+          cmocka_unit_test(t_shared_fork), cmocka_unit_test(t_info))

@@ -376,7 +376,7 @@ static void t_segment_eintr(void **state)
     ipkt_name(sem, sizeof sem, "/");
     ipkt_journal("sem", sem);
     snprintf(u, sizeof u, "shm:%s?mode=segment&sem=%s", name, sem);
-    qs_storm_recv_at(u, 300);
+    qs_storm_recv_at(u, 100);
 }
 
 /* ---- bad segments and options ---- */
@@ -740,9 +740,7 @@ static qs_kind shm = {
     .scheme = "shm",
     .fresh = shm_fresh,
     .consumers = QS_SHARE,
-    .typical = 64,
     .sized = "size=4k",
-    .sized_dial = "",
     .largest = shm_largest,
     .over_fmt = "message of %zu bytes can never fit the ring of 4096 bytes (largest message %zu",
     .small_fmt = "message of %zu bytes does not fit the buffer of %zu bytes",
@@ -755,7 +753,6 @@ static qs_kind shm = {
                          so a ring does not promise that for every size) */
     .missing_says = "no such segment",
     .eacces_says = "Permission denied",
-    .keep0 = "",
     .mode_of = shm_mode,
 };
 

@@ -300,8 +300,8 @@ static void t_mask_roles_raw(void **state)
 static void t_info(void **state)
 {
     (void)state;
-    ipkt_info_has("signal:self",
-                  (const char *const[]){"RLIMIT_SIGPENDING", "SIGRTMIN..SIGRTMAX", "coalesce", NULL});
+    ipkt_info_has("signal:self", (const char *const[]){"RLIMIT_SIGPENDING", "SIGRTMIN..SIGRTMAX",
+                                                       "coalesce", NULL});
 }
 
 /* Each message carries its sender's pid as payload: msginfo must say the same. */
@@ -374,15 +374,11 @@ static qs_kind sig = {
     .by_addr = 1,
     .consumers = QS_SINK,
     .typical = 7,
-    .sized = "",
-    .sized_dial = "",
     .largest = sig_largest,
     .over_fmt = "message of %zu bytes; a signal carries at most %zu",
     .small_fmt = "message of %zu bytes does not fit the buffer of %zu; it is kept",
     .pending_held = 1,
     .empty_says = "no signal",
-    .drained = -EAGAIN,
-    .multi = "",
     .info_ok = sig_info_ok,
 };
 

@@ -103,7 +103,7 @@ static void t_info(void **s)
 {
     (void)s;
     ipkt_info_has("udp://127.0.0.1:9",
-             (const char *const[]){"65507", "/proc/sys/net/core/rmem_max", NULL});
+                  (const char *const[]){"65507", "/proc/sys/net/core/rmem_max", NULL});
 }
 
 IPKT_MAIN(DG_TESTS(udp), cmocka_unit_test(t_reply), cmocka_unit_test(t_gone),
