@@ -543,6 +543,7 @@ static void t_spsc_claim_and_eof(void **state)
     ipkt_errmsg_has("already has a producer");
     ipkt_errmsg_has("multi=1");
     ipkt_ok(ipk_close(p));
+    assert_int_equal(ipk_pending(c), 1); /* a record waits in the ring */
     ipkt_expect(ipk_recv(c, buf, sizeof buf, 1000), 5);
     /* The consumer sleeps on the empty ring; the producer's close must wake it with EOF. */
     assert_int_equal(write(to[1], "G", 1), 1);
