@@ -164,6 +164,33 @@ void ipkt_errmsg_has(const char *needle)
     }
 }
 
+void ipkt_info_has(const char *url, const char *const *needles)
+{
+    char b[4096];
+    long n = ipk_info(url, b, sizeof b);
+    if (n <= 0 || (size_t)n >= sizeof b)
+        fail_msg("ipk_info(%s) = %ld (%s)", url, n, ipk_errmsg());
+    for (; *needles; needles++)
+        if (strstr(b, *needles) == NULL)
+            fail_msg("ipk_info(%s) lacks \"%s\":\n%s", url, *needles, b);
+    char scheme[16];
+    snprintf(scheme, sizeof scheme, "%.*s", (int)strcspn(url, ":"), url);
+    assert_int_equal(ipk_scheme_built(scheme), 1);
+    assert_true(strncmp(b, scheme, strlen(scheme)) == 0);
+}
+
+int ipkt_run_line(const char *cmd, char *line, size_t cap)
+{
+    line[0] = '\0';
+    fflush(NULL);
+    FILE *p = popen(cmd, "r");
+    if (p == NULL)
+        return -1;
+    if (fgets(line, (int)cap, p) == NULL)
+        line[0] = '\0';
+    return pclose(p);
+}
+
 void ipkt_slurp(const char *path, char *buf, size_t cap)
 {
     buf[0] = '\0';

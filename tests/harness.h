@@ -75,6 +75,14 @@ void ipkt_slurp(const char *path, char *buf, size_t cap);
 /* Asserts that ipk_errmsg() contains every given substring. */
 void ipkt_errmsg_has(const char *needle);
 
+/* Asserts that ipk_info(url) works, fits, starts with the scheme (which is built) and mentions
+ * every string of the NULL-terminated needles. */
+void ipkt_info_has(const char *url, const char *const *needles);
+
+/* Runs a shell command and reads the first line it prints into line (NUL-terminated, "" when
+ * none); returns its exit status as system() does. */
+int ipkt_run_line(const char *cmd, char *line, size_t cap);
+
 /* Whether the suite runs under a slow checker (valgrind): set IPKT_SLOW=1. Tests may then widen
  * intervals that would otherwise starve the process (signal storms), never their assertions. */
 int ipkt_slow(void);

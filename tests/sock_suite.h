@@ -413,21 +413,6 @@ DG_FN void open_fails(int listen, const char *url, int code, const char *says)
     assert_null(c);
 }
 
-/* ipk_info(url) is built, fits, and mentions every needle. */
-DG_FN void info_has(const char *url, const char *const *needles)
-{
-    char b[4096];
-    long n = ipk_info(url, b, sizeof b);
-    assert_true(n > 0 && (size_t)n < sizeof b);
-    for (; *needles; needles++)
-        if (strstr(b, *needles) == NULL)
-            fail_msg("ipk_info(%s) lacks \"%s\"", url, *needles);
-    char scheme[16];
-    snprintf(scheme, sizeof scheme, "%.*s", (int)strcspn(url, ":"), url);
-    assert_int_equal(ipk_scheme_built(scheme), 1);
-    assert_true(strncmp(b, scheme, strlen(scheme)) == 0);
-}
-
 #define DG_SUITE(tag, init)                                                                        \
     static void tag##_sizes(void **s)                                                              \
     {                                                                                              \

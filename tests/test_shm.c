@@ -1,11 +1,13 @@
 /*
- * test_shm.c - the shm: transport between real processes: a million records through many
- * wrap-arounds (one producer, then four), a producer killed while it holds the mutex in the
- * middle of a record, full/empty with every kind of timeout, sizes that can never fit, missing,
- * foreign, forbidden and stale segments, two processes sharing one CPU, the guide's
- * segment + semaphore protocol in both directions, and zero-copy.
+ * test_shm.c - the shm: transport: the queue family's conformance suite (suite_queue.h) on a
+ * ring, then what only rings have: a million records through many wrap-arounds (one producer,
+ * then four), consumers that see the end of the stream, a producer killed while it holds the
+ * mutex in the middle of a record, foreign and stale segments, one producer at a time without
+ * multi=1, two processes sharing one CPU, the guide's segment + semaphore protocol in both
+ * directions, and zero-copy.
  */
 #include "harness.h"
+#include "suite_queue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -364,151 +366,17 @@ static void t_kill_spsc_producer(void **state)
     ipkt_ok(ipk_close(c));
 }
 
-/* ---- full and empty, with timeouts 0, positive and -1 ---- */
+/* ---- signals do not cut a wait short, in mode=segment too (the suite covers the ring) ---- */
 
-typedef struct late_arg {
-    char url[200];
-    int send; /* 1: send one message; 0: receive one */
-} late_arg;
-
-static int late_peer(void *p)
-{
-    late_arg *a = p;
-    ipk_chan *c;
-    char buf[4096];
-    if (ipk_dial(&c, a->url, NULL) != 0)
-        return 1;
-    ipkt_msleep(100);
-    long r = a->send ? ipk_send(c, "late", 4, -1) : ipk_recv(c, buf, sizeof buf, -1);
-    if (r < 0)
-        return 1;
-    return ipk_close(c) == 0 ? 0 : 1;
-}
-
-static void t_full_and_empty(void **state)
-{
-    (void)state;
-    char name[64], u[200], buf[4096];
-    ipk_chan *c, *p;
-    /* Empty. */
-    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), "size=4k"), NULL));
-    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), -EAGAIN);
-    ipkt_expect(ipk_recv(c, buf, sizeof buf, 50), IPK_ETIMEDOUT);
-    late_arg la = {.send = 1};
-    snprintf(la.url, sizeof la.url, "%s", u);
-    pid_t pid = ipkt_spawn(late_peer, &la);
-    ipkt_expect(ipk_recv(c, buf, sizeof buf, -1), 4);
-    assert_memory_equal(buf, "late", 4);
-    assert_int_equal(ipkt_wait(pid), 0);
-    ipkt_ok(ipk_close(c));
-    /* Full: four records of 1000 bytes take 4032 of the 4096 bytes. */
-    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), "size=4k"), NULL));
-    ipkt_ok(ipk_dial(&p, u, NULL));
-    memset(buf, 'x', sizeof buf);
-    for (int i = 0; i < 4; i++)
-        ipkt_ok(ipk_send(p, buf, 1000, 0));
-    assert_int_equal(ipk_pending(c), 1);
-    ipkt_expect(ipk_send(p, buf, 1000, 0), -EAGAIN);
-    ipkt_expect(ipk_send(p, buf, 1000, 50), IPK_ETIMEDOUT);
-    ipkt_ok(ipk_close(p));
-    ipkt_ok(ipk_close(c));
-    /* Full, and the consumer comes late: it must be another process (one consumer). */
-    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), "size=4k"), NULL));
-    ipkt_ok(ipk_dial(&p, u, NULL));
-    for (int i = 0; i < 4; i++)
-        ipkt_ok(ipk_send(p, buf, 1000, 0));
-    la = (late_arg){.send = 0};
-    snprintf(la.url, sizeof la.url, "%s", u);
-    pid = ipkt_spawn(late_peer, &la);
-    ipkt_ok(ipk_send(p, buf, 900, -1)); /* returns once the late consumer made room */
-    assert_int_equal(ipkt_wait(pid), 0);
-    ipkt_ok(ipk_close(p));
-    ipkt_ok(ipk_close(c));
-}
-
-/* ---- signals do not cut a wait short ---- */
-
-static void on_usr1(int sig)
-{
-    (void)sig;
-}
-
-/* Waits 300 ms on an empty channel while the parent sends signals: the wait must end with
- * IPK_ETIMEDOUT, not before the deadline, never with EINTR. */
-static int interrupted_recv(void *p)
-{
-    ipk_chan *c;
-    char buf[16];
-    if (ipk_dial(&c, p, NULL) != 0)
-        return 1;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    long r = ipk_recv(c, buf, sizeof buf, 300);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-    ipk_close(c);
-    if (r != IPK_ETIMEDOUT || ms < 299) {
-        fprintf(stderr, "recv = %ld (%s) after %ld ms\n", r, ipk_strerror((int)r), ms);
-        return 1;
-    }
-    return 0;
-}
-
-static void t_eintr_keeps_deadline(void **state)
+static void t_segment_eintr(void **state)
 {
     (void)state;
     char name[64], sem[64], u[200];
-    ipk_chan *c;
-    /* Installed before the fork, so the child has it before the first signal can come. */
-    struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART */
-    sigaction(SIGUSR1, &sa, NULL);
-    for (int mode = 0; mode < 2; mode++) {
-        ring(name, sizeof name);
-        if (mode == 0) {
-            url(u, sizeof u, name, "size=4k");
-        } else {
-            ipkt_name(sem, sizeof sem, "/");
-            ipkt_journal("sem", sem);
-            snprintf(u, sizeof u, "shm:%s?mode=segment&sem=%s", name, sem);
-        }
-        ipkt_ok(ipk_listen(&c, u, NULL));
-        pid_t pid = ipkt_spawn(interrupted_recv, u);
-        for (int i = 0; i < 12; i++) {
-            ipkt_msleep(20);
-            kill(pid, SIGUSR1);
-        }
-        assert_int_equal(ipkt_wait(pid), 0);
-        ipkt_ok(ipk_close(c));
-    }
-}
-
-/* ---- sizes ---- */
-
-static void t_sizes(void **state)
-{
-    (void)state;
-    char name[64], u[200];
-    static char big[8192];
-    ipk_chan *c, *p;
-    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), "size=4k"), NULL));
-    ipkt_ok(ipk_dial(&p, u, NULL));
-    ipkt_expect(ipk_send(p, big, 4081, 0), IPK_EMSGSIZE);
-    ipkt_errmsg_has("4081 bytes can never fit the ring of 4096 bytes");
-    ipkt_errmsg_has("largest message 4080");
-    ipkt_fill(big, 4080, 3);
-    ipkt_ok(ipk_send(p, big, 4080, 0)); /* the largest: the whole ring but two headers */
-    char small[100];
-    ipkt_expect(ipk_recv(c, small, sizeof small, 0), IPK_EMSGSIZE);
-    assert_int_equal(ipk_needed(c), 4080);
-    ipkt_errmsg_has("4080 bytes does not fit the buffer of 100");
-    char out[4096];
-    ipkt_expect(ipk_recv(c, out, sizeof out, 0), 4080); /* still queued */
-    assert_true(ipkt_check(out, 4080, 3));
-    ipkt_ok(ipk_send(p, NULL, 0, 0)); /* an empty message is a message */
-    ipkt_expect(ipk_recv(c, out, 0, 0), 0);
-    ipkt_expect(ipk_recv(c, out, sizeof out, 0), -EAGAIN);
-    ipkt_ok(ipk_close(p));
-    ipkt_ok(ipk_close(c));
+    ring(name, sizeof name);
+    ipkt_name(sem, sizeof sem, "/");
+    ipkt_journal("sem", sem);
+    snprintf(u, sizeof u, "shm:%s?mode=segment&sem=%s", name, sem);
+    qs_storm_recv_at(u, 100);
 }
 
 /* ---- bad segments and options ---- */
@@ -575,45 +443,6 @@ static void t_options(void **state)
     ipkt_ok(ipk_close(c));
     get_info(u, info, sizeof info);
     assert_non_null(strstr(info, "No such file"));
-}
-
-/* In a child that became "nobody": 0 when dialing p fails with -EACCES. */
-static int nobody_denied(void *p)
-{
-    ipk_chan *c;
-    if (ipkt_become_nobody() != 0)
-        return 1;
-    int r = ipk_dial(&c, p, NULL);
-    return r == -EACCES && strstr(ipk_errmsg(), "Permission denied") ? 0 : 1;
-}
-
-/* In a child that became "nobody": 0 when dialing p and sending work. */
-static int nobody_allowed(void *p)
-{
-    ipk_chan *c;
-    if (ipkt_become_nobody() != 0 || ipk_dial(&c, p, NULL) != 0)
-        return 1;
-    int r = ipk_send(c, "hi", 2, 1000);
-    return ipk_close(c) == 0 && r == 0 ? 0 : 1;
-}
-
-static void t_permissions(void **state)
-{
-    (void)state;
-    char name[64], u[200], buf[8];
-    ipk_chan *c;
-    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), NULL), NULL));
-    struct stat st;
-    char path[128];
-    snprintf(path, sizeof path, "/dev/shm%s", name);
-    assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0600);
-    assert_int_equal(ipkt_wait(ipkt_spawn(nobody_denied, u)), 0);
-    ipkt_ok(ipk_close(c));
-    ipkt_ok(ipk_listen(&c, url(u, sizeof u, ring(name, sizeof name), "perm=0666"), NULL));
-    assert_int_equal(ipkt_wait(ipkt_spawn(nobody_allowed, u)), 0);
-    ipkt_expect(ipk_recv(c, buf, sizeof buf, 1000), 2);
-    ipkt_ok(ipk_close(c));
 }
 
 /* ---- stale segments ---- */
@@ -714,6 +543,7 @@ static void t_spsc_claim_and_eof(void **state)
     ipkt_errmsg_has("already has a producer");
     ipkt_errmsg_has("multi=1");
     ipkt_ok(ipk_close(p));
+    assert_int_equal(ipk_pending(c), 1); /* a record waits in the ring */
     ipkt_expect(ipk_recv(c, buf, sizeof buf, 1000), 5);
     /* The consumer sleeps on the empty ring; the producer's close must wake it with EOF. */
     assert_int_equal(write(to[1], "G", 1), 1);
@@ -884,12 +714,55 @@ static void t_zero_copy(void **state)
     ipkt_ok(ipk_close(c));
 }
 
-IPKT_MAIN(cmocka_unit_test(t_million_spsc), cmocka_unit_test(t_million_four_producers),
+/* ---- the suite ---- */
+
+static void shm_fresh(char *u, size_t cap)
+{
+    char name[64];
+    url(u, cap, ring(name, sizeof name), NULL);
+}
+
+static size_t shm_largest(void)
+{
+    return 4096 - 16; /* size=4k: the ring but two record headers */
+}
+
+static int shm_mode(ipk_chan *l)
+{
+    char path[300];
+    struct stat st;
+    snprintf(path, sizeof path, "/dev/shm%.*s", (int)strcspn(ipk_addr(l) + 4, "?"),
+             ipk_addr(l) + 4);
+    assert_int_equal(stat(path, &st), 0);
+    return (int)(st.st_mode & 0777);
+}
+
+static qs_kind shm = {
+    .scheme = "shm",
+    .fresh = shm_fresh,
+    .consumers = QS_SHARE,
+    .sized = "size=4k",
+    .largest = shm_largest,
+    .over_fmt = "message of %zu bytes can never fit the ring of 4096 bytes (largest message %zu",
+    .small_fmt = "message of %zu bytes does not fit the buffer of %zu bytes",
+    .pending_held = 1,
+    .drained = IPK_EOF,
+    .multi = "multi=1",
+    .nofd_says = "no pollable descriptor",
+    .small = "size=4k",
+    .fill_len = 1016, /* records of 1024 bytes: taking one makes room for one (records never wrap,
+                         so a ring does not promise that for every size) */
+    .missing_says = "no such segment",
+    .eacces_says = "Permission denied",
+    .mode_of = shm_mode,
+};
+
+IPKT_MAIN(QS_MESSAGES("shm", &shm), QS_FULL("shm", &shm), QS_CONSUMERS("shm", &shm),
+          QS_OWNED("shm", &shm), cmocka_unit_test(t_million_spsc),
+          cmocka_unit_test(t_million_four_producers),
           cmocka_unit_test(t_two_consumers_two_producers),
           cmocka_unit_test(t_kill_producer_mid_record), cmocka_unit_test(t_kill_spsc_producer),
-          cmocka_unit_test(t_full_and_empty), cmocka_unit_test(t_eintr_keeps_deadline),
-          cmocka_unit_test(t_sizes), cmocka_unit_test(t_missing_and_foreign),
-          cmocka_unit_test(t_options), cmocka_unit_test(t_permissions),
-          cmocka_unit_test(t_stale_segment), cmocka_unit_test(t_spsc_claim_and_eof),
-          cmocka_unit_test(t_same_cpu_round_trips), cmocka_unit_test(t_segment_interop),
-          cmocka_unit_test(t_zero_copy))
+          cmocka_unit_test(t_segment_eintr), cmocka_unit_test(t_missing_and_foreign),
+          cmocka_unit_test(t_options), cmocka_unit_test(t_stale_segment),
+          cmocka_unit_test(t_spsc_claim_and_eof), cmocka_unit_test(t_same_cpu_round_trips),
+          cmocka_unit_test(t_segment_interop), cmocka_unit_test(t_zero_copy))

@@ -1,9 +1,12 @@
 /*
- * test_signal.c - the signal: transport between real processes: 10,000 real-time signals with
- * payloads arrive all and in order, standard signals coalesce but arrive at least once, other
- * users' signals are dropped, payload limits, "is the peer alive" checks, and the mask restored.
+ * test_signal.c - the signal: transport: the queue family's conformance suite (suite_queue.h:
+ * payload sizes, real-time signals in order from one sender and from several, timeouts, EINTR,
+ * a buffer too small, options), then what only signals have: standard signals coalesce but
+ * arrive at least once, RLIMIT_SIGPENDING, other users' signals are dropped, "is the peer
+ * alive" checks, the mask restored, raw sigvals, and the sender's pid after fork().
  */
 #include "harness.h"
+#include "suite_queue.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -14,9 +17,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
-
-/* In a child process (no cmocka there): report and fail. */
-#define COUNT 10000
 
 /* What a receiver child needs: its options, a pipe to say it listens, one to hear "done". */
 typedef struct rx {
@@ -61,50 +61,6 @@ static ipk_chan *dial_pid(pid_t pid, const char *query)
     ipk_chan *c = NULL;
     ipkt_ok(ipk_dial(&c, url, NULL));
     return c;
-}
-
-static int rx_many(void *arg)
-{
-    rx *r = arg;
-    ipk_chan *c;
-    if (rx_open(r, &c) != 0)
-        return 1;
-    for (unsigned i = 0; i < COUNT; i++) {
-        unsigned char buf[8];
-        ipk_msginfo mi;
-        long n = ipk_recvx(c, buf, sizeof buf, &mi, 30000);
-        IPKT_CHECK(n == 7);
-        unsigned got = buf[0] | buf[1] << 8 | buf[2] << 16 | (unsigned)buf[3] << 24;
-        if (got != i)
-            fprintf(stderr, "message %u carried %u\n", i, got);
-        IPKT_CHECK(got == i);
-        IPKT_CHECK(buf[4] == 'r' && buf[5] == 't' && buf[6] == (unsigned char)i);
-        IPKT_CHECK(mi.pid == r->sender && mi.uid == getuid() && mi.signo == SIGRTMIN + 1);
-    }
-    IPKT_CHECK(ipk_recv(c, (char[8]){0}, 8, 0) == -EAGAIN);
-    return ipk_close(c) == 0 ? 0 : 1;
-}
-
-/* The sender does not pace itself: a full queue (EAGAIN) is retried by ipk_send within the
- * deadline, so nothing is lost even if the receiver falls behind. */
-static void t_realtime_in_order(void **state)
-{
-    (void)state;
-    rx r = {.query = ""};
-    pid_t p = rx_start(&r, rx_many);
-    ipk_chan *c = dial_pid(p, "");
-    for (unsigned i = 0; i < COUNT; i++) {
-        unsigned char m[7] = {(unsigned char)i,
-                              (unsigned char)(i >> 8),
-                              (unsigned char)(i >> 16),
-                              (unsigned char)(i >> 24),
-                              'r',
-                              't',
-                              (unsigned char)i};
-        ipkt_ok(ipk_send(c, m, sizeof m, -1));
-    }
-    ipkt_ok(ipk_close(c));
-    assert_int_equal(ipkt_wait(p), 0);
 }
 
 static int rx_burst(void *arg)
@@ -302,11 +258,12 @@ static int blocked(int sig)
     return sigismember(&cur, sig);
 }
 
-/* Within one process: payload encoding and limits, a small buffer, raw words, the mask. */
-static void t_payload_and_mask(void **state)
+/* Within one process: the mask, which end may do what, raw words and foreign values. */
+static void t_mask_roles_raw(void **state)
 {
     (void)state;
     ipk_chan *l, *d;
+    char buf[8];
     assert_false(blocked(SIGRTMIN + 1));
     ipkt_ok(ipk_listen(&l, "signal:self", NULL));
     assert_true(blocked(SIGRTMIN + 1));
@@ -314,34 +271,13 @@ static void t_payload_and_mask(void **state)
     char want[40];
     snprintf(want, sizeof want, "signal:%d?sig=RTMIN+1", (int)getpid());
     assert_string_equal(ipk_addr(l), want);
-    ipkt_expect(ipk_send(d, "12345678", 8, 0), IPK_EMSGSIZE);
-    ipkt_errmsg_has("message of 8 bytes; a signal carries at most 7");
-    ipkt_ok(ipk_send(d, "", 0, 0));
-    ipkt_ok(ipk_send(d, "1234567", 7, 0));
-    ipk_msginfo mi;
-    char buf[8];
-    ipkt_expect(ipk_recvx(l, buf, sizeof buf, &mi, 1000), 0);
-    assert_int_equal(mi.pid, getpid());
-    assert_int_equal(mi.signo, SIGRTMIN + 1);
-    ipkt_expect(ipk_recv(l, buf, 3, 1000), IPK_EMSGSIZE);
-    ipkt_errmsg_has("message of 7 bytes does not fit the buffer of 3");
-    assert_int_equal(ipk_needed(l), 7);
-    assert_true(ipk_pending(l));
-    ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), 7);
-    assert_memory_equal(buf, "1234567", 7);
-    ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), -EAGAIN);
-    ipkt_expect(ipk_recv(l, buf, sizeof buf, 20), IPK_ETIMEDOUT);
     ipkt_expect(ipk_send(l, "x", 1, 0), IPK_ENOTSUP);
     ipkt_expect(ipk_recv(d, buf, sizeof buf, 0), IPK_ENOTSUP);
     ipkt_expect(ipk_fd(d), IPK_ENOTSUP);
-    struct pollfd pf = {.fd = ipk_fd(l), .events = POLLIN};
-    ipkt_ok(ipk_send(d, "p", 1, 0));
-    assert_int_equal(poll(&pf, 1, 5000), 1);
     ipkt_ok(ipk_close(d));
     /* A plain sigqueue value is not an ipckit payload; ?raw=1 takes the whole word. */
     union sigval v = {.sival_ptr = (void *)(uintptr_t)0x1122334455667788ull};
     assert_int_equal(sigqueue(getpid(), SIGRTMIN + 1, v), 0);
-    ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), 1);
     ipkt_expect(ipk_recv(l, buf, sizeof buf, 1000), IPK_EPROTO);
     ipkt_errmsg_has("not an ipckit payload");
     ipkt_ok(ipk_close(l));
@@ -364,12 +300,8 @@ static void t_payload_and_mask(void **state)
 static void t_info(void **state)
 {
     (void)state;
-    char buf[4096];
-    long n = ipk_info("signal:self", buf, sizeof buf);
-    assert_true(n > 0 && (size_t)n < sizeof buf);
-    assert_non_null(strstr(buf, "RLIMIT_SIGPENDING"));
-    assert_non_null(strstr(buf, "SIGRTMIN..SIGRTMAX"));
-    assert_non_null(strstr(buf, "coalesce"));
+    ipkt_info_has("signal:self", (const char *const[]){"RLIMIT_SIGPENDING", "SIGRTMIN..SIGRTMAX",
+                                                       "coalesce", NULL});
 }
 
 /* Each message carries its sender's pid as payload: msginfo must say the same. */
@@ -419,7 +351,38 @@ static void t_sender_after_fork(void **state)
     assert_int_equal(ipkt_wait(p), 0);
 }
 
-IPKT_MAIN(cmocka_unit_test(t_realtime_in_order), cmocka_unit_test(t_standard_coalesce),
+/* ---- the suite ---- */
+
+static void sig_fresh(char *url, size_t cap)
+{
+    snprintf(url, cap, "signal:self"); /* nothing to remove */
+}
+
+static size_t sig_largest(void)
+{
+    return 7;
+}
+
+static int sig_info_ok(const ipk_msginfo *mi, pid_t sender)
+{
+    return mi->pid == sender && mi->uid == getuid() && mi->signo == SIGRTMIN + 1;
+}
+
+static qs_kind sig = {
+    .scheme = "signal",
+    .fresh = sig_fresh,
+    .by_addr = 1,
+    .consumers = QS_SINK,
+    .typical = 7,
+    .largest = sig_largest,
+    .over_fmt = "message of %zu bytes; a signal carries at most %zu",
+    .small_fmt = "message of %zu bytes does not fit the buffer of %zu; it is kept",
+    .pending_held = 1,
+    .empty_says = "no signal",
+    .info_ok = sig_info_ok,
+};
+
+IPKT_MAIN(QS_MESSAGES("signal", &sig), cmocka_unit_test(t_standard_coalesce),
           cmocka_unit_test(t_full_queue), cmocka_unit_test(t_other_user),
-          cmocka_unit_test(t_peer_checks), cmocka_unit_test(t_payload_and_mask),
+          cmocka_unit_test(t_peer_checks), cmocka_unit_test(t_mask_roles_raw),
           cmocka_unit_test(t_sender_after_fork), cmocka_unit_test(t_info))

@@ -218,8 +218,8 @@ static void t_accept_timeouts(void **s)
 static void t_info(void **s)
 {
     (void)s;
-    info_has("tcp://127.0.0.1:9",
-             (const char *const[]){"TCP_NODELAY", "/proc/sys/net/core/somaxconn", NULL});
+    ipkt_info_has("tcp://127.0.0.1:9",
+                  (const char *const[]){"TCP_NODELAY", "/proc/sys/net/core/somaxconn", NULL});
     /* A buffer too small gets what fits and the length it would need. */
     char big[4096], small[16];
     long n = ipk_info("tcp://127.0.0.1:9", big, sizeof big);

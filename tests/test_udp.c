@@ -102,8 +102,8 @@ static void t_bad_addresses(void **s)
 static void t_info(void **s)
 {
     (void)s;
-    info_has("udp://127.0.0.1:9",
-             (const char *const[]){"65507", "/proc/sys/net/core/rmem_max", NULL});
+    ipkt_info_has("udp://127.0.0.1:9",
+                  (const char *const[]){"65507", "/proc/sys/net/core/rmem_max", NULL});
 }
 
 IPKT_MAIN(DG_TESTS(udp), cmocka_unit_test(t_reply), cmocka_unit_test(t_gone),

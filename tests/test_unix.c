@@ -476,7 +476,7 @@ static void t_info(void **s)
     for (size_t i = 0; i < 3; i++) {
         char url[64];
         snprintf(url, sizeof url, "%s:/x", schemes[i]);
-        info_has(url, (const char *const[]){"/proc/sys/net/unix/max_dgram_qlen", NULL});
+        ipkt_info_has(url, (const char *const[]){"/proc/sys/net/unix/max_dgram_qlen", NULL});
     }
 }
 
