@@ -139,11 +139,24 @@ IPK_API int ipk_peer(const ipk_chan *c, pid_t *pid, uid_t *uid, gid_t *gid);
  * through exec:). Further sends fail. IPK_ENOTSUP on message transports. */
 IPK_API int ipk_shutdown(ipk_chan *c, int timeout_ms);
 
-/* Releases the channel and, when it owns the object (listener of fifo, mq, shm, sysv, unix path)
- * and keep is not set, removes it. Output a timed-out send left behind is written first (up to
- * 1 s); if that fails, its error is returned. For exec:, closes the child's stdin, reaps it and
- * returns its wait status (>= 0, as from waitpid). Always frees the channel, also on error. */
+/* Releases the channel and, when it owns the object (listener of fifo, mq, shm, sysv, unix path,
+ * file) and keep is not set, removes it - unless messages still wait in it for a receiver (see
+ * ipk_undelivered()): then the object stays, so that no message a send reported as sent is
+ * destroyed by a close. keep=1 never removes, keep=0 removes even then. Output a timed-out send
+ * left behind is written first (up to 1 s); if that fails, its error is returned. For exec:, closes
+ * the child's stdin, reaps it and returns its wait status (>= 0, as from waitpid). Always frees the
+ * channel, also on error. */
 IPK_API int ipk_close(ipk_chan *c);
+
+/* Whether ipk_close() will leave the object this channel owns in place because messages still
+ * wait in it for a receiver: > 0 when so (the number of messages for mq: and sysv:, else 1),
+ * 0 when close will remove it or removes nothing anyway (a dialer, keep= given, a mechanism
+ * that stores no messages: sockets, exec:, signal:). What waits: mq:/sysv: queued messages;
+ * shm: records (and a mailbox message) not yet received, in either direction of duplex=1, or
+ * with mode=segment a posted text not yet read; fifo: bytes in the pipe not yet read (they
+ * outlive the close only while a writer keeps the FIFO open); file: any record of a log (a
+ * log is never consumed: each reader keeps its own offset), a non-empty file in mode=whole. */
+IPK_API long ipk_undelivered(const ipk_chan *c);
 
 /* Zero-copy, where the transport supports it (shm:); IPK_ENOTSUP elsewhere.
  * ipk_reserve: space for a message of len bytes, written in place, then ipk_commit(c, len') with

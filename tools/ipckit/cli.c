@@ -93,6 +93,47 @@ int cli_open(const char *url, const ipk_opts *o, int listen, ipk_chan **l, ipk_c
     return 0;
 }
 
+int cli_close(const char *cmd, ipk_chan *c)
+{
+    if (c == NULL)
+        return 0;
+    char name[512];
+    snprintf(name, sizeof name, "%s", ipk_addr(c));
+    long left = ipk_undelivered(c);
+    int r = ipk_close(c);
+    if (left > 0)
+        fprintf(stderr,
+                "ipckit %s: %s still holds messages nobody has received; it stays (receive "
+                "them, or remove it: ipckit rm %s)\n",
+                cmd, name, name);
+    return r;
+}
+
+int cli_scheme_takes(const char *url, const char *key)
+{
+    char scheme[32];
+    size_t n = strcspn(url, ":");
+    if (url[n] != ':' || n >= sizeof scheme)
+        return 0;
+    memcpy(scheme, url, n);
+    scheme[n] = '\0';
+    const char *k;
+    for (size_t i = 0; (k = ipk_scheme_option(scheme, i)) != NULL; i++)
+        if (strcmp(k, key) == 0)
+            return 1;
+    return 0;
+}
+
+int cli_url_sets(const char *url, const char *key)
+{
+    const char *q = strrchr(url, '?');
+    size_t kl = strlen(key);
+    for (const char *p = q; p != NULL; p = strchr(p + 1, '&'))
+        if (strncmp(p + 1, key, kl) == 0 && p[1 + kl] == '=')
+            return 1;
+    return 0;
+}
+
 long cli_recv(ipk_chan *c, cli_buf *b, ipk_msginfo *mi, int timeout_ms)
 {
     for (;;) {

@@ -52,6 +52,13 @@ int cli_opt_kv(const char *cmd, ipk_opts *o, char *kv);
  * is returned as is in *l with *c NULL; otherwise *c is the channel and *l NULL. */
 int cli_open(const char *url, const ipk_opts *o, int listen, ipk_chan **l, ipk_chan **c);
 
+/* Closes c (NULL: nothing) and returns ipk_close()'s result. When c owned an object that keeps
+ * messages nobody has received yet, the object stays (ipk_close) and this says so on stderr. */
+int cli_close(const char *cmd, ipk_chan *c);
+/* Whether url's scheme takes option key, and whether url's query already sets it. */
+int cli_scheme_takes(const char *url, const char *key);
+int cli_url_sets(const char *url, const char *key);
+
 /* Receives one message into a buffer that grows as needed (up to the channel's maximum). */
 typedef struct cli_buf {
     unsigned char *p;

@@ -173,8 +173,8 @@ int cmd_recv(int argc, char **argv)
         got++;
     }
     cli_buf_free(&b);
-    ipk_close(c);
-    ipk_close(l);
+    cli_close("recv", c);
+    cli_close("recv", l);
 out:
     ipk_opts_free(o);
     return rc;

@@ -302,8 +302,8 @@ int cmd_relay(int argc, char **argv)
     cli_progress_done();
     cli_buf_free(&R.buf);
     for (int i = 0; i < 2; i++) {
-        ipk_close(R.s[i].c);
-        ipk_close(R.s[i].l);
+        cli_close("relay", R.s[i].c);
+        cli_close("relay", R.s[i].l);
     }
     return rc;
 }

@@ -26,7 +26,9 @@ static void send_usage(FILE *f)
             "  -T, --type N              sysv: message type (> 0)\n"
             "  -o, --option KEY=VALUE    a transport option (same as ?KEY=VALUE in the URL)\n"
             "  -l, --listen              listen on URL (accept one peer) instead of dialling it\n"
-            "  -d, --dial                dial URL (default)\n"
+            "  -d, --dial                dial URL (default); a queue (mq:, sysv:) that does not\n"
+            "                            exist yet is created (?create=1), and stays for its\n"
+            "                            consumer\n"
             "  -h, --help\n\n"
             "Exit status: 0 all sent, 1 failure or timeout, 2 usage error.\n"
             "Example: ipckit send mq:/jobs 'first job' 'second job'\n");
@@ -145,7 +147,7 @@ int cmd_send(int argc, char **argv)
     struct send_ctx s = {.timeout = -1};
     const char *mode = "lines";
     long count = 1, v;
-    int listen = 0, opt, rc = CLI_USAGE;
+    int listen = 0, user_create = 0, opt, rc = CLI_USAGE;
     ipk_opts *o = ipk_opts_new();
     if (o == NULL)
         return cli_fail("send", "options", -ENOMEM);
@@ -194,6 +196,7 @@ int cmd_send(int argc, char **argv)
             s.mip = &s.mi;
             break;
         case 'o':
+            user_create |= strncmp(optarg, "create=", 7) == 0;
             if ((rc = cli_opt_kv("send", o, optarg)) != 0)
                 goto out;
             rc = CLI_USAGE;
@@ -218,6 +221,11 @@ int cmd_send(int argc, char **argv)
         goto out;
     }
     const char *url = argv[optind++];
+    /* A producer may start before any consumer: on a queue (mq:, sysv:) send creates the queue
+     * when it is absent, without owning it, so the queue and its messages stay for the
+     * consumer (whose listener then owns it and removes it once it is empty). */
+    if (!listen && !user_create && cli_scheme_takes(url, "create") && !cli_url_sets(url, "create"))
+        ipk_opts_set(o, "create", "1");
     ipk_chan *l = NULL;
     int r = cli_open(url, o, listen, &l, &s.c);
     if (r != 0) {
@@ -238,10 +246,10 @@ int cmd_send(int argc, char **argv)
         rc = send_stdin(&s, mode);
     }
     /* Closing flushes what is buffered; a failure there is a failure to send. */
-    r = ipk_close(s.c);
+    r = cli_close("send", s.c);
     if (r < 0 && rc == 0)
         rc = cli_fail("send", url, r);
-    ipk_close(l);
+    cli_close("send", l);
 out:
     ipk_opts_free(o);
     return rc;

@@ -6,7 +6,8 @@
  *   segment         the guide's plain protocol: the writer fills the segment with a
  *                   NUL-terminated text and posts a named semaphore; the reader waits on it and
  *                   reads, so programs written the guide's way (memwriter/memreader) interoperate.
- * listen creates and owns the segment (removed on close unless keep=1); dial opens it.
+ * listen creates and owns the segment (removed on close when no message waits in it; keep=1
+ * never, keep=0 always); dial opens it.
  * A ring is one-way (whoever sends first is the producer), unless created with duplex=1: then
  * the segment holds two rings and a mailbox line, and the listener and one dialer each send and
  * receive on their channel, like the two ends of a socket.
@@ -458,6 +459,25 @@ static int ipk__shm_dial(ipk_chan *c)
     return ipk__shm_open(c, 0);
 }
 
+/* Messages in the segment that nobody has received: records (and, with duplex=1, a mailbox
+ * message) in either ring, or with mode=segment a text posted and not yet read. */
+static long ipk__shm_undelivered(const ipk_chan *c)
+{
+    const ipk__shm *s = c->tp;
+    if (s->segment) {
+        int v = 0;
+        if (s->sem == NULL || sem_getvalue(s->sem, &v) != 0)
+            return -EINVAL;
+        return v > 0;
+    }
+    for (int i = 0; i < 2; i++)
+        if (s->ring[i].h && ipk__ring_pending(&s->ring[i]))
+            return 1;
+    /* Our own mailbox message, not yet taken by the other end (ring_pending sees the peer's). */
+    const struct ipk__shm_mbox *mb = s->tx ? s->tx->mb : NULL;
+    return mb && atomic_load(&mb->state) == IPK__MB_FULL(s->tx->end);
+}
+
 static int ipk__shm_close(ipk_chan *c)
 {
     ipk__shm *s = c->tp;
@@ -723,6 +743,7 @@ const ipk__transport ipk__tr_shm = {
     .recv = ipk__shm_recv,
     .fd = ipk__shm_fd,
     .pending = ipk__shm_pending,
+    .undelivered = ipk__shm_undelivered,
     .close = ipk__shm_close,
     .info = ipk__shm_info,
     .reserve = ipk__shm_reserve,
