@@ -83,4 +83,58 @@ static void t_producer_first(void **state)
     has(r.err, "no such queue");
 }
 
-IPKT_MAIN(cmocka_unit_test(t_owner_leaves_undelivered), cmocka_unit_test(t_producer_first))
+/* ---- 3. a standard output that fails ends the command at once ---- */
+
+/* Reads one line from fd (unbuffered, so that nothing after it is taken). */
+static void read_line(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n + 1 < cap && read(fd, buf + n, 1) == 1 && buf[n] != '\n')
+        n++;
+    buf[n] = '\0';
+}
+
+static void t_stdout_reader_gone(void **state)
+{
+    (void)state;
+    char name[64], url[128], fifo[256], errf[256], line[64];
+    mq_fresh(name, sizeof name, url, sizeof url);
+    ipkt_path(fifo, sizeof fifo, "stdout");
+    ipkt_path(errf, sizeof errf, "err");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    /* ipckit recv URL | head -n1 */
+    pid_t pid = start(NULL, fifo, errf, (const char *const[]){"recv", url, NULL});
+    int rd = open(fifo, O_RDONLY | O_CLOEXEC);
+    assert_true(rd >= 0);
+    wait_mq(name);
+    run r;
+    assert_int_equal(CLI(&r, NULL, "send", url, "first"), 0);
+    read_line(rd, line, sizeof line);
+    assert_string_equal(line, "first");
+    close(rd);
+    /* It ends by itself, without taking a message it could not deliver. */
+    run rr;
+    assert_int_equal(finish(&rr, pid, "/dev/null", errf), 1);
+    has(rr.err, "standard output: Broken pipe");
+    assert_int_equal(CLI(&r, NULL, "send", url, "second"), 0);
+    assert_int_equal(mq_depth(name), 1);
+}
+
+static void t_stdout_full(void **state)
+{
+    (void)state;
+    char name[64], url[128];
+    mq_fresh(name, sizeof name, url, sizeof url);
+    run r;
+    assert_int_equal(CLI(&r, NULL, "send", url, "one", "two", "three"), 0);
+    char errf[256];
+    ipkt_path(errf, sizeof errf, "err");
+    pid_t pid = start(NULL, "/dev/full", errf, (const char *const[]){"recv", url, NULL});
+    assert_int_equal(finish(&r, pid, "/dev/null", errf), 1);
+    has(r.err, "standard output: No space left on device");
+    /* Only the message being written is lost; the others stay in the queue. */
+    assert_int_equal(mq_depth(name), 2);
+}
+
+IPKT_MAIN(cmocka_unit_test(t_owner_leaves_undelivered), cmocka_unit_test(t_producer_first),
+          cmocka_unit_test(t_stdout_reader_gone), cmocka_unit_test(t_stdout_full))

@@ -5,9 +5,11 @@
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -150,6 +152,126 @@ long cli_recv(ipk_chan *c, cli_buf *b, ipk_msginfo *mi, int timeout_ms)
             return -ENOMEM;
         b->p = nb;
         b->cap = ipk_needed(c);
+    }
+}
+
+struct cli_recv_arg {
+    ipk_chan *c;
+    cli_buf *b;
+    ipk_msginfo *mi;
+};
+
+static long cli_recv_op(void *arg, int slice_ms)
+{
+    struct cli_recv_arg *a = arg;
+    return cli_recv(a->c, a->b, a->mi, slice_ms);
+}
+
+long cli_recv_wait(const char *cmd, ipk_chan *c, cli_buf *b, ipk_msginfo *mi, int timeout_ms)
+{
+    struct cli_recv_arg a = {c, b, mi};
+    return cli_wait(cmd, cli_recv_op, &a, timeout_ms);
+}
+
+struct cli_accept_arg {
+    ipk_chan *l, **c;
+};
+
+static long cli_accept_op(void *arg, int slice_ms)
+{
+    struct cli_accept_arg *a = arg;
+    return ipk_accept(a->l, a->c, slice_ms);
+}
+
+int cli_accept(const char *cmd, ipk_chan *l, ipk_chan **c, int timeout_ms)
+{
+    struct cli_accept_arg a = {l, c};
+    return (int)cli_wait(cmd, cli_accept_op, &a, timeout_ms);
+}
+
+struct cli_send_arg {
+    ipk_chan *c;
+    const void *p;
+    size_t n;
+    const ipk_msginfo *mi;
+};
+
+/* A send that times out sent nothing (a frame it began counts as sent, its rest is buffered
+ * and written first by the next call), so the next slice sends the same message again. */
+static long cli_send_op(void *arg, int slice_ms)
+{
+    struct cli_send_arg *a = arg;
+    return ipk_sendx(a->c, a->p, a->n, a->mi, slice_ms);
+}
+
+int cli_send(const char *cmd, ipk_chan *c, const void *p, size_t n, const ipk_msginfo *mi,
+             int timeout_ms)
+{
+    struct cli_send_arg a = {c, p, n, mi};
+    return (int)cli_wait(cmd, cli_send_op, &a, timeout_ms);
+}
+
+/* ---- ending a command early ---- */
+
+static int cli_watch_out;   /* standard output is a pipe or socket whose reader may go */
+static int cli_status = -1; /* the exit status to end with once the command must stop */
+
+void cli_out_watch(void)
+{
+    struct stat st;
+    cli_watch_out =
+        fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
+static void cli_out_failed(const char *cmd, int e)
+{
+    if (cli_status >= 0)
+        return;
+    cli_progress_done();
+    fprintf(stderr, "ipckit %s: standard output: %s\n", cmd, strerror(e));
+    cli_status = CLI_FAIL;
+}
+
+int cli_out_flush(const char *cmd)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    cli_out_failed(cmd, errno ? errno : EIO);
+    return CLI_FAIL;
+}
+
+int cli_stopped(const char *cmd)
+{
+    if (cli_status >= 0)
+        return 1;
+    /* The write end of a pipe whose reader has gone polls POLLERR (a socket: POLLHUP too), so
+     * the command stops before it takes a message it could not write. */
+    struct pollfd p = {.fd = STDOUT_FILENO, .events = POLLOUT};
+    if (cli_watch_out && poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)))
+        cli_out_failed(cmd, EPIPE);
+    return cli_status >= 0;
+}
+
+int cli_stop_status(void)
+{
+    return cli_status >= 0 ? cli_status : CLI_OK;
+}
+
+long cli_wait(const char *cmd, cli_op op, void *arg, int timeout_ms)
+{
+    double end = cli_now_us() + timeout_ms * 1000.0;
+    for (;;) {
+        if (cli_stopped(cmd))
+            return CLI_ESTOP;
+        int slice = CLI_TICK_MS;
+        if (timeout_ms >= 0) {
+            double left = (end - cli_now_us()) / 1000.0;
+            slice = left <= 0 ? 0 : left < CLI_TICK_MS ? (int)left + 1 : CLI_TICK_MS;
+        }
+        long r = op(arg, slice);
+        if (r != IPK_ETIMEDOUT || (timeout_ms >= 0 && cli_now_us() >= end))
+            return r;
     }
 }
 

@@ -8,6 +8,7 @@
 #ifndef IPK_CLI_H
 #define IPK_CLI_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -59,12 +60,43 @@ int cli_close(const char *cmd, ipk_chan *c);
 int cli_scheme_takes(const char *url, const char *key);
 int cli_url_sets(const char *url, const char *key);
 
+/* ---- ending a command early: a standard output that went away ----
+ *
+ * Waits that could last (receives, accepts, sends into a full queue) run in slices of
+ * CLI_TICK_MS through cli_wait(); between slices it checks whether the command must stop, so
+ * that the command ends through its normal close path (owned objects are removed as a close
+ * would remove them). */
+#define CLI_TICK_MS 100
+/* What cli_wait() returns when the command must stop; the library never returns it. */
+#define CLI_ESTOP (-EINTR)
+/* A command that writes data to standard output calls this first: when standard output is a
+ * pipe or a socket whose reader goes away, the command stops at the next slice of a wait,
+ * before it takes another message it could not deliver. */
+void cli_out_watch(void);
+/* Flushes standard output after a message. 0, or CLI_FAIL when the write failed (EPIPE, ENOSPC,
+ * EIO...): the error is reported once, and the command must stop. */
+int cli_out_flush(const char *cmd);
+/* Whether the command must stop now (reporting why, once); then the exit status it should end
+ * with is cli_stop_status(). */
+int cli_stopped(const char *cmd);
+int cli_stop_status(void);
+/* Runs op(arg, slice_ms) in slices until it returns anything but IPK_ETIMEDOUT, timeout_ms
+ * (-1: forever) has passed, or the command must stop (CLI_ESTOP). */
+typedef long (*cli_op)(void *arg, int slice_ms);
+long cli_wait(const char *cmd, cli_op op, void *arg, int timeout_ms);
+/* The waits the commands share, through cli_wait(). */
+int cli_accept(const char *cmd, ipk_chan *l, ipk_chan **c, int timeout_ms);
+int cli_send(const char *cmd, ipk_chan *c, const void *p, size_t n, const ipk_msginfo *mi,
+             int timeout_ms);
+
 /* Receives one message into a buffer that grows as needed (up to the channel's maximum). */
 typedef struct cli_buf {
     unsigned char *p;
     size_t cap;
 } cli_buf;
 long cli_recv(ipk_chan *c, cli_buf *b, ipk_msginfo *mi, int timeout_ms);
+/* The same through cli_wait(): CLI_ESTOP when the command must stop. */
+long cli_recv_wait(const char *cmd, ipk_chan *c, cli_buf *b, ipk_msginfo *mi, int timeout_ms);
 void cli_buf_free(cli_buf *b);
 
 /* Terminal niceties: colour only on a terminal and when NO_COLOR is unset or empty. */

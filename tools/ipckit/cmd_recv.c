@@ -24,8 +24,8 @@ static void recv_usage(FILE *f)
             "                            takes the next peer when one disconnects\n"
             "  -d, --dial                dial URL instead of listening on it\n"
             "  -h, --help\n\n"
-            "Exit status: 0 done (count reached or end of stream), 1 failure or timeout,\n"
-            "2 usage error.\n"
+            "Exit status: 0 done (count reached or end of stream), 1 failure or timeout, or\n"
+            "standard output failed (at most the message being written is lost), 2 usage error.\n"
             "Example: ipckit recv -n 1 --format json mq:/jobs\n");
 }
 
@@ -69,7 +69,6 @@ static void print_msg(enum recv_fmt fmt, const unsigned char *p, size_t n, const
         putchar('\n');
         break;
     }
-    fflush(stdout);
 }
 
 static int parse_fmt(const char *s, enum recv_fmt *f)
@@ -143,6 +142,7 @@ int cmd_recv(int argc, char **argv)
     }
     const char *url = argv[optind];
     ipk_chan *l = NULL, *c = NULL;
+    cli_out_watch();
     int r = cli_open(url, o, listen, &l, &c);
     if (r != 0) {
         rc = cli_fail("recv", url, r);
@@ -152,12 +152,16 @@ int cmd_recv(int argc, char **argv)
     long got = 0;
     rc = CLI_OK;
     while (count < 0 || got < count) {
-        if (c == NULL && (r = ipk_accept(l, &c, timeout)) != 0) {
-            rc = cli_fail("recv", url, r);
+        if (c == NULL && (r = cli_accept("recv", l, &c, timeout)) != 0) {
+            rc = r == CLI_ESTOP ? cli_stop_status() : cli_fail("recv", url, r);
             break;
         }
         ipk_msginfo mi;
-        long n = cli_recv(c, &b, &mi, timeout);
+        long n = cli_recv_wait("recv", c, &b, &mi, timeout);
+        if (n == CLI_ESTOP) {
+            rc = cli_stop_status();
+            break;
+        }
         if (n == IPK_EOF && l != NULL) { /* this peer is done; take the next */
             ipk_close(c);
             c = NULL;
@@ -170,6 +174,8 @@ int cmd_recv(int argc, char **argv)
             break;
         }
         print_msg(fmt, b.p, (size_t)n, &mi);
+        if ((rc = cli_out_flush("recv")) != CLI_OK)
+            break;
         got++;
     }
     cli_buf_free(&b);
