@@ -136,5 +136,82 @@ static void t_stdout_full(void **state)
     assert_int_equal(mq_depth(name), 2);
 }
 
+/* ---- 4. INT/TERM/HUP close the channels as a normal end would, then exit 128 + signal ---- */
+
+static void t_signal_closes_socket(void **state)
+{
+    (void)state;
+    char path[256], url[300];
+    ipkt_path(path, sizeof path, "sock");
+    ipkt_journal("path", path);
+    snprintf(url, sizeof url, "unix:%s", path);
+    bg b;
+    run r;
+    BG(&b, NULL, "recv", url);
+    wait_path(path);
+    kill(b.pid, SIGTERM);
+    assert_int_equal(bg_finish(&b, &r), 128 + SIGTERM);
+    struct stat st;
+    assert_int_equal(stat(path, &st), -1); /* the socket file went, as socat's does */
+    /* send -l waiting for its peer: HUP. */
+    BG(&b, NULL, "send", "-l", url, "hello");
+    wait_path(path);
+    kill(b.pid, SIGHUP);
+    assert_int_equal(bg_finish(&b, &r), 128 + SIGHUP);
+    assert_int_equal(stat(path, &st), -1);
+}
+
+static void t_signal_closes_fifo_and_relay(void **state)
+{
+    (void)state;
+    char path[256], url[300], sock[256], surl[300];
+    ipkt_path(path, sizeof path, "fifo");
+    ipkt_journal("path", path);
+    snprintf(url, sizeof url, "fifo:%s", path);
+    bg b;
+    run r;
+    BG(&b, NULL, "recv", url);
+    wait_path(path);
+    kill(b.pid, SIGINT);
+    assert_int_equal(bg_finish(&b, &r), 128 + SIGINT);
+    struct stat st;
+    assert_int_equal(stat(path, &st), -1);
+    /* A relay from a listening socket into a queue: both ends close. */
+    char name[64], qurl[128];
+    mq_fresh(name, sizeof name, qurl, sizeof qurl);
+    ipkt_path(sock, sizeof sock, "relay");
+    ipkt_journal("path", sock);
+    snprintf(surl, sizeof surl, "unixpacket:%s", sock);
+    BG(&b, NULL, "relay", "-2", "listen", surl, qurl);
+    wait_path(sock);
+    kill(b.pid, SIGTERM);
+    assert_int_equal(bg_finish(&b, &r), 128 + SIGTERM);
+    assert_int_equal(stat(sock, &st), -1);
+    assert_int_equal(mq_depth(name), -1); /* empty: its owner removed it */
+}
+
+/* A signal to a send that owns a full queue and waits for room: it ends through its close, which
+ * leaves the queue with the message it holds (and says so), rather than dying on the spot. */
+static void t_signal_ends_blocked_send(void **state)
+{
+    (void)state;
+    char name[64], url[128], full[160];
+    mq_fresh(name, sizeof name, url, sizeof url);
+    snprintf(full, sizeof full, "%s?maxmsg=1&msgsize=64", url);
+    bg b;
+    run r;
+    BG(&b, NULL, "send", "-l", full, "one", "two");
+    for (int i = 0; i < 1000 && mq_depth(name) != 1; i++)
+        ipkt_msleep(5);
+    assert_int_equal(mq_depth(name), 1); /* "one" is in; "two" waits for room */
+    kill(b.pid, SIGTERM);
+    assert_int_equal(bg_finish(&b, &r), 128 + SIGTERM);
+    has(r.err, "it stays");
+    assert_int_equal(mq_depth(name), 1);
+}
+
 IPKT_MAIN(cmocka_unit_test(t_owner_leaves_undelivered), cmocka_unit_test(t_producer_first),
-          cmocka_unit_test(t_stdout_reader_gone), cmocka_unit_test(t_stdout_full))
+          cmocka_unit_test(t_stdout_reader_gone), cmocka_unit_test(t_stdout_full),
+          cmocka_unit_test(t_signal_closes_socket),
+          cmocka_unit_test(t_signal_closes_fifo_and_relay),
+          cmocka_unit_test(t_signal_ends_blocked_send))

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+
+static volatile sig_atomic_t cli_sig;   /* the signal that asks the command to end */
+static volatile sig_atomic_t cli_owned; /* a channel is open: end through the close path */
 
 int cli_fail(const char *cmd, const char *what, int err)
 {
@@ -75,12 +79,16 @@ int cli_opt_kv(const char *cmd, ipk_opts *o, char *kv)
 int cli_open(const char *url, const ipk_opts *o, int listen, ipk_chan **l, ipk_chan **c)
 {
     *l = *c = NULL;
-    if (!listen)
-        return ipk_dial(c, url, o);
+    if (!listen) {
+        int r = ipk_dial(c, url, o);
+        cli_owned |= r == 0;
+        return r;
+    }
     ipk_chan *x;
     int r = ipk_listen(&x, url, o);
     if (r != 0)
         return r;
+    cli_owned = 1;
     /* Only connection-oriented listeners accept; for the others the listener is the channel.
      * A zero-timeout accept answers IPK_ENOTSUP at once for those, without side effects. */
     ipk_chan *p = NULL;
@@ -213,6 +221,34 @@ int cli_send(const char *cmd, ipk_chan *c, const void *p, size_t n, const ipk_ms
 
 /* ---- ending a command early ---- */
 
+
+static void cli_on_signal(int sig)
+{
+    if (!cli_owned) { /* nothing to close yet: end as the default action would */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    cli_sig = sig;
+}
+
+void cli_signals_catch(void)
+{
+    /* No SA_RESTART: a read of standard input returns EINTR rather than waiting on. */
+    struct sigaction sa = {.sa_handler = cli_on_signal};
+    sigemptyset(&sa.sa_mask);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        sigaddset(&sa.sa_mask, sigs[i]);
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+int cli_signal_caught(void)
+{
+    return cli_sig;
+}
+
 static int cli_watch_out;   /* standard output is a pipe or socket whose reader may go */
 static int cli_status = -1; /* the exit status to end with once the command must stop */
 
@@ -243,6 +279,8 @@ int cli_out_flush(const char *cmd)
 
 int cli_stopped(const char *cmd)
 {
+    if (cli_sig != 0 && cli_status < 0)
+        cli_status = 128 + cli_sig;
     if (cli_status >= 0)
         return 1;
     /* The write end of a pipe whose reader has gone polls POLLERR (a socket: POLLHUP too), so

@@ -2,7 +2,8 @@
  * cli.h - what the subcommands of the ipckit tool share.
  *
  * Exit codes: 0 success; 1 failure of the operation (the peer, the object, a timeout, a step of
- * the tour); 2 usage error (bad option, bad address); 130 interrupted by Ctrl-C (tour).
+ * the tour, standard output); 2 usage error (bad option, bad address); 128 + N ended by signal N
+ * after closing normally (send, recv, relay: INT, TERM, HUP); 130 interrupted by Ctrl-C (tour).
  * Data goes to standard output, diagnostics to standard error.
  */
 #ifndef IPK_CLI_H
@@ -60,7 +61,7 @@ int cli_close(const char *cmd, ipk_chan *c);
 int cli_scheme_takes(const char *url, const char *key);
 int cli_url_sets(const char *url, const char *key);
 
-/* ---- ending a command early: a standard output that went away ----
+/* ---- ending a command early: a signal, or a standard output that went away ----
  *
  * Waits that could last (receives, accepts, sends into a full queue) run in slices of
  * CLI_TICK_MS through cli_wait(); between slices it checks whether the command must stop, so
@@ -69,6 +70,15 @@ int cli_url_sets(const char *url, const char *key);
 #define CLI_TICK_MS 100
 /* What cli_wait() returns when the command must stop; the library never returns it. */
 #define CLI_ESTOP (-EINTR)
+/* INT, TERM and HUP: send, recv and relay catch them (cli_signals_catch). Until the command has
+ * a channel open, a signal ends the process at once, as it would without a handler (nothing is
+ * owned yet). From then on it is noted: the command stops at the next slice of a wait, closes
+ * its channels as a normal end would (removing what it owns, leaving undelivered messages), and
+ * main() exits with 128 + the signal. */
+void cli_signals_catch(void);
+/* The signal that ended the command, 0 when none. */
+int cli_signal_caught(void);
+
 /* A command that writes data to standard output calls this first: when standard output is a
  * pipe or a socket whose reader goes away, the command stops at the next slice of a wait,
  * before it takes another message it could not deliver. */

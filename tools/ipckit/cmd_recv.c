@@ -95,6 +95,7 @@ int cmd_recv(int argc, char **argv)
     ipk_opts *o = ipk_opts_new();
     if (o == NULL)
         return cli_fail("recv", "options", -ENOMEM);
+    cli_signals_catch();
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+n:t:f:o:ldh", lo, NULL)) != -1) {
         switch (opt) {

@@ -90,7 +90,11 @@ static enum step fail(relay *R, const char *what, int err)
 /* Waits for the next peer on a listening end. */
 static enum step side_accept(relay *R, side *s)
 {
-    int r = ipk_accept(s->l, &s->c, R->timeout);
+    int r = cli_accept("relay", s->l, &s->c, R->timeout);
+    if (r == CLI_ESTOP) {
+        R->rc = cli_stop_status();
+        return STEP_FAIL;
+    }
     if (r != 0)
         return fail(R, s->url, r);
     if (R->verbose)
@@ -115,9 +119,13 @@ static enum step side_lost(relay *R, side *s)
 static enum step forward(relay *R, side *d, long n, const ipk_msginfo *mi)
 {
     for (int attempt = 0;; attempt++) {
-        int r = ipk_sendx(d->c, R->buf.p, (size_t)n, mi, -1);
+        int r = cli_send("relay", d->c, R->buf.p, (size_t)n, mi, -1);
         if (r == 0)
             return STEP_ON;
+        if (r == CLI_ESTOP) {
+            R->rc = cli_stop_status();
+            return STEP_FAIL;
+        }
         if (r == -EDESTADDRREQ) {
             /* A datagram listener answers the sender of the last datagram it received; before
              * the first one there is nobody to answer. */
@@ -178,8 +186,12 @@ static int relay_loop(relay *R)
 {
     double idle_since = cli_now_us();
     for (;;) {
+        if (cli_stopped("relay"))
+            return cli_stop_status();
         struct pollfd p[2];
-        int np = 0, wait = R->timeout;
+        /* A signal between the check above and poll() would not interrupt it: a tick bounds
+         * how long it can go unnoticed. */
+        int np = 0, wait = min_ms(R->timeout, CLI_TICK_MS);
         for (int i = 0; i < (R->both_ways ? 2 : 1); i++) {
             int fd = ipk_fd(R->s[i].c);
             if (ipk_pending(R->s[i].c))
@@ -240,6 +252,7 @@ int cmd_relay(int argc, char **argv)
                                        {0, 0, 0, 0}};
     relay R = {.s = {{.listen = 1}, {.listen = 0}}, .timeout = -1, .count = -1};
     int one_way = 0, opt;
+    cli_signals_catch();
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+1:2:un:t:vh", lo, NULL)) != -1) {
         switch (opt) {

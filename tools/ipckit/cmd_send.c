@@ -47,10 +47,12 @@ static int send_one(struct send_ctx *s, const void *p, size_t n)
 {
     if (s->sent > 0 && s->interval_ms > 0) {
         struct timespec ts = {s->interval_ms / 1000, (s->interval_ms % 1000) * 1000000};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !cli_stopped("send"))
             ;
     }
-    int r = ipk_sendx(s->c, p, n, s->mip, s->timeout);
+    int r = cli_send("send", s->c, p, n, s->mip, s->timeout);
+    if (r == CLI_ESTOP)
+        return cli_stop_status();
     if (r != 0)
         return cli_fail("send", ipk_addr(s->c), r);
     s->sent++;
@@ -151,6 +153,7 @@ int cmd_send(int argc, char **argv)
     ipk_opts *o = ipk_opts_new();
     if (o == NULL)
         return cli_fail("send", "options", -ENOMEM);
+    cli_signals_catch();
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+s:c:i:t:p:T:o:ldh", lo, NULL)) != -1) {
         switch (opt) {
@@ -232,9 +235,9 @@ int cmd_send(int argc, char **argv)
         rc = cli_fail("send", url, r);
         goto out;
     }
-    if (s.c == NULL && (r = ipk_accept(l, &s.c, s.timeout)) != 0) {
-        rc = cli_fail("send", url, r);
-        ipk_close(l);
+    if (s.c == NULL && (r = cli_accept("send", l, &s.c, s.timeout)) != 0) {
+        rc = r == CLI_ESTOP ? cli_stop_status() : cli_fail("send", url, r);
+        cli_close("send", l);
         goto out;
     }
     rc = 0;
