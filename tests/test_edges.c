@@ -210,8 +210,31 @@ static void t_signal_ends_blocked_send(void **state)
     assert_int_equal(mq_depth(name), 1);
 }
 
+/* ---- 5. options anywhere (GNU order); -- ends them ---- */
+
+static void t_options_anywhere(void **state)
+{
+    (void)state;
+    char name[64], url[128];
+    mq_fresh(name, sizeof name, url, sizeof url);
+    run r;
+    assert_int_equal(CLI(&r, NULL, "send", url, "hi", "-p", "9"), 0);
+    assert_int_equal(mq_depth(name), 1); /* one message, not three */
+    assert_int_equal(CLI(&r, NULL, "send", url, "-p", "3", "--", "-p", "--"), 0);
+    assert_int_equal(CLI(&r, NULL, "recv", url, "-f", "json", "-n", "3"), 0);
+    has(r.out, "\"prio\":9,");
+    has(r.out, "\"data\":\"hi\"}");
+    has(r.out, "\"prio\":3,");
+    has(r.out, "\"data\":\"-p\"}");
+    has(r.out, "\"data\":\"--\"}");
+    assert_int_equal(mq_depth(name), -1);
+    /* An option after the URLs of relay, and a bad one still a usage error wherever it is. */
+    assert_int_equal(CLI(&r, NULL, "relay", url, url, "--count"), 2);
+    assert_int_equal(CLI(&r, NULL, "recv", url, "--no-such-option"), 2);
+}
+
 IPKT_MAIN(cmocka_unit_test(t_owner_leaves_undelivered), cmocka_unit_test(t_producer_first),
           cmocka_unit_test(t_stdout_reader_gone), cmocka_unit_test(t_stdout_full),
           cmocka_unit_test(t_signal_closes_socket),
           cmocka_unit_test(t_signal_closes_fifo_and_relay),
-          cmocka_unit_test(t_signal_ends_blocked_send))
+          cmocka_unit_test(t_signal_ends_blocked_send), cmocka_unit_test(t_options_anywhere))

@@ -13,7 +13,8 @@ static void recv_usage(FILE *f)
 {
     fprintf(f,
             "usage: ipckit recv [OPTIONS] URL\n"
-            "Receives messages and writes them to standard output.\n\n"
+            "Receives messages and writes them to standard output.\n"
+            "Options may come before or after URL; '--' ends them.\n\n"
             "  -n, --count N             exit after N messages (default: until end of stream)\n"
             "  -t, --timeout MS          fail when no message comes for MS ms (-1: wait, default)\n"
             "  -f, --format FMT          text (one line per message, default), hex, json (one\n"
@@ -97,7 +98,7 @@ int cmd_recv(int argc, char **argv)
         return cli_fail("recv", "options", -ENOMEM);
     cli_signals_catch();
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+n:t:f:o:ldh", lo, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "n:t:f:o:ldh", lo, NULL)) != -1) {
         switch (opt) {
         case 'n':
             if (cli_parse_long(optarg, 1, 2000000000L, &count) != 0) {

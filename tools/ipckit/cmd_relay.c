@@ -28,7 +28,7 @@ static void relay_usage(FILE *f)
                "conversations (tcp, unix, unixpacket, unixgram, udp, exec, shm: with duplex=1).\n"
                "One message in is one message out: boundaries are kept across any two\n"
                "transports. Priority (mq) and type (sysv) are carried when both ends are of the\n"
-               "same kind.\n\n"
+               "same kind. Options may come before or after the URLs; '--' ends them.\n\n"
                "  -1, --first listen|dial   role at URL1 (default listen)\n"
                "  -2, --second listen|dial  role at URL2 (default dial)\n"
                "  -u, --one-way             only URL1 -> URL2\n"
@@ -254,7 +254,7 @@ int cmd_relay(int argc, char **argv)
     int one_way = 0, opt;
     cli_signals_catch();
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+1:2:un:t:vh", lo, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "1:2:un:t:vh", lo, NULL)) != -1) {
         switch (opt) {
         case '1':
         case '2':

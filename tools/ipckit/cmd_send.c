@@ -15,7 +15,8 @@ static void send_usage(FILE *f)
 {
     fprintf(f,
             "usage: ipckit send [OPTIONS] URL [MSG...]\n"
-            "Sends each MSG as one message; without MSG, reads standard input.\n\n"
+            "Sends each MSG as one message; without MSG, reads standard input.\n"
+            "Options may come anywhere; '--' ends them, so that a MSG may start with '-'.\n\n"
             "  -s, --stdin lines|whole|framed\n"
             "                            one message per line (default), all of the input as\n"
             "                            one message, or 4-byte big-endian length-prefixed frames\n"
@@ -155,7 +156,7 @@ int cmd_send(int argc, char **argv)
         return cli_fail("send", "options", -ENOMEM);
     cli_signals_catch();
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+s:c:i:t:p:T:o:ldh", lo, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "s:c:i:t:p:T:o:ldh", lo, NULL)) != -1) {
         switch (opt) {
         case 's':
             mode = optarg;
