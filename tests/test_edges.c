@@ -233,8 +233,30 @@ static void t_options_anywhere(void **state)
     assert_int_equal(CLI(&r, NULL, "recv", url, "--no-such-option"), 2);
 }
 
+/* ---- 6. JSON keeps UTF-8, and binary goes base64 ---- */
+
+static void t_json_utf8_and_binary(void **state)
+{
+    (void)state;
+    char name[64], url[128];
+    mq_fresh(name, sizeof name, url, sizeof url);
+    run r;
+    assert_int_equal(CLI(&r, NULL, "send", url, "h\xc3\xa9llo"), 0);
+    assert_int_equal(CLI(&r,
+                         "a\xff\x01"
+                         "b",
+                         "send", "-s", "whole", url),
+                     0);
+    assert_int_equal(CLI(&r, NULL, "recv", "-n", "2", "-f", "json", url), 0);
+    has(r.out, "\"len\":6,");
+    has(r.out, "\"data\":\"h\xc3\xa9llo\"}\n");
+    has(r.out, "\"len\":4,");
+    has(r.out, "\"data_base64\":\"Yf8BYg==\"}\n");
+}
+
 IPKT_MAIN(cmocka_unit_test(t_owner_leaves_undelivered), cmocka_unit_test(t_producer_first),
           cmocka_unit_test(t_stdout_reader_gone), cmocka_unit_test(t_stdout_full),
           cmocka_unit_test(t_signal_closes_socket),
           cmocka_unit_test(t_signal_closes_fifo_and_relay),
-          cmocka_unit_test(t_signal_ends_blocked_send), cmocka_unit_test(t_options_anywhere))
+          cmocka_unit_test(t_signal_ends_blocked_send), cmocka_unit_test(t_options_anywhere),
+          cmocka_unit_test(t_json_utf8_and_binary))

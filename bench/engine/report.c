@@ -7,6 +7,7 @@
  * side are what a reader can trust.
  */
 #include "bench.h"
+#include "json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -109,70 +110,112 @@ void bench_print_table(FILE *f, const bench_report *rep)
                "lower is better; msgs/s: higher is better).\n");
 }
 
-static void bench_json_str(FILE *f, const char *s)
+/* One "key": number per entry of a latency summary, in nanoseconds. */
+static void bench_json_ns(json_w *w, const bench_result *r)
 {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
+    static const char *const keys[] = {"min", "p50", "p90", "p99", "p99.9", "max"};
+    const double v[] = {r->min, r->p50, r->p90, r->p99, r->p999, r->max};
+    json_obj(w);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_key(w, keys[i]);
+        json_num(w, v[i], 0);
     }
-    fputc('"', f);
+    json_end(w);
+}
+
+static void bench_json_result(json_w *w, const bench_report *rep, const bench_result *r)
+{
+    char got[24], want[24];
+    json_obj(w);
+    json_key(w, "transport");
+    json_str(w, r->label);
+    json_key(w, "impl");
+    json_str(w, r->impl);
+    json_key(w, "mechanism");
+    json_str(w, r->mech);
+    json_key(w, "mode");
+    json_str(w, r->mode == BENCH_LATENCY ? "latency" : "throughput");
+    json_key(w, "size");
+    json_uint(w, r->size);
+    json_key(w, "cpu");
+    json_str(w, bench_cpu_name(r->cpu));
+    json_key(w, "cpus_a");
+    json_str(w, r->cpus[0]);
+    json_key(w, "cpus_b");
+    json_str(w, r->cpus[1]);
+    json_key(w, "ok");
+    json_bool(w, r->ok);
+    if (!r->ok) {
+        json_key(w, "error");
+        json_str(w, r->err);
+    } else if (r->mode == BENCH_LATENCY) {
+        json_key(w, "round_trips");
+        json_int(w, r->n);
+        json_key(w, "round_trip_ns");
+        bench_json_ns(w, r);
+        json_key(w, "round_trips_per_s");
+        json_num(w, r->rtps, 1);
+    } else {
+        json_key(w, "messages");
+        json_int(w, r->n);
+        json_key(w, "received");
+        json_int(w, r->received);
+        json_key(w, "seconds");
+        json_num(w, r->secs, 6);
+        json_key(w, "messages_per_s");
+        json_num(w, r->mps, 1);
+        json_key(w, "mb_per_s");
+        json_num(w, r->mbps, 3);
+        snprintf(got, sizeof got, "%016llx", (unsigned long long)r->csum_got);
+        snprintf(want, sizeof want, "%016llx", (unsigned long long)r->csum_want);
+        json_key(w, "checksum");
+        json_obj(w);
+        json_key(w, "got");
+        json_str(w, got);
+        json_key(w, "want");
+        json_str(w, want);
+        json_key(w, "ok");
+        json_bool(w, r->csum_ok);
+        json_end(w);
+    }
+    json_key(w, "ratios");
+    json_obj(w);
+    for (size_t j = 0; strcmp(r->impl, "ipckit") == 0 && j < rep->n; j++) {
+        double x = bench_same_group(r, &rep->r[j]) ? bench_ratio(r, &rep->r[j]) : 0;
+        if (x > 0) {
+            json_key(w, rep->r[j].impl);
+            json_num(w, x, 4);
+        }
+    }
+    json_end(w);
+    json_end(w);
 }
 
 void bench_print_json(FILE *f, const bench_report *rep)
 {
     struct utsname u;
     uname(&u);
-    fprintf(f, "{\n  \"tool\": \"ipckit bench\",\n  \"command\": ");
-    bench_json_str(f, rep->cmdline ? rep->cmdline : "");
-    fprintf(f, ",\n  \"cpus\": %d,\n  \"kernel\": ", rep->ncpu);
-    bench_json_str(f, u.release);
-    fprintf(f, ",\n  \"results\": [");
+    json_w w;
+    json_init(&w, f);
+    json_obj(&w);
+    json_key(&w, "tool");
+    json_str(&w, "ipckit bench");
+    json_key(&w, "command");
+    json_str(&w, rep->cmdline ? rep->cmdline : "");
+    json_key(&w, "cpus");
+    json_int(&w, rep->ncpu);
+    json_key(&w, "kernel");
+    json_str(&w, u.release);
+    json_key(&w, "results");
+    json_arr(&w);
     for (size_t i = 0; i < rep->n; i++) {
-        const bench_result *r = &rep->r[i];
-        fprintf(f, "%s\n    {\"transport\": ", i ? "," : "");
-        bench_json_str(f, r->label);
-        fprintf(f, ", \"impl\": \"%s\", \"mechanism\": ", r->impl);
-        bench_json_str(f, r->mech);
-        fprintf(f,
-                ", \"mode\": \"%s\", \"size\": %zu, \"cpu\": \"%s\", \"cpus_a\": \"%s\", "
-                "\"cpus_b\": \"%s\", \"ok\": %s",
-                r->mode == BENCH_LATENCY ? "latency" : "throughput", r->size,
-                bench_cpu_name(r->cpu), r->cpus[0], r->cpus[1], r->ok ? "true" : "false");
-        if (!r->ok) {
-            fprintf(f, ", \"error\": ");
-            bench_json_str(f, r->err);
-        } else if (r->mode == BENCH_LATENCY) {
-            fprintf(f,
-                    ", \"round_trips\": %ld, \"round_trip_ns\": {\"min\": %.0f, \"p50\": %.0f, "
-                    "\"p90\": %.0f, \"p99\": %.0f, \"p99.9\": %.0f, \"max\": %.0f}, "
-                    "\"round_trips_per_s\": %.1f",
-                    r->n, r->min, r->p50, r->p90, r->p99, r->p999, r->max, r->rtps);
-        } else {
-            fprintf(f,
-                    ", \"messages\": %ld, \"received\": %ld, \"seconds\": %.6f, "
-                    "\"messages_per_s\": %.1f, \"mb_per_s\": %.3f, \"checksum\": {\"got\": "
-                    "\"%016llx\", \"want\": \"%016llx\", \"ok\": %s}",
-                    r->n, r->received, r->secs, r->mps, r->mbps, (unsigned long long)r->csum_got,
-                    (unsigned long long)r->csum_want, r->csum_ok ? "true" : "false");
-        }
-        fprintf(f, ", \"ratios\": {");
-        int first = 1;
-        for (size_t j = 0; strcmp(r->impl, "ipckit") == 0 && j < rep->n; j++) {
-            double x = bench_same_group(r, &rep->r[j]) ? bench_ratio(r, &rep->r[j]) : 0;
-            if (x > 0) {
-                fprintf(f, "%s\"%s\": %.4f", first ? "" : ", ", rep->r[j].impl, x);
-                first = 0;
-            }
-        }
-        fprintf(f, "}}");
+        json_nl(&w);
+        bench_json_result(&w, rep, &rep->r[i]);
     }
-    fprintf(f, "\n  ]\n}\n");
+    json_nl(&w);
+    json_end(&w);
+    json_end(&w);
+    json_nl(&w);
 }
 
 void bench_print_csv(FILE *f, const bench_report *rep)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "json.h"
 
 static void recv_usage(FILE *f)
 {
@@ -18,8 +19,9 @@ static void recv_usage(FILE *f)
             "  -n, --count N             exit after N messages (default: until end of stream)\n"
             "  -t, --timeout MS          fail when no message comes for MS ms (-1: wait, default)\n"
             "  -f, --format FMT          text (one line per message, default), hex, json (one\n"
-            "                            object per line, with priority/type/sender), or raw\n"
-            "                            (the bytes as they are, no separator)\n"
+            "                            object per line, with priority/type/sender; \"data\" as\n"
+            "                            UTF-8 text, or \"data_base64\" when it is not UTF-8), or\n"
+            "                            raw (the bytes as they are, no separator)\n"
             "  -o, --option KEY=VALUE    a transport option (same as ?KEY=VALUE in the URL)\n"
             "  -l, --listen              listen on URL (default); a connection-oriented listener\n"
             "                            takes the next peer when one disconnects\n"
@@ -32,20 +34,6 @@ static void recv_usage(FILE *f)
 
 enum recv_fmt { FMT_TEXT, FMT_HEX, FMT_JSON, FMT_RAW };
 
-static void json_string(FILE *f, const unsigned char *p, size_t n)
-{
-    putc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '"' || p[i] == '\\')
-            fprintf(f, "\\%c", p[i]);
-        else if (p[i] < 0x20 || p[i] >= 0x7f)
-            fprintf(f, "\\u%04x", p[i]);
-        else
-            putc(p[i], f);
-    }
-    putc('"', f);
-}
-
 static void print_msg(enum recv_fmt fmt, const unsigned char *p, size_t n, const ipk_msginfo *mi)
 {
     switch (fmt) {
@@ -57,14 +45,23 @@ static void print_msg(enum recv_fmt fmt, const unsigned char *p, size_t n, const
             printf("%02x", p[i]);
         putchar('\n');
         break;
-    case FMT_JSON:
-        printf("{\"len\":%zu,\"prio\":%u,\"type\":%ld,\"signo\":%d,\"pid\":%d,\"uid\":%ld,"
-               "\"data\":",
-               n, mi->prio, mi->type, mi->signo, (int)mi->pid,
-               mi->uid == (uid_t)-1 ? -1L : (long)mi->uid);
-        json_string(stdout, p, n);
-        printf("}\n");
+    case FMT_JSON: {
+        json_w w;
+        json_init(&w, stdout);
+        json_obj(&w);
+        static const char *const keys[] = {"len", "prio", "type", "signo", "pid", "uid"};
+        const long long v[] = {(long long)n, mi->prio,
+                               mi->type,     mi->signo,
+                               (int)mi->pid, mi->uid == (uid_t)-1 ? -1LL : (long long)mi->uid};
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            json_key(&w, keys[i]);
+            json_int(&w, v[i]);
+        }
+        json_bytes(&w, "data", p, n);
+        json_end(&w);
+        putchar('\n');
         break;
+    }
     case FMT_TEXT:
         fwrite(p, 1, n, stdout);
         putchar('\n');
