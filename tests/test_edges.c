@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/msg.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -254,9 +256,112 @@ static void t_json_utf8_and_binary(void **state)
     has(r.out, "\"data_base64\":\"Yf8BYg==\"}\n");
 }
 
+/* ---- 7. a conversation from a shell; framed output keeps boundaries through a pipe ---- */
+
+static void t_chat_stream_and_packets(void **state)
+{
+    (void)state;
+    run r;
+    /* exec: a stream; the end of input reaches cat, whose end ends the chat. */
+    assert_int_equal(CLI(&r, "hello\nworld\n", "chat", "exec:cat"), 0);
+    assert_string_equal(r.out, "hello\nworld\n");
+    /* unixpacket and shm duplex=1, each echoed by a relay to exec:cat. */
+    char path[256], urls[2][300], name[64];
+    ipkt_path(path, sizeof path, "pkt");
+    ipkt_journal("path", path);
+    snprintf(urls[0], sizeof urls[0], "unixpacket:%s", path);
+    ipkt_name(name, sizeof name, "/");
+    ipkt_journal("shm", name);
+    snprintf(urls[1], sizeof urls[1], "shm:%s?duplex=1", name);
+    for (int i = 0; i < 2; i++) {
+        bg b;
+        run rr;
+        BG(&b, NULL, "relay", "--once", urls[i], "exec:cat");
+        if (i == 0) {
+            wait_path(path);
+        } else {
+            char dev[128];
+            snprintf(dev, sizeof dev, "/dev/shm%s", name);
+            wait_path(dev);
+        }
+        /* A message transport has no end of input to pass on, and the peer stays: the chat
+         * waits for replies until it is told to stop (-w -1). */
+        bg c;
+        BG(&c, "one\ntwo\n", "chat", "-w", "-1", "-f", "json", urls[i]);
+        wait_text(c.outf, "\"data\":\"two\"}\n");
+        kill(c.pid, SIGINT);
+        assert_int_equal(bg_finish(&c, &r), 128 + SIGINT);
+        has(r.out, "\"data\":\"one\"}\n");
+        kill(b.pid, SIGTERM);
+        bg_finish(&b, &rr);
+    }
+}
+
+static void t_framed_pipe_keeps_boundaries(void **state)
+{
+    (void)state;
+    char n1[64], u1[128], n2[64], u2[128];
+    mq_fresh(n1, sizeof n1, u1, sizeof u1);
+    mq_fresh(n2, sizeof n2, u2, sizeof u2);
+    run r;
+    assert_int_equal(CLI(&r, "a\nb\tc", "send", "-s", "whole", u1), 0);
+    assert_int_equal(CLI(&r, NULL, "send", u1, ""), 0);
+    /* ipckit recv -f framed ... > frames; ipckit send -s framed ... < frames */
+    char frames[256], errf[256];
+    ipkt_path(frames, sizeof frames, "frames");
+    ipkt_path(errf, sizeof errf, "err");
+    pid_t pid = start(NULL, frames, errf,
+                      (const char *const[]){"recv", "-n", "2", "-f", "framed", u1, NULL});
+    assert_int_equal(finish(&r, pid, "/dev/null", errf), 0);
+    struct stat st;
+    assert_int_equal(stat(frames, &st), 0);
+    assert_int_equal(st.st_size, 4 + 5 + 4); /* two frames: 5 bytes and 0 bytes */
+    pid = fork();
+    if (pid == 0) {
+        int fd = open(frames, O_RDONLY);
+        dup2(fd, 0);
+        execv(BIN, (char *[]){BIN, "send", "-s", "framed", u2, NULL});
+        _exit(98);
+    }
+    assert_int_equal(ipkt_wait(pid), 0);
+    assert_int_equal(mq_depth(n2), 2);
+    assert_int_equal(CLI(&r, NULL, "recv", "-n", "2", "-f", "json", u2), 0);
+    has(r.out, "\"len\":5,");
+    has(r.out, "\"data\":\"a\\nb\\tc\"}\n");
+    has(r.out, "\"len\":0,");
+}
+
+static void t_framed_meets_raw_peer(void **state)
+{
+    (void)state;
+    char path[256], url[300];
+    ipkt_path(path, sizeof path, "raw");
+    ipkt_journal("path", path);
+    snprintf(url, sizeof url, "unix:%s", path);
+    bg b;
+    run r;
+    BG(&b, NULL, "recv", url);
+    wait_path(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%.100s", path);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(write(fd, "GET / HTTP/1.0\r\n\r\n", 18), 18);
+    /* The listener drops this peer and waits for the next: end it. */
+    char buf[8];
+    assert_int_equal(read(fd, buf, sizeof buf), 0);
+    close(fd);
+    kill(b.pid, SIGTERM);
+    bg_finish(&b, &r);
+    has(r.err, "its header \"GET \" is text");
+    has(r.err, "?framing=raw");
+}
+
 IPKT_MAIN(cmocka_unit_test(t_owner_leaves_undelivered), cmocka_unit_test(t_producer_first),
           cmocka_unit_test(t_stdout_reader_gone), cmocka_unit_test(t_stdout_full),
           cmocka_unit_test(t_signal_closes_socket),
           cmocka_unit_test(t_signal_closes_fifo_and_relay),
           cmocka_unit_test(t_signal_ends_blocked_send), cmocka_unit_test(t_options_anywhere),
-          cmocka_unit_test(t_json_utf8_and_binary))
+          cmocka_unit_test(t_json_utf8_and_binary), cmocka_unit_test(t_chat_stream_and_packets),
+          cmocka_unit_test(t_framed_pipe_keeps_boundaries),
+          cmocka_unit_test(t_framed_meets_raw_peer))

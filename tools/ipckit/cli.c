@@ -76,6 +76,20 @@ int cli_opt_kv(const char *cmd, ipk_opts *o, char *kv)
     return r == 0 ? 0 : cli_fail(cmd, kv, r);
 }
 
+int cli_chan_opt(const char *cmd, int opt, char *arg, ipk_opts *o, int *listen)
+{
+    switch (opt) {
+    case 'o':
+        return cli_opt_kv(cmd, o, arg);
+    case 'l':
+    case 'd':
+        *listen = opt == 'l';
+        return 0;
+    default:
+        return -1;
+    }
+}
+
 int cli_open(const char *url, const ipk_opts *o, int listen, ipk_chan **l, ipk_chan **c)
 {
     *l = *c = NULL;
@@ -220,7 +234,6 @@ int cli_send(const char *cmd, ipk_chan *c, const void *p, size_t n, const ipk_ms
 }
 
 /* ---- ending a command early ---- */
-
 
 static void cli_on_signal(int sig)
 {

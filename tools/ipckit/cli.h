@@ -30,6 +30,7 @@ typedef struct cli_cmd {
 int cmd_send(int argc, char **argv);
 int cmd_recv(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_info(int argc, char **argv);
@@ -49,6 +50,10 @@ int cli_parse_ms(const char *s, int *out);
 int cli_parse_long(const char *s, long min, long max, long *out);
 /* Applies "-o KEY=VALUE" to o; returns 0 or a CLI exit code (message printed). */
 int cli_opt_kv(const char *cmd, ipk_opts *o, char *kv);
+
+/* The options send, recv and chat share: -o KEY=VALUE, -l, -d. 0 when opt was one of them and
+ * was taken, CLI_USAGE (message printed) for a bad value, -1 when opt is none of them. */
+int cli_chan_opt(const char *cmd, int opt, char *arg, ipk_opts *o, int *listen);
 
 /* Opens url as listener (listen != 0) or dialer. A listener of a connection-oriented transport
  * is returned as is in *l with *c NULL; otherwise *c is the channel and *l NULL. */
@@ -108,6 +113,35 @@ long cli_recv(ipk_chan *c, cli_buf *b, ipk_msginfo *mi, int timeout_ms);
 /* The same through cli_wait(): CLI_ESTOP when the command must stop. */
 long cli_recv_wait(const char *cmd, ipk_chan *c, cli_buf *b, ipk_msginfo *mi, int timeout_ms);
 void cli_buf_free(cli_buf *b);
+
+/* ---- messages in and out of the standard streams (msgio.c) ---- */
+
+/* How a received message is written: a line, hex, a JSON object per line, the bytes as they
+ * are, or a 4-byte big-endian length and the bytes (what send -s framed reads back). */
+enum cli_fmt { CLI_FMT_TEXT, CLI_FMT_HEX, CLI_FMT_JSON, CLI_FMT_RAW, CLI_FMT_FRAMED };
+int cli_parse_fmt(const char *s, enum cli_fmt *f);
+void cli_print_msg(enum cli_fmt fmt, const unsigned char *p, size_t n, const ipk_msginfo *mi);
+
+/* Standard input cut into messages: one per line, 4-byte big-endian length-prefixed frames, or
+ * all of it as one. cli_in_fill() reads once (it blocks unless poll said readable): 1 bytes
+ * came, 0 end of input, -errno. cli_in_next(): 1 with the next message in *p and *n (valid until
+ * the next fill), 0 when more input is needed (or none is left at the end), CLI_IN_CUT when
+ * the input ended inside a frame (cli_in_cut_msg() says where). */
+enum cli_in_mode { CLI_IN_LINES, CLI_IN_WHOLE, CLI_IN_FRAMED };
+#define CLI_IN_CUT (-1)
+typedef struct cli_in {
+    int fd;
+    enum cli_in_mode mode;
+    char *buf;
+    size_t len, off, cap;
+    int eof, done;
+} cli_in;
+int cli_parse_in_mode(const char *s, enum cli_in_mode *m);
+void cli_in_init(cli_in *in, int fd, enum cli_in_mode mode);
+int cli_in_fill(cli_in *in);
+int cli_in_next(cli_in *in, const char **p, size_t *n);
+const char *cli_in_cut_msg(const cli_in *in);
+void cli_in_free(cli_in *in);
 
 /* Terminal niceties: colour only on a terminal and when NO_COLOR is unset or empty. */
 int cli_color(FILE *f);

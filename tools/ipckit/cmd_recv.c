@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "json.h"
 
 static void recv_usage(FILE *f)
 {
@@ -21,7 +20,9 @@ static void recv_usage(FILE *f)
             "  -f, --format FMT          text (one line per message, default), hex, json (one\n"
             "                            object per line, with priority/type/sender; \"data\" as\n"
             "                            UTF-8 text, or \"data_base64\" when it is not UTF-8), or\n"
-            "                            raw (the bytes as they are, no separator)\n"
+            "                            raw (the bytes as they are, no separator), or framed\n"
+            "                            (a 4-byte big-endian length, then the bytes: what\n"
+            "                            'send -s framed' reads, so boundaries survive a pipe)\n"
             "  -o, --option KEY=VALUE    a transport option (same as ?KEY=VALUE in the URL)\n"
             "  -l, --listen              listen on URL (default); a connection-oriented listener\n"
             "                            takes the next peer when one disconnects\n"
@@ -30,54 +31,6 @@ static void recv_usage(FILE *f)
             "Exit status: 0 done (count reached or end of stream), 1 failure or timeout, or\n"
             "standard output failed (at most the message being written is lost), 2 usage error.\n"
             "Example: ipckit recv -n 1 --format json mq:/jobs\n");
-}
-
-enum recv_fmt { FMT_TEXT, FMT_HEX, FMT_JSON, FMT_RAW };
-
-static void print_msg(enum recv_fmt fmt, const unsigned char *p, size_t n, const ipk_msginfo *mi)
-{
-    switch (fmt) {
-    case FMT_RAW:
-        fwrite(p, 1, n, stdout);
-        break;
-    case FMT_HEX:
-        for (size_t i = 0; i < n; i++)
-            printf("%02x", p[i]);
-        putchar('\n');
-        break;
-    case FMT_JSON: {
-        json_w w;
-        json_init(&w, stdout);
-        json_obj(&w);
-        static const char *const keys[] = {"len", "prio", "type", "signo", "pid", "uid"};
-        const long long v[] = {(long long)n, mi->prio,
-                               mi->type,     mi->signo,
-                               (int)mi->pid, mi->uid == (uid_t)-1 ? -1LL : (long long)mi->uid};
-        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-            json_key(&w, keys[i]);
-            json_int(&w, v[i]);
-        }
-        json_bytes(&w, "data", p, n);
-        json_end(&w);
-        putchar('\n');
-        break;
-    }
-    case FMT_TEXT:
-        fwrite(p, 1, n, stdout);
-        putchar('\n');
-        break;
-    }
-}
-
-static int parse_fmt(const char *s, enum recv_fmt *f)
-{
-    static const char *const names[] = {"text", "hex", "json", "raw"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *f = (enum recv_fmt)i;
-            return 0;
-        }
-    return -1;
 }
 
 int cmd_recv(int argc, char **argv)
@@ -89,7 +42,7 @@ int cmd_recv(int argc, char **argv)
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     long count = -1;
     int timeout = -1, listen = 1, opt, rc = CLI_USAGE;
-    enum recv_fmt fmt = FMT_TEXT;
+    enum cli_fmt fmt = CLI_FMT_TEXT;
     ipk_opts *o = ipk_opts_new();
     if (o == NULL)
         return cli_fail("recv", "options", -ENOMEM);
@@ -110,29 +63,25 @@ int cmd_recv(int argc, char **argv)
             }
             break;
         case 'f':
-            if (parse_fmt(optarg, &fmt) != 0) {
-                rc = cli_usage_err("recv", "--format %s: expected text, hex, json or raw", optarg);
+            if (cli_parse_fmt(optarg, &fmt) != 0) {
+                rc = cli_usage_err("recv", "--format %s: expected text, hex, json, raw or framed",
+                                   optarg);
                 goto out;
             }
-            break;
-        case 'o':
-            if ((rc = cli_opt_kv("recv", o, optarg)) != 0)
-                goto out;
-            rc = CLI_USAGE;
-            break;
-        case 'l':
-            listen = 1;
-            break;
-        case 'd':
-            listen = 0;
             break;
         case 'h':
             recv_usage(stdout);
             rc = CLI_OK;
             goto out;
         default:
-            recv_usage(stderr);
-            goto out;
+            if ((rc = cli_chan_opt("recv", opt, optarg, o, &listen)) > 0)
+                goto out;
+            if (rc < 0) {
+                recv_usage(stderr);
+                rc = CLI_USAGE;
+                goto out;
+            }
+            rc = CLI_USAGE;
         }
     }
     if (optind != argc - 1) {
@@ -172,7 +121,7 @@ int cmd_recv(int argc, char **argv)
             rc = cli_fail("recv", url, (int)n);
             break;
         }
-        print_msg(fmt, b.p, (size_t)n, &mi);
+        cli_print_msg(fmt, b.p, (size_t)n, &mi);
         if ((rc = cli_out_flush("recv")) != CLI_OK)
             break;
         got++;

@@ -60,78 +60,31 @@ static int send_one(struct send_ctx *s, const void *p, size_t n)
     return 0;
 }
 
-/* Reads all of f; NULL on a memory failure. */
-static char *slurp(FILE *f, size_t *len)
+/* Standard input, cut into messages as mode says, each sent as it is complete. */
+static int send_stdin(struct send_ctx *s, enum cli_in_mode mode)
 {
-    size_t cap = 1 << 16, n = 0, k;
-    char *buf = malloc(cap);
-    while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += k;
-        if (n == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (nb == NULL)
-                free(buf);
-            buf = nb;
+    cli_in in;
+    cli_in_init(&in, 0, mode);
+    int rc = 0;
+    while (rc == 0) {
+        const char *p;
+        size_t n;
+        int k = cli_in_next(&in, &p, &n);
+        if (k == 1) {
+            rc = send_one(s, p, n);
+        } else if (k == CLI_IN_CUT) {
+            fprintf(stderr, "ipckit send: %s\n", cli_in_cut_msg(&in));
+            rc = CLI_FAIL;
+        } else if (in.eof) {
+            break;
+        } else if ((k = cli_in_fill(&in)) < 0 && k != -EINTR) {
+            rc = cli_fail("send", "standard input", k);
+        } else if (cli_stopped("send")) {
+            rc = cli_stop_status();
         }
     }
-    *len = n;
-    return buf;
-}
-
-static int send_framed(struct send_ctx *s)
-{
-    unsigned char h[4];
-    size_t k;
-    while ((k = fread(h, 1, 4, stdin)) == 4) {
-        size_t n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
-        char *buf = malloc(n ? n : 1);
-        if (buf == NULL) {
-            fprintf(stderr, "ipckit send: no memory for a frame of %zu bytes\n", n);
-            return CLI_FAIL;
-        }
-        if (fread(buf, 1, n, stdin) != n) {
-            free(buf);
-            fprintf(stderr, "ipckit send: standard input ended inside a frame of %zu bytes\n", n);
-            return CLI_FAIL;
-        }
-        int r = send_one(s, buf, n);
-        free(buf);
-        if (r)
-            return r;
-    }
-    if (k != 0) {
-        fprintf(stderr, "ipckit send: standard input ended inside a frame header\n");
-        return CLI_FAIL;
-    }
-    return 0;
-}
-
-static int send_stdin(struct send_ctx *s, const char *mode)
-{
-    if (strcmp(mode, "whole") == 0) {
-        size_t len;
-        char *buf = slurp(stdin, &len);
-        if (buf == NULL) {
-            fprintf(stderr, "ipckit send: out of memory reading standard input\n");
-            return CLI_FAIL;
-        }
-        int r = send_one(s, buf, len);
-        free(buf);
-        return r;
-    }
-    if (strcmp(mode, "framed") == 0)
-        return send_framed(s);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int r = 0;
-    while (r == 0 && (n = getline(&line, &cap, stdin)) >= 0) {
-        if (n > 0 && line[n - 1] == '\n')
-            n--;
-        r = send_one(s, line, (size_t)n);
-    }
-    free(line);
-    return r;
+    cli_in_free(&in);
+    return rc;
 }
 
 int cmd_send(int argc, char **argv)
@@ -148,7 +101,7 @@ int cmd_send(int argc, char **argv)
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     struct send_ctx s = {.timeout = -1};
-    const char *mode = "lines";
+    enum cli_in_mode mode = CLI_IN_LINES;
     long count = 1, v;
     int listen = 0, user_create = 0, opt, rc = CLI_USAGE;
     ipk_opts *o = ipk_opts_new();
@@ -157,11 +110,11 @@ int cmd_send(int argc, char **argv)
     cli_signals_catch();
     optind = 1;
     while ((opt = getopt_long(argc, argv, "s:c:i:t:p:T:o:ldh", lo, NULL)) != -1) {
+        user_create |= opt == 'o' && strncmp(optarg, "create=", 7) == 0;
         switch (opt) {
         case 's':
-            mode = optarg;
-            if (strcmp(mode, "lines") && strcmp(mode, "whole") && strcmp(mode, "framed")) {
-                rc = cli_usage_err("send", "--stdin %s: expected lines, whole or framed", mode);
+            if (cli_parse_in_mode(optarg, &mode) != 0) {
+                rc = cli_usage_err("send", "--stdin %s: expected lines, whole or framed", optarg);
                 goto out;
             }
             break;
@@ -199,25 +152,19 @@ int cmd_send(int argc, char **argv)
             s.mi.type = v;
             s.mip = &s.mi;
             break;
-        case 'o':
-            user_create |= strncmp(optarg, "create=", 7) == 0;
-            if ((rc = cli_opt_kv("send", o, optarg)) != 0)
-                goto out;
-            rc = CLI_USAGE;
-            break;
-        case 'l':
-            listen = 1;
-            break;
-        case 'd':
-            listen = 0;
-            break;
         case 'h':
             send_usage(stdout);
             rc = CLI_OK;
             goto out;
         default:
-            send_usage(stderr);
-            goto out;
+            if ((rc = cli_chan_opt("send", opt, optarg, o, &listen)) > 0)
+                goto out;
+            if (rc < 0) {
+                send_usage(stderr);
+                rc = CLI_USAGE;
+                goto out;
+            }
+            rc = CLI_USAGE;
         }
     }
     if (optind >= argc) {

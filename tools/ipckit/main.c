@@ -13,6 +13,7 @@ static const cli_cmd cli_cmds[] = {
     {"send", "send messages to an address", cmd_send},
     {"recv", "receive messages from an address", cmd_recv},
     {"relay", "move messages between two addresses, both ways", cmd_relay},
+    {"chat", "a conversation from a shell: stdin lines out, replies to stdout", cmd_chat},
     {"ls", "list the IPC objects on this machine", cmd_ls},
     {"rm", "remove IPC objects (named, or stale)", cmd_rm},
     {"info", "semantics and live kernel limits of a mechanism", cmd_info},
