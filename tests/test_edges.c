@@ -353,7 +353,7 @@ static void t_framed_meets_raw_peer(void **state)
     close(fd);
     kill(b.pid, SIGTERM);
     bg_finish(&b, &r);
-    has(r.err, "its header \"GET \" is text");
+    has(r.err, "those 4 header bytes are ASCII text");
     has(r.err, "?framing=raw");
 }
 
