@@ -357,6 +357,39 @@ static void t_framed_meets_raw_peer(void **state)
     has(r.err, "?framing=raw");
 }
 
+/* ---- 8. exit statuses ---- */
+
+static void t_exit_statuses(void **state)
+{
+    (void)state;
+    run r;
+    /* exec: the child's status is the command's. */
+    assert_int_equal(CLI(&r, NULL, "send", "exec:false", "x"), 1);
+    has(r.err, "exec:false: exited with status 1");
+    assert_int_equal(CLI(&r, NULL, "send", "exec:no-such-command-ipkt", "x"), 1);
+    has(r.err, "exited with status 127 (command not found)");
+    assert_int_equal(CLI(&r, NULL, "send", "exec:cat >/dev/null", "x"), 0);
+    assert_int_equal(CLI(&r, "a\n", "chat", "exec:cat; exit 3"), 1);
+    has(r.err, "exited with status 3");
+    /* An idle timeout after data is a normal end; before any, a failure. */
+    char name[64], url[128];
+    mq_fresh(name, sizeof name, url, sizeof url);
+    assert_int_equal(CLI(&r, NULL, "send", url, "a", "b"), 0);
+    assert_int_equal(CLI(&r, NULL, "recv", "-t", "200", url), 0);
+    assert_string_equal(r.out, "a\nb\n");
+    assert_int_equal(CLI(&r, NULL, "recv", "-t", "200", url), 1);
+    has(r.err, "timed out");
+    /* The same for relay: messages moved, then nothing for the timeout. */
+    char n2[64], u2[128];
+    mq_fresh(n2, sizeof n2, u2, sizeof u2);
+    assert_int_equal(CLI(&r, NULL, "send", url, "c"), 0);
+    assert_int_equal(CLI(&r, NULL, "relay", "-t", "200", "-2", "listen", url, u2), 0);
+    /* A host that does not resolve is a failure (1); an address that does not parse, usage. */
+    assert_int_equal(CLI(&r, NULL, "send", "tcp://no-such-host.invalid:9", "x"), 1);
+    has(r.err, "no-such-host.invalid");
+    assert_int_equal(CLI(&r, NULL, "send", "tcp://::", "x"), 2);
+}
+
 IPKT_MAIN(cmocka_unit_test(t_owner_leaves_undelivered), cmocka_unit_test(t_producer_first),
           cmocka_unit_test(t_stdout_reader_gone), cmocka_unit_test(t_stdout_full),
           cmocka_unit_test(t_signal_closes_socket),
@@ -364,4 +397,4 @@ IPKT_MAIN(cmocka_unit_test(t_owner_leaves_undelivered), cmocka_unit_test(t_produ
           cmocka_unit_test(t_signal_ends_blocked_send), cmocka_unit_test(t_options_anywhere),
           cmocka_unit_test(t_json_utf8_and_binary), cmocka_unit_test(t_chat_stream_and_packets),
           cmocka_unit_test(t_framed_pipe_keeps_boundaries),
-          cmocka_unit_test(t_framed_meets_raw_peer))
+          cmocka_unit_test(t_framed_meets_raw_peer), cmocka_unit_test(t_exit_statuses))

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +32,11 @@ int cli_fail(const char *cmd, const char *what, int err)
         fprintf(stderr, "ipckit %s: %s: %s%s\n", cmd, what, detail, tail);
     else
         fprintf(stderr, "ipckit %s: %s: %s\n", cmd, what, ipk_strerror(err));
+    /* Only an address that does not parse is a usage error: one that parses but names a host
+     * that does not resolve is a failure of the operation (ipk_info parses without opening). */
+    char probe[1];
+    if (err == IPK_EADDR && ipk_info(what, probe, sizeof probe) >= 0)
+        return CLI_FAIL;
     return err == IPK_EADDR || err == IPK_EOPTION ? CLI_USAGE : CLI_FAIL;
 }
 
@@ -120,9 +126,10 @@ int cli_open(const char *url, const ipk_opts *o, int listen, ipk_chan **l, ipk_c
 int cli_close(const char *cmd, ipk_chan *c)
 {
     if (c == NULL)
-        return 0;
+        return CLI_OK;
     char name[512];
     snprintf(name, sizeof name, "%s", ipk_addr(c));
+    int exec = strcmp(ipk_scheme(c), "exec") == 0;
     long left = ipk_undelivered(c);
     int r = ipk_close(c);
     if (left > 0)
@@ -130,7 +137,24 @@ int cli_close(const char *cmd, ipk_chan *c)
                 "ipckit %s: %s still holds messages nobody has received; it stays (receive "
                 "them, or remove it: ipckit rm %s)\n",
                 cmd, name, name);
-    return r;
+    if (r < 0)
+        return cli_fail(cmd, name, r);
+    if (!exec || r == 0)
+        return CLI_OK;
+    /* exec: the child's wait status. TERM and KILL come from close itself (a child that did
+     * not end after its input did), PIPE from a child writing after we stopped reading. */
+    if (WIFEXITED(r)) {
+        fprintf(stderr, "ipckit %s: %s: exited with status %d%s\n", cmd, name, WEXITSTATUS(r),
+                WEXITSTATUS(r) == 127 ? " (command not found)" : "");
+        return CLI_FAIL;
+    }
+    if (WIFSIGNALED(r) && WTERMSIG(r) != SIGTERM && WTERMSIG(r) != SIGKILL &&
+        WTERMSIG(r) != SIGPIPE) {
+        fprintf(stderr, "ipckit %s: %s: killed by signal %d (%s)\n", cmd, name, WTERMSIG(r),
+                strsignal(WTERMSIG(r)));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
 }
 
 int cli_scheme_takes(const char *url, const char *key)

@@ -59,8 +59,10 @@ int cli_chan_opt(const char *cmd, int opt, char *arg, ipk_opts *o, int *listen);
  * is returned as is in *l with *c NULL; otherwise *c is the channel and *l NULL. */
 int cli_open(const char *url, const ipk_opts *o, int listen, ipk_chan **l, ipk_chan **c);
 
-/* Closes c (NULL: nothing) and returns ipk_close()'s result. When c owned an object that keeps
- * messages nobody has received yet, the object stays (ipk_close) and this says so on stderr. */
+/* Closes c (NULL: nothing). When c owned an object that keeps messages nobody has received yet,
+ * the object stays (ipk_close) and this says so on stderr. Returns an exit status: CLI_OK, or
+ * CLI_FAIL (reported) when the close failed or c was exec: and its child failed (a non-zero
+ * exit status, or a signal other than the TERM/KILL of the close and PIPE). */
 int cli_close(const char *cmd, ipk_chan *c);
 /* Whether url's scheme takes option key, and whether url's query already sets it. */
 int cli_scheme_takes(const char *url, const char *key);

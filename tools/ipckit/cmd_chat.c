@@ -205,11 +205,10 @@ int cmd_chat(int argc, char **argv)
         cli_in_free(&t.in);
     }
     cli_buf_free(&t.b);
-    r = cli_close("chat", t.c);
-    /* exec: the child's status, as send reports it. */
-    if (rc == CLI_OK && r > 0)
-        rc = CLI_FAIL;
-    cli_close("chat", l);
+    if ((r = cli_close("chat", t.c)) != CLI_OK && rc == CLI_OK)
+        rc = r;
+    if ((r = cli_close("chat", l)) != CLI_OK && rc == CLI_OK)
+        rc = r;
 out:
     ipk_opts_free(o);
     return rc;

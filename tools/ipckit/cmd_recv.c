@@ -16,7 +16,8 @@ static void recv_usage(FILE *f)
             "Receives messages and writes them to standard output.\n"
             "Options may come before or after URL; '--' ends them.\n\n"
             "  -n, --count N             exit after N messages (default: until end of stream)\n"
-            "  -t, --timeout MS          fail when no message comes for MS ms (-1: wait, default)\n"
+            "  -t, --timeout MS          end when no message comes for MS ms: status 0 when\n"
+            "                            some came before, 1 when none did (-1: wait, default)\n"
             "  -f, --format FMT          text (one line per message, default), hex, json (one\n"
             "                            object per line, with priority/type/sender; \"data\" as\n"
             "                            UTF-8 text, or \"data_base64\" when it is not UTF-8), or\n"
@@ -101,7 +102,8 @@ int cmd_recv(int argc, char **argv)
     rc = CLI_OK;
     while (count < 0 || got < count) {
         if (c == NULL && (r = cli_accept("recv", l, &c, timeout)) != 0) {
-            rc = r == CLI_ESTOP ? cli_stop_status() : cli_fail("recv", url, r);
+            if (r != IPK_ETIMEDOUT || got == 0)
+                rc = r == CLI_ESTOP ? cli_stop_status() : cli_fail("recv", url, r);
             break;
         }
         ipk_msginfo mi;
@@ -117,6 +119,8 @@ int cmd_recv(int argc, char **argv)
         }
         if (n == IPK_EOF && count < 0)
             break;
+        if (n == IPK_ETIMEDOUT && got > 0) /* idle after data: a normal end, as socat -T */
+            break;
         if (n < 0) {
             rc = cli_fail("recv", url, (int)n);
             break;
@@ -127,8 +131,10 @@ int cmd_recv(int argc, char **argv)
         got++;
     }
     cli_buf_free(&b);
-    cli_close("recv", c);
-    cli_close("recv", l);
+    if ((r = cli_close("recv", c)) != CLI_OK && rc == CLI_OK)
+        rc = r;
+    if ((r = cli_close("recv", l)) != CLI_OK && rc == CLI_OK)
+        rc = r;
 out:
     ipk_opts_free(o);
     return rc;

@@ -35,7 +35,8 @@ static void relay_usage(FILE *f)
                "      --once                end when the first peer goes (a listening end\n"
                "                            otherwise accepts the next connection)\n"
                "  -n, --count N             end after N messages\n"
-               "  -t, --timeout MS          fail when no message moves for MS ms (-1: wait)\n"
+               "  -t, --timeout MS          end when no message moves for MS ms: status 0 when\n"
+               "                            some moved before, 1 when none did (-1: wait)\n"
                "  -v, --verbose             a line on standard error per message\n"
                "  -h, --help\n\n"
                "Exit status: 0 done (count reached, or an end closed), 1 failure or timeout,\n"
@@ -222,6 +223,8 @@ static int relay_loop(relay *R)
                 R->shown_at = idle_since;
             }
         } else if (R->timeout >= 0 && cli_now_us() - idle_since >= R->timeout * 1000.0) {
+            if (R->total > 0) /* idle after moving messages: a normal end, as socat -T */
+                return CLI_OK;
             fprintf(stderr, "ipckit relay: no message for %d ms\n", R->timeout);
             return CLI_FAIL;
         }
@@ -315,8 +318,11 @@ int cmd_relay(int argc, char **argv)
     cli_progress_done();
     cli_buf_free(&R.buf);
     for (int i = 0; i < 2; i++) {
-        cli_close("relay", R.s[i].c);
-        cli_close("relay", R.s[i].l);
+        int r = cli_close("relay", R.s[i].c);
+        if (r != CLI_OK && rc == CLI_OK)
+            rc = r;
+        if ((r = cli_close("relay", R.s[i].l)) != CLI_OK && rc == CLI_OK)
+            rc = r;
     }
     return rc;
 }

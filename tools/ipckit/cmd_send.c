@@ -196,11 +196,13 @@ int cmd_send(int argc, char **argv)
     } else {
         rc = send_stdin(&s, mode);
     }
-    /* Closing flushes what is buffered; a failure there is a failure to send. */
+    /* Closing flushes what is buffered (a failure there is a failure to send) and reaps an
+     * exec: child, whose failure is the command's. */
     r = cli_close("send", s.c);
-    if (r < 0 && rc == 0)
-        rc = cli_fail("send", url, r);
-    cli_close("send", l);
+    if (rc == CLI_OK)
+        rc = r;
+    if ((r = cli_close("send", l)) != CLI_OK && rc == CLI_OK)
+        rc = r;
 out:
     ipk_opts_free(o);
     return rc;
