@@ -164,3 +164,12 @@ int unix_listener(const char *path)
     assert_int_equal(listen(fd, 4), 0);
     return fd;
 }
+
+const char *path_url(char *path, size_t pcap, char *url, size_t ucap, const char *scheme,
+                     const char *stem)
+{
+    ipkt_path(path, pcap, stem);
+    ipkt_journal("path", path);
+    snprintf(url, ucap, "%s:%s", scheme, path);
+    return url;
+}

@@ -46,6 +46,9 @@ void wait_path(const char *path);
 void wait_mq(const char *name);
 /* Waits until a file (a background command's standard error) contains text. */
 void wait_text(const char *path, const char *text);
+/* A fresh path (journalled, so removed after the test) and the address "SCHEME:PATH" for it. */
+const char *path_url(char *path, size_t pcap, char *url, size_t ucap, const char *scheme,
+                     const char *stem);
 /* A listening Unix stream socket bound at path (journalled). */
 int unix_listener(const char *path);
 

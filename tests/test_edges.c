@@ -144,9 +144,7 @@ static void t_signal_closes_socket(void **state)
 {
     (void)state;
     char path[256], url[300];
-    ipkt_path(path, sizeof path, "sock");
-    ipkt_journal("path", path);
-    snprintf(url, sizeof url, "unix:%s", path);
+    path_url(path, sizeof path, url, sizeof url, "unix", "sock");
     bg b;
     run r;
     BG(&b, NULL, "recv", url);
@@ -167,9 +165,7 @@ static void t_signal_closes_fifo_and_relay(void **state)
 {
     (void)state;
     char path[256], url[300], sock[256], surl[300];
-    ipkt_path(path, sizeof path, "fifo");
-    ipkt_journal("path", path);
-    snprintf(url, sizeof url, "fifo:%s", path);
+    path_url(path, sizeof path, url, sizeof url, "fifo", "fifo");
     bg b;
     run r;
     BG(&b, NULL, "recv", url);
@@ -181,9 +177,7 @@ static void t_signal_closes_fifo_and_relay(void **state)
     /* A relay from a listening socket into a queue: both ends close. */
     char name[64], qurl[128];
     mq_fresh(name, sizeof name, qurl, sizeof qurl);
-    ipkt_path(sock, sizeof sock, "relay");
-    ipkt_journal("path", sock);
-    snprintf(surl, sizeof surl, "unixpacket:%s", sock);
+    path_url(sock, sizeof sock, surl, sizeof surl, "unixpacket", "relay");
     BG(&b, NULL, "relay", "-2", "listen", surl, qurl);
     wait_path(sock);
     kill(b.pid, SIGTERM);
@@ -335,9 +329,7 @@ static void t_framed_meets_raw_peer(void **state)
 {
     (void)state;
     char path[256], url[300];
-    ipkt_path(path, sizeof path, "raw");
-    ipkt_journal("path", path);
-    snprintf(url, sizeof url, "unix:%s", path);
+    path_url(path, sizeof path, url, sizeof url, "unix", "raw");
     bg b;
     run r;
     BG(&b, NULL, "recv", url);

@@ -5,7 +5,7 @@
  * producer on a queue may come first (create=1) and does not own what it created. Senders are
  * separate processes.
  */
-#include "harness.h"
+#include "cli_run.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -286,9 +286,7 @@ static void t_fifo_reader_leaves_unread_bytes(void **state)
 {
     (void)state;
     char path[256], url[300];
-    ipkt_path(path, sizeof path, "fifo");
-    ipkt_journal("path", path);
-    snprintf(url, sizeof url, "fifo:%s", path);
+    path_url(path, sizeof path, url, sizeof url, "fifo", "fifo");
     ipk_chan *l = NULL;
     ipkt_ok(ipk_listen(&l, url, NULL));
     /* A writer sends three and keeps the FIFO open; the reader goes without reading. */
@@ -323,9 +321,7 @@ static void t_file_log_with_records_stays(void **state)
 {
     (void)state;
     char path[256], url[300], kurl[320];
-    ipkt_path(path, sizeof path, "log");
-    ipkt_journal("path", path);
-    snprintf(url, sizeof url, "file:%s", path);
+    path_url(path, sizeof path, url, sizeof url, "file", "log");
     ipk_chan *l = NULL;
     /* An empty log its listener created goes with it. */
     ipkt_ok(ipk_listen(&l, url, NULL));
@@ -353,9 +349,7 @@ static void t_undelivered_elsewhere(void **state)
 {
     (void)state;
     char path[256], url[300];
-    ipkt_path(path, sizeof path, "sock");
-    ipkt_journal("path", path);
-    snprintf(url, sizeof url, "unixgram:%s", path);
+    path_url(path, sizeof path, url, sizeof url, "unixgram", "sock");
     ipk_chan *l = NULL, *d = NULL;
     ipkt_ok(ipk_listen(&l, url, NULL));
     ipkt_ok(ipk_dial(&d, url, NULL));
