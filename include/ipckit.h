@@ -152,8 +152,8 @@ IPK_API int ipk_close(ipk_chan *c);
  * wait in it for a receiver: > 0 when so (the number of messages for mq: and sysv:, else 1),
  * 0 when close will remove it or removes nothing anyway (a dialer, keep= given, a mechanism
  * that stores no messages: sockets, exec:, signal:). What waits: mq:/sysv: queued messages;
- * shm: records (and a mailbox message) not yet received, in either direction of duplex=1, or
- * with mode=segment a posted text not yet read; fifo: bytes in the pipe not yet read (they
+ * shm: ring records not yet received (duplex=1: those sent to the dialer's end), or with
+ * mode=segment a posted text not yet read; fifo: bytes in the pipe not yet read (they
  * outlive the close only while a writer keeps the FIFO open); file: any record of a log (a
  * log is never consumed: each reader keeps its own offset), a non-empty file in mode=whole. */
 IPK_API long ipk_undelivered(const ipk_chan *c);

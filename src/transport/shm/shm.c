@@ -459,8 +459,12 @@ static int ipk__shm_dial(ipk_chan *c)
     return ipk__shm_open(c, 0);
 }
 
-/* Messages in the segment that nobody has received: records (and, with duplex=1, a mailbox
- * message) in either ring, or with mode=segment a text posted and not yet read. */
+/* Messages in the segment that a later process could still receive: records in the ring (a
+ * later dialer consumes them), or with mode=segment a text posted and not yet read. duplex=1:
+ * records this end sent that the other end has not taken (a later dialer takes over its end);
+ * not what was sent to this end, which nobody else may receive, nor the mailbox line, whose
+ * state cannot tell a message taken from one waiting (and an attached peer reads it from its
+ * mapping after the name is gone). */
 static long ipk__shm_undelivered(const ipk_chan *c)
 {
     const ipk__shm *s = c->tp;
@@ -470,12 +474,11 @@ static long ipk__shm_undelivered(const ipk_chan *c)
             return -EINVAL;
         return v > 0;
     }
-    for (int i = 0; i < 2; i++)
-        if (s->ring[i].h && ipk__ring_pending(&s->ring[i]))
-            return 1;
-    /* Our own mailbox message, not yet taken by the other end (ring_pending sees the peer's). */
-    const struct ipk__shm_mbox *mb = s->tx ? s->tx->mb : NULL;
-    return mb && atomic_load(&mb->state) == IPK__MB_FULL(s->tx->end);
+    if (s->tx == NULL || s->tx->h == NULL)
+        return 0;
+    ipk__ring records = *s->tx; /* the ring's records only: the mailbox is left out above */
+    records.mb = NULL;
+    return ipk__ring_pending(&records);
 }
 
 static int ipk__shm_close(ipk_chan *c)
