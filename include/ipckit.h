@@ -139,10 +139,13 @@ IPK_API int ipk_peer(const ipk_chan *c, pid_t *pid, uid_t *uid, gid_t *gid);
  * through exec:). Further sends fail. IPK_ENOTSUP on message transports. */
 IPK_API int ipk_shutdown(ipk_chan *c, int timeout_ms);
 
-/* Releases the channel and, when it owns the object (listener of fifo, mq, shm, sysv, unix path)
- * and keep is not set, removes it. Output a timed-out send left behind is written first (up to
- * 1 s); if that fails, its error is returned. For exec:, closes the child's stdin, reaps it and
- * returns its wait status (>= 0, as from waitpid). Always frees the channel, also on error. */
+/* Releases the channel and, when it owns the object (listener of fifo, mq, shm, sysv, unix path,
+ * file) and keep is not set, removes it - unless messages still wait in it for a receiver (see
+ * ipk_undelivered()): then the object stays, so that no message a send reported as sent is
+ * destroyed by a close. keep=1 never removes, keep=0 removes even then. Output a timed-out send
+ * left behind is written first (up to 1 s); if that fails, its error is returned. For exec:, closes
+ * the child's stdin, reaps it and returns its wait status (>= 0, as from waitpid). Always frees the
+ * channel, also on error. */
 IPK_API int ipk_close(ipk_chan *c);
 
 /*
@@ -153,7 +156,7 @@ IPK_API int ipk_close(ipk_chan *c);
  *
  * ipk_poller_add: c joins the poller with an interest (IPK_POLLIN: a message can be received,
  * or on a listener a connection accepted; IPK_POLLOUT: a message can be sent) and a user
- * pointer returned with its events. A channel may be in several pollers. ipk_poller_mod changes
+ * pointer returned with its events. A channel is in one poller at a time. ipk_poller_mod changes
  * the interest, ipk_poller_del removes it; ipk_close() removes a channel from every poller it is
  * in. Add, mod and del may be called from another thread while one thread waits.
  *
@@ -187,6 +190,15 @@ IPK_API int ipk_poller_wait(ipk_poller *p, ipk_pollev *ev, int max, int timeout_
 IPK_API int ipk_poller_fd(ipk_poller *p);
 /* Frees the poller; its channels stay open (and leave it). */
 IPK_API void ipk_poller_free(ipk_poller *p);
+/* Whether ipk_close() will leave the object this channel owns in place because messages still
+ * wait in it for a receiver: > 0 when so (the number of messages for mq: and sysv:, else 1),
+ * 0 when close will remove it or removes nothing anyway (a dialer, keep= given, a mechanism
+ * that stores no messages: sockets, exec:, signal:). What waits: mq:/sysv: queued messages;
+ * shm: ring records not yet received (duplex=1: those sent to the dialer's end), or with
+ * mode=segment a posted text not yet read; fifo: bytes in the pipe not yet read (they
+ * outlive the close only while a writer keeps the FIFO open); file: any record of a log (a
+ * log is never consumed: each reader keeps its own offset), a non-empty file in mode=whole. */
+IPK_API long ipk_undelivered(const ipk_chan *c);
 
 /* Zero-copy, where the transport supports it (shm:); IPK_ENOTSUP elsewhere.
  * ipk_reserve: space for a message of len bytes, written in place, then ipk_commit(c, len') with

@@ -784,7 +784,9 @@ void qs_killed_consumer(void **state)
     qs_done(&r, l);
 }
 
-/* ---- the owner removes its object; keep=1 leaves it; a dialer never removes ---- */
+/* ---- what an owner's close removes (ipckit(3), ipk_close): the object when nothing waits in
+ * it; with messages waiting it stays, and they are there for a later receiver; keep=0 removes
+ * it even then, keep=1 never; a dialer never removes. ---- */
 
 void qs_owner_removes(void **state)
 {
@@ -797,8 +799,23 @@ void qs_owner_removes(void **state)
     ipkt_expect(ipk_dial(&c, r.base, NULL), -ENOENT);
     ipkt_errmsg_has(k->missing_says);
     assert_null(c);
-    ipk_chan *l = qs_listen(&r, k, k->keep0, 0);
+    /* Empty at the owner's close: removed. */
+    ipk_chan *l = qs_listen(&r, k, "", 0);
     ipkt_ok(ipk_close(qs_dial(&r, "")));
+    assert_int_equal(ipk_undelivered(l), 0);
+    qs_done(&r, l);
+    ipkt_expect(ipk_dial(&c, r.dial, NULL), -ENOENT);
+    /* A message waits: the object stays with it, for a receiver that comes later. */
+    l = qs_listen(&r, k, "", 0);
+    ipkt_ok(ipk_send(l, "x", 1, 0));
+    assert_true(ipk_undelivered(l) > 0);
+    qs_done(&r, l);
+    ipkt_ok(ipk_dial(&c, r.dial, NULL));
+    ipkt_expect(ipk_recv(c, b, sizeof b, 0), 1);
+    assert_memory_equal(b, "x", 1);
+    ipkt_ok(ipk_close(c));
+    /* keep=0: removed even with a message in it. */
+    l = qs_listen(&r, k, "keep=0", 0);
     ipkt_ok(ipk_send(l, "x", 1, 0));
     qs_done(&r, l);
     ipkt_expect(ipk_dial(&c, r.dial, NULL), -ENOENT);

@@ -424,8 +424,9 @@ static void t_keep_and_eof(void **state)
     (void)state;
     char path[256], url[300], buf[64];
     ipk_chan *l = new_log(path, sizeof path, url, sizeof url, NULL);
+    ipkt_ok(ipk_send(l, "r", 1, 0));
     ipkt_ok(ipk_close(l));
-    assert_int_equal(access(path, F_OK), 0); /* a durable log stays by default */
+    assert_int_equal(access(path, F_OK), 0); /* a log with a record stays by default */
     /* Existing: opened, not owned, so not removed even with keep=0. */
     ipkt_ok(ipk_listen(&l, url_of(url, sizeof url, path, "keep=0"), NULL));
     ipkt_ok(ipk_close(l));

@@ -97,6 +97,7 @@ typedef struct bench_result {
     long received;
     uint64_t csum_got, csum_want;
     int csum_ok;
+    long batch; /* messages per send call at most: 1 one call per message, > 1 sendv batches */
 } bench_result;
 
 /* Records why the current side failed (printf-style); returns -1. */

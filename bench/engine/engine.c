@@ -682,6 +682,7 @@ void bench_run(bench_spec *s, bench_result *r)
     r->size = s->size;
     r->mode = s->mode;
     r->cpu = s->cpu;
+    r->batch = s->mode == BENCH_THROUGHPUT ? bench_batch(s) : 1;
     if (s->skip) {
         snprintf(r->err, sizeof r->err, "%s", s->skip);
         return;

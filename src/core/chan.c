@@ -407,12 +407,32 @@ int ipk_flush(ipk_chan *c, int timeout_ms)
 /* How long close() may wait to write what a timed-out send left behind. */
 #define IPK__CLOSE_LINGER_MS 1000
 
+/* DESIGN §6, decided here once for every transport: an owner's close removes its object only
+ * when no message waits in it for a receiver. keep= overrides it either way (1: never remove,
+ * 0: remove even so); the transport's close then honours c->keep. */
+static long ipk__undelivered(const ipk_chan *c)
+{
+    if (!c->owner || c->keep || ipk__opt(c, "keep") != NULL || c->tr->undelivered == NULL)
+        return 0;
+    long n = c->tr->undelivered(c);
+    return n < 0 ? 1 : n; /* cannot tell: a stray object is the lesser harm than a lost message */
+}
+
+long ipk_undelivered(const ipk_chan *c)
+{
+    if (c == NULL)
+        return ipk__err(-EINVAL, "ipk_undelivered: NULL channel");
+    return ipk__undelivered(c);
+}
+
 int ipk_close(ipk_chan *c)
 {
     ipk__err_clear();
     if (c == NULL)
         return 0;
     ipk__poll_forget(c);
+    if (ipk__undelivered(c) > 0)
+        c->keep = 1;
     int r = 0;
     if ((c->tr->flags & IPK__TF_STREAM) && c->out.len && !c->broken)
         r = ipk__flush(c, ipk__deadline(IPK__CLOSE_LINGER_MS));

@@ -202,11 +202,21 @@ static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
         }
         const unsigned char *h = (const unsigned char *)in->buf + in->off;
         size_t len = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
-        if (len > c->max)
+        if (len > c->max) {
+            /* Four bytes of ASCII text ("GET ", "y\ny\n") are no length: a raw peer. */
+            int text = 1;
+            for (int i = 0; i < 4; i++)
+                text &=
+                    (h[i] >= 0x20 && h[i] < 0x7f) || h[i] == '\t' || h[i] == '\n' || h[i] == '\r';
             return ipk__fatal(c, ipk__err(IPK_EPROTO,
                                           "%s: peer declared a %zu-byte frame; max=%zu (channel "
-                                          "closed, nothing allocated)",
-                                          c->name, len, c->max));
+                                          "closed, nothing allocated)%s",
+                                          c->name, len, c->max,
+                                          text ? "; those 4 header bytes are ASCII text: a peer "
+                                                 "that sends plain bytes needs ?framing=raw (or "
+                                                 "framing=line)"
+                                               : ""));
+        }
         ipk__consume(in, 4);
         in->frame = len;
         in->have_frame = 1;

@@ -102,6 +102,14 @@ typedef struct ipk__transport {
      * streams, 0 otherwise. */
     int (*pending)(const ipk_chan *c);
 
+    /* Optional, for mechanisms whose object stores messages: whether messages sent into the
+     * object still wait there for a receiver. > 0 when some do (their number where the
+     * mechanism tells it, else 1), 0 when none, < 0 when it cannot be told. The core asks it
+     * before an owner's close when keep= was not given, and leaves the object in place unless
+     * the answer is 0 (DESIGN §6: no implicit removal destroys a message). Must not block.
+     * NULL: the mechanism stores nothing (sockets, exec:, signal:). */
+    long (*undelivered)(const ipk_chan *c);
+
     /* Releases what listen/dial/accept acquired; removes the object when c->owner && !c->keep.
      * Must not block longer than a bounded time. Returns 0 or the first error met (the channel
      * is released regardless). The core closes c->rfd/c->wfd afterwards if still >= 0. */

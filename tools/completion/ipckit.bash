@@ -160,7 +160,30 @@ _ipckit()
         fi
         ;;
     bench)
-        opts="--help"
+        opts="--size --count --duration --cpu --mode --repeat --no-raw --peers --json= --csv= --chart --quiet --help"
+        case $prev in
+        -c | --cpu)
+            COMPREPLY=($(compgen -W "same cross none" -- "$cur"))
+            return
+            ;;
+        -m | --mode)
+            COMPREPLY=($(compgen -W "latency throughput both" -- "$cur"))
+            return
+            ;;
+        --chart)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            compopt -o filenames 2>/dev/null
+            return
+            ;;
+        -s | --size | -n | --count | -d | --duration | -r | --repeat)
+            return
+            ;;
+        esac
+        if [[ $cur == --json=* || $cur == --csv=* ]]; then
+            COMPREPLY=($(compgen -f -P "${cur%%=*}=" -- "${cur#*=}"))
+            compopt -o filenames 2>/dev/null
+            return
+        fi
         ;;
     serve)
         opts="--proto --workers --max-conn --max-frame --idle-timeout --read-timeout --shutdown-timeout --kill-timeout --log --pid-file --help"

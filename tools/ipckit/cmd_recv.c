@@ -13,74 +13,25 @@ static void recv_usage(FILE *f)
 {
     fprintf(f,
             "usage: ipckit recv [OPTIONS] URL\n"
-            "Receives messages and writes them to standard output.\n\n"
+            "Receives messages and writes them to standard output.\n"
+            "Options may come before or after URL; '--' ends them.\n\n"
             "  -n, --count N             exit after N messages (default: until end of stream)\n"
-            "  -t, --timeout MS          fail when no message comes for MS ms (-1: wait, default)\n"
+            "  -t, --timeout MS          end when no message comes for MS ms: status 0 when\n"
+            "                            some came before, 1 when none did (-1: wait, default)\n"
             "  -f, --format FMT          text (one line per message, default), hex, json (one\n"
-            "                            object per line, with priority/type/sender), or raw\n"
-            "                            (the bytes as they are, no separator)\n"
+            "                            object per line, with priority/type/sender; \"data\" as\n"
+            "                            UTF-8 text, or \"data_base64\" when it is not UTF-8), or\n"
+            "                            raw (the bytes as they are, no separator), or framed\n"
+            "                            (a 4-byte big-endian length, then the bytes: what\n"
+            "                            'send -s framed' reads, so boundaries survive a pipe)\n"
             "  -o, --option KEY=VALUE    a transport option (same as ?KEY=VALUE in the URL)\n"
             "  -l, --listen              listen on URL (default); a connection-oriented listener\n"
             "                            takes the next peer when one disconnects\n"
             "  -d, --dial                dial URL instead of listening on it\n"
             "  -h, --help\n\n"
-            "Exit status: 0 done (count reached or end of stream), 1 failure or timeout,\n"
-            "2 usage error.\n"
+            "Exit status: 0 done (count reached or end of stream), 1 failure or timeout, or\n"
+            "standard output failed (at most the message being written is lost), 2 usage error.\n"
             "Example: ipckit recv -n 1 --format json mq:/jobs\n");
-}
-
-enum recv_fmt { FMT_TEXT, FMT_HEX, FMT_JSON, FMT_RAW };
-
-static void json_string(FILE *f, const unsigned char *p, size_t n)
-{
-    putc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '"' || p[i] == '\\')
-            fprintf(f, "\\%c", p[i]);
-        else if (p[i] < 0x20 || p[i] >= 0x7f)
-            fprintf(f, "\\u%04x", p[i]);
-        else
-            putc(p[i], f);
-    }
-    putc('"', f);
-}
-
-static void print_msg(enum recv_fmt fmt, const unsigned char *p, size_t n, const ipk_msginfo *mi)
-{
-    switch (fmt) {
-    case FMT_RAW:
-        fwrite(p, 1, n, stdout);
-        break;
-    case FMT_HEX:
-        for (size_t i = 0; i < n; i++)
-            printf("%02x", p[i]);
-        putchar('\n');
-        break;
-    case FMT_JSON:
-        printf("{\"len\":%zu,\"prio\":%u,\"type\":%ld,\"signo\":%d,\"pid\":%d,\"uid\":%ld,"
-               "\"data\":",
-               n, mi->prio, mi->type, mi->signo, (int)mi->pid,
-               mi->uid == (uid_t)-1 ? -1L : (long)mi->uid);
-        json_string(stdout, p, n);
-        printf("}\n");
-        break;
-    case FMT_TEXT:
-        fwrite(p, 1, n, stdout);
-        putchar('\n');
-        break;
-    }
-    fflush(stdout);
-}
-
-static int parse_fmt(const char *s, enum recv_fmt *f)
-{
-    static const char *const names[] = {"text", "hex", "json", "raw"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *f = (enum recv_fmt)i;
-            return 0;
-        }
-    return -1;
 }
 
 int cmd_recv(int argc, char **argv)
@@ -92,12 +43,13 @@ int cmd_recv(int argc, char **argv)
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     long count = -1;
     int timeout = -1, listen = 1, opt, rc = CLI_USAGE;
-    enum recv_fmt fmt = FMT_TEXT;
+    enum cli_fmt fmt = CLI_FMT_TEXT;
     ipk_opts *o = ipk_opts_new();
     if (o == NULL)
         return cli_fail("recv", "options", -ENOMEM);
+    cli_signals_catch();
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+n:t:f:o:ldh", lo, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "n:t:f:o:ldh", lo, NULL)) != -1) {
         switch (opt) {
         case 'n':
             if (cli_parse_long(optarg, 1, 2000000000L, &count) != 0) {
@@ -112,29 +64,25 @@ int cmd_recv(int argc, char **argv)
             }
             break;
         case 'f':
-            if (parse_fmt(optarg, &fmt) != 0) {
-                rc = cli_usage_err("recv", "--format %s: expected text, hex, json or raw", optarg);
+            if (cli_parse_fmt(optarg, &fmt) != 0) {
+                rc = cli_usage_err("recv", "--format %s: expected text, hex, json, raw or framed",
+                                   optarg);
                 goto out;
             }
-            break;
-        case 'o':
-            if ((rc = cli_opt_kv("recv", o, optarg)) != 0)
-                goto out;
-            rc = CLI_USAGE;
-            break;
-        case 'l':
-            listen = 1;
-            break;
-        case 'd':
-            listen = 0;
             break;
         case 'h':
             recv_usage(stdout);
             rc = CLI_OK;
             goto out;
         default:
-            recv_usage(stderr);
-            goto out;
+            if ((rc = cli_chan_opt("recv", opt, optarg, o, &listen)) > 0)
+                goto out;
+            if (rc < 0) {
+                recv_usage(stderr);
+                rc = CLI_USAGE;
+                goto out;
+            }
+            rc = CLI_USAGE;
         }
     }
     if (optind != argc - 1) {
@@ -143,6 +91,7 @@ int cmd_recv(int argc, char **argv)
     }
     const char *url = argv[optind];
     ipk_chan *l = NULL, *c = NULL;
+    cli_out_watch();
     int r = cli_open(url, o, listen, &l, &c);
     if (r != 0) {
         rc = cli_fail("recv", url, r);
@@ -152,12 +101,17 @@ int cmd_recv(int argc, char **argv)
     long got = 0;
     rc = CLI_OK;
     while (count < 0 || got < count) {
-        if (c == NULL && (r = ipk_accept(l, &c, timeout)) != 0) {
-            rc = cli_fail("recv", url, r);
+        if (c == NULL && (r = cli_accept("recv", l, &c, timeout)) != 0) {
+            if (r != IPK_ETIMEDOUT || got == 0)
+                rc = r == CLI_ESTOP ? cli_stop_status() : cli_fail("recv", url, r);
             break;
         }
         ipk_msginfo mi;
-        long n = cli_recv(c, &b, &mi, timeout);
+        long n = cli_recv_wait("recv", c, &b, &mi, timeout);
+        if (n == CLI_ESTOP) {
+            rc = cli_stop_status();
+            break;
+        }
         if (n == IPK_EOF && l != NULL) { /* this peer is done; take the next */
             ipk_close(c);
             c = NULL;
@@ -165,16 +119,22 @@ int cmd_recv(int argc, char **argv)
         }
         if (n == IPK_EOF && count < 0)
             break;
+        if (n == IPK_ETIMEDOUT && got > 0) /* idle after data: a normal end, as socat -T */
+            break;
         if (n < 0) {
             rc = cli_fail("recv", url, (int)n);
             break;
         }
-        print_msg(fmt, b.p, (size_t)n, &mi);
+        cli_print_msg(fmt, b.p, (size_t)n, &mi);
+        if ((rc = cli_out_flush("recv")) != CLI_OK)
+            break;
         got++;
     }
     cli_buf_free(&b);
-    ipk_close(c);
-    ipk_close(l);
+    if ((r = cli_close("recv", c)) != CLI_OK && rc == CLI_OK)
+        rc = r;
+    if ((r = cli_close("recv", l)) != CLI_OK && rc == CLI_OK)
+        rc = r;
 out:
     ipk_opts_free(o);
     return rc;

@@ -28,14 +28,15 @@ static void relay_usage(FILE *f)
                "conversations (tcp, unix, unixpacket, unixgram, udp, exec, shm: with duplex=1).\n"
                "One message in is one message out: boundaries are kept across any two\n"
                "transports. Priority (mq) and type (sysv) are carried when both ends are of the\n"
-               "same kind.\n\n"
+               "same kind. Options may come before or after the URLs; '--' ends them.\n\n"
                "  -1, --first listen|dial   role at URL1 (default listen)\n"
                "  -2, --second listen|dial  role at URL2 (default dial)\n"
                "  -u, --one-way             only URL1 -> URL2\n"
                "      --once                end when the first peer goes (a listening end\n"
                "                            otherwise accepts the next connection)\n"
                "  -n, --count N             end after N messages\n"
-               "  -t, --timeout MS          fail when no message moves for MS ms (-1: wait)\n"
+               "  -t, --timeout MS          end when no message moves for MS ms: status 0 when\n"
+               "                            some moved before, 1 when none did (-1: wait)\n"
                "  -v, --verbose             a line on standard error per message\n"
                "  -h, --help\n\n"
                "Exit status: 0 done (count reached, or an end closed), 1 failure or timeout,\n"
@@ -90,7 +91,11 @@ static enum step fail(relay *R, const char *what, int err)
 /* Waits for the next peer on a listening end. */
 static enum step side_accept(relay *R, side *s)
 {
-    int r = ipk_accept(s->l, &s->c, R->timeout);
+    int r = cli_accept("relay", s->l, &s->c, R->timeout);
+    if (r == CLI_ESTOP) {
+        R->rc = cli_stop_status();
+        return STEP_FAIL;
+    }
     if (r != 0)
         return fail(R, s->url, r);
     if (R->verbose)
@@ -115,9 +120,13 @@ static enum step side_lost(relay *R, side *s)
 static enum step forward(relay *R, side *d, long n, const ipk_msginfo *mi)
 {
     for (int attempt = 0;; attempt++) {
-        int r = ipk_sendx(d->c, R->buf.p, (size_t)n, mi, -1);
+        int r = cli_send("relay", d->c, R->buf.p, (size_t)n, mi, -1);
         if (r == 0)
             return STEP_ON;
+        if (r == CLI_ESTOP) {
+            R->rc = cli_stop_status();
+            return STEP_FAIL;
+        }
         if (r == -EDESTADDRREQ) {
             /* A datagram listener answers the sender of the last datagram it received; before
              * the first one there is nobody to answer. */
@@ -178,8 +187,12 @@ static int relay_loop(relay *R)
 {
     double idle_since = cli_now_us();
     for (;;) {
+        if (cli_stopped("relay"))
+            return cli_stop_status();
         struct pollfd p[2];
-        int np = 0, wait = R->timeout;
+        /* A signal between the check above and poll() would not interrupt it: a tick bounds
+         * how long it can go unnoticed. */
+        int np = 0, wait = min_ms(R->timeout, CLI_TICK_MS);
         for (int i = 0; i < (R->both_ways ? 2 : 1); i++) {
             int fd = ipk_fd(R->s[i].c);
             if (ipk_pending(R->s[i].c))
@@ -210,6 +223,8 @@ static int relay_loop(relay *R)
                 R->shown_at = idle_since;
             }
         } else if (R->timeout >= 0 && cli_now_us() - idle_since >= R->timeout * 1000.0) {
+            if (R->total > 0) /* idle after moving messages: a normal end, as socat -T */
+                return CLI_OK;
             fprintf(stderr, "ipckit relay: no message for %d ms\n", R->timeout);
             return CLI_FAIL;
         }
@@ -240,8 +255,9 @@ int cmd_relay(int argc, char **argv)
                                        {0, 0, 0, 0}};
     relay R = {.s = {{.listen = 1}, {.listen = 0}}, .timeout = -1, .count = -1};
     int one_way = 0, opt;
+    cli_signals_catch();
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+1:2:un:t:vh", lo, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "1:2:un:t:vh", lo, NULL)) != -1) {
         switch (opt) {
         case '1':
         case '2':
@@ -302,8 +318,11 @@ int cmd_relay(int argc, char **argv)
     cli_progress_done();
     cli_buf_free(&R.buf);
     for (int i = 0; i < 2; i++) {
-        ipk_close(R.s[i].c);
-        ipk_close(R.s[i].l);
+        int r = cli_close("relay", R.s[i].c);
+        if (r != CLI_OK && rc == CLI_OK)
+            rc = r;
+        if ((r = cli_close("relay", R.s[i].l)) != CLI_OK && rc == CLI_OK)
+            rc = r;
     }
     return rc;
 }

@@ -15,7 +15,8 @@ static void send_usage(FILE *f)
 {
     fprintf(f,
             "usage: ipckit send [OPTIONS] URL [MSG...]\n"
-            "Sends each MSG as one message; without MSG, reads standard input.\n\n"
+            "Sends each MSG as one message; without MSG, reads standard input.\n"
+            "Options may come anywhere; '--' ends them, so that a MSG may start with '-'.\n\n"
             "  -s, --stdin lines|whole|framed\n"
             "                            one message per line (default), all of the input as\n"
             "                            one message, or 4-byte big-endian length-prefixed frames\n"
@@ -26,7 +27,9 @@ static void send_usage(FILE *f)
             "  -T, --type N              sysv: message type (> 0)\n"
             "  -o, --option KEY=VALUE    a transport option (same as ?KEY=VALUE in the URL)\n"
             "  -l, --listen              listen on URL (accept one peer) instead of dialling it\n"
-            "  -d, --dial                dial URL (default)\n"
+            "  -d, --dial                dial URL (default); a queue (mq:, sysv:) that does not\n"
+            "                            exist yet is created (?create=1), and stays for its\n"
+            "                            consumer\n"
             "  -h, --help\n\n"
             "Exit status: 0 all sent, 1 failure or timeout, 2 usage error.\n"
             "Example: ipckit send mq:/jobs 'first job' 'second job'\n");
@@ -45,88 +48,43 @@ static int send_one(struct send_ctx *s, const void *p, size_t n)
 {
     if (s->sent > 0 && s->interval_ms > 0) {
         struct timespec ts = {s->interval_ms / 1000, (s->interval_ms % 1000) * 1000000};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !cli_stopped("send"))
             ;
     }
-    int r = ipk_sendx(s->c, p, n, s->mip, s->timeout);
+    int r = cli_send("send", s->c, p, n, s->mip, s->timeout);
+    if (r == CLI_ESTOP)
+        return cli_stop_status();
     if (r != 0)
         return cli_fail("send", ipk_addr(s->c), r);
     s->sent++;
     return 0;
 }
 
-/* Reads all of f; NULL on a memory failure. */
-static char *slurp(FILE *f, size_t *len)
+/* Standard input, cut into messages as mode says, each sent as it is complete. */
+static int send_stdin(struct send_ctx *s, enum cli_in_mode mode)
 {
-    size_t cap = 1 << 16, n = 0, k;
-    char *buf = malloc(cap);
-    while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += k;
-        if (n == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (nb == NULL)
-                free(buf);
-            buf = nb;
+    cli_in in;
+    cli_in_init(&in, 0, mode);
+    int rc = 0;
+    while (rc == 0) {
+        const char *p;
+        size_t n;
+        int k = cli_in_next(&in, &p, &n);
+        if (k == 1) {
+            rc = send_one(s, p, n);
+        } else if (k == CLI_IN_CUT) {
+            fprintf(stderr, "ipckit send: %s\n", cli_in_cut_msg(&in));
+            rc = CLI_FAIL;
+        } else if (in.eof) {
+            break;
+        } else if ((k = cli_in_fill(&in)) < 0 && k != -EINTR) {
+            rc = cli_fail("send", "standard input", k);
+        } else if (cli_stopped("send")) {
+            rc = cli_stop_status();
         }
     }
-    *len = n;
-    return buf;
-}
-
-static int send_framed(struct send_ctx *s)
-{
-    unsigned char h[4];
-    size_t k;
-    while ((k = fread(h, 1, 4, stdin)) == 4) {
-        size_t n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
-        char *buf = malloc(n ? n : 1);
-        if (buf == NULL) {
-            fprintf(stderr, "ipckit send: no memory for a frame of %zu bytes\n", n);
-            return CLI_FAIL;
-        }
-        if (fread(buf, 1, n, stdin) != n) {
-            free(buf);
-            fprintf(stderr, "ipckit send: standard input ended inside a frame of %zu bytes\n", n);
-            return CLI_FAIL;
-        }
-        int r = send_one(s, buf, n);
-        free(buf);
-        if (r)
-            return r;
-    }
-    if (k != 0) {
-        fprintf(stderr, "ipckit send: standard input ended inside a frame header\n");
-        return CLI_FAIL;
-    }
-    return 0;
-}
-
-static int send_stdin(struct send_ctx *s, const char *mode)
-{
-    if (strcmp(mode, "whole") == 0) {
-        size_t len;
-        char *buf = slurp(stdin, &len);
-        if (buf == NULL) {
-            fprintf(stderr, "ipckit send: out of memory reading standard input\n");
-            return CLI_FAIL;
-        }
-        int r = send_one(s, buf, len);
-        free(buf);
-        return r;
-    }
-    if (strcmp(mode, "framed") == 0)
-        return send_framed(s);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int r = 0;
-    while (r == 0 && (n = getline(&line, &cap, stdin)) >= 0) {
-        if (n > 0 && line[n - 1] == '\n')
-            n--;
-        r = send_one(s, line, (size_t)n);
-    }
-    free(line);
-    return r;
+    cli_in_free(&in);
+    return rc;
 }
 
 int cmd_send(int argc, char **argv)
@@ -143,19 +101,20 @@ int cmd_send(int argc, char **argv)
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     struct send_ctx s = {.timeout = -1};
-    const char *mode = "lines";
+    enum cli_in_mode mode = CLI_IN_LINES;
     long count = 1, v;
-    int listen = 0, opt, rc = CLI_USAGE;
+    int listen = 0, user_create = 0, opt, rc = CLI_USAGE;
     ipk_opts *o = ipk_opts_new();
     if (o == NULL)
         return cli_fail("send", "options", -ENOMEM);
+    cli_signals_catch();
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+s:c:i:t:p:T:o:ldh", lo, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "s:c:i:t:p:T:o:ldh", lo, NULL)) != -1) {
+        user_create |= opt == 'o' && strncmp(optarg, "create=", 7) == 0;
         switch (opt) {
         case 's':
-            mode = optarg;
-            if (strcmp(mode, "lines") && strcmp(mode, "whole") && strcmp(mode, "framed")) {
-                rc = cli_usage_err("send", "--stdin %s: expected lines, whole or framed", mode);
+            if (cli_parse_in_mode(optarg, &mode) != 0) {
+                rc = cli_usage_err("send", "--stdin %s: expected lines, whole or framed", optarg);
                 goto out;
             }
             break;
@@ -193,24 +152,19 @@ int cmd_send(int argc, char **argv)
             s.mi.type = v;
             s.mip = &s.mi;
             break;
-        case 'o':
-            if ((rc = cli_opt_kv("send", o, optarg)) != 0)
-                goto out;
-            rc = CLI_USAGE;
-            break;
-        case 'l':
-            listen = 1;
-            break;
-        case 'd':
-            listen = 0;
-            break;
         case 'h':
             send_usage(stdout);
             rc = CLI_OK;
             goto out;
         default:
-            send_usage(stderr);
-            goto out;
+            if ((rc = cli_chan_opt("send", opt, optarg, o, &listen)) > 0)
+                goto out;
+            if (rc < 0) {
+                send_usage(stderr);
+                rc = CLI_USAGE;
+                goto out;
+            }
+            rc = CLI_USAGE;
         }
     }
     if (optind >= argc) {
@@ -218,15 +172,20 @@ int cmd_send(int argc, char **argv)
         goto out;
     }
     const char *url = argv[optind++];
+    /* A producer may start before any consumer: on a queue (mq:, sysv:) send creates the queue
+     * when it is absent, without owning it, so the queue and its messages stay for the
+     * consumer (whose listener then owns it and removes it once it is empty). */
+    if (!listen && !user_create && cli_scheme_takes(url, "create") && !cli_url_sets(url, "create"))
+        ipk_opts_set(o, "create", "1");
     ipk_chan *l = NULL;
     int r = cli_open(url, o, listen, &l, &s.c);
     if (r != 0) {
         rc = cli_fail("send", url, r);
         goto out;
     }
-    if (s.c == NULL && (r = ipk_accept(l, &s.c, s.timeout)) != 0) {
-        rc = cli_fail("send", url, r);
-        ipk_close(l);
+    if (s.c == NULL && (r = cli_accept("send", l, &s.c, s.timeout)) != 0) {
+        rc = r == CLI_ESTOP ? cli_stop_status() : cli_fail("send", url, r);
+        cli_close("send", l);
         goto out;
     }
     rc = 0;
@@ -237,11 +196,13 @@ int cmd_send(int argc, char **argv)
     } else {
         rc = send_stdin(&s, mode);
     }
-    /* Closing flushes what is buffered; a failure there is a failure to send. */
-    r = ipk_close(s.c);
-    if (r < 0 && rc == 0)
-        rc = cli_fail("send", url, r);
-    ipk_close(l);
+    /* Closing flushes what is buffered (a failure there is a failure to send) and reaps an
+     * exec: child, whose failure is the command's. */
+    r = cli_close("send", s.c);
+    if (rc == CLI_OK)
+        rc = r;
+    if ((r = cli_close("send", l)) != CLI_OK && rc == CLI_OK)
+        rc = r;
 out:
     ipk_opts_free(o);
     return rc;

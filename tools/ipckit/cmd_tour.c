@@ -947,7 +947,7 @@ int cmd_tour(int argc, char **argv)
     int want[NSTEPS], any = 0, opt;
     memset(want, 0, sizeof want);
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+s:h", lo, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "s:h", lo, NULL)) != -1) {
         if (opt == 'h') {
             tour_usage(stdout);
             return CLI_OK;

@@ -13,6 +13,7 @@ static const cli_cmd cli_cmds[] = {
     {"send", "send messages to an address", cmd_send},
     {"recv", "receive messages from an address", cmd_recv},
     {"relay", "move messages between two addresses, both ways", cmd_relay},
+    {"chat", "a conversation from a shell: stdin lines out, replies to stdout", cmd_chat},
     {"ls", "list the IPC objects on this machine", cmd_ls},
     {"rm", "remove IPC objects (named, or stale)", cmd_rm},
     {"info", "semantics and live kernel limits of a mechanism", cmd_info},
@@ -30,7 +31,8 @@ static void usage(FILE *f)
         fprintf(f, "  %-8s %s\n", cli_cmds[i].name, cli_cmds[i].summary);
     fprintf(f, "\nAddresses: file:PATH shm:/NAME exec:CMD fifo:PATH mq:/NAME sysv:KEY|PATH\n"
                "unix:PATH|@NAME unixgram: unixpacket: tcp://HOST:PORT udp://HOST:PORT signal:PID\n"
-               "(ipckit-transports(7)). Exit status: 0 ok, 1 failure, 2 usage error.\n"
+               "(ipckit-transports(7)). Exit status: 0 ok, 1 failure, 2 usage error, 128+N ended\n"
+               "by signal N (INT, TERM, HUP close the channels first).\n"
                "'ipckit COMMAND --help' describes a command; ipckit(1) describes them all.\n");
 }
 
@@ -52,8 +54,12 @@ int main(int argc, char **argv)
         return CLI_OK;
     }
     for (size_t i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
-        if (strcmp(argv[1], cli_cmds[i].name) == 0)
-            return cli_cmds[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], cli_cmds[i].name) == 0) {
+            int rc = cli_cmds[i].run(argc - 1, argv + 1);
+            /* INT/TERM/HUP ended the command after it closed its channels: the shell's way of
+             * saying so (send, recv and relay catch them; see cli.h). */
+            return cli_signal_caught() ? 128 + cli_signal_caught() : rc;
+        }
     fprintf(stderr, "ipckit: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return CLI_USAGE;

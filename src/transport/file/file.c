@@ -662,9 +662,6 @@ static int fl_options(ipk_chan *c, fl *f)
         f->from_end = 1;
     else if (from && strcmp(from, "start") != 0)
         return ipk__err(IPK_EOPTION, "%s: from=%s: expected start or end", c->name, from);
-    /* A durable log outlives its creator unless asked: keep defaults to 1 here. */
-    if (ipk__opt(c, "keep") == NULL)
-        c->keep = 1;
     return ipk__opt_bool(c, "fsync", 0, &f->fsync);
 }
 
@@ -757,6 +754,19 @@ static int fl_start(ipk_chan *c, fl *f)
         fl_init_header(c, f, IPK__DL_NOW);
     ipk__err_clear();
     return 0;
+}
+
+/* A log is never consumed (each reader keeps its own offset): any record in it is still to be
+ * delivered to a reader that comes later, so the core's close rule keeps a log that holds one,
+ * and removes only an empty log this channel created. mode=whole: a file with content. */
+static long fl_undelivered(const ipk_chan *c)
+{
+    const fl *f = c->tp;
+    off_t size = 0;
+    int r = fl_size(f->fd, &size);
+    if (r != 0)
+        return ipk__errsys(r, "%s: fstat", c->name);
+    return size > (f->whole ? 0 : FL_FILE_HDR);
 }
 
 static int fl_close(ipk_chan *c)
@@ -968,6 +978,7 @@ const ipk__transport ipk__tr_file = {
     .recv = fl_recv,
     .fd = fl_fd,
     .pending = fl_pending,
+    .undelivered = fl_undelivered,
     .close = fl_close,
     .info = fl_info,
     .poll_src = fl_poll_src,

@@ -1,6 +1,7 @@
 /*
  * fifo.c - the fifo: transport (named pipe). The listener is the reader: it creates the FIFO
- * (mkfifo, perm, default 0600) when absent and then owns it, or uses an existing FIFO; a path
+ * (mkfifo, perm, default 0600) when absent and then owns it (removing it on close unless bytes
+ * wait in the pipe, or keep= says otherwise), or uses an existing FIFO; a path
  * that exists and is not a FIFO is refused and left untouched. The dialer is a writer: it waits
  * (?wait=MS, default forever) for a reader to have the FIFO open. Frames are handled by stream.c.
  *
@@ -296,6 +297,17 @@ static long ipk__fifo_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, 
     return ipk__stream_recv(c, buf, cap, mi, dl);
 }
 
+/* Bytes in the pipe that no reader has taken. They outlive this close only while a writer
+ * still has the FIFO open (a pipe's buffer goes with its last descriptor): then the FIFO stays,
+ * and the next reader gets them. */
+static long ipk__fifo_undelivered(const ipk_chan *c)
+{
+    int n = 0;
+    if (c->rfd < 0 || ioctl(c->rfd, FIONREAD, &n) != 0)
+        return c->rfd < 0 ? 0 : ipk__errsys(-errno, "%s: FIONREAD", c->name);
+    return n > 0;
+}
+
 static int ipk__fifo_close(ipk_chan *c)
 {
     ipk__fifo *f = c->tp;
@@ -391,6 +403,7 @@ const ipk__transport ipk__tr_fifo = {
     .send = ipk__fifo_send,
     .sendv = ipk__fifo_sendv,
     .recv = ipk__fifo_recv,
+    .undelivered = ipk__fifo_undelivered,
     .close = ipk__fifo_close,
     .info = ipk__fifo_info,
     .kinds = ipk__fifo_kinds,

@@ -2,7 +2,8 @@
  * mq.c - the mq: transport: POSIX message queues (mq_overview(7)).
  *
  * The listener creates the queue (mode ?perm=, attributes ?maxmsg= and ?msgsize=) and removes it
- * on close unless keep=1; a dialer opens a queue that exists. Both may send and receive.
+ * on close when it is empty (or keep=0; keep=1 never); a dialer opens a queue that exists, or
+ * with create=1 creates it without owning it. Both may send and receive.
  *
  * Each channel opens the queue twice: c->rfd with O_NONBLOCK (what ipk_fd() returns and polls,
  * and what a call with timeout 0 uses), and a second descriptor without it for calls that wait,
@@ -59,7 +60,8 @@ typedef struct ipk__mq {
     mqd_t bq;    /* the same queue without O_NONBLOCK, for calls that wait */
 } ipk__mq;
 
-static const char *const ipk__mq_keys[] = {"prio", "maxmsg", "msgsize", "perm", "keep", NULL};
+static const char *const ipk__mq_keys[] = {"prio", "maxmsg", "msgsize", "perm",
+                                           "keep", "create", NULL};
 
 /* Why mq_open() refused: the limit, its value and where it is set. */
 static int ipk__mq_open_err(ipk_chan *c, int e, const struct mq_attr *at)
@@ -70,7 +72,8 @@ static int ipk__mq_open_err(ipk_chan *c, int e, const struct mq_attr *at)
     struct rlimit rl = {0, 0};
     switch (e) {
     case ENOENT:
-        return ipk__err(-ENOENT, "mq:%s: no such queue (a listener creates it)", n);
+        return ipk__err(-ENOENT,
+                        "mq:%s: no such queue (a listener creates it, or dial with create=1)", n);
     case EACCES:
         return ipk__errsys(-EACCES, "mq:%s: the queue's owner and mode do not allow read and write",
                            n);
@@ -219,9 +222,16 @@ static int ipk__mq_listen(ipk_chan *c)
     return ipk__mq_open(c, 1);
 }
 
+/* create=1: a producer may come first. It creates the queue when absent but does not own it,
+ * so the queue and its messages outlive the producer until a consumer takes them. */
 static int ipk__mq_dial(ipk_chan *c)
 {
-    return ipk__mq_open(c, 0);
+    int create, r = ipk__opt_bool(c, "create", 0, &create);
+    if (r != 0)
+        return r;
+    if ((r = ipk__mq_open(c, create)) == 0)
+        c->owner = 0;
+    return r;
 }
 
 /* The absolute CLOCK_REALTIME time of the monotonic deadline dl, for mq_timed*(). */
@@ -353,6 +363,14 @@ static int ipk__mq_ours(const ipk_chan *c)
     return r;
 }
 
+static long ipk__mq_undelivered(const ipk_chan *c)
+{
+    struct mq_attr at;
+    if (mq_getattr(c->rfd, &at) != 0)
+        return ipk__errsys(-errno, "%s: mq_getattr", c->name);
+    return at.mq_curmsgs;
+}
+
 static int ipk__mq_close(ipk_chan *c)
 {
     ipk__mq *m = c->tp;
@@ -378,7 +396,8 @@ static void ipk__mq_describe(FILE *f, const ipk__addr *a)
         "mq:%s - POSIX message queue\n"
         "  One send is one message. Receive takes the highest priority first, FIFO within a\n"
         "  priority. listen creates the queue (?perm=0600, ?maxmsg=, ?msgsize=) and removes it\n"
-        "  on close unless ?keep=1; dial opens an existing one. ipk_fd() polls. Send blocks\n"
+        "  on close when no message waits in it (?keep=1 never, ?keep=0 always); dial opens an\n"
+        "  existing one (?create=1: creates it, not owned). ipk_fd() polls. Send blocks\n"
         "  while maxmsg messages wait. ?prio=N is the priority of a message sent without one\n"
         "  (msginfo.prio > 0 overrides). A message above msgsize is IPK_EMSGSIZE; a buffer\n"
         "  smaller than the next message gets IPK_EMSGSIZE and the message is kept.\n"
@@ -607,6 +626,7 @@ const ipk__transport ipk__tr_mq = {
     .send = ipk__mq_send,
     .recv = ipk__mq_recv,
     .pending = ipk__mq_pending,
+    .undelivered = ipk__mq_undelivered,
     .close = ipk__mq_close,
     .info = ipk__mq_info,
     .kinds = ipk__mq_kinds,

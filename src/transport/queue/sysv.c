@@ -2,7 +2,8 @@
  * sysv.c - the sysv: transport: System V message queues (msgget(2), msgsnd(2), msgrcv(2)).
  *
  * The key is ftok(PATH, ?proj=) or a literal number. The listener creates the queue (mode
- * ?perm=) and removes it with IPC_RMID on close unless keep=1; a dialer opens one that exists.
+ * ?perm=) and removes it with IPC_RMID on close when no message waits in it (keep=1 never,
+ * keep=0 always); a dialer opens one that exists, or with create=1 creates it without owning it.
  * On the wire a message is the guide's layout, a long type and then the payload bytes, so plain
  * programs using msgsnd/msgrcv interoperate.
  *
@@ -47,7 +48,7 @@ typedef struct ipk__sysv {
     int64_t none_at;
 } ipk__sysv;
 
-static const char *const ipk__sysv_keys[] = {"proj", "type", "perm", "keep", NULL};
+static const char *const ipk__sysv_keys[] = {"proj", "type", "perm", "keep", "create", NULL};
 
 /* Reads msgmax and the queue's msg_qbytes, and sizes the buffer for the larger of the two. */
 static int ipk__sysv_limits(ipk_chan *c, ipk__sysv *q)
@@ -119,8 +120,10 @@ static int ipk__sysv_open(ipk_chan *c, int create)
     if (q->qid < 0) {
         int e = errno;
         if (e == ENOENT)
-            r = ipk__err(-ENOENT, "sysv:%s: no such queue (key 0x%x; a listener creates it)",
-                         c->addr.body, (unsigned)q->key);
+            r = ipk__err(
+                -ENOENT,
+                "sysv:%s: no such queue (key 0x%x; a listener creates it, or dial with create=1)",
+                c->addr.body, (unsigned)q->key);
         else if (e == ENOSPC)
             r = ipk__err(-ENOSPC, "sysv:%s: the system has /proc/sys/kernel/msgmni (%ld) queues",
                          c->addr.body, ipk__proc_long("/proc/sys/kernel/msgmni", -1));
@@ -145,9 +148,15 @@ static int ipk__sysv_listen(ipk_chan *c)
     return ipk__sysv_open(c, 1);
 }
 
+/* create=1: a producer may come first; the queue it creates is not its own to remove. */
 static int ipk__sysv_dial(ipk_chan *c)
 {
-    return ipk__sysv_open(c, 0);
+    int create, r = ipk__opt_bool(c, "create", 0, &create);
+    if (r != 0)
+        return r;
+    if ((r = ipk__sysv_open(c, create)) == 0)
+        c->owner = 0;
+    return r;
 }
 
 /* The queue was removed under us (EIDRM, or EINVAL once the id is gone): the channel is done,
@@ -289,6 +298,17 @@ static int ipk__sysv_ours(ipk_chan *c, const ipk__sysv *q)
            ds.msg_perm.__key == q->key;
 }
 
+static long ipk__sysv_undelivered(const ipk_chan *c)
+{
+    const ipk__sysv *q = c->tp;
+    struct msqid_ds ds;
+    if (msgctl(q->qid, IPC_STAT, &ds) == 0)
+        return (long)ds.msg_qnum;
+    if (errno == EIDRM || errno == EINVAL) /* removed already: nothing is left to keep */
+        return 0;
+    return ipk__errsys(-errno, "%s: msgctl(IPC_STAT)", c->name);
+}
+
 static int ipk__sysv_close(ipk_chan *c)
 {
     ipk__sysv *q = c->tp;
@@ -311,7 +331,8 @@ static void ipk__sysv_describe(FILE *f, const ipk__addr *a)
             "  One send is one message: a long type, then the payload (the guide's layout, so\n"
             "  plain msgsnd/msgrcv programs interoperate). The key is ftok(PATH, ?proj=1) or a\n"
             "  literal number. listen creates the queue (?perm=0600) and removes it on close\n"
-            "  unless ?keep=1; dial opens an existing one. ?type=N: the type sent by default\n"
+            "  when no message waits in it (?keep=1 never, ?keep=0 always); dial opens an\n"
+            "  existing one (?create=1: creates it, not owned). ?type=N: the type sent by default\n"
             "  (msginfo.type > 0 overrides; default 1) and the receive selector: 0 any, >0 that\n"
             "  type, <0 the lowest type up to |N|. No descriptor: finite timeouts poll with\n"
             "  IPC_NOWAIT and a 50 us..2 ms back-off. A message that does not fit the buffer\n"
@@ -454,6 +475,7 @@ const ipk__transport ipk__tr_sysv = {
     .send = ipk__sysv_send,
     .recv = ipk__sysv_recv,
     .fd = ipk__sysv_fd,
+    .undelivered = ipk__sysv_undelivered,
     .close = ipk__sysv_close,
     .info = ipk__sysv_info,
     .kinds = ipk__sysv_kinds,

@@ -6,7 +6,8 @@
  *   segment         the guide's plain protocol: the writer fills the segment with a
  *                   NUL-terminated text and posts a named semaphore; the reader waits on it and
  *                   reads, so programs written the guide's way (memwriter/memreader) interoperate.
- * listen creates and owns the segment (removed on close unless keep=1); dial opens it.
+ * listen creates and owns the segment (removed on close when no message waits in it; keep=1
+ * never, keep=0 always); dial opens it.
  * A ring is one-way (whoever sends first is the producer), unless created with duplex=1: then
  * the segment holds two rings and a mailbox line, and the listener and one dialer each send and
  * receive on their channel, like the two ends of a socket.
@@ -464,6 +465,28 @@ static int ipk__shm_listen(ipk_chan *c)
 static int ipk__shm_dial(ipk_chan *c)
 {
     return ipk__shm_open(c, 0);
+}
+
+/* Messages in the segment that a later process could still receive: records in the ring (a
+ * later dialer consumes them), or with mode=segment a text posted and not yet read. duplex=1:
+ * records this end sent that the other end has not taken (a later dialer takes over its end);
+ * not what was sent to this end, which nobody else may receive, nor the mailbox line, whose
+ * state cannot tell a message taken from one waiting (and an attached peer reads it from its
+ * mapping after the name is gone). */
+static long ipk__shm_undelivered(const ipk_chan *c)
+{
+    const ipk__shm *s = c->tp;
+    if (s->segment) {
+        int v = 0;
+        if (s->sem == NULL || sem_getvalue(s->sem, &v) != 0)
+            return -EINVAL;
+        return v > 0;
+    }
+    if (s->tx == NULL || s->tx->h == NULL)
+        return 0;
+    ipk__ring records = *s->tx; /* the ring's records only: the mailbox is left out above */
+    records.mb = NULL;
+    return ipk__ring_pending(&records);
 }
 
 static int ipk__shm_close(ipk_chan *c)
@@ -977,6 +1000,7 @@ const ipk__transport ipk__tr_shm = {
     .recv = ipk__shm_recv,
     .fd = ipk__shm_fd,
     .pending = ipk__shm_pending,
+    .undelivered = ipk__shm_undelivered,
     .close = ipk__shm_close,
     .info = ipk__shm_info,
     .reserve = ipk__shm_reserve,

@@ -1,0 +1,30 @@
+#!/bin/bash
+# completion.sh COMPLETION_FILE - the bash completion of ipckit completes the options of bench
+# and info (and their values), as CTest runs it.
+set -u
+. "$1"
+fail() { echo "completion: $*" >&2; exit 1; }
+# complete WORDS...: the candidates for the last word.
+complete_words() {
+    COMP_WORDS=("$@")
+    COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+    COMP_LINE="$*"
+    COMPREPLY=()
+    _ipckit
+    echo " ${COMPREPLY[*]} "
+}
+out=$(complete_words ipckit bench --c)
+for w in --count --cpu --csv= --chart; do [[ $out == *" $w "* ]] || fail "bench --c: no $w in:$out"; done
+out=$(complete_words ipckit bench --)
+for w in --size --duration --mode --repeat --no-raw --peers --json= --quiet --help; do
+    [[ $out == *" $w "* ]] || fail "bench --: no $w in:$out"
+done
+out=$(complete_words ipckit bench --cpu "")
+[[ $out == " same cross none " ]] || fail "bench --cpu: $out"
+out=$(complete_words ipckit bench -m t)
+[[ $out == " throughput " ]] || fail "bench -m t: $out"
+out=$(complete_words ipckit info --)
+[[ $out == " --schemes --options --kinds --help " ]] || fail "info --: $out"
+out=$(complete_words ipckit info m)
+[[ $out == *" mq:/ "* ]] || fail "info m: $out"
+echo "completion: bench and info complete"
