@@ -291,6 +291,82 @@ static void t_relay_shm_duplex_both_ways(void **state)
     assert_int_equal(bg_finish(&rel, &rl), 0);
 }
 
+/* recv URL URL URL: one poller over a POSIX queue, a FIFO and a shared-memory ring (which has
+ * no descriptor); each line says its source, every message arrives once. */
+static void t_recv_many(void **state)
+{
+    (void)state;
+    char q[64], s[64], f[200], uq[80], us[80], uf[220];
+    snprintf(uq, sizeof uq, "mq:%s", ipkt_name(q, sizeof q, "/"));
+    snprintf(us, sizeof us, "shm:%s", ipkt_name(s, sizeof s, "/"));
+    snprintf(uf, sizeof uf, "fifo:%s", ipkt_path(f, sizeof f, "f"));
+    ipkt_journal("mq", q);
+    ipkt_journal("shm", s);
+    ipkt_journal("path", f);
+    bg rcv;
+    run r, rr;
+    BG(&rcv, NULL, "recv", "-n", "6", "-t", "10000", uq, uf, us);
+    wait_mq(q);
+    wait_path(f);
+    char shm_path[100];
+    snprintf(shm_path, sizeof shm_path, "/dev/shm%s", s);
+    wait_path(shm_path);
+    assert_int_equal(CLI(&r, NULL, "send", us, "ring-1", "ring-2"), 0);
+    assert_int_equal(CLI(&r, NULL, "send", uq, "queue-1"), 0);
+    assert_int_equal(CLI(&r, NULL, "send", uf, "fifo-1", "fifo-2"), 0);
+    assert_int_equal(CLI(&r, NULL, "send", uq, "queue-2"), 0);
+    assert_int_equal(bg_finish(&rcv, &rr), 0);
+    const char *want[][2] = {{us, "ring-1"},  {us, "ring-2"}, {uq, "queue-1"},
+                             {uq, "queue-2"}, {uf, "fifo-1"}, {uf, "fifo-2"}};
+    for (size_t i = 0; i < 6; i++) {
+        char line[300];
+        snprintf(line, sizeof line, "[%s] %s\n", want[i][0], want[i][1]);
+        if (strstr(rr.out, line) == NULL)
+            print_error("missing '%s' in:\n%s", line, rr.out);
+        assert_non_null(strstr(rr.out, line));
+    }
+    /* In order within each source. */
+    assert_true(strstr(rr.out, "ring-1") < strstr(rr.out, "ring-2"));
+    assert_true(strstr(rr.out, "queue-1") < strstr(rr.out, "queue-2"));
+    assert_true(strstr(rr.out, "fifo-1") < strstr(rr.out, "fifo-2"));
+    /* JSON names the source; raw output cannot, so several URLs refuse it. */
+    assert_int_equal(CLI(&r, NULL, "recv", "-f", "raw", uq, us), 2);
+    assert_non_null(strstr(r.err, "cannot say which URL"));
+}
+
+/* relay SRC SRC SINK: two sources of different kinds (a System V queue with no descriptor, a
+ * Unix socket listener with two peers) into one POSIX queue. */
+static void t_relay_many_into_one(void **state)
+{
+    (void)state;
+    char q[64], key[200], sock[200], uq[80], uk[220], uu[220];
+    snprintf(uq, sizeof uq, "mq:%s", ipkt_name(q, sizeof q, "/"));
+    ipkt_path(key, sizeof key, "key");
+    FILE *kf = fopen(key, "we");
+    assert_non_null(kf);
+    fclose(kf);
+    ipkt_journal("path", key);
+    snprintf(uk, sizeof uk, "sysv:%s?proj=9", key);
+    snprintf(uu, sizeof uu, "unix:%s", ipkt_path(sock, sizeof sock, "s"));
+    ipkt_journal("path", sock);
+    ipkt_journal("mq", q);
+    bg rel, rcv;
+    run r, rl, rr;
+    BG(&rcv, NULL, "recv", "-n", "4", "-t", "10000", uq);
+    wait_mq(q);
+    BG(&rel, NULL, "relay", "-n", "4", "-t", "10000", uk, uu, uq);
+    wait_path(sock);
+    assert_int_equal(CLI(&r, NULL, "send", uu, "sock-a"), 0);
+    assert_int_equal(CLI(&r, NULL, "send", uk, "sysv-a", "sysv-b"), 0);
+    assert_int_equal(CLI(&r, NULL, "send", uu, "sock-b"), 0);
+    assert_int_equal(bg_finish(&rel, &rl), 0);
+    assert_int_equal(bg_finish(&rcv, &rr), 0);
+    static const char *const want[] = {"sock-a\n", "sysv-a\n", "sysv-b\n", "sock-b\n"};
+    for (size_t i = 0; i < 4; i++)
+        assert_non_null(strstr(rr.out, want[i]));
+    assert_true(strstr(rr.out, "sysv-a") < strstr(rr.out, "sysv-b"));
+}
+
 /* A UDP datagram into a Unix seqpacket socket: one datagram, one packet, empty ones too. */
 static void t_relay_udp_to_unixpacket(void **state)
 {
@@ -504,6 +580,7 @@ IPKT_MAIN(cmocka_unit_test(t_help_and_version), cmocka_unit_test(t_bad_url_is_us
           cmocka_unit_test(t_send_recv_mq),
           cmocka_unit_test(t_relay_mq_keeps_boundaries_and_priority),
           cmocka_unit_test(t_relay_both_ways), cmocka_unit_test(t_relay_shm_duplex_both_ways),
-          cmocka_unit_test(t_relay_udp_to_unixpacket), cmocka_unit_test(t_rm_refuses_live_socket),
+          cmocka_unit_test(t_relay_udp_to_unixpacket), cmocka_unit_test(t_recv_many),
+          cmocka_unit_test(t_relay_many_into_one), cmocka_unit_test(t_rm_refuses_live_socket),
           cmocka_unit_test(t_rm_stale_exactly), cmocka_unit_test(t_ls_json),
           cmocka_unit_test(t_tour_passes_and_cleans_up), cmocka_unit_test(t_tour_ctrl_c_cleans_up))

@@ -122,7 +122,8 @@ void cli_buf_free(cli_buf *b);
  * are, or a 4-byte big-endian length and the bytes (what send -s framed reads back). */
 enum cli_fmt { CLI_FMT_TEXT, CLI_FMT_HEX, CLI_FMT_JSON, CLI_FMT_RAW, CLI_FMT_FRAMED };
 int cli_parse_fmt(const char *s, enum cli_fmt *f);
-void cli_print_msg(enum cli_fmt fmt, const unsigned char *p, size_t n, const ipk_msginfo *mi);
+void cli_print_msg(enum cli_fmt fmt, const unsigned char *p, size_t n, const ipk_msginfo *mi,
+                   const char *src);
 
 /* Standard input cut into messages: one per line, 4-byte big-endian length-prefixed frames, or
  * all of it as one. cli_in_fill() reads once (it blocks unless poll said readable): 1 bytes

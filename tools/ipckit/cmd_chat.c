@@ -102,7 +102,7 @@ static int chat_replies(chat *t)
             return cli_fail("chat", ipk_addr(t->c), (int)n);
         if (t->quiet_end > 0) /* input has ended: wait --linger again after each reply */
             t->quiet_end = cli_now_us() + t->linger * 1000.0;
-        cli_print_msg(t->fmt, t->b.p, (size_t)n, &mi);
+        cli_print_msg(t->fmt, t->b.p, (size_t)n, &mi, NULL);
         int r = cli_out_flush("chat");
         if (r != CLI_OK)
             return r;

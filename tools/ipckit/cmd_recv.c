@@ -1,5 +1,6 @@
 /*
- * cmd_recv.c - ipckit recv URL: receives messages and writes them to standard output.
+ * cmd_recv.c - ipckit recv URL...: receives messages from one or more addresses at once (one
+ * ipk_poller over all of them, hub.c) and writes them to standard output.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -8,14 +9,18 @@
 #include <string.h>
 
 #include "cli.h"
+#include "hub.h"
 
 static void recv_usage(FILE *f)
 {
     fprintf(f,
-            "usage: ipckit recv [OPTIONS] URL\n"
-            "Receives messages and writes them to standard output.\n"
-            "Options may come before or after URL; '--' ends them.\n\n"
-            "  -n, --count N             exit after N messages (default: until end of stream)\n"
+            "usage: ipckit recv [OPTIONS] URL...\n"
+            "Receives messages from every URL at once and writes them to standard output.\n"
+            "With several URLs each message says where it came from: a text or hex line\n"
+            "starts with \"[URL] \", a JSON object has \"source\". Options may come before or\n"
+            "after the URLs; '--' ends them.\n\n"
+            "  -n, --count N             exit after N messages (default: until every URL has\n"
+            "                            reached its end of stream)\n"
             "  -t, --timeout MS          end when no message comes for MS ms: status 0 when\n"
             "                            some came before, 1 when none did (-1: wait, default)\n"
             "  -f, --format FMT          text (one line per message, default), hex, json (one\n"
@@ -25,13 +30,14 @@ static void recv_usage(FILE *f)
             "                            (a 4-byte big-endian length, then the bytes: what\n"
             "                            'send -s framed' reads, so boundaries survive a pipe)\n"
             "  -o, --option KEY=VALUE    a transport option (same as ?KEY=VALUE in the URL)\n"
-            "  -l, --listen              listen on URL (default); a connection-oriented listener\n"
-            "                            takes the next peer when one disconnects\n"
+            "  -l, --listen              listen on the URLs (default); a connection-oriented\n"
+            "                            listener takes every peer that connects\n"
             "  -d, --dial                dial URL instead of listening on it\n"
             "  -h, --help\n\n"
             "Exit status: 0 done (count reached or end of stream), 1 failure or timeout, or\n"
             "standard output failed (at most the message being written is lost), 2 usage error.\n"
-            "Example: ipckit recv -n 1 --format json mq:/jobs\n");
+            "Examples: ipckit recv -n 1 --format json mq:/jobs\n"
+            "          ipckit recv fifo:/tmp/f mq:/jobs 'shm:/ring' unix:/tmp/s.sock\n");
 }
 
 int cmd_recv(int argc, char **argv)
@@ -85,55 +91,51 @@ int cmd_recv(int argc, char **argv)
             rc = CLI_USAGE;
         }
     }
-    if (optind != argc - 1) {
-        rc = cli_usage_err("recv", optind >= argc ? "missing URL" : "one URL only");
+    int nurl = argc - optind;
+    if (nurl < 1) {
+        rc = cli_usage_err("recv", "missing URL");
         goto out;
     }
-    const char *url = argv[optind];
-    ipk_chan *l = NULL, *c = NULL;
+    if (nurl > 1 && (fmt == CLI_FMT_RAW || fmt == CLI_FMT_FRAMED)) {
+        rc = cli_usage_err("recv", "--format raw or framed cannot say which URL a message came "
+                                   "from; use one URL, or text, hex or json");
+        goto out;
+    }
     cli_out_watch();
-    int r = cli_open(url, o, listen, &l, &c);
+    hub h;
+    int r = hub_open(&h, "recv", argv + optind, nurl, o, listen);
     if (r != 0) {
-        rc = cli_fail("recv", url, r);
+        rc = cli_fail("recv", h.bad ? h.bad : "poller", r);
+        hub_close(&h);
         goto out;
     }
     cli_buf b = {0};
     long got = 0;
     rc = CLI_OK;
     while (count < 0 || got < count) {
-        if (c == NULL && (r = cli_accept("recv", l, &c, timeout)) != 0) {
-            if (r != IPK_ETIMEDOUT || got == 0)
-                rc = r == CLI_ESTOP ? cli_stop_status() : cli_fail("recv", url, r);
-            break;
-        }
         ipk_msginfo mi;
-        long n = cli_recv_wait("recv", c, &b, &mi, timeout);
+        int end;
+        ipk_chan *from;
+        long n = hub_next(&h, &b, &mi, &end, &from, timeout);
         if (n == CLI_ESTOP) {
             rc = cli_stop_status();
             break;
-        }
-        if (n == IPK_EOF && l != NULL) { /* this peer is done; take the next */
-            ipk_close(c);
-            c = NULL;
-            continue;
         }
         if (n == IPK_EOF && count < 0)
             break;
         if (n == IPK_ETIMEDOUT && got > 0) /* idle after data: a normal end, as socat -T */
             break;
         if (n < 0) {
-            rc = cli_fail("recv", url, (int)n);
+            rc = cli_fail("recv", nurl == 1 ? argv[optind] : "recv", (int)n);
             break;
         }
-        cli_print_msg(fmt, b.p, (size_t)n, &mi);
+        cli_print_msg(fmt, b.p, (size_t)n, &mi, nurl > 1 ? h.end[end].url : NULL);
         if ((rc = cli_out_flush("recv")) != CLI_OK)
             break;
         got++;
     }
     cli_buf_free(&b);
-    if ((r = cli_close("recv", c)) != CLI_OK && rc == CLI_OK)
-        rc = r;
-    if ((r = cli_close("recv", l)) != CLI_OK && rc == CLI_OK)
+    if ((r = hub_close(&h)) != CLI_OK && rc == CLI_OK)
         rc = r;
 out:
     ipk_opts_free(o);

@@ -1,58 +1,55 @@
 /*
- * cmd_relay.c - ipckit relay URL1 URL2: moves messages between two addresses, keeping message
- * boundaries whatever the two transports are (a POSIX queue into a framed TCP stream, a UDP
- * datagram into a Unix seqpacket socket). Both directions when both ends are conversations
- * (sockets, exec:); one way, URL1 to URL2, when an end is a shared object (queue, FIFO, segment,
- * file, signal), since there the relay could not tell its own messages from its peer's.
+ * cmd_relay.c - ipckit relay SRC... SINK: moves messages from one or more sources into one
+ * sink, keeping message boundaries whatever the transports are (a POSIX queue into a framed TCP
+ * stream, a UDP datagram into a Unix seqpacket socket). With two addresses that are both
+ * conversations (sockets, exec:, a duplex shm: ring), replies go back too; with a shared object
+ * at either end (queue, FIFO, segment, file, signal) it goes one way, since there the relay
+ * could not tell its own messages from its peer's.
  *
- * One thread, poll(2) on the descriptors of both ends. A message the channel has already
- * buffered does not make its descriptor readable, so ipk_pending() is asked first; ends without
- * a descriptor (shm:, sysv:) are tried every few milliseconds.
+ * One thread, one ipk_poller (hub.c) over every source, and over the sink when replies come
+ * back: no per-transport case, shm: and sysv: included.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-#define RELAY_TICK_MS 5  /* how often ends without a descriptor are tried */
-#define RELAY_BATCH   64 /* messages moved from one end before the other gets a turn */
+#include "hub.h"
 
 static void relay_usage(FILE *f)
 {
-    fprintf(f, "usage: ipckit relay [OPTIONS] URL1 URL2\n"
-               "Moves messages from URL1 to URL2, and from URL2 back to URL1 when both are\n"
-               "conversations (tcp, unix, unixpacket, unixgram, udp, exec, shm: with duplex=1).\n"
+    fprintf(f, "usage: ipckit relay [OPTIONS] URL1 [URL...] SINK\n"
+               "Moves messages from every URL into SINK (the last address), and with one URL\n"
+               "from SINK back to it when both are conversations (stream and datagram sockets,\n"
+               "exec, shm: with duplex=1).\n"
                "One message in is one message out: boundaries are kept across any two\n"
                "transports. Priority (mq) and type (sysv) are carried when both ends are of the\n"
                "same kind. Options may come before or after the URLs; '--' ends them.\n\n"
-               "  -1, --first listen|dial   role at URL1 (default listen)\n"
-               "  -2, --second listen|dial  role at URL2 (default dial)\n"
-               "  -u, --one-way             only URL1 -> URL2\n"
+               "  -1, --first listen|dial   role at the URLs (default listen)\n"
+               "  -2, --second listen|dial  role at SINK (default dial)\n"
+               "  -u, --one-way             only into SINK\n"
                "      --once                end when the first peer goes (a listening end\n"
-               "                            otherwise accepts the next connection)\n"
+               "                            otherwise takes every peer that connects)\n"
                "  -n, --count N             end after N messages\n"
                "  -t, --timeout MS          end when no message moves for MS ms: status 0 when\n"
                "                            some moved before, 1 when none did (-1: wait)\n"
                "  -v, --verbose             a line on standard error per message\n"
                "  -h, --help\n\n"
-               "Exit status: 0 done (count reached, or an end closed), 1 failure or timeout,\n"
-               "2 usage error.\n"
-               "Example: ipckit relay mq:/jobs tcp://127.0.0.1:9000\n");
+               "Exit status: 0 done (count reached, or every source ended), 1 failure or\n"
+               "timeout, 2 usage error.\n"
+               "Examples: ipckit relay mq:/jobs tcp://127.0.0.1:9000\n"
+               "          ipckit relay fifo:/tmp/in sysv:/etc/hosts 'shm:/ring' mq:/all\n");
 }
 
-typedef struct side {
-    const char *url;
-    int listen;
-    ipk_chan *l, *c;
-    int duplex; /* each end of the conversation is its own: replies can go back */
-} side;
-
 typedef struct relay {
-    side s[2];
+    hub h; /* the sources (ends 0..nsrc-1), and SINK as end nsrc when replies return */
+    int nsrc;
+    const char *sink_url;
+    int sink_listen;
+    ipk_chan *sl, *sc; /* SINK: its listener (or NULL) and the channel messages go to */
+    ipk_chan *reply;   /* both ways: the source channel that spoke last, where replies go */
     int both_ways, once, verbose, timeout;
     int rc;
     long count, total; /* messages to move (-1: no end), messages moved */
@@ -60,17 +57,20 @@ typedef struct relay {
     cli_buf buf;
 } relay;
 
-/* Called once the end is open. A shm: ring is a conversation when it was created with
- * duplex=1, which a dialer need not repeat: the segment's header says (ipk_info shows it). */
-static int is_duplex(const char *url)
+/* Whether url names a conversation: each end of it is its own, so replies can go back. A shm:
+ * ring is one when it was created with duplex=1, which a dialer need not repeat: the segment's
+ * header says (ipk_info shows it). */
+static int is_conversation(const char *url)
 {
-    static const char *const conv[] = {
-        "tcp:", "unix:", "unixpacket:", "unixgram:", "udp:", "exec:"};
-    for (size_t i = 0; i < sizeof conv / sizeof conv[0]; i++)
-        if (strncmp(url, conv[i], strlen(conv[i])) == 0)
-            return 1;
-    char info[2048];
-    return strncmp(url, "shm:", 4) == 0 && ipk_info(url, info, sizeof info) > 0 &&
+    char scheme[32], info[2048];
+    size_t n = strcspn(url, ":");
+    if (n >= sizeof scheme)
+        return 0;
+    memcpy(scheme, url, n);
+    scheme[n] = '\0';
+    if (ipk_scheme_flags(scheme) & (IPK_SCHEME_STREAM | IPK_SCHEME_DGRAM))
+        return 1;
+    return (ipk_scheme_flags(scheme) & IPK_SCHEME_QUEUE) && ipk_info(url, info, sizeof info) > 0 &&
            strstr(info, " duplex=1\n") != NULL;
 }
 
@@ -79,154 +79,155 @@ static int peer_gone(long r)
     return r == IPK_EOF || r == -EPIPE || r == -ECONNRESET || r == IPK_ECLOSED;
 }
 
-/* What a step of the relay leads to; on STEP_FAIL the exit code is in R->rc. */
-enum step { STEP_ON, STEP_END, STEP_FAIL };
-
-static enum step fail(relay *R, const char *what, int err)
+/* Takes SINK's next peer (a listening SINK whose peer is gone, or that has none yet), or
+ * dials SINK (a dialing SINK is dialed when the first message is there for it, as socat does:
+ * a relay waiting for its first source does not hold a connection open meanwhile). */
+static int sink_accept(relay *R)
 {
-    R->rc = cli_fail("relay", what, err);
-    return STEP_FAIL;
-}
-
-/* Waits for the next peer on a listening end. */
-static enum step side_accept(relay *R, side *s)
-{
-    int r = cli_accept("relay", s->l, &s->c, R->timeout);
-    if (r == CLI_ESTOP) {
-        R->rc = cli_stop_status();
-        return STEP_FAIL;
+    int r;
+    if (R->sl == NULL) {
+        ipk_chan *l = NULL;
+        if ((r = cli_open(R->sink_url, NULL, 0, &l, &R->sc)) != 0)
+            return cli_fail("relay", R->sink_url, r);
+        if (R->both_ways && (r = hub_adopt(&R->h, R->nsrc, R->sc)) != 0)
+            return cli_fail("relay", R->sink_url, r);
+        return CLI_OK;
     }
+    r = cli_accept("relay", R->sl, &R->sc, R->timeout);
+    if (r == CLI_ESTOP)
+        return cli_stop_status();
     if (r != 0)
-        return fail(R, s->url, r);
+        return cli_fail("relay", R->sink_url, r);
     if (R->verbose)
-        fprintf(stderr, "ipckit relay: %s: peer connected\n", ipk_addr(s->c));
-    return STEP_ON;
+        fprintf(stderr, "ipckit relay: %s: peer connected\n", ipk_addr(R->sc));
+    if (R->both_ways && (r = hub_adopt(&R->h, R->nsrc, R->sc)) != 0)
+        return cli_fail("relay", R->sink_url, r);
+    return CLI_OK;
 }
 
-/* The peer of s went away: a listening end takes the next one unless --once. */
-static enum step side_lost(relay *R, side *s)
+/* SINK's peer went away: a listening SINK takes the next one unless --once. -1: go on. */
+static int sink_lost(relay *R)
 {
     if (R->verbose)
-        fprintf(stderr, "ipckit relay: %s: peer gone\n", s->url);
-    ipk_close(s->c);
-    s->c = NULL;
-    if (s->l == NULL || R->once)
-        return STEP_END;
-    return side_accept(R, s);
+        fprintf(stderr, "ipckit relay: %s: peer gone\n", R->sink_url);
+    if (R->both_ways)
+        hub_release(&R->h, R->nsrc, R->sc);
+    int rc = cli_close("relay", R->sc);
+    R->sc = NULL;
+    if (rc != CLI_OK)
+        return rc;
+    if (R->once)
+        return CLI_OK;
+    rc = sink_accept(R);
+    return rc == CLI_OK ? -1 : rc;
 }
 
-/* Sends one message to side d; a listening end that lost its peer takes the next one and the
- * message goes to it. */
-static enum step forward(relay *R, side *d, long n, const ipk_msginfo *mi)
+/* Sends one message into SINK, taking SINK's next peer when it lost one. -1: go on; else the
+ * exit status. */
+static int into_sink(relay *R, long n, const ipk_msginfo *mi, const ipk_chan *from)
 {
     for (int attempt = 0;; attempt++) {
-        int r = cli_send("relay", d->c, R->buf.p, (size_t)n, mi, -1);
-        if (r == 0)
-            return STEP_ON;
-        if (r == CLI_ESTOP) {
-            R->rc = cli_stop_status();
-            return STEP_FAIL;
+        if (R->sc == NULL) {
+            int rc = sink_accept(R);
+            if (rc != CLI_OK)
+                return rc;
         }
+        /* Priority and type mean the same only between ends of one kind. */
+        int same = strcmp(ipk_scheme(from), ipk_scheme(R->sc)) == 0;
+        int r = cli_send("relay", R->sc, R->buf.p, (size_t)n, same ? mi : NULL, -1);
+        if (r == 0)
+            return -1;
+        if (r == CLI_ESTOP)
+            return cli_stop_status();
         if (r == -EDESTADDRREQ) {
             /* A datagram listener answers the sender of the last datagram it received; before
              * the first one there is nobody to answer. */
             fprintf(stderr, "ipckit relay: %s: no peer to reply to yet; %ld bytes dropped\n",
-                    d->url, n);
-            return STEP_ON;
-        }
-        if (d == &R->s[0] && (r == IPK_ENOTSUP || r == -ENOTCONN)) {
-            /* This end cannot answer its peers: the relay goes on one way. */
-            fprintf(stderr, "ipckit relay: %s: replies cannot go back (%s); relaying one way\n",
-                    d->url, ipk_strerror(r));
-            R->both_ways = 0;
-            return STEP_ON;
+                    R->sink_url, n);
+            return -1;
         }
         if (!peer_gone(r) || attempt > 0)
-            return fail(R, d->url, r);
-        enum step st = side_lost(R, d);
-        if (st != STEP_ON)
-            return st;
+            return cli_fail("relay", R->sink_url, r);
+        int rc = sink_lost(R);
+        if (rc != -1)
+            return rc;
     }
 }
 
-/* Moves up to RELAY_BATCH messages from side i to the other; counts them in *moved. */
-static enum step pump(relay *R, int i, int *moved)
+/* A reply from SINK goes back to the source channel that spoke last. -1: go on. */
+static int back_to_source(relay *R, long n, const ipk_msginfo *mi)
 {
-    side *s = &R->s[i], *d = &R->s[!i];
-    int same = strcmp(ipk_scheme(s->c), ipk_scheme(d->c)) == 0;
-    for (int k = 0; k < RELAY_BATCH; k++) {
-        ipk_msginfo mi;
-        long n = cli_recv(s->c, &R->buf, &mi, 0);
-        if (n == -EAGAIN)
-            return STEP_ON;
-        if (peer_gone(n))
-            return side_lost(R, s);
-        if (n < 0)
-            return fail(R, s->url, (int)n);
-        enum step st = forward(R, d, n, same ? &mi : NULL);
-        if (st != STEP_ON)
-            return st;
-        if (R->verbose)
-            fprintf(stderr, "ipckit relay: %s -> %s: %ld bytes\n", s->url, d->url, n);
-        (*moved)++;
-        R->total++;
-        if (R->count > 0 && R->total >= R->count)
-            return STEP_END;
+    if (R->reply == NULL) {
+        fprintf(stderr, "ipckit relay: %s: nobody has spoken yet; %ld bytes of reply dropped\n",
+                R->h.end[0].url, n);
+        return -1;
     }
-    return STEP_ON;
-}
-
-/* The poll timeout: 0 when a message is already buffered, a short tick when an end has no
- * descriptor, else the idle timeout. */
-static int min_ms(int a, int b)
-{
-    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+    int r = cli_send("relay", R->reply, R->buf.p, (size_t)n, mi, -1);
+    if (r == 0)
+        return -1;
+    if (r == CLI_ESTOP)
+        return cli_stop_status();
+    if (r == IPK_ENOTSUP || r == -ENOTCONN || r == -EDESTADDRREQ) {
+        fprintf(stderr, "ipckit relay: %s: replies cannot go back (%s); relaying one way\n",
+                R->h.end[0].url, ipk_strerror(r));
+        R->both_ways = 0;
+        hub_release(&R->h, R->nsrc, R->sc);
+        return -1;
+    }
+    if (peer_gone(r)) { /* that peer is gone: its reply has nowhere to go */
+        R->reply = NULL;
+        return -1;
+    }
+    return cli_fail("relay", R->h.end[0].url, r);
 }
 
 static int relay_loop(relay *R)
 {
-    double idle_since = cli_now_us();
     for (;;) {
-        if (cli_stopped("relay"))
+        ipk_msginfo mi;
+        int end;
+        ipk_chan *from;
+        long dropped = R->h.dropped;
+        long n = hub_next(&R->h, &R->buf, &mi, &end, &from, R->timeout);
+        if (n == CLI_ESTOP)
             return cli_stop_status();
-        struct pollfd p[2];
-        /* A signal between the check above and poll() would not interrupt it: a tick bounds
-         * how long it can go unnoticed. */
-        int np = 0, wait = min_ms(R->timeout, CLI_TICK_MS);
-        for (int i = 0; i < (R->both_ways ? 2 : 1); i++) {
-            int fd = ipk_fd(R->s[i].c);
-            if (ipk_pending(R->s[i].c))
-                wait = 0;
-            if (fd < 0)
-                wait = min_ms(wait, RELAY_TICK_MS);
-            else
-                p[np++] = (struct pollfd){.fd = fd, .events = POLLIN};
-        }
-        if (poll(p, (nfds_t)np, wait) < 0 && errno != EINTR)
-            return cli_fail("relay", "poll", -errno);
-        int moved = 0;
-        /* Every end is tried, whatever poll said: a recv with timeout 0 costs one system call
-         * when there is nothing, and this covers buffered messages and ends without a
-         * descriptor alike. */
-        for (int i = 0; i < (R->both_ways ? 2 : 1); i++) {
-            enum step st = pump(R, i, &moved);
-            if (st == STEP_END)
-                return CLI_OK;
-            if (st == STEP_FAIL)
-                return R->rc;
-        }
-        if (moved) {
-            idle_since = cli_now_us();
-            /* A progress line on a terminal, redrawn at most ten times a second. */
-            if (!R->verbose && idle_since - R->shown_at > 100000) {
-                cli_progress("ipckit relay: %ld messages", R->total);
-                R->shown_at = idle_since;
-            }
-        } else if (R->timeout >= 0 && cli_now_us() - idle_since >= R->timeout * 1000.0) {
+        if (n == IPK_ETIMEDOUT) {
             if (R->total > 0) /* idle after moving messages: a normal end, as socat -T */
                 return CLI_OK;
             fprintf(stderr, "ipckit relay: no message for %d ms\n", R->timeout);
             return CLI_FAIL;
+        }
+        if (R->h.dropped > dropped) { /* channels that ended were closed by the hub */
+            if (R->once)
+                return CLI_OK;
+            if (R->reply != NULL && !hub_has(&R->h, R->reply))
+                R->reply = NULL;
+            if (R->both_ways && R->sc != NULL && !hub_has(&R->h, R->sc))
+                R->sc = NULL; /* SINK's peer is gone: the next message takes a new one */
+        }
+        if (n == IPK_EOF)
+            return CLI_OK;
+        if (n < 0)
+            return cli_fail("relay", "relay", (int)n);
+        int rc;
+        if (R->both_ways && end == R->nsrc) {
+            rc = back_to_source(R, n, &mi);
+        } else {
+            R->reply = from;
+            rc = into_sink(R, n, &mi, from);
+        }
+        if (rc != -1)
+            return rc;
+        if (R->verbose)
+            fprintf(stderr, "ipckit relay: %s: %ld bytes\n", R->h.end[end].url, n);
+        R->total++;
+        if (R->count > 0 && R->total >= R->count)
+            return CLI_OK;
+        double now = cli_now_us();
+        /* A progress line on a terminal, redrawn at most ten times a second. */
+        if (!R->verbose && now - R->shown_at > 100000) {
+            cli_progress("ipckit relay: %ld messages", R->total);
+            R->shown_at = now;
         }
     }
 }
@@ -253,15 +254,15 @@ int cmd_relay(int argc, char **argv)
                                        {"verbose", no_argument, 0, 'v'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
-    relay R = {.s = {{.listen = 1}, {.listen = 0}}, .timeout = -1, .count = -1};
-    int one_way = 0, opt;
+    relay R = {.sink_listen = 0, .timeout = -1, .count = -1};
+    int one_way = 0, opt, src_listen = 1;
     cli_signals_catch();
     optind = 1;
     while ((opt = getopt_long(argc, argv, "1:2:un:t:vh", lo, NULL)) != -1) {
         switch (opt) {
         case '1':
         case '2':
-            if (parse_role(optarg, &R.s[opt - '1'].listen) != 0)
+            if (parse_role(optarg, opt == '1' ? &src_listen : &R.sink_listen) != 0)
                 return cli_usage_err("relay", "%s: expected listen or dial", optarg);
             break;
         case 'u':
@@ -289,40 +290,50 @@ int cmd_relay(int argc, char **argv)
             return CLI_USAGE;
         }
     }
-    if (argc - optind != 2)
-        return cli_usage_err("relay", "expected two URLs, got %d", argc - optind);
-    /* Both addresses are checked before either end is opened: a typo in the second must not
-     * leave the first listening. ipk_info parses without opening anything. */
-    for (int i = 0; i < 2; i++) {
+    int nurl = argc - optind;
+    if (nurl < 2)
+        return cli_usage_err("relay", "expected at least two URLs, got %d", nurl);
+    /* Every address is checked before any end is opened: a typo in the last must not leave the
+     * first listening. ipk_info parses without opening anything. */
+    for (int i = 0; i < nurl; i++) {
         char probe[1];
         long r = ipk_info(argv[optind + i], probe, sizeof probe);
         if (r < 0)
             return cli_fail("relay", argv[optind + i], (int)r);
     }
-    int rc = CLI_OK;
-    for (int i = 0; i < 2 && rc == CLI_OK; i++) {
-        side *s = &R.s[i];
-        s->url = argv[optind + i];
-        int r = cli_open(s->url, NULL, s->listen, &s->l, &s->c);
-        s->duplex = r == 0 && is_duplex(s->url);
-        if (r == 0 && s->listen && R.verbose)
-            fprintf(stderr, "ipckit relay: listening on %s\n", ipk_addr(s->l ? s->l : s->c));
-        if (r != 0)
-            rc = cli_fail("relay", s->url, r);
-        else if (s->c == NULL && side_accept(&R, s) != STEP_ON)
-            rc = R.rc;
+    R.nsrc = nurl - 1;
+    R.sink_url = argv[argc - 1];
+    int rc = CLI_OK, r = hub_init(&R.h, "relay", nurl);
+    for (int i = 0; i < R.nsrc && r >= 0; i++)
+        if ((r = hub_add(&R.h, argv[optind + i], NULL, src_listen)) >= 0 && src_listen && R.verbose)
+            fprintf(stderr, "ipckit relay: listening on %s\n", argv[optind + i]);
+    if (r < 0)
+        rc = cli_fail("relay", R.h.bad ? R.h.bad : "poller", r);
+    /* Asked once the source is open: a shm: ring it created says duplex=1 from then on. */
+    R.both_ways = rc == CLI_OK && !one_way && nurl == 2 && is_conversation(argv[optind]) &&
+                  is_conversation(R.sink_url);
+    if (rc == CLI_OK && R.sink_listen && (r = cli_open(R.sink_url, NULL, 1, &R.sl, &R.sc)) != 0)
+        rc = cli_fail("relay", R.sink_url, r);
+    if (rc == CLI_OK && R.both_ways) {
+        /* SINK joins the poller as one more end, for its replies. */
+        hub_end *e = &R.h.end[R.nsrc];
+        e->url = R.sink_url;
+        e->reg.end = R.nsrc;
+        R.h.n++;
+        R.h.live++;
+        if (R.sc != NULL && (r = hub_adopt(&R.h, R.nsrc, R.sc)) != 0)
+            rc = cli_fail("relay", R.sink_url, r);
     }
-    R.both_ways = !one_way && R.s[0].duplex && R.s[1].duplex;
     if (rc == CLI_OK)
         rc = relay_loop(&R);
     cli_progress_done();
     cli_buf_free(&R.buf);
-    for (int i = 0; i < 2; i++) {
-        int r = cli_close("relay", R.s[i].c);
-        if (r != CLI_OK && rc == CLI_OK)
-            rc = r;
-        if ((r = cli_close("relay", R.s[i].l)) != CLI_OK && rc == CLI_OK)
-            rc = r;
-    }
+    /* SINK's channel is closed by the hub when it is one of its ends. */
+    if (!R.both_ways && (r = cli_close("relay", R.sc)) != CLI_OK && rc == CLI_OK)
+        rc = r;
+    if ((r = hub_close(&R.h)) != CLI_OK && rc == CLI_OK)
+        rc = r;
+    if ((r = cli_close("relay", R.sl)) != CLI_OK && rc == CLI_OK)
+        rc = r;
     return rc;
 }

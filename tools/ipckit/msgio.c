@@ -24,8 +24,12 @@ int cli_parse_fmt(const char *s, enum cli_fmt *f)
     return -1;
 }
 
-void cli_print_msg(enum cli_fmt fmt, const unsigned char *p, size_t n, const ipk_msginfo *mi)
+void cli_print_msg(enum cli_fmt fmt, const unsigned char *p, size_t n, const ipk_msginfo *mi,
+                   const char *src)
 {
+    /* Several sources: a text or hex line starts with "[URL] ". */
+    if (src != NULL && (fmt == CLI_FMT_TEXT || fmt == CLI_FMT_HEX))
+        printf("[%s] ", src);
     switch (fmt) {
     case CLI_FMT_RAW:
         fwrite(p, 1, n, stdout);
@@ -46,6 +50,10 @@ void cli_print_msg(enum cli_fmt fmt, const unsigned char *p, size_t n, const ipk
         json_w w;
         json_init(&w, stdout);
         json_obj(&w);
+        if (src != NULL) {
+            json_key(&w, "source");
+            json_str(&w, src);
+        }
         static const char *const keys[] = {"len", "prio", "type", "signo", "pid", "uid"};
         const long long v[] = {(long long)n, mi->prio,
                                mi->type,     mi->signo,
