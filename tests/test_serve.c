@@ -554,7 +554,7 @@ static void test_usage(void **st)
     s.argv[n] = NULL;
     pid_t pid = ipkt_spawn(start_child, &s);
     assert_int_equal(ipkt_wait(pid), 2);
-    s.argv[2] = "mq:/nope";
+    s.argv[2] = "signal:self"; /* not servable: no connections, datagrams or queue */
     s.argv[3] = NULL;
     pid = ipkt_spawn(start_child, &s);
     assert_int_equal(ipkt_wait(pid), 2);
