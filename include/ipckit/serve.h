@@ -84,6 +84,8 @@ IPK_API void ipk_server_free(ipk_server *s);
  *   kill_timeout      ms: TERM: time before KILL (3000)
  *   exec_timeout      ms: --exec: a handler program that does not answer in time is restarted
  *                     and the client's connection closed (10000)
+ *   exec_framing      len or line: how requests reach an exec handler (default: as the first
+ *                     connection listener frames them; len for queues and datagrams)
  *   log               file for the event log (default: standard error); USR1 reopens it
  *   pid_file          the master's pid is written there, removed at exit
  *   name              the log's process name (default "ipk_server")
@@ -103,8 +105,8 @@ IPK_API const char *ipk_server_addr(const ipk_server *s, size_t i);
 IPK_API void ipk_server_handlers(ipk_server *s, const ipk_serve_handlers *h, void *arg);
 
 /* Handlers that run a program: every worker starts `/bin/sh -c cmd` as a long-lived coprocess
- * and hands it each request on its standard input, framed as the first listener is (len, or one
- * line per message with framing=line), and its next message on standard output is the reply:
+ * and hands it each request on its standard input, framed as exec_framing says (len, or one
+ * line per message), and its next message on standard output is the reply:
  * exactly one reply per request. A program that exits, breaks the framing or takes longer than
  * exec_timeout is restarted, and the client's connection is closed (an error, not silence). */
 IPK_API int ipk_server_exec(ipk_server *s, const char *cmd);

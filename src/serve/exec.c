@@ -21,9 +21,12 @@ static ipk_chan *co; /* this worker's coprocess, NULL until started */
 static unsigned char *co_buf;
 static size_t co_cap;
 
-/* The coprocess speaks the framing of the first connection listener (len unless it says line). */
+/* The coprocess speaks exec_framing, or the framing of the first connection listener (len
+ * unless it says line). */
 static const char *co_framing(const ipk_server *s)
 {
+    if (s->exec_framing >= 0)
+        return s->exec_framing == IPK__FR_LINE ? "line" : "len";
     for (size_t i = 0; i < s->nl; i++)
         if (s->l[i].kind == SRV_ACCEPT && !s->l[i].seqpacket)
             return s->l[i].framing == IPK__FR_LINE ? "line" : "len";

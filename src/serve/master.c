@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -135,6 +136,7 @@ static void reap(master *m)
         if (slot < 0 || slot >= m->nslots || m->slot_pid[slot] != pid)
             continue;
         m->slot_pid[slot] = 0;
+        m->s->stats[slot].conns = 0; /* they went with it */
         if (m->mode != RUNNING)
             continue;
         double now = srv_now_ms();
@@ -368,6 +370,12 @@ static int write_pid_file(const char *path)
 int srv_master_run(ipk_server *s)
 {
     master m = {.s = s, .sfd = -1, .listening = 1};
+    s->stats = mmap(NULL, SRV_MAX_WORKERS * sizeof *s->stats, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s->stats == MAP_FAILED) {
+        s->stats = NULL;
+        return srv_err(s, -errno, "mmap: %s", strerror(errno));
+    }
     srv_log_name(s->name ? s->name : "ipk_server");
     if (s->log_path && srv_log_open(s->log_path) != 0)
         return srv_err(s, -errno, "log %s: %s", s->log_path, strerror(errno));
@@ -375,6 +383,8 @@ int srv_master_run(ipk_server *s)
     int r = pid_file ? write_pid_file(pid_file) : 0;
     if (r != 0) {
         srv_log_close();
+        munmap(s->stats, SRV_MAX_WORKERS * sizeof *s->stats);
+        s->stats = NULL;
         return srv_err(s, r, "pid file %s: %s", pid_file, strerror(-r));
     }
     sigset_t set, old;
@@ -383,6 +393,8 @@ int srv_master_run(ipk_server *s)
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaddset(&set, sigs[i]);
     sigprocmask(SIG_BLOCK, &set, &old);
+    /* Blocked, a signal is queued for the signalfd even where its disposition is "ignore" (as a
+     * shell leaves INT and QUIT for a background job): Linux discards only unblocked ones. */
     s->master_pid = getpid();
     m.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (m.sfd < 0 || slots_resize(&m, s->workers) != 0) {
@@ -399,6 +411,9 @@ int srv_master_run(ipk_server *s)
     ipk_serve_log("started, master pid %d, %d worker%s", (int)getpid(), m.nslots,
                   m.nslots == 1 ? "" : "s");
     r = supervise(&m);
+    for (int i = 0; i < m.nslots; i++)
+        ipk_serve_log("worker %d: %ld messages, %ld connections closed on errors", i + 1,
+                      (long)s->stats[i].msgs, (long)s->stats[i].errs);
     /* Anything still alive (a failed start): fast shutdown. */
     signal_all(&m, SIGKILL, 0);
     while (m.nch > 0 && waitpid(-1, NULL, 0) > 0)
@@ -421,5 +436,7 @@ out:
     free(m.started);
     free(m.respawn_at);
     srv_log_close();
+    munmap(s->stats, SRV_MAX_WORKERS * sizeof *s->stats);
+    s->stats = NULL;
     return r;
 }

@@ -52,6 +52,7 @@ int ipk_server_new(ipk_server **out)
     s->shutdown_ms = 10000;
     s->kill_ms = 3000;
     s->exec_ms = 10000;
+    s->exec_framing = -1;
     *out = s;
     return 0;
 }
@@ -158,6 +159,12 @@ int ipk_server_set(ipk_server *s, const char *key, const char *value)
         if (parse_size(value, &v) != 0)
             return srv_err(s, IPK_EOPTION, "max_frame=%s: expected a size up to 2g", value);
         s->max_frame = v;
+        return 0;
+    }
+    if (strcmp(key, "exec_framing") == 0) {
+        if (strcmp(value, "len") != 0 && strcmp(value, "line") != 0)
+            return srv_err(s, IPK_EOPTION, "exec_framing=%s: expected len or line", value);
+        s->exec_framing = strcmp(value, "len") == 0 ? IPK__FR_LEN : IPK__FR_LINE;
         return 0;
     }
     char **str = strcmp(key, "log") == 0        ? &s->log_path

@@ -35,10 +35,20 @@ typedef struct srv_listener {
     int stale;      /* during a reload: not named again (closed after the reload) */
 } srv_listener;
 
+/* Live counters of one worker slot, in memory shared by the master and every worker (mapped
+ * before the first fork). Workers balance accepting on them; the log shows them on exit. */
+typedef struct srv_stats {
+    _Atomic long conns; /* connections open now */
+    _Atomic long msgs;  /* messages handled */
+    _Atomic long errs;  /* connections closed on an error (bad frame, handler failure) */
+} srv_stats;
+#define SRV_MAX_WORKERS 1024
+
 struct ipk_server {
     /* settings */
     int workers, max_conn, idle_ms, read_ms, shutdown_ms, kill_ms, exec_ms;
     size_t max_frame;
+    int exec_framing; /* -1: as the first connection listener */
     char *log_path, *pid_file, *name, *exec_cmd;
     ipk_serve_handlers h;
     void *arg;
@@ -50,6 +60,7 @@ struct ipk_server {
     int in_reload;
     char errmsg[512];
     pid_t master_pid;
+    srv_stats *stats; /* SRV_MAX_WORKERS slots, shared */
 };
 
 /* ---- log.c ---- */

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,8 @@ typedef struct worker {
     ipk_server *s;
     int id, loop, sfd, reserve;
     int draining, drain_req;
+    int accepting; /* the connection listeners are watched */
+    srv_stats *st; /* this worker's live counters */
     double drain_end, paused_until, now;
     int nconn;
     conn *head;
@@ -90,10 +93,19 @@ static int echo(ipk_conn *c, const void *msg, size_t len, void *arg)
     return ipk_conn_send(c, msg, len);
 }
 
+static void count(_Atomic long *v, long d)
+{
+    atomic_fetch_add_explicit(v, d, memory_order_relaxed);
+}
+
 static int call_msg(worker *w, conn *c, const void *msg, size_t len)
 {
     int (*fn)(ipk_conn *, const void *, size_t, void *) = w->s->h.on_msg ? w->s->h.on_msg : echo;
-    return fn(c, msg, len, w->s->arg);
+    count(&w->st->msgs, 1);
+    int r = fn(c, msg, len, w->s->arg);
+    if (r < 0)
+        count(&w->st->errs, 1);
+    return r;
 }
 
 /* ---- connections ---- */
@@ -102,6 +114,8 @@ static void conn_close(worker *w, conn *c)
 {
     if (c->opened && w->s->h.on_close)
         w->s->h.on_close(c, w->s->arg);
+    if (!w->draining) /* a retiring worker's slot belongs to its successor */
+        count(&w->st->conns, -1);
     close(c->fd); /* also leaves the loop */
     if (c->prev)
         c->prev->next = c->next;
@@ -158,6 +172,7 @@ static long conn_handle(worker *w, conn *c, const unsigned char *buf, size_t n, 
         ipk__frame f;
         int r = ipk__codec_decode(c->framing, buf + pos, n - pos, c->max, eof, &f);
         if (r < 0) {
+            count(&w->st->errs, 1);
             ipk_serve_log("worker %d: a client declared a %zu-byte message; max %zu: closed", w->id,
                           f.len, c->max);
             return -1;
@@ -313,18 +328,47 @@ static void conn_read(worker *w, conn *c)
 
 /* ---- listeners ---- */
 
-static void watch_listeners(worker *w, int on)
+/* Watches (on) or stops watching the listeners of one kind. */
+static void watch_kind(worker *w, enum srv_kind kind, int on)
 {
     for (size_t i = 0; i < w->s->nl; i++) {
         const srv_listener *l = &w->s->l[i];
-        if (w->lfd[i] < 0 || l->kind == SRV_QUEUE)
+        if (w->lfd[i] < 0 || l->kind != kind)
             continue;
         if (on)
-            srv_loop_add(w->loop, w->lfd[i], SRV_IN | (l->kind == SRV_ACCEPT ? SRV_EXCL : 0),
+            srv_loop_add(w->loop, w->lfd[i], SRV_IN | (kind == SRV_ACCEPT ? SRV_EXCL : 0),
                          &w->lconn[i]);
         else
             srv_loop_del(w->loop, w->lfd[i]);
     }
+}
+
+static void watch_accept(worker *w, int on)
+{
+    if (on != w->accepting)
+        watch_kind(w, SRV_ACCEPT, on);
+    w->accepting = on;
+}
+
+static void watch_listeners(worker *w, int on)
+{
+    watch_kind(w, SRV_DGRAM, on);
+    watch_accept(w, on);
+}
+
+/*
+ * Balanced accepting: EPOLLEXCLUSIVE wakes the same idle worker again and again, so one worker
+ * would take nearly every connection. A worker holding more than its share (the average over
+ * the workers, plus one) stops watching the listeners until the others catch up; the least
+ * loaded worker is always within its share, so a connection never waits for nobody.
+ */
+static int over_share(const worker *w)
+{
+    long sum = 0;
+    for (int i = 0; i < w->s->workers && i < SRV_MAX_WORKERS; i++)
+        sum += atomic_load_explicit(&w->s->stats[i].conns, memory_order_relaxed);
+    long mine = atomic_load_explicit(&w->st->conns, memory_order_relaxed);
+    return mine > sum / w->s->workers + 1;
 }
 
 /* Out of descriptors: the reserve descriptor is given up to accept and close the connection at
@@ -380,11 +424,16 @@ static void accept_some(worker *w, int li)
             w->head->prev = c;
         w->head = c;
         w->nconn++;
+        count(&w->st->conns, 1);
         if (w->s->h.on_open && w->s->h.on_open(c, w->s->arg) < 0) {
             conn_close(w, c);
             continue;
         }
         c->opened = 1;
+        if (over_share(w)) {
+            watch_accept(w, 0);
+            return;
+        }
     }
 }
 
@@ -537,6 +586,8 @@ static void worker_init(worker *w, ipk_server *s, int id)
     w->s = s;
     w->id = id;
     w->now = srv_now_ms();
+    w->st = &s->stats[id - 1];
+    w->st->conns = 0;
     /* The master blocked these before fork; the worker reads them from its own signalfd. If the
      * master dies without telling, the kernel sends TERM; if it died before prctl, the parent
      * is already another process. */
@@ -643,6 +694,8 @@ void srv_worker(ipk_server *s, int id)
         w->now = srv_now_ms();
         if (w->drain_req)
             start_drain(w);
+        if (!w->draining && w->paused_until == 0)
+            watch_accept(w, !over_share(w));
         if (w->paused_until > 0 && w->now >= w->paused_until && !w->draining) {
             w->paused_until = 0;
             watch_listeners(w, 1);

@@ -45,6 +45,9 @@ static void serve_usage(FILE *f)
             "                            MS (10000)\n"
             "      --exec-timeout MS     --exec: a handler that does not answer in MS is\n"
             "                            restarted (10000)\n"
+            "      --exec-framing F      len or line: how requests reach the --exec program\n"
+            "                            (default: as the first connection address frames\n"
+            "                            them; len for queues and datagrams)\n"
             "      --shutdown-timeout MS QUIT: time for work in flight, then KILL (10000)\n"
             "      --kill-timeout MS     TERM: time before KILL (3000)\n"
             "      --log FILE            event log (default: standard error); USR1 reopens it\n"
@@ -81,6 +84,7 @@ enum {
     OPT_IDLE,
     OPT_READ,
     OPT_EXEC_T,
+    OPT_EXEC_FR,
     OPT_SHUTDOWN,
     OPT_KILL,
     OPT_LOG,
@@ -96,6 +100,7 @@ static const struct option long_opts[] = {{"proto", required_argument, 0, 'p'},
                                           {"idle-timeout", required_argument, 0, OPT_IDLE},
                                           {"read-timeout", required_argument, 0, OPT_READ},
                                           {"exec-timeout", required_argument, 0, OPT_EXEC_T},
+                                          {"exec-framing", required_argument, 0, OPT_EXEC_FR},
                                           {"shutdown-timeout", required_argument, 0, OPT_SHUTDOWN},
                                           {"kill-timeout", required_argument, 0, OPT_KILL},
                                           {"log", required_argument, 0, OPT_LOG},
@@ -119,6 +124,8 @@ static const char *setting_of(int opt)
         return "read_timeout";
     case OPT_EXEC_T:
         return "exec_timeout";
+    case OPT_EXEC_FR:
+        return "exec_framing";
     case OPT_SHUTDOWN:
         return "shutdown_timeout";
     case OPT_KILL:
