@@ -36,6 +36,7 @@ typedef struct server {
     const char *url;
     const char *set[8][2]; /* settings, NULL-terminated */
     int ign;               /* start the binary with INT and QUIT ignored, as a shell's & does */
+    int activate;          /* a listening socket to pass as fd 3 (LISTEN_FDS), or -1 */
 } server;
 
 static int count_of(const char *hay, const char *needle)
@@ -89,6 +90,13 @@ static int start_child(void *arg)
     if (s->ign) {
         signal(SIGINT, SIG_IGN);
         signal(SIGQUIT, SIG_IGN);
+    }
+    if (s->activate > 0) { /* socket activation, as systemd passes it */
+        char pid[32];
+        snprintf(pid, sizeof pid, "%d", (int)getpid());
+        dup2(s->activate, 3);
+        setenv("LISTEN_FDS", "1", 1);
+        setenv("LISTEN_PID", pid, 1);
     }
     execv(BIN, (char *const *)s->argv);
     return 127;
@@ -462,6 +470,37 @@ static void test_quit_when_ignored(void **st)
     wait_log(&s, "]: worker 1 pid", 1);
     serve_quit(&s);
     wait_log(&s, "signal QUIT: graceful shutdown", 1);
+}
+
+/* With no URL, the sockets passed through LISTEN_FDS are served (systemd-socket-activate). */
+static void test_socket_activation(void **st)
+{
+    (void)st;
+    ipk_chan *l = NULL;
+    ipkt_ok(ipk_listen(&l, "tcp://127.0.0.1:0", NULL));
+    int fd = dup(ipk_fd(l)); /* without close-on-exec: it goes to the server */
+    assert_true(fd > 3);
+    server s = {.activate = fd};
+    int n = 0;
+    s.argv[n++] = BIN;
+    s.argv[n++] = "serve";
+    s.argv[n++] = "--workers";
+    s.argv[n++] = "2";
+    s.argv[n++] = "--log";
+    s.argv[n++] = ipkt_path(s.log, sizeof s.log, "serve.log");
+    s.argv[n] = NULL;
+    ipkt_journal("path", s.log);
+    s.pid = ipkt_spawn(start_child, &s);
+    close(fd);
+    wait_log(&s, "listening on fd:3", 1);
+    snprintf(s.addr, sizeof s.addr, "%s", ipk_addr(l));
+    ipk_close(l); /* the server's copy keeps listening */
+    for (int i = 0; i < 5; i++) {
+        ipk_chan *c = dial(&s);
+        round_trip(c, 100, (uint32_t)i);
+        ipk_close(c);
+    }
+    serve_quit(&s);
 }
 
 /* ---- limits ---- */
@@ -1042,7 +1081,8 @@ IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo
           cmocka_unit_test(test_usr1_pid_file), cmocka_unit_test(test_max_frame),
           cmocka_unit_test(test_idle_and_read_timeout), cmocka_unit_test(test_max_conn),
           cmocka_unit_test(test_fd_exhaustion), cmocka_unit_test(test_usage),
-          cmocka_unit_test(test_quit_when_ignored), cmocka_unit_test(test_api_upper_load),
-          cmocka_unit_test(test_kill9_worker_under_load), cmocka_unit_test(test_quit_under_load),
-          cmocka_unit_test(test_hup_under_load), cmocka_unit_test(test_mq_pool_kill_between_jobs),
+          cmocka_unit_test(test_quit_when_ignored), cmocka_unit_test(test_socket_activation),
+          cmocka_unit_test(test_api_upper_load), cmocka_unit_test(test_kill9_worker_under_load),
+          cmocka_unit_test(test_quit_under_load), cmocka_unit_test(test_hup_under_load),
+          cmocka_unit_test(test_mq_pool_kill_between_jobs),
           cmocka_unit_test(test_exec_line_handlers), cmocka_unit_test(test_exec_crash_and_hang))
