@@ -46,33 +46,21 @@ typedef struct master {
     enum { RUNNING, QUITTING, TERMINATING } mode;
     child *ch;
     int nch, capch;
-    pid_t *slot_pid; /* 0: empty, waiting for respawn_at */
-    int *fails;
-    double *started, *respawn_at;
+    struct slot {
+        pid_t pid; /* 0: empty, waiting for respawn_at */
+        int fails;
+        double started, respawn_at;
+    } * slot;
 } master;
 
 static int slots_resize(master *m, int n)
 {
-    pid_t *sp = realloc(m->slot_pid, (size_t)n * sizeof *sp);
-    if (sp)
-        m->slot_pid = sp;
-    int *f = realloc(m->fails, (size_t)n * sizeof *f);
-    if (f)
-        m->fails = f;
-    double *st = realloc(m->started, (size_t)n * sizeof *st);
-    if (st)
-        m->started = st;
-    double *ra = realloc(m->respawn_at, (size_t)n * sizeof *ra);
-    if (ra)
-        m->respawn_at = ra;
-    if (!sp || !f || !st || !ra)
+    struct slot *p = realloc(m->slot, (size_t)n * sizeof *p);
+    if (p == NULL)
         return -ENOMEM;
-    for (int i = m->nslots; i < n; i++) {
-        m->slot_pid[i] = 0;
-        m->fails[i] = 0;
-        m->started[i] = 0;
-        m->respawn_at[i] = 0;
-    }
+    m->slot = p;
+    for (int i = m->nslots; i < n; i++)
+        m->slot[i] = (struct slot){0};
     m->nslots = n;
     return 0;
 }
@@ -97,8 +85,8 @@ static int spawn(master *m, int slot)
         srv_worker(m->s, slot + 1);
     }
     m->ch[m->nch++] = (child){pid, slot, 0};
-    m->slot_pid[slot] = pid;
-    m->started[slot] = srv_now_ms();
+    m->slot[slot].pid = pid;
+    m->slot[slot].started = srv_now_ms();
     ipk_serve_log("worker %d pid %d", slot + 1, (int)pid);
     return 0;
 }
@@ -133,19 +121,19 @@ static void reap(master *m)
             ipk_serve_log("worker %d pid %d %s", slot + 1, (int)pid, how);
         else
             ipk_serve_log("retired worker pid %d %s", (int)pid, how);
-        if (slot < 0 || slot >= m->nslots || m->slot_pid[slot] != pid)
+        if (slot < 0 || slot >= m->nslots || m->slot[slot].pid != pid)
             continue;
-        m->slot_pid[slot] = 0;
+        m->slot[slot].pid = 0;
         m->s->stats[slot].conns = 0; /* they went with it */
         if (m->mode != RUNNING)
             continue;
         double now = srv_now_ms();
-        m->fails[slot] = now - m->started[slot] >= LIVED_MS ? 1 : m->fails[slot] + 1;
+        m->slot[slot].fails = now - m->slot[slot].started >= LIVED_MS ? 1 : m->slot[slot].fails + 1;
         int delay = RESPAWN_MIN_MS;
-        for (int k = 1; k < m->fails[slot] && delay < RESPAWN_MAX_MS; k++)
+        for (int k = 1; k < m->slot[slot].fails && delay < RESPAWN_MAX_MS; k++)
             delay *= 2;
         delay = delay > RESPAWN_MAX_MS ? RESPAWN_MAX_MS : delay;
-        m->respawn_at[slot] = now + delay;
+        m->slot[slot].respawn_at = now + delay;
         ipk_serve_log("respawn worker %d in %d ms", slot + 1, delay);
     }
 }
@@ -270,10 +258,10 @@ static void on_hup(master *m)
         if (m->ch[i].slot >= 0)
             m->ch[i].slot = RETIRING;
     for (int s = 0; s < m->nslots; s++) {
-        m->slot_pid[s] = 0;
-        m->fails[s] = 0;
+        m->slot[s].pid = 0;
+        m->slot[s].fails = 0;
         if (spawn(m, s) != 0)
-            m->respawn_at[s] = now + RESPAWN_MIN_MS;
+            m->slot[s].respawn_at = now + RESPAWN_MIN_MS;
     }
     for (int i = 0; i < m->nch; i++)
         if (m->ch[i].slot == RETIRING) {
@@ -333,8 +321,8 @@ static int supervise(master *m)
             if (m->ch[i].kill_at > 0 && m->ch[i].kill_at < next)
                 next = m->ch[i].kill_at;
         for (int s = 0; s < m->nslots && m->mode == RUNNING; s++)
-            if (m->slot_pid[s] == 0 && m->respawn_at[s] < next)
-                next = m->respawn_at[s];
+            if (m->slot[s].pid == 0 && m->slot[s].respawn_at < next)
+                next = m->slot[s].respawn_at;
         struct pollfd p = {.fd = m->sfd, .events = POLLIN};
         int wait = next <= now ? 0 : (int)(next - now) + 1;
         if (poll(&p, 1, wait) < 0 && errno != EINTR)
@@ -350,7 +338,7 @@ static int supervise(master *m)
                 m->ch[i].kill_at = 0;
             }
         for (int s = 0; s < m->nslots && m->mode == RUNNING; s++)
-            if (m->slot_pid[s] == 0 && m->respawn_at[s] <= now)
+            if (m->slot[s].pid == 0 && m->slot[s].respawn_at <= now)
                 spawn(m, s);
     }
 }
@@ -431,10 +419,7 @@ out:
         ;
     sigprocmask(SIG_SETMASK, &old, NULL);
     free(m.ch);
-    free(m.slot_pid);
-    free(m.fails);
-    free(m.started);
-    free(m.respawn_at);
+    free(m.slot);
     srv_log_close();
     munmap(s->stats, SRV_MAX_WORKERS * sizeof *s->stats);
     s->stats = NULL;
