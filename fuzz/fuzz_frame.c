@@ -1,73 +1,81 @@
 /*
- * fuzz_frame.c - stream framing against arbitrary bytes from the peer. The first input byte
- * picks the framing and the maximum; the rest is what the peer wrote before closing. Every
- * message returned must respect the maximum and the buffer; the stream must end in IPK_EOF,
- * IPK_EPROTO or IPK_EMSGSIZE (for the small buffer), never a crash or a leak.
+ * fuzz_frame.c - the stream codec (src/core/codec.c) against arbitrary bytes from a peer, called
+ * directly: no channel, no descriptor. The first input byte picks the framing (% 3), the maximum
+ * (1 B .. 32 KiB, from the high nibble) and whether the bytes arrive whole or in pieces (bit 3);
+ * the rest is what the peer wrote before closing. Checked for every frame: it lies inside the
+ * buffer and respects the maximum; every shorter prefix of it asks for more bytes (and for more
+ * than it has); re-encoding its payload and decoding that gives the same payload. The stream
+ * ends at its end, inside a frame, or at an IPK_EPROTO the codec saw from bytes alone.
  */
-#include "ipk.h"
-#include "transport.h"
+#include "codec.h"
 
 #include <assert.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
-static const ipk__transport fuzz_tr = {
-    .scheme = "unix",
-    .flags = IPK__TF_STREAM,
-    .send = ipk__stream_send,
-    .recv = ipk__stream_recv,
-};
+/* Encodes the payload again and decodes it: the same bytes come back as one frame. */
+static void round_trip(enum ipk__framing fr, const unsigned char *p, size_t len, size_t max)
+{
+    static unsigned char b[(64 << 10) + 8];
+    size_t pre, post;
+    const char *postp;
+    if (len + 8 > sizeof b || ipk__codec_encode(fr, p, len, b, &pre, &postp, &post) != 0)
+        return;
+    if (len)
+        memcpy(b + pre, p, len);
+    memcpy(b + pre + len, postp, post);
+    ipk__frame f;
+    size_t n = pre + len + post;
+    int r = ipk__codec_decode(fr, b, n, max, 0, &f);
+    if (fr == IPK__FR_RAW && len == 0) {
+        assert(r == 0);
+        return;
+    }
+    assert(r == 1 && f.len == len && f.end == n && memcmp(b + f.off, p, len) == 0);
+}
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     if (size < 1 || size > 60000)
         return 0;
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        return 0;
-    /* The whole input fits the socket buffer, so writing it cannot block. */
-    if (write(sv[1], data + 1, size - 1) != (ssize_t)(size - 1)) {
-        close(sv[0]);
-        close(sv[1]);
-        return 0;
-    }
-    close(sv[1]);
-    ipk_chan *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        close(sv[0]);
-        return 0;
-    }
-    c->tr = &fuzz_tr;
-    c->rfd = c->wfd = sv[0];
-    c->wkind = IPK__W_SOCK;
-    c->framing = (enum ipk__framing)(data[0] % 3);
-    c->max = (size_t)1 << (data[0] >> 4); /* 1 B .. 32 KiB */
-    c->role = IPK__DIALER;
-    c->status = -1;
-    c->name = strdup("fuzz");
-    ipk__set_nonblock(sv[0]);
-    char buf[64 << 10];
-    size_t cap = (data[0] & 8) ? 16 : sizeof buf;
-    for (int i = 0; i < 100000; i++) {
-        long n = ipk_recv(c, buf, cap, 0);
-        if (n >= 0) {
-            assert((size_t)n <= cap);
-            assert(c->framing == IPK__FR_RAW || (size_t)n <= c->max);
+    enum ipk__framing fr = (enum ipk__framing)(data[0] % 3);
+    size_t max = (size_t)1 << (data[0] >> 4);
+    int pieces = (data[0] & 8) != 0;
+    const unsigned char *s = data + 1;
+    size_t n = size - 1, pos = 0;
+    /* In pieces, the receiver sees only what has "arrived": 1, 2, 3... bytes more each time. */
+    size_t arrived = pieces ? 0 : n;
+    for (size_t step = 1; pos < n || (pos == n && arrived < n);) {
+        if (pieces && arrived < n)
+            arrived = arrived + step > n ? n : arrived + step++;
+        int eof = arrived == n;
+        ipk__frame f;
+        int r = ipk__codec_decode(fr, s + pos, arrived - pos, max, eof, &f);
+        if (r < 0) {
+            assert(r == IPK_EPROTO && f.len > max && fr != IPK__FR_RAW);
+            return 0;
+        }
+        if (r == 0) {
+            assert(f.end > arrived - pos);
+            if (eof)
+                return 0; /* the stream ended inside a frame (or at its end) */
             continue;
         }
-        if (n == IPK_EMSGSIZE) {
-            assert(ipk_needed(c) > cap);
-            cap = sizeof buf;
-            continue;
+        assert(f.off <= f.end && f.off + f.len <= f.end && f.end <= arrived - pos);
+        assert(fr == IPK__FR_RAW || f.len <= max);
+        if (fr != IPK__FR_RAW) {
+            /* Every shorter prefix needs more, never reports a frame. */
+            size_t ks[] = {0, f.end / 2, f.end - 1};
+            for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+                ipk__frame g;
+                int q = ipk__codec_decode(fr, s + pos, ks[i], max, 0, &g);
+                assert(q == 0 && g.end > ks[i]);
+            }
         }
-        assert(n == IPK_EOF || n == IPK_EPROTO || n == -EINVAL);
-        break;
+        round_trip(fr, s + pos + f.off, f.len, max);
+        pos += f.end;
     }
-    ipk_close(c);
     return 0;
 }

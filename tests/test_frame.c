@@ -2,7 +2,8 @@
  * test_frame.c - stream framing (src/core/stream.c) on its own, over a socketpair, with fault
  * injection: partial writes, deadlines inside a frame, read/write errors, line and raw framing,
  * buffered messages, batch sends. The transports' own suites (test_stream.c) cover the same
- * contract between real processes.
+ * contract between real processes. t_codec_* call the codec (src/core/codec.c) directly, on
+ * bytes in memory.
  */
 #include "harness.h"
 #include "transport.h"
@@ -366,7 +367,76 @@ static void t_raw_framing(void **state)
     ipkt_ok(ipk_close(c));
 }
 
-IPKT_MAIN(cmocka_unit_test(t_many_small_one_read), cmocka_unit_test(t_deadline_inside_payload),
+/* The codec over bytes: need-more hints, a frame's place, the limit decided from the header. */
+static void t_codec_len(void **state)
+{
+    (void)state;
+    unsigned char b[32] = {0};
+    ipk__frame f;
+    assert_int_equal(ipk__codec_decode(IPK__FR_LEN, b, 0, 10, 0, &f), 0);
+    assert_int_equal(f.end, 4);
+    ipk__codec_put_len(b, 5);
+    memcpy(b + 4, "hello", 5);
+    ipk__codec_put_len(b + 9, 0);
+    assert_int_equal(ipk__codec_decode(IPK__FR_LEN, b, 6, 10, 0, &f), 0);
+    assert_int_equal(f.end, 9); /* the whole frame must be there */
+    assert_int_equal(ipk__codec_decode(IPK__FR_LEN, b, 13, 10, 0, &f), 1);
+    assert_int_equal(f.off, 4);
+    assert_int_equal(f.len, 5);
+    assert_int_equal(f.end, 9);
+    assert_int_equal(ipk__codec_decode(IPK__FR_LEN, b + 9, 4, 10, 0, &f), 1);
+    assert_int_equal(f.len, 0);
+    assert_int_equal(f.end, 4);
+    /* The limit itself passes; one more is refused from the 4 header bytes alone. */
+    ipk__codec_put_len(b, 10);
+    assert_int_equal(ipk__codec_decode(IPK__FR_LEN, b, 4, 10, 0, &f), 0);
+    ipk__codec_put_len(b, 11);
+    assert_int_equal(ipk__codec_decode(IPK__FR_LEN, b, 4, 10, 0, &f), IPK_EPROTO);
+    assert_int_equal(f.len, 11);
+    ipk__codec_put_len(b, 0xffffffffu);
+    assert_int_equal(ipk__codec_decode(IPK__FR_LEN, b, 4, 10, 1, &f), IPK_EPROTO);
+    size_t pre, post;
+    const char *postp;
+    assert_int_equal(ipk__codec_encode(IPK__FR_LEN, "abc", 3, b, &pre, &postp, &post), 0);
+    assert_int_equal(pre, 4);
+    assert_int_equal(post, 0);
+    assert_int_equal(ipk__codec_get_len(b), 3);
+}
+
+static void t_codec_line_raw(void **state)
+{
+    (void)state;
+    ipk__frame f;
+    assert_int_equal(ipk__codec_decode(IPK__FR_LINE, "ab\ncd", 5, 10, 0, &f), 1);
+    assert_int_equal(f.len, 2);
+    assert_int_equal(f.end, 3);
+    assert_int_equal(ipk__codec_decode(IPK__FR_LINE, "cd", 2, 10, 0, &f), 0);
+    assert_true(f.end > 2);
+    assert_int_equal(ipk__codec_decode(IPK__FR_LINE, "cd", 2, 10, 1, &f), 1); /* last line */
+    assert_int_equal(f.len, 2);
+    assert_int_equal(ipk__codec_decode(IPK__FR_LINE, "", 0, 10, 1, &f), 0);
+    /* Too long: with its newline, or already without it. */
+    assert_int_equal(ipk__codec_decode(IPK__FR_LINE, "0123456789a\n", 12, 10, 0, &f), IPK_EPROTO);
+    assert_int_equal(ipk__codec_decode(IPK__FR_LINE, "0123456789a", 11, 10, 0, &f), IPK_EPROTO);
+    assert_int_equal(ipk__codec_decode(IPK__FR_LINE, "0123456789", 10, 10, 0, &f), 0);
+    /* A caller that scanned the start already is not sent back to it. */
+    assert_int_equal(ipk__codec_decode_line("a\nbc\n", 5, 2, 10, 0, &f), 1);
+    assert_int_equal(f.len, 4);
+    size_t pre, post;
+    const char *postp;
+    unsigned char h[4];
+    assert_int_equal(ipk__codec_encode(IPK__FR_LINE, "a\nb", 3, h, &pre, &postp, &post), -EINVAL);
+    assert_int_equal(ipk__codec_encode(IPK__FR_LINE, "ab", 2, h, &pre, &postp, &post), 0);
+    assert_int_equal(pre, 0);
+    assert_int_equal(post, 1);
+    assert_int_equal(postp[0], '\n');
+    assert_int_equal(ipk__codec_decode(IPK__FR_RAW, "xyz", 3, 1, 0, &f), 1);
+    assert_int_equal(f.len, 3);
+    assert_int_equal(ipk__codec_decode(IPK__FR_RAW, "", 0, 1, 1, &f), 0);
+}
+
+IPKT_MAIN(cmocka_unit_test(t_codec_len), cmocka_unit_test(t_codec_line_raw),
+          cmocka_unit_test(t_many_small_one_read), cmocka_unit_test(t_deadline_inside_payload),
           cmocka_unit_test(t_large_frames_direct), cmocka_unit_test(t_eof_inside_header),
           cmocka_unit_test(t_partial_send_completes), cmocka_unit_test(t_sendv_batches),
           cmocka_unit_test(t_injected_errors), cmocka_unit_test(t_line_framing),

@@ -1,11 +1,13 @@
 /*
- * test_serve.c - ipckit serve end to end: the built binary as a real master with real workers,
+ * test_serve.c - the server component and ipckit serve end to end: the built binary, or a
+ * process running C handlers through ipckit/serve.h, as a real master with real workers,
  * clients made with the library (ipk_dial/ipk_send/ipk_recv) or, for bytes that must not be
  * framed, written straight to the dialled socket. The server's log (--log) is how a test learns
  * the bound address, the worker pids and that a signal was taken; every wait is a poll for a
  * state with a generous deadline, never a measured duration.
  */
 #include "harness.h"
+#include "ipckit/serve.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +30,13 @@ typedef struct server {
     char log[256];
     char addr[300];
     const char *argv[MAX_ARG];
+    /* A server of C handlers (api_child) instead of the binary: */
+    int (*run)(void *arg);
+    const ipk_serve_handlers *h;
+    const char *url;
+    const char *set[8][2]; /* settings, NULL-terminated */
+    int ign;               /* start the binary with INT and QUIT ignored, as a shell's & does */
+    int activate;          /* a listening socket to pass as fd 3 (LISTEN_FDS), or -1 */
 } server;
 
 static int count_of(const char *hay, const char *needle)
@@ -78,6 +87,17 @@ static int start_child(void *arg)
     int null = open("/dev/null", O_RDWR);
     dup2(null, 0);
     dup2(null, 1);
+    if (s->ign) {
+        signal(SIGINT, SIG_IGN);
+        signal(SIGQUIT, SIG_IGN);
+    }
+    if (s->activate > 0) { /* socket activation, as systemd passes it */
+        char pid[32];
+        snprintf(pid, sizeof pid, "%d", (int)getpid());
+        dup2(s->activate, 3);
+        setenv("LISTEN_FDS", "1", 1);
+        setenv("LISTEN_PID", pid, 1);
+    }
     execv(BIN, (char *const *)s->argv);
     return 127;
 }
@@ -96,7 +116,8 @@ static void serve_start(server *s, const char *url, const char *const *opts)
         s->argv[n++] = *opts;
     s->argv[n++] = url;
     s->argv[n] = NULL;
-    s->pid = ipkt_spawn(start_child, s);
+    s->url = url;
+    s->pid = ipkt_spawn(s->run ? s->run : start_child, s);
     assert_true(s->pid > 0);
     wait_log(s, "started, master pid", 1);
     char buf[4096];
@@ -438,6 +459,50 @@ static void test_usr1_pid_file(void **st)
     assert_int_equal(access(pidf, F_OK), -1); /* removed at exit */
 }
 
+/* A shell starts a background job with INT and QUIT ignored; QUIT must still be heard (the
+ * master keeps them blocked, so they queue for its signalfd instead of being discarded). */
+static void test_quit_when_ignored(void **st)
+{
+    (void)st;
+    server s = {.ign = 1};
+    const char *opts[] = {"--workers", "1", NULL};
+    serve_start(&s, "tcp://127.0.0.1:0", opts);
+    wait_log(&s, "]: worker 1 pid", 1);
+    serve_quit(&s);
+    wait_log(&s, "signal QUIT: graceful shutdown", 1);
+}
+
+/* With no URL, the sockets passed through LISTEN_FDS are served (systemd-socket-activate). */
+static void test_socket_activation(void **st)
+{
+    (void)st;
+    ipk_chan *l = NULL;
+    ipkt_ok(ipk_listen(&l, "tcp://127.0.0.1:0", NULL));
+    int fd = dup(ipk_fd(l)); /* without close-on-exec: it goes to the server */
+    assert_true(fd > 3);
+    server s = {.activate = fd};
+    int n = 0;
+    s.argv[n++] = BIN;
+    s.argv[n++] = "serve";
+    s.argv[n++] = "--workers";
+    s.argv[n++] = "2";
+    s.argv[n++] = "--log";
+    s.argv[n++] = ipkt_path(s.log, sizeof s.log, "serve.log");
+    s.argv[n] = NULL;
+    ipkt_journal("path", s.log);
+    s.pid = ipkt_spawn(start_child, &s);
+    close(fd);
+    wait_log(&s, "listening on fd:3", 1);
+    snprintf(s.addr, sizeof s.addr, "%s", ipk_addr(l));
+    ipk_close(l); /* the server's copy keeps listening */
+    for (int i = 0; i < 5; i++) {
+        ipk_chan *c = dial(&s);
+        round_trip(c, 100, (uint32_t)i);
+        ipk_close(c);
+    }
+    serve_quit(&s);
+}
+
 /* ---- limits ---- */
 
 static void test_max_frame(void **st)
@@ -554,10 +619,459 @@ static void test_usage(void **st)
     s.argv[n] = NULL;
     pid_t pid = ipkt_spawn(start_child, &s);
     assert_int_equal(ipkt_wait(pid), 2);
-    s.argv[2] = "mq:/nope";
+    s.argv[2] = "signal:self"; /* not servable: no connections, datagrams or queue */
     s.argv[3] = NULL;
     pid = ipkt_spawn(start_child, &s);
     assert_int_equal(ipkt_wait(pid), 2);
+}
+
+/* ---- C handlers through ipckit/serve.h ---- */
+
+static char jobs_path[256]; /* the job log of the queue handler */
+
+/* Upper-cases the request; "who" is answered with the worker's pid; "slow..." takes 300 ms
+ * (logged as it starts, so a test knows it is in flight). */
+static int h_upper(ipk_conn *c, const void *msg, size_t len, void *arg)
+{
+    (void)arg;
+    char out[1 << 16];
+    if (len == 3 && memcmp(msg, "who", 3) == 0) {
+        int n = snprintf(out, sizeof out, "%d", (int)getpid());
+        return ipk_conn_send(c, out, (size_t)n);
+    }
+    if (len >= 4 && memcmp(msg, "slow", 4) == 0) {
+        ipk_serve_log("handling %.*s", (int)len, (const char *)msg);
+        ipkt_msleep(300);
+    }
+    if (len > sizeof out)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        char ch = ((const char *)msg)[i];
+        out[i] = ch >= 'a' && ch <= 'z' ? (char)(ch - 'a' + 'A') : ch;
+    }
+    return ipk_conn_send(c, out, len);
+}
+
+/* A job: "<pid> <job>\n" appended to the job log in one write; the job "pause" is recorded,
+ * then the worker waits to be killed (it is between jobs: the job is done, the next not taken). */
+static int h_job(ipk_conn *c, const void *msg, size_t len, void *arg)
+{
+    (void)arg;
+    char line[128];
+    int n = snprintf(line, sizeof line, "%d %.*s\n", (int)getpid(), (int)len, (const char *)msg);
+    int fd = open(jobs_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, line, (size_t)n) != n)
+        return -1;
+    close(fd);
+    if (len == 5 && memcmp(msg, "pause", 5) == 0)
+        for (;;)
+            pause();
+    return ipk_conn_send(c, msg, len) == IPK_ENOTSUP ? 0 : -1; /* a queue cannot reply */
+}
+
+static int opened, closed_;
+static int h_open(ipk_conn *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    opened++;
+    return 0;
+}
+static void h_close(ipk_conn *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    closed_++;
+    ipk_serve_log("closed after %d open", opened);
+}
+
+static int api_child(void *arg)
+{
+    server *s = arg;
+    ipk_server *srv;
+    if (ipk_server_new(&srv) != 0 || ipk_server_set(srv, "log", s->log) != 0)
+        return 1;
+    for (int i = 0; i < 8 && s->set[i][0]; i++)
+        if (ipk_server_set(srv, s->set[i][0], s->set[i][1]) != 0)
+            return 2;
+    if (ipk_server_listen(srv, s->url, NULL) != 0) {
+        fprintf(stderr, "listen: %s\n", ipk_server_errmsg(srv));
+        return 3;
+    }
+    ipk_server_handlers(srv, s->h, NULL);
+    int r = ipk_server_run(srv);
+    ipk_server_free(srv);
+    return r == 0 ? 0 : 4;
+}
+
+static void api_start(server *s, const char *url, const ipk_serve_handlers *h, const char *workers)
+{
+    s->run = api_child;
+    s->h = h;
+    s->set[0][0] = "workers";
+    s->set[0][1] = workers;
+    serve_start(s, url, NULL);
+}
+
+static const ipk_serve_handlers upper_handlers = {
+    .on_msg = h_upper, .on_open = h_open, .on_close = h_close};
+
+typedef struct load_arg {
+    const server *s;
+    int id, rounds;
+} load_arg;
+
+/* A client process: rounds of lower-case requests of varied sizes, each answered upper-cased. */
+static int load_client(void *arg)
+{
+    load_arg *a = arg;
+    ipk_chan *c = NULL;
+    IPKT_CHECK(ipk_dial(&c, a->s->addr, NULL) == 0);
+    static char out[5000], want[5000], in[5000];
+    for (int i = 0; i < a->rounds; i++) {
+        size_t n = 1 + (size_t)((i * 131 + a->id * 17) % (int)sizeof out);
+        for (size_t k = 0; k < n; k++) {
+            out[k] = (char)('a' + (k + (size_t)i) % 26);
+            want[k] = (char)(out[k] - 'a' + 'A');
+        }
+        IPKT_CHECK(ipk_send(c, out, n, WAIT_MS) == 0);
+        IPKT_CHECK(ipk_recv(c, in, sizeof in, WAIT_MS) == (long)n);
+        IPKT_CHECK(memcmp(in, want, n) == 0);
+    }
+    IPKT_CHECK(ipk_close(c) == 0);
+    return 0;
+}
+
+static void test_api_upper_load(void **st)
+{
+    (void)st;
+    server s = {0};
+    api_start(&s, "tcp://127.0.0.1:0", &upper_handlers, "2");
+    enum { N = 6 };
+    load_arg a[N];
+    pid_t pid[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (load_arg){&s, i, 200};
+        pid[i] = ipkt_spawn(load_client, &a[i]);
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(ipkt_wait(pid[i]), 0);
+    /* Every connection was opened and closed through the handlers (6, over the workers). */
+    wait_log(&s, "closed after", N);
+    serve_quit(&s);
+}
+
+static int keepalive_client(void *arg);
+
+/* The pid of the worker serving c. */
+static pid_t who(ipk_chan *c)
+{
+    char b[32] = {0};
+    ipkt_ok(ipk_send(c, "who", 3, WAIT_MS));
+    long n = ipk_recv(c, b, sizeof b - 1, WAIT_MS);
+    assert_true(n > 0);
+    return (pid_t)atoi(b);
+}
+
+/* Upper-cases "abc" on c; 0, or the failing code. */
+static long try_upper(ipk_chan *c)
+{
+    char b[8];
+    long r = ipk_send(c, "abc", 3, WAIT_MS);
+    if (r == 0)
+        r = ipk_recv(c, b, sizeof b, WAIT_MS);
+    return r == 3 && memcmp(b, "ABC", 3) == 0 ? 0 : r < 0 ? r : -1;
+}
+
+static void test_kill9_worker_under_load(void **st)
+{
+    (void)st;
+    server s = {0};
+    api_start(&s, "tcp://127.0.0.1:0", &upper_handlers, "2");
+    wait_log(&s, "]: worker 2 pid", 1);
+    /* Connections until both workers hold some (EPOLLEXCLUSIVE may favour one for a while). */
+    enum { MAXC = 64 };
+    ipk_chan *c[MAXC];
+    pid_t on[MAXC];
+    int n = 0, on_victim = 0;
+    pid_t victim = worker_pid(&s, 1);
+    for (; n < MAXC && (on_victim == 0 || on_victim == n || n < 8); n++) {
+        c[n] = dial(&s);
+        on[n] = who(c[n]);
+        on_victim += on[n] == victim;
+    }
+    assert_true(on_victim > 0 && on_victim < n);
+    /* Load from other processes throughout (they may lose their connection: not checked). */
+    load_arg la[2] = {{&s, 1, 300}, {&s, 2, 300}};
+    pid_t lp[2] = {ipkt_spawn(keepalive_client, &la[0]), ipkt_spawn(keepalive_client, &la[1])};
+    assert_int_equal(kill(victim, SIGKILL), 0);
+    wait_log(&s, "killed by signal 9", 1);
+    for (int round = 0; round < 20; round++)
+        for (int i = 0; i < n; i++)
+            if (on[i] != victim)
+                ipkt_ok(try_upper(c[i])); /* the other worker's clients never notice */
+    for (int i = 0; i < n; i++)
+        if (on[i] == victim) {
+            long r = try_upper(c[i]);
+            assert_true(r < 0 && r != IPK_ETIMEDOUT); /* reset or closed, not silence */
+        }
+    pid_t fresh = wait_new_pid(&s, 1, victim);
+    assert_true(fresh != victim);
+    for (int i = 0; i < 2; i++) /* a client of the killed worker reconnected and went on */
+        assert_int_equal(ipkt_wait(lp[i]), 0);
+    for (int i = 0; i < n; i++)
+        ipk_close(c[i]);
+    /* The new worker serves. */
+    for (int i = 0; i < 20; i++) {
+        ipk_chan *k = dial(&s);
+        ipkt_ok(try_upper(k));
+        ipk_close(k);
+    }
+    serve_quit(&s);
+}
+
+typedef struct slow_arg {
+    const server *s;
+    int id;
+} slow_arg;
+
+/* One slow request, whose answer must arrive even though QUIT comes while it is in flight. */
+static int slow_client(void *arg)
+{
+    slow_arg *a = arg;
+    ipk_chan *c = NULL;
+    IPKT_CHECK(ipk_dial(&c, a->s->addr, NULL) == 0);
+    char req[32], in[32];
+    int n = snprintf(req, sizeof req, "slow-%d", a->id);
+    IPKT_CHECK(ipk_send(c, req, (size_t)n, WAIT_MS) == 0);
+    IPKT_CHECK(ipk_recv(c, in, sizeof in, WAIT_MS) == n);
+    IPKT_CHECK(memcmp(in, "SLOW-", 5) == 0);
+    ipk_close(c);
+    return 0;
+}
+
+static void test_quit_under_load(void **st)
+{
+    (void)st;
+    server s = {0};
+    api_start(&s, "tcp://127.0.0.1:0", &upper_handlers, "2");
+    wait_log(&s, "]: worker 2 pid", 1);
+    enum { N = 6 };
+    slow_arg a[N];
+    pid_t pid[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (slow_arg){&s, i};
+        pid[i] = ipkt_spawn(slow_client, &a[i]);
+    }
+    wait_log(&s, "handling slow-", 1); /* requests are in flight (the rest queue behind) */
+    assert_int_equal(kill(s.pid, SIGQUIT), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(ipkt_wait(pid[i]), 0); /* every one answered */
+    assert_int_equal(ipkt_wait(s.pid), 0);
+    wait_log(&s, "handling slow-", N);
+    wait_log(&s, "exit 0", 1);
+}
+
+/* A persistent connection through reloads: a retiring worker closes it between requests
+ * (test_hup_reload), and a request sent as that happens meets the close before any byte of an
+ * answer; then the client reconnects and asks again. A refused connection, a timeout, or a
+ * wrong or partial answer fails. */
+static int keepalive_client(void *arg)
+{
+    load_arg *a = arg;
+    ipk_chan *c = NULL;
+    for (int i = 0, redials = 0; i < a->rounds; i++) {
+        if (c == NULL)
+            IPKT_CHECK(ipk_dial(&c, a->s->addr, NULL) == 0);
+        long r = try_upper(c);
+        if (r == IPK_EOF || r == -ECONNRESET || r == -EPIPE) {
+            ipk_close(c);
+            c = NULL;
+            IPKT_CHECK(++redials < a->rounds);
+            i--;
+            continue;
+        }
+        IPKT_CHECK(r == 0);
+    }
+    ipk_close(c);
+    return 0;
+}
+
+/* Connects, asks, checks, closes, over and over: any refusal or lost answer fails. */
+static int hup_client(void *arg)
+{
+    load_arg *a = arg;
+    for (int i = 0; i < a->rounds; i++) {
+        ipk_chan *c = NULL;
+        IPKT_CHECK(ipk_dial(&c, a->s->addr, NULL) == 0);
+        IPKT_CHECK(try_upper(c) == 0);
+        ipk_close(c);
+    }
+    return 0;
+}
+
+static void test_hup_under_load(void **st)
+{
+    (void)st;
+    server s = {0};
+    api_start(&s, "tcp://127.0.0.1:0", &upper_handlers, "2");
+    wait_log(&s, "]: worker 2 pid", 1);
+    enum { N = 4 };
+    load_arg a[N];
+    pid_t pid[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (load_arg){&s, i, 300};
+        pid[i] = ipkt_spawn(i % 2 ? hup_client : keepalive_client, &a[i]);
+    }
+    for (int k = 1; k <= 3; k++) {
+        assert_int_equal(kill(s.pid, SIGHUP), 0);
+        wait_log(&s, "retired worker pid", 2 * k);
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(ipkt_wait(pid[i]), 0);
+    serve_quit(&s);
+}
+
+/* How many lines of the job log end with " <job>". */
+static int job_count(const char *log, const char *job)
+{
+    char needle[64];
+    snprintf(needle, sizeof needle, " %s\n", job);
+    return count_of(log, needle);
+}
+
+static void test_mq_pool_kill_between_jobs(void **st)
+{
+    (void)st;
+    server s = {0};
+    char q[64], url[80];
+    ipkt_name(q, sizeof q, "/");
+    ipkt_journal("mq", q);
+    snprintf(url, sizeof url, "mq:%s", q);
+    ipkt_path(jobs_path, sizeof jobs_path, "jobs");
+    ipkt_journal("path", jobs_path);
+    static const ipk_serve_handlers h = {.on_msg = h_job};
+    api_start(&s, url, &h, "2");
+    wait_log(&s, "]: worker 2 pid", 1);
+    ipk_chan *p = NULL;
+    ipkt_ok(ipk_dial(&p, url, NULL));
+    enum { N = 200 };
+    char job[32];
+    static char buf[1 << 16];
+    for (int i = 0; i < N; i++) {
+        int n = i == 50 ? snprintf(job, sizeof job, "pause") : snprintf(job, sizeof job, "j%d", i);
+        ipkt_ok(ipk_send(p, job, (size_t)n, WAIT_MS));
+        if (i != 50)
+            continue;
+        /* The worker that took "pause" has recorded it and waits: kill it between jobs. */
+        for (int waited = 0; (ipkt_slurp(jobs_path, buf, sizeof buf), !strstr(buf, " pause\n"));
+             waited += 20) {
+            assert_true(waited < WAIT_MS);
+            ipkt_msleep(20);
+        }
+        char *line = strstr(buf, " pause\n");
+        while (line > buf && line[-1] != '\n')
+            line--;
+        pid_t victim = (pid_t)atoi(line);
+        assert_true(victim > 0);
+        assert_int_equal(kill(victim, SIGKILL), 0);
+    }
+    ipk_close(p);
+    /* Every job done exactly once: none lost with the killed worker, none done twice. */
+    for (int waited = 0;; waited += 50) {
+        ipkt_slurp(jobs_path, buf, sizeof buf);
+        int done = 0;
+        for (int i = 0; i < N; i++) {
+            if (i == 50)
+                snprintf(job, sizeof job, "pause");
+            else
+                snprintf(job, sizeof job, "j%d", i);
+            done += job_count(buf, job) == 1;
+        }
+        if (done == N)
+            break;
+        assert_true(waited < WAIT_MS);
+        ipkt_msleep(50);
+    }
+    wait_log(&s, "killed by signal 9", 1);
+    serve_quit(&s);
+}
+
+/* ---- --exec ---- */
+
+static ipk_chan *dial_lines(const server *s)
+{
+    char url[320];
+    snprintf(url, sizeof url, "%s?framing=line", s->addr);
+    ipk_chan *c = NULL;
+    ipkt_ok(ipk_dial(&c, url, NULL));
+    return c;
+}
+
+static void line_round_trip(ipk_chan *c, const char *req, const char *want)
+{
+    char b[256];
+    ipkt_ok(ipk_send(c, req, strlen(req), WAIT_MS));
+    long n = ipk_recv(c, b, sizeof b, WAIT_MS);
+    ipkt_expect(n, (long)strlen(want));
+    assert_memory_equal(b, want, strlen(want));
+}
+
+static void test_exec_line_handlers(void **st)
+{
+    (void)st;
+    /* A shell handler, and the Python example (examples/upper.py). */
+    const char *cmds[] = {"while IFS= read -r l; do printf '%s!\\n' \"$l\"; done",
+                          "python3 " IPKT_SRC_DIR "/examples/upper.py"};
+    const char *want[2][2] = {{"hello!", "two words!"}, {"HELLO", "TWO WORDS"}};
+    for (int k = 0; k < 2; k++) {
+        server s = {0};
+        const char *opts[] = {"--workers", "2", "--exec", cmds[k], NULL};
+        serve_start(&s, "tcp://127.0.0.1:0?framing=line", opts);
+        wait_log(&s, "handler pid", 2);
+        for (int i = 0; i < 10; i++) {
+            ipk_chan *c = dial_lines(&s);
+            line_round_trip(c, "hello", want[k][0]);
+            line_round_trip(c, "two words", want[k][1]);
+            ipk_close(c);
+        }
+        serve_quit(&s);
+    }
+}
+
+static void test_exec_crash_and_hang(void **st)
+{
+    (void)st;
+    server s = {0};
+    const char *opts[] = {"--workers",
+                          "1",
+                          "--exec-timeout",
+                          "500",
+                          "--exec",
+                          "while IFS= read -r l; do [ \"$l\" = crash ] && exit 3; "
+                          "[ \"$l\" = hang ] && sleep 60; printf '%s!\\n' \"$l\"; done",
+                          NULL};
+    serve_start(&s, "tcp://127.0.0.1:0?framing=line", opts);
+    ipk_chan *c = dial_lines(&s);
+    line_round_trip(c, "a", "a!");
+    /* The handler dies: this client's connection is closed (an error, not silence)... */
+    ipkt_ok(ipk_send(c, "crash", 5, WAIT_MS));
+    char b[64];
+    ipkt_expect(ipk_recv(c, b, sizeof b, WAIT_MS), IPK_EOF);
+    ipk_close(c);
+    wait_log(&s, "exited (status", 1);
+    /* ...and the next request gets a new handler. */
+    c = dial_lines(&s);
+    line_round_trip(c, "b", "b!");
+    /* A handler that hangs past --exec-timeout: the same. */
+    ipkt_ok(ipk_send(c, "hang", 4, WAIT_MS));
+    ipkt_expect(ipk_recv(c, b, sizeof b, WAIT_MS), IPK_EOF);
+    ipk_close(c);
+    wait_log(&s, "did not answer in time", 1);
+    c = dial_lines(&s);
+    line_round_trip(c, "c", "c!");
+    ipk_close(c);
+    serve_quit(&s);
 }
 
 IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo_unix_concurrent),
@@ -566,4 +1080,9 @@ IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo
           cmocka_unit_test(test_hup_reload), cmocka_unit_test(test_respawn),
           cmocka_unit_test(test_usr1_pid_file), cmocka_unit_test(test_max_frame),
           cmocka_unit_test(test_idle_and_read_timeout), cmocka_unit_test(test_max_conn),
-          cmocka_unit_test(test_fd_exhaustion), cmocka_unit_test(test_usage))
+          cmocka_unit_test(test_fd_exhaustion), cmocka_unit_test(test_usage),
+          cmocka_unit_test(test_quit_when_ignored), cmocka_unit_test(test_socket_activation),
+          cmocka_unit_test(test_api_upper_load), cmocka_unit_test(test_kill9_worker_under_load),
+          cmocka_unit_test(test_quit_under_load), cmocka_unit_test(test_hup_under_load),
+          cmocka_unit_test(test_mq_pool_kill_between_jobs),
+          cmocka_unit_test(test_exec_line_handlers), cmocka_unit_test(test_exec_crash_and_hang))

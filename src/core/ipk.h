@@ -14,6 +14,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "codec.h" /* enum ipk__framing */
 #include "ipckit.h"
 
 #define IPK__DEFAULT_MAX ((size_t)16 << 20) /* default largest message: 16 MiB */
@@ -91,7 +92,6 @@ void ipk__kv_free(ipk__kv *kv);
 enum ipk__wkind { IPK__W_PIPE = 0, IPK__W_SOCK = 1 };
 
 enum ipk__role { IPK__LISTENER = 1, IPK__DIALER, IPK__ACCEPTED };
-enum ipk__framing { IPK__FR_LEN = 0, IPK__FR_RAW, IPK__FR_LINE };
 
 /* Receive buffer of a stream channel (stream.c). Bytes [off, off+len) are unread. */
 typedef struct ipk__rbuf {

@@ -17,6 +17,9 @@
  * Send side: header and payload go out in one writev(). If the deadline passes after part of a
  * frame was written, the rest is kept in c->out and the send counts as done: the next call on
  * the channel (send, recv, flush, close) writes it first. A frame is never left half-written.
+ *
+ * What a frame looks like is codec.c's business (pure functions over bytes); this file moves
+ * the bytes between the descriptor and the caller's buffers around it.
  */
 #include "ipk.h"
 #include "transport.h"
@@ -201,7 +204,7 @@ static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
                 return ipk__read_error(c, r, "read");
         }
         const unsigned char *h = (const unsigned char *)in->buf + in->off;
-        size_t len = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+        size_t len = ipk__codec_get_len(h);
         if (len > c->max) {
             /* Four bytes of ASCII text ("GET ", "y\ny\n") are no length: a raw peer. */
             int text = 1;
@@ -283,47 +286,37 @@ static long ipk__recv_line(ipk_chan *c, char *buf, size_t cap, int64_t dl)
 {
     ipk__rbuf *in = &c->in;
     size_t scanned = 0;
-    for (;;) {
-        char *nl =
-            in->len > scanned ? memchr(in->buf + in->off + scanned, '\n', in->len - scanned) : NULL;
-        size_t n;
-        size_t eat;
-        if (nl != NULL) {
-            n = (size_t)(nl - (in->buf + in->off));
-            eat = n + 1;
-        } else if (in->eof) {
-            if (in->len == 0)
-                return ipk__err(IPK_EOF, "%s: end of stream", c->name);
-            n = eat = in->len; /* a last line without its newline is still a message */
-        } else {
-            scanned = in->len;
-            if (scanned > c->max)
-                return ipk__fatal(c, ipk__err(IPK_EPROTO,
-                                              "%s: line longer than max=%zu (channel closed)",
-                                              c->name, c->max));
-            if (in->buf && in->off + in->len == in->cap && in->off == 0) {
-                int r = ipk__rbuf_reserve(c, in->cap * 2);
-                if (r != 0)
-                    return r;
-            }
-            long r = ipk__fill(c, dl);
-            if (r < 0)
-                return ipk__read_error(c, r, "read");
-            continue;
+    ipk__frame f;
+    int d;
+    while ((d = ipk__codec_decode_line(in->len ? in->buf + in->off : "", in->len, scanned, c->max,
+                                       in->eof, &f)) == 0) {
+        if (in->eof)
+            return ipk__err(IPK_EOF, "%s: end of stream", c->name);
+        scanned = in->len;
+        if (in->buf && in->off + in->len == in->cap && in->off == 0) {
+            int r = ipk__rbuf_reserve(c, in->cap * 2);
+            if (r != 0)
+                return r;
         }
-        if (n > c->max)
-            return ipk__fatal(c, ipk__err(IPK_EPROTO, "%s: line of %zu bytes exceeds max=%zu",
-                                          c->name, n, c->max));
-        if (n > cap) {
-            c->need = n;
-            return ipk__err(IPK_EMSGSIZE, "%s: line of %zu bytes does not fit a %zu-byte buffer",
-                            c->name, n, cap);
-        }
-        if (n)
-            memcpy(buf, in->buf + in->off, n);
-        ipk__consume(in, eat);
-        return (long)n;
+        long r = ipk__fill(c, dl);
+        if (r < 0)
+            return ipk__read_error(c, r, "read");
     }
+    if (d < 0 && f.end > in->len) /* no newline yet, and already too long */
+        return ipk__fatal(c, ipk__err(IPK_EPROTO, "%s: line longer than max=%zu (channel closed)",
+                                      c->name, c->max));
+    if (d < 0)
+        return ipk__fatal(c, ipk__err(IPK_EPROTO, "%s: line of %zu bytes exceeds max=%zu", c->name,
+                                      f.len, c->max));
+    if (f.len > cap) {
+        c->need = f.len;
+        return ipk__err(IPK_EMSGSIZE, "%s: line of %zu bytes does not fit a %zu-byte buffer",
+                        c->name, f.len, cap);
+    }
+    if (f.len)
+        memcpy(buf, in->buf + in->off, f.len);
+    ipk__consume(in, f.end);
+    return (long)f.len;
 }
 
 static long ipk__recv_raw(ipk_chan *c, char *buf, size_t cap, int64_t dl)
@@ -382,8 +375,7 @@ int ipk__stream_pending(const ipk_chan *c)
         return in->len >= in->frame;
     if (in->len < 4)
         return 0;
-    const unsigned char *h = (const unsigned char *)in->buf + in->off;
-    size_t len = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+    size_t len = ipk__codec_get_len((const unsigned char *)in->buf + in->off);
     return len > c->max || in->len - 4 >= len; /* an oversized header is "ready" to fail */
 }
 
@@ -486,21 +478,12 @@ int ipk__stream_flush(ipk_chan *c, int64_t dl)
     return 0;
 }
 
-static int ipk__check_line(ipk_chan *c, const void *msg, size_t len)
+/* The message for a failed ipk__codec_encode(). */
+static int ipk__encode_error(ipk_chan *c, int r, size_t len)
 {
-    if (c->framing == IPK__FR_LINE && len && memchr(msg, '\n', len) != NULL)
-        return ipk__err(-EINVAL, "%s: framing=line cannot carry a message containing a newline",
-                        c->name);
-    return 0;
-}
-
-static void ipk__put_len(unsigned char *h, size_t len)
-{
-    uint32_t l = (uint32_t)len;
-    h[0] = (unsigned char)(l >> 24);
-    h[1] = (unsigned char)(l >> 16);
-    h[2] = (unsigned char)(l >> 8);
-    h[3] = (unsigned char)l;
+    if (r == -EINVAL)
+        return ipk__err(r, "%s: framing=line cannot carry a message containing a newline", c->name);
+    return ipk__err(r, "%s: a %zu-byte message does not fit a frame header", c->name, len);
 }
 
 long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
@@ -514,8 +497,7 @@ long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
     }
     struct iovec iov[2 * IPK__BATCH];
     int frames[2 * IPK__BATCH];
-    unsigned char hdr[IPK__BATCH][4];
-    static const char newline = '\n';
+    unsigned char hdr[IPK__BATCH][IPK__HDR_LEN];
     /* Small frames of a blocking batch are copied, header and payload, into one contiguous
      * buffer: the kernel copies many tiny iovec segments far more slowly than memcpy does. With
      * no deadline nothing is left half-written: either all goes, or a hard error stops the
@@ -530,13 +512,17 @@ long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
         int staging = stage != NULL && done == 0; /* later batches do not block (DL_NOW) */
         for (; done + (size_t)m < n && m < IPK__BATCH; m++) {
             const ipk_iov *msg = &msgs[done + (size_t)m];
-            int r = ipk__check_line(c, msg->base, msg->len);
+            int stg = staging && msg->len <= IPK__COALESCE;
+            unsigned char *h = stg ? stage + used : hdr[m];
+            size_t pre, post;
+            const char *postp;
+            int r = ipk__codec_encode(c->framing, msg->base, msg->len, h, &pre, &postp, &post);
             if (r != 0) {
                 free(stage);
-                return done + (size_t)m > 0 ? (long)(done + (size_t)m) : r;
+                return done + (size_t)m > 0 ? (long)(done + (size_t)m)
+                                            : ipk__encode_error(c, r, msg->len);
             }
-            if (staging && msg->len <= IPK__COALESCE) {
-                ipk__put_len(stage + used, msg->len);
+            if (stg) { /* framing=len: the header is in place */
                 if (msg->len)
                     memcpy(stage + used + 4, msg->base, msg->len);
                 if (chunk < 0) { /* a chunk counts as its first message (see below) */
@@ -548,17 +534,16 @@ long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
                 continue;
             }
             chunk = -1;
-            if (c->framing == IPK__FR_LEN) {
-                ipk__put_len(hdr[m], msg->len);
-                iov[k] = (struct iovec){hdr[m], 4};
+            if (pre) {
+                iov[k] = (struct iovec){h, pre};
                 frames[k++] = m;
             }
             if (msg->len) {
                 iov[k] = (struct iovec){(void *)msg->base, msg->len};
                 frames[k++] = m;
             }
-            if (c->framing == IPK__FR_LINE) {
-                iov[k] = (struct iovec){(void *)&newline, 1};
+            if (post) {
+                iov[k] = (struct iovec){(void *)postp, post};
                 frames[k++] = m;
             }
         }
@@ -590,7 +575,7 @@ int ipk__stream_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo
      * a two-part writev(), whose iovec the kernel must fetch and walk. */
     if (c->framing == IPK__FR_LEN && len <= IPK__SMALL && c->wfd >= 0 && c->out.len == 0) {
         unsigned char b[4 + IPK__SMALL];
-        ipk__put_len(b, len);
+        ipk__codec_put_len(b, len);
         if (len)
             memcpy(b + 4, msg, len);
         struct iovec iov = {b, 4 + len};

@@ -1,473 +1,367 @@
 /*
- * cmd_serve.c - ipckit serve URL: a prefork echo server, master and workers in the nginx model.
+ * cmd_serve.c - ipckit serve: the command line over the server component (ipckit/serve.h).
  *
- * The master makes the listening socket with ipk_listen() (address parsing, port 0, stale Unix
- * socket files) and takes its descriptor with ipk_fd(); then it only supervises. Workers are
- * forked with the socket and run serve_worker(). All signals of the master are blocked and read
- * from a signalfd in its poll loop, so nothing runs in a handler:
- *   TERM/INT  fast: workers get TERM, those alive after --kill-timeout get KILL;
- *   QUIT      graceful: workers get QUIT (stop accepting, finish the frames in flight), KILL after
- *             --shutdown-timeout;
- *   HUP       reload: a new worker for every slot first, then the old ones get QUIT;
- *   USR1      reopen --log (and the workers reopen theirs);
- *   CHLD      reap; a worker that died while serving is respawned, with a delay that doubles
- *             each time it dies young (100 ms up to 10 s), so a crash loop does not spin.
+ * It parses options into settings and listeners, picks the handler (framed echo, raw echo with
+ * --proto raw, or a program with --exec), and runs the master. On HUP the component calls
+ * back here: the command line, and the --config file, are parsed again and applied, so a
+ * changed config file (workers, timeouts, --exec, addresses) takes effect with the new workers.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
-#include "serve.h"
+#include "ipckit/serve.h"
 
-#define RESPAWN_MIN_MS 100
-#define RESPAWN_MAX_MS 10000
-#define LIVED_MS       10000 /* a worker that served this long is not "crashing" */
-#define RETIRED        (-1)
-#define RETIRING       (-2) /* during a reload: retired once its successor runs */
-
-static int log_fd = 2;
-
-double serve_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-void serve_log(const char *fmt, ...)
-{
-    char line[512];
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    n += snprintf(line + n, sizeof line - (size_t)n, " ipckit serve[%d]: ", (int)getpid());
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    n = k < 0 ? n : n + k > (int)sizeof line - 2 ? (int)sizeof line - 2 : n + k;
-    line[n++] = '\n';
-    ssize_t w = write(log_fd, line, (size_t)n);
-    (void)w; /* nowhere to report a failing log */
-}
-
-int serve_log_open(const char *path)
-{
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-    if (fd < 0)
-        return -errno;
-    if (log_fd != 2)
-        close(log_fd);
-    log_fd = fd;
-    return 0;
-}
+#define MAX_URLS 16
 
 static void serve_usage(FILE *f)
 {
     fprintf(f,
-            "usage: ipckit serve [OPTIONS] URL\n"
-            "A prefork echo server: a master and N worker processes sharing the listening socket\n"
-            "(tcp://HOST:PORT, unix:PATH or unix:@NAME; udp://HOST:PORT for raw datagram echo).\n\n"
-            "  -p, --proto P             echo (default): 4-byte big-endian length + payload, the\n"
-            "                            ipckit stream framing; raw: bytes back as they come\n"
+            "usage: ipckit serve [OPTIONS] [URL...]\n"
+            "A prefork server: a master and N worker processes that share the listeners and\n"
+            "answer every message: echo it (default), or hand it to a program (--exec).\n"
+            "URL: tcp://HOST:PORT, unix:PATH, unix:@NAME, unixpacket:PATH (connections; the\n"
+            "address's framing=len|line|raw cuts the stream into messages); udp://HOST:PORT,\n"
+            "unixgram:PATH (one datagram per message, replies to the sender); mq:/NAME,\n"
+            "sysv:KEY, shm:/NAME?multi=1, file:PATH (a pool of workers draining a queue).\n"
+            "With no URL, the sockets passed by systemd (LISTEN_FDS) are served.\n\n"
+            "  -p, --proto P             echo (default): messages back as they came, framed;\n"
+            "                            raw: bytes back as they come (RFC 862, framing=raw)\n"
+            "  -e, --exec CMD            each worker runs CMD (/bin/sh -c) as a coprocess: every\n"
+            "                            request goes to its stdin (framed, or one line with\n"
+            "                            framing=line), its next message on stdout is the reply;\n"
+            "                            one that crashes or hangs is restarted, and its client's\n"
+            "                            connection closed\n"
             "  -w, --workers N           worker processes (default: the number of CPUs)\n"
-            "      --max-conn N          connections per worker; more are closed at once (1024)\n"
-            "      --max-frame BYTES     a larger declared length closes the connection (1048576)\n"
+            "      --max-conn N          connections per worker; more are closed at once\n"
+            "                            (default 0: only the descriptor limit)\n"
+            "      --max-frame BYTES     a larger declared length closes the connection (1m)\n"
             "      --idle-timeout MS     close a connection that moved no byte for MS (60000)\n"
-            "      --read-timeout MS     close a connection whose frame is unfinished after MS\n"
-            "                            (10000; echo only)\n"
-            "      --shutdown-timeout MS QUIT: time for in-flight frames, then KILL (10000)\n"
+            "      --read-timeout MS     close a connection whose request is unfinished after\n"
+            "                            MS (10000)\n"
+            "      --exec-timeout MS     --exec: a handler that does not answer in MS is\n"
+            "                            restarted (10000)\n"
+            "      --exec-framing F      len or line: how requests reach the --exec program\n"
+            "                            (default: as the first connection address frames\n"
+            "                            them; len for queues and datagrams)\n"
+            "      --shutdown-timeout MS QUIT: time for work in flight, then KILL (10000)\n"
             "      --kill-timeout MS     TERM: time before KILL (3000)\n"
             "      --log FILE            event log (default: standard error); USR1 reopens it\n"
             "      --pid-file FILE       write the master's pid to FILE (removed at exit)\n"
+            "  -c, --config FILE         more options, one per line (\"workers 4\",\n"
+            "                            \"exec python3 up.py\", \"listen URL\"; # comments);\n"
+            "                            HUP reads it again\n"
             "  -h, --help\n\n"
-            "Signals to the master: TERM/INT fast shutdown, QUIT graceful shutdown, HUP new\n"
-            "workers then retire the old, USR1 reopen the log. A crashed worker is respawned.\n"
-            "The log names the resolved address: \"listening on tcp://127.0.0.1:PORT\".\n"
+            "Signals to the master: TERM/INT fast shutdown, QUIT graceful shutdown, HUP reload\n"
+            "(configuration read again, new workers first, then the old ones retire), USR1\n"
+            "reopen the log. A crashed worker is respawned; workers end with their master.\n"
+            "The log names each resolved address: \"listening on tcp://127.0.0.1:PORT ...\".\n"
             "Exit status: 0 after shutdown, 1 failure, 2 usage error.\n"
-            "Example: ipckit serve --workers 4 tcp://127.0.0.1:7000\n");
+            "Examples:\n"
+            "  ipckit serve --workers 4 tcp://127.0.0.1:7000\n"
+            "  ipckit serve -w 2 --exec 'python3 upper.py' 'tcp://127.0.0.1:7000?framing=line'\n"
+            "  ipckit serve -w 4 --exec ./job.sh mq:/jobs\n");
 }
 
-typedef struct child {
-    pid_t pid;
-    int slot;       /* 0-based slot it serves, or RETIRED by a reload */
-    double kill_at; /* when it gets KILL; 0: not scheduled */
-} child;
-
-typedef struct master {
-    serve_cfg cfg;
-    ipk_chan *l; /* the listener; closed when shutdown begins (and a Unix path removed) */
-    int nslots, sfd, kill_ms;
-    enum { RUNNING, QUITTING, TERMINATING } mode;
-    child *ch;
-    int nch, capch;
-    pid_t *slot_pid; /* 0: empty, waiting for respawn_at */
-    int *fails;
-    double *started, *respawn_at;
-} master;
-
-static int spawn(master *m, int slot)
-{
-    if (m->nch == m->capch) {
-        int cap = m->capch ? m->capch * 2 : 8;
-        child *p = realloc(m->ch, (size_t)cap * sizeof *p);
-        if (p == NULL)
-            return -ENOMEM;
-        m->ch = p;
-        m->capch = cap;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        serve_log("fork worker %d: %s", slot + 1, strerror(errno));
-        return -errno;
-    }
-    if (pid == 0) {
-        close(m->sfd);
-        serve_worker(&m->cfg, slot + 1);
-    }
-    m->ch[m->nch++] = (child){pid, slot, 0};
-    m->slot_pid[slot] = pid;
-    m->started[slot] = serve_now_ms();
-    serve_log("worker %d pid %d", slot + 1, (int)pid);
-    return 0;
-}
-
-static void signal_all(master *m, int sig, double kill_at)
-{
-    for (int i = 0; i < m->nch; i++) {
-        kill(m->ch[i].pid, sig);
-        if (kill_at > 0)
-            m->ch[i].kill_at = kill_at;
-    }
-}
-
-static void reap(master *m)
-{
-    int st;
-    pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-        int i = 0;
-        while (i < m->nch && m->ch[i].pid != pid)
-            i++;
-        if (i == m->nch)
-            continue;
-        int slot = m->ch[i].slot;
-        m->ch[i] = m->ch[--m->nch];
-        char how[64];
-        if (WIFSIGNALED(st))
-            snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(st));
-        else
-            snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(st));
-        if (slot >= 0)
-            serve_log("worker %d pid %d %s", slot + 1, (int)pid, how);
-        else
-            serve_log("retired worker pid %d %s", (int)pid, how);
-        if (slot < 0 || m->slot_pid[slot] != pid)
-            continue;
-        m->slot_pid[slot] = 0;
-        if (m->mode != RUNNING)
-            continue;
-        double now = serve_now_ms();
-        m->fails[slot] = now - m->started[slot] >= LIVED_MS ? 1 : m->fails[slot] + 1;
-        int delay = RESPAWN_MIN_MS;
-        for (int k = 1; k < m->fails[slot] && delay < RESPAWN_MAX_MS; k++)
-            delay *= 2;
-        delay = delay > RESPAWN_MAX_MS ? RESPAWN_MAX_MS : delay;
-        m->respawn_at[slot] = now + delay;
-        serve_log("respawn worker %d in %d ms", slot + 1, delay);
-    }
-}
-
-/* Shutdown begins: the master's copy of the socket goes (the workers hold theirs until they stop
- * accepting), so when the last one is gone, new clients are refused rather than queued. */
-static void stop_listening(master *m)
-{
-    if (m->l)
-        ipk_close(m->l);
-    m->l = NULL;
-}
-
-static void on_signal(master *m, int sig)
-{
-    double now = serve_now_ms();
-    switch (sig) {
-    case SIGCHLD:
-        reap(m);
-        return;
-    case SIGTERM:
-    case SIGINT:
-        serve_log("signal %s: fast shutdown", sig == SIGTERM ? "TERM" : "INT");
-        if (m->mode != TERMINATING)
-            signal_all(m, SIGTERM, now + m->kill_ms);
-        m->mode = TERMINATING;
-        stop_listening(m);
-        return;
-    case SIGQUIT:
-        serve_log("signal QUIT: graceful shutdown");
-        if (m->mode == RUNNING)
-            signal_all(m, SIGQUIT, now + m->cfg.shutdown_ms);
-        m->mode = m->mode == RUNNING ? QUITTING : m->mode;
-        stop_listening(m);
-        return;
-    case SIGHUP:
-        serve_log("signal HUP: reload");
-        if (m->mode != RUNNING)
-            return;
-        /* New workers first (the socket never lacks one), then the old ones retire. */
-        for (int i = 0; i < m->nch; i++)
-            if (m->ch[i].slot >= 0)
-                m->ch[i].slot = RETIRING;
-        for (int s = 0; s < m->nslots; s++) {
-            m->slot_pid[s] = 0;
-            m->fails[s] = 0;
-            if (spawn(m, s) != 0)
-                m->respawn_at[s] = now + RESPAWN_MIN_MS;
-        }
-        for (int i = 0; i < m->nch; i++)
-            if (m->ch[i].slot == RETIRING) {
-                m->ch[i].slot = RETIRED;
-                kill(m->ch[i].pid, SIGQUIT);
-                m->ch[i].kill_at = now + m->cfg.shutdown_ms;
-            }
-        return;
-    case SIGUSR1:
-        if (m->cfg.log_path && serve_log_open(m->cfg.log_path) != 0)
-            serve_log("signal USR1: cannot reopen %s: %s", m->cfg.log_path, strerror(errno));
-        else
-            serve_log("signal USR1: log reopened");
-        signal_all(m, SIGUSR1, 0);
-        return;
-    default:
-        return;
-    }
-}
-
-static int supervise(master *m)
-{
-    for (int s = 0; s < m->nslots; s++)
-        if (spawn(m, s) != 0)
-            return CLI_FAIL;
-    for (;;) {
-        if (m->mode != RUNNING && m->nch == 0)
-            return CLI_OK;
-        double now = serve_now_ms(), next = now + 60000;
-        for (int i = 0; i < m->nch; i++)
-            if (m->ch[i].kill_at > 0 && m->ch[i].kill_at < next)
-                next = m->ch[i].kill_at;
-        for (int s = 0; s < m->nslots && m->mode == RUNNING; s++)
-            if (m->slot_pid[s] == 0 && m->respawn_at[s] < next)
-                next = m->respawn_at[s];
-        struct pollfd p = {.fd = m->sfd, .events = POLLIN};
-        int wait = next <= now ? 0 : (int)(next - now) + 1;
-        if (poll(&p, 1, wait) < 0 && errno != EINTR) {
-            serve_log("poll: %s", strerror(errno));
-            return CLI_FAIL;
-        }
-        struct signalfd_siginfo si;
-        while (read(m->sfd, &si, sizeof si) == (ssize_t)sizeof si)
-            on_signal(m, (int)si.ssi_signo);
-        now = serve_now_ms();
-        for (int i = 0; i < m->nch; i++)
-            if (m->ch[i].kill_at > 0 && m->ch[i].kill_at <= now) {
-                serve_log("worker pid %d did not exit in time: KILL", (int)m->ch[i].pid);
-                kill(m->ch[i].pid, SIGKILL);
-                m->ch[i].kill_at = 0;
-            }
-        for (int s = 0; s < m->nslots && m->mode == RUNNING; s++)
-            if (m->slot_pid[s] == 0 && m->respawn_at[s] <= now)
-                spawn(m, s);
-    }
-}
+/* What one parse of the command line (and config file) says. */
+typedef struct serve_args {
+    const char *set[32][2]; /* server settings: key, value */
+    int nset;
+    int raw;
+    const char *exec;
+    const char *urls[MAX_URLS];
+    int nurls;
+    char *config_text; /* owns the strings the config file contributed */
+} serve_args;
 
 enum {
     OPT_MAX_CONN = 256,
     OPT_MAX_FRAME,
     OPT_IDLE,
     OPT_READ,
+    OPT_EXEC_T,
+    OPT_EXEC_FR,
     OPT_SHUTDOWN,
     OPT_KILL,
     OPT_LOG,
     OPT_PID,
 };
 
-static int parse_opts(int argc, char **argv, master *m, const char **pid_file)
+static const struct option long_opts[] = {{"proto", required_argument, 0, 'p'},
+                                          {"exec", required_argument, 0, 'e'},
+                                          {"workers", required_argument, 0, 'w'},
+                                          {"config", required_argument, 0, 'c'},
+                                          {"max-conn", required_argument, 0, OPT_MAX_CONN},
+                                          {"max-frame", required_argument, 0, OPT_MAX_FRAME},
+                                          {"idle-timeout", required_argument, 0, OPT_IDLE},
+                                          {"read-timeout", required_argument, 0, OPT_READ},
+                                          {"exec-timeout", required_argument, 0, OPT_EXEC_T},
+                                          {"exec-framing", required_argument, 0, OPT_EXEC_FR},
+                                          {"shutdown-timeout", required_argument, 0, OPT_SHUTDOWN},
+                                          {"kill-timeout", required_argument, 0, OPT_KILL},
+                                          {"log", required_argument, 0, OPT_LOG},
+                                          {"pid-file", required_argument, 0, OPT_PID},
+                                          {"help", no_argument, 0, 'h'},
+                                          {0, 0, 0, 0}};
+
+/* The server setting an option sets, or NULL. */
+static const char *setting_of(int opt)
 {
-    static const struct option lo[] = {{"proto", required_argument, 0, 'p'},
-                                       {"workers", required_argument, 0, 'w'},
-                                       {"max-conn", required_argument, 0, OPT_MAX_CONN},
-                                       {"max-frame", required_argument, 0, OPT_MAX_FRAME},
-                                       {"idle-timeout", required_argument, 0, OPT_IDLE},
-                                       {"read-timeout", required_argument, 0, OPT_READ},
-                                       {"shutdown-timeout", required_argument, 0, OPT_SHUTDOWN},
-                                       {"kill-timeout", required_argument, 0, OPT_KILL},
-                                       {"log", required_argument, 0, OPT_LOG},
-                                       {"pid-file", required_argument, 0, OPT_PID},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-    int opt;
-    long v;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "+p:w:h", lo, NULL)) != -1) {
-        int *ms = opt == OPT_IDLE       ? &m->cfg.idle_ms
-                  : opt == OPT_READ     ? &m->cfg.read_ms
-                  : opt == OPT_SHUTDOWN ? &m->cfg.shutdown_ms
-                  : opt == OPT_KILL     ? &m->kill_ms
-                                        : NULL;
-        if (ms) {
-            if (cli_parse_long(optarg, 1, 86400000L, &v) != 0)
-                return cli_usage_err("serve", "%s %s: expected milliseconds >= 1", argv[optind - 1],
-                                     optarg);
-            *ms = (int)v;
-            continue;
-        }
-        switch (opt) {
-        case 'p':
-            if (strcmp(optarg, "echo") == 0)
-                m->cfg.proto = SERVE_ECHO;
-            else if (strcmp(optarg, "raw") == 0)
-                m->cfg.proto = SERVE_RAW;
-            else
-                return cli_usage_err("serve", "--proto %s: expected echo or raw", optarg);
-            break;
-        case 'w':
-            if (cli_parse_long(optarg, 1, 1024, &v) != 0)
-                return cli_usage_err("serve", "--workers %s: expected 1 to 1024", optarg);
-            m->nslots = (int)v;
-            break;
-        case OPT_MAX_CONN:
-            if (cli_parse_long(optarg, 1, 1000000, &v) != 0)
-                return cli_usage_err("serve", "--max-conn %s: expected 1 to 1000000", optarg);
-            m->cfg.max_conn = (int)v;
-            break;
-        case OPT_MAX_FRAME:
-            if (cli_parse_long(optarg, 0, 1L << 30, &v) != 0)
-                return cli_usage_err("serve", "--max-frame %s: expected 0 to 1073741824", optarg);
-            m->cfg.max_frame = (uint32_t)v;
-            break;
-        case OPT_LOG:
-            m->cfg.log_path = optarg;
-            break;
-        case OPT_PID:
-            *pid_file = optarg;
-            break;
-        case 'h':
-            serve_usage(stdout);
-            return -1;
-        default:
-            serve_usage(stderr);
-            return CLI_USAGE;
-        }
+    switch (opt) {
+    case 'w':
+        return "workers";
+    case OPT_MAX_CONN:
+        return "max_conn";
+    case OPT_MAX_FRAME:
+        return "max_frame";
+    case OPT_IDLE:
+        return "idle_timeout";
+    case OPT_READ:
+        return "read_timeout";
+    case OPT_EXEC_T:
+        return "exec_timeout";
+    case OPT_EXEC_FR:
+        return "exec_framing";
+    case OPT_SHUTDOWN:
+        return "shutdown_timeout";
+    case OPT_KILL:
+        return "kill_timeout";
+    case OPT_LOG:
+        return "log";
+    case OPT_PID:
+        return "pid_file";
+    default:
+        return NULL;
     }
-    if (optind != argc - 1)
-        return cli_usage_err("serve", "expected one URL");
+}
+
+static int add_set(serve_args *a, const char *key, const char *value)
+{
+    if (a->nset == (int)(sizeof a->set / sizeof a->set[0]))
+        return cli_usage_err("serve", "too many options");
+    a->set[a->nset][0] = key;
+    a->set[a->nset++][1] = value;
     return 0;
 }
 
-static int write_pid_file(const char *path)
+/* One option, from the command line or the config file. */
+static int take_opt(serve_args *a, int opt, const char *val, const char **config)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -errno;
-    char b[32];
-    int n = snprintf(b, sizeof b, "%d\n", (int)getpid());
-    int r = write(fd, b, (size_t)n) == n ? 0 : -EIO;
-    close(fd);
-    return r;
+    const char *key = setting_of(opt);
+    if (key)
+        return add_set(a, key, val);
+    switch (opt) {
+    case 'p':
+        if (strcmp(val, "echo") != 0 && strcmp(val, "raw") != 0)
+            return cli_usage_err("serve", "--proto %s: expected echo or raw", val);
+        a->raw = strcmp(val, "raw") == 0;
+        return 0;
+    case 'e':
+        a->exec = val;
+        return 0;
+    case 'c':
+        if (config == NULL)
+            return cli_usage_err("serve", "config: a config file cannot name another");
+        *config = val;
+        return 0;
+    default:
+        return CLI_USAGE;
+    }
+}
+
+/* The config file: "NAME VALUE" per line, NAME a long option or "listen"; '#' comments. */
+static int read_config(serve_args *a, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        fprintf(stderr, "ipckit serve: --config %s: %s\n", path, strerror(errno));
+        return CLI_FAIL;
+    }
+    size_t cap = 0;
+    ssize_t n = getdelim(&a->config_text, &cap, '\0', f);
+    fclose(f);
+    if (n < 0)
+        return cli_usage_err("serve", "--config %s: empty or unreadable", path);
+    for (char *save = NULL, *line = strtok_r(a->config_text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        line += strspn(line, " \t");
+        if (*line == '#' || *line == '\0')
+            continue;
+        char *val = line + strcspn(line, " \t");
+        if (*val)
+            *val++ = '\0';
+        val += strspn(val, " \t");
+        for (char *e = val + strlen(val); e > val && (e[-1] == ' ' || e[-1] == '\t');)
+            *--e = '\0';
+        if (strcmp(line, "listen") == 0) {
+            if (a->nurls == MAX_URLS)
+                return cli_usage_err("serve", "at most %d addresses", MAX_URLS);
+            a->urls[a->nurls++] = val;
+            continue;
+        }
+        const struct option *o = long_opts;
+        while (o->name && strcmp(o->name, line) != 0)
+            o++;
+        if (o->name == NULL || o->has_arg != required_argument)
+            return cli_usage_err("serve", "--config %s: unknown option '%s'", path, line);
+        int r = take_opt(a, o->val, val, NULL);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Parses argv (and the config file it names) into a. 0, -1 after --help, or an exit code. */
+static int parse_args(int argc, char **argv, serve_args *a)
+{
+    const char *config = NULL;
+    int opt;
+    optind = 1;
+    opterr = 1;
+    while ((opt = getopt_long(argc, argv, "+p:e:w:c:h", long_opts, NULL)) != -1) {
+        if (opt == 'h') {
+            serve_usage(stdout);
+            return -1;
+        }
+        if (opt == '?') {
+            serve_usage(stderr);
+            return CLI_USAGE;
+        }
+        int r = take_opt(a, opt, optarg, &config);
+        if (r != 0)
+            return r;
+    }
+    for (; optind < argc; optind++) {
+        if (a->nurls == MAX_URLS)
+            return cli_usage_err("serve", "at most %d addresses", MAX_URLS);
+        a->urls[a->nurls++] = argv[optind];
+    }
+    return config ? read_config(a, config) : 0;
+}
+
+/* Applies a parse to the server: settings, handler, listeners. 0 or an exit code. */
+static int apply(ipk_server *s, const serve_args *a)
+{
+    for (int i = 0; i < a->nset; i++)
+        if (ipk_server_set(s, a->set[i][0], a->set[i][1]) != 0)
+            return cli_usage_err("serve", "%s", ipk_server_errmsg(s));
+    if (a->exec)
+        ipk_server_exec(s, a->exec);
+    else
+        ipk_server_handlers(s, NULL, NULL); /* echo */
+    ipk_opts *o = ipk_opts_new();
+    if (o == NULL || (a->raw && ipk_opts_set(o, "framing", "raw") != 0)) {
+        ipk_opts_free(o);
+        return cli_fail("serve", "options", -ENOMEM);
+    }
+    int rc = 0;
+    for (int i = 0; i < a->nurls && rc == 0; i++) {
+        /* --proto raw is framing=raw on byte streams; datagrams and queues have no framing. */
+        char scheme[32];
+        size_t n = strcspn(a->urls[i], ":");
+        snprintf(scheme, sizeof scheme, "%.*s", (int)(n < 31 ? n : 31), a->urls[i]);
+        int stream = (ipk_scheme_flags(scheme) & IPK_SCHEME_STREAM) != 0;
+        int r = ipk_server_listen(s, a->urls[i], a->raw && stream ? o : NULL);
+        if (r == IPK_ENOTSUP || r == IPK_EADDR || r == IPK_EOPTION)
+            rc = cli_usage_err("serve", "%s", ipk_server_errmsg(s));
+        else if (r != 0) {
+            fprintf(stderr, "ipckit serve: %s\n", ipk_server_errmsg(s));
+            rc = CLI_FAIL;
+        }
+    }
+    ipk_opts_free(o);
+    return rc;
+}
+
+/* Socket activation: the descriptors systemd (or systemd-socket-activate) passed, 3 onwards,
+ * when LISTEN_PID names this process. */
+static int adopt_listen_fds(ipk_server *s, const serve_args *a)
+{
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    long n;
+    if (pid == NULL || fds == NULL || atol(pid) != (long)getpid() ||
+        cli_parse_long(fds, 1, 1000, &n) != 0)
+        return cli_usage_err("serve", "expected a URL (or sockets passed through LISTEN_FDS)");
+    ipk_opts *o = ipk_opts_new();
+    if (o && a->raw)
+        ipk_opts_set(o, "framing", "raw");
+    for (int fd = 3; fd < 3 + (int)n; fd++)
+        if (ipk_server_listen_fd(s, fd, o) != 0) {
+            ipk_opts_free(o);
+            fprintf(stderr, "ipckit serve: %s\n", ipk_server_errmsg(s));
+            return CLI_FAIL;
+        }
+    ipk_opts_free(o);
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    return 0;
+}
+
+typedef struct reload_ctx {
+    int argc;
+    char **argv;
+    serve_args *cur; /* the parse in force (the server keeps pointers into it) */
+} reload_ctx;
+
+/* HUP: the command line and the config file again. Sockets given before and again stay. */
+static int reload(ipk_server *s, void *arg)
+{
+    reload_ctx *r = arg;
+    serve_args *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return -ENOMEM;
+    int rc = parse_args(r->argc, r->argv, a);
+    if (rc == 0 && a->nurls == 0)
+        rc = CLI_USAGE; /* socket activation: the adopted sockets cannot be named again */
+    if (rc == 0)
+        rc = apply(s, a);
+    if (rc != 0) {
+        free(a->config_text);
+        free(a);
+        return IPK_EOPTION;
+    }
+    free(r->cur->config_text);
+    free(r->cur);
+    r->cur = a;
+    return 0;
 }
 
 int cmd_serve(int argc, char **argv)
 {
-    master m = {.nslots = (int)sysconf(_SC_NPROCESSORS_ONLN), .kill_ms = 3000, .sfd = -1};
-    m.cfg = (serve_cfg){.proto = SERVE_ECHO,
-                        .max_conn = 1024,
-                        .idle_ms = 60000,
-                        .read_ms = 10000,
-                        .shutdown_ms = 10000,
-                        .max_frame = 1u << 20,
-                        .master_pid = (int)getpid()};
-    m.nslots = m.nslots < 1 ? 1 : m.nslots;
-    const char *pid_file = NULL;
-    int rc = parse_opts(argc, argv, &m, &pid_file);
-    if (rc != 0)
-        return rc < 0 ? CLI_OK : rc;
-    const char *url = argv[optind];
-    /* Checked before listening: ipk_listen() on another scheme would create that object. */
-    if (strncmp(url, "tcp://", 6) != 0 && strncmp(url, "udp://", 6) != 0 &&
-        strncmp(url, "unix:", 5) != 0)
-        return cli_usage_err("serve", "%s: expected a tcp://, unix: or udp:// address", url);
-    if (m.cfg.log_path && serve_log_open(m.cfg.log_path) != 0) {
-        fprintf(stderr, "ipckit serve: --log %s: %s\n", m.cfg.log_path, strerror(errno));
-        return CLI_FAIL;
+    serve_args *a = calloc(1, sizeof *a);
+    ipk_server *s = NULL;
+    if (a == NULL || ipk_server_new(&s) != 0) {
+        free(a);
+        return cli_fail("serve", "start", -ENOMEM);
     }
-    int r = ipk_listen(&m.l, url, NULL);
-    if (r != 0) {
-        rc = cli_fail("serve", url, r);
-        goto out;
+    reload_ctx rctx = {argc, argv, a};
+    int rc = parse_args(argc, argv, a);
+    if (rc == 0) {
+        ipk_server_set(s, "name", "ipckit serve");
+        ipk_server_set(s, "max_frame", "1m");
+        rc = a->nurls ? apply(s, a) : adopt_listen_fds(s, a);
+        if (rc == 0 && a->nurls == 0)
+            for (int i = 0; i < a->nset; i++)
+                if (ipk_server_set(s, a->set[i][0], a->set[i][1]) != 0)
+                    rc = cli_usage_err("serve", "%s", ipk_server_errmsg(s));
+        if (rc == 0 && a->nurls == 0 && a->exec)
+            ipk_server_exec(s, a->exec);
     }
-    m.cfg.dgram = strcmp(ipk_scheme(m.l), "udp") == 0;
-    m.cfg.lfd = ipk_fd(m.l);
-    /* Shared by every worker: O_NONBLOCK is on the open file, so a worker that loses the race
-     * for a connection gets EAGAIN instead of sleeping in accept(). */
-    fcntl(m.cfg.lfd, F_SETFL, fcntl(m.cfg.lfd, F_GETFL) | O_NONBLOCK);
-    if (pid_file && (r = write_pid_file(pid_file)) != 0) {
-        fprintf(stderr, "ipckit serve: --pid-file %s: %s\n", pid_file, strerror(-r));
-        pid_file = NULL;
-        rc = CLI_FAIL;
-        goto out;
+    if (rc == 0) {
+        ipk_server_on_reload(s, reload, &rctx);
+        int r = ipk_server_run(s);
+        if (r != 0) {
+            fprintf(stderr, "ipckit serve: %s\n", ipk_server_errmsg(s));
+            rc = CLI_FAIL;
+        }
     }
-    sigset_t set;
-    sigemptyset(&set);
-    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGCHLD};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaddset(&set, sigs[i]);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    m.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    size_t ns = (size_t)m.nslots;
-    m.slot_pid = calloc(ns, sizeof *m.slot_pid);
-    m.fails = calloc(ns, sizeof *m.fails);
-    m.started = calloc(ns, sizeof *m.started);
-    m.respawn_at = calloc(ns, sizeof *m.respawn_at);
-    if (m.sfd < 0 || !m.slot_pid || !m.fails || !m.started || !m.respawn_at) {
-        rc = cli_fail("serve", "signalfd", m.sfd < 0 ? -errno : -ENOMEM);
-        goto out;
-    }
-    serve_log("listening on %s (proto %s%s, %d worker%s)", ipk_addr(m.l),
-              m.cfg.dgram                 ? "raw"
-              : m.cfg.proto == SERVE_ECHO ? "echo"
-                                          : "raw",
-              m.cfg.dgram ? " datagrams" : "", m.nslots, m.nslots == 1 ? "" : "s");
-    serve_log("started, master pid %d", (int)getpid());
-    rc = supervise(&m);
-    /* Anything still alive (a failed start): fast shutdown. */
-    signal_all(&m, SIGKILL, 0);
-    while (m.nch > 0 && waitpid(-1, NULL, 0) > 0)
-        m.nch--;
-    serve_log("exit %d", rc);
-out:
-    if (pid_file)
-        unlink(pid_file);
-    stop_listening(&m);
-    if (m.sfd >= 0)
-        close(m.sfd);
-    free(m.ch);
-    free(m.slot_pid);
-    free(m.fails);
-    free(m.started);
-    free(m.respawn_at);
-    if (log_fd != 2)
-        close(log_fd);
-    return rc;
+    ipk_server_free(s);
+    free(rctx.cur->config_text);
+    free(rctx.cur);
+    return rc < 0 ? CLI_OK : rc;
 }

@@ -1,0 +1,427 @@
+/*
+ * master.c - the master process: forks the workers, then only supervises them. It knows
+ * processes and signals, not connections (relayd's proc.c, nginx's process cycle).
+ *
+ * All signals of the master are blocked and read from a signalfd in its poll loop, so nothing
+ * runs in a signal handler:
+ *   TERM/INT  fast: workers get TERM, those alive after kill_timeout get KILL;
+ *   QUIT      graceful: workers get QUIT (stop taking work, finish what is in flight), KILL after
+ *             shutdown_timeout;
+ *   HUP       reload: the reload callback re-reads the configuration, a new worker starts for
+ *             every slot first, then the old ones get QUIT;
+ *   USR1      reopen the log (and the workers reopen theirs);
+ *   CHLD      reap; a worker that died while serving is respawned, with a delay that doubles
+ *             each time it dies young (100 ms up to 10 s), so a crash loop does not spin.
+ * The signal mask is restored when ipk_server_run() returns.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RESPAWN_MIN_MS 100
+#define RESPAWN_MAX_MS 10000
+#define LIVED_MS       10000 /* a worker that served this long is not "crashing" */
+#define RETIRED        (-1)
+#define RETIRING       (-2) /* during a reload: retired once its successor runs */
+
+typedef struct child {
+    pid_t pid;
+    int slot;       /* 0-based slot it serves, or RETIRED by a reload */
+    double kill_at; /* when it gets KILL; 0: not scheduled */
+} child;
+
+typedef struct master {
+    ipk_server *s;
+    int nslots, sfd, listening;
+    enum { RUNNING, QUITTING, TERMINATING } mode;
+    child *ch;
+    int nch, capch;
+    struct slot {
+        pid_t pid; /* 0: empty, waiting for respawn_at */
+        int fails;
+        double started, respawn_at;
+    } * slot;
+} master;
+
+static int slots_resize(master *m, int n)
+{
+    struct slot *p = realloc(m->slot, (size_t)n * sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    m->slot = p;
+    for (int i = m->nslots; i < n; i++)
+        m->slot[i] = (struct slot){0};
+    m->nslots = n;
+    return 0;
+}
+
+static int spawn(master *m, int slot)
+{
+    if (m->nch == m->capch) {
+        int cap = m->capch ? m->capch * 2 : 8;
+        child *p = realloc(m->ch, (size_t)cap * sizeof *p);
+        if (p == NULL)
+            return -ENOMEM;
+        m->ch = p;
+        m->capch = cap;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        ipk_serve_log("fork worker %d: %s", slot + 1, strerror(errno));
+        return -errno;
+    }
+    if (pid == 0) {
+        close(m->sfd);
+        srv_worker(m->s, slot + 1);
+    }
+    m->ch[m->nch++] = (child){pid, slot, 0};
+    m->slot[slot].pid = pid;
+    m->slot[slot].started = srv_now_ms();
+    ipk_serve_log("worker %d pid %d", slot + 1, (int)pid);
+    return 0;
+}
+
+static void signal_all(master *m, int sig, double kill_at)
+{
+    for (int i = 0; i < m->nch; i++) {
+        kill(m->ch[i].pid, sig);
+        if (kill_at > 0)
+            m->ch[i].kill_at = kill_at;
+    }
+}
+
+static void reap(master *m)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        int i = 0;
+        while (i < m->nch && m->ch[i].pid != pid)
+            i++;
+        if (i == m->nch)
+            continue;
+        int slot = m->ch[i].slot;
+        m->ch[i] = m->ch[--m->nch];
+        char how[64];
+        if (WIFSIGNALED(st))
+            snprintf(how, sizeof how, "killed by signal %d", WTERMSIG(st));
+        else
+            snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(st));
+        if (slot >= 0)
+            ipk_serve_log("worker %d pid %d %s", slot + 1, (int)pid, how);
+        else
+            ipk_serve_log("retired worker pid %d %s", (int)pid, how);
+        if (slot < 0 || slot >= m->nslots || m->slot[slot].pid != pid)
+            continue;
+        m->slot[slot].pid = 0;
+        m->s->stats[slot].conns = 0; /* they went with it */
+        if (m->mode != RUNNING)
+            continue;
+        double now = srv_now_ms();
+        m->slot[slot].fails = now - m->slot[slot].started >= LIVED_MS ? 1 : m->slot[slot].fails + 1;
+        int delay = RESPAWN_MIN_MS;
+        for (int k = 1; k < m->slot[slot].fails && delay < RESPAWN_MAX_MS; k++)
+            delay *= 2;
+        delay = delay > RESPAWN_MAX_MS ? RESPAWN_MAX_MS : delay;
+        m->slot[slot].respawn_at = now + delay;
+        ipk_serve_log("respawn worker %d in %d ms", slot + 1, delay);
+    }
+}
+
+/* Shutdown begins: the master's copies of the sockets go (the workers hold theirs until they
+ * stop accepting), so when the last one is gone, new clients are refused rather than queued. A
+ * listener that owns an object (a Unix socket file, a queue) removes it. */
+static void stop_listening(master *m)
+{
+    if (!m->listening)
+        return;
+    m->listening = 0;
+    for (size_t i = 0; i < m->s->nl; i++) {
+        srv_listener *l = &m->s->l[i];
+        if (l->chan)
+            ipk_close(l->chan);
+        else if (l->fd >= 0)
+            close(l->fd);
+        l->chan = NULL;
+        l->fd = -1;
+    }
+}
+
+/* The settings a failed reload restores. */
+typedef struct snapshot {
+    ipk_server v;
+    char *log_path, *pid_file, *name, *exec_cmd;
+} snapshot;
+
+static char *dup_or_null(const char *p)
+{
+    return p ? strdup(p) : NULL;
+}
+
+/* HUP: the reload callback applies the new configuration; listeners not named again are
+ * closed. 0, or the callback's error with the configuration as it was. */
+static int reload_config(master *m)
+{
+    ipk_server *s = m->s;
+    if (s->reload == NULL)
+        return 0;
+    snapshot sn = {*s, dup_or_null(s->log_path), dup_or_null(s->pid_file), dup_or_null(s->name),
+                   dup_or_null(s->exec_cmd)};
+    size_t nl = s->nl;
+    for (size_t i = 0; i < nl; i++)
+        s->l[i].stale = 1;
+    s->in_reload = 1;
+    s->errmsg[0] = '\0';
+    int r = s->reload(s, s->reload_arg);
+    s->in_reload = 0;
+    if (r < 0) {
+        ipk_serve_log("reload failed, configuration kept: %s", s->errmsg);
+        for (size_t i = nl; i < s->nl; i++) {
+            if (s->l[i].chan)
+                ipk_close(s->l[i].chan);
+            free(s->l[i].url);
+            free(s->l[i].addr);
+            ipk_opts_free(s->l[i].opts);
+        }
+        free(s->log_path);
+        free(s->pid_file);
+        free(s->name);
+        free(s->exec_cmd);
+        srv_listener *l = s->l;
+        size_t capl = s->capl;
+        *s = sn.v;
+        s->l = l;
+        s->capl = capl;
+        s->nl = nl;
+        s->log_path = sn.log_path;
+        s->pid_file = sn.pid_file;
+        s->name = sn.name;
+        s->exec_cmd = sn.exec_cmd;
+        if (s->exec_cmd)
+            s->arg = s;
+        for (size_t i = 0; i < nl; i++)
+            s->l[i].stale = 0;
+        return r;
+    }
+    free(sn.log_path);
+    free(sn.pid_file);
+    free(sn.name);
+    free(sn.exec_cmd);
+    size_t k = 0;
+    for (size_t i = 0; i < s->nl; i++) {
+        if (s->l[i].stale) {
+            ipk_serve_log("no longer listening on %s", s->l[i].addr);
+            if (s->l[i].chan)
+                ipk_close(s->l[i].chan);
+            else if (s->l[i].fd >= 0)
+                close(s->l[i].fd);
+            free(s->l[i].url);
+            free(s->l[i].addr);
+            ipk_opts_free(s->l[i].opts);
+            continue;
+        }
+        if (i >= nl)
+            ipk_serve_log("listening on %s", s->l[i].addr);
+        s->l[k++] = s->l[i];
+    }
+    s->nl = k;
+    if (s->log_path && srv_log_open(s->log_path) != 0)
+        ipk_serve_log("cannot open log %s: %s", s->log_path, strerror(errno));
+    srv_log_name(s->name ? s->name : "ipk_server");
+    return 0;
+}
+
+static void on_hup(master *m)
+{
+    ipk_serve_log("signal HUP: reload");
+    if (m->mode != RUNNING)
+        return;
+    double now = srv_now_ms();
+    if (reload_config(m) == 0 && m->s->workers != m->nslots) {
+        int old = m->nslots;
+        if (slots_resize(m, m->s->workers) != 0)
+            m->s->workers = old;
+        ipk_serve_log("workers: %d (were %d)", m->nslots, old);
+    }
+    /* New workers first (the sockets never lack one), then the old ones retire. */
+    for (int i = 0; i < m->nch; i++)
+        if (m->ch[i].slot >= 0)
+            m->ch[i].slot = RETIRING;
+    for (int s = 0; s < m->nslots; s++) {
+        m->slot[s].pid = 0;
+        m->slot[s].fails = 0;
+        if (spawn(m, s) != 0)
+            m->slot[s].respawn_at = now + RESPAWN_MIN_MS;
+    }
+    for (int i = 0; i < m->nch; i++)
+        if (m->ch[i].slot == RETIRING) {
+            m->ch[i].slot = RETIRED;
+            kill(m->ch[i].pid, SIGQUIT);
+            m->ch[i].kill_at = now + m->s->shutdown_ms;
+        }
+}
+
+static void on_signal(master *m, int sig)
+{
+    double now = srv_now_ms();
+    switch (sig) {
+    case SIGCHLD:
+        reap(m);
+        return;
+    case SIGTERM:
+    case SIGINT:
+        ipk_serve_log("signal %s: fast shutdown", sig == SIGTERM ? "TERM" : "INT");
+        if (m->mode != TERMINATING)
+            signal_all(m, SIGTERM, now + m->s->kill_ms);
+        m->mode = TERMINATING;
+        stop_listening(m);
+        return;
+    case SIGQUIT:
+        ipk_serve_log("signal QUIT: graceful shutdown");
+        if (m->mode == RUNNING)
+            signal_all(m, SIGQUIT, now + m->s->shutdown_ms);
+        m->mode = m->mode == RUNNING ? QUITTING : m->mode;
+        stop_listening(m);
+        return;
+    case SIGHUP:
+        on_hup(m);
+        return;
+    case SIGUSR1:
+        if (m->s->log_path && srv_log_open(m->s->log_path) != 0)
+            ipk_serve_log("signal USR1: cannot reopen %s: %s", m->s->log_path, strerror(errno));
+        else
+            ipk_serve_log("signal USR1: log reopened");
+        signal_all(m, SIGUSR1, 0);
+        return;
+    default:
+        return;
+    }
+}
+
+static int supervise(master *m)
+{
+    for (int s = 0; s < m->nslots; s++)
+        if (spawn(m, s) != 0)
+            return srv_err(m->s, -errno, "fork: %s", strerror(errno));
+    for (;;) {
+        if (m->mode != RUNNING && m->nch == 0)
+            return 0;
+        double now = srv_now_ms(), next = now + 60000;
+        for (int i = 0; i < m->nch; i++)
+            if (m->ch[i].kill_at > 0 && m->ch[i].kill_at < next)
+                next = m->ch[i].kill_at;
+        for (int s = 0; s < m->nslots && m->mode == RUNNING; s++)
+            if (m->slot[s].pid == 0 && m->slot[s].respawn_at < next)
+                next = m->slot[s].respawn_at;
+        struct pollfd p = {.fd = m->sfd, .events = POLLIN};
+        int wait = next <= now ? 0 : (int)(next - now) + 1;
+        if (poll(&p, 1, wait) < 0 && errno != EINTR)
+            return srv_err(m->s, -errno, "poll: %s", strerror(errno));
+        struct signalfd_siginfo si;
+        while (read(m->sfd, &si, sizeof si) == (ssize_t)sizeof si)
+            on_signal(m, (int)si.ssi_signo);
+        now = srv_now_ms();
+        for (int i = 0; i < m->nch; i++)
+            if (m->ch[i].kill_at > 0 && m->ch[i].kill_at <= now) {
+                ipk_serve_log("worker pid %d did not exit in time: KILL", (int)m->ch[i].pid);
+                kill(m->ch[i].pid, SIGKILL);
+                m->ch[i].kill_at = 0;
+            }
+        for (int s = 0; s < m->nslots && m->mode == RUNNING; s++)
+            if (m->slot[s].pid == 0 && m->slot[s].respawn_at <= now)
+                spawn(m, s);
+    }
+}
+
+static int write_pid_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    char b[32];
+    int n = snprintf(b, sizeof b, "%d\n", (int)getpid());
+    int r = write(fd, b, (size_t)n) == n ? 0 : -EIO;
+    close(fd);
+    return r;
+}
+
+int srv_master_run(ipk_server *s)
+{
+    master m = {.s = s, .sfd = -1, .listening = 1};
+    s->stats = mmap(NULL, SRV_MAX_WORKERS * sizeof *s->stats, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s->stats == MAP_FAILED) {
+        s->stats = NULL;
+        return srv_err(s, -errno, "mmap: %s", strerror(errno));
+    }
+    srv_log_name(s->name ? s->name : "ipk_server");
+    if (s->log_path && srv_log_open(s->log_path) != 0)
+        return srv_err(s, -errno, "log %s: %s", s->log_path, strerror(errno));
+    const char *pid_file = s->pid_file;
+    int r = pid_file ? write_pid_file(pid_file) : 0;
+    if (r != 0) {
+        srv_log_close();
+        munmap(s->stats, SRV_MAX_WORKERS * sizeof *s->stats);
+        s->stats = NULL;
+        return srv_err(s, r, "pid file %s: %s", pid_file, strerror(-r));
+    }
+    sigset_t set, old;
+    sigemptyset(&set);
+    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGCHLD};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&set, sigs[i]);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    /* Blocked, a signal is queued for the signalfd even where its disposition is "ignore" (as a
+     * shell leaves INT and QUIT for a background job): Linux discards only unblocked ones. */
+    s->master_pid = getpid();
+    m.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (m.sfd < 0 || slots_resize(&m, s->workers) != 0) {
+        r = srv_err(s, m.sfd < 0 ? -errno : -ENOMEM, "signalfd: %s", strerror(errno));
+        goto out;
+    }
+    for (size_t i = 0; i < s->nl; i++)
+        ipk_serve_log("listening on %s (%s)", s->l[i].addr,
+                      s->l[i].kind == SRV_DGRAM         ? "datagrams"
+                      : s->l[i].kind == SRV_QUEUE       ? "queue"
+                      : s->l[i].framing == IPK__FR_RAW  ? "connections, raw"
+                      : s->l[i].framing == IPK__FR_LINE ? "connections, lines"
+                                                        : "connections, frames");
+    ipk_serve_log("started, master pid %d, %d worker%s", (int)getpid(), m.nslots,
+                  m.nslots == 1 ? "" : "s");
+    r = supervise(&m);
+    for (int i = 0; i < m.nslots; i++)
+        ipk_serve_log("worker %d: %ld messages, %ld connections closed on errors", i + 1,
+                      (long)s->stats[i].msgs, (long)s->stats[i].errs);
+    /* Anything still alive (a failed start): fast shutdown. */
+    signal_all(&m, SIGKILL, 0);
+    while (m.nch > 0 && waitpid(-1, NULL, 0) > 0)
+        m.nch--;
+    ipk_serve_log("exit %d", r == 0 ? 0 : 1);
+out:
+    if (pid_file)
+        unlink(pid_file);
+    stop_listening(&m);
+    if (m.sfd >= 0)
+        close(m.sfd);
+    /* Signals that came while blocked are dropped, not delivered to the caller's handlers. */
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&set, NULL, &zero) > 0)
+        ;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    free(m.ch);
+    free(m.slot);
+    srv_log_close();
+    munmap(s->stats, SRV_MAX_WORKERS * sizeof *s->stats);
+    s->stats = NULL;
+    return r;
+}

@@ -1,0 +1,361 @@
+/*
+ * server.c - the ipk_server object: settings, listeners, handlers. Everything here runs in the
+ * master before (or, for a reload, between) generations of workers; the workers inherit the
+ * object through fork.
+ *
+ * The listeners are made with ipk_listen(), so address syntax, stale Unix socket files and port
+ * 0 are the library's; the server reads the channel's framing and max from the channel object
+ * (this component is built in-tree with the library, src/core/ipk.h).
+ */
+#include "ipk.h"
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int srv_err(ipk_server *s, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *ipk_server_errmsg(const ipk_server *s)
+{
+    return s ? s->errmsg : "";
+}
+
+size_t srv_max(const ipk_server *s, const srv_listener *l)
+{
+    return s->max_frame ? s->max_frame : l->max;
+}
+
+int ipk_server_new(ipk_server **out)
+{
+    if (out == NULL)
+        return -EINVAL;
+    ipk_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return -ENOMEM;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    s->workers = cpus < 1 ? 1 : cpus > 1024 ? 1024 : (int)cpus;
+    s->idle_ms = 60000;
+    s->read_ms = 10000;
+    s->shutdown_ms = 10000;
+    s->kill_ms = 3000;
+    s->exec_ms = 10000;
+    s->exec_framing = -1;
+    *out = s;
+    return 0;
+}
+
+static void listener_free(srv_listener *l)
+{
+    if (l->chan)
+        ipk_close(l->chan);
+    else if (l->fd >= 0)
+        close(l->fd);
+    ipk_opts_free(l->opts);
+    free(l->url);
+    free(l->addr);
+    memset(l, 0, sizeof *l);
+    l->fd = -1;
+}
+
+void ipk_server_free(ipk_server *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->nl; i++)
+        listener_free(&s->l[i]);
+    free(s->l);
+    free(s->log_path);
+    free(s->pid_file);
+    free(s->name);
+    free(s->exec_cmd);
+    free(s);
+}
+
+/* A copy of opts (NULL stays NULL), for the workers' own ipk_dial() of a queue. */
+static ipk_opts *opts_copy(const ipk_opts *o)
+{
+    ipk_opts *c = ipk_opts_new();
+    if (c == NULL || o == NULL)
+        return c;
+    for (const ipk__kv *kv = o->kv; kv; kv = kv->next)
+        if (ipk_opts_set(c, kv->key, kv->val) != 0) {
+            ipk_opts_free(c);
+            return NULL;
+        }
+    return c;
+}
+
+static int set_str(char **dst, const char *v)
+{
+    char *p = v ? strdup(v) : NULL;
+    if (v && p == NULL)
+        return -ENOMEM;
+    free(*dst);
+    *dst = p;
+    return 0;
+}
+
+/* A size such as 1048576, 64k, 16m. */
+static int parse_size(const char *v, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (end == v || errno || *v == '-')
+        return -1;
+    unsigned shift = *end == 'k' ? 10 : *end == 'm' ? 20 : *end == 'g' ? 30 : 0;
+    if (shift)
+        end++;
+    if (*end || n > (1ull << 31) >> shift)
+        return -1;
+    *out = (size_t)(n << shift);
+    return 0;
+}
+
+int ipk_server_set(ipk_server *s, const char *key, const char *value)
+{
+    if (s == NULL || key == NULL || value == NULL)
+        return -EINVAL;
+    static const struct {
+        const char *key;
+        size_t off;
+        long min, max;
+    } ints[] = {
+        {"workers", offsetof(ipk_server, workers), 1, 1024},
+        {"max_conn", offsetof(ipk_server, max_conn), 0, 100000000},
+        {"idle_timeout", offsetof(ipk_server, idle_ms), 1, 86400000},
+        {"read_timeout", offsetof(ipk_server, read_ms), 1, 86400000},
+        {"shutdown_timeout", offsetof(ipk_server, shutdown_ms), 1, 86400000},
+        {"kill_timeout", offsetof(ipk_server, kill_ms), 1, 86400000},
+        {"exec_timeout", offsetof(ipk_server, exec_ms), 1, 86400000},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (strcmp(key, ints[i].key) != 0)
+            continue;
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (end == value || *end || errno || v < ints[i].min || v > ints[i].max)
+            return srv_err(s, IPK_EOPTION, "%s=%s: expected %ld to %ld", key, value, ints[i].min,
+                           ints[i].max);
+        *(int *)((char *)s + ints[i].off) = (int)v;
+        return 0;
+    }
+    if (strcmp(key, "max_frame") == 0) {
+        size_t v;
+        if (parse_size(value, &v) != 0)
+            return srv_err(s, IPK_EOPTION, "max_frame=%s: expected a size up to 2g", value);
+        s->max_frame = v;
+        return 0;
+    }
+    if (strcmp(key, "exec_framing") == 0) {
+        if (strcmp(value, "len") != 0 && strcmp(value, "line") != 0)
+            return srv_err(s, IPK_EOPTION, "exec_framing=%s: expected len or line", value);
+        s->exec_framing = strcmp(value, "len") == 0 ? IPK__FR_LEN : IPK__FR_LINE;
+        return 0;
+    }
+    char **str = strcmp(key, "log") == 0        ? &s->log_path
+                 : strcmp(key, "pid_file") == 0 ? &s->pid_file
+                 : strcmp(key, "name") == 0     ? &s->name
+                                                : NULL;
+    if (str == NULL)
+        return srv_err(s, IPK_EOPTION, "%s: unknown server setting", key);
+    return set_str(str, *value ? value : NULL);
+}
+
+static srv_listener *listener_add(ipk_server *s)
+{
+    if (s->nl == s->capl) {
+        size_t cap = s->capl ? s->capl * 2 : 4;
+        srv_listener *p = realloc(s->l, cap * sizeof *p);
+        if (p == NULL)
+            return NULL;
+        s->l = p;
+        s->capl = cap;
+    }
+    srv_listener *l = &s->l[s->nl];
+    memset(l, 0, sizeof *l);
+    l->fd = -1;
+    return l;
+}
+
+/* The scheme of url, checked before anything is created: ipk_listen() of a scheme the server
+ * cannot serve (a fifo, a signal) would otherwise make that object. */
+static int servable(ipk_server *s, const char *url, enum srv_kind *kind)
+{
+    char scheme[32];
+    size_t n = strcspn(url, ":");
+    if (url[n] != ':' || n >= sizeof scheme)
+        return srv_err(s, IPK_EADDR, "%s: not an address (scheme:...)", url);
+    memcpy(scheme, url, n);
+    scheme[n] = '\0';
+    unsigned f = ipk_scheme_flags(scheme);
+    if (f & IPK_SCHEME_ACCEPT)
+        *kind = SRV_ACCEPT;
+    else if (f & IPK_SCHEME_DGRAM)
+        *kind = SRV_DGRAM;
+    else if (f & IPK_SCHEME_QUEUE)
+        *kind = SRV_QUEUE;
+    else
+        return srv_err(s, IPK_ENOTSUP,
+                       "%s: the server takes connection listeners (tcp, unix, unixpacket), "
+                       "datagram sockets (udp, unixgram) or queues (mq, sysv, shm, file)",
+                       url);
+    return 0;
+}
+
+int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
+{
+    if (s == NULL || url == NULL)
+        return -EINVAL;
+    if (s->in_reload)
+        for (size_t i = 0; i < s->nl; i++)
+            if (s->l[i].url && strcmp(s->l[i].url, url) == 0 && s->l[i].stale) {
+                s->l[i].stale = 0; /* the same address again: its socket stays */
+                return 0;
+            }
+    enum srv_kind kind = SRV_ACCEPT;
+    int r = servable(s, url, &kind);
+    if (r != 0)
+        return r;
+    srv_listener *l = listener_add(s);
+    if (l == NULL)
+        return srv_err(s, -ENOMEM, "out of memory");
+    r = ipk_listen(&l->chan, url, opts);
+    if (r != 0)
+        return srv_err(s, r, "%s", ipk_errmsg());
+    l->kind = kind;
+    l->framing = l->chan->framing;
+    l->max = l->chan->max;
+    l->url = strdup(url);
+    l->addr = strdup(ipk_addr(l->chan));
+    l->opts = opts_copy(opts);
+    const char *sch = ipk_scheme(l->chan);
+    l->unix_family = strncmp(sch, "unix", 4) == 0;
+    l->seqpacket = strcmp(sch, "unixpacket") == 0;
+    if (kind != SRV_QUEUE) {
+        l->fd = ipk_fd(l->chan);
+        /* Shared by every worker: O_NONBLOCK is on the open file, so a worker that loses the
+         * race for a connection gets EAGAIN instead of sleeping in accept(). */
+        int fl = fcntl(l->fd, F_GETFL);
+        if (fl < 0 || fcntl(l->fd, F_SETFL, fl | O_NONBLOCK) != 0)
+            r = -errno;
+    }
+    if (r != 0 || l->url == NULL || l->addr == NULL || l->opts == NULL) {
+        listener_free(l);
+        return srv_err(s, r ? r : -ENOMEM, "%s: cannot set up the listener", url);
+    }
+    s->nl++;
+    return 0;
+}
+
+int ipk_server_listen_fd(ipk_server *s, int fd, const ipk_opts *opts)
+{
+    if (s == NULL || fd < 0)
+        return -EINVAL;
+    int type, listening = 0, domain;
+    socklen_t sl = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) != 0)
+        return srv_err(s, -errno, "descriptor %d: not a socket", fd);
+    sl = sizeof listening;
+    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &sl);
+    sl = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &sl) != 0)
+        return srv_err(s, -errno, "descriptor %d: SO_DOMAIN", fd);
+    enum srv_kind kind = listening ? SRV_ACCEPT : SRV_DGRAM;
+    if ((listening && type == SOCK_DGRAM) || (!listening && type != SOCK_DGRAM))
+        return srv_err(s, -EINVAL, "descriptor %d: neither listening nor a datagram socket", fd);
+    enum ipk__framing framing = IPK__FR_LEN;
+    size_t max = IPK__DEFAULT_MAX;
+    for (const ipk__kv *kv = opts ? opts->kv : NULL; kv; kv = kv->next) {
+        if (strcmp(kv->key, "framing") == 0 && strcmp(kv->val, "len") == 0)
+            framing = IPK__FR_LEN;
+        else if (strcmp(kv->key, "framing") == 0 && strcmp(kv->val, "line") == 0)
+            framing = IPK__FR_LINE;
+        else if (strcmp(kv->key, "framing") == 0 && strcmp(kv->val, "raw") == 0)
+            framing = IPK__FR_RAW;
+        else if (strcmp(kv->key, "max") != 0 || parse_size(kv->val, &max) != 0 || max == 0)
+            return srv_err(s, IPK_EOPTION, "descriptor %d: %s=%s: not an option here", fd, kv->key,
+                           kv->val);
+    }
+    srv_listener *l = listener_add(s);
+    if (l == NULL)
+        return srv_err(s, -ENOMEM, "out of memory");
+    char addr[64];
+    snprintf(addr, sizeof addr, "fd:%d", fd);
+    *l = (srv_listener){.kind = kind,
+                        .fd = fd,
+                        .seqpacket = type == SOCK_SEQPACKET,
+                        .unix_family = domain == AF_UNIX,
+                        .framing = framing,
+                        .max = max,
+                        .addr = strdup(addr)};
+    int fl = fcntl(fd, F_GETFL);
+    if (l->addr == NULL || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+        free(l->addr);
+        return srv_err(s, -ENOMEM, "descriptor %d: cannot set it up", fd);
+    }
+    s->nl++;
+    return 0;
+}
+
+const char *ipk_server_addr(const ipk_server *s, size_t i)
+{
+    return s && i < s->nl ? s->l[i].addr : NULL;
+}
+
+void ipk_server_handlers(ipk_server *s, const ipk_serve_handlers *h, void *arg)
+{
+    if (s == NULL)
+        return;
+    s->h = h ? *h : (ipk_serve_handlers){0};
+    s->arg = arg;
+    free(s->exec_cmd);
+    s->exec_cmd = NULL;
+}
+
+int ipk_server_exec(ipk_server *s, const char *cmd)
+{
+    if (s == NULL || cmd == NULL || *cmd == '\0')
+        return -EINVAL;
+    char *c = strdup(cmd);
+    if (c == NULL)
+        return -ENOMEM;
+    free(s->exec_cmd);
+    s->exec_cmd = c;
+    s->h = (ipk_serve_handlers){
+        .on_msg = srv_exec_msg, .on_worker_start = srv_exec_start, .on_worker_stop = srv_exec_stop};
+    s->arg = s;
+    return 0;
+}
+
+void ipk_server_on_reload(ipk_server *s, int (*reload)(ipk_server *s, void *arg), void *arg)
+{
+    if (s == NULL)
+        return;
+    s->reload = reload;
+    s->reload_arg = arg;
+}
+
+int ipk_server_run(ipk_server *s)
+{
+    if (s == NULL)
+        return -EINVAL;
+    if (s->nl == 0)
+        return srv_err(s, -EINVAL, "nothing to serve: no listener was added");
+    return srv_master_run(s);
+}

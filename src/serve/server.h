@@ -1,0 +1,106 @@
+/*
+ * server.h - what the parts of the server component share: the configuration (the ipk_server
+ * object, built in the master and inherited by every worker through fork), the listeners, the
+ * log, and the entry points of master.c, worker.c and exec.c.
+ */
+#ifndef IPK_SERVE_SERVER_H
+#define IPK_SERVE_SERVER_H
+
+#define _GNU_SOURCE 1
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "codec.h"
+#include "ipckit/serve.h"
+
+/* What a listener hands the workers. */
+enum srv_kind {
+    SRV_ACCEPT, /* a listening stream or seqpacket socket: connections */
+    SRV_DGRAM,  /* a bound datagram socket: one message per datagram, replies to the sender */
+    SRV_QUEUE,  /* a queue object: every worker opens it and takes messages */
+};
+
+typedef struct srv_listener {
+    enum srv_kind kind;
+    int fd;          /* SRV_ACCEPT, SRV_DGRAM: the socket, shared by every worker */
+    int seqpacket;   /* SRV_ACCEPT: one message per packet, no framing */
+    int unix_family; /* AF_UNIX: peer credentials exist */
+    enum ipk__framing framing;
+    size_t max;     /* the channel's max= */
+    ipk_chan *chan; /* what ipk_listen() made (NULL for an adopted descriptor) */
+    char *url;      /* as given (NULL for an adopted descriptor) */
+    ipk_opts *opts; /* as given, for the workers' ipk_dial() of a queue */
+    char *addr;     /* resolved, for the log */
+    int stale;      /* during a reload: not named again (closed after the reload) */
+} srv_listener;
+
+/* Live counters of one worker slot, in memory shared by the master and every worker (mapped
+ * before the first fork). Workers balance accepting on them; the log shows them on exit. */
+typedef struct srv_stats {
+    _Atomic long conns; /* connections open now */
+    _Atomic long msgs;  /* messages handled */
+    _Atomic long errs;  /* connections closed on an error (bad frame, handler failure) */
+} srv_stats;
+#define SRV_MAX_WORKERS 1024
+
+struct ipk_server {
+    /* settings */
+    int workers, max_conn, idle_ms, read_ms, shutdown_ms, kill_ms, exec_ms;
+    size_t max_frame;
+    int exec_framing; /* -1: as the first connection listener */
+    char *log_path, *pid_file, *name, *exec_cmd;
+    ipk_serve_handlers h;
+    void *arg;
+    int (*reload)(ipk_server *s, void *arg);
+    void *reload_arg;
+    /* listeners */
+    srv_listener *l;
+    size_t nl, capl;
+    int in_reload;
+    char errmsg[512];
+    pid_t master_pid;
+    srv_stats *stats; /* SRV_MAX_WORKERS slots, shared */
+};
+
+/* ---- log.c ---- */
+/* The log's process name and file; (re)opens the file (0 or -errno, the old log kept). */
+void srv_log_name(const char *name);
+int srv_log_open(const char *path);
+void srv_log_close(void);
+double srv_now_ms(void);
+
+/* ---- server.c ---- */
+int srv_err(ipk_server *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The largest request a listener accepts: max_frame when set, else the channel's max. */
+size_t srv_max(const ipk_server *s, const srv_listener *l);
+
+/* ---- loop.c: the worker's wait, over epoll (to be replaced by the library's poller) ---- */
+#define SRV_IN   0x1u
+#define SRV_OUT  0x2u
+#define SRV_EXCL 0x4u /* a shared listening socket: wake one worker, not all */
+typedef struct srv_event {
+    void *ptr;
+    unsigned events; /* SRV_IN, SRV_OUT; an error or hang-up reads as SRV_IN */
+} srv_event;
+int srv_loop_new(void); /* the loop's descriptor, or -errno */
+int srv_loop_add(int loop, int fd, unsigned events, void *ptr);
+int srv_loop_mod(int loop, int fd, unsigned events, void *ptr);
+int srv_loop_del(int loop, int fd);
+/* Waits up to timeout_ms (-1 forever) and fills ev[0..n): the number of events, 0 on timeout or
+ * EINTR, or -errno. */
+int srv_loop_wait(int loop, srv_event *ev, int n, int timeout_ms);
+
+/* ---- master.c ---- */
+int srv_master_run(ipk_server *s);
+
+/* ---- worker.c ---- */
+/* Runs worker id (1-based) in a forked child; never returns. */
+void srv_worker(ipk_server *s, int id) __attribute__((noreturn));
+
+/* ---- exec.c: the coprocess handlers behind ipk_server_exec() ---- */
+int srv_exec_start(int worker, void *arg);
+void srv_exec_stop(int worker, void *arg);
+int srv_exec_msg(ipk_conn *c, const void *msg, size_t len, void *arg);
+
+#endif

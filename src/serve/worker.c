@@ -1,0 +1,802 @@
+/*
+ * worker.c - one worker process: a loop (loop.c) over the shared listening sockets, this
+ * worker's connections, its own handles on the queues, and a signalfd; the user's handlers are
+ * called for every message.
+ *
+ * Listening sockets were made by the master before fork; every worker watches them with
+ * EPOLLEXCLUSIVE, so a new connection wakes one worker (or a few), not all of them. This works
+ * the same for TCP and Unix sockets, where SO_REUSEPORT would only help TCP/UDP.
+ *
+ * A connection's bytes are read into the worker's scratch buffer and cut into messages there by
+ * the library's codec (src/core/codec.c); only the start of a message that has not fully arrived
+ * is copied into the connection's own buffer, which grows with the bytes received (never with
+ * the length a client declares: that is checked against the maximum first) and is freed as soon
+ * as it is empty. Replies are framed into the connection's output buffer and written after the
+ * batch; the buffer is freed once written. So an idle connection holds no buffer at all. While
+ * replies are unwritten the connection is not read (a client that does not read is throttled,
+ * not buffered).
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SCRATCH     ((size_t)64 << 10)
+#define ACCEPT_MAX  64     /* connections or datagrams taken per wake-up: no hogging a burst */
+#define QUEUE_MAX   64     /* queue messages taken per wake-up */
+#define PAUSE_MS    100.0  /* accept paused this long when out of descriptors */
+#define DRAIN_GRACE 1000.0 /* a connection accepted just before QUIT may still send its request */
+#define OUT_HIGH    ((size_t)256 << 10) /* unwritten replies past this: stop handling requests */
+#define POLL_MS     5 /* a queue with no descriptor (shm, sysv) is tried this often when idle */
+
+enum conn_kind { C_STREAM, C_PACKET, C_DGRAM, C_QUEUE };
+
+struct ipk_conn {
+    enum conn_kind kind;
+    int fd;
+    int li; /* listener index */
+    enum ipk__framing framing;
+    size_t max;
+    int closing; /* EOF seen or the handler asked: close once the replies are out */
+    int dead;    /* closed: sends fail */
+    int fresh;   /* nothing received yet: a request may be on its way */
+    int opened;  /* on_open accepted it: on_close is due */
+    unsigned events;
+    double last, frame_t0;
+    unsigned char *in; /* the start of a message still arriving */
+    size_t in_len, in_cap;
+    unsigned char *out; /* framed replies not yet written */
+    size_t out_off, out_len, out_cap;
+    void *data;
+    struct ipk_conn *prev, *next;
+    /* C_DGRAM: the sender of the datagram being handled */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    ipk_chan *q; /* C_QUEUE: this worker's handle on the queue */
+};
+typedef struct ipk_conn conn;
+
+typedef struct worker {
+    ipk_server *s;
+    int id, loop, sfd, reserve;
+    int draining, drain_req;
+    int accepting; /* the connection listeners are watched */
+    srv_stats *st; /* this worker's live counters */
+    double drain_end, paused_until, now;
+    int nconn;
+    conn *head;
+    conn *lconn; /* per listener: the datagram sender / queue handle */
+    int *lfd;    /* per listener: this worker's copy of the socket, -1 once closed */
+    int npolled; /* queues without a descriptor */
+    size_t qcap; /* size of qbuf */
+    unsigned char *qbuf;
+    unsigned char scratch[SCRATCH];
+} worker;
+
+static worker *cur; /* the worker of this process, for ipk_conn_worker() */
+
+static void worker_exit(worker *w, int code) __attribute__((noreturn));
+
+/* ---- handlers ---- */
+
+static int echo(ipk_conn *c, const void *msg, size_t len, void *arg)
+{
+    (void)arg;
+    return ipk_conn_send(c, msg, len);
+}
+
+static void count(_Atomic long *v, long d)
+{
+    atomic_fetch_add_explicit(v, d, memory_order_relaxed);
+}
+
+static int call_msg(worker *w, conn *c, const void *msg, size_t len)
+{
+    int (*fn)(ipk_conn *, const void *, size_t, void *) = w->s->h.on_msg ? w->s->h.on_msg : echo;
+    count(&w->st->msgs, 1);
+    int r = fn(c, msg, len, w->s->arg);
+    if (r < 0)
+        count(&w->st->errs, 1);
+    return r;
+}
+
+/* ---- connections ---- */
+
+static void conn_close(worker *w, conn *c)
+{
+    if (c->opened && w->s->h.on_close)
+        w->s->h.on_close(c, w->s->arg);
+    if (!w->draining) /* a retiring worker's slot belongs to its successor */
+        count(&w->st->conns, -1);
+    close(c->fd); /* also leaves the loop */
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c->in);
+    free(c->out);
+    free(c);
+    w->nconn--;
+}
+
+static int conn_watch(worker *w, conn *c, unsigned ev)
+{
+    if (ev == c->events)
+        return 0;
+    if (srv_loop_mod(w->loop, c->fd, ev, c) != 0)
+        return -1;
+    c->events = ev;
+    return 0;
+}
+
+/* Room for n more bytes at the end of a buffer (grown by doubling from 4 KiB). */
+static int room(unsigned char **b, size_t *cap, size_t len, size_t n)
+{
+    if (*cap - len >= n)
+        return 0;
+    size_t c = *cap ? *cap : 4096;
+    while (c - len < n)
+        c *= 2;
+    unsigned char *p = realloc(*b, c);
+    if (p == NULL)
+        return -1;
+    *b = p;
+    *cap = c;
+    return 0;
+}
+
+static int at_boundary(const conn *c)
+{
+    return c->in_len == 0;
+}
+
+/*
+ * Handles the whole messages in buf[0, n) and returns how many bytes it used, or -1 when the
+ * connection must go now (a frame over the maximum). Stops early when the replies pile up, the
+ * handler asked to close, or (draining) after the first message: what follows is a new request.
+ */
+static long conn_handle(worker *w, conn *c, const unsigned char *buf, size_t n, int eof)
+{
+    size_t pos = 0;
+    while (!c->closing && c->out_len - c->out_off < OUT_HIGH) {
+        ipk__frame f;
+        int r = ipk__codec_decode(c->framing, buf + pos, n - pos, c->max, eof, &f);
+        if (r < 0) {
+            count(&w->st->errs, 1);
+            ipk_serve_log("worker %d: a client declared a %zu-byte message; max %zu: closed", w->id,
+                          f.len, c->max);
+            return -1;
+        }
+        if (r == 0)
+            break;
+        pos += f.end;
+        if (call_msg(w, c, buf + pos - f.end + f.off, f.len) < 0)
+            c->closing = 1;
+        if (w->draining)
+            return (long)n; /* what follows is a new request: not served any more */
+    }
+    return (long)pos;
+}
+
+/* Runs the messages already buffered in c->in (after a read, or once replies drained). */
+static int conn_handle_buffered(worker *w, conn *c, int eof)
+{
+    if (c->in_len == 0)
+        return 0;
+    long used = conn_handle(w, c, c->in, c->in_len, eof);
+    if (used < 0)
+        return -1;
+    c->in_len -= (size_t)used;
+    if (c->in_len == 0) {
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+        c->frame_t0 = 0;
+    } else if (used > 0) {
+        memmove(c->in, c->in + used, c->in_len);
+        c->frame_t0 = w->now;
+    }
+    return 0;
+}
+
+/* Writes the replies, then decides what to wait for next; closes the connection when done. */
+static void conn_pump(worker *w, conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t k =
+            send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno == EAGAIN)
+            break;
+        if (k <= 0) {
+            conn_close(w, c);
+            return;
+        }
+        c->out_off += (size_t)k;
+        c->last = w->now;
+    }
+    int flushed = c->out_off == c->out_len;
+    if (flushed && c->out) { /* an idle connection keeps no buffer */
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = c->out_off = c->out_len = 0;
+        /* Requests that waited for the replies to drain. */
+        if (c->in_len && !c->closing && !w->draining) {
+            if (conn_handle_buffered(w, c, 0) != 0) {
+                conn_close(w, c);
+                return;
+            }
+            if (c->out_len) {
+                conn_pump(w, c);
+                return;
+            }
+        }
+    }
+    if (flushed && (c->closing || (w->draining && at_boundary(c)))) {
+        conn_close(w, c);
+        return;
+    }
+    if (conn_watch(w, c, flushed ? SRV_IN : SRV_OUT) != 0)
+        conn_close(w, c);
+}
+
+/* A seqpacket connection: one packet is one message, no framing. */
+static void packet_read(worker *w, conn *c)
+{
+    ssize_t n = recv(c->fd, w->scratch, sizeof w->scratch, MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0 || (size_t)n > sizeof w->scratch || (size_t)n > c->max) {
+        conn_close(w, c);
+        return;
+    }
+    c->last = w->now;
+    c->fresh = 0;
+    if (call_msg(w, c, w->scratch, (size_t)n) < 0 || c->closing)
+        conn_close(w, c);
+}
+
+static void conn_read(worker *w, conn *c)
+{
+    if (c->kind == C_PACKET) {
+        packet_read(w, c);
+        return;
+    }
+    ssize_t n = read(c->fd, w->scratch, sizeof w->scratch);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n < 0) {
+        conn_close(w, c);
+        return;
+    }
+    if (n == 0) {
+        /* A last line without its newline is still a message; a cut frame is dropped. */
+        if (conn_handle_buffered(w, c, 1) != 0) {
+            conn_close(w, c);
+            return;
+        }
+        c->closing = 1;
+        free(c->in);
+        c->in = NULL;
+        c->in_len = c->in_cap = 0;
+        conn_pump(w, c);
+        return;
+    }
+    c->last = w->now;
+    c->fresh = 0;
+    if (c->in_len == 0) { /* the common case: messages handled where they were read */
+        long used = conn_handle(w, c, w->scratch, (size_t)n, 0);
+        if (used < 0) {
+            conn_close(w, c);
+            return;
+        }
+        size_t rest = (size_t)n - (size_t)used;
+        if (rest) {
+            if (room(&c->in, &c->in_cap, 0, rest) != 0) {
+                conn_close(w, c);
+                return;
+            }
+            memcpy(c->in, w->scratch + used, rest);
+            c->in_len = rest;
+            c->frame_t0 = w->now;
+        }
+    } else {
+        if (room(&c->in, &c->in_cap, c->in_len, (size_t)n) != 0) {
+            conn_close(w, c);
+            return;
+        }
+        memcpy(c->in + c->in_len, w->scratch, (size_t)n);
+        c->in_len += (size_t)n;
+        if (conn_handle_buffered(w, c, 0) != 0) {
+            conn_close(w, c);
+            return;
+        }
+    }
+    conn_pump(w, c);
+}
+
+/* ---- listeners ---- */
+
+/* Watches (on) or stops watching the listeners of one kind. */
+static void watch_kind(worker *w, enum srv_kind kind, int on)
+{
+    for (size_t i = 0; i < w->s->nl; i++) {
+        const srv_listener *l = &w->s->l[i];
+        if (w->lfd[i] < 0 || l->kind != kind)
+            continue;
+        if (on)
+            srv_loop_add(w->loop, w->lfd[i], SRV_IN | (kind == SRV_ACCEPT ? SRV_EXCL : 0),
+                         &w->lconn[i]);
+        else
+            srv_loop_del(w->loop, w->lfd[i]);
+    }
+}
+
+static void watch_accept(worker *w, int on)
+{
+    if (on != w->accepting)
+        watch_kind(w, SRV_ACCEPT, on);
+    w->accepting = on;
+}
+
+static void watch_listeners(worker *w, int on)
+{
+    watch_kind(w, SRV_DGRAM, on);
+    watch_accept(w, on);
+}
+
+/*
+ * Balanced accepting: EPOLLEXCLUSIVE wakes the same idle worker again and again, so one worker
+ * would take nearly every connection. A worker holding more than its share (the average over
+ * the workers, plus one) stops watching the listeners until the others catch up; the least
+ * loaded worker is always within its share, so a connection never waits for nobody.
+ */
+static int over_share(const worker *w)
+{
+    long sum = 0;
+    for (int i = 0; i < w->s->workers && i < SRV_MAX_WORKERS; i++)
+        sum += atomic_load_explicit(&w->s->stats[i].conns, memory_order_relaxed);
+    long mine = atomic_load_explicit(&w->st->conns, memory_order_relaxed);
+    return mine > sum / w->s->workers + 1;
+}
+
+/* Out of descriptors: the reserve descriptor is given up to accept and close the connection at
+ * the head of the queue (the client learns at once instead of waiting); if even that fails,
+ * accepting pauses for a moment. Either way the loop does not spin on a readable listener. */
+static void accept_emfile(worker *w, int lfd)
+{
+    if (w->reserve >= 0) {
+        close(w->reserve);
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        int again = fd < 0 && errno == EAGAIN; /* another worker took it */
+        if (fd >= 0)
+            close(fd);
+        w->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if ((fd >= 0 || again) && w->reserve >= 0)
+            return;
+    }
+    ipk_serve_log("worker %d: out of descriptors, accepting paused", w->id);
+    watch_listeners(w, 0);
+    w->paused_until = w->now + PAUSE_MS;
+}
+
+static void accept_some(worker *w, int li)
+{
+    const srv_listener *l = &w->s->l[li];
+    for (int i = 0; i < ACCEPT_MAX; i++) {
+        int fd = accept4(w->lfd[li], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_emfile(w, w->lfd[li]);
+            return; /* EAGAIN (another worker took it), ECONNABORTED, ... */
+        }
+        conn *c = w->s->max_conn <= 0 || w->nconn < w->s->max_conn ? calloc(1, sizeof *c) : NULL;
+        if (c == NULL) {
+            close(fd); /* over max_conn: closed at once */
+            continue;
+        }
+        *c = (conn){.kind = l->seqpacket ? C_PACKET : C_STREAM,
+                    .fd = fd,
+                    .li = li,
+                    .framing = l->framing,
+                    .max = srv_max(w->s, l),
+                    .fresh = 1,
+                    .last = w->now,
+                    .events = SRV_IN};
+        if (srv_loop_add(w->loop, fd, SRV_IN, c) != 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        c->next = w->head;
+        if (w->head)
+            w->head->prev = c;
+        w->head = c;
+        w->nconn++;
+        count(&w->st->conns, 1);
+        if (w->s->h.on_open && w->s->h.on_open(c, w->s->arg) < 0) {
+            conn_close(w, c);
+            continue;
+        }
+        c->opened = 1;
+        if (over_share(w)) {
+            watch_accept(w, 0);
+            return;
+        }
+    }
+}
+
+/* Datagrams: each is one message; replies go to its sender (see ipk_conn_send). */
+static void dgram_some(worker *w, int li)
+{
+    conn *c = &w->lconn[li];
+    for (int i = 0; i < ACCEPT_MAX; i++) {
+        c->peer_len = sizeof c->peer;
+        ssize_t n = recvfrom(w->lfd[li], w->scratch, sizeof w->scratch, MSG_DONTWAIT,
+                             (struct sockaddr *)&c->peer, &c->peer_len);
+        if (n < 0)
+            return;
+        call_msg(w, c, w->scratch, (size_t)n);
+    }
+}
+
+/* Takes what the queue holds now (up to QUEUE_MAX messages); returns how many. */
+static int queue_some(worker *w, int li, int timeout_ms)
+{
+    conn *c = &w->lconn[li];
+    int n = 0;
+    for (; n < QUEUE_MAX && !w->draining; n++) {
+        long r = ipk_recv(c->q, w->qbuf, w->qcap, n == 0 ? timeout_ms : 0);
+        if (r < 0) {
+            if (r != -EAGAIN && r != IPK_ETIMEDOUT) {
+                /* The queue is gone or broken (or holds a message above max, which would block
+                 * it forever): this worker ends, and the master respawns it with back-off. */
+                ipk_serve_log("worker %d: %s: %s", w->id, ipk_addr(c->q), ipk_errmsg());
+                worker_exit(w, 1);
+            }
+            break;
+        }
+        call_msg(w, c, w->qbuf, (size_t)r);
+    }
+    return n;
+}
+
+/* This worker's handle on every queue: dialled after fork, so each worker is a consumer of its
+ * own (an shm ring with multi=1 serialises them; mq and sysv queues do it in the kernel). */
+static int open_queues(worker *w)
+{
+    for (size_t i = 0; i < w->s->nl; i++) {
+        const srv_listener *l = &w->s->l[i];
+        if (l->kind != SRV_QUEUE)
+            continue;
+        if (strncmp(l->url, "file:", 5) == 0 && w->id != 1) {
+            w->lfd[i] = -1; /* a log has no consumer groups: one reader */
+            continue;
+        }
+        conn *c = &w->lconn[i];
+        int r = ipk_dial(&c->q, l->url, l->opts);
+        if (r != 0) {
+            ipk_serve_log("worker %d: %s: %s", w->id, l->url, ipk_errmsg());
+            return r;
+        }
+        size_t max = srv_max(w->s, l);
+        if (max > w->qcap)
+            w->qcap = max;
+        int fd = ipk_fd(c->q);
+        if (fd >= 0)
+            srv_loop_add(w->loop, fd, SRV_IN, c);
+        else
+            w->npolled++;
+    }
+    if (w->qcap && (w->qbuf = malloc(w->qcap)) == NULL)
+        return -ENOMEM;
+    return 0;
+}
+
+/* ---- graceful shutdown and timeouts ---- */
+
+/* Whether c may be closed by a graceful shutdown: no request started, no reply unwritten, and
+ * no request waiting in the socket (one that did arrive is served first). */
+static int drain_idle(worker *w, conn *c)
+{
+    if (!at_boundary(c) || c->out_off != c->out_len)
+        return 0;
+    char b;
+    return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <= 0 &&
+           (!c->fresh || w->now - c->last >= DRAIN_GRACE);
+}
+
+static void start_drain(worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = 1;
+    w->drain_end = w->now + w->s->shutdown_ms;
+    watch_listeners(w, 0);
+    for (size_t i = 0; i < w->s->nl; i++)
+        if (w->lfd[i] >= 0 && w->s->l[i].kind != SRV_QUEUE) {
+            close(w->lfd[i]); /* this worker's copy: new clients go to the others, or wait */
+            w->lfd[i] = -1;
+        }
+    for (conn *c = w->head, *nx; c; c = nx) {
+        nx = c->next;
+        if (drain_idle(w, c))
+            conn_close(w, c);
+    }
+    ipk_serve_log("worker %d: draining, %d connection%s in flight", w->id, w->nconn,
+                  w->nconn == 1 ? "" : "s");
+}
+
+/* Closes connections idle for idle_timeout, or whose request is older than read_timeout while
+ * they are being read (not while their replies wait for the client to read). */
+static void sweep(worker *w)
+{
+    for (conn *c = w->head, *nx; c; c = nx) {
+        nx = c->next;
+        if (w->now - c->last >= w->s->idle_ms || (w->draining && drain_idle(w, c)) ||
+            (c->frame_t0 > 0 && c->events == SRV_IN && w->now - c->frame_t0 >= w->s->read_ms))
+            conn_close(w, c);
+    }
+}
+
+static void worker_exit(worker *w, int code)
+{
+    if (w->s->h.on_worker_stop)
+        w->s->h.on_worker_stop(w->id, w->s->arg);
+    for (size_t i = 0; i < w->s->nl; i++)
+        if (w->lconn[i].q)
+            ipk_close(w->lconn[i].q);
+    _exit(code);
+}
+
+static void on_signals(worker *w)
+{
+    struct signalfd_siginfo si;
+    while (read(w->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+        case SIGINT:
+            _exit(0); /* fast shutdown: connections are reset by the kernel */
+        case SIGQUIT:
+            w->drain_req = 1; /* after the batch: draining closes connections it may name */
+            break;
+        case SIGUSR1:
+            if (w->s->log_path)
+                srv_log_open(w->s->log_path);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void worker_init(worker *w, ipk_server *s, int id)
+{
+    w->s = s;
+    w->id = id;
+    w->now = srv_now_ms();
+    w->st = &s->stats[id - 1];
+    w->st->conns = 0;
+    /* The master blocked these before fork; the worker reads them from its own signalfd. If the
+     * master dies without telling, the kernel sends TERM; if it died before prctl, the parent
+     * is already another process. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR1);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != s->master_pid)
+        _exit(0);
+    w->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    w->loop = srv_loop_new();
+    w->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    w->lconn = calloc(s->nl ? s->nl : 1, sizeof *w->lconn);
+    w->lfd = calloc(s->nl ? s->nl : 1, sizeof *w->lfd);
+    if (w->sfd < 0 || w->loop < 0 || !w->lconn || !w->lfd ||
+        srv_loop_add(w->loop, w->sfd, SRV_IN, &w->sfd) != 0) {
+        ipk_serve_log("worker %d: signalfd/epoll: %s", id, strerror(errno));
+        _exit(1);
+    }
+    for (size_t i = 0; i < s->nl; i++) {
+        const srv_listener *l = &s->l[i];
+        w->lfd[i] = l->kind == SRV_QUEUE ? -1 : l->fd;
+        w->lconn[i] = (conn){.kind = l->kind == SRV_DGRAM   ? C_DGRAM
+                                     : l->kind == SRV_QUEUE ? C_QUEUE
+                                                            : C_STREAM, /* accepts */
+                             .fd = w->lfd[i],
+                             .li = (int)i,
+                             .framing = l->framing,
+                             .max = srv_max(s, l)};
+    }
+    if (open_queues(w) != 0)
+        _exit(1);
+    if (s->h.on_worker_start && s->h.on_worker_start(id, s->arg) < 0) {
+        ipk_serve_log("worker %d: the start handler failed", id);
+        _exit(1);
+    }
+    watch_listeners(w, 1);
+}
+
+/* The queues without a descriptor, tried in turn; returns how many messages were taken. With
+ * nothing else to wait for, the worker waits in the queue itself. */
+static int poll_queues(worker *w, int alone)
+{
+    int got = 0;
+    for (size_t i = 0; i < w->s->nl; i++) {
+        conn *c = &w->lconn[i];
+        if (c->q && ipk_fd(c->q) < 0)
+            got += queue_some(w, (int)i, alone ? POLL_MS * 20 : 0);
+    }
+    return got;
+}
+
+void srv_worker(ipk_server *s, int id)
+{
+    static worker wk; /* big scratch: not on the stack */
+    worker *w = &wk;
+    cur = w;
+    worker_init(w, s, id);
+    int tick = s->idle_ms < s->read_ms ? s->idle_ms : s->read_ms;
+    tick = tick / 4 < 10 ? 10 : tick / 4 > 250 ? 250 : tick / 4;
+    double next_sweep = w->now + tick;
+    int has_sockets = 0;
+    for (size_t i = 0; i < s->nl; i++)
+        has_sockets |= s->l[i].kind != SRV_QUEUE;
+    int busy = 0;
+    for (;;) {
+        srv_event ev[64];
+        int wait = busy ? 0 : w->npolled && has_sockets ? POLL_MS : w->npolled ? 0 : tick;
+        int n = srv_loop_wait(w->loop, ev, 64, wait);
+        w->now = srv_now_ms();
+        for (int i = 0; i < n; i++) {
+            void *p = ev[i].ptr;
+            if (p == &w->sfd) {
+                on_signals(w);
+                continue;
+            }
+            conn *c = p;
+            if (c >= w->lconn && c < w->lconn + s->nl) { /* a listener or a queue */
+                if (c->kind == C_QUEUE)
+                    queue_some(w, c->li, 0);
+                else if (w->lfd[c->li] < 0)
+                    continue;
+                else if (c->kind == C_DGRAM)
+                    dgram_some(w, c->li);
+                else
+                    accept_some(w, c->li);
+                continue;
+            }
+            /* Only a connection's own event closes it within a batch (draining and the sweep
+             * wait until after), so c is alive here. */
+            if (ev[i].events & SRV_OUT)
+                conn_pump(w, c);
+            else
+                conn_read(w, c);
+        }
+        if (n < 0) {
+            ipk_serve_log("worker %d: wait: %s", id, strerror(-n));
+            _exit(1);
+        }
+        busy = w->npolled && !w->draining ? poll_queues(w, !has_sockets) > 0 : 0;
+        w->now = srv_now_ms();
+        if (w->drain_req)
+            start_drain(w);
+        if (!w->draining && w->paused_until == 0)
+            watch_accept(w, !over_share(w));
+        if (w->paused_until > 0 && w->now >= w->paused_until && !w->draining) {
+            w->paused_until = 0;
+            watch_listeners(w, 1);
+        }
+        if (w->now >= next_sweep) {
+            sweep(w);
+            next_sweep = w->now + tick;
+        }
+        if (w->draining && (w->nconn == 0 || w->now >= w->drain_end))
+            worker_exit(w, 0);
+    }
+}
+
+/* ---- the handlers' side of a connection ---- */
+
+int ipk_conn_send(ipk_conn *c, const void *msg, size_t len)
+{
+    if (c == NULL || (msg == NULL && len > 0))
+        return -EINVAL;
+    if (c->dead || c->closing)
+        return IPK_ECLOSED;
+    if (len > c->max)
+        return IPK_EMSGSIZE;
+    switch (c->kind) {
+    case C_QUEUE:
+        return IPK_ENOTSUP;
+    case C_DGRAM:
+        if (sendto(c->fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&c->peer,
+                   c->peer_len) < 0)
+            return -errno; /* a datagram that cannot go now is dropped: UDP promises no more */
+        return 0;
+    case C_PACKET:
+        if (send(c->fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+            c->closing = 1; /* a client that does not read its replies */
+            return -errno;
+        }
+        return 0;
+    case C_STREAM:
+        break;
+    }
+    unsigned char hdr[IPK__HDR_LEN];
+    size_t pre, post;
+    const char *postp;
+    int r = ipk__codec_encode(c->framing, msg, len, hdr, &pre, &postp, &post);
+    if (r != 0)
+        return r;
+    if (c->out_off > 0 && c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (room(&c->out, &c->out_cap, c->out_len, pre + len + post) != 0)
+        return -ENOMEM;
+    memcpy(c->out + c->out_len, hdr, pre);
+    if (len)
+        memcpy(c->out + c->out_len + pre, msg, len);
+    memcpy(c->out + c->out_len + pre + len, postp, post);
+    c->out_len += pre + len + post;
+    return 0;
+}
+
+void ipk_conn_close(ipk_conn *c)
+{
+    if (c && (c->kind == C_STREAM || c->kind == C_PACKET))
+        c->closing = 1;
+}
+
+void ipk_conn_set_data(ipk_conn *c, void *data)
+{
+    if (c)
+        c->data = data;
+}
+
+void *ipk_conn_data(const ipk_conn *c)
+{
+    return c ? c->data : NULL;
+}
+
+int ipk_conn_listener(const ipk_conn *c)
+{
+    return c ? c->li : -EINVAL;
+}
+
+int ipk_conn_worker(const ipk_conn *c)
+{
+    (void)c;
+    return cur ? cur->id : 0;
+}
+
+int ipk_conn_peer(const ipk_conn *c, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+    if (c == NULL)
+        return -EINVAL;
+    if (!cur->s->l[c->li].unix_family || (c->kind != C_STREAM && c->kind != C_PACKET))
+        return IPK_ENOTSUP;
+    struct ucred cr;
+    socklen_t sl = sizeof cr;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &sl) != 0)
+        return -errno;
+    if (pid)
+        *pid = cr.pid;
+    if (uid)
+        *uid = cr.uid;
+    if (gid)
+        *gid = cr.gid;
+    return 0;
+}
