@@ -496,6 +496,19 @@ static void t_other_thread(void **state)
 
 /* ---- peers that leave, objects removed ---- */
 
+/* A Unix listener, a child running peer() that dials it (g_url), the accepted channel, and a
+ * poller waiting on that channel; returns the child's pid. */
+static pid_t unix_peer(int (*peer)(void *), ipk_chan **l, ipk_chan **a, ipk_poller **p)
+{
+    *l = listen_ok(u_path(g_url, sizeof g_url, "unix", "s", ""));
+    snprintf(g_url, sizeof g_url, "%s", ipk_addr(*l));
+    pid_t k = ipkt_spawn(peer, NULL);
+    ipkt_ok(ipk_accept(*l, a, 5000));
+    ipkt_ok(ipk_poller_new(p));
+    add(*p, *a, IPK_POLLIN, NULL);
+    return k;
+}
+
 static int close_soon(void *arg)
 {
     (void)arg;
@@ -519,14 +532,9 @@ static int rmid_soon(void *arg)
 static void t_peer_gone(void **state)
 {
     (void)state;
-    ipk_chan *l = listen_ok(u_path(g_url, sizeof g_url, "unix", "s", ""));
-    snprintf(g_url, sizeof g_url, "%s", ipk_addr(l));
-    pid_t k = ipkt_spawn(close_soon, NULL);
-    ipk_chan *a;
-    ipkt_ok(ipk_accept(l, &a, 5000));
+    ipk_chan *l, *a;
     ipk_poller *p;
-    ipkt_ok(ipk_poller_new(&p));
-    add(p, a, IPK_POLLIN, NULL);
+    pid_t k = unix_peer(close_soon, &l, &a, &p);
     ipk_pollev ev[1];
     char buf[16];
     assert_int_equal(ipk_poller_wait(p, ev, 1, 5000), 1);
@@ -671,14 +679,9 @@ static int two_frames(void *arg)
 static void t_pending_in_user_space(void **state)
 {
     (void)state;
-    ipk_chan *l = listen_ok(u_path(g_url, sizeof g_url, "unix", "s", ""));
-    snprintf(g_url, sizeof g_url, "%s", ipk_addr(l));
-    pid_t k = ipkt_spawn(two_frames, NULL);
-    ipk_chan *a;
-    ipkt_ok(ipk_accept(l, &a, 5000));
+    ipk_chan *l, *a;
     ipk_poller *p;
-    ipkt_ok(ipk_poller_new(&p));
-    add(p, a, IPK_POLLIN, NULL);
+    pid_t k = unix_peer(two_frames, &l, &a, &p);
     ipk_pollev ev[1];
     char buf[16];
     assert_int_equal(ipk_poller_wait(p, ev, 1, 5000), 1);
