@@ -666,6 +666,21 @@ static void t_nested(void **state)
     assert_int_equal(ipkt_wait(k), 0);
     /* Everything taken: after the -EAGAIN the descriptor is quiet. */
     assert_int_equal(poll(&pf, 1, 0), 0);
+    /* A System V queue has no wake-up line: the descriptor must still become readable when a
+     * message arrives there (the poller's timer runs while it is armed for a foreign loop). */
+    char su[400];
+    ipk_chan *q = listen_ok(u_sysv(su, sizeof su, ""));
+    journal_sysv(q);
+    add(p, q, IPK_POLLIN, NULL);
+    ipkt_expect(ipk_poller_wait(p, ev, 1, 0), -EAGAIN);
+    ipk_chan *qs;
+    ipkt_ok(ipk_dial(&qs, ipk_addr(q), NULL));
+    ipkt_ok(ipk_send(qs, "late", 4, 0));
+    assert_int_equal(poll(&pf, 1, 10000), 1);
+    assert_int_equal(ipk_poller_wait(p, ev, 1, 0), 1);
+    assert_ptr_equal(ev[0].chan, q);
+    ipk_close(qs);
+    ipk_close(q);
     ipk_poller_free(p);
     ipk_close(s);
 }

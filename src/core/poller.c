@@ -652,6 +652,8 @@ int ipk_poller_wait(ipk_poller *p, ipk_pollev *ev, int max, int timeout_ms)
             ipk__kick(p);
         else if (ipk__arm(p)) /* the descriptor must say when to come back */
             ipk__kick(p);
+        else /* ... and for channels nothing signals, the timer's tick */
+            ipk__timer_set(p, p->ntimed ? p->timed_ns : 0);
     } else if (p->timer_ns) {
         ipk__timer_set(p, 0); /* nobody waits: no ticks */
     }
