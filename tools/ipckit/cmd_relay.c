@@ -28,7 +28,8 @@ static void relay_usage(FILE *f)
                "conversations (tcp, unix, unixpacket, unixgram, udp, exec, shm: with duplex=1).\n"
                "One message in is one message out: boundaries are kept across any two\n"
                "transports. Priority (mq) and type (sysv) are carried when both ends are of the\n"
-               "same kind. Options may come before or after the URLs; '--' ends them.\n\n"
+               "same kind, and across nats: (as message headers). Options may come before or\n"
+               "after the URLs; '--' ends them.\n\n"
                "  -1, --first listen|dial   role at URL1 (default listen)\n"
                "  -2, --second listen|dial  role at URL2 (default dial)\n"
                "  -u, --one-way             only URL1 -> URL2\n"
@@ -153,7 +154,9 @@ static enum step forward(relay *R, side *d, long n, const ipk_msginfo *mi)
 static enum step pump(relay *R, int i, int *moved)
 {
     side *s = &R->s[i], *d = &R->s[!i];
-    int same = strcmp(ipk_scheme(s->c), ipk_scheme(d->c)) == 0;
+    /* nats: carries priority and type as headers, so they cross it from any kind. */
+    int same = strcmp(ipk_scheme(s->c), ipk_scheme(d->c)) == 0 ||
+               strcmp(ipk_scheme(s->c), "nats") == 0 || strcmp(ipk_scheme(d->c), "nats") == 0;
     for (int k = 0; k < RELAY_BATCH; k++) {
         ipk_msginfo mi;
         long n = cli_recv(s->c, &R->buf, &mi, 0);
