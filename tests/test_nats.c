@@ -230,13 +230,17 @@ static void t_timeouts_and_errors(void **state)
     ipkt_errmsg_has("did not confirm");
     ipkt_expect(ipk_send(d, "now", 3, 0), -EAGAIN);
     ipkt_errmsg_has("the server is away");
-    /* It comes back on the same port: the client reconnects and goes on. */
+    /* It comes back on the same port: both clients reconnect and go on. Until the listener
+     * has subscribed again, what is published goes nowhere (core NATS keeps nothing), so
+     * the dialer says it again until it gets through. */
     srv_start(&s, NULL);
-    ipkt_ok(ipk_send(d, "again", 5, 20000));
-    long n;
-    do /* "lost" may arrive after all: it waited in the reconnect buffer */
-        n = ipk_recv(l, got, sizeof got, 20000);
-    while (n == 4 || n == 6);
+    long n = -1;
+    for (int i = 0; i < 200 && n != 5; i++) {
+        ipkt_ok(ipk_send(d, "again", 5, 20000));
+        do /* "lost" may arrive after all: it waited in the reconnect buffer */
+            n = ipk_recv(l, got, sizeof got, 100);
+        while (n == 4 || n == 6);
+    }
     ipkt_expect(n, 5);
     assert_memory_equal(got, "again", 5);
     ipkt_ok(ipk_close(d));
