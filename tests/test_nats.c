@@ -247,20 +247,27 @@ static void t_timeouts_and_errors(void **state)
     ipkt_ok(ipk_close(l));
 }
 
-static int queue_member(void *arg)
+/* Listens at g_url and reports every message it receives until idle_ms pass without one. */
+static int listen_report(int say_ready, int idle_ms)
 {
-    (void)arg;
     ipk_chan *l;
     IPKT_CHECK(ipk_listen(&l, g_url, NULL) == 0);
-    report("ready %ld\n", 0);
+    if (say_ready)
+        report("ready %ld\n", 0);
     char buf[64];
     long n;
-    while ((n = ipk_recv(l, buf, sizeof buf - 1, 3000)) > 0) {
+    while ((n = ipk_recv(l, buf, sizeof buf - 1, idle_ms)) > 0) {
         buf[n] = '\0';
         report("got %ld\n", atol(buf));
     }
     IPKT_CHECK(n == IPK_ETIMEDOUT);
     return ipk_close(l) == 0 ? 0 : 1;
+}
+
+static int queue_member(void *arg)
+{
+    (void)arg;
+    return listen_report(1, 3000);
 }
 
 /* Two processes in one queue group: each message goes to exactly one of them. */
@@ -424,16 +431,7 @@ static int consumer_b(void *arg)
 {
     (void)arg;
     wait_go();
-    ipk_chan *l;
-    IPKT_CHECK(ipk_listen(&l, g_url, NULL) == 0);
-    char buf[64];
-    long n;
-    while ((n = ipk_recv(l, buf, sizeof buf - 1, 5000)) > 0) {
-        buf[n] = '\0';
-        report("got %ld\n", atol(buf));
-    }
-    IPKT_CHECK(n == IPK_ETIMEDOUT);
-    return ipk_close(l) == 0 ? 0 : 1;
+    return listen_report(0, 5000);
 }
 
 /* A durable consumer killed with kill -9 loses nothing: its successor gets every message it

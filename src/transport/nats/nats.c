@@ -947,7 +947,7 @@ static int ipk__nats_close(ipk_chan *c)
 const ipk__transport ipk__tr_nats = {
     .scheme = "nats",
     .parse = ipk__nats_parse,
-    .flags = 0,
+    .flags = IPK_SCHEME_QUEUE, /* the message family: many producers, consumers share */
     .usage = "nats://HOST:PORT[,HOST:PORT...]/SUBJECT",
     .keys = ipk__nats_keys,
     .summary = "NATS subject through libnats: queue groups, request/reply, JetStream streams",
