@@ -26,11 +26,11 @@ static void relay_usage(FILE *f)
                "exec, shm: with duplex=1).\n"
                "One message in is one message out: boundaries are kept across any two\n"
                "transports. Priority (mq) and type (sysv) are carried when both ends are of the\n"
-               "same kind. Options may come before or after the URLs; '--' ends them.\n\n"
+               "same kind, and across nats: (as message headers). Options may come before or\n"
+               "after the URLs; '--' ends them.\n\n"
                "  -1, --first listen|dial   role at the URLs (default listen)\n"
                "  -2, --second listen|dial  role at SINK (default dial)\n"
-               "  -u, --one-way             only into SINK\n"
-               "      --once                end when the first peer goes (a listening end\n"
+               "  -u, --one-way             only into SINK\n"               "      --once                end when the first peer goes (a listening end\n"
                "                            otherwise takes every peer that connects)\n"
                "  -n, --count N             end after N messages\n"
                "  -t, --timeout MS          end when no message moves for MS ms: status 0 when\n"
@@ -132,8 +132,10 @@ static int into_sink(relay *R, long n, const ipk_msginfo *mi, const ipk_chan *fr
             if (rc != CLI_OK)
                 return rc;
         }
-        /* Priority and type mean the same only between ends of one kind. */
-        int same = strcmp(ipk_scheme(from), ipk_scheme(R->sc)) == 0;
+        /* Priority and type mean the same only between ends of one kind; nats: carries them
+         * as message headers, so they cross it from and to any kind. */
+        int same = strcmp(ipk_scheme(from), ipk_scheme(R->sc)) == 0 ||
+                   strcmp(ipk_scheme(from), "nats") == 0 || strcmp(ipk_scheme(R->sc), "nats") == 0;
         int r = cli_send("relay", R->sc, R->buf.p, (size_t)n, same ? mi : NULL, -1);
         if (r == 0)
             return -1;
