@@ -759,6 +759,34 @@ static void t_idle(void **state)
             used = spent;
     }
     assert_true(used < 0.03);
+    /* The same nested in a foreign loop: poll(2) on the descriptor of a fresh poller, and a
+     * wait with timeout 0 whenever it is readable (the System V timer ticks there, from 50 us,
+     * and must back off as in a blocking wait). */
+    ipk_poller_free(p);
+    ipkt_ok(ipk_poller_new(&p));
+    for (int i = 0; i < 4; i++)
+        add(p, c[i], IPK_POLLIN, NULL);
+    int fd = ipk_poller_fd(p);
+    ipkt_expect(ipk_poller_wait(p, ev, 4, 0), -EAGAIN);
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    double t0 = cpu_seconds();
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int wakes = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left =
+            3000 - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+        if (left <= 0)
+            break;
+        if (poll(&pf, 1, (int)left) == 1) {
+            wakes++;
+            assert_int_equal(ipk_poller_wait(p, ev, 4, 0), -EAGAIN);
+        }
+    }
+    double nested = cpu_seconds() - t0;
+    print_message("nested idle poller: %.3f s of CPU in 3 s, %d wake-ups\n", nested, wakes);
+    assert_true(nested < 0.03);
     ipk_poller_free(p);
     for (int i = 0; i < 4; i++)
         ipk_close(c[i]);

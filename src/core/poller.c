@@ -331,8 +331,9 @@ int ipk_poller_add(ipk_poller *p, ipk_chan *c, unsigned events, void *user)
         return e;
     }
     c->preg = r;
-    /* A thread asleep in a wait must come back to ask (and arm) a channel it does not know. */
-    if (p->waiting && (r->src.flags & IPK__PS_CHECK))
+    /* A thread asleep in a wait, or a foreign loop asleep on the descriptor, must come back to
+     * ask (and arm) a channel it does not know. */
+    if ((p->waiting || p->nested) && (r->src.flags & IPK__PS_CHECK))
         ipk__kick(p);
     pthread_mutex_unlock(&p->mu);
     /* Already buffered in user space counts as ready. */
@@ -602,10 +603,13 @@ int ipk_poller_wait(ipk_poller *p, ipk_pollev *ev, int max, int timeout_ms)
             /* Descriptors too, without blocking: a channel always ready in user space must not
              * starve the others. */
             int k = epoll_wait(p->epfd, fetched, kmax, 0);
-            if (k > 0)
-                ipk__fetched(p, fetched, k, ev, max, &n);
+            int f = k > 0 ? ipk__fetched(p, fetched, k, ev, max, &n) : 0;
             if (n > 0)
                 break;
+            /* A tick that found nothing (a foreign loop woke us for it): look less often. */
+            if ((f & IPK__F_TIMER) && p->timed_ns < IPK__TIMED_MAX_NS)
+                p->timed_ns =
+                    p->timed_ns * 2 < IPK__TIMED_MAX_NS ? p->timed_ns * 2 : IPK__TIMED_MAX_NS;
         }
         if (dl == IPK__DL_NOW || (dl != IPK__DL_FOREVER && ipk__now() >= dl)) {
             n = ipk__expired(dl);
