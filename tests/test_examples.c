@@ -6,7 +6,8 @@
  * queue, a Unix socket, a shared-memory ring and SIGTERM on one poller, fed at once by writers,
  * senders and clients in other processes; every message must be printed exactly once with its
  * source (and echoed to its client), SIGTERM must end it with status 0, and nothing it created
- * may be left behind.
+ * may be left behind. asyncio_poller.py: the same, with the poller nested in Python's asyncio
+ * loop through ipk_poller_fd() (the library through ctypes).
  */
 #include "harness.h"
 
@@ -107,9 +108,22 @@ static void gone(const char *url)
     ipk_objects_free(l);
 }
 
-static void test_serve_all(void **st)
+/* How a program under test is started: the words before the addresses, what it says on standard
+ * error when it is ready, and whether SIGTERM is one of its addresses (signal:self). */
+typedef struct program {
+    const char *argv[8];
+    const char *ready;
+    int signal_url;
+} program;
+
+/*
+ * Starts the program on a FIFO, a POSIX queue, a System V queue, a Unix socket and a
+ * shared-memory ring (and SIGTERM), feeds them all at once from other processes, checks that
+ * every message is printed exactly once with its source (and echoed to its client), then sends
+ * SIGTERM: it must exit 0 having removed everything it created.
+ */
+static void run_all(const program *pg)
 {
-    (void)st;
     char fifo[256], sock[256], keyf[256], mq[64], shm[64], out[256], err[256];
     ipkt_path(fifo, sizeof fifo, "sa.fifo");
     ipkt_path(sock, sizeof sock, "sa.sock");
@@ -134,11 +148,17 @@ static void test_serve_all(void **st)
     snprintf(u_sysv, sizeof u_sysv, "sysv:%s?proj=7", keyf);
     snprintf(u_unix, sizeof u_unix, "unix:%s", sock);
     snprintf(u_shm, sizeof u_shm, "shm:%s?multi=1", shm);
-    const char *argv[] = {EXAMPLES "/serve_all",  u_fifo, u_mq, u_sysv, u_unix, u_shm,
-                          "signal:self?sig=TERM", NULL};
+    const char *argv[16];
+    int n = 0;
+    for (; pg->argv[n]; n++)
+        argv[n] = pg->argv[n];
+    const char *urls[] = {u_fifo, u_mq, u_sysv, u_unix, u_shm, "signal:self?sig=TERM"};
+    for (int i = 0; i < (pg->signal_url ? 6 : 5); i++)
+        argv[n++] = urls[i];
+    argv[n] = NULL;
     pid_t srv = start_example(argv, out, err);
     static char buf[1 << 18];
-    wait_for(err, "serve_all: ready, 6 channels", 1, buf, sizeof buf);
+    wait_for(err, pg->ready, 1, buf, sizeof buf);
     key_t key = ftok(keyf, 7);
     int msqid = msgget(key, 0);
     assert_true(msqid >= 0);
@@ -199,11 +219,26 @@ static void test_serve_all(void **st)
         assert_int_equal(count_of(buf, who), K);
     }
 
+    /* Alone, with nothing else to wake the poller: a message on the ring whose producers have
+     * all closed (end of stream, then a new producer), then, with that producer still attached
+     * (the ring quiet, not at its end), one on the System V queue (no descriptor: a timer). */
+    const char *late[][2] = {{w_shm, "shm-late"}, {u_sysv, "sysv-late"}};
+    ipk_chan *lc[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        ipkt_ok(ipk_dial(&lc[i], late[i][0], NULL));
+        ipkt_ok(ipk_send(lc[i], late[i][1], strlen(late[i][1]), WAIT_MS));
+        char needle[64];
+        snprintf(needle, sizeof needle, "] %s\n", late[i][1]);
+        wait_for(out, needle, 1, buf, sizeof buf);
+    }
+    for (int i = 0; i < 2; i++)
+        ipkt_ok(ipk_close(lc[i]));
+
     /* SIGTERM: a graceful exit, and nothing left behind. */
     assert_int_equal(kill(srv, SIGTERM), 0);
     assert_int_equal(ipkt_wait(srv), 0);
     ipkt_slurp(err, buf, sizeof buf);
-    assert_non_null(strstr(buf, "signal 15 from pid"));
+    assert_non_null(strstr(buf, "signal 15"));
     assert_null(strstr(buf, "left in place"));
     gone(u_fifo);
     gone(u_mq);
@@ -215,4 +250,41 @@ static void test_serve_all(void **st)
     assert_int_equal(stat(sock, &sb), -1);
 }
 
-IPKT_MAIN(cmocka_unit_test(test_serve_all))
+static void test_serve_all(void **st)
+{
+    (void)st;
+    static const program pg = {{EXAMPLES "/serve_all", NULL}, "serve_all: ready, 6 channels", 1};
+    run_all(&pg);
+}
+
+/*
+ * In a sanitizer build the library needs its runtime loaded first: a program that is not built
+ * with it (python3) gets it through LD_PRELOAD, found where this test process has it mapped.
+ */
+static void preload_sanitizer(void)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    char line[1024], path[1024];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "%*s %*s %*s %*s %*s %1023s", path) == 1 && strstr(path, "/libasan.so")) {
+            setenv("LD_PRELOAD", path, 1);
+            setenv("ASAN_OPTIONS", "detect_leaks=0:verify_asan_link_order=0", 1);
+            break;
+        }
+    if (f)
+        fclose(f);
+}
+
+static void test_asyncio_poller(void **st)
+{
+    (void)st;
+    preload_sanitizer();
+    static const program pg = {{"/usr/bin/env", "python3",
+                                IPKT_SRC_DIR "/examples/asyncio_poller.py", "--lib", IPKT_LIB,
+                                NULL},
+                               "asyncio_poller: ready, 5 channels in one poller",
+                               0};
+    run_all(&pg);
+}
+
+IPKT_MAIN(cmocka_unit_test(test_serve_all), cmocka_unit_test(test_asyncio_poller))
