@@ -217,6 +217,23 @@ static int servable(ipk_server *s, const char *url, enum srv_kind *kind)
     return 0;
 }
 
+/* Whether an shm: address names the guide's segment + semaphore (mode=segment), which a
+ * poller looks at on a timer, rather than a ring, which wakes it. */
+static int segment(const char *url, const ipk_opts *opts)
+{
+    const char *v = NULL;
+    for (const ipk__kv *kv = opts ? opts->kv : NULL; kv; kv = kv->next)
+        if (strcmp(kv->key, "mode") == 0)
+            v = kv->val;
+    if (v == NULL) {
+        const char *q = strchr(url, '?');
+        for (const char *p = q; p && (p = strstr(p + 1, "mode=")) != NULL;)
+            if (p[-1] == '?' || p[-1] == '&')
+                v = p + 5;
+    }
+    return v != NULL && strncmp(v, "segment", 7) == 0;
+}
+
 int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
 {
     if (s == NULL || url == NULL)
@@ -244,6 +261,8 @@ int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
     l->addr = strdup(ipk_addr(l->chan));
     l->opts = opts_copy(opts);
     const char *sch = ipk_scheme(l->chan);
+    l->timed = strcmp(sch, "sysv") == 0 || (strcmp(sch, "shm") == 0 && segment(url, opts));
+    l->eof_waits = strcmp(sch, "shm") == 0;
     l->unix_family = strncmp(sch, "unix", 4) == 0;
     l->seqpacket = strcmp(sch, "unixpacket") == 0;
     if (kind != SRV_QUEUE) {

@@ -33,6 +33,8 @@ typedef struct srv_listener {
     ipk_opts *opts; /* as given, for the workers' ipk_dial() of a queue */
     char *addr;     /* resolved, for the log */
     int stale;      /* during a reload: not named again (closed after the reload) */
+    int timed;      /* SRV_QUEUE: nothing signals it, a poller looks on a timer (loop.c) */
+    int eof_waits;  /* SRV_QUEUE: end of stream only means no producer now (an shm ring) */
 } srv_listener;
 
 /* Live counters of one worker slot, in memory shared by the master and every worker (mapped
@@ -75,7 +77,7 @@ int srv_err(ipk_server *s, int code, const char *fmt, ...) __attribute__((format
 /* The largest request a listener accepts: max_frame when set, else the channel's max. */
 size_t srv_max(const ipk_server *s, const srv_listener *l);
 
-/* ---- loop.c: the worker's wait, over epoll (to be replaced by the library's poller) ---- */
+/* ---- loop.c: the worker's wait: epoll for its own descriptors, the poller for channels ---- */
 #define SRV_IN   0x1u
 #define SRV_OUT  0x2u
 #define SRV_EXCL 0x4u /* a shared listening socket: wake one worker, not all */
@@ -83,13 +85,25 @@ typedef struct srv_event {
     void *ptr;
     unsigned events; /* SRV_IN, SRV_OUT; an error or hang-up reads as SRV_IN */
 } srv_event;
-int srv_loop_new(void); /* the loop's descriptor, or -errno */
-int srv_loop_add(int loop, int fd, unsigned events, void *ptr);
-int srv_loop_mod(int loop, int fd, unsigned events, void *ptr);
-int srv_loop_del(int loop, int fd);
-/* Waits up to timeout_ms (-1 forever) and fills ev[0..n): the number of events, 0 on timeout or
- * EINTR, or -errno. */
-int srv_loop_wait(int loop, srv_event *ev, int n, int timeout_ms);
+typedef struct srv_loop {
+    int ep;        /* the epoll set */
+    ipk_poller *p; /* the channels, nested in ep through its descriptor */
+    int pfd;       /* that descriptor, once a channel joined (-1 before) */
+    int ntimed;    /* channels the poller only looks at on a timer (sysv, shm segments) */
+    int fresh;     /* a channel joined since the poller was last asked */
+} srv_loop;
+int srv_loop_new(srv_loop *l); /* 0 or a negative code */
+void srv_loop_free(srv_loop *l);
+int srv_loop_add(srv_loop *l, int fd, unsigned events, void *ptr);
+int srv_loop_mod(srv_loop *l, int fd, unsigned events, void *ptr);
+int srv_loop_del(srv_loop *l, int fd);
+/* A channel to receive from (timed: one that nothing signals, see loop.c); 0 or an ipckit code
+ * (-EBUSY: an shm ring already has as many waiting pollers as it takes). */
+int srv_loop_add_chan(srv_loop *l, ipk_chan *c, int timed, void *ptr);
+int srv_loop_del_chan(srv_loop *l, ipk_chan *c, int timed);
+/* Waits up to timeout_ms (-1 forever) and fills ev[0..n) with descriptors' and channels' events:
+ * the number of events, 0 on timeout or EINTR, or a negative code. */
+int srv_loop_wait(srv_loop *l, srv_event *ev, int n, int timeout_ms);
 
 /* ---- master.c ---- */
 int srv_master_run(ipk_server *s);
