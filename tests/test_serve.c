@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1113,6 +1114,85 @@ static void test_pool_beside_sockets_sleeps(void **st)
     serve_quit(&s);
 }
 
+/* ---- peer allow-lists ---- */
+
+typedef struct peer_arg {
+    const server *s;
+    int nobody;  /* connect as the user nobody */
+    int allowed; /* expect an answer (else the connection closed before any) */
+} peer_arg;
+
+static int peer_client(void *arg)
+{
+    peer_arg *a = arg;
+    if (a->nobody)
+        IPKT_CHECK(ipkt_become_nobody() == 0);
+    ipk_chan *c = NULL;
+    IPKT_CHECK(ipk_dial(&c, a->s->addr, NULL) == 0);
+    char b[8];
+    long r = ipk_send(c, "abc", 3, WAIT_MS);
+    if (r == 0)
+        r = ipk_recv(c, b, sizeof b, WAIT_MS);
+    if (a->allowed)
+        IPKT_CHECK(r == 3 && memcmp(b, "abc", 3) == 0);
+    else
+        IPKT_CHECK(r == IPK_EOF || r == -ECONNRESET || r == -EPIPE);
+    ipk_close(c);
+    return 0;
+}
+
+/* allow_uid= and allow_gid= on a unix listener: a peer on neither list is closed at accept and
+ * counted; one on either is served. As root the refused peer is a child that became nobody;
+ * otherwise the lists leave this user out. */
+static void test_allow_uid_gid(void **st)
+{
+    (void)st;
+    int root = geteuid() == 0;
+    char sock[256], url[512];
+    ipkt_path(sock, sizeof sock, "allow.sock");
+    ipkt_journal("path", sock);
+    if (root)
+        snprintf(url, sizeof url, "unix:%s?perm=0666&allow_uid=root,1", sock);
+    else
+        snprintf(url, sizeof url, "unix:%s?allow_uid=%u", sock, (unsigned)getuid() + 1);
+    server s = {0};
+    const char *opts[] = {"--workers", "1", NULL};
+    serve_start(&s, url, opts);
+    peer_arg a = {&s, root, 0};
+    assert_int_equal(ipkt_wait(ipkt_spawn(peer_client, &a)), 0);
+    wait_log(&s, "not allowed: closed", 1);
+    if (root) { /* root is on the list */
+        peer_arg b = {&s, 0, 1};
+        assert_int_equal(ipkt_wait(ipkt_spawn(peer_client, &b)), 0);
+    }
+    serve_quit(&s);
+    wait_log(&s, "1 peers refused", 1);
+    /* By group: nobody's group lets nobody in (as root), or this user's group (otherwise). */
+    server g = {0};
+    if (root)
+        snprintf(url, sizeof url, "unix:%s?perm=0666&allow_uid=0&allow_gid=nogroup", sock);
+    else
+        snprintf(url, sizeof url, "unix:%s?allow_uid=%u&allow_gid=%u", sock, (unsigned)getuid() + 1,
+                 (unsigned)getgid());
+    serve_start(&g, url, opts);
+    peer_arg c = {&g, root, 1};
+    assert_int_equal(ipkt_wait(ipkt_spawn(peer_client, &c)), 0);
+    serve_quit(&g);
+    wait_log(&g, "0 peers refused", 1);
+    /* Not for other schemes; an unknown user is an error before anything is made. */
+    server bad = {0};
+    bad.argv[0] = BIN;
+    bad.argv[1] = "serve";
+    bad.argv[2] = "tcp://127.0.0.1:0?allow_uid=0";
+    bad.argv[3] = NULL;
+    assert_int_equal(ipkt_wait(ipkt_spawn(start_child, &bad)), 2);
+    snprintf(url, sizeof url, "unix:%s?allow_uid=no-such-user-here", sock);
+    bad.argv[2] = url;
+    assert_int_equal(ipkt_wait(ipkt_spawn(start_child, &bad)), 2);
+    struct stat sb;
+    assert_int_equal(stat(sock, &sb), -1);
+}
+
 /* ---- --exec ---- */
 
 static ipk_chan *dial_lines(const server *s)
@@ -1203,5 +1283,5 @@ IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo
           cmocka_unit_test(test_mq_pool_kill_between_jobs),
           cmocka_unit_test(test_shm_pool_kill_between_jobs),
           cmocka_unit_test(test_sysv_pool_kill_between_jobs),
-          cmocka_unit_test(test_pool_beside_sockets_sleeps),
+          cmocka_unit_test(test_pool_beside_sockets_sleeps), cmocka_unit_test(test_allow_uid_gid),
           cmocka_unit_test(test_exec_line_handlers), cmocka_unit_test(test_exec_crash_and_hang))

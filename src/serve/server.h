@@ -14,6 +14,8 @@
 #include "codec.h"
 #include "ipckit/serve.h"
 
+#define SRV_ALLOW_MAX 16 /* ids in one allow_uid= or allow_gid= list */
+
 /* What a listener hands the workers. */
 enum srv_kind {
     SRV_ACCEPT, /* a listening stream or seqpacket socket: connections */
@@ -35,14 +37,20 @@ typedef struct srv_listener {
     int stale;      /* during a reload: not named again (closed after the reload) */
     int timed;      /* SRV_QUEUE: nothing signals it, a poller looks on a timer (loop.c) */
     int eof_waits;  /* SRV_QUEUE: end of stream only means no producer now (an shm ring) */
+    /* A unix listener's peer allow-list (allow_uid=, allow_gid=): a peer whose uid or gid is
+     * listed is served, any other is closed at accept. Both empty: everyone. */
+    uid_t allow_uid[SRV_ALLOW_MAX];
+    gid_t allow_gid[SRV_ALLOW_MAX];
+    int n_uid, n_gid;
 } srv_listener;
 
 /* Live counters of one worker slot, in memory shared by the master and every worker (mapped
  * before the first fork). Workers balance accepting on them; the log shows them on exit. */
 typedef struct srv_stats {
-    _Atomic long conns; /* connections open now */
-    _Atomic long msgs;  /* messages handled */
-    _Atomic long errs;  /* connections closed on an error (bad frame, handler failure) */
+    _Atomic long conns;   /* connections open now */
+    _Atomic long msgs;    /* messages handled */
+    _Atomic long errs;    /* connections closed on an error (bad frame, handler failure) */
+    _Atomic long refused; /* peers not on a unix listener's allow-list, closed at accept */
 } srv_stats;
 #define SRV_MAX_WORKERS 1024
 
@@ -76,6 +84,8 @@ double srv_now_ms(void);
 int srv_err(ipk_server *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The largest request a listener accepts: max_frame when set, else the channel's max. */
 size_t srv_max(const ipk_server *s, const srv_listener *l);
+/* Whether a peer with these credentials may be served on l (its allow-lists). */
+int srv_allowed(const srv_listener *l, uid_t uid, gid_t gid);
 
 /* ---- loop.c: the worker's wait: epoll for its own descriptors, the poller for channels ---- */
 #define SRV_IN   0x1u

@@ -396,6 +396,22 @@ static void accept_emfile(worker *w, int lfd)
     w->paused_until = w->now + PAUSE_MS;
 }
 
+/* A unix listener's allow-lists, checked on the peer's credentials (SO_PEERCRED, taken by the
+ * kernel at connect); a peer not allowed is counted, logged and closed before any byte. */
+static int peer_allowed(worker *w, const srv_listener *l, int fd)
+{
+    if (l->n_uid == 0 && l->n_gid == 0)
+        return 1;
+    struct ucred cr = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
+    socklen_t sl = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &sl) == 0 && srv_allowed(l, cr.uid, cr.gid))
+        return 1;
+    count(&w->st->refused, 1);
+    ipk_serve_log("worker %d: %s: peer pid %d uid %d gid %d not allowed: closed", w->id, l->addr,
+                  (int)cr.pid, (int)cr.uid, (int)cr.gid);
+    return 0;
+}
+
 static void accept_some(worker *w, int li)
 {
     const srv_listener *l = &w->s->l[li];
@@ -405,6 +421,10 @@ static void accept_some(worker *w, int li)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
                 accept_emfile(w, w->lfd[li]);
             return; /* EAGAIN (another worker took it), ECONNABORTED, ... */
+        }
+        if (!peer_allowed(w, l, fd)) {
+            close(fd);
+            continue;
         }
         conn *c = w->s->max_conn <= 0 || w->nconn < w->s->max_conn ? calloc(1, sizeof *c) : NULL;
         if (c == NULL) {
