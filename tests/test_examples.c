@@ -282,7 +282,7 @@ static void test_asyncio_poller(void **st)
     static const program pg = {{"/usr/bin/env", "python3",
                                 IPKT_SRC_DIR "/examples/asyncio_poller.py", "--lib", IPKT_LIB,
                                 NULL},
-                               "asyncio_poller: ready, 5 channels in one poller",
+                               "asyncio_poller: ready, 5 channels",
                                0};
     run_all(&pg);
 }

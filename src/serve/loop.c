@@ -11,10 +11,10 @@
  * channel does; while it does find something it keeps its descriptor readable, so a channel
  * still holding messages is reported again on the next round (level-triggered).
  *
- * A nested poller looks at its timed channels (System V queues, shm segments: no wake-up line)
- * only inside a blocking wait of its own, which a nested poller never does: so while the loop
- * holds such a channel it waits at most SRV_TIMED_MS and asks the poller after every wait. That
- * is the bound the poller documents for them (5 ms) without its faster first looks.
+ * Channels that nothing signals (System V queues, shm segments) are not put in the poller: a
+ * nested poller looks at them only on a timer of its own, which does not back off while nested
+ * (the worker would wake thousands of times a second); the worker tries them on its own tick
+ * (worker.c), every 5 ms, the bound the poller documents for them.
  */
 #include "server.h"
 
@@ -23,8 +23,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
-
-#define SRV_TIMED_MS 5
 
 static uint32_t to_epoll(unsigned ev)
 {
@@ -72,7 +70,7 @@ int srv_loop_del(srv_loop *l, int fd)
     return epoll_ctl(l->ep, EPOLL_CTL_DEL, fd, NULL) == 0 ? 0 : -errno;
 }
 
-int srv_loop_add_chan(srv_loop *l, ipk_chan *c, int timed, void *ptr)
+int srv_loop_add_chan(srv_loop *l, ipk_chan *c, void *ptr)
 {
     if (l->pfd < 0) { /* the poller joins the set with its first channel */
         int fd = ipk_poller_fd(l->p);
@@ -84,28 +82,21 @@ int srv_loop_add_chan(srv_loop *l, ipk_chan *c, int timed, void *ptr)
         l->pfd = fd;
     }
     int r = ipk_poller_add(l->p, c, IPK_POLLIN, ptr);
-    if (r == 0) {
-        l->ntimed += timed != 0;
+    if (r == 0)
         l->fresh = 1;
-    }
     return r;
 }
 
-int srv_loop_del_chan(srv_loop *l, ipk_chan *c, int timed)
+int srv_loop_del_chan(srv_loop *l, ipk_chan *c)
 {
-    int r = ipk_poller_del(l->p, c);
-    if (r == 0)
-        l->ntimed -= timed != 0;
-    return r;
+    return ipk_poller_del(l->p, c);
 }
 
 int srv_loop_wait(srv_loop *l, srv_event *ev, int n, int timeout_ms)
 {
-    if (l->ntimed > 0 && (timeout_ms < 0 || timeout_ms > SRV_TIMED_MS))
-        timeout_ms = SRV_TIMED_MS;
     /* A channel that joined a nested poller is armed by the poller's next wait only (its
      * descriptor does not turn readable for it): ask before sleeping. */
-    int ask = l->ntimed > 0 || l->fresh;
+    int ask = l->fresh;
     if (l->fresh)
         timeout_ms = 0;
     struct epoll_event e[64];

@@ -35,7 +35,7 @@ typedef struct srv_listener {
     ipk_opts *opts; /* as given, for the workers' ipk_dial() of a queue */
     char *addr;     /* resolved, for the log */
     int stale;      /* during a reload: not named again (closed after the reload) */
-    int timed;      /* SRV_QUEUE: nothing signals it, a poller looks on a timer (loop.c) */
+    int timed;      /* SRV_QUEUE: nothing signals it (sysv): tried on a tick (loop.c) */
     int eof_waits;  /* SRV_QUEUE: end of stream only means no producer now (an shm ring) */
     /* A unix listener's peer allow-list (allow_uid=, allow_gid=): a peer whose uid or gid is
      * listed is served, any other is closed at accept. Both empty: everyone. */
@@ -99,7 +99,6 @@ typedef struct srv_loop {
     int ep;        /* the epoll set */
     ipk_poller *p; /* the channels, nested in ep through its descriptor */
     int pfd;       /* that descriptor, once a channel joined (-1 before) */
-    int ntimed;    /* channels the poller only looks at on a timer (sysv, shm segments) */
     int fresh;     /* a channel joined since the poller was last asked */
 } srv_loop;
 int srv_loop_new(srv_loop *l); /* 0 or a negative code */
@@ -107,10 +106,10 @@ void srv_loop_free(srv_loop *l);
 int srv_loop_add(srv_loop *l, int fd, unsigned events, void *ptr);
 int srv_loop_mod(srv_loop *l, int fd, unsigned events, void *ptr);
 int srv_loop_del(srv_loop *l, int fd);
-/* A channel to receive from (timed: one that nothing signals, see loop.c); 0 or an ipckit code
- * (-EBUSY: an shm ring already has as many waiting pollers as it takes). */
-int srv_loop_add_chan(srv_loop *l, ipk_chan *c, int timed, void *ptr);
-int srv_loop_del_chan(srv_loop *l, ipk_chan *c, int timed);
+/* A channel to receive from, one that wakes a poller (not sysv: see loop.c); 0 or an ipckit
+ * code (-EBUSY: an shm ring already has as many waiting pollers as it takes). */
+int srv_loop_add_chan(srv_loop *l, ipk_chan *c, void *ptr);
+int srv_loop_del_chan(srv_loop *l, ipk_chan *c);
 /* Waits up to timeout_ms (-1 forever) and fills ev[0..n) with descriptors' and channels' events:
  * the number of events, 0 on timeout or EINTR, or a negative code. */
 int srv_loop_wait(srv_loop *l, srv_event *ev, int n, int timeout_ms);

@@ -484,7 +484,7 @@ static void dgram_some(worker *w, int li)
  */
 static void queue_park(worker *w, conn *c)
 {
-    if (!c->ticked && srv_loop_del_chan(&w->loop, c->q, w->s->l[c->li].timed) != 0)
+    if (!c->ticked && srv_loop_del_chan(&w->loop, c->q) != 0)
         return;
     c->parked = 1;
     w->nparked++;
@@ -497,7 +497,7 @@ static void queue_unpark(worker *w)
         conn *c = &w->lconn[i];
         if (!c->parked)
             continue;
-        if (!c->ticked && srv_loop_add_chan(&w->loop, c->q, w->s->l[i].timed, c) != 0)
+        if (!c->ticked && srv_loop_add_chan(&w->loop, c->q, c) != 0)
             continue; /* stays parked: tried again in PARK_MS */
         c->parked = 0;
         w->nparked--;
@@ -551,7 +551,10 @@ static int open_queues(worker *w)
         size_t max = srv_max(w->s, l);
         if (max > w->qcap)
             w->qcap = max;
-        if ((r = srv_loop_add_chan(&w->loop, c->q, l->timed, c)) != 0) {
+        if (l->timed) { /* nothing signals it: the tick (loop.c) */
+            c->ticked = 1;
+            w->nticked++;
+        } else if ((r = srv_loop_add_chan(&w->loop, c->q, c)) != 0) {
             /* An shm ring takes a bounded number of waiting pollers (-EBUSY). */
             ipk_serve_log("worker %d: %s: %s; tried every %d ms", w->id, l->url, ipk_errmsg(),
                           TICK_MS);
@@ -587,7 +590,7 @@ static void start_drain(worker *w)
     for (size_t i = 0; i < w->s->nl; i++) { /* queues: no new job is taken */
         conn *c = &w->lconn[i];
         if (c->q && !c->ticked && !c->parked)
-            srv_loop_del_chan(&w->loop, c->q, w->s->l[i].timed);
+            srv_loop_del_chan(&w->loop, c->q);
     }
     for (size_t i = 0; i < w->s->nl; i++)
         if (w->lfd[i] >= 0 && w->s->l[i].kind != SRV_QUEUE) {
