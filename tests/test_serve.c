@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@ typedef struct server {
     const char *set[8][2]; /* settings, NULL-terminated */
     int ign;               /* start the binary with INT and QUIT ignored, as a shell's & does */
     int activate;          /* a listening socket to pass as fd 3 (LISTEN_FDS), or -1 */
+    const char *extra;     /* api_child: a second address to serve */
 } server;
 
 static int count_of(const char *hay, const char *needle)
@@ -694,7 +696,8 @@ static int api_child(void *arg)
     for (int i = 0; i < 8 && s->set[i][0]; i++)
         if (ipk_server_set(srv, s->set[i][0], s->set[i][1]) != 0)
             return 2;
-    if (ipk_server_listen(srv, s->url, NULL) != 0) {
+    if (ipk_server_listen(srv, s->url, NULL) != 0 ||
+        (s->extra && ipk_server_listen(srv, s->extra, NULL) != 0)) {
         fprintf(stderr, "listen: %s\n", ipk_server_errmsg(srv));
         return 3;
     }
@@ -940,27 +943,50 @@ static int job_count(const char *log, const char *job)
     return count_of(log, needle);
 }
 
-static void test_mq_pool_kill_between_jobs(void **st)
+/* Waits until every job of jobs[0, n) is in the job log exactly once. */
+static void wait_jobs_once(char jobs[][32], int n)
 {
-    (void)st;
+    static char buf[1 << 16];
+    for (int waited = 0;; waited += 50) {
+        ipkt_slurp(jobs_path, buf, sizeof buf);
+        int done = 0;
+        for (int i = 0; i < n; i++)
+            done += job_count(buf, jobs[i]) == 1;
+        if (done == n)
+            return;
+        if (waited >= WAIT_MS) {
+            print_error("%d of %d jobs done once; the job log:\n%s\n", done, n, buf);
+            fail();
+        }
+        ipkt_msleep(50);
+    }
+}
+
+/*
+ * A worker pool draining the queue url: 200 jobs from one producer, and the worker that takes
+ * job 50 ("pause") is killed between jobs; every job must be done exactly once, none lost with
+ * the killed worker, none done twice. Then the producer closes and another comes (a ring says
+ * end of stream in between): its jobs are done too, by workers that did not exit meanwhile.
+ */
+static void pool_kill_between_jobs(const char *url, const char *workers)
+{
     server s = {0};
-    char q[64], url[80];
-    ipkt_name(q, sizeof q, "/");
-    ipkt_journal("mq", q);
-    snprintf(url, sizeof url, "mq:%s", q);
     ipkt_path(jobs_path, sizeof jobs_path, "jobs");
     ipkt_journal("path", jobs_path);
     static const ipk_serve_handlers h = {.on_msg = h_job};
-    api_start(&s, url, &h, "2");
-    wait_log(&s, "]: worker 2 pid", 1);
+    api_start(&s, url, &h, workers);
+    char last[32];
+    snprintf(last, sizeof last, "]: worker %s pid", workers);
+    wait_log(&s, last, 1);
     ipk_chan *p = NULL;
     ipkt_ok(ipk_dial(&p, url, NULL));
-    enum { N = 200 };
-    char job[32];
+    enum { N = 200, M = 20 };
+    static char job[N + M][32];
     static char buf[1 << 16];
     for (int i = 0; i < N; i++) {
-        int n = i == 50 ? snprintf(job, sizeof job, "pause") : snprintf(job, sizeof job, "j%d", i);
-        ipkt_ok(ipk_send(p, job, (size_t)n, WAIT_MS));
+        int n = i == 50 ? snprintf(job[i], sizeof job[i], "pause")
+                        : snprintf(job[i], sizeof job[i], "j%d", i);
+        ipkt_ok(ipk_send(p, job[i], (size_t)n, WAIT_MS));
         if (i != 50)
             continue;
         /* The worker that took "pause" has recorded it and waits: kill it between jobs. */
@@ -976,25 +1002,195 @@ static void test_mq_pool_kill_between_jobs(void **st)
         assert_true(victim > 0);
         assert_int_equal(kill(victim, SIGKILL), 0);
     }
-    ipk_close(p);
-    /* Every job done exactly once: none lost with the killed worker, none done twice. */
-    for (int waited = 0;; waited += 50) {
-        ipkt_slurp(jobs_path, buf, sizeof buf);
-        int done = 0;
-        for (int i = 0; i < N; i++) {
-            if (i == 50)
-                snprintf(job, sizeof job, "pause");
-            else
-                snprintf(job, sizeof job, "j%d", i);
-            done += job_count(buf, job) == 1;
-        }
-        if (done == N)
-            break;
-        assert_true(waited < WAIT_MS);
-        ipkt_msleep(50);
-    }
+    ipkt_ok(ipk_close(p));
+    wait_jobs_once(job, N);
     wait_log(&s, "killed by signal 9", 1);
+    /* A new producer after the last one closed. */
+    ipkt_ok(ipk_dial(&p, url, NULL));
+    for (int i = N; i < N + M; i++) {
+        int n = snprintf(job[i], sizeof job[i], "k%d", i);
+        ipkt_ok(ipk_send(p, job[i], (size_t)n, WAIT_MS));
+    }
+    ipkt_ok(ipk_close(p));
+    wait_jobs_once(job, N + M);
+    ipkt_slurp(s.log, buf, sizeof buf);
+    assert_int_equal(count_of(buf, "exited with status"), 0); /* the killed one only went */
+    assert_int_equal(count_of(buf, "respawn worker"), 1);
     serve_quit(&s);
+}
+
+static void test_mq_pool_kill_between_jobs(void **st)
+{
+    (void)st;
+    char q[64], url[80];
+    ipkt_name(q, sizeof q, "/");
+    ipkt_journal("mq", q);
+    snprintf(url, sizeof url, "mq:%s", q);
+    pool_kill_between_jobs(url, "2");
+}
+
+static void test_sysv_pool_kill_between_jobs(void **st)
+{
+    (void)st;
+    char key[256], url[300];
+    ipkt_path(key, sizeof key, "sysv.key");
+    ipkt_journal("path", key);
+    int fd = open(key, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(url, sizeof url, "sysv:%s?proj=3", key);
+    pool_kill_between_jobs(url, "2");
+}
+
+/* Several consumers on one ring (multi=1), each waiting in its poller. */
+static void test_shm_pool_kill_between_jobs(void **st)
+{
+    (void)st;
+    char q[64], url[80];
+    ipkt_name(q, sizeof q, "/");
+    ipkt_journal("shm", q);
+    snprintf(url, sizeof url, "shm:%s?multi=1", q);
+    pool_kill_between_jobs(url, "3");
+}
+
+/* How many times the process was woken (voluntary context switches), from /proc. */
+static long wakeups(pid_t pid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    ipkt_slurp(path, buf, sizeof buf);
+    const char *p = strstr(buf, "voluntary_ctxt_switches:");
+    assert_non_null(p);
+    return atol(p + strlen("voluntary_ctxt_switches:"));
+}
+
+/*
+ * A worker serving a TCP listener beside a ring sleeps in its poller: idle, it wakes for its
+ * sweep (every 250 ms by default), a few times a second, where trying the ring on a 5 ms tick
+ * woke it some 200 times. Counted in wake-ups, which a slow machine makes fewer, not more.
+ * Then the ring's jobs are done, and a connection answered.
+ */
+static void test_pool_beside_sockets_sleeps(void **st)
+{
+    (void)st;
+    char q[64], url[80];
+    ipkt_name(q, sizeof q, "/");
+    ipkt_journal("shm", q);
+    snprintf(url, sizeof url, "shm:%s?multi=1", q);
+    ipkt_path(jobs_path, sizeof jobs_path, "jobs");
+    ipkt_journal("path", jobs_path);
+    server s = {0};
+    s.run = api_child;
+    static const ipk_serve_handlers h = {.on_msg = h_job};
+    s.h = &h;
+    s.set[0][0] = "workers";
+    s.set[0][1] = "1";
+    s.extra = url; /* the ring, beside the listener */
+    serve_start(&s, "tcp://127.0.0.1:0", NULL);
+    pid_t w = worker_pid(&s, 1);
+    ipkt_msleep(200); /* settled */
+    long before = wakeups(w);
+    ipkt_msleep(2000);
+    long woke = wakeups(w) - before;
+    if (woke >= 100)
+        print_error("an idle worker woke %ld times in 2 s\n", woke);
+    assert_true(woke < 100);
+    /* It serves both. */
+    ipk_chan *p = NULL;
+    ipkt_ok(ipk_dial(&p, url, NULL));
+    static char job[10][32];
+    for (int i = 0; i < 10; i++) {
+        int n = snprintf(job[i], sizeof job[i], "r%d", i);
+        ipkt_ok(ipk_send(p, job[i], (size_t)n, WAIT_MS));
+    }
+    wait_jobs_once(job, 10);
+    ipkt_ok(ipk_close(p));
+    ipk_chan *c = dial(&s);
+    char b[8];
+    ipkt_ok(ipk_send(c, "abc", 3, WAIT_MS));
+    ipkt_expect(ipk_recv(c, b, sizeof b, WAIT_MS), 3); /* h_job replies, then closes */
+    ipkt_expect(ipk_recv(c, b, sizeof b, WAIT_MS), IPK_EOF);
+    ipk_close(c);
+    serve_quit(&s);
+}
+
+/* ---- peer allow-lists ---- */
+
+typedef struct peer_arg {
+    const server *s;
+    int nobody;  /* connect as the user nobody */
+    int allowed; /* expect an answer (else the connection closed before any) */
+} peer_arg;
+
+static int peer_client(void *arg)
+{
+    peer_arg *a = arg;
+    if (a->nobody)
+        IPKT_CHECK(ipkt_become_nobody() == 0);
+    ipk_chan *c = NULL;
+    IPKT_CHECK(ipk_dial(&c, a->s->addr, NULL) == 0);
+    char b[8];
+    long r = ipk_send(c, "abc", 3, WAIT_MS);
+    if (r == 0)
+        r = ipk_recv(c, b, sizeof b, WAIT_MS);
+    if (a->allowed)
+        IPKT_CHECK(r == 3 && memcmp(b, "abc", 3) == 0);
+    else
+        IPKT_CHECK(r == IPK_EOF || r == -ECONNRESET || r == -EPIPE);
+    ipk_close(c);
+    return 0;
+}
+
+/* allow_uid= and allow_gid= on a unix listener: a peer on neither list is closed at accept and
+ * counted; one on either is served. As root the refused peer is a child that became nobody;
+ * otherwise the lists leave this user out. */
+static void test_allow_uid_gid(void **st)
+{
+    (void)st;
+    int root = geteuid() == 0;
+    char sock[256], url[512];
+    ipkt_path(sock, sizeof sock, "allow.sock");
+    ipkt_journal("path", sock);
+    if (root)
+        snprintf(url, sizeof url, "unix:%s?perm=0666&allow_uid=root,1", sock);
+    else
+        snprintf(url, sizeof url, "unix:%s?allow_uid=%u", sock, (unsigned)getuid() + 1);
+    server s = {0};
+    const char *opts[] = {"--workers", "1", NULL};
+    serve_start(&s, url, opts);
+    peer_arg a = {&s, root, 0};
+    assert_int_equal(ipkt_wait(ipkt_spawn(peer_client, &a)), 0);
+    wait_log(&s, "not allowed: closed", 1);
+    if (root) { /* root is on the list */
+        peer_arg b = {&s, 0, 1};
+        assert_int_equal(ipkt_wait(ipkt_spawn(peer_client, &b)), 0);
+    }
+    serve_quit(&s);
+    wait_log(&s, "1 peers refused", 1);
+    /* By group: nobody's group lets nobody in (as root), or this user's group (otherwise). */
+    server g = {0};
+    if (root)
+        snprintf(url, sizeof url, "unix:%s?perm=0666&allow_uid=0&allow_gid=nogroup", sock);
+    else
+        snprintf(url, sizeof url, "unix:%s?allow_uid=%u&allow_gid=%u", sock, (unsigned)getuid() + 1,
+                 (unsigned)getgid());
+    serve_start(&g, url, opts);
+    peer_arg c = {&g, root, 1};
+    assert_int_equal(ipkt_wait(ipkt_spawn(peer_client, &c)), 0);
+    serve_quit(&g);
+    wait_log(&g, "0 peers refused", 1);
+    /* Not for other schemes; an unknown user is an error before anything is made. */
+    server bad = {0};
+    bad.argv[0] = BIN;
+    bad.argv[1] = "serve";
+    bad.argv[2] = "tcp://127.0.0.1:0?allow_uid=0";
+    bad.argv[3] = NULL;
+    assert_int_equal(ipkt_wait(ipkt_spawn(start_child, &bad)), 2);
+    snprintf(url, sizeof url, "unix:%s?allow_uid=no-such-user-here", sock);
+    bad.argv[2] = url;
+    assert_int_equal(ipkt_wait(ipkt_spawn(start_child, &bad)), 2);
+    struct stat sb;
+    assert_int_equal(stat(sock, &sb), -1);
 }
 
 /* ---- --exec ---- */
@@ -1085,4 +1281,7 @@ IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo
           cmocka_unit_test(test_api_upper_load), cmocka_unit_test(test_kill9_worker_under_load),
           cmocka_unit_test(test_quit_under_load), cmocka_unit_test(test_hup_under_load),
           cmocka_unit_test(test_mq_pool_kill_between_jobs),
+          cmocka_unit_test(test_shm_pool_kill_between_jobs),
+          cmocka_unit_test(test_sysv_pool_kill_between_jobs),
+          cmocka_unit_test(test_pool_beside_sockets_sleeps), cmocka_unit_test(test_allow_uid_gid),
           cmocka_unit_test(test_exec_line_handlers), cmocka_unit_test(test_exec_crash_and_hang))

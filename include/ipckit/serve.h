@@ -37,6 +37,9 @@
  * worker that dies is respawned, with a delay that doubles while it keeps dying young. A worker
  * whose master dies is ended too (PR_SET_PDEATHSIG).
  *
+ * A worker waits in one epoll set with the library's poller nested in it (ipk_poller_fd), so
+ * queues of every kind wait beside the sockets without a tick (System V queues: every 5 ms).
+ *
  * Handlers run in the worker processes, one call at a time per worker; they may block (the
  * worker's other clients wait). All calls return 0 or a negative ipckit code, as ipckit.h.
  */
@@ -93,10 +96,14 @@ IPK_API void ipk_server_free(ipk_server *s);
 IPK_API int ipk_server_set(ipk_server *s, const char *key, const char *value);
 
 /* Adds what the workers serve: a listener (tcp, unix, unixpacket), a datagram socket (udp,
- * unixgram) or a queue (mq, sysv, shm, file), made now with ipk_listen(url, opts). */
+ * unixgram) or a queue (mq, sysv, shm, file), made now with ipk_listen(url, opts). A unix or
+ * unixpacket listener also takes allow_uid=LIST and allow_gid=LIST (ids or names, comma-
+ * separated, in url or opts): a peer whose uid or primary gid is not listed is closed at accept
+ * and counted. */
 IPK_API int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts);
 /* Adopts an already listening or bound socket (socket activation, an inherited descriptor);
- * opts may give framing= and max=. The server closes it when freed. */
+ * opts may give framing= and max= (and allow_uid=, allow_gid= for a unix listener). The server
+ * closes it when freed. */
 IPK_API int ipk_server_listen_fd(ipk_server *s, int fd, const ipk_opts *opts);
 /* The listeners' resolved addresses, i = 0, 1, ... (NULL past the end). */
 IPK_API const char *ipk_server_addr(const ipk_server *s, size_t i);

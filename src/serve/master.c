@@ -400,8 +400,10 @@ int srv_master_run(ipk_server *s)
                   m.nslots == 1 ? "" : "s");
     r = supervise(&m);
     for (int i = 0; i < m.nslots; i++)
-        ipk_serve_log("worker %d: %ld messages, %ld connections closed on errors", i + 1,
-                      (long)s->stats[i].msgs, (long)s->stats[i].errs);
+        ipk_serve_log("worker %d: %ld messages, %ld connections closed on errors, %ld peers "
+                      "refused",
+                      i + 1, (long)s->stats[i].msgs, (long)s->stats[i].errs,
+                      (long)s->stats[i].refused);
     /* Anything still alive (a failed start): fast shutdown. */
     signal_all(&m, SIGKILL, 0);
     while (m.nch > 0 && waitpid(-1, NULL, 0) > 0)

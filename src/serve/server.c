@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,6 +219,134 @@ static int servable(ipk_server *s, const char *url, enum srv_kind *kind)
     return 0;
 }
 
+/* ---- peer allow-lists of unix listeners ---- */
+
+int srv_allowed(const srv_listener *l, uid_t uid, gid_t gid)
+{
+    if (l->n_uid == 0 && l->n_gid == 0)
+        return 1;
+    for (int i = 0; i < l->n_uid; i++)
+        if (l->allow_uid[i] == uid)
+            return 1;
+    for (int i = 0; i < l->n_gid; i++)
+        if (l->allow_gid[i] == gid)
+            return 1;
+    return 0;
+}
+
+/* One allow_uid= or allow_gid= value: ids or names, separated by commas. */
+static int allow_parse(ipk_server *s, srv_listener *l, const char *key, const char *v)
+{
+    int gid = strcmp(key, "allow_gid") == 0;
+    int *n = gid ? &l->n_gid : &l->n_uid;
+    char item[256];
+    for (const char *p = v; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof item || *n >= SRV_ALLOW_MAX)
+            return srv_err(s, IPK_EOPTION, "%s=%s: expected up to %d ids or names, comma-separated",
+                           key, v, SRV_ALLOW_MAX);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        p += len + (p[len] == ',');
+        char *end;
+        errno = 0;
+        unsigned long id = strtoul(item, &end, 10);
+        if (*end || errno || item[0] == '-' || id > 0xfffffffeul) {
+            struct passwd *pw = gid ? NULL : getpwnam(item);
+            struct group *gr = gid ? getgrnam(item) : NULL;
+            if (pw == NULL && gr == NULL)
+                return srv_err(s, IPK_EOPTION, "%s=%s: no %s '%s'", key, v, gid ? "group" : "user",
+                               item);
+            id = pw ? pw->pw_uid : gr->gr_gid;
+        }
+        if (gid)
+            l->allow_gid[(*n)++] = (gid_t)id;
+        else
+            l->allow_uid[(*n)++] = (uid_t)id;
+    }
+    return 0;
+}
+
+static int is_allow_key(const char *k, size_t n)
+{
+    return (n == 9 && (strncmp(k, "allow_uid", 9) == 0 || strncmp(k, "allow_gid", 9) == 0));
+}
+
+/*
+ * Takes allow_uid= and allow_gid= out of url's query (into l) and returns the rest of the
+ * address in out, for ipk_listen(), which does not know them: they are the server's.
+ */
+static int allow_from_url(ipk_server *s, srv_listener *l, const char *url, char *out, size_t cap)
+{
+    size_t ul = strlen(url);
+    if (ul >= cap)
+        return srv_err(s, IPK_EADDR, "%s: address too long", url);
+    const char *q = strchr(url, '?');
+    size_t n = q ? (size_t)(q - url) : ul;
+    memcpy(out, url, n);
+    out[n] = '\0';
+    char sep = '?';
+    for (const char *p = q ? q + 1 : NULL; p && *p;) {
+        size_t len = strcspn(p, "&"), klen = strcspn(p, "=");
+        if (klen < len && is_allow_key(p, klen)) {
+            char key[16], val[512];
+            size_t vl = len - klen - 1;
+            if (vl >= sizeof val)
+                return srv_err(s, IPK_EOPTION, "%s: allow-list too long", url);
+            memcpy(key, p, klen);
+            key[klen] = '\0';
+            memcpy(val, p + klen + 1, vl);
+            val[vl] = '\0';
+            int r = allow_parse(s, l, key, val);
+            if (r != 0)
+                return r;
+        } else {
+            out[n++] = sep;
+            memcpy(out + n, p, len);
+            n += len;
+            out[n] = '\0';
+            sep = '&';
+        }
+        p += len + (p[len] == '&');
+    }
+    return 0;
+}
+
+/* The same from opts: the allow-lists go into l, the other keys into *rest (a new copy). */
+static int allow_from_opts(ipk_server *s, srv_listener *l, const ipk_opts *o, ipk_opts **rest)
+{
+    *rest = ipk_opts_new();
+    if (*rest == NULL)
+        return srv_err(s, -ENOMEM, "out of memory");
+    for (const ipk__kv *kv = o ? o->kv : NULL; kv; kv = kv->next) {
+        int r = is_allow_key(kv->key, strlen(kv->key)) ? allow_parse(s, l, kv->key, kv->val)
+                                                       : ipk_opts_set(*rest, kv->key, kv->val);
+        if (r != 0) {
+            ipk_opts_free(*rest);
+            *rest = NULL;
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* Whether an shm: address names the guide's segment + semaphore (mode=segment), which a
+ * poller looks at on a timer, rather than a ring, which wakes it. */
+static int segment(const char *url, const ipk_opts *opts)
+{
+    const char *v = NULL;
+    for (const ipk__kv *kv = opts ? opts->kv : NULL; kv; kv = kv->next)
+        if (strcmp(kv->key, "mode") == 0)
+            v = kv->val;
+    if (v == NULL) {
+        const char *q = strchr(url, '?');
+        for (const char *p = q; p && (p = strstr(p + 1, "mode=")) != NULL;)
+            if (p[-1] == '?' || p[-1] == '&')
+                v = p + 5;
+    }
+    return v != NULL && strncmp(v, "segment", 7) == 0;
+}
+
 int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
 {
     if (s == NULL || url == NULL)
@@ -234,7 +364,19 @@ int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
     srv_listener *l = listener_add(s);
     if (l == NULL)
         return srv_err(s, -ENOMEM, "out of memory");
-    r = ipk_listen(&l->chan, url, opts);
+    char bare[4096];
+    ipk_opts *rest = NULL;
+    if ((r = allow_from_url(s, l, url, bare, sizeof bare)) != 0 ||
+        (r = allow_from_opts(s, l, opts, &rest)) != 0)
+        return r;
+    int allow = l->n_uid || l->n_gid;
+    if (allow && (kind != SRV_ACCEPT || strncmp(url, "unix", 4) != 0)) {
+        ipk_opts_free(rest);
+        return srv_err(s, IPK_EOPTION,
+                       "%s: allow_uid= and allow_gid= are for unix and unixpacket listeners", url);
+    }
+    r = ipk_listen(&l->chan, bare, rest);
+    ipk_opts_free(rest);
     if (r != 0)
         return srv_err(s, r, "%s", ipk_errmsg());
     l->kind = kind;
@@ -244,6 +386,8 @@ int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
     l->addr = strdup(ipk_addr(l->chan));
     l->opts = opts_copy(opts);
     const char *sch = ipk_scheme(l->chan);
+    l->timed = strcmp(sch, "sysv") == 0 || (strcmp(sch, "shm") == 0 && segment(url, opts));
+    l->eof_waits = strcmp(sch, "shm") == 0;
     l->unix_family = strncmp(sch, "unix", 4) == 0;
     l->seqpacket = strcmp(sch, "unixpacket") == 0;
     if (kind != SRV_QUEUE) {
@@ -280,8 +424,18 @@ int ipk_server_listen_fd(ipk_server *s, int fd, const ipk_opts *opts)
         return srv_err(s, -EINVAL, "descriptor %d: neither listening nor a datagram socket", fd);
     enum ipk__framing framing = IPK__FR_LEN;
     size_t max = IPK__DEFAULT_MAX;
+    srv_listener al = {0}; /* the allow-lists */
     for (const ipk__kv *kv = opts ? opts->kv : NULL; kv; kv = kv->next) {
-        if (strcmp(kv->key, "framing") == 0 && strcmp(kv->val, "len") == 0)
+        if (is_allow_key(kv->key, strlen(kv->key))) {
+            int r = allow_parse(s, &al, kv->key, kv->val);
+            if (r != 0)
+                return r;
+            if (domain != AF_UNIX || !listening)
+                return srv_err(s, IPK_EOPTION,
+                               "descriptor %d: allow_uid= and allow_gid= are for listening "
+                               "unix sockets",
+                               fd);
+        } else if (strcmp(kv->key, "framing") == 0 && strcmp(kv->val, "len") == 0)
             framing = IPK__FR_LEN;
         else if (strcmp(kv->key, "framing") == 0 && strcmp(kv->val, "line") == 0)
             framing = IPK__FR_LINE;
@@ -303,6 +457,10 @@ int ipk_server_listen_fd(ipk_server *s, int fd, const ipk_opts *opts)
                         .framing = framing,
                         .max = max,
                         .addr = strdup(addr)};
+    memcpy(l->allow_uid, al.allow_uid, sizeof al.allow_uid);
+    memcpy(l->allow_gid, al.allow_gid, sizeof al.allow_gid);
+    l->n_uid = al.n_uid;
+    l->n_gid = al.n_gid;
     int fl = fcntl(fd, F_GETFL);
     if (l->addr == NULL || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
         fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {

@@ -14,6 +14,8 @@
 #include "codec.h"
 #include "ipckit/serve.h"
 
+#define SRV_ALLOW_MAX 16 /* ids in one allow_uid= or allow_gid= list */
+
 /* What a listener hands the workers. */
 enum srv_kind {
     SRV_ACCEPT, /* a listening stream or seqpacket socket: connections */
@@ -33,14 +35,22 @@ typedef struct srv_listener {
     ipk_opts *opts; /* as given, for the workers' ipk_dial() of a queue */
     char *addr;     /* resolved, for the log */
     int stale;      /* during a reload: not named again (closed after the reload) */
+    int timed;      /* SRV_QUEUE: nothing signals it (sysv): tried on a tick (loop.c) */
+    int eof_waits;  /* SRV_QUEUE: end of stream only means no producer now (an shm ring) */
+    /* A unix listener's peer allow-list (allow_uid=, allow_gid=): a peer whose uid or gid is
+     * listed is served, any other is closed at accept. Both empty: everyone. */
+    uid_t allow_uid[SRV_ALLOW_MAX];
+    gid_t allow_gid[SRV_ALLOW_MAX];
+    int n_uid, n_gid;
 } srv_listener;
 
 /* Live counters of one worker slot, in memory shared by the master and every worker (mapped
  * before the first fork). Workers balance accepting on them; the log shows them on exit. */
 typedef struct srv_stats {
-    _Atomic long conns; /* connections open now */
-    _Atomic long msgs;  /* messages handled */
-    _Atomic long errs;  /* connections closed on an error (bad frame, handler failure) */
+    _Atomic long conns;   /* connections open now */
+    _Atomic long msgs;    /* messages handled */
+    _Atomic long errs;    /* connections closed on an error (bad frame, handler failure) */
+    _Atomic long refused; /* peers not on a unix listener's allow-list, closed at accept */
 } srv_stats;
 #define SRV_MAX_WORKERS 1024
 
@@ -74,8 +84,10 @@ double srv_now_ms(void);
 int srv_err(ipk_server *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The largest request a listener accepts: max_frame when set, else the channel's max. */
 size_t srv_max(const ipk_server *s, const srv_listener *l);
+/* Whether a peer with these credentials may be served on l (its allow-lists). */
+int srv_allowed(const srv_listener *l, uid_t uid, gid_t gid);
 
-/* ---- loop.c: the worker's wait, over epoll (to be replaced by the library's poller) ---- */
+/* ---- loop.c: the worker's wait: epoll for its own descriptors, the poller for channels ---- */
 #define SRV_IN   0x1u
 #define SRV_OUT  0x2u
 #define SRV_EXCL 0x4u /* a shared listening socket: wake one worker, not all */
@@ -83,13 +95,24 @@ typedef struct srv_event {
     void *ptr;
     unsigned events; /* SRV_IN, SRV_OUT; an error or hang-up reads as SRV_IN */
 } srv_event;
-int srv_loop_new(void); /* the loop's descriptor, or -errno */
-int srv_loop_add(int loop, int fd, unsigned events, void *ptr);
-int srv_loop_mod(int loop, int fd, unsigned events, void *ptr);
-int srv_loop_del(int loop, int fd);
-/* Waits up to timeout_ms (-1 forever) and fills ev[0..n): the number of events, 0 on timeout or
- * EINTR, or -errno. */
-int srv_loop_wait(int loop, srv_event *ev, int n, int timeout_ms);
+typedef struct srv_loop {
+    int ep;        /* the epoll set */
+    ipk_poller *p; /* the channels, nested in ep through its descriptor */
+    int pfd;       /* that descriptor, once a channel joined (-1 before) */
+    int fresh;     /* a channel joined since the poller was last asked */
+} srv_loop;
+int srv_loop_new(srv_loop *l); /* 0 or a negative code */
+void srv_loop_free(srv_loop *l);
+int srv_loop_add(srv_loop *l, int fd, unsigned events, void *ptr);
+int srv_loop_mod(srv_loop *l, int fd, unsigned events, void *ptr);
+int srv_loop_del(srv_loop *l, int fd);
+/* A channel to receive from, one that wakes a poller (not sysv: see loop.c); 0 or an ipckit
+ * code (-EBUSY: an shm ring already has as many waiting pollers as it takes). */
+int srv_loop_add_chan(srv_loop *l, ipk_chan *c, void *ptr);
+int srv_loop_del_chan(srv_loop *l, ipk_chan *c);
+/* Waits up to timeout_ms (-1 forever) and fills ev[0..n) with descriptors' and channels' events:
+ * the number of events, 0 on timeout or EINTR, or a negative code. */
+int srv_loop_wait(srv_loop *l, srv_event *ev, int n, int timeout_ms);
 
 /* ---- master.c ---- */
 int srv_master_run(ipk_server *s);

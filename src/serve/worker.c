@@ -1,7 +1,7 @@
 /*
  * worker.c - one worker process: a loop (loop.c) over the shared listening sockets, this
- * worker's connections, its own handles on the queues, and a signalfd; the user's handlers are
- * called for every message.
+ * worker's connections, its signalfd and, through the library's poller, its own handles on the
+ * queues; the user's handlers are called for every message.
  *
  * Listening sockets were made by the master before fork; every worker watches them with
  * EPOLLEXCLUSIVE, so a new connection wakes one worker (or a few), not all of them. This works
@@ -35,7 +35,8 @@
 #define PAUSE_MS    100.0  /* accept paused this long when out of descriptors */
 #define DRAIN_GRACE 1000.0 /* a connection accepted just before QUIT may still send its request */
 #define OUT_HIGH    ((size_t)256 << 10) /* unwritten replies past this: stop handling requests */
-#define POLL_MS     5 /* a queue with no descriptor (shm, sysv) is tried this often when idle */
+#define TICK_MS     5                   /* a queue the poller cannot take is tried this often */
+#define PARK_MS     100 /* a ring without producers is looked at this often (queue_park) */
 
 enum conn_kind { C_STREAM, C_PACKET, C_DGRAM, C_QUEUE };
 
@@ -61,21 +62,25 @@ struct ipk_conn {
     struct sockaddr_storage peer;
     socklen_t peer_len;
     ipk_chan *q; /* C_QUEUE: this worker's handle on the queue */
+    int ticked;  /* C_QUEUE: not in the poller (it refused): tried every TICK_MS */
+    int parked;  /* C_QUEUE: out of the poller until the next look (queue_park) */
 };
 typedef struct ipk_conn conn;
 
 typedef struct worker {
     ipk_server *s;
-    int id, loop, sfd, reserve;
+    int id, sfd, reserve;
+    srv_loop loop;
     int draining, drain_req;
     int accepting; /* the connection listeners are watched */
     srv_stats *st; /* this worker's live counters */
     double drain_end, paused_until, now;
     int nconn;
     conn *head;
-    conn *lconn; /* per listener: the datagram sender / queue handle */
-    int *lfd;    /* per listener: this worker's copy of the socket, -1 once closed */
-    int npolled; /* queues without a descriptor */
+    conn *lconn;          /* per listener: the datagram sender / queue handle */
+    int *lfd;             /* per listener: this worker's copy of the socket, -1 once closed */
+    int nticked, nparked; /* queues tried on a tick, queues parked */
+    double unpark_at;
     size_t qcap; /* size of qbuf */
     unsigned char *qbuf;
     unsigned char scratch[SCRATCH];
@@ -133,7 +138,7 @@ static int conn_watch(worker *w, conn *c, unsigned ev)
 {
     if (ev == c->events)
         return 0;
-    if (srv_loop_mod(w->loop, c->fd, ev, c) != 0)
+    if (srv_loop_mod(&w->loop, c->fd, ev, c) != 0)
         return -1;
     c->events = ev;
     return 0;
@@ -336,10 +341,10 @@ static void watch_kind(worker *w, enum srv_kind kind, int on)
         if (w->lfd[i] < 0 || l->kind != kind)
             continue;
         if (on)
-            srv_loop_add(w->loop, w->lfd[i], SRV_IN | (kind == SRV_ACCEPT ? SRV_EXCL : 0),
+            srv_loop_add(&w->loop, w->lfd[i], SRV_IN | (kind == SRV_ACCEPT ? SRV_EXCL : 0),
                          &w->lconn[i]);
         else
-            srv_loop_del(w->loop, w->lfd[i]);
+            srv_loop_del(&w->loop, w->lfd[i]);
     }
 }
 
@@ -391,6 +396,22 @@ static void accept_emfile(worker *w, int lfd)
     w->paused_until = w->now + PAUSE_MS;
 }
 
+/* A unix listener's allow-lists, checked on the peer's credentials (SO_PEERCRED, taken by the
+ * kernel at connect); a peer not allowed is counted, logged and closed before any byte. */
+static int peer_allowed(worker *w, const srv_listener *l, int fd)
+{
+    if (l->n_uid == 0 && l->n_gid == 0)
+        return 1;
+    struct ucred cr = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
+    socklen_t sl = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &sl) == 0 && srv_allowed(l, cr.uid, cr.gid))
+        return 1;
+    count(&w->st->refused, 1);
+    ipk_serve_log("worker %d: %s: peer pid %d uid %d gid %d not allowed: closed", w->id, l->addr,
+                  (int)cr.pid, (int)cr.uid, (int)cr.gid);
+    return 0;
+}
+
 static void accept_some(worker *w, int li)
 {
     const srv_listener *l = &w->s->l[li];
@@ -400,6 +421,10 @@ static void accept_some(worker *w, int li)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
                 accept_emfile(w, w->lfd[li]);
             return; /* EAGAIN (another worker took it), ECONNABORTED, ... */
+        }
+        if (!peer_allowed(w, l, fd)) {
+            close(fd);
+            continue;
         }
         conn *c = w->s->max_conn <= 0 || w->nconn < w->s->max_conn ? calloc(1, sizeof *c) : NULL;
         if (c == NULL) {
@@ -414,7 +439,7 @@ static void accept_some(worker *w, int li)
                     .fresh = 1,
                     .last = w->now,
                     .events = SRV_IN};
-        if (srv_loop_add(w->loop, fd, SRV_IN, c) != 0) {
+        if (srv_loop_add(&w->loop, fd, SRV_IN, c) != 0) {
             close(fd);
             free(c);
             continue;
@@ -451,13 +476,46 @@ static void dgram_some(worker *w, int li)
     }
 }
 
+/*
+ * A shared-memory ring says end of stream once every producer that attached has closed, and
+ * the poller reports that as readable for as long as it lasts; but a job queue outlives its
+ * producers. So the ring leaves the poller and is looked at again every PARK_MS (back in the
+ * poller, which reports it at once if it is still without producers), until one sends.
+ */
+static void queue_park(worker *w, conn *c)
+{
+    if (!c->ticked && srv_loop_del_chan(&w->loop, c->q) != 0)
+        return;
+    c->parked = 1;
+    w->nparked++;
+    w->unpark_at = w->now + PARK_MS;
+}
+
+static void queue_unpark(worker *w)
+{
+    for (size_t i = 0; i < w->s->nl && w->nparked > 0; i++) {
+        conn *c = &w->lconn[i];
+        if (!c->parked)
+            continue;
+        if (!c->ticked && srv_loop_add_chan(&w->loop, c->q, c) != 0)
+            continue; /* stays parked: tried again in PARK_MS */
+        c->parked = 0;
+        w->nparked--;
+    }
+    w->unpark_at = w->now + PARK_MS;
+}
+
 /* Takes what the queue holds now (up to QUEUE_MAX messages); returns how many. */
 static int queue_some(worker *w, int li, int timeout_ms)
 {
     conn *c = &w->lconn[li];
     int n = 0;
-    for (; n < QUEUE_MAX && !w->draining; n++) {
+    for (; n < QUEUE_MAX && !w->draining && !c->parked; n++) {
         long r = ipk_recv(c->q, w->qbuf, w->qcap, n == 0 ? timeout_ms : 0);
+        if (r == IPK_EOF && w->s->l[li].eof_waits) {
+            queue_park(w, c);
+            break;
+        }
         if (r < 0) {
             if (r != -EAGAIN && r != IPK_ETIMEDOUT) {
                 /* The queue is gone or broken (or holds a message above max, which would block
@@ -493,11 +551,16 @@ static int open_queues(worker *w)
         size_t max = srv_max(w->s, l);
         if (max > w->qcap)
             w->qcap = max;
-        int fd = ipk_fd(c->q);
-        if (fd >= 0)
-            srv_loop_add(w->loop, fd, SRV_IN, c);
-        else
-            w->npolled++;
+        if (l->timed) { /* nothing signals it: the tick (loop.c) */
+            c->ticked = 1;
+            w->nticked++;
+        } else if ((r = srv_loop_add_chan(&w->loop, c->q, c)) != 0) {
+            /* An shm ring takes a bounded number of waiting pollers (-EBUSY). */
+            ipk_serve_log("worker %d: %s: %s; tried every %d ms", w->id, l->url, ipk_errmsg(),
+                          TICK_MS);
+            c->ticked = 1;
+            w->nticked++;
+        }
     }
     if (w->qcap && (w->qbuf = malloc(w->qcap)) == NULL)
         return -ENOMEM;
@@ -524,6 +587,11 @@ static void start_drain(worker *w)
     w->draining = 1;
     w->drain_end = w->now + w->s->shutdown_ms;
     watch_listeners(w, 0);
+    for (size_t i = 0; i < w->s->nl; i++) { /* queues: no new job is taken */
+        conn *c = &w->lconn[i];
+        if (c->q && !c->ticked && !c->parked)
+            srv_loop_del_chan(&w->loop, c->q);
+    }
     for (size_t i = 0; i < w->s->nl; i++)
         if (w->lfd[i] >= 0 && w->s->l[i].kind != SRV_QUEUE) {
             close(w->lfd[i]); /* this worker's copy: new clients go to the others, or wait */
@@ -601,12 +669,12 @@ static void worker_init(worker *w, ipk_server *s, int id)
     if (getppid() != s->master_pid)
         _exit(0);
     w->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    w->loop = srv_loop_new();
+    int lr = srv_loop_new(&w->loop);
     w->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
     w->lconn = calloc(s->nl ? s->nl : 1, sizeof *w->lconn);
     w->lfd = calloc(s->nl ? s->nl : 1, sizeof *w->lfd);
-    if (w->sfd < 0 || w->loop < 0 || !w->lconn || !w->lfd ||
-        srv_loop_add(w->loop, w->sfd, SRV_IN, &w->sfd) != 0) {
+    if (w->sfd < 0 || lr != 0 || !w->lconn || !w->lfd ||
+        srv_loop_add(&w->loop, w->sfd, SRV_IN, &w->sfd) != 0) {
         ipk_serve_log("worker %d: signalfd/epoll: %s", id, strerror(errno));
         _exit(1);
     }
@@ -630,17 +698,29 @@ static void worker_init(worker *w, ipk_server *s, int id)
     watch_listeners(w, 1);
 }
 
-/* The queues without a descriptor, tried in turn; returns how many messages were taken. With
- * nothing else to wait for, the worker waits in the queue itself. */
-static int poll_queues(worker *w, int alone)
+/* The queues the poller would not take, tried in turn; returns how many messages were taken. */
+static int tick_queues(worker *w)
 {
     int got = 0;
-    for (size_t i = 0; i < w->s->nl; i++) {
-        conn *c = &w->lconn[i];
-        if (c->q && ipk_fd(c->q) < 0)
-            got += queue_some(w, (int)i, alone ? POLL_MS * 20 : 0);
-    }
+    for (size_t i = 0; i < w->s->nl; i++)
+        if (w->lconn[i].ticked && !w->lconn[i].parked)
+            got += queue_some(w, (int)i, 0);
     return got;
+}
+
+/* How long the loop may sleep: until the sweep, a parked ring's next look, or the next tick. */
+static int wait_ms(const worker *w, int busy, int tick)
+{
+    if (busy) /* ticked queues had more to take */
+        return 0;
+    if (w->draining)
+        return tick;
+    int ms = w->nticked ? TICK_MS : tick;
+    if (w->nparked) {
+        double left = w->unpark_at - w->now;
+        ms = left <= 0 ? 0 : left < ms ? (int)left + 1 : ms;
+    }
+    return ms;
 }
 
 void srv_worker(ipk_server *s, int id)
@@ -652,14 +732,10 @@ void srv_worker(ipk_server *s, int id)
     int tick = s->idle_ms < s->read_ms ? s->idle_ms : s->read_ms;
     tick = tick / 4 < 10 ? 10 : tick / 4 > 250 ? 250 : tick / 4;
     double next_sweep = w->now + tick;
-    int has_sockets = 0;
-    for (size_t i = 0; i < s->nl; i++)
-        has_sockets |= s->l[i].kind != SRV_QUEUE;
     int busy = 0;
     for (;;) {
         srv_event ev[64];
-        int wait = busy ? 0 : w->npolled && has_sockets ? POLL_MS : w->npolled ? 0 : tick;
-        int n = srv_loop_wait(w->loop, ev, 64, wait);
+        int n = srv_loop_wait(&w->loop, ev, 64, wait_ms(w, busy, tick));
         w->now = srv_now_ms();
         for (int i = 0; i < n; i++) {
             void *p = ev[i].ptr;
@@ -687,11 +763,13 @@ void srv_worker(ipk_server *s, int id)
                 conn_read(w, c);
         }
         if (n < 0) {
-            ipk_serve_log("worker %d: wait: %s", id, strerror(-n));
+            ipk_serve_log("worker %d: wait: %s", id, ipk_strerror(n));
             _exit(1);
         }
-        busy = w->npolled && !w->draining ? poll_queues(w, !has_sockets) > 0 : 0;
+        busy = w->nticked && !w->draining ? tick_queues(w) > 0 : 0;
         w->now = srv_now_ms();
+        if (w->nparked && !w->draining && w->now >= w->unpark_at)
+            queue_unpark(w);
         if (w->drain_req)
             start_drain(w);
         if (!w->draining && w->paused_until == 0)

@@ -28,6 +28,8 @@ static void serve_usage(FILE *f)
             "address's framing=len|line|raw cuts the stream into messages); udp://HOST:PORT,\n"
             "unixgram:PATH (one datagram per message, replies to the sender); mq:/NAME,\n"
             "sysv:KEY, shm:/NAME?multi=1, file:PATH (a pool of workers draining a queue).\n"
+            "A unix listener may say who may connect: ?allow_uid=LIST&allow_gid=LIST (ids or\n"
+            "names); a peer on neither list is closed at accept.\n"
             "With no URL, the sockets passed by systemd (LISTEN_FDS) are served.\n\n"
             "  -p, --proto P             echo (default): messages back as they came, framed;\n"
             "                            raw: bytes back as they come (RFC 862, framing=raw)\n"
