@@ -104,11 +104,23 @@ int cli_open(const char *url, const ipk_opts *o, int listen, ipk_chan **l, ipk_c
         cli_owned |= r == 0;
         return r;
     }
+    /* A listener creates its object inside ipk_listen: a signal arriving before the command
+     * knows it owns it would end the process and leave the object behind. Held back until
+     * then, it takes the normal close path. (A dial, which may wait for its peer, stays
+     * interruptible.) */
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    sigprocmask(SIG_BLOCK, &stop, &old);
     ipk_chan *x;
     int r = ipk_listen(&x, url, o);
+    if (r == 0)
+        cli_owned = 1;
+    sigprocmask(SIG_SETMASK, &old, NULL);
     if (r != 0)
         return r;
-    cli_owned = 1;
     /* Only connection-oriented listeners accept; for the others the listener is the channel.
      * A zero-timeout accept answers IPK_ENOTSUP at once for those, without side effects. */
     ipk_chan *p = NULL;
