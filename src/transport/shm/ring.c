@@ -19,9 +19,10 @@
  *   FUTEX_WAITs on it (the kernel re-compares it, so a change between the re-read and the sleep
  *   is not lost). The consumer sleeps on the tag of the record it waits for; the producer on the
  *   low 32 bits of tail. A publisher stores the word, then reads the sleepers count and calls
- *   FUTEX_WAKE only when it counts a futex waiter (pollers count apart, ring.h). The store->load
- * pair on each side needs a full barrier. The waiter's is its seq_cst increment; the publisher's
- * would be a fence on every message, so instead the waiter forces one on every running peer with
+ *   FUTEX_WAKE only when it counts a futex waiter (armed pollers count apart, ring.h). The
+ *   store->load pair on each side needs a full barrier. The waiter's is its seq_cst increment;
+ *   the publisher's would be a fence on every message, so instead the waiter forces one on
+ *   every running peer with
  *   membarrier(GLOBAL_EXPEDITED) before it re-reads (the asymmetric-fence technique). Where
  *   membarrier is missing, every attached process publishes with a seq_cst fence instead
  *   (IPK__SHM_F_FENCE in the header tells the others).
