@@ -84,16 +84,6 @@ static void full_write(int fd, const void *buf, size_t n)
     }
 }
 
-static void *shared_pages(size_t n)
-{
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        perror("mmap");
-        exit(2);
-    }
-    return p;
-}
-
 /* ---- the block runner ---- */
 
 /*
@@ -348,7 +338,7 @@ static void part_a(int cpu_a, int cpu_b, const int *ns, int nn)
             verdict("poller / epoll round trip", ratio[1], 1.1);
         }
         /* The hot loop runs in a child so that its poller and dialer leave nothing behind. */
-        double *hot = shared_pages(sizeof(double) * 2 * PB_MAXBLOCK);
+        double *hot = bl_shared(sizeof(double) * 2 * PB_MAXBLOCK);
         fflush(NULL);
         pid_t pid = fork();
         if (pid == 0) {
@@ -414,7 +404,7 @@ static void pbs_open(pbs_st *s, int duplex, size_t size)
         s->rs = s->rq;
     else
         ipk_check(ipk_listen(&s->rs, s->resp, NULL), s->resp);
-    s->page = shared_pages(4096);
+    s->page = bl_shared(4096);
     for (int i = 0; i < 2; i++) {
         s->efd[i] = eventfd(0, EFD_CLOEXEC);
         sys_check(s->efd[i], "eventfd");
@@ -881,8 +871,8 @@ static void part_c(int cpu_a, int cpu_b, int gaps)
                md / 1e3, d[0] / 1e3, d[pb_blocks - 1] / 1e3);
     }
     s.nsamples = 2 * gaps;
-    s.gap = shared_pages(sizeof(int64_t) * (size_t)s.nsamples);
-    s.lat = shared_pages(sizeof(int64_t) * (size_t)s.nsamples);
+    s.gap = bl_shared(sizeof(int64_t) * (size_t)s.nsamples);
+    s.lat = bl_shared(sizeof(int64_t) * (size_t)s.nsamples);
     pc_gaps(&s, cpu_a, cpu_b);
     pc_gap_report(&s);
     munmap(s.gap, sizeof(int64_t) * (size_t)s.nsamples);
