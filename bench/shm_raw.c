@@ -47,7 +47,7 @@ void bl_pin(int cpu)
     }
 }
 
-static void *bl_shared(size_t n)
+void *bl_shared(size_t n)
 {
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {

@@ -18,6 +18,8 @@ void bl_pin(int cpu);
 int64_t bl_median(int64_t *v, int n);
 double bl_median_d(double *v, int n);
 void bl_wait(pid_t pid);
+/* n bytes of zeroed memory shared with the children forked after (exits on failure). */
+void *bl_shared(size_t n);
 /* Round trip p50 (ns) of one cache line between CPUs a and b; the same with one line each way. */
 int64_t bl_pingpong(int cpu_a, int cpu_b);
 int64_t bl_pingpong2(int cpu_a, int cpu_b);

@@ -19,9 +19,10 @@
  *   FUTEX_WAITs on it (the kernel re-compares it, so a change between the re-read and the sleep
  *   is not lost). The consumer sleeps on the tag of the record it waits for; the producer on the
  *   low 32 bits of tail. A publisher stores the word, then reads the sleepers count and calls
- *   FUTEX_WAKE only when it is non-zero. The store->load pair on each side needs a full
- *   barrier. The waiter's is its seq_cst increment; the publisher's would be a fence on every
- *   message, so instead the waiter forces one on every running peer with
+ *   FUTEX_WAKE only when it counts a futex waiter (armed pollers count apart, ring.h). The
+ *   store->load pair on each side needs a full barrier. The waiter's is its seq_cst increment;
+ *   the publisher's would be a fence on every message, so instead the waiter forces one on
+ *   every running peer with
  *   membarrier(GLOBAL_EXPEDITED) before it re-reads (the asymmetric-fence technique). Where
  *   membarrier is missing, every attached process publishes with a seq_cst fence instead
  *   (IPK__SHM_F_FENCE in the header tells the others).
@@ -296,7 +297,7 @@ static int ipk__ring_wait(const ipk__ring *r, const ipk__watch *x, int64_t dl)
 }
 
 /* Sends one byte to every poller's wake-up line armed for role (rare: only when the sleepers
- * count said someone sleeps). The acquire fence pairs with the waiter's seq_cst increment of
+ * count said a poller is armed). The acquire fence pairs with the waiter's seq_cst increment of
  * that count, which follows its store of armed. */
 static void ipk__pollw_ring(ipk__ring *r, unsigned role)
 {
@@ -327,13 +328,17 @@ IPK__HOT void ipk__wake_if(ipk__ring *r, _Atomic uint32_t *w, _Atomic uint32_t *
 {
     if (r->fence || (atomic_load_explicit(&r->h->flags, memory_order_relaxed) & IPK__SHM_F_FENCE))
         atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(sleepers, memory_order_relaxed) != 0) {
-        if (bell) {
-            atomic_fetch_add_explicit(bell, 1, memory_order_seq_cst);
-            w = bell;
+    uint32_t s = atomic_load_explicit(sleepers, memory_order_relaxed);
+    if (s != 0) {
+        if (s & IPK__SLEEP_FUTEX) {
+            if (bell) {
+                atomic_fetch_add_explicit(bell, 1, memory_order_seq_cst);
+                w = bell;
+            }
+            ipk__futex_wake(w);
         }
-        ipk__futex_wake(w);
-        ipk__pollw_ring(r, role);
+        if (s >= IPK__SLEEP_POLLER)
+            ipk__pollw_ring(r, role);
     }
 }
 
@@ -1125,7 +1130,7 @@ int ipk__ring_poll_arm(ipk__ring *r, unsigned role)
     struct ipk__shm_pollw *w = &r->h->pollw[r->pw_slot];
     atomic_fetch_or_explicit(&w->armed, role, memory_order_relaxed);
     /* Dekker, as ipk__ring_wait: announce, force a barrier on the publishers, look again. */
-    atomic_fetch_add_explicit(ipk__pw_sleepers(r, role), 1, memory_order_seq_cst);
+    atomic_fetch_add_explicit(ipk__pw_sleepers(r, role), IPK__SLEEP_POLLER, memory_order_seq_cst);
     ipk__peer_barrier(r);
     r->pw_armed |= role;
     if (ipk__ring_poll_ready(r, role)) {
@@ -1141,7 +1146,7 @@ void ipk__ring_poll_disarm(ipk__ring *r, unsigned role)
     for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1) {
         if (!(role & b))
             continue;
-        atomic_fetch_sub_explicit(ipk__pw_sleepers(r, b), 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(ipk__pw_sleepers(r, b), IPK__SLEEP_POLLER, memory_order_relaxed);
         atomic_fetch_and_explicit(&r->h->pollw[r->pw_slot].armed, ~b, memory_order_relaxed);
         r->pw_armed &= ~b;
     }

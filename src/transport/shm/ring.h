@@ -73,6 +73,12 @@ struct ipk__shm_mbox {
 #define IPK__SHM_POLLW  8
 #define IPK__PW_RECORDS 1u
 #define IPK__PW_SPACE   2u
+/* cons_sleepers and prod_sleepers count futex waiters in their low 16 bits and armed pollers
+ * above (IPK__SLEEP_POLLER each), so that a publisher makes only the system call its sleepers
+ * need: FUTEX_WAKE for the first kind, a wake-up datagram for the second. */
+#define IPK__SLEEP_FUTEX  0xffffu
+#define IPK__SLEEP_POLLER 0x10000u
+#define IPK__SLEEPERS(v)  (((v)&IPK__SLEEP_FUTEX) + ((v) / IPK__SLEEP_POLLER))
 struct ipk__shm_pollw {
     _Atomic int32_t pid;
     _Atomic uint32_t id;

@@ -622,8 +622,9 @@ static size_t ipk__shm_info_duplex(const struct ipk__shm_hdr *h, const struct ip
                  "asleep: reader %u, writer %u\n",
                  i ? "dialer -> listener" : "listener -> dialer", (unsigned long long)hd,
                  (unsigned long long)tl, (unsigned long long)(hd - tl), i ? "dialer" : "listener",
-                 atomic_load(&r[i]->nprod) ? "yes" : "no", atomic_load(&r[i]->cons_sleepers),
-                 atomic_load(&r[i]->prod_sleepers));
+                 atomic_load(&r[i]->nprod) ? "yes" : "no",
+                 IPK__SLEEPERS(atomic_load(&r[i]->cons_sleepers)),
+                 IPK__SLEEPERS(atomic_load(&r[i]->prod_sleepers)));
     }
     uint32_t st = atomic_load(&h->mbox.state);
     if (st == IPK__MB_EMPTY)
@@ -664,8 +665,8 @@ static size_t ipk__shm_info_ring(const struct ipk__shm_hdr *h, const struct ipk_
     if (!(fl & IPK__SHM_F_DUPLEX)) /* duplex: per direction above */
         IPK__PUT("producers attached: %u; consumers/producers asleep: %u/%u; mutex recoveries: "
                  "%u\n",
-                 atomic_load(&h->nprod), atomic_load(&h->cons_sleepers),
-                 atomic_load(&h->prod_sleepers), atomic_load(&h->recovered));
+                 atomic_load(&h->nprod), IPK__SLEEPERS(atomic_load(&h->cons_sleepers)),
+                 IPK__SLEEPERS(atomic_load(&h->prod_sleepers)), atomic_load(&h->recovered));
     if (!(fl & IPK__SHM_F_MULTI)) { /* SPSC: who holds the producer and consumer claims */
         const struct ipk__shm_hdr *r[2] = {h, (fl & IPK__SHM_F_DUPLEX) ? h1 : NULL};
         for (int i = 0; i < 2; i++) {
@@ -974,8 +975,18 @@ static int ipk__shm_poll_check(ipk_chan *c, unsigned interest, int op)
             for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1)
                 if (roles & b)
                     ipk__ring_poll_disarm(ipk__shm_role_ring(s, b), b);
-            char junk[64];
-            while (recv(s->pw_fd, junk, sizeof junk, MSG_DONTWAIT) > 0)
+            /* The wake-up bytes of the last sleep, in one call: recvmmsg without a wait
+             * stops at the first empty read, so up to 16 are one system call. */
+            char junk[16];
+            struct iovec iov[16];
+            struct mmsghdr mm[16];
+            memset(mm, 0, sizeof mm);
+            for (int i = 0; i < 16; i++) {
+                iov[i] = (struct iovec){.iov_base = &junk[i], .iov_len = 1};
+                mm[i].msg_hdr.msg_iov = &iov[i];
+                mm[i].msg_hdr.msg_iovlen = 1;
+            }
+            while (recvmmsg(s->pw_fd, mm, 16, MSG_DONTWAIT, NULL) == 16)
                 ;
         }
         for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1)
