@@ -227,6 +227,13 @@ static void t_options_anywhere(void **state)
     /* An option after the URLs of relay, and a bad one still a usage error wherever it is. */
     assert_int_equal(CLI(&r, NULL, "relay", url, url, "--count"), 2);
     assert_int_equal(CLI(&r, NULL, "recv", url, "--no-such-option"), 2);
+    /* rm and info too (ls takes no argument): options after their arguments. */
+    assert_int_equal(CLI(&r, NULL, "info", "mq:/x", "--help"), 0);
+    has(r.out, "usage: ipckit info");
+    assert_int_equal(CLI(&r, NULL, "send", url, "stays"), 0);
+    assert_int_equal(CLI(&r, NULL, "rm", url), 1); /* a message waits in it */
+    assert_int_equal(CLI(&r, NULL, "rm", url, "--force"), 0);
+    assert_int_equal(mq_depth(name), -1);
 }
 
 /* ---- 6. JSON keeps UTF-8, and binary goes base64 ---- */

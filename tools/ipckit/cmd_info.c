@@ -99,7 +99,7 @@ int cmd_info(int argc, char **argv)
                                        {0, 0, 0, 0}};
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (opt) {
         case 'h':
             info_usage(stdout);

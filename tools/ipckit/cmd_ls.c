@@ -165,7 +165,7 @@ int cmd_ls(int argc, char **argv)
     obj_where_init(&w);
     int json = 0, only_stale = 0, urls = 0, opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+jsD:k:h", lo, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "jsD:k:h", lo, NULL)) != -1) {
         switch (opt) {
         case 'k':
         case 'D':

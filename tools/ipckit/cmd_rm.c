@@ -121,7 +121,7 @@ int cmd_rm(int argc, char **argv)
     obj_where_init(&w);
     int stale = 0, force = 0, all = 0, dry = 0, opt, rc = CLI_OK;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+sfanD:k:h", lo, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "sfanD:k:h", lo, NULL)) != -1) {
         switch (opt) {
         case 'k':
         case 'D':
