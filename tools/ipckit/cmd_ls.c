@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "json.h"
 
 static void ls_usage(FILE *f)
 {
@@ -29,92 +30,83 @@ static void ls_usage(FILE *f)
                "Exit status: 0 listed, 1 failure, 2 usage error.\n");
 }
 
-/* Length of the valid UTF-8 sequence at s, 0 if there is none. */
-static size_t utf8_len(const unsigned char *s)
+/* Strings through the tool's one JSON writer (json.c): valid UTF-8 passes through, so that a
+ * name printed here is the name rm takes; a name that is not UTF-8 goes in "KEY_base64". */
+static void json_text(json_w *j, const char *key, const char *v)
 {
-    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-    if (s[0] >= 0xf8)
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    /* Overlong three- and four-byte forms, surrogates and code points above U+10FFFF. */
-    if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
-        (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
-        return 0;
-    return n;
+    if (v == NULL) {
+        json_key(j, key);
+        json_null(j);
+    } else {
+        json_bytes(j, key, v, strlen(v));
+    }
 }
 
-/* A JSON string: valid UTF-8 passes through, so that a name printed here is the name rm takes;
- * a byte that is not UTF-8 (JSON cannot carry it) is written as the code point of that value. */
-static void json_str(const char *str)
+static void json_long(json_w *j, const char *key, long long v)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    putchar('"');
-    while (*s) {
-        size_t n = *s >= 0x80 ? utf8_len(s) : 0;
-        if (n > 0) {
-            fwrite(s, 1, n, stdout);
-            s += n;
-            continue;
-        }
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if (*s < 0x20 || *s >= 0x7f)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-        s++;
-    }
-    putchar('"');
+    json_key(j, key);
+    json_int(j, v);
 }
 
 static void print_json(const ipk_objects *l, const obj_where *w, int only_stale)
 {
-    char who[64];
-    printf("{\"objects\":[");
-    int first = 1;
+    char who[64], mode[8];
+    json_w j;
+    json_init(&j, stdout);
+    json_obj(&j);
+    json_key(&j, "objects");
+    json_arr(&j);
     for (size_t i = 0; i < ipk_objects_count(l); i++) {
         const ipk_object *o = ipk_objects_at(l, i);
         int st = ipk_object_state(o), gone = ipk_object_owner_gone(o);
         if (!obj_wanted(w, o) || (only_stale && st != IPK_OBJ_STALE))
             continue;
-        printf("%s\n{\"kind\":\"%s\",\"url\":", first ? "" : ",", ipk_object_kind(o));
-        json_str(ipk_object_url(o));
-        printf(",\"name\":");
-        json_str(ipk_object_name(o));
-        printf(",\"scheme\":");
-        if (ipk_object_scheme(o))
-            json_str(ipk_object_scheme(o));
-        else
-            printf("null");
-        printf(",\"id\":%ld,\"uid\":%u,\"owner\":", ipk_object_id(o), (unsigned)ipk_object_uid(o));
-        json_str(obj_owner(ipk_object_uid(o), who, sizeof who));
-        printf(",\"mode\":\"%04o\",\"size\":%lld,\"depth\":%lld,\"messages\":%lld,\"bytes\":%lld,"
-               "\"pids\":[",
-               ipk_object_mode(o), ipk_object_size(o), ipk_object_messages(o),
-               ipk_object_messages(o), ipk_object_bytes(o));
+        json_nl(&j);
+        json_obj(&j);
+        json_text(&j, "kind", ipk_object_kind(o));
+        json_text(&j, "url", ipk_object_url(o));
+        json_text(&j, "name", ipk_object_name(o));
+        json_text(&j, "scheme", ipk_object_scheme(o));
+        json_long(&j, "id", ipk_object_id(o));
+        json_long(&j, "uid", (long long)ipk_object_uid(o));
+        json_text(&j, "owner", obj_owner(ipk_object_uid(o), who, sizeof who));
+        snprintf(mode, sizeof mode, "%04o", ipk_object_mode(o));
+        json_text(&j, "mode", mode);
+        json_long(&j, "size", ipk_object_size(o));
+        json_long(&j, "depth", ipk_object_messages(o));
+        json_long(&j, "messages", ipk_object_messages(o));
+        json_long(&j, "bytes", ipk_object_bytes(o));
+        json_key(&j, "pids");
+        json_arr(&j);
         for (size_t k = 0; k < ipk_object_npids(o); k++)
-            printf("%s%d", k ? "," : "", (int)ipk_object_pid(o, k));
-        printf("],\"holders\":%d,\"owner_gone\":%s,\"state\":\"%s\",\"stale\":%s,\"why\":",
-               ipk_object_holders(o),
-               gone > 0    ? "true"
-               : gone == 0 ? "false"
-                           : "null",
-               obj_state_word(st),
-               st == IPK_OBJ_STALE     ? "true"
-               : st == IPK_OBJ_UNKNOWN ? "null"
-                                       : "false");
-        json_str(ipk_object_why(o));
-        putchar('}');
-        first = 0;
+            json_int(&j, (int)ipk_object_pid(o, k));
+        json_end(&j);
+        json_long(&j, "holders", ipk_object_holders(o));
+        json_key(&j, "owner_gone");
+        if (gone < 0)
+            json_null(&j);
+        else
+            json_bool(&j, gone > 0);
+        json_text(&j, "state", obj_state_word(st));
+        json_key(&j, "stale");
+        if (st == IPK_OBJ_UNKNOWN)
+            json_null(&j);
+        else
+            json_bool(&j, st == IPK_OBJ_STALE);
+        json_text(&j, "why", ipk_object_why(o));
+        json_end(&j);
     }
-    printf("\n],\"partial\":%s,\"notes\":[", ipk_objects_partial(l) ? "true" : "false");
-    for (size_t k = 0; ipk_objects_note(l, k); k++) {
-        printf("%s", k ? "," : "");
-        json_str(ipk_objects_note(l, k));
-    }
-    printf("]}\n");
+    json_nl(&j);
+    json_end(&j);
+    json_key(&j, "partial");
+    json_bool(&j, ipk_objects_partial(l));
+    json_key(&j, "notes");
+    json_arr(&j);
+    for (size_t k = 0; ipk_objects_note(l, k); k++)
+        json_str(&j, ipk_objects_note(l, k));
+    json_end(&j);
+    json_end(&j);
+    putchar('\n');
 }
 
 static const char *state_color(int st)
