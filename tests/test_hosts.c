@@ -5,7 +5,8 @@
  * sleeps in it; every process of a host joins both namespaces with setns() before it runs or
  * execs. Plain tcp: and udp: between the hosts; the same POSIX queue name and System V key on
  * both without meeting; the guide's queue carried from host A to host B over NATS (a nats-server
- * on each host, clustered across the veth) by two relays.
+ * on each host, clustered across the veth) by two relays, from a producer to a consumer written
+ * here (100 messages in order) and from the guide's producer to the guide's consumer (examples/).
  *
  * Needs root (CI runs as root): without it the test fails and says so. The namespaces are
  * journalled: the runner kills every process in them and deletes them after each test, even
@@ -429,5 +430,86 @@ static void t_relay_over_nats(void **state)
     kill(rb, SIGTERM);
 }
 
+/* ---- the guide's own programs (examples/producer, examples/consumer) on the two hosts ---- */
+
+#define EXAMPLES IPKT_BIN_DIR "/examples"
+
+/* Host A: publishes probes on the subject until the consumer side has seen one, then "end". */
+static int prober(void *arg)
+{
+    ipk_chan *d;
+    IPKT_CHECK(ipk_dial(&d, arg, NULL) == 0);
+    int seen = -1;
+    for (int i = 0; i < 200 && seen != 0; i++) {
+        IPKT_CHECK(ipk_send(d, "probe", 5, 5000) == 0);
+        seen = wait_fd(g_p2[0], 100);
+    }
+    IPKT_CHECK(seen == 0);
+    IPKT_CHECK(ipk_send(d, "end", 3, 5000) == 0);
+    IPKT_CHECK(ipk_close(d) == 0);
+    return 0;
+}
+
+/* Host B: takes the probes out of B's /jobs, up to "end" (one publisher: it comes last). */
+static int drainer(void *arg)
+{
+    (void)arg;
+    ipk_chan *c;
+    char b[64];
+    int r = -1;
+    for (int i = 0; i < 500 && r != 0; i++)
+        if ((r = ipk_dial(&c, "mq:/jobs", NULL)) != 0)
+            ipkt_msleep(20);
+    IPKT_CHECK(r == 0);
+    IPKT_CHECK(ipk_recv(c, b, sizeof b, 20000) == 5);
+    IPKT_CHECK(signal_fd(g_p2[1]) == 0);
+    long n;
+    while ((n = ipk_recv(c, b, sizeof b, 20000)) == 5)
+        ;
+    IPKT_CHECK(n == 3 && memcmp(b, "end", 3) == 0);
+    IPKT_CHECK(ipk_close(c) == 0);
+    return 0;
+}
+
+static void t_guide_programs(void **state)
+{
+    (void)state;
+    hosts_up();
+    pipes();
+    nats_on(&g_a, &g_b, "nats-a");
+    nats_on(&g_b, &g_a, "nats-b");
+    char ua[128], ub[128], lp[300], lr[300], lc[300], b[4096];
+    snprintf(ua, sizeof ua, "nats://%s:4222/jobs", g_a.addr);
+    snprintf(ub, sizeof ub, "nats://%s:4222/jobs", g_b.addr);
+    ipkt_path(lp, sizeof lp, "producer.log");
+    ipkt_path(lr, sizeof lr, "relay.log");
+    ipkt_path(lc, sizeof lc, "consumer.log");
+    /* B: the relay subscribes and owns B's /jobs; probes until it is reachable from A. */
+    host_exec(&g_b, lr, (const char *const[]){BIN, "relay", "-2", "listen", ub, "mq:/jobs", NULL});
+    pid_t dr = host_spawn(&g_b, drainer, NULL);
+    assert_int_equal(ipkt_wait(host_spawn(&g_a, prober, ua)), 0);
+    assert_int_equal(ipkt_wait(dr), 0);
+    /* A: the guide's producer writes A's /jobs and leaves it; a relay carries its one message. */
+    assert_int_equal(
+        ipkt_wait(host_exec(&g_a, lp,
+                            (const char *const[]){EXAMPLES "/producer", "mq:/jobs?keep=1", NULL})),
+        0);
+    assert_int_equal(ipkt_wait(host_exec(&g_a, lr,
+                                         (const char *const[]){BIN, "relay", "-1", "dial", "-n",
+                                                               "1", "mq:/jobs", ua, NULL})),
+                     0);
+    /* B: the guide's consumer reads B's /jobs. */
+    int rc = ipkt_wait(
+        host_exec(&g_b, lc, (const char *const[]){EXAMPLES "/consumer", "mq:/jobs", NULL}));
+    ipkt_slurp(lc, b, sizeof b);
+    if (rc != 0) {
+        print_error("consumer:\n%s\n", b);
+        ipkt_slurp(lr, b, sizeof b);
+        print_error("relays:\n%s\n", b);
+    }
+    assert_int_equal(rc, 0);
+    has(b, "Now is the winter of our discontent\nMade glorious summer by this sun of York\n");
+}
+
 IPKT_MAIN(cmocka_unit_test(t_tcp_udp), cmocka_unit_test(t_same_names),
-          cmocka_unit_test(t_relay_over_nats))
+          cmocka_unit_test(t_relay_over_nats), cmocka_unit_test(t_guide_programs))
