@@ -86,7 +86,17 @@ static void ipkt_replay(void)
             sem_unlink(what);
         else if (strcmp(kind, "msqid") == 0)
             msgctl(atoi(what), IPC_RMID, NULL);
-        else if (strcmp(kind, "pid") == 0) {
+        else if (strcmp(kind, "netns") == 0) {
+            /* A network namespace a test made (test_hosts): every process in it, then it. */
+            char cmd[1200];
+            snprintf(cmd, sizeof cmd,
+                     "ip netns pids '%s' 2>/dev/null | xargs -r kill -9; "
+                     "ip netns delete '%s' 2>/dev/null",
+                     what, what);
+            if (system(cmd) != 0) {
+                /* already gone */
+            }
+        } else if (strcmp(kind, "pid") == 0) {
             pid_t pid = (pid_t)atoi(what);
             if (pid > 0 && kill(pid, SIGKILL) == 0)
                 waitpid(pid, NULL, 0);

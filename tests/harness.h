@@ -36,7 +36,7 @@ const char *ipkt_name(char *buf, size_t cap, const char *prefix);
 const char *ipkt_path(char *buf, size_t cap, const char *stem);
 
 /* Cleanup journal, replayed by the runner after the test process is gone. */
-void ipkt_journal(const char *kind, const char *what); /* kind: path mq shm sem msqid pid */
+void ipkt_journal(const char *kind, const char *what); /* kind: path mq shm sem msqid pid netns */
 void ipkt_journal_id(const char *kind, long id);
 
 /* Runs fn(arg) in a child process (journalled, killed if it outlives the test); the child exits
