@@ -27,4 +27,10 @@ out=$(complete_words ipckit info --)
 [[ $out == " --schemes --options --kinds --help " ]] || fail "info --: $out"
 out=$(complete_words ipckit info m)
 [[ $out == *" mq:/ "* ]] || fail "info m: $out"
-echo "completion: bench and info complete"
+out=$(complete_words ipckit ch)
+[[ $out == " chat " ]] || fail "ch: $out"
+out=$(complete_words ipckit chat -s "")
+[[ $out == " lines framed whole " ]] || fail "chat -s: $out"
+out=$(complete_words ipckit recv -f f)
+[[ $out == " framed " ]] || fail "recv -f f: $out"
+echo "completion: bench, info, chat and recv complete"

@@ -72,7 +72,7 @@ _ipckit()
         cword=$COMP_CWORD
     fi
 
-    local commands="send recv relay ls rm info tour bench serve"
+    local commands="send recv relay chat ls rm info tour bench serve"
     if ((cword == 1)); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
         return
@@ -100,7 +100,7 @@ _ipckit()
         opts="--count --timeout --format --option --listen --dial --help"
         case $prev in
         -f | --format)
-            COMPREPLY=($(compgen -W "text hex json raw" -- "$cur"))
+            COMPREPLY=($(compgen -W "text hex json raw framed" -- "$cur"))
             return
             ;;
         -o | --option)
@@ -108,6 +108,26 @@ _ipckit()
             return
             ;;
         -n | --count | -t | --timeout)
+            return
+            ;;
+        esac
+        ;;
+    chat)
+        opts="--stdin --format --linger --option --listen --dial --help"
+        case $prev in
+        -s | --stdin)
+            COMPREPLY=($(compgen -W "lines framed whole" -- "$cur"))
+            return
+            ;;
+        -f | --format)
+            COMPREPLY=($(compgen -W "text hex json raw framed" -- "$cur"))
+            return
+            ;;
+        -o | --option)
+            _ipckit_option_keys
+            return
+            ;;
+        -w | --linger)
             return
             ;;
         esac
