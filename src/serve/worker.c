@@ -369,6 +369,8 @@ static void watch_listeners(worker *w, int on)
  */
 static int over_share(const worker *w)
 {
+    if (w->draining) /* taking what waits in the backlog before closing: no share applies */
+        return 0;
     long sum = 0;
     for (int i = 0; i < w->s->workers && i < SRV_MAX_WORKERS; i++)
         sum += atomic_load_explicit(&w->s->stats[i].conns, memory_order_relaxed);
@@ -594,7 +596,15 @@ static void start_drain(worker *w)
     }
     for (size_t i = 0; i < w->s->nl; i++)
         if (w->lfd[i] >= 0 && w->s->l[i].kind != SRV_QUEUE) {
-            close(w->lfd[i]); /* this worker's copy: new clients go to the others, or wait */
+            /* A client whose connect() completed waits in the backlog: it is in flight too.
+             * Take every such connection (each gets DRAIN_GRACE to send its request) before
+             * closing this worker's copy; new clients then go to the others, or wait. */
+            if (w->s->l[i].kind == SRV_ACCEPT)
+                for (int before = -1; before != w->nconn;) {
+                    before = w->nconn;
+                    accept_some(w, (int)i);
+                }
+            close(w->lfd[i]);
             w->lfd[i] = -1;
         }
     for (conn *c = w->head, *nx; c; c = nx) {
