@@ -1399,8 +1399,8 @@ static void test_usr2_upgrade(void **st)
     upgrade_start(&s, "2", bin, pidf, uurl, addr);
     wait_log(&s, "]: worker 2 pid", 1);
     enum { N = 2 };
-    _Atomic long *served = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                                -1, 0);
+    _Atomic long *served =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(served != MAP_FAILED);
     _Atomic int *stop = (_Atomic int *)(served + N);
     upgrade_arg a[N];

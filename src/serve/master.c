@@ -53,9 +53,9 @@ typedef struct master {
     enum { RUNNING, QUITTING, TERMINATING } mode;
     child *ch;
     int nch, capch;
-    sigset_t oldmask;  /* the caller's signal mask, which an upgraded program starts with */
-    char *exe;         /* binary upgrade: the program and its arguments, read at start */
-    char **argv;       /* NULL-terminated, pointing into cmdline */
+    sigset_t oldmask; /* the caller's signal mask, which an upgraded program starts with */
+    char *exe;        /* binary upgrade: the program and its arguments, read at start */
+    char **argv;      /* NULL-terminated, pointing into cmdline */
     char *cmdline;
     pid_t heir;        /* a new master started by USR2 that has not reported yet */
     double heir_until; /* when it is given up on */
@@ -480,8 +480,8 @@ static int supervise(master *m)
                 m->ch[i].kill_at = 0;
             }
         if (m->heir > 0 && m->heir_until <= now) {
-            ipk_serve_log("upgrade: new master pid %d did not report in %d ms: KILL",
-                          (int)m->heir, m->s->shutdown_ms);
+            ipk_serve_log("upgrade: new master pid %d did not report in %d ms: KILL", (int)m->heir,
+                          m->s->shutdown_ms);
             kill(m->heir, SIGKILL); /* reaped as a failed upgrade */
             m->heir_until = now + 60000;
         }

@@ -389,9 +389,9 @@ static void inherit_load(void)
         if (fd < 0 || fcntl(fd, F_GETFD) < 0)
             continue;
         fcntl(fd, F_SETFD, FD_CLOEXEC);
-        inh[n_inh] = (struct inherited){fd, (enum ipk__framing)atoi(f[1]),
-                                        (size_t)strtoull(f[2], NULL, 10), strdup(f[3]),
-                                        strdup(f[4])};
+        inh[n_inh] =
+            (struct inherited){fd, (enum ipk__framing)atoi(f[1]), (size_t)strtoull(f[2], NULL, 10),
+                               strdup(f[3]), strdup(f[4])};
         if (inh[n_inh].addr == NULL || inh[n_inh].key == NULL) {
             close(fd);
             free(inh[n_inh].addr);

@@ -29,16 +29,16 @@ typedef struct srv_listener {
     int seqpacket;   /* SRV_ACCEPT: one message per packet, no framing */
     int unix_family; /* AF_UNIX: peer credentials exist */
     enum ipk__framing framing;
-    size_t max;     /* the channel's max= */
-    ipk_chan *chan; /* what ipk_listen() made (NULL for an adopted descriptor) */
-    char *url;      /* as given (NULL for an adopted descriptor) */
-    ipk_opts *opts; /* as given, for the workers' ipk_dial() of a queue */
-    char *addr;     /* resolved, for the log */
+    size_t max;      /* the channel's max= */
+    ipk_chan *chan;  /* what ipk_listen() made (NULL for an adopted descriptor) */
+    char *url;       /* as given (NULL for an adopted descriptor) */
+    ipk_opts *opts;  /* as given, for the workers' ipk_dial() of a queue */
+    char *addr;      /* resolved, for the log */
     char *sock_path; /* taken over in a binary upgrade: the unix socket file this master
                         removes at its final exit (the one that bound it is gone) */
-    int stale;      /* during a reload: not named again (closed after the reload) */
-    int timed;      /* SRV_QUEUE: nothing signals it (sysv): tried on a tick (loop.c) */
-    int eof_waits;  /* SRV_QUEUE: end of stream only means no producer now (an shm ring) */
+    int stale;       /* during a reload: not named again (closed after the reload) */
+    int timed;       /* SRV_QUEUE: nothing signals it (sysv): tried on a tick (loop.c) */
+    int eof_waits;   /* SRV_QUEUE: end of stream only means no producer now (an shm ring) */
     /* A unix listener's peer allow-list (allow_uid=, allow_gid=): a peer whose uid or gid is
      * listed is served, any other is closed at accept. Both empty: everyone. */
     uid_t allow_uid[SRV_ALLOW_MAX];
