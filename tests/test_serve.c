@@ -1317,6 +1317,19 @@ static void install_bin(const char *src, const char *path)
     assert_int_equal(rename(tmp, path), 0);
 }
 
+/* Installs a shell script at path (by rename), in place of the binary. */
+static void install_script(const char *path, const char *text)
+{
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(tmp, 0755), 0);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
 typedef struct upgrade_arg {
     const char *addr[2]; /* tcp and unix */
     int id;
@@ -1456,14 +1469,7 @@ static void test_usr2_failed_upgrade(void **st)
     char bin[256], pidf[256], uurl[300], addr[2][300];
     upgrade_start(&s, "1", bin, pidf, uurl, addr);
     /* A broken "new version": it exits at once. */
-    char tmp[300];
-    snprintf(tmp, sizeof tmp, "%s.new", bin);
-    FILE *f = fopen(tmp, "w");
-    assert_non_null(f);
-    fputs("#!/bin/sh\nexit 3\n", f);
-    assert_int_equal(fclose(f), 0);
-    assert_int_equal(chmod(tmp, 0755), 0);
-    assert_int_equal(rename(tmp, bin), 0);
+    install_script(bin, "#!/bin/sh\nexit 3\n");
     assert_int_equal(kill(s.pid, SIGUSR2), 0);
     wait_log(&s, "upgrade failed: new master pid", 1);
     wait_log(&s, "exited before it served; this master serves on", 1);
@@ -1474,7 +1480,15 @@ static void test_usr2_failed_upgrade(void **st)
         round_trip(c, 3000, (uint32_t)i);
         ipk_close(c);
     }
+    /* One that never reports: a second USR2 meanwhile is refused, and a shutdown of the old
+     * master abandons the upgrade (the new program gets TERM). */
+    install_script(bin, "#!/bin/sh\nexec sleep 600\n");
+    assert_int_equal(kill(s.pid, SIGUSR2), 0);
+    wait_log(&s, "upgrade: new master pid", 2);
+    assert_int_equal(kill(s.pid, SIGUSR2), 0);
+    wait_log(&s, "upgrade: already under way", 1);
     serve_quit(&s);
+    wait_log(&s, "upgrade abandoned: new master pid", 1);
     assert_int_equal(access(uurl + 5, F_OK), -1); /* still its own: removed at exit */
 }
 

@@ -400,6 +400,11 @@ static void on_usr2(master *m)
 static void on_signal(master *m, int sig, pid_t from)
 {
     double now = srv_now_ms();
+    if ((sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) && m->heir > 0 && from != m->heir) {
+        /* A shutdown while the new master starts: it would serve sockets whose files go now. */
+        ipk_serve_log("upgrade abandoned: new master pid %d gets TERM", (int)m->heir);
+        kill(m->heir, SIGTERM);
+    }
     switch (sig) {
     case SIGCHLD:
         reap(m);
@@ -448,7 +453,9 @@ static int supervise(master *m)
         if (spawn(m, s) != 0)
             return srv_err(m->s, -errno, "fork: %s", strerror(errno));
     pid_t old = srv_upgrade_taken();
-    if (old > 0) {
+    if (old > 0 && getppid() != old)
+        ipk_serve_log("upgrade: master pid %d is gone; serving on alone", (int)old);
+    else if (old > 0) {
         ipk_serve_log("upgrade: serving the sockets of master pid %d; telling it to retire",
                       (int)old);
         kill(old, SIGQUIT);
