@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -39,6 +40,7 @@ typedef struct server {
     int ign;               /* start the binary with INT and QUIT ignored, as a shell's & does */
     int activate;          /* a listening socket to pass as fd 3 (LISTEN_FDS), or -1 */
     const char *extra;     /* api_child: a second address to serve */
+    const char *exe;       /* the binary to run (default BIN) */
 } server;
 
 static int count_of(const char *hay, const char *needle)
@@ -100,7 +102,7 @@ static int start_child(void *arg)
         setenv("LISTEN_FDS", "1", 1);
         setenv("LISTEN_PID", pid, 1);
     }
-    execv(BIN, (char *const *)s->argv);
+    execv(s->argv[0], (char *const *)s->argv); /* BIN, or a copy of it */
     return 127;
 }
 
@@ -109,7 +111,7 @@ static int start_child(void *arg)
 static void serve_start(server *s, const char *url, const char *const *opts)
 {
     int n = 0;
-    s->argv[n++] = BIN;
+    s->argv[n++] = s->exe ? s->exe : BIN;
     s->argv[n++] = "serve";
     s->argv[n++] = "--log";
     s->argv[n++] = ipkt_path(s->log, sizeof s->log, "serve.log");
@@ -1270,6 +1272,226 @@ static void test_exec_crash_and_hang(void **st)
     serve_quit(&s);
 }
 
+/* ---- binary upgrade (USR2) ---- */
+
+/* The address of the n-th "listening on" line (0-based) of the log. */
+static void log_addr(server *s, int n, char *out, size_t cap)
+{
+    static char buf[1 << 16];
+    ipkt_slurp(s->log, buf, sizeof buf);
+    const char *p = buf;
+    for (int i = 0; i <= n; i++, p++) {
+        p = strstr(p, "listening on ");
+        assert_non_null(p);
+    }
+    char fmt[32];
+    snprintf(fmt, sizeof fmt, "listening on %%%zus", cap - 1);
+    assert_int_equal(sscanf(p - 1, fmt, out), 1);
+}
+
+/* The pid in a pid file (0 while it is being written or absent). */
+static pid_t pid_in(const char *path)
+{
+    char b[64] = "";
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, b, sizeof b - 1);
+    close(fd);
+    return n > 0 ? (pid_t)atoi(b) : 0;
+}
+
+/* Copies the ipckit binary to path (mode 0755), by way of a temporary name and a rename, as a
+ * package manager installs a new version over a running one. */
+static void install_bin(const char *src, const char *path)
+{
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    int in = open(src, O_RDONLY), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+    assert_true(in >= 0 && out >= 0);
+    static char b[1 << 16];
+    for (ssize_t n; (n = read(in, b, sizeof b)) > 0;)
+        assert_int_equal(write(out, b, (size_t)n), n);
+    close(in);
+    assert_int_equal(close(out), 0);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+/* Installs a shell script at path (by rename), in place of the binary. */
+static void install_script(const char *path, const char *text)
+{
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(tmp, 0755), 0);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+typedef struct upgrade_arg {
+    const char *addr[2]; /* tcp and unix */
+    int id;
+    _Atomic long *served; /* shared: connections answered, per client */
+    _Atomic int *stop;
+} upgrade_arg;
+
+/* A stream of connections, alternately over tcp and unix, one echoed request of a varied size
+ * on each: a refused connection, a lost, short or wrong answer, or a timeout fails. */
+static int upgrade_client(void *arg)
+{
+    upgrade_arg *a = arg;
+    static unsigned char out[20000], in[20000];
+    for (int i = 0; !*a->stop; i++) {
+        ipk_chan *c = NULL;
+        const char *addr = a->addr[(i + a->id) % 2];
+        int r = ipk_dial(&c, addr, NULL);
+        if (r != 0) {
+            fprintf(stderr, "client %d: connection %d to %s: %s\n", a->id, i, addr,
+                    ipk_strerror(r));
+            return 1;
+        }
+        size_t n = 1 + (size_t)((i * 977 + a->id * 31) % (int)sizeof out);
+        uint32_t seed = (uint32_t)(a->id * 100000 + i);
+        ipkt_fill(out, n, seed);
+        long got = ipk_send(c, out, n, WAIT_MS);
+        if (got == 0)
+            got = ipk_recv(c, in, sizeof in, WAIT_MS);
+        if (got != (long)n || !ipkt_check(in, n, seed)) {
+            fprintf(stderr, "client %d: request %d on %s: %s\n", a->id, i, addr,
+                    got < 0 ? ipk_strerror((int)got) : "wrong answer");
+            return 1;
+        }
+        ipk_close(c);
+        a->served[a->id]++;
+    }
+    return 0;
+}
+
+/* Waits until every client answered more than since[i] connections (and records the counts). */
+static void wait_served_more(_Atomic long *served, long *since, int n)
+{
+    for (int i = 0; i < n; i++) {
+        for (int waited = 0; served[i] <= since[i] + 20; waited += 20) {
+            assert_true(waited < WAIT_MS);
+            ipkt_msleep(20);
+        }
+        since[i] = served[i];
+    }
+}
+
+/* Starts "ipckit serve" from a copy of the binary (so that /proc/self/exe names the copy) over a
+ * unix and a tcp address, with a pid file; addr[0] is the unix one, addr[1] the tcp one. */
+static void upgrade_start(server *s, const char *workers, char *bin, char *pidf, char *uurl,
+                          char (*addr)[300])
+{
+    ipkt_path(bin, 256, "ipckit");
+    ipkt_journal("path", bin);
+    install_bin(BIN, bin);
+    ipkt_path(pidf, 256, "serve.pid");
+    ipkt_journal("path", pidf);
+    const char *opts[] = {"--workers", workers, "--pid-file", pidf, unix_url(uurl, 300), NULL};
+    s->exe = bin;
+    serve_start(s, "tcp://127.0.0.1:0", opts);
+    log_addr(s, 0, addr[0], sizeof addr[0]);
+    log_addr(s, 1, addr[1], sizeof addr[1]);
+    assert_non_null(strstr(addr[0], "unix:"));
+    assert_non_null(strstr(addr[1], "tcp://127.0.0.1:"));
+}
+
+/* USR2 while clients keep connecting over tcp and unix: a new master (the binary reinstalled
+ * at the same path) takes the sockets over without a refusal or a lost answer, the old one
+ * exits, the unix socket file stays, and the new master removes it and the pid file at its own
+ * exit. */
+static void test_usr2_upgrade(void **st)
+{
+    (void)st;
+    server s = {0};
+    char bin[256], pidf[256], uurl[300], addr[2][300];
+    upgrade_start(&s, "2", bin, pidf, uurl, addr);
+    wait_log(&s, "]: worker 2 pid", 1);
+    enum { N = 2 };
+    _Atomic long *served =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(served != MAP_FAILED);
+    _Atomic int *stop = (_Atomic int *)(served + N);
+    upgrade_arg a[N];
+    pid_t pid[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (upgrade_arg){{addr[0], addr[1]}, i, served, stop};
+        pid[i] = ipkt_spawn(upgrade_client, &a[i]);
+    }
+    long since[N] = {0};
+    wait_served_more(served, since, N);
+    install_bin(BIN, bin); /* a "new version" at the same path */
+    pid_t old = s.pid;
+    assert_int_equal(pid_in(pidf), old);
+    assert_int_equal(kill(old, SIGUSR2), 0);
+    /* The pid file names the successor, the old master retires and exits 0. */
+    pid_t fresh;
+    for (int waited = 0; (fresh = pid_in(pidf)) == old || fresh == 0; waited += 20) {
+        assert_true(waited < WAIT_MS);
+        ipkt_msleep(20);
+    }
+    ipkt_journal_id("pid", fresh);
+    char needle[96];
+    snprintf(needle, sizeof needle, "upgrade: new master pid %d serves: retiring", (int)fresh);
+    wait_log(&s, needle, 1);
+    assert_int_equal(ipkt_wait(old), 0);
+    snprintf(needle, sizeof needle, "serve[%d]: started, master pid %d", (int)fresh, (int)fresh);
+    wait_log(&s, needle, 1);
+    assert_int_equal(kill(fresh, 0), 0);
+    struct stat sb;
+    assert_int_equal(stat(uurl + 5, &sb), 0); /* the socket file was not removed or rebound */
+    assert_true(S_ISSOCK(sb.st_mode));
+    /* Only the new generation is left: the clients go on with it. */
+    wait_served_more(served, since, N);
+    *stop = 1;
+    for (int i = 0; i < N; i++)
+        assert_int_equal(ipkt_wait(pid[i]), 0);
+    munmap(served, 4096);
+    /* The new master stops as any: QUIT, and it removes what it took over. */
+    assert_int_equal(kill(fresh, SIGQUIT), 0);
+    snprintf(needle, sizeof needle, "serve[%d]: exit 0", (int)fresh);
+    wait_log(&s, needle, 1);
+    for (int waited = 0; access(uurl + 5, F_OK) == 0 || access(pidf, F_OK) == 0; waited += 20) {
+        assert_true(waited < WAIT_MS);
+        ipkt_msleep(20);
+    }
+}
+
+/* USR2 when the program at the path cannot start: the old master logs why and serves on. */
+static void test_usr2_failed_upgrade(void **st)
+{
+    (void)st;
+    server s = {0};
+    char bin[256], pidf[256], uurl[300], addr[2][300];
+    upgrade_start(&s, "1", bin, pidf, uurl, addr);
+    /* A broken "new version": it exits at once. */
+    install_script(bin, "#!/bin/sh\nexit 3\n");
+    assert_int_equal(kill(s.pid, SIGUSR2), 0);
+    wait_log(&s, "upgrade failed: new master pid", 1);
+    wait_log(&s, "exited before it served; this master serves on", 1);
+    assert_int_equal(pid_in(pidf), s.pid);
+    for (int i = 0; i < 2; i++) {
+        ipk_chan *c = NULL;
+        ipkt_ok(ipk_dial(&c, addr[i], NULL));
+        round_trip(c, 3000, (uint32_t)i);
+        ipk_close(c);
+    }
+    /* One that never reports: a second USR2 meanwhile is refused, and a shutdown of the old
+     * master abandons the upgrade (the new program gets TERM). */
+    install_script(bin, "#!/bin/sh\nexec sleep 600\n");
+    assert_int_equal(kill(s.pid, SIGUSR2), 0);
+    wait_log(&s, "upgrade: new master pid", 2);
+    assert_int_equal(kill(s.pid, SIGUSR2), 0);
+    wait_log(&s, "upgrade: already under way", 1);
+    serve_quit(&s);
+    wait_log(&s, "upgrade abandoned: new master pid", 1);
+    assert_int_equal(access(uurl + 5, F_OK), -1); /* still its own: removed at exit */
+}
+
 IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo_unix_concurrent),
           cmocka_unit_test(test_raw_echo), cmocka_unit_test(test_raw_udp),
           cmocka_unit_test(test_quit_mid_frame), cmocka_unit_test(test_term_fast),
@@ -1284,4 +1506,5 @@ IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo
           cmocka_unit_test(test_shm_pool_kill_between_jobs),
           cmocka_unit_test(test_sysv_pool_kill_between_jobs),
           cmocka_unit_test(test_pool_beside_sockets_sleeps), cmocka_unit_test(test_allow_uid_gid),
-          cmocka_unit_test(test_exec_line_handlers), cmocka_unit_test(test_exec_crash_and_hang))
+          cmocka_unit_test(test_exec_line_handlers), cmocka_unit_test(test_exec_crash_and_hang),
+          cmocka_unit_test(test_usr2_upgrade), cmocka_unit_test(test_usr2_failed_upgrade))

@@ -33,7 +33,11 @@
  * Signals to the master: TERM/INT fast shutdown (workers get TERM, KILL after kill_timeout);
  * QUIT graceful (workers stop taking new work, finish what is in flight, bounded by
  * shutdown_timeout); HUP reload (the reload callback re-reads the configuration, then a new
- * worker starts for every slot before the old ones retire gracefully); USR1 reopen the log. A
+ * worker starts for every slot before the old ones retire gracefully); USR1 reopen the log; USR2
+ * binary upgrade (the program is exec'd again with the same arguments and its listening sockets
+ * in IPK_SERVE_FDS; ipk_server_listen() of the same URL there takes the inherited socket instead
+ * of binding; once the new master's workers run it sends QUIT to the old one, which retires
+ * gracefully; if it fails to start, the old one serves on: ipckit-serve(3)). A
  * worker that dies is respawned, with a delay that doubles while it keeps dying young. A worker
  * whose master dies is ended too (PR_SET_PDEATHSIG).
  *

@@ -10,6 +10,13 @@
  *   HUP       reload: the reload callback re-reads the configuration, a new worker starts for
  *             every slot first, then the old ones get QUIT;
  *   USR1      reopen the log (and the workers reopen theirs);
+ *   USR2      binary upgrade (nginx's): fork and exec the program again, by the path and with
+ *             the arguments this master started with, passing the listening sockets in
+ *             IPK_SERVE_FDS; the new master serves them without binding and, once its workers
+ *             run, sends this one QUIT (from its pid: that is how it is told from an operator's
+ *             QUIT), and this one retires gracefully without removing the socket files and
+ *             queues its successor now serves. A new master that exits, or does not report
+ *             within shutdown_timeout (then KILL), leaves this one serving, and the log says why;
  *   CHLD      reap; a worker that died while serving is respawned, with a delay that doubles
  *             each time it dies young (100 ms up to 10 s), so a crash loop does not spin.
  * The signal mask is restored when ipk_server_run() returns.
@@ -46,6 +53,12 @@ typedef struct master {
     enum { RUNNING, QUITTING, TERMINATING } mode;
     child *ch;
     int nch, capch;
+    sigset_t oldmask; /* the caller's signal mask, which an upgraded program starts with */
+    char *exe;        /* binary upgrade: the program and its arguments, read at start */
+    char **argv;      /* NULL-terminated, pointing into cmdline */
+    char *cmdline;
+    pid_t heir;        /* a new master started by USR2 that has not reported yet */
+    double heir_until; /* when it is given up on */
     struct slot {
         pid_t pid; /* 0: empty, waiting for respawn_at */
         int fails;
@@ -108,6 +121,11 @@ static void reap(master *m)
         int i = 0;
         while (i < m->nch && m->ch[i].pid != pid)
             i++;
+        if (pid == m->heir) {
+            ipk_serve_log("upgrade failed: new master pid %d %s; this master serves on", (int)pid,
+                          WIFSIGNALED(st) ? "was killed" : "exited before it served");
+            m->heir = 0;
+        }
         if (i == m->nch)
             continue;
         int slot = m->ch[i].slot;
@@ -138,6 +156,22 @@ static void reap(master *m)
     }
 }
 
+/* Closes a listener's socket or channel, removing what it owns (a socket file taken over in an
+ * upgrade included). */
+static void close_listener(srv_listener *l)
+{
+    if (l->chan)
+        ipk_close(l->chan);
+    else if (l->fd >= 0)
+        close(l->fd);
+    if (l->sock_path)
+        unlink(l->sock_path);
+    free(l->sock_path);
+    l->sock_path = NULL;
+    l->chan = NULL;
+    l->fd = -1;
+}
+
 /* Shutdown begins: the master's copies of the sockets go (the workers hold theirs until they
  * stop accepting), so when the last one is gone, new clients are refused rather than queued. A
  * listener that owns an object (a Unix socket file, a queue) removes it. */
@@ -146,15 +180,8 @@ static void stop_listening(master *m)
     if (!m->listening)
         return;
     m->listening = 0;
-    for (size_t i = 0; i < m->s->nl; i++) {
-        srv_listener *l = &m->s->l[i];
-        if (l->chan)
-            ipk_close(l->chan);
-        else if (l->fd >= 0)
-            close(l->fd);
-        l->chan = NULL;
-        l->fd = -1;
-    }
+    for (size_t i = 0; i < m->s->nl; i++)
+        close_listener(&m->s->l[i]);
 }
 
 /* The settings a failed reload restores. */
@@ -221,10 +248,7 @@ static int reload_config(master *m)
     for (size_t i = 0; i < s->nl; i++) {
         if (s->l[i].stale) {
             ipk_serve_log("no longer listening on %s", s->l[i].addr);
-            if (s->l[i].chan)
-                ipk_close(s->l[i].chan);
-            else if (s->l[i].fd >= 0)
-                close(s->l[i].fd);
+            close_listener(&s->l[i]);
             free(s->l[i].url);
             free(s->l[i].addr);
             ipk_opts_free(s->l[i].opts);
@@ -271,9 +295,116 @@ static void on_hup(master *m)
         }
 }
 
-static void on_signal(master *m, int sig)
+/* The program and arguments to exec on USR2: /proc/self/exe and /proc/self/cmdline, read at
+ * start (a binary replaced later by rename is found again by its path). */
+static void upgrade_prepare(master *m)
+{
+    char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (n <= 0 || fd < 0) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    path[n] = '\0';
+    size_t cap = 4096, len = 0;
+    char *b = malloc(cap + 1);
+    for (ssize_t k; b && (k = read(fd, b + len, cap - len)) > 0;) {
+        len += (size_t)k;
+        if (len == cap) {
+            char *p = realloc(b, cap * 2 + 1);
+            if (p == NULL) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = p;
+            cap *= 2;
+        }
+    }
+    close(fd);
+    if (b == NULL || len == 0) {
+        free(b);
+        return;
+    }
+    b[len] = '\0';
+    size_t argc = 0;
+    for (size_t i = 0; i < len; i++)
+        argc += b[i] == '\0';
+    char **argv = calloc(argc + 1, sizeof *argv);
+    m->exe = strdup(path);
+    if (argv == NULL || m->exe == NULL) {
+        free(argv);
+        free(b);
+        return;
+    }
+    for (size_t i = 0, k = 0; i < len && k < argc; i += strlen(b + i) + 1)
+        argv[k++] = b + i;
+    m->argv = argv;
+    m->cmdline = b;
+}
+
+static void on_usr2(master *m)
+{
+    ipk_serve_log("signal USR2: binary upgrade");
+    if (m->mode != RUNNING || m->heir > 0) {
+        ipk_serve_log("upgrade: %s", m->heir > 0 ? "already under way" : "shutting down, not now");
+        return;
+    }
+    if (m->exe == NULL || m->argv == NULL) {
+        ipk_serve_log("upgrade: the program's path or arguments could not be read at start");
+        return;
+    }
+    char *env = srv_upgrade_env(m->s);
+    if (env == NULL) {
+        ipk_serve_log("upgrade: out of memory");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        ipk_serve_log("upgrade: fork: %s", strerror(errno));
+        free(env);
+        return;
+    }
+    if (pid == 0) {
+        close(m->sfd);
+        /* The sockets survive the exec; everything else of this master does not. */
+        for (size_t i = 0; i < m->s->nl; i++)
+            if (m->s->l[i].kind != SRV_QUEUE && m->s->l[i].fd >= 0)
+                fcntl(m->s->l[i].fd, F_SETFD, 0);
+        setenv("IPK_SERVE_FDS", env, 1);
+        /* Sockets adopted through LISTEN_FDS (3, 4, ...) are passed the same way again. */
+        int nfd = 0;
+        for (size_t i = 0; i < m->s->nl; i++)
+            if (m->s->l[i].url == NULL && m->s->l[i].fd == 3 + nfd)
+                nfd++;
+        if (nfd > 0) {
+            char b[32];
+            snprintf(b, sizeof b, "%d", nfd);
+            setenv("LISTEN_FDS", b, 1);
+            snprintf(b, sizeof b, "%d", (int)getpid());
+            setenv("LISTEN_PID", b, 1);
+        }
+        sigprocmask(SIG_SETMASK, &m->oldmask, NULL);
+        execv(m->exe, m->argv);
+        ipk_serve_log("upgrade: exec %s: %s", m->exe, strerror(errno));
+        _exit(127);
+    }
+    free(env);
+    m->heir = pid;
+    m->heir_until = srv_now_ms() + m->s->shutdown_ms;
+    ipk_serve_log("upgrade: new master pid %d (%s)", (int)pid, m->exe);
+}
+
+static void on_signal(master *m, int sig, pid_t from)
 {
     double now = srv_now_ms();
+    if ((sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) && m->heir > 0 && from != m->heir) {
+        /* A shutdown while the new master starts: it would serve sockets whose files go now. */
+        ipk_serve_log("upgrade abandoned: new master pid %d gets TERM", (int)m->heir);
+        kill(m->heir, SIGTERM);
+    }
     switch (sig) {
     case SIGCHLD:
         reap(m);
@@ -287,6 +418,11 @@ static void on_signal(master *m, int sig)
         stop_listening(m);
         return;
     case SIGQUIT:
+        if (m->heir > 0 && from == m->heir && m->mode == RUNNING) {
+            ipk_serve_log("upgrade: new master pid %d serves: retiring gracefully", (int)from);
+            m->heir = 0;
+            srv_disown(m->s);
+        }
         ipk_serve_log("signal QUIT: graceful shutdown");
         if (m->mode == RUNNING)
             signal_all(m, SIGQUIT, now + m->s->shutdown_ms);
@@ -303,6 +439,9 @@ static void on_signal(master *m, int sig)
             ipk_serve_log("signal USR1: log reopened");
         signal_all(m, SIGUSR1, 0);
         return;
+    case SIGUSR2:
+        on_usr2(m);
+        return;
     default:
         return;
     }
@@ -313,6 +452,14 @@ static int supervise(master *m)
     for (int s = 0; s < m->nslots; s++)
         if (spawn(m, s) != 0)
             return srv_err(m->s, -errno, "fork: %s", strerror(errno));
+    pid_t old = srv_upgrade_taken();
+    if (old > 0 && getppid() != old)
+        ipk_serve_log("upgrade: master pid %d is gone; serving on alone", (int)old);
+    else if (old > 0) {
+        ipk_serve_log("upgrade: serving the sockets of master pid %d; telling it to retire",
+                      (int)old);
+        kill(old, SIGQUIT);
+    }
     for (;;) {
         if (m->mode != RUNNING && m->nch == 0)
             return 0;
@@ -323,13 +470,15 @@ static int supervise(master *m)
         for (int s = 0; s < m->nslots && m->mode == RUNNING; s++)
             if (m->slot[s].pid == 0 && m->slot[s].respawn_at < next)
                 next = m->slot[s].respawn_at;
+        if (m->heir > 0 && m->heir_until < next)
+            next = m->heir_until;
         struct pollfd p = {.fd = m->sfd, .events = POLLIN};
         int wait = next <= now ? 0 : (int)(next - now) + 1;
         if (poll(&p, 1, wait) < 0 && errno != EINTR)
             return srv_err(m->s, -errno, "poll: %s", strerror(errno));
         struct signalfd_siginfo si;
         while (read(m->sfd, &si, sizeof si) == (ssize_t)sizeof si)
-            on_signal(m, (int)si.ssi_signo);
+            on_signal(m, (int)si.ssi_signo, (pid_t)si.ssi_pid);
         now = srv_now_ms();
         for (int i = 0; i < m->nch; i++)
             if (m->ch[i].kill_at > 0 && m->ch[i].kill_at <= now) {
@@ -337,6 +486,12 @@ static int supervise(master *m)
                 kill(m->ch[i].pid, SIGKILL);
                 m->ch[i].kill_at = 0;
             }
+        if (m->heir > 0 && m->heir_until <= now) {
+            ipk_serve_log("upgrade: new master pid %d did not report in %d ms: KILL", (int)m->heir,
+                          m->s->shutdown_ms);
+            kill(m->heir, SIGKILL); /* reaped as a failed upgrade */
+            m->heir_until = now + 60000;
+        }
         for (int s = 0; s < m->nslots && m->mode == RUNNING; s++)
             if (m->slot[s].pid == 0 && m->slot[s].respawn_at <= now)
                 spawn(m, s);
@@ -353,6 +508,16 @@ static int write_pid_file(const char *path)
     int r = write(fd, b, (size_t)n) == n ? 0 : -EIO;
     close(fd);
     return r;
+}
+
+static int pid_file_ours(const char *path)
+{
+    char b[32] = "";
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    ssize_t n = fd >= 0 ? read(fd, b, sizeof b - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    return n > 0 && atol(b) == (long)getpid();
 }
 
 int srv_master_run(ipk_server *s)
@@ -377,10 +542,12 @@ int srv_master_run(ipk_server *s)
     }
     sigset_t set, old;
     sigemptyset(&set);
-    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGCHLD};
+    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaddset(&set, sigs[i]);
     sigprocmask(SIG_BLOCK, &set, &old);
+    m.oldmask = old;
+    upgrade_prepare(&m);
     /* Blocked, a signal is queued for the signalfd even where its disposition is "ignore" (as a
      * shell leaves INT and QUIT for a background job): Linux discards only unblocked ones. */
     s->master_pid = getpid();
@@ -410,7 +577,7 @@ int srv_master_run(ipk_server *s)
         m.nch--;
     ipk_serve_log("exit %d", r == 0 ? 0 : 1);
 out:
-    if (pid_file)
+    if (pid_file && pid_file_ours(pid_file)) /* after an upgrade it names the new master */
         unlink(pid_file);
     stop_listening(&m);
     if (m.sfd >= 0)
@@ -422,6 +589,9 @@ out:
     sigprocmask(SIG_SETMASK, &old, NULL);
     free(m.ch);
     free(m.slot);
+    free(m.exe);
+    free(m.argv);
+    free(m.cmdline);
     srv_log_close();
     munmap(s->stats, SRV_MAX_WORKERS * sizeof *s->stats);
     s->stats = NULL;

@@ -68,6 +68,7 @@ static void listener_free(srv_listener *l)
     ipk_opts_free(l->opts);
     free(l->url);
     free(l->addr);
+    free(l->sock_path);
     memset(l, 0, sizeof *l);
     l->fd = -1;
 }
@@ -347,6 +348,152 @@ static int segment(const char *url, const ipk_opts *opts)
     return v != NULL && strncmp(v, "segment", 7) == 0;
 }
 
+/* ---- binary upgrade: the sockets an old master passed (IPK_SERVE_FDS, see server.h) ---- */
+
+#define INHERIT_MAX 64
+static struct inherited {
+    int fd; /* -1 once a listener took it */
+    enum ipk__framing framing;
+    size_t max;
+    char *addr, *key;
+} inh[INHERIT_MAX];
+static int n_inh, inh_loaded;
+static pid_t inh_from;
+
+/* Reads IPK_SERVE_FDS once, and only when the old master it names is this process's parent
+ * (a stale variable in a grandchild means nothing). The variable is removed, so workers and
+ * --exec programs do not see it. */
+static void inherit_load(void)
+{
+    if (inh_loaded)
+        return;
+    inh_loaded = 1;
+    const char *v = getenv("IPK_SERVE_FDS");
+    char *copy = v ? strdup(v) : NULL;
+    unsetenv("IPK_SERVE_FDS");
+    if (copy == NULL)
+        return;
+    char *save = NULL, *line = strtok_r(copy, "\n", &save);
+    long pid = line ? atol(line) : 0;
+    if (pid <= 0 || (pid_t)pid != getppid()) {
+        free(copy);
+        return;
+    }
+    inh_from = (pid_t)pid;
+    while ((line = strtok_r(NULL, "\n", &save)) != NULL && n_inh < INHERIT_MAX) {
+        char *f[5], *fs = NULL;
+        int k = 0;
+        for (char *t = strtok_r(line, "\t", &fs); t && k < 5; t = strtok_r(NULL, "\t", &fs))
+            f[k++] = t;
+        int fd = k == 5 ? atoi(f[0]) : -1;
+        if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+            continue;
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        inh[n_inh] =
+            (struct inherited){fd, (enum ipk__framing)atoi(f[1]), (size_t)strtoull(f[2], NULL, 10),
+                               strdup(f[3]), strdup(f[4])};
+        if (inh[n_inh].addr == NULL || inh[n_inh].key == NULL) {
+            close(fd);
+            free(inh[n_inh].addr);
+            free(inh[n_inh].key);
+            continue;
+        }
+        n_inh++;
+    }
+    free(copy);
+}
+
+/* The inherited socket passed for key (a URL as given, or "fd:N"), or NULL. */
+static struct inherited *inherit_find(const char *key)
+{
+    inherit_load();
+    for (int i = 0; i < n_inh; i++)
+        if (inh[i].fd >= 0 && strcmp(inh[i].key, key) == 0)
+            return &inh[i];
+    return NULL;
+}
+
+pid_t srv_upgrade_taken(void)
+{
+    inherit_load();
+    for (int i = 0; i < n_inh; i++) {
+        if (inh[i].fd >= 0)
+            close(inh[i].fd); /* not named again: the old master's copy goes with it */
+        free(inh[i].addr);
+        free(inh[i].key);
+    }
+    n_inh = 0;
+    pid_t from = inh_from;
+    inh_from = 0;
+    return from;
+}
+
+char *srv_upgrade_env(const ipk_server *s)
+{
+    size_t cap = 32;
+    for (size_t i = 0; i < s->nl; i++)
+        cap += 96 + strlen(s->l[i].addr) + (s->l[i].url ? strlen(s->l[i].url) : 0);
+    char *e = malloc(cap);
+    if (e == NULL)
+        return NULL;
+    size_t n = (size_t)snprintf(e, cap, "%d\n", (int)getpid());
+    for (size_t i = 0; i < s->nl; i++) {
+        const srv_listener *l = &s->l[i];
+        char key[32];
+        snprintf(key, sizeof key, "fd:%d", l->fd);
+        const char *k = l->url ? l->url : key;
+        /* A tab or newline in an address would break the format: that one is not passed. */
+        if (l->kind == SRV_QUEUE || l->fd < 0 || strpbrk(k, "\t\n") || strpbrk(l->addr, "\t\n"))
+            continue;
+        n += (size_t)snprintf(e + n, cap - n, "%d\t%d\t%zu\t%s\t%s\n", l->fd, (int)l->framing,
+                              l->max, l->addr, k);
+    }
+    return e;
+}
+
+void srv_disown(ipk_server *s)
+{
+    for (size_t i = 0; i < s->nl; i++) {
+        if (s->l[i].chan)
+            s->l[i].chan->keep = 1;
+        free(s->l[i].sock_path);
+        s->l[i].sock_path = NULL;
+    }
+}
+
+/* l (its allow-lists parsed) takes the inherited socket in for url. */
+static int adopt_inherited(ipk_server *s, srv_listener *l, enum srv_kind kind, const char *url,
+                           const ipk_opts *opts, struct inherited *in)
+{
+    int type = 0, domain = 0;
+    socklen_t sl = sizeof type;
+    getsockopt(in->fd, SOL_SOCKET, SO_TYPE, &type, &sl);
+    sl = sizeof domain;
+    getsockopt(in->fd, SOL_SOCKET, SO_DOMAIN, &domain, &sl);
+    l->kind = kind;
+    l->fd = in->fd;
+    l->framing = in->framing;
+    l->max = in->max ? in->max : IPK__DEFAULT_MAX;
+    l->seqpacket = type == SOCK_SEQPACKET;
+    l->unix_family = domain == AF_UNIX;
+    l->url = strdup(url);
+    l->addr = strdup(in->addr);
+    l->opts = opts_copy(opts);
+    const char *colon = strchr(in->addr, ':');
+    if (l->unix_family && colon && colon[1] != '@')
+        l->sock_path = strdup(colon + 1);
+    if (l->url == NULL || l->addr == NULL || l->opts == NULL) {
+        free(l->sock_path);
+        l->sock_path = NULL;
+        l->fd = -1; /* stays in the table, closed by srv_upgrade_taken() */
+        listener_free(l);
+        return srv_err(s, -ENOMEM, "%s: cannot set up the listener", url);
+    }
+    in->fd = -1;
+    s->nl++;
+    return 0;
+}
+
 int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
 {
     if (s == NULL || url == NULL)
@@ -374,6 +521,11 @@ int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
         ipk_opts_free(rest);
         return srv_err(s, IPK_EOPTION,
                        "%s: allow_uid= and allow_gid= are for unix and unixpacket listeners", url);
+    }
+    struct inherited *in = kind == SRV_QUEUE ? NULL : inherit_find(url);
+    if (in) { /* a binary upgrade: the old master's socket, not a new bind */
+        ipk_opts_free(rest);
+        return adopt_inherited(s, l, kind, url, opts, in);
     }
     r = ipk_listen(&l->chan, bare, rest);
     ipk_opts_free(rest);
@@ -467,6 +619,11 @@ int ipk_server_listen_fd(ipk_server *s, int fd, const ipk_opts *opts)
         free(l->addr);
         return srv_err(s, -ENOMEM, "descriptor %d: cannot set it up", fd);
     }
+    char key[32];
+    snprintf(key, sizeof key, "fd:%d", fd);
+    struct inherited *in = inherit_find(key);
+    if (in && in->fd == fd) /* the same descriptor again after an upgrade */
+        in->fd = -1;
     s->nl++;
     return 0;
 }

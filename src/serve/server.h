@@ -29,14 +29,16 @@ typedef struct srv_listener {
     int seqpacket;   /* SRV_ACCEPT: one message per packet, no framing */
     int unix_family; /* AF_UNIX: peer credentials exist */
     enum ipk__framing framing;
-    size_t max;     /* the channel's max= */
-    ipk_chan *chan; /* what ipk_listen() made (NULL for an adopted descriptor) */
-    char *url;      /* as given (NULL for an adopted descriptor) */
-    ipk_opts *opts; /* as given, for the workers' ipk_dial() of a queue */
-    char *addr;     /* resolved, for the log */
-    int stale;      /* during a reload: not named again (closed after the reload) */
-    int timed;      /* SRV_QUEUE: nothing signals it (sysv): tried on a tick (loop.c) */
-    int eof_waits;  /* SRV_QUEUE: end of stream only means no producer now (an shm ring) */
+    size_t max;      /* the channel's max= */
+    ipk_chan *chan;  /* what ipk_listen() made (NULL for an adopted descriptor) */
+    char *url;       /* as given (NULL for an adopted descriptor) */
+    ipk_opts *opts;  /* as given, for the workers' ipk_dial() of a queue */
+    char *addr;      /* resolved, for the log */
+    char *sock_path; /* taken over in a binary upgrade: the unix socket file this master
+                        removes at its final exit (the one that bound it is gone) */
+    int stale;       /* during a reload: not named again (closed after the reload) */
+    int timed;       /* SRV_QUEUE: nothing signals it (sysv): tried on a tick (loop.c) */
+    int eof_waits;   /* SRV_QUEUE: end of stream only means no producer now (an shm ring) */
     /* A unix listener's peer allow-list (allow_uid=, allow_gid=): a peer whose uid or gid is
      * listed is served, any other is closed at accept. Both empty: everyone. */
     uid_t allow_uid[SRV_ALLOW_MAX];
@@ -86,6 +88,20 @@ int srv_err(ipk_server *s, int code, const char *fmt, ...) __attribute__((format
 size_t srv_max(const ipk_server *s, const srv_listener *l);
 /* Whether a peer with these credentials may be served on l (its allow-lists). */
 int srv_allowed(const srv_listener *l, uid_t uid, gid_t gid);
+
+/* ---- binary upgrade (USR2), server.c ----
+ * The old master passes its sockets to the program it execs in IPK_SERVE_FDS:
+ *   "<old master pid>\n" then per socket "<fd>\t<framing>\t<max>\t<addr>\t<url or fd:N>\n".
+ * srv_upgrade_env() builds that value (malloc'd; NULL when out of memory); in the new process
+ * ipk_server_listen() of the same URL (or ipk_server_listen_fd() of the same descriptor) takes
+ * the inherited socket instead of binding. */
+char *srv_upgrade_env(const ipk_server *s);
+/* In the new master once it serves: closes inherited sockets no listener took and returns the
+ * pid of the old master to tell (0 when this process was not started by an upgrade). */
+pid_t srv_upgrade_taken(void);
+/* The old master retires for its successor: closing its listeners must not remove what they
+ * created (a unix socket file, a queue): the new master serves them now. */
+void srv_disown(ipk_server *s);
 
 /* ---- loop.c: the worker's wait: epoll for its own descriptors, the poller for channels ---- */
 #define SRV_IN   0x1u
