@@ -230,6 +230,8 @@ static void t_options_anywhere(void **state)
     /* rm and info too (ls takes no argument): options after their arguments. */
     assert_int_equal(CLI(&r, NULL, "info", "mq:/x", "--help"), 0);
     has(r.out, "usage: ipckit info");
+    assert_int_equal(CLI(&r, NULL, "serve", "tcp://127.0.0.1:0", "--help"), 0);
+    has(r.out, "usage: ipckit serve");
     assert_int_equal(CLI(&r, NULL, "send", url, "stays"), 0);
     assert_int_equal(CLI(&r, NULL, "rm", url), 1); /* a message waits in it */
     assert_int_equal(CLI(&r, NULL, "rm", url, "--force"), 0);

@@ -227,7 +227,7 @@ static int parse_args(int argc, char **argv, serve_args *a)
     int opt;
     optind = 1;
     opterr = 1;
-    while ((opt = getopt_long(argc, argv, "+p:e:w:c:h", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "p:e:w:c:h", long_opts, NULL)) != -1) {
         if (opt == 'h') {
             serve_usage(stdout);
             return -1;
