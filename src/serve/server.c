@@ -540,10 +540,17 @@ int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
     const char *sch = ipk_scheme(l->chan);
     l->timed = strcmp(sch, "sysv") == 0 || (strcmp(sch, "shm") == 0 && segment(url, opts));
     l->eof_waits = strcmp(sch, "shm") == 0;
-    l->unix_family = strncmp(sch, "unix", 4) == 0;
-    l->seqpacket = strcmp(sch, "unixpacket") == 0;
     if (kind != SRV_QUEUE) {
         l->fd = ipk_fd(l->chan);
+        /* What the socket is, from the socket itself (as for an inherited one): no scheme
+         * names here. */
+        int type = 0, domain = 0;
+        socklen_t tl = sizeof type, dl = sizeof domain;
+        if (getsockopt(l->fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+            getsockopt(l->fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) == 0) {
+            l->seqpacket = type == SOCK_SEQPACKET;
+            l->unix_family = domain == AF_UNIX;
+        }
         /* Shared by every worker: O_NONBLOCK is on the open file, so a worker that loses the
          * race for a connection gets EAGAIN instead of sleeping in accept(). */
         int fl = fcntl(l->fd, F_GETFL);
