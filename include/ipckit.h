@@ -221,12 +221,12 @@ IPK_API const char *ipk_chan_errmsg(const ipk_chan *c);
 /* The schemes: the registry of transports this library knows, built or not.
  * ipk_scheme_at(i) is the i-th scheme name ("unix", "mq", ...), NULL past the end.
  * ipk_scheme_flags() says what kind of channel it makes (0 for an unknown scheme). */
-#define IPK_SCHEME_BUILT   0x01u /* implemented in this build (else listen/dial: IPK_ENOTBUILT) */
-#define IPK_SCHEME_STREAM  0x02u /* a byte stream carrying frames (framing=len|raw|line) */
-#define IPK_SCHEME_ACCEPT  0x04u /* connection-oriented: a listener accepts peers */
-#define IPK_SCHEME_DGRAM   0x08u /* a datagram socket: one message per datagram or packet */
-#define IPK_SCHEME_QUEUE   0x10u /* a named queue object that outlives its processes */
-#define IPK_SCHEME_SIGNAL  0x20u /* signals with a payload */
+#define IPK_SCHEME_BUILT  0x01u /* implemented in this build (else listen/dial: IPK_ENOTBUILT) */
+#define IPK_SCHEME_STREAM 0x02u /* a byte stream carrying frames (framing=len|raw|line) */
+#define IPK_SCHEME_ACCEPT 0x04u /* connection-oriented: a listener accepts peers */
+#define IPK_SCHEME_DGRAM  0x08u /* a datagram socket: one message per datagram or packet */
+#define IPK_SCHEME_QUEUE  0x10u /* a named queue object that outlives its processes */
+#define IPK_SCHEME_SIGNAL 0x20u /* signals with a payload */
 IPK_API const char *ipk_scheme_at(size_t i);
 IPK_API unsigned ipk_scheme_flags(const char *scheme);
 IPK_API int ipk_scheme_built(const char *scheme); /* ipk_scheme_flags() & IPK_SCHEME_BUILT */

@@ -154,9 +154,10 @@ static void ipk__sysv_row(void *arg, const char *line)
         return;
     char name[32];
     snprintf(name, sizeof name, "0x%08lx", (unsigned long)key & 0xffffffffUL);
-    ipk__obj *o = keyed && key != 0 ? ipk__obj_add(x->s, x->kind, name, "%s:%s", x->scheme, name)
-                                    : ipk__obj_add(x->s, x->kind, name, "%s:%ld",
-                                                   x->what == IPK__SYSV_MSG ? "sysv-msg" : x->scheme, id);
+    ipk__obj *o = keyed && key != 0
+                      ? ipk__obj_add(x->s, x->kind, name, "%s:%s", x->scheme, name)
+                      : ipk__obj_add(x->s, x->kind, name, "%s:%ld",
+                                     x->what == IPK__SYSV_MSG ? "sysv-msg" : x->scheme, id);
     if (o == NULL)
         return;
     x->found = 1;
