@@ -79,16 +79,26 @@ _ipckit()
     fi
 
     local cmd=${words[1]} opts=""
+    # Values the message commands share: option keys, and the output formats of recv and chat.
+    case $cmd in
+    send | recv | chat)
+        case $prev in
+        -o | --option)
+            _ipckit_option_keys
+            return
+            ;;
+        -f | --format)
+            [[ $cmd == send ]] || { COMPREPLY=($(compgen -W "text hex json raw framed" -- "$cur")); return; }
+            ;;
+        esac
+        ;;
+    esac
     case $cmd in
     send)
         opts="--stdin --count --interval --timeout --prio --type --option --listen --dial --help"
         case $prev in
         -s | --stdin)
             COMPREPLY=($(compgen -W "lines whole framed" -- "$cur"))
-            return
-            ;;
-        -o | --option)
-            _ipckit_option_keys
             return
             ;;
         -c | --count | -i | --interval | -t | --timeout | -p | --prio | -T | --type)
@@ -99,14 +109,6 @@ _ipckit()
     recv)
         opts="--count --timeout --format --option --listen --dial --help"
         case $prev in
-        -f | --format)
-            COMPREPLY=($(compgen -W "text hex json raw framed" -- "$cur"))
-            return
-            ;;
-        -o | --option)
-            _ipckit_option_keys
-            return
-            ;;
         -n | --count | -t | --timeout)
             return
             ;;
@@ -117,14 +119,6 @@ _ipckit()
         case $prev in
         -s | --stdin)
             COMPREPLY=($(compgen -W "lines framed whole" -- "$cur"))
-            return
-            ;;
-        -f | --format)
-            COMPREPLY=($(compgen -W "text hex json raw framed" -- "$cur"))
-            return
-            ;;
-        -o | --option)
-            _ipckit_option_keys
             return
             ;;
         -w | --linger)
