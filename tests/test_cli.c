@@ -367,6 +367,22 @@ static void t_relay_many_into_one(void **state)
     assert_true(strstr(rr.out, "sysv-a") < strstr(rr.out, "sysv-b"));
 }
 
+/* A sink that cannot be reached costs no message: the relay opens it before it takes one from
+ * the source, so what waits in the queue is still there when the relay gives up. */
+static void t_relay_unreachable_sink_loses_nothing(void **state)
+{
+    (void)state;
+    char q[64], uq[80], sock[200], us[220];
+    snprintf(uq, sizeof uq, "mq:%s", ipkt_name(q, sizeof q, "/"));
+    ipkt_journal("mq", q);
+    snprintf(us, sizeof us, "unix:%s", ipkt_path(sock, sizeof sock, "nobody-listens"));
+    run r;
+    assert_int_equal(CLI(&r, NULL, "send", uq, "keep me"), 0);
+    assert_int_equal(CLI(&r, NULL, "relay", "-t", "2000", uq, us), 1);
+    assert_int_equal(CLI(&r, NULL, "recv", "-n", "1", "-t", "2000", uq), 0);
+    assert_string_equal(r.out, "keep me\n");
+}
+
 /* A UDP datagram into a Unix seqpacket socket: one datagram, one packet, empty ones too. */
 static void t_relay_udp_to_unixpacket(void **state)
 {
@@ -605,6 +621,8 @@ IPKT_MAIN(cmocka_unit_test(t_help_and_version), cmocka_unit_test(t_bad_url_is_us
           cmocka_unit_test(t_relay_mq_keeps_boundaries_and_priority),
           cmocka_unit_test(t_relay_both_ways), cmocka_unit_test(t_relay_shm_duplex_both_ways),
           cmocka_unit_test(t_relay_udp_to_unixpacket), cmocka_unit_test(t_recv_many),
-          cmocka_unit_test(t_relay_many_into_one), cmocka_unit_test(t_rm_refuses_live_socket),
-          cmocka_unit_test(t_rm_stale_exactly), cmocka_unit_test(t_ls_json),
-          cmocka_unit_test(t_tour_passes_and_cleans_up), cmocka_unit_test(t_tour_ctrl_c_cleans_up))
+          cmocka_unit_test(t_relay_many_into_one),
+          cmocka_unit_test(t_relay_unreachable_sink_loses_nothing),
+          cmocka_unit_test(t_rm_refuses_live_socket), cmocka_unit_test(t_rm_stale_exactly),
+          cmocka_unit_test(t_ls_json), cmocka_unit_test(t_tour_passes_and_cleans_up),
+          cmocka_unit_test(t_tour_ctrl_c_cleans_up))

@@ -184,6 +184,21 @@ static int back_to_source(relay *R, long n, const ipk_msginfo *mi)
     return cli_fail("relay", R->h.end[0].url, r);
 }
 
+/* Before a message is taken from a source: SINK must be there to take it (hub.h). Returns
+ * RELAY_NO_SINK, with the exit status kept in R->rc, when it cannot be reached. */
+#define RELAY_NO_SINK (-1000000L)
+static long sink_ready(void *arg, int end)
+{
+    relay *R = arg;
+    if (R->sc != NULL || (R->both_ways && end == R->nsrc))
+        return 0;
+    int rc = sink_accept(R);
+    if (rc == CLI_OK)
+        return 0;
+    R->rc = rc;
+    return RELAY_NO_SINK;
+}
+
 static int relay_loop(relay *R)
 {
     for (;;) {
@@ -210,6 +225,8 @@ static int relay_loop(relay *R)
         }
         if (n == IPK_EOF)
             return CLI_OK;
+        if (n == RELAY_NO_SINK)
+            return R->rc; /* reported; nothing was taken from the source */
         if (n < 0)
             return cli_fail("relay", "relay", (int)n);
         int rc;
@@ -307,6 +324,8 @@ int cmd_relay(int argc, char **argv)
     R.nsrc = nurl - 1;
     R.sink_url = argv[argc - 1];
     int rc = CLI_OK, r = hub_init(&R.h, "relay", nurl);
+    R.h.before_take = sink_ready;
+    R.h.arg = &R;
     for (int i = 0; i < R.nsrc && r >= 0; i++)
         if ((r = hub_add(&R.h, argv[optind + i], NULL, src_listen)) >= 0 && src_listen && R.verbose)
             fprintf(stderr, "ipckit relay: listening on %s\n", argv[optind + i]);

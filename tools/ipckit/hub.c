@@ -136,7 +136,10 @@ long hub_next(hub *h, cli_buf *b, ipk_msginfo *mi, int *end, ipk_chan **from, in
                     return r;
                 continue;
             }
-            long n = cli_recv(ev->chan, b, mi, 0);
+            long n = h->before_take ? h->before_take(h->arg, g->end) : 0;
+            if (n != 0)
+                return n;
+            n = cli_recv(ev->chan, b, mi, 0);
             if (n >= 0) {
                 *end = g->end;
                 *from = ev->chan;

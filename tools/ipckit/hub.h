@@ -29,6 +29,11 @@ typedef struct hub {
     int rc;          /* the first failed close of a channel that ended */
     long dropped;    /* channels closed because they ended */
     const char *bad; /* after hub_open failed: the address it failed on */
+    /* Optional: called before a message is taken from end `end`; a non-zero result is returned
+     * by hub_next instead, and nothing is taken (relay opens its sink here, so that a sink
+     * that cannot be reached never costs a message taken from a queue). */
+    long (*before_take)(void *arg, int end);
+    void *arg;
 } hub;
 
 /* An empty hub for at most nmax ends; hub_add opens url (listen or dial, as cli_open) as the
