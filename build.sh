@@ -42,10 +42,9 @@ suite() { # dir
 # Every test program under valgrind's memcheck (two at a time). Leaks are LeakSanitizer's job
 # (valgrind would count the memory of children that _exit). IPKT_SLOW widens the signal storms,
 # which would otherwise starve a process running 50x slower. Excluded, because valgrind itself
-# catches every signal and so changes what /proc/PID/status reports: signal's t_peer_checks; and
-# the poller's t_idle, which measures CPU time (valgrind multiplies it; it runs in the other two).
+# catches every signal and so changes what /proc/PID/status reports: signal's t_peer_checks.
 valgrind_suite() { # dir
-    find "$1/tests" -maxdepth 1 -type f -perm -u+x -name 'test_*' ! -name test_cli | IPKT_SLOW=1 IPKT_EXCLUDE=t_peer_checks,t_idle \
+    find "$1/tests" -maxdepth 1 -type f -perm -u+x -name 'test_*' ! -name test_cli | IPKT_SLOW=1 IPKT_EXCLUDE=t_peer_checks \
         xargs -P "$JOBS" -I{} sh -c 'valgrind -q --error-exitcode=99 --leak-check=no {} \
             >{}.valgrind.log 2>&1 || { cat {}.valgrind.log; echo "valgrind: {} failed"; exit 1; }'
 }
@@ -71,9 +70,7 @@ test)
     IPKT_EXPECT_OFF="shm signal" ./build-min/tests/test_registry
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
         build build-asan -DIPK_TESTS=ON -DIPK_SANITIZE=ON
-    # t_idle measures the CPU an idle poller uses, a promise about the product build: the
-    # sanitizers multiply the cost of every instruction (it runs in the plain suite above).
-    IPKT_EXCLUDE=t_idle ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         suite build-asan
     valgrind_suite build
     echo "build.sh: all tests passed, plain, under ASan+UBSan and under valgrind"
