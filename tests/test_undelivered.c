@@ -344,6 +344,35 @@ static void t_file_log_with_records_stays(void **state)
     assert_int_equal(access(path, F_OK), -1);
 }
 
+/* A producer may come first on a log: create=1 makes the file, which it does not own, so the
+ * log outlives it; the reader that comes later gets every record (and, not its creator, leaves
+ * the log). Without create=1 a dialer finds nothing and is told how to create it. */
+static void t_file_producer_first(void **state)
+{
+    (void)state;
+    char path[256], url[300], curl[320];
+    path_url(path, sizeof path, url, sizeof url, "file", "log");
+    snprintf(curl, sizeof curl, "%s?create=1", url);
+    ipk_chan *c = NULL;
+    ipkt_expect(ipk_dial(&c, url, NULL), -ENOENT);
+    ipkt_errmsg_has("create=1");
+    run_sender(curl, 3);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    ipk_chan *l = NULL;
+    ipkt_ok(ipk_listen(&l, url, NULL));
+    expect_msgs(l, 3);
+    ipkt_ok(ipk_close(l));
+    assert_int_equal(access(path, F_OK), 0);
+    /* The tool's send is such a producer. */
+    assert_int_equal(unlink(path), 0);
+    static run r;
+    assert_int_equal(CLI(&r, NULL, "send", url, "m0", "m1"), 0);
+    receive_all(url, 2);
+    assert_int_equal(unlink(path), 0);
+}
+
 /* Channels that own nothing that stores messages answer 0. */
 static void t_undelivered_elsewhere(void **state)
 {
@@ -368,4 +397,5 @@ IPKT_MAIN(cmocka_unit_test(t_mq_owner_leaves_what_waits),
           cmocka_unit_test(t_shm_segment_owner_leaves_an_unread_text),
           cmocka_unit_test(t_fifo_reader_leaves_unread_bytes),
           cmocka_unit_test(t_file_log_with_records_stays),
+          cmocka_unit_test(t_file_producer_first),
           cmocka_unit_test(t_undelivered_elsewhere))

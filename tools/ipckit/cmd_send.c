@@ -27,9 +27,9 @@ static void send_usage(FILE *f)
             "  -T, --type N              sysv: message type (> 0)\n"
             "  -o, --option KEY=VALUE    a transport option (same as ?KEY=VALUE in the URL)\n"
             "  -l, --listen              listen on URL (accept one peer) instead of dialling it\n"
-            "  -d, --dial                dial URL (default); a queue (mq:, sysv:) that does not\n"
-            "                            exist yet is created (?create=1), and stays for its\n"
-            "                            consumer\n"
+            "  -d, --dial                dial URL (default); a queue (mq:, sysv:) or file log\n"
+            "                            (file:) that does not exist yet is created\n"
+            "                            (?create=1), and stays for its consumer\n"
             "  -h, --help\n\n"
             "Exit status: 0 all sent, 1 failure or timeout, 2 usage error.\n"
             "Example: ipckit send mq:/jobs 'first job' 'second job'\n");
@@ -172,9 +172,9 @@ int cmd_send(int argc, char **argv)
         goto out;
     }
     const char *url = argv[optind++];
-    /* A producer may start before any consumer: on a queue (mq:, sysv:) send creates the queue
-     * when it is absent, without owning it, so the queue and its messages stay for the
-     * consumer (whose listener then owns it and removes it once it is empty). */
+    /* A producer may start before any consumer: on a queue (mq:, sysv:) or a file log send
+     * creates it when it is absent, without owning it, so it and its messages stay for the
+     * consumer (whose listener then owns a queue and removes it once it is empty). */
     if (!listen && !user_create && cli_scheme_takes(url, "create") && !cli_url_sets(url, "create"))
         ipk_opts_set(o, "create", "1");
     ipk_chan *l = NULL;

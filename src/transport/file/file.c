@@ -671,8 +671,8 @@ static int fl_open_err(const ipk_chan *c, int e)
     switch (e) {
     case ENOENT:
         return ipk__err(-ENOENT,
-                        "file:%s: no such file (a listener creates it; dial opens an "
-                        "existing one)",
+                        "file:%s: no such file (a listener creates it, or dial with "
+                        "create=1)",
                         path);
     case ELOOP:
         return ipk__err(-ELOOP, "file:%s: is a symbolic link; refused (O_NOFOLLOW)", path);
@@ -784,6 +784,9 @@ static int fl_close(ipk_chan *c)
     return r;
 }
 
+/* create: 0 opens an existing file; 1 creates it when absent (a listener, or a dialer with
+ * create=1). Only a listener owns what it created: a producer that came first leaves the log,
+ * and what it appended, for the consumers that come later. */
 static int fl_open(ipk_chan *c, int create)
 {
     fl *f = calloc(1, sizeof *f);
@@ -796,13 +799,14 @@ static int fl_open(ipk_chan *c, int create)
     int r = fl_options(c, f);
     if (r == 0)
         r = fl_open_file(c, f, create);
-    c->owner = f->created;
+    c->owner = f->created && c->role == IPK__LISTENER;
     struct rlimit rl;
     f->fsize_max = getrlimit(RLIMIT_FSIZE, &rl) == 0 ? rl.rlim_cur : RLIM_INFINITY;
     if (r == 0)
         r = fl_start(c, f);
     if (r != 0) {
-        c->keep = !f->created; /* a file this call created goes again */
+        c->owner = f->created; /* a file this call created goes again */
+        c->keep = !f->created;
         fl_close(c);
     }
     return r;
@@ -815,7 +819,8 @@ static int fl_listen(ipk_chan *c)
 
 static int fl_dial(ipk_chan *c)
 {
-    return fl_open(c, 0);
+    int create, r = ipk__opt_bool(c, "create", 0, &create);
+    return r != 0 ? r : fl_open(c, create);
 }
 
 static int fl_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi, int64_t dl)
@@ -892,7 +897,8 @@ static long fl_info(const ipk__addr *a, char *buf, size_t cap)
            "mode=whole: send replaces the file under an F_OFD F_WRLCK on the whole file, recv\n"
            "  reads it under F_RDLCK; conflicts with classic fcntl locks of other programs.\n"
            "Timed lock waits poll F_OFD_SETLK, napping 50 us doubling to 10 ms.\n"
-           "Options: mode=log|whole fsync=0|1 from=start|end perm=0600 keep=1 max=16m\n",
+           "Options: mode=log|whole fsync=0|1 from=start|end perm=0600 keep=1 max=16m\n"
+           "  create=1 (dial: create an absent file, not owned: a producer may come first)\n",
            a->body);
     struct stat st;
     if (ipk__sys_lstat(a->body, &st) == 0)
@@ -929,7 +935,7 @@ static long fl_info(const ipk__addr *a, char *buf, size_t cap)
     return (long)n;
 }
 
-static const char *const fl_keys[] = {"mode", "fsync", "perm", "keep", "from", NULL};
+static const char *const fl_keys[] = {"mode", "fsync", "perm", "keep", "from", "create", NULL};
 
 /* ---- pollers: the inotify descriptor says "look again"; fl_pending says whether a whole
  * record (or, mode=whole, a change) is there. Appending never waits for a reader. */
