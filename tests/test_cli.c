@@ -367,20 +367,73 @@ static void t_relay_many_into_one(void **state)
     assert_true(strstr(rr.out, "sysv-a") < strstr(rr.out, "sysv-b"));
 }
 
+/* A fresh POSIX queue's address (uq, 80 bytes) and a Unix socket path's (us, 220 bytes), both
+ * journalled; returns the socket's path. */
+static const char *queue_and_socket(char *uq, char *us, const char *stem)
+{
+    static char q[64], sock[200];
+    snprintf(uq, 80, "mq:%s", ipkt_name(q, sizeof q, "/"));
+    ipkt_journal("mq", q);
+    snprintf(us, 220, "unix:%s", ipkt_path(sock, sizeof sock, stem));
+    ipkt_journal("path", sock);
+    return sock;
+}
+
 /* A sink that cannot be reached costs no message: the relay opens it before it takes one from
  * the source, so what waits in the queue is still there when the relay gives up. */
 static void t_relay_unreachable_sink_loses_nothing(void **state)
 {
     (void)state;
-    char q[64], uq[80], sock[200], us[220];
-    snprintf(uq, sizeof uq, "mq:%s", ipkt_name(q, sizeof q, "/"));
-    ipkt_journal("mq", q);
-    snprintf(us, sizeof us, "unix:%s", ipkt_path(sock, sizeof sock, "nobody-listens"));
+    char uq[80], us[220];
+    queue_and_socket(uq, us, "nobody-listens");
     run r;
     assert_int_equal(CLI(&r, NULL, "send", uq, "keep me"), 0);
     assert_int_equal(CLI(&r, NULL, "relay", "-t", "2000", uq, us), 1);
     assert_int_equal(CLI(&r, NULL, "recv", "-n", "1", "-t", "2000", uq), 0);
     assert_string_equal(r.out, "keep me\n");
+}
+
+static int count_text(const char *path, const char *text)
+{
+    static char buf[1 << 14];
+    ipkt_slurp(path, buf, sizeof buf);
+    int n = 0;
+    for (const char *p = buf; (p = strstr(p, text)) != NULL; p += strlen(text))
+        n++;
+    return n;
+}
+
+/* A dialled sink that goes away mid-stream: the relay has taken the next message from the
+ * queue, so it holds it and dials again until a sink is back, which then gets it. Stopped
+ * while it holds one, it says which message it could not deliver. */
+static void t_relay_sink_restart_loses_nothing(void **state)
+{
+    (void)state;
+    char uq[80], us[220];
+    const char *sock = queue_and_socket(uq, us, "sink");
+    bg rel, rcv;
+    run r, rl, rr;
+    BG(&rcv, NULL, "recv", "-l", "-n", "1", "-t", "10000", us);
+    wait_path(sock);
+    BG(&rel, NULL, "relay", "-v", "-t", "20000", uq, us);
+    assert_int_equal(CLI(&r, NULL, "send", uq, "first"), 0);
+    assert_int_equal(bg_finish(&rcv, &rr), 0); /* the sink took one and left */
+    assert_string_equal(rr.out, "first\n");
+    assert_int_equal(CLI(&r, NULL, "send", uq, "second"), 0);
+    wait_text(rel.errf, "dialling again");
+    BG(&rcv, NULL, "recv", "-l", "-n", "1", "-t", "10000", us);
+    assert_int_equal(bg_finish(&rcv, &rr), 0);
+    assert_string_equal(rr.out, "second\n");
+    /* Gone again with "third" taken: TERM while the relay holds it. */
+    assert_int_equal(CLI(&r, NULL, "send", uq, "third"), 0);
+    for (int i = 0; count_text(rel.errf, "dialling again") < 2; i++) {
+        assert_true(i < 2000);
+        ipkt_msleep(5);
+    }
+    assert_int_equal(kill(rel.pid, SIGTERM), 0);
+    assert_int_equal(bg_finish(&rel, &rl), 128 + SIGTERM);
+    has(rl.err, "the message of 5 bytes taken from mq:");
+    has(rl.err, "was not delivered");
 }
 
 /* A UDP datagram into a Unix seqpacket socket: one datagram, one packet, empty ones too. */
@@ -623,6 +676,7 @@ IPKT_MAIN(cmocka_unit_test(t_help_and_version), cmocka_unit_test(t_bad_url_is_us
           cmocka_unit_test(t_relay_udp_to_unixpacket), cmocka_unit_test(t_recv_many),
           cmocka_unit_test(t_relay_many_into_one),
           cmocka_unit_test(t_relay_unreachable_sink_loses_nothing),
+          cmocka_unit_test(t_relay_sink_restart_loses_nothing),
           cmocka_unit_test(t_rm_refuses_live_socket), cmocka_unit_test(t_rm_stale_exactly),
           cmocka_unit_test(t_ls_json), cmocka_unit_test(t_tour_passes_and_cleans_up),
           cmocka_unit_test(t_tour_ctrl_c_cleans_up))

@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "hub.h"
@@ -35,7 +36,9 @@ static void relay_usage(FILE *f)
                "                            otherwise takes every peer that connects)\n"
                "  -n, --count N             end after N messages\n"
                "  -t, --timeout MS          end when no message moves for MS ms: status 0 when\n"
-               "                            some moved before, 1 when none did (-1: wait)\n"
+               "                            some moved before, 1 when none did (-1: wait);\n"
+               "                            also how long a message taken is held for a\n"
+               "                            dialled SINK that went away (-1: until it is back)\n"
                "  -v, --verbose             a line on standard error per message\n"
                "  -h, --help\n\n"
                "Exit status: 0 done (count reached, or every source ended), 1 failure or\n"
@@ -53,6 +56,7 @@ typedef struct relay {
     ipk_chan *reply;   /* both ways: the source channel that spoke last, where replies go */
     int both_ways, once, verbose, timeout;
     int rc;
+    int sink_err; /* why SINK could not be dialled (sink_accept) */
     long count, total; /* messages to move (-1: no end), messages moved */
     double shown_at;   /* when the progress line was last drawn */
     cli_buf buf;
@@ -86,10 +90,13 @@ static int peer_gone(long r)
 static int sink_accept(relay *R)
 {
     int r;
+    R->sink_err = 0;
     if (R->sl == NULL) {
         ipk_chan *l = NULL;
-        if ((r = cli_open(R->sink_url, NULL, 0, &l, &R->sc)) != 0)
+        if ((r = cli_open(R->sink_url, NULL, 0, &l, &R->sc)) != 0) {
+            R->sink_err = r;
             return cli_fail("relay", R->sink_url, r);
+        }
         if (R->both_ways && (r = hub_adopt(&R->h, R->nsrc, R->sc)) != 0)
             return cli_fail("relay", R->sink_url, r);
         return CLI_OK;
@@ -106,7 +113,8 @@ static int sink_accept(relay *R)
     return CLI_OK;
 }
 
-/* SINK's peer went away: a listening SINK takes the next one unless --once. -1: go on. */
+/* SINK's peer went away: the next message takes the next peer (or dials again) unless --once.
+ * -1: go on. */
 static int sink_lost(relay *R)
 {
     if (R->verbose)
@@ -117,21 +125,56 @@ static int sink_lost(relay *R)
     R->sc = NULL;
     if (rc != CLI_OK)
         return rc;
-    if (R->once)
-        return CLI_OK;
-    rc = sink_accept(R);
-    return rc == CLI_OK ? -1 : rc;
+    return R->once ? CLI_OK : -1;
 }
 
-/* Sends one message into SINK, taking SINK's next peer when it lost one. -1: go on; else the
- * exit status. */
-static int into_sink(relay *R, long n, const ipk_msginfo *mi, const ipk_chan *from)
+/* Whether a failure to reach SINK may pass: nobody there now (a server restarting). */
+static int sink_absent(int r)
 {
-    for (int attempt = 0;; attempt++) {
+    return peer_gone(r) || r == -ECONNREFUSED || r == -ENOENT || r == IPK_ETIMEDOUT;
+}
+
+/* SINK's peer went away while the relay holds a message taken from a source, and SINK cannot be
+ * dialled again at once. The message exists nowhere else, so the relay keeps it and dials SINK
+ * again, 100 ms apart doubling to 1 s, until it is there, a signal stops the relay, or
+ * --timeout passes. CLI_OK: SINK is back. */
+static int sink_retry(relay *R, const char *from_url)
+{
+    fprintf(stderr, "ipckit relay: %s: holding the message taken from %s; dialling again\n",
+            R->sink_url, from_url);
+    double give_up = R->timeout >= 0 ? cli_now_us() + R->timeout * 1000.0 : -1;
+    for (int nap_ms = 100;; nap_ms = nap_ms < 500 ? nap_ms * 2 : 1000) {
+        struct timespec ts = {0, nap_ms * 1000000L}; /* a signal cuts it short: checked below */
+        nanosleep(&ts, NULL);
+        if (cli_stopped("relay"))
+            return cli_stop_status();
+        if (give_up >= 0 && cli_now_us() >= give_up)
+            return CLI_FAIL;
+        ipk_chan *l = NULL;
+        int r = cli_open(R->sink_url, NULL, 0, &l, &R->sc);
+        if (r == 0)
+            return R->both_ways && (r = hub_adopt(&R->h, R->nsrc, R->sc)) != 0
+                       ? cli_fail("relay", R->sink_url, r)
+                       : CLI_OK;
+        if (!sink_absent(r))
+            return cli_fail("relay", R->sink_url, r);
+    }
+}
+
+/* Sends one message into SINK, taking SINK's next peer when it lost one. -1: sent (or dropped
+ * with a message); else the exit status, and the message was not delivered (said on stderr). */
+static int into_sink(relay *R, long n, const ipk_msginfo *mi, const ipk_chan *from,
+                     const char *from_url)
+{
+    int rc = -1;
+    for (int attempt = 0; rc == -1; attempt++) {
         if (R->sc == NULL) {
-            int rc = sink_accept(R);
+            rc = sink_accept(R);
+            if (rc != CLI_OK && R->sl == NULL && !R->once && sink_absent(R->sink_err))
+                rc = sink_retry(R, from_url);
             if (rc != CLI_OK)
-                return rc;
+                break;
+            rc = -1;
         }
         /* Priority and type mean the same only between ends of one kind; nats: carries them
          * as message headers, so they cross it from and to any kind. */
@@ -140,21 +183,25 @@ static int into_sink(relay *R, long n, const ipk_msginfo *mi, const ipk_chan *fr
         int r = cli_send("relay", R->sc, R->buf.p, (size_t)n, same ? mi : NULL, -1);
         if (r == 0)
             return -1;
-        if (r == CLI_ESTOP)
-            return cli_stop_status();
-        if (r == -EDESTADDRREQ) {
+        if (r == CLI_ESTOP) {
+            rc = cli_stop_status();
+        } else if (r == -EDESTADDRREQ) {
             /* A datagram listener answers the sender of the last datagram it received; before
              * the first one there is nobody to answer. */
             fprintf(stderr, "ipckit relay: %s: no peer to reply to yet; %ld bytes dropped\n",
                     R->sink_url, n);
             return -1;
+        } else if (!peer_gone(r) || attempt >= 4) {
+            rc = cli_fail("relay", R->sink_url, r);
+        } else {
+            rc = sink_lost(R); /* -1: a new peer (or dial) to try the message on */
+            if (rc == CLI_OK)  /* --once: no next peer */
+                rc = CLI_FAIL;
         }
-        if (!peer_gone(r) || attempt > 0)
-            return cli_fail("relay", R->sink_url, r);
-        int rc = sink_lost(R);
-        if (rc != -1)
-            return rc;
     }
+    fprintf(stderr, "ipckit relay: %s: the message of %ld bytes taken from %s was not delivered\n",
+            R->sink_url, n, from_url);
+    return rc;
 }
 
 /* A reply from SINK goes back to the source channel that spoke last. -1: go on. */
@@ -234,7 +281,7 @@ static int relay_loop(relay *R)
             rc = back_to_source(R, n, &mi);
         } else {
             R->reply = from;
-            rc = into_sink(R, n, &mi, from);
+            rc = into_sink(R, n, &mi, from, R->h.end[end].url);
         }
         if (rc != -1)
             return rc;
