@@ -56,7 +56,7 @@ typedef struct relay {
     ipk_chan *reply;   /* both ways: the source channel that spoke last, where replies go */
     int both_ways, once, verbose, timeout;
     int rc;
-    int sink_err; /* why SINK could not be dialled (sink_accept) */
+    int sink_err;      /* why SINK could not be dialled (sink_accept) */
     long count, total; /* messages to move (-1: no end), messages moved */
     double shown_at;   /* when the progress line was last drawn */
     cli_buf buf;
