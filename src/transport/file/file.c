@@ -723,6 +723,10 @@ static int fl_open_file(ipk_chan *c, fl *f, int create)
                         : S_ISBLK(st.st_mode) ? "a block device"
                         : S_ISDIR(st.st_mode) ? "a directory"
                                               : "a socket");
+    /* A listener that did not create the file reads what others wrote into it as its own:
+     * only a file of ours, no more open than perm (another user may have planted it). */
+    if (create && !f->created && ipk__listen_adopt(c->name, st.st_uid, st.st_mode, c->perm) != 0)
+        return -EEXIST;
     int flags = ipk__sys_fcntl(f->fd, F_GETFL);
     if (flags < 0 || ipk__sys_fcntl(f->fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
         return ipk__errsys(-errno, "file:%s: fcntl", path);
