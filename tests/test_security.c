@@ -13,6 +13,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <mqueue.h>
 #include <sched.h>
@@ -479,6 +480,36 @@ static void t_planted_other_user(void **state)
     }
 }
 
+/* The listener's object was removed behind its back and nobody made one at the name: root's
+ * close removed nobody's file log, segment or semaphore (test_harden.c: FIFO, mq, sysv). */
+static void t_close_replaced(void **state)
+{
+    (void)state;
+    char dir[256], url[400];
+    pub_dir(dir, sizeof dir, 01777);
+    for (size_t k = 0; k < NKINDS; k++) {
+        const kind *kd = &kinds[k];
+        if ((kd->ns != NS_PATH && kd->ns != NS_SHM) || strcmp(kd->scheme, "fifo") == 0)
+            continue;
+        obj o;
+        obj_init(&o, kd, dir);
+        ipk_chan *c = NULL;
+        ipkt_ok(ipk_listen(&c, obj_url(&o, NULL, NULL, url, sizeof url), NULL));
+        plant p = {&o, kd->sem ? PL_SEM : PL_OBJECT};
+        const char *file = kd->sem ? o.semfs : o.fs;
+        if (kd->sem)
+            assert_int_equal(sem_unlink(o.sem), 0);
+        else
+            assert_int_equal(unlink(o.fs), 0);
+        assert_int_equal(ipkt_wait(ipkt_spawn(plant_as_nobody, &p)), 0);
+        ipk_close(c);
+        struct stat st;
+        if (lstat(file, &st) != 0 || st.st_uid != NOBODY)
+            fail_msg("%s: root's close removed nobody's %s", kd->label, file);
+        obj_remove(&o);
+    }
+}
+
 /* Stale objects of root's own: a socket file and a ring are replaced (the new object has
  * exactly perm), a file log or a semaphore wider than perm is refused unless perm= says so. */
 static int listen_and_die(void *arg)
@@ -656,6 +687,77 @@ static void t_other_user_access(void **state)
             obj_remove(&o);
         }
     }
+}
+
+/* ---- a poller's wake-up socket (shm): abstract, so anyone may write to it ---- */
+
+/* The abstract name of this process's shm wake-up socket, from /proc/net/unix. */
+static int wake_name(char *name, size_t cap)
+{
+    char want[64], line[512];
+    snprintf(want, sizeof want, "@ipk-shm-poll-%d-", (int)getpid());
+    FILE *f = fopen("/proc/net/unix", "re");
+    if (f == NULL)
+        return -1;
+    int found = -1;
+    while (found < 0 && fgets(line, sizeof line, f)) {
+        char *at = strstr(line, want);
+        if (at != NULL) {
+            at[strcspn(at, "\n")] = '\0';
+            snprintf(name, cap, "%s", at);
+            found = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* As nobody: three datagrams to the wake-up socket; each must reach it. */
+static int wake_as_nobody(void *arg)
+{
+    const char *name = arg; /* "@ipk-shm-poll-..." */
+    IPKT_CHECK(ipkt_become_nobody() == 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    size_t n = strlen(name + 1);
+    memcpy(a.sun_path + 1, name + 1, n);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    IPKT_CHECK(fd >= 0);
+    for (int i = 0; i < 3; i++)
+        IPKT_CHECK(sendto(fd, "x", 1, 0, (struct sockaddr *)&a, len) == 1);
+    close(fd);
+    return 0;
+}
+
+/* An abstract socket has no mode: another user can write to a poller's wake-up socket. The
+ * bytes only wake the poller, which then looks at the ring itself: no event is invented. */
+static void t_shm_wake_socket(void **state)
+{
+    (void)state;
+    obj o;
+    char url[400], name[128], buf[16];
+    obj_init(&o, &kinds[8], NULL);
+    assert_int_equal(o.k->ns, NS_SHM);
+    ipk_chan *rx = NULL, *tx = NULL;
+    ipkt_ok(ipk_listen(&rx, obj_url(&o, NULL, NULL, url, sizeof url), NULL));
+    ipk_poller *p = NULL;
+    ipk_pollev ev[4];
+    ipkt_ok(ipk_poller_new(&p));
+    ipkt_ok(ipk_poller_add(p, rx, IPK_POLLIN, NULL));
+    ipkt_expect(ipk_poller_wait(p, ev, 4, 0), -EAGAIN); /* armed: the socket is bound */
+    assert_int_equal(wake_name(name, sizeof name), 0);
+    assert_int_equal(ipkt_wait(ipkt_spawn(wake_as_nobody, name)), 0);
+    ipkt_expect(ipk_poller_wait(p, ev, 4, 100), IPK_ETIMEDOUT);
+    ipkt_expect(ipk_recv(rx, buf, sizeof buf, 0), -EAGAIN);
+    /* A real message is still reported. */
+    ipkt_ok(ipk_dial(&tx, o.url, NULL));
+    ipkt_ok(ipk_send(tx, "real", 4, 1000));
+    ipkt_expect(ipk_poller_wait(p, ev, 4, 10000), 1);
+    assert_true(ev[0].chan == rx && (ev[0].events & IPK_POLLIN));
+    ipkt_expect(ipk_recv(rx, buf, sizeof buf, 0), 4);
+    ipk_poller_free(p);
+    ipkt_ok(ipk_close(tx));
+    ipkt_ok(ipk_close(rx));
 }
 
 /* ---- ipckit rm and ipk_object_remove(): other users' objects ---- */
@@ -908,6 +1010,7 @@ static void t_serve_allow_unixpacket(void **state)
 
 IPKT_MAIN(cmocka_unit_test(t_perm_exact), cmocka_unit_test(t_symlink_refused),
           cmocka_unit_test(t_mqueue_no_symlink), cmocka_unit_test(t_planted_other_user),
-          cmocka_unit_test(t_planted_own_wider), cmocka_unit_test(t_other_user_access),
+          cmocka_unit_test(t_close_replaced), cmocka_unit_test(t_planted_own_wider),
+          cmocka_unit_test(t_other_user_access), cmocka_unit_test(t_shm_wake_socket),
           cmocka_unit_test(t_rm_other_users), cmocka_unit_test(t_signal_allow_uid),
           cmocka_unit_test(t_serve_allow_unixpacket))

@@ -2,7 +2,8 @@
  * fifo.c - the fifo: transport (named pipe). The listener is the reader: it creates the FIFO
  * (mkfifo, perm, default 0600) when absent and then owns it (removing it on close unless bytes
  * wait in the pipe, or keep= says otherwise), or uses an existing FIFO of its own; a path
- * that exists and is not a FIFO, or is a symbolic link, is refused and left untouched. The dialer is a writer: it waits
+ * that exists and is not a FIFO, or is a symbolic link, is refused and left untouched. The dialer
+ * is a writer: it waits
  * (?wait=MS, default forever) for a reader to have the FIFO open. Frames are handled by stream.c.
  *
  * Two kernel behaviours shape the reader. read() on a FIFO that no writer has opened yet returns
@@ -98,11 +99,9 @@ static int ipk__fifo_openat(ipk_chan *c, int flags, struct stat *st)
  * access to the directory.) */
 static int ipk__fifo_unlink(ipk_chan *c, const ipk__fifo *f)
 {
-    struct stat st;
-    if (ipk__sys_lstat(c->addr.body, &st) != 0) /* cannot tell whether it is ours: left, said */
-        return errno == ENOENT ? 0 : ipk__errsys(-errno, "%s: stat", c->name);
-    if (st.st_dev != f->dev || st.st_ino != f->ino)
-        return 0;
+    int r = ipk__still_ours(c->name, c->addr.body, f->dev, f->ino);
+    if (r <= 0)
+        return r;
     if (ipk__sys_unlink(c->addr.body) != 0 && errno != ENOENT)
         return ipk__errsys(-errno, "%s: unlink", c->name);
     return 0;

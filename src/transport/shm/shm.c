@@ -48,6 +48,11 @@ typedef struct ipk__shm {
     char sem_name[NAME_MAX + 1];
     int sem_own; /* the listener made or adopted the semaphore: its close removes it */
     int pw_fd;   /* in a poller: the abstract socket the rings' publishers wake, else -1 */
+    /* The files of the segment and the semaphore this listener made (or adopted), so that its
+     * close removes only those and not another user's object put at the name since. */
+    int seg_known, sem_known;
+    dev_t seg_dev, sem_dev;
+    ino_t seg_ino, sem_ino;
 } ipk__shm;
 
 static const char *const ipk__shm_keys[] = {"size", "multi", "mode",  "sem",    "perm",
@@ -115,6 +120,13 @@ static int ipk__shm_map(ipk_chan *c, ipk__shm *s, int fd, size_t len)
     return 0;
 }
 
+/* The file of a segment or of a named semaphore (glibc keeps both in /dev/shm). */
+static const char *ipk__shm_path(char *buf, size_t cap, const char *prefix, const char *name)
+{
+    snprintf(buf, cap, "/dev/shm/%s%s", prefix, name + 1);
+    return buf;
+}
+
 static int ipk__shm_open_err(ipk_chan *c, int e)
 {
     if (e == -ENOENT)
@@ -135,8 +147,12 @@ static int ipk__shm_create(ipk_chan *c, size_t len, int *fdp)
     if (fd < 0)
         return errno == EEXIST ? -EEXIST : ipk__shm_open_err(c, -errno);
     int e = 0;
+    ipk__shm *s = c->tp;
+    struct stat st;
     if (ipk__sys_fchmod(fd, (mode_t)c->perm) != 0)
         e = ipk__errsys(-errno, "%s: fchmod %o", c->name, (unsigned)c->perm);
+    else if (ipk__sys_fstat(fd, &st) != 0)
+        e = ipk__errsys(-errno, "%s: fstat", c->name);
     else if ((e = ipk__sys_posix_fallocate(fd, 0, (off_t)len)) != 0) {
         struct statvfs v;
         unsigned long long avail =
@@ -149,6 +165,9 @@ static int ipk__shm_create(ipk_chan *c, size_t len, int *fdp)
         ipk__sys_shm_unlink(ipk__shm_name(c));
         return e;
     }
+    s->seg_known = 1;
+    s->seg_dev = st.st_dev;
+    s->seg_ino = st.st_ino;
     *fdp = fd;
     return 0;
 }
@@ -345,25 +364,28 @@ static int ipk__shm_sem_own(ipk_chan *c, ipk__shm *s)
 {
     char path[NAME_MAX + 16];
     struct stat st;
-    snprintf(path, sizeof path, "/dev/shm/sem.%s", s->sem_name + 1);
+    ipk__shm_path(path, sizeof path, "sem.", s->sem_name);
     s->sem = sem_open(s->sem_name, O_CREAT | O_EXCL, (mode_t)c->perm, 0);
-    if (s->sem != SEM_FAILED) {
-        s->sem_own = 1;
-        return ipk__sys_chmod(path, (mode_t)c->perm) == 0
-                   ? 0
-                   : ipk__errsys(-errno, "%s: chmod %s %04o", c->name, path, (unsigned)c->perm);
+    int made = s->sem != SEM_FAILED, r = 0;
+    if (!made) {
+        s->sem = NULL;
+        if (errno != EEXIST)
+            return ipk__errsys(-errno, "%s: sem_open %s", c->name, s->sem_name);
     }
-    s->sem = NULL;
-    if (errno != EEXIST)
-        return ipk__errsys(-errno, "%s: sem_open %s", c->name, s->sem_name);
+    s->sem_own = made; /* from here on its close removes what it made */
+    if (made && ipk__sys_chmod(path, (mode_t)c->perm) != 0)
+        return ipk__errsys(-errno, "%s: chmod %s %04o", c->name, path, (unsigned)c->perm);
     if (ipk__sys_lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : ipk__errsys(-errno, "%s: stat %s", c->name, path);
+        return errno == ENOENT && !made ? 0 : ipk__errsys(-errno, "%s: stat %s", c->name, path);
     if (S_ISLNK(st.st_mode))
         return ipk__err(-ELOOP, "%s: %s is a symbolic link; refused, left untouched", c->name,
                         path);
-    int r = ipk__listen_adopt(path, st.st_uid, st.st_mode, c->perm);
-    s->sem_own = r == 0;
-    return r;
+    if (!made && (r = ipk__listen_adopt(path, st.st_uid, st.st_mode, c->perm)) != 0)
+        return r;
+    s->sem_own = s->sem_known = 1;
+    s->sem_dev = st.st_dev;
+    s->sem_ino = st.st_ino;
+    return 0;
 }
 
 static int ipk__shm_sem_open(ipk_chan *c, ipk__shm *s, int listen)
@@ -548,9 +570,26 @@ static int ipk__shm_close(ipk_chan *c)
         atomic_store(&s->ring[0].h->owner_pid, 0);
     }
     if (c->owner && !c->keep) {
-        if (ipk__sys_shm_unlink(ipk__shm_name(c)) != 0 && errno != ENOENT)
+        /* Only what this listener made: a name removed and taken by someone else since is
+         * theirs. */
+        char path[NAME_MAX + 16];
+        int ours =
+            !s->seg_known
+                ? 1
+                : ipk__still_ours(c->name, ipk__shm_path(path, sizeof path, "", ipk__shm_name(c)),
+                                  s->seg_dev, s->seg_ino);
+        if (ours < 0)
+            r = ours;
+        else if (ours && ipk__sys_shm_unlink(ipk__shm_name(c)) != 0 && errno != ENOENT)
             r = ipk__errsys(-errno, "%s: shm_unlink", c->name);
-        if (s->segment && s->sem_own && sem_unlink(s->sem_name) != 0 && errno != ENOENT && r == 0)
+        ours = !s->sem_known
+                   ? s->sem_own
+                   : ipk__still_ours(c->name, ipk__shm_path(path, sizeof path, "sem.", s->sem_name),
+                                     s->sem_dev, s->sem_ino);
+        if (ours < 0 && r == 0)
+            r = ours;
+        else if (s->segment && ours > 0 && sem_unlink(s->sem_name) != 0 && errno != ENOENT &&
+                 r == 0)
             r = ipk__errsys(-errno, "%s: sem_unlink %s", c->name, s->sem_name);
     }
     if (s->sem)
