@@ -1008,9 +1008,72 @@ static void t_serve_allow_unixpacket(void **state)
     }
 }
 
+/* ---- the server's log file ---- */
+
+/* ipckit serve as root with --log in a directory others may write: a link planted at the path
+ * (the server appended its log to what the link pointed to) and a file nobody made there (the
+ * server wrote into a file nobody reads) are refused; the server's own log is appended to. */
+static void serve_refused(const char *log, const char *url, const char *why)
+{
+    bg b;
+    run r;
+    BG(&b, NULL, "serve", "--log", log, "--workers", "1", url);
+    wait_text(b.errf, why); /* a server that took the log would serve on, and say nothing */
+    assert_int_not_equal(bg_finish(&b, &r), 0);
+}
+
+static int make_file_nobody(void *arg)
+{
+    IPKT_CHECK(ipkt_become_nobody() == 0);
+    int fd = open(arg, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    IPKT_CHECK(fd >= 0);
+    close(fd);
+    return 0;
+}
+
+static void t_serve_log_planted(void **state)
+{
+    (void)state;
+    char dir[256], log[300], sock[300], url[320];
+    pub_dir(dir, sizeof dir, 01777);
+    snprintf(sock, sizeof sock, "%s/serve.sock", dir);
+    ipkt_journal("path", sock);
+    snprintf(url, sizeof url, "unix:%s", sock);
+    snprintf(log, sizeof log, "%s/serve.log", dir);
+    ipkt_journal("path", log);
+    target t;
+    target_make(&t, 0);
+    assert_int_equal(symlink(t.path, log), 0);
+    serve_refused(log, url, "a symbolic link; refused");
+    target_unchanged(&t);
+    link_still_there(log, t.path);
+    unlink(log);
+    assert_int_equal(ipkt_wait(ipkt_spawn(make_file_nobody, log)), 0);
+    serve_refused(log, url, "not a regular file of this user");
+    struct stat st;
+    assert_int_equal(lstat(log, &st), 0);
+    assert_int_equal(st.st_size, 0);
+    assert_int_equal(st.st_uid, NOBODY);
+    /* Root's own log, existing: appended to. */
+    unlink(log);
+    int fd = open(log, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "earlier\n", 8), 8);
+    close(fd);
+    bg b;
+    run r;
+    BG(&b, NULL, "serve", "--log", log, "--workers", "1", url);
+    wait_text(log, "started, master pid");
+    assert_int_equal(kill(b.pid, SIGQUIT), 0);
+    assert_int_equal(bg_finish(&b, &r), 0);
+    char buf[4096];
+    ipkt_slurp(log, buf, sizeof buf);
+    assert_int_equal(strncmp(buf, "earlier\n", 8), 0);
+}
+
 IPKT_MAIN(cmocka_unit_test(t_perm_exact), cmocka_unit_test(t_symlink_refused),
           cmocka_unit_test(t_mqueue_no_symlink), cmocka_unit_test(t_planted_other_user),
           cmocka_unit_test(t_close_replaced), cmocka_unit_test(t_planted_own_wider),
           cmocka_unit_test(t_other_user_access), cmocka_unit_test(t_shm_wake_socket),
           cmocka_unit_test(t_rm_other_users), cmocka_unit_test(t_signal_allow_uid),
-          cmocka_unit_test(t_serve_allow_unixpacket))
+          cmocka_unit_test(t_serve_allow_unixpacket), cmocka_unit_test(t_serve_log_planted))

@@ -260,7 +260,7 @@ static int reload_config(master *m)
     }
     s->nl = k;
     if (s->log_path && srv_log_open(s->log_path) != 0)
-        ipk_serve_log("cannot open log %s: %s", s->log_path, strerror(errno));
+        ipk_serve_log("cannot open log %s: %s", s->log_path, srv_log_strerror(errno));
     srv_log_name(s->name ? s->name : "ipk_server");
     return 0;
 }
@@ -434,7 +434,8 @@ static void on_signal(master *m, int sig, pid_t from)
         return;
     case SIGUSR1:
         if (m->s->log_path && srv_log_open(m->s->log_path) != 0)
-            ipk_serve_log("signal USR1: cannot reopen %s: %s", m->s->log_path, strerror(errno));
+            ipk_serve_log("signal USR1: cannot reopen %s: %s", m->s->log_path,
+                          srv_log_strerror(errno));
         else
             ipk_serve_log("signal USR1: log reopened");
         signal_all(m, SIGUSR1, 0);
@@ -531,7 +532,7 @@ int srv_master_run(ipk_server *s)
     }
     srv_log_name(s->name ? s->name : "ipk_server");
     if (s->log_path && srv_log_open(s->log_path) != 0)
-        return srv_err(s, -errno, "log %s: %s", s->log_path, strerror(errno));
+        return srv_err(s, -errno, "log %s: %s", s->log_path, srv_log_strerror(errno));
     const char *pid_file = s->pid_file;
     int r = pid_file ? write_pid_file(pid_file) : 0;
     if (r != 0) {

@@ -79,6 +79,8 @@ struct ipk_server {
 /* The log's process name and file; (re)opens the file (0 or -errno, the old log kept). */
 void srv_log_name(const char *name);
 int srv_log_open(const char *path);
+/* Why srv_log_open failed with errno e (EPERM: another user's file or not a regular one). */
+const char *srv_log_strerror(int e);
 void srv_log_close(void);
 double srv_now_ms(void);
 
