@@ -360,7 +360,7 @@ static int ipk__shm_ring_dial(ipk_chan *c, ipk__shm *s)
  * (sem_open filters the mode by the umask); one that exists is used only when it is ours and no
  * more open than perm (ipk__listen_adopt), since its owner could post or take the wake-ups and
  * the listener's close removes it. glibc keeps a named semaphore in /dev/shm as sem.NAME. */
-static int ipk__shm_sem_own(ipk_chan *c, ipk__shm *s)
+static int ipk__shm_sem_own(ipk_chan *c, ipk__shm *s, int tries)
 {
     char path[NAME_MAX + 16];
     struct stat st;
@@ -375,8 +375,11 @@ static int ipk__shm_sem_own(ipk_chan *c, ipk__shm *s)
     s->sem_own = made; /* from here on its close removes what it made */
     if (made && ipk__sys_chmod(path, (mode_t)c->perm) != 0)
         return ipk__errsys(-errno, "%s: chmod %s %04o", c->name, path, (unsigned)c->perm);
-    if (ipk__sys_lstat(path, &st) != 0)
-        return errno == ENOENT && !made ? 0 : ipk__errsys(-errno, "%s: stat %s", c->name, path);
+    if (ipk__sys_lstat(path, &st) != 0) {
+        if (errno == ENOENT && !made && tries < 3) /* removed in between: create it after all */
+            return ipk__shm_sem_own(c, s, tries + 1);
+        return ipk__errsys(-errno, "%s: stat %s", c->name, path);
+    }
     if (S_ISLNK(st.st_mode))
         return ipk__err(-ELOOP, "%s: %s is a symbolic link; refused, left untouched", c->name,
                         path);
@@ -390,7 +393,7 @@ static int ipk__shm_sem_own(ipk_chan *c, ipk__shm *s)
 
 static int ipk__shm_sem_open(ipk_chan *c, ipk__shm *s, int listen)
 {
-    int r = listen ? ipk__shm_sem_own(c, s) : 0;
+    int r = listen ? ipk__shm_sem_own(c, s, 0) : 0;
     if (r != 0 || s->sem != NULL)
         return r;
     /* Like the guide's programs, both sides create the semaphore if it is not there yet, with
