@@ -1012,12 +1012,13 @@ static void t_serve_allow_unixpacket(void **state)
 
 /* ipckit serve as root with --log in a directory others may write: a link planted at the path
  * (the server appended its log to what the link pointed to) and a file nobody made there (the
- * server wrote into a file nobody reads) are refused; the server's own log is appended to. */
-static void serve_refused(const char *log, const char *url, const char *why)
+ * server wrote into a file nobody reads) are refused, and such a file as --pid-file too; the
+ * server's own log is appended to. */
+static void serve_refused(const char *opt, const char *file, const char *url, const char *why)
 {
     bg b;
     run r;
-    BG(&b, NULL, "serve", "--log", log, "--workers", "1", url);
+    BG(&b, NULL, "serve", opt, file, "--workers", "1", url);
     wait_text(b.errf, why); /* a server that took the log would serve on, and say nothing */
     assert_int_not_equal(bg_finish(&b, &r), 0);
 }
@@ -1044,15 +1045,19 @@ static void t_serve_log_planted(void **state)
     target t;
     target_make(&t, 0);
     assert_int_equal(symlink(t.path, log), 0);
-    serve_refused(log, url, "a symbolic link; refused");
+    serve_refused("--log", log, url, "a symbolic link; refused");
     target_unchanged(&t);
     link_still_there(log, t.path);
     unlink(log);
     assert_int_equal(ipkt_wait(ipkt_spawn(make_file_nobody, log)), 0);
-    serve_refused(log, url, "not a regular file of this user");
+    serve_refused("--log", log, url, "not a regular file of this user");
     struct stat st;
     assert_int_equal(lstat(log, &st), 0);
     assert_int_equal(st.st_size, 0);
+    assert_int_equal(st.st_uid, NOBODY);
+    /* The pid file likewise: nobody's was emptied, filled with root's pid and removed at exit. */
+    serve_refused("--pid-file", log, url, "not a regular file of this user");
+    assert_int_equal(lstat(log, &st), 0);
     assert_int_equal(st.st_uid, NOBODY);
     /* Root's own log, existing: appended to. */
     unlink(log);

@@ -48,6 +48,14 @@ void ipk_serve_log(const char *fmt, ...)
     (void)w; /* nowhere to report a failing log */
 }
 
+int srv_own_file(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    return S_ISREG(st.st_mode) && st.st_uid == geteuid() ? 0 : -EPERM;
+}
+
 /* A server often runs as root in a directory others may write (/tmp): a link planted at the
  * log's path would make it append wherever the link points, and a file another user made there
  * would hand that user the log. So the log is opened without following a link (O_NONBLOCK: a
@@ -58,11 +66,11 @@ int srv_log_open(const char *path)
         path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd < 0)
         return -errno;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+    int e = srv_own_file(fd);
+    if (e != 0) {
         close(fd);
-        errno = EPERM;
-        return -EPERM;
+        errno = -e;
+        return e;
     }
     if (log_fd != 2)
         close(log_fd);
