@@ -265,6 +265,8 @@ typedef struct ipk_object ipk_object;
 
 enum { IPK_OBJ_UNKNOWN = 0, IPK_OBJ_IN_USE = 1, IPK_OBJ_STALE = 2, IPK_OBJ_UNDELIVERED = 3 };
 #define IPK_OBJ_FORCE 0x1u /* ipk_object_remove(): also when messages wait (never when in use) */
+/* ipk_object_remove(): also another user's object (for root: ipckit rm --all-users). */
+#define IPK_OBJ_ALL_USERS 0x2u
 
 /* An empty list. */
 IPK_API int ipk_objects_new(ipk_objects **out);
@@ -320,7 +322,11 @@ IPK_API const char *ipk_object_why(const ipk_object *o); /* the evidence for the
  * wait in it (-ENOTEMPTY), as its state says. Checks again first that the name still denotes
  * the object inspected (-ESTALE) and, unless forced, that nothing waits in it now; a message
  * sent between that check and the removal is lost with it (the kernel has no removal
- * conditional on emptiness). The caller's rights are the kernel's business: no owner filter. */
+ * conditional on emptiness). An object whose owner (ipk_object_uid) is not the caller's
+ * effective uid is refused (-EPERM) unless flags has IPK_OBJ_ALL_USERS: a program running as
+ * root that removes what a scan found never takes other users' objects by default, and one that
+ * is not root is kept from them even where the kernel would let it (a FIFO in a directory anyone
+ * may write). With the flag, the caller's rights are the kernel's business. */
 IPK_API int ipk_object_remove(const ipk_object *o, unsigned flags);
 
 IPK_API const char *ipk_version(void);

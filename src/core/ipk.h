@@ -196,6 +196,12 @@ int ipk__sigpipe_ignored(void);
  * it, its mode is within perm), else -EEXIST with the reason. name is for the message. */
 int ipk__listen_adopt(const char *name, uid_t uid, mode_t mode, int perm);
 
+/* Whether path still names the file (dev, ino) that a channel created: 1 yes; 0 gone, or
+ * replaced by someone else's (which its close must leave); or, when that cannot be told, a
+ * negative code with a message (the object is then left, and close says so). name is for the
+ * message. */
+int ipk__still_ours(const char *name, const char *path, dev_t dev, ino_t ino);
+
 /* After an EMFILE from a call that also says it for a limit of its own (inotify_init1: the
  * user's instances; mq_open: RLIMIT_MSGQUEUE): -EMFILE naming RLIMIT_NOFILE when the
  * descriptor table is what is full, else 0 (the caller names its own limit). Keeps errno. */

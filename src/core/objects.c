@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int ipk_objects_new(ipk_objects **out)
 {
@@ -415,6 +416,12 @@ int ipk_object_remove(const ipk_object *o, unsigned flags)
     ipk__err_clear();
     if (o == NULL)
         return ipk__err(-EINVAL, "ipk_object_remove: NULL object");
+    if (o->uid != geteuid() && !(flags & IPK_OBJ_ALL_USERS))
+        return ipk__err(-EPERM,
+                        "%s: belongs to uid %u, not to this process (uid %u): another user's "
+                        "object is removed only when all users are asked for (IPK_OBJ_ALL_USERS, "
+                        "ipckit rm --all-users)",
+                        o->url, (unsigned)o->uid, (unsigned)geteuid());
     if (o->state == IPK_OBJ_IN_USE)
         return ipk__err(-EBUSY, "%s: in use: %s", o->url, o->why);
     if (o->state == IPK_OBJ_UNDELIVERED && !(flags & IPK_OBJ_FORCE))

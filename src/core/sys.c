@@ -169,6 +169,14 @@ int ipk__listen_adopt(const char *name, uid_t uid, mode_t mode, int perm)
     return 0;
 }
 
+int ipk__still_ours(const char *name, const char *path, dev_t dev, ino_t ino)
+{
+    struct stat st;
+    if (ipk__sys_lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : ipk__errsys(-errno, "%s: stat", name);
+    return st.st_dev == dev && st.st_ino == ino;
+}
+
 int ipk__emfile_fds(const char *name)
 {
     int e = errno, fd = open("/", O_PATH | O_CLOEXEC); /* a probe, not ipckit's own work */

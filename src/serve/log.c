@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,15 +48,41 @@ void ipk_serve_log(const char *fmt, ...)
     (void)w; /* nowhere to report a failing log */
 }
 
+int srv_own_file(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    return S_ISREG(st.st_mode) && st.st_uid == geteuid() ? 0 : -EPERM;
+}
+
+/* A server often runs as root in a directory others may write (/tmp): a link planted at the
+ * log's path would make it append wherever the link points, and a file another user made there
+ * would hand that user the log. So the log is opened without following a link (O_NONBLOCK: a
+ * FIFO planted there must not block) and must be a regular file of this user. */
 int srv_log_open(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    int fd = open(
+        path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd < 0)
         return -errno;
+    int e = srv_own_file(fd);
+    if (e != 0) {
+        close(fd);
+        errno = -e;
+        return e;
+    }
     if (log_fd != 2)
         close(log_fd);
     log_fd = fd;
     return 0;
+}
+
+const char *srv_log_strerror(int e)
+{
+    return e == EPERM   ? "not a regular file of this user; refused"
+           : e == ELOOP ? "a symbolic link; refused"
+                        : strerror(e);
 }
 
 void srv_log_close(void)

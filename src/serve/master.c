@@ -260,7 +260,7 @@ static int reload_config(master *m)
     }
     s->nl = k;
     if (s->log_path && srv_log_open(s->log_path) != 0)
-        ipk_serve_log("cannot open log %s: %s", s->log_path, strerror(errno));
+        ipk_serve_log("cannot open log %s: %s", s->log_path, srv_log_strerror(errno));
     srv_log_name(s->name ? s->name : "ipk_server");
     return 0;
 }
@@ -434,7 +434,8 @@ static void on_signal(master *m, int sig, pid_t from)
         return;
     case SIGUSR1:
         if (m->s->log_path && srv_log_open(m->s->log_path) != 0)
-            ipk_serve_log("signal USR1: cannot reopen %s: %s", m->s->log_path, strerror(errno));
+            ipk_serve_log("signal USR1: cannot reopen %s: %s", m->s->log_path,
+                          srv_log_strerror(errno));
         else
             ipk_serve_log("signal USR1: log reopened");
         signal_all(m, SIGUSR1, 0);
@@ -498,11 +499,20 @@ static int supervise(master *m)
     }
 }
 
+/* As the log (srv_log_open): never through a link, and only into a regular file of this user,
+ * checked before it is truncated (another user's file would be emptied, then removed at exit). */
 static int write_pid_file(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd < 0)
         return -errno;
+    int e = srv_own_file(fd);
+    if (e == 0 && ftruncate(fd, 0) != 0)
+        e = -errno;
+    if (e != 0) {
+        close(fd);
+        return e;
+    }
     char b[32];
     int n = snprintf(b, sizeof b, "%d\n", (int)getpid());
     int r = write(fd, b, (size_t)n) == n ? 0 : -EIO;
@@ -531,14 +541,14 @@ int srv_master_run(ipk_server *s)
     }
     srv_log_name(s->name ? s->name : "ipk_server");
     if (s->log_path && srv_log_open(s->log_path) != 0)
-        return srv_err(s, -errno, "log %s: %s", s->log_path, strerror(errno));
+        return srv_err(s, -errno, "log %s: %s", s->log_path, srv_log_strerror(errno));
     const char *pid_file = s->pid_file;
     int r = pid_file ? write_pid_file(pid_file) : 0;
     if (r != 0) {
         srv_log_close();
         munmap(s->stats, SRV_MAX_WORKERS * sizeof *s->stats);
         s->stats = NULL;
-        return srv_err(s, r, "pid file %s: %s", pid_file, strerror(-r));
+        return srv_err(s, r, "pid file %s: %s", pid_file, srv_log_strerror(-r));
     }
     sigset_t set, old;
     sigemptyset(&set);

@@ -79,6 +79,11 @@ struct ipk_server {
 /* The log's process name and file; (re)opens the file (0 or -errno, the old log kept). */
 void srv_log_name(const char *name);
 int srv_log_open(const char *path);
+/* 0 when fd is a regular file of this user, else -EPERM (or fstat's -errno): the log and the
+ * pid file are written only into such a file. */
+int srv_own_file(int fd);
+/* Why srv_log_open failed with errno e (EPERM: another user's file or not a regular one). */
+const char *srv_log_strerror(int e);
 void srv_log_close(void);
 double srv_now_ms(void);
 

@@ -19,7 +19,8 @@ static void rm_usage(FILE *f)
                "Removes the IPC objects named (the URL column of 'ipckit ls': mq:/NAME,\n"
                "shm:/NAME, fifo:PATH, unix:PATH, sysv:PATH?proj=N, sysv:KEY, sem:/NAME,\n"
                "sysv-msg:ID, sysv-shm:ID, sysv-sem:ID), or with --stale every object of yours\n"
-               "whose owner is gone and in which nothing waits. An object in use (held open,\n"
+               "whose owner is gone and in which nothing waits. Another user's object is\n"
+               "removed only by root (named, or with --all-users). An object in use (held open,\n"
                "mapped, attached, a socket someone is bound to, a queue a live process used) is\n"
                "never removed; one whose owner is gone but that holds undelivered messages is\n"
                "removed only with --force.\n\n"
@@ -100,7 +101,8 @@ static int rm_stale(const obj_where *w, int all, int force, int dry)
         if (!obj_wanted(w, o) || (!all && ipk_object_uid(o) != me))
             continue;
         if (may_go(o, 1, force)) {
-            if (rm_one(o, force ? IPK_OBJ_FORCE : 0, dry) != CLI_OK)
+            if (rm_one(o, (force ? IPK_OBJ_FORCE : 0) | (all ? IPK_OBJ_ALL_USERS : 0), dry) !=
+                CLI_OK)
                 rc = CLI_FAIL;
         } else if (ipk_object_state(o) == IPK_OBJ_UNDELIVERED) {
             refuse(o);
@@ -173,6 +175,9 @@ int cmd_rm(int argc, char **argv)
             rc = CLI_FAIL;
         }
     }
+    /* Root naming another user's object asks for it; anyone else is refused it by the library,
+     * even where the kernel would allow the removal. */
+    unsigned users = geteuid() == 0 ? IPK_OBJ_ALL_USERS : 0;
     for (size_t i = 0; i < ipk_objects_count(l); i++) {
         const ipk_object *o = ipk_objects_at(l, i);
         if (!obj_wanted(&w, o))
@@ -180,7 +185,7 @@ int cmd_rm(int argc, char **argv)
         if (!may_go(o, stale, force)) {
             refuse(o);
             rc = CLI_FAIL;
-        } else if (rm_one(o, force ? IPK_OBJ_FORCE : 0, dry) != CLI_OK) {
+        } else if (rm_one(o, (force ? IPK_OBJ_FORCE : 0) | users, dry) != CLI_OK) {
             rc = CLI_FAIL;
         }
     }

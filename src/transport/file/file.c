@@ -62,6 +62,9 @@ typedef struct fl {
     off_t cut; /* reader: a committed record cut short was reported at this offset (0: none) */
     int dirty; /* whole: the file changed since this channel last read it */
     rlim_t fsize_max;
+    dev_t dev; /* the file this channel opened (ident: known), to remove only that one */
+    ino_t ino;
+    int ident;
 } fl;
 
 /* ---- CRC32C (Castagnoli), slicing by 8 ---- */
@@ -716,6 +719,9 @@ static int fl_open_file(ipk_chan *c, fl *f, int create)
     struct stat st;
     if (ipk__sys_fstat(f->fd, &st) != 0)
         return ipk__errsys(-errno, "file:%s: fstat", path);
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->ident = 1;
     if (!S_ISREG(st.st_mode))
         return ipk__err(-EINVAL, "file:%s: not a regular file (%s)", path,
                         S_ISFIFO(st.st_mode)  ? "a FIFO"
@@ -723,6 +729,11 @@ static int fl_open_file(ipk_chan *c, fl *f, int create)
                         : S_ISBLK(st.st_mode) ? "a block device"
                         : S_ISDIR(st.st_mode) ? "a directory"
                                               : "a socket");
+    /* A listener that did not create the file reads what others wrote into it as its own:
+     * only a file of ours, no more open than perm (another user may have planted it). */
+    if (c->role == IPK__LISTENER && !f->created &&
+        ipk__listen_adopt(c->name, st.st_uid, st.st_mode, c->perm) != 0)
+        return -EEXIST;
     int flags = ipk__sys_fcntl(f->fd, F_GETFL);
     if (flags < 0 || ipk__sys_fcntl(f->fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
         return ipk__errsys(-errno, "file:%s: fcntl", path);
@@ -775,8 +786,14 @@ static int fl_close(ipk_chan *c)
     if (f == NULL)
         return 0;
     int r = 0;
-    if (c->owner && f->created && !c->keep && ipk__sys_unlink(c->addr.body) != 0 && errno != ENOENT)
-        r = ipk__errsys(-errno, "%s: unlink", c->name);
+    /* Only the file this channel created: a path replaced meanwhile is someone else's. One
+     * whose identity was not read yet was made a moment ago by this failing open. */
+    if (c->owner && f->created && !c->keep &&
+        (!f->ident || (r = ipk__still_ours(c->name, c->addr.body, f->dev, f->ino)) > 0)) {
+        r = 0;
+        if (ipk__sys_unlink(c->addr.body) != 0 && errno != ENOENT)
+            r = ipk__errsys(-errno, "%s: unlink", c->name);
+    }
     ipk__close_fd(f->ifd);
     ipk__close_fd(f->fd);
     free(f);

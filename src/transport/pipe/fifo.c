@@ -1,8 +1,9 @@
 /*
  * fifo.c - the fifo: transport (named pipe). The listener is the reader: it creates the FIFO
  * (mkfifo, perm, default 0600) when absent and then owns it (removing it on close unless bytes
- * wait in the pipe, or keep= says otherwise), or uses an existing FIFO; a path
- * that exists and is not a FIFO is refused and left untouched. The dialer is a writer: it waits
+ * wait in the pipe, or keep= says otherwise), or uses an existing FIFO of its own; a path
+ * that exists and is not a FIFO, or is a symbolic link, is refused and left untouched. The dialer
+ * is a writer: it waits
  * (?wait=MS, default forever) for a reader to have the FIFO open. Frames are handled by stream.c.
  *
  * Two kernel behaviours shape the reader. read() on a FIFO that no writer has opened yet returns
@@ -56,19 +57,28 @@ static int ipk__fifo_state(ipk_chan *c, ipk__fifo **out)
     return 0;
 }
 
-/* Refuses, without opening it, a path that exists and is not a FIFO. */
+/* Refuses, without opening it, a path that exists and is not a FIFO (st from lstat: a
+ * symbolic link is refused as such, since another user may have planted it to redirect us). */
 static int ipk__fifo_check(ipk_chan *c, const struct stat *st)
 {
     if (S_ISFIFO(st->st_mode))
         return 0;
+    if (S_ISLNK(st->st_mode))
+        return ipk__err(-ELOOP, "%s: %s is a symbolic link; refused (O_NOFOLLOW), left untouched",
+                        c->name, c->addr.body);
     return ipk__err(-EEXIST, "%s: %s exists and is not a FIFO; left untouched", c->name,
                     c->addr.body);
 }
 
-/* Opens path with flags and verifies that what was opened is a FIFO. */
+/* Opens path with flags, never through a symbolic link, and verifies that what was opened is a
+ * FIFO. */
 static int ipk__fifo_openat(ipk_chan *c, int flags, struct stat *st)
 {
-    int fd = ipk__sys_open(c->addr.body, flags | O_CLOEXEC | O_NONBLOCK);
+    int fd = ipk__sys_open(c->addr.body, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && errno == ELOOP) {
+        st->st_mode = S_IFLNK;
+        return ipk__fifo_check(c, st);
+    }
     if (fd < 0)
         return -errno;
     if (ipk__sys_fstat(fd, st) != 0) {
@@ -89,11 +99,9 @@ static int ipk__fifo_openat(ipk_chan *c, int flags, struct stat *st)
  * access to the directory.) */
 static int ipk__fifo_unlink(ipk_chan *c, const ipk__fifo *f)
 {
-    struct stat st;
-    if (ipk__sys_lstat(c->addr.body, &st) != 0) /* cannot tell whether it is ours: left, said */
-        return errno == ENOENT ? 0 : ipk__errsys(-errno, "%s: stat", c->name);
-    if (st.st_dev != f->dev || st.st_ino != f->ino)
-        return 0;
+    int r = ipk__still_ours(c->name, c->addr.body, f->dev, f->ino);
+    if (r <= 0)
+        return r;
     if (ipk__sys_unlink(c->addr.body) != 0 && errno != ENOENT)
         return ipk__errsys(-errno, "%s: unlink", c->name);
     return 0;
@@ -122,17 +130,16 @@ static int ipk__fifo_listen(ipk_chan *c)
     } else if (errno != EEXIST) {
         r = ipk__errsys(-errno, "%s: mkfifo", c->name);
         goto fail;
-    } else if (ipk__sys_stat(path, &st) != 0) {
+    } else if (ipk__sys_lstat(path, &st) != 0) {
         r = ipk__errsys(-errno, "%s: stat", c->name);
         goto fail;
     } else if ((r = ipk__fifo_check(c, &st)) != 0) {
         goto fail;
     }
-    /* A FIFO we just made is opened without following links: a link planted in between
-     * would otherwise redirect us. */
-    r = ipk__fifo_openat(c, O_RDONLY | (c->owner ? O_NOFOLLOW : 0), &st);
+    /* Opened without following links: a link planted in between would otherwise redirect us. */
+    r = ipk__fifo_openat(c, O_RDONLY, &st);
     if (r < 0) {
-        if (r != -EEXIST)
+        if (r != -EEXIST && r != -ELOOP)
             ipk__errsys(r, "%s: open for reading", c->name);
         goto fail;
     }
@@ -199,7 +206,7 @@ static int ipk__fifo_dial(ipk_chan *c)
     if ((r = ipk__opt_long(c, "wait", -1, INT_MAX, -1, &wait)) != 0)
         goto fail;
     struct stat st;
-    if (ipk__sys_stat(c->addr.body, &st) != 0) {
+    if (ipk__sys_lstat(c->addr.body, &st) != 0) {
         r = errno == ENOENT
                 ? ipk__err(-ENOENT, "%s: no such FIFO (the listener creates it)", c->name)
                 : ipk__errsys(-errno, "%s: stat", c->name);
@@ -220,7 +227,7 @@ static int ipk__fifo_dial(ipk_chan *c)
             step *= 2;
     }
     if (r < 0) {
-        if (r != -EEXIST)
+        if (r != -EEXIST && r != -ELOOP)
             ipk__errsys(r, "%s: open for writing", c->name);
         goto fail;
     }

@@ -177,7 +177,7 @@ static int ipk__mq_open(ipk_chan *c, int create)
         r = ipk__errsys(-errno, "%s: fchmod %o", what, (unsigned)c->perm);
         goto fail;
     }
-    if (create && !made) {
+    if (create && !made && c->role == IPK__LISTENER) { /* a create=1 dialer dials what is there */
         r = ipk__sys_fstat(q, &st) != 0 ? ipk__errsys(-errno, "%s: fstat", what)
                                         : ipk__listen_adopt(what, st.st_uid, st.st_mode, c->perm);
         if (r != 0)

@@ -114,7 +114,8 @@ static int ipk__sysv_open(ipk_chan *c, int create)
     q->qid = ipk__sys_msgget(q->key, create ? IPC_CREAT | IPC_EXCL | c->perm : 0600);
     if (q->qid < 0 && create && errno == EEXIST) {
         q->qid = ipk__sys_msgget(q->key, 0600);
-        if (q->qid >= 0 && (r = ipk__sysv_adopt(c, q)) != 0)
+        /* A create=1 dialer dials what is there, as any dialer does. */
+        if (q->qid >= 0 && c->role == IPK__LISTENER && (r = ipk__sysv_adopt(c, q)) != 0)
             goto fail;
     }
     if (q->qid < 0) {

@@ -46,7 +46,13 @@ typedef struct ipk__shm {
     int segment; /* mode=segment */
     sem_t *sem;
     char sem_name[NAME_MAX + 1];
-    int pw_fd; /* in a poller: the abstract socket the rings' publishers wake, else -1 */
+    int sem_own; /* the listener made or adopted the semaphore: its close removes it */
+    int pw_fd;   /* in a poller: the abstract socket the rings' publishers wake, else -1 */
+    /* The files of the segment and the semaphore this listener made (or adopted), so that its
+     * close removes only those and not another user's object put at the name since. */
+    int seg_known, sem_known;
+    dev_t seg_dev, sem_dev;
+    ino_t seg_ino, sem_ino;
 } ipk__shm;
 
 static const char *const ipk__shm_keys[] = {"size", "multi", "mode",  "sem",    "perm",
@@ -114,10 +120,20 @@ static int ipk__shm_map(ipk_chan *c, ipk__shm *s, int fd, size_t len)
     return 0;
 }
 
+/* The file of a segment or of a named semaphore (glibc keeps both in /dev/shm). */
+static const char *ipk__shm_path(char *buf, size_t cap, const char *prefix, const char *name)
+{
+    snprintf(buf, cap, "/dev/shm/%s%s", prefix, name + 1);
+    return buf;
+}
+
 static int ipk__shm_open_err(ipk_chan *c, int e)
 {
     if (e == -ENOENT)
         return ipk__err(-ENOENT, "%s: no such segment (/dev/shm%s); is a listener running?",
+                        c->name, ipk__shm_name(c));
+    if (e == -ELOOP) /* shm_open() opens with O_NOFOLLOW */
+        return ipk__err(-ELOOP, "%s: /dev/shm%s is a symbolic link; refused, left untouched",
                         c->name, ipk__shm_name(c));
     return ipk__errsys(e, "%s: shm_open", c->name);
 }
@@ -131,8 +147,12 @@ static int ipk__shm_create(ipk_chan *c, size_t len, int *fdp)
     if (fd < 0)
         return errno == EEXIST ? -EEXIST : ipk__shm_open_err(c, -errno);
     int e = 0;
+    ipk__shm *s = c->tp;
+    struct stat st;
     if (ipk__sys_fchmod(fd, (mode_t)c->perm) != 0)
         e = ipk__errsys(-errno, "%s: fchmod %o", c->name, (unsigned)c->perm);
+    else if (ipk__sys_fstat(fd, &st) != 0)
+        e = ipk__errsys(-errno, "%s: fstat", c->name);
     else if ((e = ipk__sys_posix_fallocate(fd, 0, (off_t)len)) != 0) {
         struct statvfs v;
         unsigned long long avail =
@@ -145,6 +165,9 @@ static int ipk__shm_create(ipk_chan *c, size_t len, int *fdp)
         ipk__sys_shm_unlink(ipk__shm_name(c));
         return e;
     }
+    s->seg_known = 1;
+    s->seg_dev = st.st_dev;
+    s->seg_ino = st.st_ino;
     *fdp = fd;
     return 0;
 }
@@ -167,7 +190,15 @@ static int ipk__shm_taken(ipk_chan *c)
     struct stat st;
     int stale = 0;
     pid_t pid = 0;
-    if (fd >= 0 && ipk__sys_fstat(fd, &st) == 0 && (size_t)st.st_size >= IPK__SHM_HDR) {
+    if (fd < 0 && errno == ELOOP)
+        return ipk__shm_open_err(c, -ELOOP);
+    /* Another user's segment, stale or not, is never replaced: it is theirs to remove. */
+    int known = fd >= 0 && ipk__sys_fstat(fd, &st) == 0;
+    if (known && st.st_uid != geteuid()) {
+        close(fd);
+        return ipk__listen_adopt(c->name, st.st_uid, st.st_mode, c->perm);
+    }
+    if (known && (size_t)st.st_size >= IPK__SHM_HDR) {
         void *m = ipk__sys_mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, 0);
         if (m != MAP_FAILED) {
             const struct ipk__shm_hdr *h = m;
@@ -184,6 +215,15 @@ static int ipk__shm_taken(ipk_chan *c)
                         (int)pid);
     return ipk__err(-EEXIST, "%s: the segment exists (/dev/shm%s); remove it or dial it", c->name,
                     ipk__shm_name(c));
+}
+
+/* Creates the segment for a listener; a name taken by a stale ring of ours is taken over. */
+static int ipk__shm_create_new(ipk_chan *c, size_t len, int *fdp)
+{
+    int r = ipk__shm_create(c, len, fdp);
+    if (r == -EEXIST && (r = ipk__shm_taken(c)) == 0) /* a stale ring was removed */
+        r = ipk__shm_create(c, len, fdp);
+    return r == -EEXIST ? ipk__shm_taken(c) : r;
 }
 
 /* ---- ring mode ---- */
@@ -238,12 +278,7 @@ static int ipk__shm_ring_listen(ipk_chan *c, ipk__shm *s)
                         "%s: duplex=1 is a conversation of two ends; it cannot be multi=1",
                         c->name);
     size_t half = ipk__shm_seg_size(cap), len = duplex ? 2 * half : half;
-    r = ipk__shm_create(c, len, &fd);
-    if (r == -EEXIST && (r = ipk__shm_taken(c)) == 0) /* a stale ring was removed */
-        r = ipk__shm_create(c, len, &fd);
-    if (r == -EEXIST)
-        r = ipk__shm_taken(c);
-    if (r < 0)
+    if ((r = ipk__shm_create_new(c, len, &fd)) < 0)
         return r;
     c->owner = 1;
     r = ipk__shm_map(c, s, fd, len);
@@ -321,8 +356,46 @@ static int ipk__shm_ring_dial(ipk_chan *c, ipk__shm *s)
 
 /* ---- segment mode (the guide's protocol) ---- */
 
-static int ipk__shm_sem_open(ipk_chan *c, ipk__shm *s)
+/* The listener owns the semaphore as it owns the segment: one it creates gets exactly perm
+ * (sem_open filters the mode by the umask); one that exists is used only when it is ours and no
+ * more open than perm (ipk__listen_adopt), since its owner could post or take the wake-ups and
+ * the listener's close removes it. glibc keeps a named semaphore in /dev/shm as sem.NAME. */
+static int ipk__shm_sem_own(ipk_chan *c, ipk__shm *s, int tries)
 {
+    char path[NAME_MAX + 16];
+    struct stat st;
+    ipk__shm_path(path, sizeof path, "sem.", s->sem_name);
+    s->sem = sem_open(s->sem_name, O_CREAT | O_EXCL, (mode_t)c->perm, 0);
+    int made = s->sem != SEM_FAILED, r = 0;
+    if (!made) {
+        s->sem = NULL;
+        if (errno != EEXIST)
+            return ipk__errsys(-errno, "%s: sem_open %s", c->name, s->sem_name);
+    }
+    s->sem_own = made; /* from here on its close removes what it made */
+    if (made && ipk__sys_chmod(path, (mode_t)c->perm) != 0)
+        return ipk__errsys(-errno, "%s: chmod %s %04o", c->name, path, (unsigned)c->perm);
+    if (ipk__sys_lstat(path, &st) != 0) {
+        if (errno == ENOENT && !made && tries < 3) /* removed in between: create it after all */
+            return ipk__shm_sem_own(c, s, tries + 1);
+        return ipk__errsys(-errno, "%s: stat %s", c->name, path);
+    }
+    if (S_ISLNK(st.st_mode))
+        return ipk__err(-ELOOP, "%s: %s is a symbolic link; refused, left untouched", c->name,
+                        path);
+    if (!made && (r = ipk__listen_adopt(path, st.st_uid, st.st_mode, c->perm)) != 0)
+        return r;
+    s->sem_own = s->sem_known = 1;
+    s->sem_dev = st.st_dev;
+    s->sem_ino = st.st_ino;
+    return 0;
+}
+
+static int ipk__shm_sem_open(ipk_chan *c, ipk__shm *s, int listen)
+{
+    int r = listen ? ipk__shm_sem_own(c, s, 0) : 0;
+    if (r != 0 || s->sem != NULL)
+        return r;
     /* Like the guide's programs, both sides create the semaphore if it is not there yet, with
      * the value 0: the writer posts after writing. */
     s->sem = sem_open(s->sem_name, O_CREAT, (mode_t)c->perm, 0);
@@ -341,14 +414,12 @@ static int ipk__shm_seg_listen(ipk_chan *c, ipk__shm *s)
         return r;
     if (len < 2 || len > IPK__SHM_MAX_SIZE)
         return ipk__err(IPK_EOPTION, "%s: size=%zu: expected 2..16g", c->name, len);
-    if ((r = ipk__shm_create(c, len, &fd)) == -EEXIST)
-        return ipk__err(-EEXIST, "%s: the segment exists (/dev/shm%s)", c->name, ipk__shm_name(c));
-    if (r < 0)
+    if ((r = ipk__shm_create_new(c, len, &fd)) < 0)
         return r;
     c->owner = 1;
     r = ipk__shm_map(c, s, fd, len);
     close(fd);
-    return r ? r : ipk__shm_sem_open(c, s);
+    return r ? r : ipk__shm_sem_open(c, s, 1);
 }
 
 static int ipk__shm_seg_dial(ipk_chan *c, ipk__shm *s)
@@ -364,7 +435,7 @@ static int ipk__shm_seg_dial(ipk_chan *c, ipk__shm *s)
     if (r == 0)
         r = ipk__shm_map(c, s, fd, (size_t)st.st_size);
     close(fd);
-    return r ? r : ipk__shm_sem_open(c, s);
+    return r ? r : ipk__shm_sem_open(c, s, 0);
 }
 
 static int ipk__shm_seg_send(ipk_chan *c, ipk__shm *s, const void *msg, size_t len)
@@ -502,10 +573,26 @@ static int ipk__shm_close(ipk_chan *c)
         atomic_store(&s->ring[0].h->owner_pid, 0);
     }
     if (c->owner && !c->keep) {
-        if (ipk__sys_shm_unlink(ipk__shm_name(c)) != 0 && errno != ENOENT)
+        /* Only what this listener made: a name removed and taken by someone else since is
+         * theirs. */
+        char path[NAME_MAX + 16];
+        int ours =
+            !s->seg_known
+                ? 1
+                : ipk__still_ours(c->name, ipk__shm_path(path, sizeof path, "", ipk__shm_name(c)),
+                                  s->seg_dev, s->seg_ino);
+        if (ours < 0)
+            r = ours;
+        else if (ours && ipk__sys_shm_unlink(ipk__shm_name(c)) != 0 && errno != ENOENT)
             r = ipk__errsys(-errno, "%s: shm_unlink", c->name);
-        if (s->segment && s->sem_name[0] && sem_unlink(s->sem_name) != 0 && errno != ENOENT &&
-            r == 0)
+        ours = !s->sem_known
+                   ? s->sem_own
+                   : ipk__still_ours(c->name, ipk__shm_path(path, sizeof path, "sem.", s->sem_name),
+                                     s->sem_dev, s->sem_ino);
+        if (ours < 0 && r == 0)
+            r = ours;
+        else if (s->segment && ours > 0 && sem_unlink(s->sem_name) != 0 && errno != ENOENT &&
+                 r == 0)
             r = ipk__errsys(-errno, "%s: sem_unlink %s", c->name, s->sem_name);
     }
     if (s->sem)

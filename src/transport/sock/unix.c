@@ -3,9 +3,10 @@
  * one message per packet) and unixgram: (datagram, one message per datagram).
  *
  * Names are paths or, written "@name", abstract names (no file; gone with the last socket).
- * A listener on a path owns the socket file: an existing socket file is probed with connect()
- * first - refused means stale, so it is replaced; answered means a live process owns it, so
- * listen fails with -EADDRINUSE; a path that is not a socket is never touched (-EEXIST). The
+ * A listener on a path owns the socket file: an existing socket file of ours is probed with
+ * connect() first - refused means stale, so it is replaced; answered means a live process owns
+ * it, so listen fails with -EADDRINUSE; another user's socket file (-EEXIST), a symbolic link
+ * (-ELOOP) and a path that is not a socket (-EEXIST) are never touched. The
  * file gets mode c->perm before anyone can connect, and on close the owner removes it only
  * if it is still the inode it bound, and only from the process that bound it (a forked child
  * closing its copy leaves the file alone).
@@ -73,9 +74,15 @@ static int ipk__unix_bind(ipk_chan *c, int type, const struct sockaddr_un *sun, 
         return ipk__sys_bind(c->rfd, (const struct sockaddr *)sun, len) == 0
                    ? 0
                    : ipk__errsys(-errno, "%s: bind", c->name);
+    if (S_ISLNK(st.st_mode))
+        return ipk__err(-ELOOP, "%s: %s is a symbolic link; refused, it was left alone", c->name,
+                        path);
     if (!S_ISSOCK(st.st_mode))
         return ipk__err(-EEXIST, "%s: %s exists and is not a socket; it was left alone", c->name,
                         path);
+    /* Another user's socket file, even a stale one, is theirs to remove (ipk__listen_adopt). */
+    if (st.st_uid != geteuid())
+        return ipk__listen_adopt(c->name, st.st_uid, st.st_mode, c->perm);
     int live = ipk__unix_probe(sun, len, type);
     if (live < 0)
         return ipk__errsys(live, "%s: a socket file exists and probing it failed", c->name);
