@@ -249,6 +249,17 @@ static int bench_targets(const bench_opts *o, bench_list *l, int nurl, char **ur
         if (s == NULL)
             return -1;
         *s = l->v[i];
+        if (s->ops == &bench_ops_ipckit && !s->modes && !s->solo && strcmp(s->mech, "shm") != 0) {
+            /* Beside the batched stream (ipk_sendv), one ipk_send per message (shm: has one
+             * floor, a ring with no batch call, for both). */
+            bench_spec *p = bench_list_add(&out, s->ops, "", s->mech);
+            if (p == NULL)
+                return -1;
+            *p = l->v[i];
+            snprintf(p->label, sizeof p->label, "%.30s 1/call", l->v[i].label);
+            p->modes = BENCH_THROUGHPUT;
+            p->permsg = 1;
+        }
         if (bench_raw_all(&out, l->v[i].mech) != 0)
             return -1;
     }
@@ -335,7 +346,7 @@ static size_t bench_plan(const bench_opts *o, const bench_list *l, bench_spec *p
                 s.tmpdir = tmpdir;
                 /* A floor of one mode only (the shm ping-pong, the shm ring) is no row of the
                  * other: the other mode has its own floor. */
-                if (s.modes && !(s.modes & m) && strcmp(s.ops->impl, "raw") == 0)
+                if (s.modes && !(s.modes & m) && (strcmp(s.ops->impl, "ipckit") != 0 || s.permsg))
                     continue;
                 if (s.maxsize && s.size > s.maxsize) {
                     if (z != 0)

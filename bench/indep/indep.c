@@ -195,6 +195,17 @@ static long batch_of(void)
     return b < 1 ? 1 : b > MAXBATCH ? MAXBATCH : b;
 }
 
+/* n message headers over buf, one slot of `each` bytes apiece. */
+static void slots(struct mmsghdr *mm, struct iovec *iov, long n, char *buf, size_t each)
+{
+    for (long j = 0; j < n; j++) {
+        iov[j] = (struct iovec){buf + (size_t)j * each, each};
+        memset(&mm[j], 0, sizeof mm[j]);
+        mm[j].msg_hdr.msg_iov = &iov[j];
+        mm[j].msg_hdr.msg_iovlen = 1;
+    }
+}
+
 static void stream_b(struct end *e, char *buf)
 {
     long total = warm + count, b = mode == M_BATCH ? batch_of() : 1;
@@ -208,12 +219,7 @@ static void stream_b(struct end *e, char *buf)
     if (mode == M_BATCH && !is("mq") && !is("sysv")) {
         struct mmsghdr mm[MAXBATCH];
         struct iovec iov[MAXBATCH];
-        for (long j = 0; j < b; j++) {
-            iov[j] = (struct iovec){buf + j * size, size};
-            memset(&mm[j], 0, sizeof mm[j]);
-            mm[j].msg_hdr.msg_iov = &iov[j];
-            mm[j].msg_hdr.msg_iovlen = 1;
-        }
+        slots(mm, iov, b, buf, size);
         for (long i = 0; i < total;) {
             long k = total - i < b ? total - i : b;
             int m = sendmmsg(e->wfd, mm, (unsigned)k, 0);
@@ -248,12 +254,7 @@ static void stream_a(struct end *e, char *buf, size_t cap)
     if (mode == M_BATCH && !is("mq") && !is("sysv")) {
         struct mmsghdr mm[MAXBATCH];
         struct iovec iov[MAXBATCH];
-        for (long j = 0; j < MAXBATCH; j++) {
-            iov[j] = (struct iovec){buf + j * cap, cap};
-            memset(&mm[j], 0, sizeof mm[j]);
-            mm[j].msg_hdr.msg_iov = &iov[j];
-            mm[j].msg_hdr.msg_iovlen = 1;
-        }
+        slots(mm, iov, MAXBATCH, buf, cap);
         while (msgs < total) {
             long want = total - msgs < MAXBATCH ? total - msgs : MAXBATCH;
             int m = recvmmsg(e->rfd, mm, (unsigned)want, MSG_WAITFORONE, NULL);
@@ -266,8 +267,7 @@ static void stream_a(struct end *e, char *buf, size_t cap)
     } else {
         while (msgs < total) {
             if (get(e, buf, cap) != size) {
-                snprintf(sh->err, sizeof sh->err, "%s: message %ld has the wrong size", mech,
-                         msgs);
+                snprintf(sh->err, sizeof sh->err, "%s: message %ld has the wrong size", mech, msgs);
                 _exit(1);
             }
             if (++msgs == warm)
@@ -336,7 +336,8 @@ static void setup(void)
         unix_path(&sa, "server");
         unix_path(&ca, "client");
         int s = sock(AF_UNIX, SOCK_DGRAM), c = sock(AF_UNIX, SOCK_DGRAM);
-        if (bind(s, (struct sockaddr *)&sa, sizeof sa) || bind(c, (struct sockaddr *)&ca, sizeof ca))
+        if (bind(s, (struct sockaddr *)&sa, sizeof sa) ||
+            bind(c, (struct sockaddr *)&ca, sizeof ca))
             die("bind");
         if (connect(c, (struct sockaddr *)&sa, sizeof sa))
             die("connect");
@@ -345,11 +346,10 @@ static void setup(void)
     } else if (is("tcp")) {
         tcp_listener = sock(AF_INET, SOCK_STREAM);
         socklen_t l = sizeof tcp_addr;
-        tcp_addr = (struct sockaddr_in){.sin_family = AF_INET,
-                                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        tcp_addr =
+            (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         if (bind(tcp_listener, (struct sockaddr *)&tcp_addr, sizeof tcp_addr) ||
-            getsockname(tcp_listener, (struct sockaddr *)&tcp_addr, &l) ||
-            listen(tcp_listener, 1))
+            getsockname(tcp_listener, (struct sockaddr *)&tcp_addr, &l) || listen(tcp_listener, 1))
             die("tcp listen");
     } else if (is("udp")) {
         struct sockaddr_in a[2];
@@ -544,7 +544,7 @@ int main(int argc, char **argv)
                rank(sh->samples, count, 0.999), rank(sh->samples, count, 1), count * 1e9 / sum);
     } else {
         double secs = (double)(sh->t1 - sh->t0) / 1e9;
-        printf("ok=1 n=%ld secs=%.6f mps=%.1f batch=%ld\n", count, secs,
+        printf("ok=1 n=%ld got=%ld secs=%.6f mps=%.1f batch=%ld\n", count, sh->got, secs,
                secs > 0 ? (double)count / secs : 0, mode == M_BATCH ? batch_of() : 1);
     }
     return 0;
