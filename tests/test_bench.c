@@ -64,11 +64,12 @@ static const char py_check[] =
     "        assert r['round_trips_per_s'] > 0, r\n"
     "    else:\n"
     "        c = r['checksum']\n"
-    "        assert c['ok'] and c['got'] == c['want'], r\n"
+    "        assert (c is None) == (r['impl'] == 'indep'), r\n"
+    "        assert c is None or (c['ok'] and c['got'] == c['want']), r\n"
     "        assert r['messages'] == count and r['received'] > count, r\n"
     "        assert r['messages_per_s'] > 0 and r['mb_per_s'] > 0, r\n"
     "    for k, v in r['ratios'].items():\n"
-    "        assert r['impl'] == 'ipckit' and v > 0, r\n"
+    "        assert (r['impl'] == 'ipckit' or (r['impl'] == 'raw' and k == 'indep')) and v > 0, r\n"
     "for i in want_impls:\n"
     "    assert i in seen, (i, seen)\n"
     "print(len(rows))\n";
@@ -125,8 +126,9 @@ static void t_outputs(void **state)
     /* The table names its columns as round trips. */
     snprintf(cmd, sizeof cmd, "grep -q 'rt p50' %s && grep -q 'raw tcp' %s", out, out);
     assert_int_equal(system(cmd), 0);
-    /* CSV: a header and one line per row (ipckit and raw tcp, two modes). */
-    snprintf(cmd, sizeof cmd, "test $(wc -l <%s) -eq 5 && head -1 %s | grep -q '^transport,impl'",
+    /* CSV: a header and one line per row: latency ipckit, raw and indep; throughput ipckit
+     * batched and one call per message, raw and indep each per message and batched. */
+    snprintf(cmd, sizeof cmd, "test $(wc -l <%s) -eq 10 && head -1 %s | grep -q '^transport,impl'",
              csv, csv);
     assert_int_equal(system(cmd), 0);
     snprintf(cmd, sizeof cmd,
@@ -237,6 +239,45 @@ static void t_peers(void **state)
     check_json(out, 40, "latency,throughput", "zmq,nng,raw");
 }
 
+/* The floors of issue 16: unixgram's in the listener's topology with the socketpair beside
+ * it, a batched floor beside each batched row and a per-message one beside each one-call row,
+ * and every engine floor checked against the independent program in the same run. */
+static const char py_floors[] =
+    "import json, sys\n"
+    "rows = json.load(open(sys.argv[1]))['results']\n"
+    "def row(mode, name):\n"
+    "    got = [r for r in rows if r['mode'] == mode and r['transport'] == name]\n"
+    "    assert len(got) == 1 and got[0]['ok'], (mode, name, got)\n"
+    "    return got[0]\n"
+    "for mode in ('latency', 'throughput'):\n"
+    "    for f in ('raw unix dgram', 'raw unix dgram pair'):\n"
+    "        assert list(row(mode, f)['ratios']) == ['indep'], row(mode, f)\n"
+    "    assert set(row(mode, 'unixgram')['ratios']) == {'raw', 'indep'}, row(mode, 'unixgram')\n"
+    "for f in ('raw unix dgram batched', 'raw unix dgram pair batched'):\n"
+    "    r = row('throughput', f)\n"
+    "    assert r['batch'] > 1 and list(r['ratios']) == ['indep'], r\n"
+    "assert row('throughput', 'unixgram')['batch'] > 1\n"
+    "assert row('throughput', 'unixgram 1/call')['batch'] == 1\n"
+    "assert row('throughput', 'raw unix dgram')['batch'] == 1\n"
+    "assert row('throughput', 'indep unix dgram pair batched')['checksum'] is None\n";
+
+static void t_floors(void **state)
+{
+    (void)state;
+    char out[512], py[512], cmd[2048];
+    assert_int_equal(
+        run(IPKT_TOOL " bench -q -n 60 --size 64 --cpu same --json unixgram:", out, sizeof out), 0);
+    check_json(out, 60, "latency,throughput", "ipckit,raw,indep");
+    ipkt_path(py, sizeof py, "floors.py");
+    FILE *f = fopen(py, "w");
+    assert_non_null(f);
+    fputs(py_floors, f);
+    assert_int_equal(fclose(f), 0);
+    snprintf(cmd, sizeof cmd, "python3 %s %s", py, out);
+    char o2[512];
+    assert_int_equal(run(cmd, o2, sizeof o2), 0);
+}
+
 static void t_bad_usage(void **state)
 {
     (void)state;
@@ -259,4 +300,4 @@ static void t_bad_usage(void **state)
 
 IPKT_MAIN(cmocka_unit_test(t_latency), cmocka_unit_test(t_throughput), cmocka_unit_test(t_outputs),
           cmocka_unit_test(t_shm_floors), cmocka_unit_test(t_shm_duplex_url),
-          cmocka_unit_test(t_peers), cmocka_unit_test(t_bad_usage))
+          cmocka_unit_test(t_peers), cmocka_unit_test(t_floors), cmocka_unit_test(t_bad_usage))

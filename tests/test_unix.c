@@ -379,7 +379,9 @@ static int packet_child(void *arg)
 }
 
 /* A zero-length packet is a message; end-of-stream is IPK_EOF. recvmsg() returns 0 for both;
- * the packet carries SCM_CREDENTIALS and the end does not, which is how they are told apart. */
+ * the packet carries SCM_CREDENTIALS and the end does not, which is how they are told apart:
+ * by the credentials themselves in ipk_recvx, by the MSG_CTRUNC that flags them dropped in
+ * ipk_recv, which gives the kernel no control buffer. */
 static void t_packet_zero_and_eof(void **s)
 {
     (void)s;

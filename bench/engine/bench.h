@@ -25,6 +25,7 @@ enum bench_mode { BENCH_LATENCY = 1, BENCH_THROUGHPUT = 2 };
 enum bench_cpu { BENCH_CPU_NONE, BENCH_CPU_SAME, BENCH_CPU_CROSS };
 
 typedef struct bench_spec bench_spec;
+typedef struct bench_result bench_result;
 
 /* One side's connection, private to the ops. */
 typedef struct bench_side {
@@ -53,6 +54,9 @@ typedef struct bench_ops {
     long (*recv_bytes)(bench_side *sd, void *buf, size_t cap);
     void (*close)(bench_side *sd);
     void (*cleanup)(bench_spec *s);
+    /* Optional: runs the whole measurement itself (a program of its own: bench/indep) instead
+     * of the engine's two processes; the engine still plans, repeats and reports it. */
+    void (*run)(bench_spec *s, bench_result *r);
 } bench_ops;
 
 /* What to run. The ops may keep objects made in prepare() in fd[]/path[]/id[]. */
@@ -66,6 +70,9 @@ struct bench_spec {
     int lossy;        /* messages may be dropped under load: the sender keeps a credit window */
     int solo;         /* side A only connects: B's peer is a program of its own (exec:cat) */
     unsigned modes;   /* the modes that apply (0: both) */
+    int permsg;       /* throughput: one send call per message even when the ops batch */
+    char key[16];     /* rows are compared only with rows of the same key: "pair" marks the
+                       * unixgram socketpair floor, "" everything in the listener's topology */
     const char *skip; /* set: not run, and this says why ("not built in this version") */
     size_t maxsize;   /* largest message the mechanism carries (0: no limit) */
     size_t size;
@@ -80,8 +87,8 @@ struct bench_spec {
 };
 
 /* What a run measured. Times in nanoseconds. */
-typedef struct bench_result {
-    char label[48], mech[16];
+struct bench_result {
+    char label[48], mech[16], key[16];
     const char *impl;
     size_t size;
     enum bench_mode mode;
@@ -98,7 +105,7 @@ typedef struct bench_result {
     uint64_t csum_got, csum_want;
     int csum_ok;
     long batch; /* messages per send call at most: 1 one call per message, > 1 sendv batches */
-} bench_result;
+};
 
 /* Records why the current side failed (printf-style); returns -1. */
 int bench_fail(bench_side *sd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -122,7 +129,7 @@ void bench_fill(unsigned char *buf, size_t len, uint64_t seq);
 size_t bench_proc_limit(const char *path);
 
 /* Implementations. */
-extern const bench_ops bench_ops_ipckit, bench_ops_raw;
+extern const bench_ops bench_ops_ipckit, bench_ops_raw, bench_ops_indep;
 /* Adds every raw baseline / ipckit transport for the run list. */
 typedef struct bench_list {
     bench_spec *v;
@@ -131,6 +138,13 @@ typedef struct bench_list {
 bench_spec *bench_list_add(bench_list *l, const bench_ops *ops, const char *label,
                            const char *mech);
 int bench_raw_all(bench_list *l, const char *only_mech);
+/* Adds a floor (topo, one call per message or batched: a throughput row, " batched" after its
+ * label) unless the list has it: 1 and *out when added, 0 when there, -1 out of memory. */
+int bench_floor_add(bench_list *l, const bench_ops *ops, int topo, int permsg, const char *label,
+                    const char *mech, const char *key, bench_spec **out);
+/* The independent raw benchmark (bench/indep, a program of its own) for the mechanisms it
+ * covers: the check of the engine's floors. Adds nothing when the program is not found. */
+int bench_indep_all(bench_list *l, const char *only_mech);
 /* The shared-memory floors (engine/shm.c): a raw cache-line ping-pong (latency) and a raw
  * fixed-slot SPSC ring (throughput), mechanism "shm"; bench_raw_all adds them. */
 int bench_shm_all(bench_list *l, const char *only_mech);

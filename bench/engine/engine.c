@@ -354,7 +354,7 @@ static long bench_half(const bench_spec *s)
 static long bench_batch(const bench_spec *s)
 {
     long b = (long)((size_t)1 << 20) / (long)s->size;
-    if (!s->ops->sendv || b < 1)
+    if (!s->ops->sendv || s->permsg || b < 1)
         return 1;
     return b > BENCH_BATCH ? BENCH_BATCH : b;
 }
@@ -417,11 +417,14 @@ static int bench_stream_send(bench_proc *p)
     long credits = 0;
     int rc = -1;
     memset(bufs, 0, sizeof bufs);
+    /* One block: a batch is contiguous messages, which a floor writes with one call. */
+    unsigned char *block = malloc((size_t)bench_batch(s) * s->size);
+    if (block == NULL) {
+        bench_fail(&p->sd, "out of memory");
+        goto out;
+    }
     for (long k = 0; k < bench_batch(s); k++) {
-        if ((bufs[k] = malloc(s->size)) == NULL) {
-            bench_fail(&p->sd, "out of memory");
-            goto out;
-        }
+        bufs[k] = block + (size_t)k * s->size;
         bench_fill(bufs[k], s->size, 0);
     }
     if (bench_send_range(p, bufs, 0, p->warm, &credits) != 0 ||
@@ -431,8 +434,7 @@ static int bench_stream_send(bench_proc *p)
     /* The receiver has everything before the channel is torn down. */
     rc = bench_wait_mark(p, 'D', &credits);
 out:
-    for (long k = 0; k < BENCH_BATCH; k++)
-        free(bufs[k]);
+    free(bufs[0]);
     return rc;
 }
 
@@ -678,6 +680,7 @@ void bench_run(bench_spec *s, bench_result *r)
     memset(r, 0, sizeof *r);
     memcpy(r->label, s->label, sizeof r->label);
     memcpy(r->mech, s->mech, sizeof r->mech);
+    memcpy(r->key, s->key, sizeof r->key);
     r->impl = s->ops->impl;
     r->size = s->size;
     r->mode = s->mode;
@@ -694,6 +697,14 @@ void bench_run(bench_spec *s, bench_result *r)
     }
     if (s->maxsize && s->size > s->maxsize) {
         snprintf(r->err, sizeof r->err, "n/a: carries at most %zu bytes", s->maxsize);
+        return;
+    }
+    int two[2];
+    bench_two_cpus(two);
+    s->pin[0] = two[0];
+    s->pin[1] = s->cpu == BENCH_CPU_SAME ? two[0] : two[1];
+    if (s->ops->run) {
+        s->ops->run(s, r);
         return;
     }
     size_t shsz =
@@ -715,10 +726,6 @@ void bench_run(bench_spec *s, bench_result *r)
         snprintf(r->err, sizeof r->err, "%s", bench_sh->err[0]);
         goto out;
     }
-    int two[2];
-    bench_two_cpus(two);
-    s->pin[0] = two[0];
-    s->pin[1] = s->cpu == BENCH_CPU_SAME ? two[0] : two[1];
     fflush(NULL);
     for (int side = 0; side < 2; side++) {
         pid[side] = fork();

@@ -47,7 +47,12 @@ static void bench_usage(const char *prog, FILE *f)
         "URL (default: every transport, on temporary addresses; a bare scheme such as 'mq:'\n"
         "is that transport on a temporary address, with options if any: 'shm:?duplex=1')\n"
         "and, beside it, the same mechanism driven with plain system calls (the floor; for\n"
-        "shm: a raw cache-line ping-pong and a raw fixed-slot ring, on two CPUs).\n"
+        "shm: a raw cache-line ping-pong and a raw fixed-slot ring, on two CPUs), each floor\n"
+        "checked in the same run against an independent raw program (ipckit-bench-indep,\n"
+        "rows 'indep'; $IPKBENCH_INDEP names it). Throughput has two floors per mechanism:\n"
+        "one call per message (beside ipckit's '1/call' rows, one ipk_send each) and batched\n"
+        "(beside ipckit's ipk_sendv rows: contiguous messages in one write, or sendmmsg).\n"
+        "unixgram's floor has the listener's topology; 'raw unix dgram pair' is a socketpair.\n"
         "With no URL shm: runs twice: 'shm' is two one-way rings, one each way; 'shm duplex'\n"
         "is one duplex=1 segment, the listener and the dialer each sending and receiving on\n"
         "their channel (a URL with duplex=1 selects it). Both have the same floors.\n\n"
@@ -58,7 +63,7 @@ static void bench_usage(const char *prog, FILE *f)
         "                       there are two); none: leave it to the scheduler\n"
         "  -m, --mode MODE      latency, throughput or both (default)\n"
         "  -r, --repeat N       run everything N times, interleaved, and report the median\n"
-        "      --no-raw         leave out the system-call floors\n"
+        "      --no-raw         leave out the system-call floors and the independent program\n"
         "      --peers          ipckit beside ZeroMQ and nng (ipc and tcp), with ratios\n"
         "      --json[=FILE]    JSON (to FILE, or instead of the table)\n"
         "      --csv[=FILE]     CSV (to FILE, or instead of the table)\n"
@@ -249,6 +254,17 @@ static int bench_targets(const bench_opts *o, bench_list *l, int nurl, char **ur
         if (s == NULL)
             return -1;
         *s = l->v[i];
+        if (s->ops == &bench_ops_ipckit && !s->modes && !s->solo && strcmp(s->mech, "shm") != 0) {
+            /* Beside the batched stream (ipk_sendv), one ipk_send per message (shm: has one
+             * floor, a ring with no batch call, for both). */
+            bench_spec *p = bench_list_add(&out, s->ops, "", s->mech);
+            if (p == NULL)
+                return -1;
+            *p = l->v[i];
+            snprintf(p->label, sizeof p->label, "%.30s 1/call", l->v[i].label);
+            p->modes = BENCH_THROUGHPUT;
+            p->permsg = 1;
+        }
         if (bench_raw_all(&out, l->v[i].mech) != 0)
             return -1;
     }
@@ -335,7 +351,7 @@ static size_t bench_plan(const bench_opts *o, const bench_list *l, bench_spec *p
                 s.tmpdir = tmpdir;
                 /* A floor of one mode only (the shm ping-pong, the shm ring) is no row of the
                  * other: the other mode has its own floor. */
-                if (s.modes && !(s.modes & m) && strcmp(s.ops->impl, "raw") == 0)
+                if (s.modes && !(s.modes & m) && (strcmp(s.ops->impl, "ipckit") != 0 || s.permsg))
                     continue;
                 if (s.maxsize && s.size > s.maxsize) {
                     if (z != 0)

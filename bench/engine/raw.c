@@ -1,10 +1,18 @@
 /*
  * raw.c - the floors: each kernel mechanism driven with plain blocking system calls, the
- * same message sizes, no framing, no library. A stream baseline writes each message with one
- * write() and, when streaming, reads whatever has arrived in 256 KiB reads; a ping-pong reads
- * exactly one message's bytes. Pipes and FIFOs have ipckit's default pipe size (see
- * raw_pipe_size). This is what a careful programmer would write by hand, so an
- * ipckit figure divided by it is the price (or the gain) of the library.
+ * same message sizes, no framing, no library. Every mechanism has two throughput floors: one
+ * call per message (beside ipckit's rows that send one message per call), and batched (beside
+ * ipckit's batched rows): a batch of contiguous messages goes in one write() on a byte stream,
+ * one sendmmsg() on a datagram or seqpacket socket (received with recvmmsg()), and one call per
+ * message on a queue, which has no batch call. A byte stream is read in 256 KiB reads when
+ * streaming; a ping-pong reads exactly one message's bytes. unixgram's floor has the
+ * listener's topology (A's socket bound and unconnected, replying with sendto() to whoever
+ * sent, B's bound and connected to it): that is what ipk_listen makes, and such a receiver is
+ * held to net.unix.max_dgram_qlen; the connected socketpair, which the kernel exempts from
+ * that limit, runs beside it as "raw unix dgram pair". The independent program in bench/indep
+ * checks every floor in the same run (indep_run.c). Pipes and FIFOs have ipckit's default pipe size
+ * (see raw_pipe_size). This is what a careful programmer would write by hand, so an ipckit figure
+ * divided by it is the price (or the gain) of the library.
  */
 #include "bench.h"
 
@@ -36,6 +44,7 @@ enum raw_mech {
     RAW_MQ,
     RAW_SYSV,
     RAW_SIGNAL,
+    RAW_UNIXGRAM_PAIR,
     RAW_COUNT
 };
 
@@ -54,15 +63,27 @@ static const struct raw_def {
     [RAW_MQ] = {"raw posix mq", "mq", 0, 0},
     [RAW_SYSV] = {"raw sysv msg", "sysv", 0, 0},
     [RAW_SIGNAL] = {"raw sigqueue", "signal", 8, 0},
+    [RAW_UNIXGRAM_PAIR] = {"raw unix dgram pair", "unixgram", 0, 0},
 };
 
 #define RAW_SIG (SIGRTMIN + 1)
+
+#define RAW_MMSG BENCH_BATCH /* datagrams per recvmmsg() in a batched stream */
 
 typedef struct raw_st {
     int rfd, wfd, lfd;
     int qin, qout; /* sysv queue ids */
     pid_t peer;
     struct msgbuf *mb;
+    int server; /* unixgram side A: answers whoever sent last */
+    struct sockaddr_un from;
+    socklen_t fromlen;
+    /* batched datagram receive: what one recvmmsg() brought, handed out one at a time */
+    struct mmsghdr *mm;
+    struct iovec *iov;
+    unsigned char *slots;
+    size_t slot;
+    int have, next;
 } raw_st;
 
 static int raw_sysfail(bench_side *sd, const char *what)
@@ -121,6 +142,10 @@ static int raw_prepare(bench_spec *s)
         for (int i = 0; i < 2; i++)
             if ((s->id[i] = msgget(IPC_PRIVATE, IPC_CREAT | 0600)) < 0)
                 return raw_sysfail(&sd, "msgget");
+        return 0;
+    case RAW_UNIXGRAM_PAIR:
+        if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, s->fd) != 0)
+            return raw_sysfail(&sd, "socketpair");
         return 0;
     }
     return 0;
@@ -217,6 +242,7 @@ static int raw_listen(bench_side *sd, char *name, size_t cap)
         st->rfd = st->wfd = raw_socket(sd, AF_UNIX, SOCK_DGRAM);
         if (st->rfd < 0 || bind(st->rfd, (struct sockaddr *)&un, sizeof un) != 0)
             return raw_sysfail(sd, "bind");
+        st->server = a;
         return 0;
     case RAW_TCP:
         if (!a)
@@ -286,9 +312,15 @@ static int raw_open(bench_side *sd, const char *peer)
             return raw_sysfail(sd, "connect");
         return 0;
     case RAW_UNIXGRAM:
-        raw_unix_addr(s, !sd->side, &un);
+        if (a) /* the listener: bound, never connected */
+            return 0;
+        raw_unix_addr(s, BENCH_A, &un);
         if (connect(st->rfd, (struct sockaddr *)&un, sizeof un) != 0)
             return raw_sysfail(sd, "connect");
+        return 0;
+    case RAW_UNIXGRAM_PAIR:
+        st->rfd = st->wfd = s->fd[a ? 0 : 1];
+        close(s->fd[a ? 1 : 0]);
         return 0;
     case RAW_TCP:
         if (a) {
@@ -364,9 +396,84 @@ static int raw_send(bench_side *sd, const void *buf, size_t len)
     }
     }
     ssize_t w;
-    while ((w = send(st->wfd, buf, len, 0)) < 0 && errno == EINTR)
-        ;
+    if (st->server)
+        while ((w = sendto(st->wfd, buf, len, 0, (struct sockaddr *)&st->from, st->fromlen)) < 0 &&
+               errno == EINTR)
+            ;
+    else
+        while ((w = send(st->wfd, buf, len, 0)) < 0 && errno == EINTR)
+            ;
     return w < 0 ? raw_sysfail(sd, "send") : 0;
+}
+
+/* A batch: bufs are n contiguous messages (the engine lays a batch out in one block), written
+ * with one write() on a byte stream; one sendmmsg() on a datagram or seqpacket socket; one call
+ * each on a queue or a signal, which have no batch call. */
+static long raw_sendv(bench_side *sd, void *const *bufs, size_t n, size_t len)
+{
+    const bench_spec *s = sd->spec;
+    raw_st *st = sd->st;
+    for (size_t i = 1; i < n; i++)
+        if ((unsigned char *)bufs[i] != (unsigned char *)bufs[0] + i * len)
+            return bench_fail(sd, "%s: a batch that is not contiguous", s->label);
+    if (raw_is_stream(s))
+        return raw_send(sd, bufs[0], n * len) < 0 ? -1 : (long)n;
+    if (s->topo == RAW_MQ || s->topo == RAW_SYSV || s->topo == RAW_SIGNAL) {
+        for (size_t i = 0; i < n; i++)
+            if (raw_send(sd, bufs[i], len) < 0)
+                return -1;
+        return (long)n;
+    }
+    struct mmsghdr mm[BENCH_BATCH];
+    struct iovec iov[BENCH_BATCH];
+    if (n > BENCH_BATCH)
+        n = BENCH_BATCH;
+    for (size_t i = 0; i < n; i++) {
+        iov[i] = (struct iovec){bufs[i], len};
+        memset(&mm[i], 0, sizeof mm[i]);
+        mm[i].msg_hdr.msg_iov = &iov[i];
+        mm[i].msg_hdr.msg_iovlen = 1;
+    }
+    int m;
+    while ((m = sendmmsg(st->wfd, mm, (unsigned)n, 0)) < 0 && errno == EINTR)
+        ;
+    return m < 1 ? raw_sysfail(sd, "sendmmsg") : m;
+}
+
+/* A batched datagram stream's receive: one recvmmsg() for what has arrived (up to RAW_MMSG),
+ * then one message at a time from it. */
+static long raw_recv_batched(bench_side *sd, void *buf, size_t cap)
+{
+    raw_st *st = sd->st;
+    if (st->mm == NULL) {
+        st->slot = sd->spec->size + 64;
+        st->mm = calloc(RAW_MMSG, sizeof *st->mm);
+        st->iov = calloc(RAW_MMSG, sizeof *st->iov);
+        st->slots = malloc(RAW_MMSG * st->slot);
+        if (st->mm == NULL || st->iov == NULL || st->slots == NULL)
+            return bench_fail(sd, "out of memory");
+        for (int i = 0; i < RAW_MMSG; i++) {
+            st->iov[i] = (struct iovec){st->slots + (size_t)i * st->slot, st->slot};
+            st->mm[i].msg_hdr.msg_iov = &st->iov[i];
+            st->mm[i].msg_hdr.msg_iovlen = 1;
+        }
+    }
+    if (st->next == st->have) {
+        int m;
+        while ((m = recvmmsg(st->rfd, st->mm, RAW_MMSG, MSG_WAITFORONE, NULL)) < 0 &&
+               errno == EINTR)
+            ;
+        if (m < 0 && errno == EAGAIN)
+            return bench_fail(sd, "%s: nothing for 5 s: datagrams lost", sd->spec->label);
+        if (m < 1)
+            return raw_sysfail(sd, "recvmmsg");
+        st->have = m;
+        st->next = 0;
+    }
+    size_t n = st->mm[st->next].msg_len;
+    memcpy(buf, st->iov[st->next].iov_base, n < cap ? n : cap);
+    st->next++;
+    return (long)n;
 }
 
 static long raw_recv(bench_side *sd, void *buf, size_t cap)
@@ -411,8 +518,17 @@ static long raw_recv(bench_side *sd, void *buf, size_t cap)
         return (long)s->size;
     }
     }
-    while ((r = recv(st->rfd, buf, cap, 0)) < 0 && errno == EINTR)
-        ;
+    if (s->mode == BENCH_THROUGHPUT && !s->permsg)
+        return raw_recv_batched(sd, buf, cap);
+    if (st->server) {
+        st->fromlen = sizeof st->from;
+        while ((r = recvfrom(st->rfd, buf, cap, 0, (struct sockaddr *)&st->from, &st->fromlen)) <
+                   0 &&
+               errno == EINTR)
+            ;
+    } else
+        while ((r = recv(st->rfd, buf, cap, 0)) < 0 && errno == EINTR)
+            ;
     if (r < 0 && errno == EAGAIN)
         return bench_fail(sd, "%s: nothing for 5 s: datagrams lost", s->label);
     return r < 0 ? raw_sysfail(sd, "recv") : r;
@@ -446,6 +562,9 @@ static void raw_close(bench_side *sd)
     if (st->lfd >= 0)
         close(st->lfd);
     free(st->mb);
+    free(st->mm);
+    free(st->iov);
+    free(st->slots);
     free(st);
     sd->st = NULL;
 }
@@ -458,6 +577,7 @@ const bench_ops bench_ops_raw = {
     .listen = raw_listen,
     .open = raw_open,
     .send = raw_send,
+    .sendv = raw_sendv,
     .recv = raw_recv,
     .recv_bytes = raw_recv_bytes,
     .close = raw_close,
@@ -494,26 +614,50 @@ size_t bench_proc_limit(const char *path)
     return v > 0 ? (size_t)v : 0;
 }
 
+int bench_floor_add(bench_list *l, const bench_ops *ops, int topo, int permsg, const char *label,
+                    const char *mech, const char *key, bench_spec **out)
+{
+    *out = NULL;
+    for (size_t i = 0; i < l->n; i++) /* each floor once */
+        if (l->v[i].ops == ops && l->v[i].topo == topo && l->v[i].permsg == permsg)
+            return 0;
+    char name[48];
+    snprintf(name, sizeof name, "%s%s", label, permsg ? "" : " batched");
+    bench_spec *s = bench_list_add(l, ops, name, mech);
+    if (s == NULL)
+        return -1;
+    s->topo = topo;
+    s->permsg = permsg;
+    if (!permsg) /* the batched floor is a throughput row only */
+        s->modes = BENCH_THROUGHPUT;
+    snprintf(s->key, sizeof s->key, "%s", key);
+    *out = s;
+    return 1;
+}
+
 int bench_raw_all(bench_list *l, const char *only_mech)
 {
     for (int m = 0; m < RAW_COUNT; m++) {
         if (only_mech && strcmp(only_mech, raw_defs[m].mech) != 0)
             continue;
-        size_t i = 0; /* each floor once */
-        while (i < l->n && !(l->v[i].ops == &bench_ops_raw && l->v[i].topo == m))
-            i++;
-        if (i < l->n)
-            continue;
-        bench_spec *s = bench_list_add(l, &bench_ops_raw, raw_defs[m].label, raw_defs[m].mech);
-        if (s == NULL)
-            return -1;
-        s->topo = m;
-        s->maxsize = raw_defs[m].maxsize;
-        if (m == RAW_MQ)
-            s->maxsize = bench_proc_limit(BENCH_MQ_MSGSIZE_MAX);
-        if (m == RAW_SYSV)
-            s->maxsize = bench_proc_limit(BENCH_SYSV_MSGMAX);
-        s->lossy = raw_defs[m].lossy;
+        for (int permsg = 1; permsg >= 0; permsg--) {
+            bench_spec *s;
+            int r = bench_floor_add(l, &bench_ops_raw, m, permsg, raw_defs[m].label,
+                                    raw_defs[m].mech, m == RAW_UNIXGRAM_PAIR ? "pair" : "", &s);
+            if (r <= 0) {
+                if (r < 0)
+                    return -1;
+                continue;
+            }
+            s->maxsize = raw_defs[m].maxsize;
+            if (m == RAW_MQ)
+                s->maxsize = bench_proc_limit(BENCH_MQ_MSGSIZE_MAX);
+            if (m == RAW_SYSV)
+                s->maxsize = bench_proc_limit(BENCH_SYSV_MSGMAX);
+            s->lossy = raw_defs[m].lossy;
+        }
     }
+    if (bench_indep_all(l, only_mech) != 0)
+        return -1;
     return bench_shm_all(l, only_mech);
 }

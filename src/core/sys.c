@@ -565,6 +565,12 @@ ssize_t ipk__sys_recvmsg(int fd, struct msghdr *mh, int flags)
     IPK__SYS(RECV, -1, recvmsg(fd, mh, flags));
 }
 
+ssize_t ipk__sys_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
+                          socklen_t *len)
+{
+    IPK__SYS(RECV, -1, recvfrom(fd, buf, n, flags, sa, len));
+}
+
 ssize_t ipk__sys_pread(int fd, void *buf, size_t n, off_t off)
 {
     IPK__SYS(PREAD, -1, pread(fd, buf, n, off));

@@ -53,7 +53,7 @@
     X(SOCKOPT, "setsockopt")        /* setsockopt */                                               \
     X(SOCKINFO, "getsockopt")       /* getsockopt, getsockname, getpeername */                     \
     X(SEND, "sendto")               /* send, sendto, sendmmsg on datagram sockets */               \
-    X(RECV, "recvmsg")              /* recvmsg */                                                  \
+    X(RECV, "recvmsg")              /* recvmsg, recvfrom */                                        \
     X(PREAD, "pread")               /* pread */                                                    \
     X(PWRITE, "pwritev")            /* pwritev */                                                  \
     X(FSYNC, "fdatasync")           /* fdatasync */                                                \
@@ -130,6 +130,8 @@ ssize_t ipk__sys_sendto(int fd, const void *buf, size_t n, int flags, const stru
                         socklen_t len);
 int ipk__sys_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags);
 ssize_t ipk__sys_recvmsg(int fd, struct msghdr *mh, int flags);
+ssize_t ipk__sys_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
+                          socklen_t *len);
 ssize_t ipk__sys_pread(int fd, void *buf, size_t n, off_t off);
 ssize_t ipk__sys_pwritev(int fd, const struct iovec *iov, int n, off_t off);
 int ipk__sys_fdatasync(int fd);

@@ -13,11 +13,15 @@
  * call block forever. (Should someone set O_NONBLOCK on it anyway, a forever call that gets
  * EAGAIN still falls back to polling.)
  *
- * A timed receive would still be receive-poll-receive. So every datagram socket carries a fixed
- * SO_RCVTIMEO of IPK__SLICE_MS, the same value in every process, set once at open (nothing to
- * go stale across fork): a receive with at least a slice left blocks in the kernel for up to a
- * slice, and only if that ends with EAGAIN does it poll for the rest of its deadline with the
- * exact time left. A receive with less than a slice left polls at once. (An application that
+ * A timed receive would still be receive-poll-receive. So a datagram socket carries a fixed
+ * SO_RCVTIMEO of IPK__SLICE_MS, the same value in every process (nothing to go stale across
+ * fork), set by the first receive that can use it, one with at least a slice to wait: such a
+ * receive blocks in the kernel for up to a slice, and only if that ends with EAGAIN does it poll
+ * for the rest of its deadline with the exact time left. A receive with less than a slice left
+ * polls at once. The slice is not set at open because a socket with SO_RCVTIMEO arms and
+ * cancels a kernel timer in every receive that sleeps, which costs a ping-pong that only ever
+ * waits forever about 2.5% of its round trip; a receive that waits forever handles the slice's
+ * EAGAIN (another process sharing the socket may have set it) by polling. (An application that
  * changes SO_RCVTIMEO itself changes how long that first attempt can take.)
  *
  * Datagram receive: when the caller's buffer might be too small for the next message, the
@@ -79,18 +83,6 @@ static void ipk__sock_limit(ipk_chan *c, ipk__sock *s)
     }
 }
 
-/* The fixed receive slice of a datagram socket (see the top of the file). Set on every socket,
- * accepted ones included: a unix socket does not inherit it from its listener. */
-static int ipk__sock_slice(ipk_chan *c, const ipk__sock *s)
-{
-    if (s->type == SOCK_STREAM)
-        return 0;
-    struct timeval tv = {0, IPK__SLICE_MS * 1000};
-    if (ipk__sys_setsockopt(c->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
-        return ipk__errsys(-errno, "%s: setsockopt SO_RCVTIMEO", c->name);
-    return 0;
-}
-
 int ipk__sock_open(ipk_chan *c, int family, int type)
 {
     ipk__sock *s = calloc(1, sizeof *s);
@@ -110,10 +102,7 @@ int ipk__sock_open(ipk_chan *c, int family, int type)
     c->rfd = c->wfd = fd;
     c->wkind = IPK__W_SOCK;
     ipk__sock_limit(c, s);
-    int r = ipk__sock_slice(c, s);
-    if (r != 0)
-        ipk__sock_close(c);
-    return r;
+    return 0;
 }
 
 int ipk__sock_close(ipk_chan *c)
@@ -199,10 +188,7 @@ int ipk__sock_accept(ipk_chan *l, ipk_chan *p, int64_t dl)
             p->tp = s;
             p->rfd = p->wfd = fd;
             p->wkind = IPK__W_SOCK;
-            int r = ipk__sock_slice(p, s);
-            if (r != 0)
-                ipk__sock_close(p);
-            return r;
+            return 0;
         }
         int e = errno;
         /* accept(2): errors of a connection that died in the queue mean "try the next one". */
@@ -330,13 +316,21 @@ int ipk__sock_name(ipk_chan *c, const char *scheme, int own)
 
 /* ---- datagrams ---- */
 
-/* MSG_DONTWAIT for a receive with less than a slice to wait (see the top of the file), else 0. */
-static int ipk__sock_dontwait(int64_t dl)
+/* MSG_DONTWAIT for a receive with less than a slice to wait (see the top of the file), else 0
+ * once the socket has its slice (set here the first time one is needed); or a negative code. */
+static int ipk__sock_dontwait(ipk_chan *c, int64_t dl)
 {
     if (dl == IPK__DL_FOREVER)
         return 0;
     if (dl == IPK__DL_NOW || dl - ipk__now() < (int64_t)IPK__SLICE_MS * 1000000)
         return MSG_DONTWAIT;
+    ipk__sock *s = c->tp;
+    if (!s->sliced) {
+        struct timeval tv = {0, IPK__SLICE_MS * 1000};
+        if (ipk__sys_setsockopt(c->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
+            return ipk__errsys(-errno, "%s: recv: setsockopt SO_RCVTIMEO", c->name);
+        s->sliced = 1;
+    }
     return 0;
 }
 
@@ -459,12 +453,17 @@ int ipk__dgram_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo 
 typedef struct ipk__rx {
     struct sockaddr_storage from;
     socklen_t fromlen;
-    int cred; /* SCM_CREDENTIALS came with it: a real message (seqpacket EOF carries none) */
-    int bare; /* nobody wants the sender's address or credentials: ask for neither */
+    int cred; /* SCM_CREDENTIALS came with it */
+    int real; /* a message, not a seqpacket's end: SCM_CREDENTIALS came, or would have come
+               * (MSG_CTRUNC: SO_PASSCRED is on and no control buffer was given) */
+    int name; /* the sender's address is wanted (a listener replies to it) */
+    int ctl;  /* the credentials are wanted (ipk_msginfo): a control buffer, whose cmsg the
+               * kernel fills at a price (~3% of a unix ping-pong); without one it drops them
+               * and descriptors sent by mistake (closed, never installed) */
     struct ucred uc;
 } ipk__rx;
 
-/* One recvmsg() into buf[0..cap) (flags: MSG_PEEK, MSG_DONTWAIT); returns the datagram's real
+/* One receive into buf[0..cap) (flags: MSG_PEEK, MSG_DONTWAIT); returns the datagram's real
  * length (MSG_TRUNC) or -errno. */
 static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx *rx)
 {
@@ -473,27 +472,33 @@ static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx 
         struct cmsghdr align;
     } cb;
     struct iovec iov = {buf, cap};
-    struct msghdr mh = {.msg_name = rx->bare ? NULL : &rx->from,
-                        .msg_namelen = rx->bare ? 0 : sizeof rx->from,
+    struct msghdr mh = {.msg_name = rx->name ? &rx->from : NULL,
+                        .msg_namelen = rx->name ? sizeof rx->from : 0,
                         .msg_iov = &iov,
                         .msg_iovlen = 1,
-                        .msg_control = rx->bare ? NULL : cb.b,
-                        .msg_controllen = rx->bare ? 0 : sizeof cb.b};
+                        .msg_control = rx->ctl ? cb.b : NULL,
+                        .msg_controllen = rx->ctl ? sizeof cb.b : 0};
     ssize_t n;
+    /* A datagram wanting no credentials takes recvfrom(), which copies no message header in or
+     * out (~2% of a unix round trip); a seqpacket needs recvmsg()'s flags to tell its end. */
+    int plain = !rx->ctl && ((ipk__sock *)c->tp)->type == SOCK_DGRAM;
     /* EINTR goes back to the caller from a call that may block: it has a deadline to check. */
     do
-        n = ipk__sys_recvmsg(c->rfd, &mh, flags | MSG_TRUNC | MSG_CMSG_CLOEXEC);
+        n = plain ? ipk__sys_recvfrom(c->rfd, buf, cap, flags | MSG_TRUNC, mh.msg_name,
+                                      rx->name ? &mh.msg_namelen : NULL)
+                  : ipk__sys_recvmsg(c->rfd, &mh, flags | MSG_TRUNC | MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
     if (n < 0)
         return -errno;
     rx->fromlen = mh.msg_namelen;
     rx->cred = 0;
+    rx->real = (mh.msg_flags & MSG_CTRUNC) != 0;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
         if (cm->cmsg_level != SOL_SOCKET)
             continue;
         if (cm->cmsg_type == SCM_CREDENTIALS) {
             memcpy(&rx->uc, CMSG_DATA(cm), sizeof rx->uc);
-            rx->cred = 1;
+            rx->cred = rx->real = 1;
         } else if (cm->cmsg_type == SCM_RIGHTS) {
             /* Nobody asked for descriptors: close them rather than leak them. */
             size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -512,14 +517,19 @@ long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_
     ipk__sock *s = c->tp;
     int whole = cap >= c->max || (s->family != AF_UNIX && cap >= IPK__UDP6_MAX);
     ipk__rx rx;
-    /* The kernel drops what a bare receive has no room for (descriptors sent by mistake included:
-     * closed, never installed). A seqpacket receive needs the credentials to tell EOF. */
-    rx.bare = mi == NULL && c->role != IPK__LISTENER && s->type == SOCK_DGRAM;
-    int wait = ipk__sock_dontwait(dl);
+    /* A seqpacket receive tells EOF from a zero-length packet by the credentials every packet
+     * carries (SO_PASSCRED): in the control buffer when one is given, else by the MSG_CTRUNC the
+     * kernel sets for the credentials it had no room for; the end carries none. */
+    rx.name = c->role == IPK__LISTENER;
+    rx.ctl = mi != NULL;
+    int wait = ipk__sock_dontwait(c, dl);
+    if (wait < 0)
+        return wait;
     for (;;) {
         long n = ipk__rx_once(c, buf, whole ? cap : 0, wait | (whole ? 0 : MSG_PEEK), &rx);
         if (n == -EINTR) { /* a new slice only while a whole one is left */
-            wait = ipk__sock_dontwait(dl);
+            if ((wait = ipk__sock_dontwait(c, dl)) < 0)
+                return wait;
             continue;
         }
         if (n == -EAGAIN) {
@@ -532,7 +542,7 @@ long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_
         }
         if (n < 0)
             return ipk__dgram_err(c, (int)-n, "recv");
-        if (n == 0 && s->type == SOCK_SEQPACKET && !rx.cred)
+        if (n == 0 && s->type == SOCK_SEQPACKET && !rx.real)
             return ipk__err(IPK_EOF, "%s: the peer closed the connection", c->name);
         if ((size_t)n > c->max) {
             if (!whole)

@@ -20,6 +20,7 @@ typedef struct ipk__sock {
     struct sockaddr_storage to;
     socklen_t tolen; /* 0: nobody has sent yet */
     int passcred;    /* SO_PASSCRED is on: received messages carry the sender's credentials */
+    int sliced;      /* SO_RCVTIMEO holds the receive slice (sock.c, set when first needed) */
     size_t limit;    /* largest message the kernel accepts on this socket, checked before send */
     const char *limit_why; /* where the limit comes from, for the error message */
     /* unix path listener: the inode it bound, removed on close only if still the same */

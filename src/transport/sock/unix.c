@@ -248,8 +248,13 @@ static long ipk__unix_info(const ipk__addr *a, char *buf, size_t cap)
     const char *text;
     if (a->tr == &ipk__tr_unixgram)
         text = "unixgram: Unix domain datagram socket. One message = one datagram, reliable and "
-               "in order on one host; a message is at most SO_SNDBUF - 32 bytes (wmem_default), "
-               "and a receiver queues at most max_dgram_qlen of them before senders wait. The "
+               "in order on one host; a message is at most SO_SNDBUF - 32 bytes (wmem_default). "
+               "A listener's socket is bound and unconnected, so the kernel holds it to the "
+               "sysctl net.unix.max_dgram_qlen (below): it queues at most that many datagrams, "
+               "then a sender waits (a timed send backs off and retries) until the receiver "
+               "takes one; a one-way stream then moves in bursts of that many, each a wake-up of "
+               "both sides, and runs below a connected socketpair (exempt from the limit): "
+               "raise it (sysctl -w net.unix.max_dgram_qlen=512) for a fast stream. The "
                "listener replies to the sender of the last datagram; each message carries the "
                "sender's pid and uid. Options: perm, keep, max.";
     else if (a->tr == &ipk__tr_unixpacket)

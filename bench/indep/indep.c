@@ -1,0 +1,551 @@
+/*
+ * indep.c - an independent raw benchmark: each kernel mechanism driven by plain blocking
+ * system calls, written apart from bench/engine (it shares no code, header or build target
+ * with it) so that the engine's floors can be checked against it in the same run
+ * (`ipckit bench` runs it beside its own floors and prints engine floor / this).
+ *
+ *   ipckit-bench-indep MECH SIZE MODE CPU_A CPU_B COUNT
+ *
+ * MECH: pipe fifo unix unixpacket unixgram unixgram-pair tcp udp mq sysv
+ *   unixgram is the listener's topology: A's socket is bound and unconnected and receives from
+ *   a client (B's socket, bound and connected to A's path); A answers with sendto() to the
+ *   address recvfrom() gave. unixgram-pair is a connected socketpair(), which the kernel
+ *   exempts from net.unix.max_dgram_qlen.
+ * MODE: latency (B times each round trip: send, receive the echo), message (B sends COUNT
+ *   messages one call each; A receives, streams in 256 KiB reads, messages one per call) or
+ *   batch (B sends up to 256 messages, at most 1 MiB, per call: one write() of contiguous
+ *   messages on a byte stream, sendmmsg() on a datagram or seqpacket socket; A receives with
+ *   recvmmsg() or 256 KiB reads).
+ * CPU_A, CPU_B: the CPUs each process is pinned to (-1: not pinned).
+ *
+ * Prints one line of key=value pairs on standard output ("ok=1 ..." or "ok=0 err=..."); every
+ * figure is in nanoseconds or per second. Buffers are allocated before the timed loop; every
+ * call blocks (no poll, no O_NONBLOCK).
+ */
+#define _GNU_SOURCE 1
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/msg.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXBATCH 256
+#define RDBUF    (256 << 10)
+
+enum { M_LAT, M_MSG, M_BATCH };
+
+static const char *mech;
+static size_t size;
+static int mode;
+static long count, warm;
+
+/* What the two processes share: B's samples (latency) or A's clock (throughput). */
+struct shared {
+    char err[200];
+    int64_t t0, t1;
+    long got;
+    int64_t samples[];
+};
+static struct shared *sh;
+
+/* One direction of a ping-pong, or both on a socket. */
+struct end {
+    int rfd, wfd;
+    struct sockaddr_un peer; /* unixgram listener: whom to answer */
+    socklen_t peerlen;
+    int is_server; /* unixgram listener side */
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void die(const char *what)
+{
+    if (sh && !sh->err[0])
+        snprintf(sh->err, sizeof sh->err, "%s %s: %s", mech, what, strerror(errno));
+    _exit(1);
+}
+
+static void pin(int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    CPU_SET(cpu, &s);
+    if (sched_setaffinity(0, sizeof s, &s) != 0)
+        die("sched_setaffinity");
+}
+
+static int is(const char *m)
+{
+    return strcmp(mech, m) == 0;
+}
+
+static int bytestream(void)
+{
+    return is("pipe") || is("fifo") || is("unix") || is("tcp");
+}
+
+/* ---- moving one message ---- */
+
+static void put(struct end *e, const void *p, size_t n)
+{
+    if (bytestream()) {
+        const char *c = p;
+        while (n > 0) {
+            ssize_t w = write(e->wfd, c, n);
+            if (w < 0)
+                die("write");
+            c += w;
+            n -= (size_t)w;
+        }
+    } else if (is("mq")) {
+        if (mq_send(e->wfd, p, n, 0) != 0)
+            die("mq_send");
+    } else if (is("sysv")) {
+        /* p points 8 bytes into a buffer whose first long is the type. */
+        if (msgsnd(e->wfd, (const char *)p - sizeof(long), n, 0) != 0)
+            die("msgsnd");
+    } else if (e->is_server) {
+        if (sendto(e->wfd, p, n, 0, (struct sockaddr *)&e->peer, e->peerlen) < 0)
+            die("sendto");
+    } else if (send(e->wfd, p, n, 0) < 0) {
+        die("send");
+    }
+}
+
+/* One message (a stream: exactly `size` bytes) into p; returns its length. */
+static size_t get(struct end *e, void *p, size_t cap)
+{
+    ssize_t r;
+    if (bytestream()) {
+        size_t got = 0;
+        while (got < size) {
+            r = read(e->rfd, (char *)p + got, size - got);
+            if (r <= 0)
+                die(r == 0 ? "read: end of stream" : "read");
+            got += (size_t)r;
+        }
+        return got;
+    }
+    if (is("mq"))
+        r = mq_receive(e->rfd, p, cap, NULL);
+    else if (is("sysv"))
+        r = msgrcv(e->rfd, (char *)p - sizeof(long), cap, 0, 0);
+    else if (e->is_server) {
+        e->peerlen = sizeof e->peer;
+        r = recvfrom(e->rfd, p, cap, 0, (struct sockaddr *)&e->peer, &e->peerlen);
+    } else
+        r = recv(e->rfd, p, cap, 0);
+    if (r < 0)
+        die("receive");
+    return (size_t)r;
+}
+
+/* ---- the runs ---- */
+
+static void latency_a(struct end *e, char *buf, size_t cap)
+{
+    for (long i = 0; i < warm + count; i++)
+        put(e, buf, get(e, buf, cap));
+}
+
+static void latency_b(struct end *e, char *buf, size_t cap)
+{
+    for (long i = 0; i < warm + count; i++) {
+        memcpy(buf, &i, sizeof i < size ? sizeof i : size);
+        int64_t t0 = now_ns();
+        put(e, buf, size);
+        size_t n = get(e, buf, cap);
+        int64_t t1 = now_ns();
+        if (n != size || memcmp(buf, &i, sizeof i < size ? sizeof i : size) != 0) {
+            snprintf(sh->err, sizeof sh->err, "%s: round trip %ld came back wrong", mech, i);
+            _exit(1);
+        }
+        if (i >= warm)
+            sh->samples[i - warm] = t1 - t0;
+    }
+}
+
+/* Messages per batch: up to 256, 1 MiB at most. */
+static long batch_of(void)
+{
+    long b = (long)((1 << 20) / size);
+    return b < 1 ? 1 : b > MAXBATCH ? MAXBATCH : b;
+}
+
+/* n message headers over buf, one slot of `each` bytes apiece. */
+static void slots(struct mmsghdr *mm, struct iovec *iov, long n, char *buf, size_t each)
+{
+    for (long j = 0; j < n; j++) {
+        iov[j] = (struct iovec){buf + (size_t)j * each, each};
+        memset(&mm[j], 0, sizeof mm[j]);
+        mm[j].msg_hdr.msg_iov = &iov[j];
+        mm[j].msg_hdr.msg_iovlen = 1;
+    }
+}
+
+static void stream_b(struct end *e, char *buf)
+{
+    long total = warm + count, b = mode == M_BATCH ? batch_of() : 1;
+    if (mode == M_BATCH && bytestream()) {
+        for (long i = 0; i < total; i += b) {
+            long k = total - i < b ? total - i : b;
+            put(e, buf, (size_t)k * size); /* contiguous messages, one write */
+        }
+        return;
+    }
+    if (mode == M_BATCH && !is("mq") && !is("sysv")) {
+        struct mmsghdr mm[MAXBATCH];
+        struct iovec iov[MAXBATCH];
+        slots(mm, iov, b, buf, size);
+        for (long i = 0; i < total;) {
+            long k = total - i < b ? total - i : b;
+            int m = sendmmsg(e->wfd, mm, (unsigned)k, 0);
+            if (m < 0)
+                die("sendmmsg");
+            i += m;
+        }
+        return;
+    }
+    for (long i = 0; i < total; i++)
+        put(e, buf, size);
+}
+
+static void stream_a(struct end *e, char *buf, size_t cap)
+{
+    long total = warm + count, msgs = 0;
+    if (bytestream()) {
+        uint64_t bytes = 0, want = (uint64_t)total * size, mark = (uint64_t)warm * size;
+        while (bytes < want) {
+            uint64_t left = want - bytes;
+            ssize_t r = read(e->rfd, buf, left < RDBUF ? left : RDBUF);
+            if (r <= 0)
+                die(r == 0 ? "read: end of stream" : "read");
+            if (bytes < mark && bytes + (uint64_t)r >= mark)
+                sh->t0 = now_ns();
+            bytes += (uint64_t)r;
+        }
+        sh->t1 = now_ns();
+        sh->got = total;
+        return;
+    }
+    if (mode == M_BATCH && !is("mq") && !is("sysv")) {
+        struct mmsghdr mm[MAXBATCH];
+        struct iovec iov[MAXBATCH];
+        slots(mm, iov, MAXBATCH, buf, cap);
+        while (msgs < total) {
+            long want = total - msgs < MAXBATCH ? total - msgs : MAXBATCH;
+            int m = recvmmsg(e->rfd, mm, (unsigned)want, MSG_WAITFORONE, NULL);
+            if (m <= 0)
+                die("recvmmsg");
+            if (msgs < warm && msgs + m >= warm)
+                sh->t0 = now_ns();
+            msgs += m;
+        }
+    } else {
+        while (msgs < total) {
+            if (get(e, buf, cap) != size) {
+                snprintf(sh->err, sizeof sh->err, "%s: message %ld has the wrong size", mech, msgs);
+                _exit(1);
+            }
+            if (++msgs == warm)
+                sh->t0 = now_ns();
+        }
+    }
+    sh->t1 = now_ns();
+    sh->got = msgs;
+}
+
+/* ---- setting up ---- */
+
+static char dir[64];
+
+static void unix_path(struct sockaddr_un *a, const char *leaf)
+{
+    memset(a, 0, sizeof *a);
+    a->sun_family = AF_UNIX;
+    snprintf(a->sun_path, sizeof a->sun_path, "%s/%s", dir, leaf);
+}
+
+static int sock(int domain, int type)
+{
+    int fd = socket(domain, type | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket");
+    return fd;
+}
+
+static void big_pipe(int fd)
+{
+    fcntl(fd, F_SETPIPE_SZ, 1 << 20); /* best effort: the pipe-max-size may be lower */
+}
+
+/* Objects made before fork: fds[0..1] A's read and write, fds[2..3] B's. */
+static int fds[4] = {-1, -1, -1, -1};
+static int tcp_listener = -1;
+static struct sockaddr_in tcp_addr;
+static char mqname[2][64];
+static int sysv_id[2] = {-1, -1};
+
+static void setup(void)
+{
+    int p[2], q[2];
+    if (is("pipe")) {
+        if (pipe2(p, O_CLOEXEC) || pipe2(q, O_CLOEXEC))
+            die("pipe");
+        big_pipe(p[0]);
+        big_pipe(q[0]);
+        fds[0] = p[0], fds[3] = p[1]; /* B -> A */
+        fds[2] = q[0], fds[1] = q[1]; /* A -> B */
+    } else if (is("fifo")) {
+        char a[128], b[128];
+        snprintf(a, sizeof a, "%s/ab", dir);
+        snprintf(b, sizeof b, "%s/ba", dir);
+        if (mkfifo(a, 0600) || mkfifo(b, 0600))
+            die("mkfifo");
+    } else if (is("unix") || is("unixpacket") || is("unixgram-pair")) {
+        int t = is("unix") ? SOCK_STREAM : is("unixpacket") ? SOCK_SEQPACKET : SOCK_DGRAM;
+        if (socketpair(AF_UNIX, t | SOCK_CLOEXEC, 0, p) != 0)
+            die("socketpair");
+        fds[0] = fds[1] = p[0];
+        fds[2] = fds[3] = p[1];
+    } else if (is("unixgram")) {
+        struct sockaddr_un sa, ca;
+        unix_path(&sa, "server");
+        unix_path(&ca, "client");
+        int s = sock(AF_UNIX, SOCK_DGRAM), c = sock(AF_UNIX, SOCK_DGRAM);
+        if (bind(s, (struct sockaddr *)&sa, sizeof sa) ||
+            bind(c, (struct sockaddr *)&ca, sizeof ca))
+            die("bind");
+        if (connect(c, (struct sockaddr *)&sa, sizeof sa))
+            die("connect");
+        fds[0] = fds[1] = s;
+        fds[2] = fds[3] = c;
+    } else if (is("tcp")) {
+        tcp_listener = sock(AF_INET, SOCK_STREAM);
+        socklen_t l = sizeof tcp_addr;
+        tcp_addr =
+            (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (bind(tcp_listener, (struct sockaddr *)&tcp_addr, sizeof tcp_addr) ||
+            getsockname(tcp_listener, (struct sockaddr *)&tcp_addr, &l) || listen(tcp_listener, 1))
+            die("tcp listen");
+    } else if (is("udp")) {
+        struct sockaddr_in a[2];
+        int s[2];
+        for (int i = 0; i < 2; i++) {
+            socklen_t l = sizeof a[i];
+            s[i] = sock(AF_INET, SOCK_DGRAM);
+            a[i] = (struct sockaddr_in){.sin_family = AF_INET,
+                                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+            if (bind(s[i], (struct sockaddr *)&a[i], sizeof a[i]) ||
+                getsockname(s[i], (struct sockaddr *)&a[i], &l))
+                die("udp bind");
+        }
+        if (connect(s[0], (struct sockaddr *)&a[1], sizeof a[1]) ||
+            connect(s[1], (struct sockaddr *)&a[0], sizeof a[0]))
+            die("udp connect");
+        fds[0] = fds[1] = s[0];
+        fds[2] = fds[3] = s[1];
+    } else if (is("mq")) {
+        struct mq_attr at = {.mq_maxmsg = 10, .mq_msgsize = (long)size};
+        int m[2];
+        for (int i = 0; i < 2; i++) {
+            snprintf(mqname[i], sizeof mqname[i], "/ipkindep-%d-%d", (int)getpid(), i);
+            if ((m[i] = mq_open(mqname[i], O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &at)) < 0)
+                die("mq_open");
+        }
+        fds[0] = m[0], fds[3] = m[0]; /* B -> A */
+        fds[2] = m[1], fds[1] = m[1]; /* A -> B */
+    } else if (is("sysv")) {
+        for (int i = 0; i < 2; i++)
+            if ((sysv_id[i] = msgget(IPC_PRIVATE, IPC_CREAT | 0600)) < 0)
+                die("msgget");
+        fds[0] = fds[3] = sysv_id[0];
+        fds[2] = fds[1] = sysv_id[1];
+    } else {
+        snprintf(sh->err, sizeof sh->err, "unknown mechanism %s", mech);
+        _exit(2);
+    }
+}
+
+static void teardown(void)
+{
+    char p[128];
+    for (const char *const *l = (const char *const[]){"ab", "ba", "server", "client", NULL}; *l;
+         l++) {
+        snprintf(p, sizeof p, "%s/%s", dir, *l);
+        unlink(p);
+    }
+    rmdir(dir);
+    for (int i = 0; i < 2; i++) {
+        if (mqname[i][0])
+            mq_unlink(mqname[i]);
+        if (sysv_id[i] >= 0)
+            msgctl(sysv_id[i], IPC_RMID, NULL);
+    }
+}
+
+/* Side A (0) or B (1): its ends, opened after fork where the mechanism needs it. */
+static void open_end(int side, struct end *e)
+{
+    e->rfd = fds[side * 2];
+    e->wfd = fds[side * 2 + 1];
+    e->is_server = side == 0 && is("unixgram");
+    if (is("fifo")) {
+        char a[128], b[128];
+        snprintf(a, sizeof a, "%s/ab", dir);
+        snprintf(b, sizeof b, "%s/ba", dir);
+        /* Both open ab first: neither waits on an open the other has not reached. */
+        if (side == 0) {
+            e->rfd = open(b, O_RDONLY | O_CLOEXEC);
+            e->wfd = open(a, O_WRONLY | O_CLOEXEC);
+        } else {
+            e->wfd = open(b, O_WRONLY | O_CLOEXEC);
+            e->rfd = open(a, O_RDONLY | O_CLOEXEC);
+        }
+        if (e->rfd < 0 || e->wfd < 0)
+            die("open fifo");
+        big_pipe(e->rfd);
+        big_pipe(e->wfd);
+    } else if (is("tcp")) {
+        int one = 1, fd;
+        if (side == 0)
+            fd = accept4(tcp_listener, NULL, NULL, SOCK_CLOEXEC);
+        else {
+            fd = sock(AF_INET, SOCK_STREAM);
+            if (connect(fd, (struct sockaddr *)&tcp_addr, sizeof tcp_addr) != 0)
+                die("tcp connect");
+        }
+        if (fd < 0)
+            die("accept");
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        e->rfd = e->wfd = fd;
+    }
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static double rank(const int64_t *v, long n, double q)
+{
+    long k = (long)(q * (double)n + 0.999999) - 1;
+    return (double)v[k < 0 ? 0 : k >= n ? n - 1 : k];
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 7) {
+        fprintf(stderr, "usage: %s MECH SIZE latency|message|batch CPU_A CPU_B COUNT\n", argv[0]);
+        return 2;
+    }
+    mech = argv[1];
+    size = strtoul(argv[2], NULL, 10);
+    mode = !strcmp(argv[3], "latency") ? M_LAT : !strcmp(argv[3], "message") ? M_MSG : M_BATCH;
+    int cpu[2] = {atoi(argv[4]), atoi(argv[5])};
+    count = atol(argv[6]);
+    if (size < 1 || count < 1 || (mode == M_BATCH && strcmp(argv[3], "batch") != 0)) {
+        printf("ok=0 err=bad arguments\n");
+        return 2;
+    }
+    if (mode != M_LAT && !strcmp(mech, "udp")) { /* it drops under load: needs flow control */
+        printf("ok=0 err=n/a: udp streams are measured by the engine only\n");
+        return 2;
+    }
+    warm = count / 10 < 10 ? 10 : count / 10 > 1000 ? 1000 : count / 10;
+    size_t shsz = sizeof *sh + (mode == M_LAT ? (size_t)count * sizeof(int64_t) : 0);
+    sh = mmap(NULL, shsz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED) {
+        printf("ok=0 err=mmap\n");
+        return 1;
+    }
+    snprintf(dir, sizeof dir, "/tmp/ipkindep.XXXXXX");
+    if (mkdtemp(dir) == NULL) {
+        printf("ok=0 err=mkdtemp: %s\n", strerror(errno));
+        return 1;
+    }
+    pid_t pid[2] = {0, 0};
+    pid_t self = getpid();
+    if (fork() == 0) { /* the objects are made in a child, so a failure still tears down */
+        setup();
+        fflush(NULL);
+        for (int side = 0; side < 2; side++) {
+            if ((pid[side] = fork()) == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                pin(cpu[side]);
+                struct end e;
+                open_end(side, &e);
+                /* Buffers: a batch of receive slots (recvmmsg), or a 256 KiB stream read,
+                 * or a batch of contiguous messages; the sysv type word in front. */
+                size_t cap = size + 64, need = cap * MAXBATCH + RDBUF + size * MAXBATCH;
+                char *mem = malloc(need + sizeof(long));
+                if (mem == NULL)
+                    die("malloc");
+                memset(mem, 0x5a, need + sizeof(long));
+                *(long *)mem = 1;
+                char *buf = mem + sizeof(long);
+                if (mode == M_LAT)
+                    side == 0 ? latency_a(&e, buf, cap) : latency_b(&e, buf, cap);
+                else
+                    side == 0 ? stream_a(&e, buf, cap) : stream_b(&e, buf);
+                _exit(0);
+            }
+        }
+        int st, bad = 0;
+        for (int i = 0; i < 2; i++) {
+            pid_t w = wait(&st);
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                bad = 1;
+                kill(pid[w == pid[0] ? 1 : 0], SIGKILL);
+            }
+        }
+        teardown();
+        _exit(bad);
+    }
+    int st;
+    wait(&st);
+    (void)self;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        printf("ok=0 err=%s\n", sh->err[0] ? sh->err : "a side failed");
+        return 1;
+    }
+    if (mode == M_LAT) {
+        qsort(sh->samples, (size_t)count, sizeof(int64_t), cmp64);
+        double sum = 0;
+        for (long i = 0; i < count; i++)
+            sum += (double)sh->samples[i];
+        printf("ok=1 n=%ld min=%.0f p50=%.0f p90=%.0f p99=%.0f p999=%.0f max=%.0f rtps=%.1f\n",
+               count, rank(sh->samples, count, 0), rank(sh->samples, count, 0.5),
+               rank(sh->samples, count, 0.9), rank(sh->samples, count, 0.99),
+               rank(sh->samples, count, 0.999), rank(sh->samples, count, 1), count * 1e9 / sum);
+    } else {
+        double secs = (double)(sh->t1 - sh->t0) / 1e9;
+        printf("ok=1 n=%ld got=%ld secs=%.6f mps=%.1f batch=%ld\n", count, sh->got, secs,
+               secs > 0 ? (double)count / secs : 0, mode == M_BATCH ? batch_of() : 1);
+    }
+    return 0;
+}
