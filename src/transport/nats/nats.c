@@ -29,6 +29,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,19 @@ int ipk__nats_err(const ipk_chan *c, natsStatus s, const char *what)
     return ipk__err(ipk__nats_code(s), "%s: %s: %s", c->name, what, t);
 }
 
+int ipk__nats_reerr(int code, const char *fmt, ...)
+{
+    char was[1024], more[512] = "";
+    ipk__strlcpy(was, ipk_errmsg(), sizeof was); /* the message cannot format itself */
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(more, sizeof more, fmt, ap);
+        va_end(ap);
+    }
+    return ipk__err(code, "%s%s", was, more);
+}
+
 void ipk__nats_pause(int64_t dl)
 {
     int ms = ipk__remaining_ms(dl);
@@ -385,6 +399,10 @@ static int ipk__nats_auth(ipk_chan *c, ipk__nats *n, int tls)
         return ipk__err(IPK_EOPTION, "%s: password= without user=", c->name);
     if ((cert == NULL) != (key == NULL))
         return ipk__err(IPK_EOPTION, "%s: cert= and key= go together", c->name);
+    /* libnats reads a creds file only when it connects, and then says -EIO: said here, as
+     * for the other files, as the option's fault. */
+    if (creds != NULL && access(creds, R_OK) != 0)
+        return ipk__err(IPK_EOPTION, "%s: creds=%s: %s", c->name, creds, strerror(errno));
     if (user != NULL && (s = natsOptions_SetUserInfo(n->o, user, pass)) != NATS_OK)
         what = "user";
     else if (token != NULL && (s = natsOptions_SetToken(n->o, token)) != NATS_OK)
@@ -399,7 +417,7 @@ static int ipk__nats_auth(ipk_chan *c, ipk__nats *n, int tls)
         what = "cert";
     if (s != NATS_OK) {
         ipk__nats_err(c, s, what);
-        return ipk__err(IPK_EOPTION, "%s", ipk_errmsg()); /* the option's value is at fault */
+        return ipk__nats_reerr(IPK_EOPTION, NULL); /* the option's value is at fault */
     }
     return nkey != NULL ? ipk__nats_nkey(c, n, nkey) : 0;
 }
@@ -419,6 +437,7 @@ static int ipk__nats_options(ipk_chan *c, ipk__nats *n)
         return ipk__err(IPK_EOPTION, "%s: reconnect_buf=%s: expected 1 byte to 2g", c->name,
                         ipk__opt(c, "reconnect_buf"));
     tls = tls || ipk__opt(c, "ca") != NULL || ipk__opt(c, "cert") != NULL;
+    n->tls = tls;
     const char *urls[IPK__NATS_MAX_SERVERS];
     char buf[IPK__NATS_MAX_SERVERS][IPK__NATS_HOSTPORT + 8];
     for (int i = 0; i < n->url.n; i++) {
@@ -459,7 +478,17 @@ static int ipk__nats_connect(ipk_chan *c, ipk__nats *n)
                             "%s: no NATS server answered at %s%s (%s)", c->name, n->url.server[0],
                             n->url.n > 1 ? " nor the others listed" : "",
                             s == NATS_NO_SERVER ? "connection refused" : "timed out");
-        return ipk__nats_err(c, s, "connect");
+        int r = ipk__nats_err(c, s, "connect");
+        /* What libnats says of a failed TLS handshake names OpenSSL's reason only. */
+        if (s == NATS_SSL_ERROR && ipk__opt(c, "ca") == NULL)
+            return ipk__nats_reerr(r, " (the server's certificate is not trusted by the system's "
+                                      "CAs: ?ca=FILE names the CA that signed it)");
+        if (n->tls && ipk__opt(c, "cert") == NULL &&
+            (s == NATS_PROTOCOL_ERROR || s == NATS_IO_ERROR || s == NATS_CONNECTION_CLOSED))
+            return ipk__nats_reerr(-EPROTO,
+                                   " (the server closed the connection after the TLS handshake: "
+                                   "one that verifies its clients wants ?cert=FILE&key=FILE)");
+        return r;
     }
     pthread_mutex_lock(&n->mu);
     n->live++; /* until the closed callback */

@@ -40,6 +40,7 @@ typedef struct ipk__nats {
     long replicas, ackwait_ms, limit, rwait_ms;
     int64_t max_payload;
     int wild;             /* the subject holds a wildcard: nothing is published to it */
+    int tls;              /* ?tls=, ?ca= or ?cert= */
     uint64_t idbase, seq; /* JetStream message ids: retries are deduplicated by the server */
 
     pthread_mutex_t mu;
@@ -57,6 +58,8 @@ typedef struct ipk__nats {
 
 /* A negative ipckit code for status s, with the message "<name>: <what>: <libnats' text>". */
 int ipk__nats_err(const ipk_chan *c, natsStatus s, const char *what);
+/* Sets the message again with code, the message so far followed by fmt (NULL: nothing). */
+int ipk__nats_reerr(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Before another attempt after a failure that came at once (no responders, a lost
  * connection): sleeps 50 ms, never past dl. */
 void ipk__nats_pause(int64_t dl);
