@@ -342,6 +342,30 @@ static void t_request_reply(void **state)
     ipkt_expect(ipk_sendv(d1, v, 3, 5000), 3);
     for (int i = 0; i < 3; i++)
         ipkt_expect(ipk_recv(l, buf, sizeof buf, 5000), i + 1);
+    /* A oneway=1 dialer's message carries no inbox: it cannot be answered, nor can the dialer
+     * receive; a listener cannot be oneway. */
+    ipk_chan *o;
+    char ou[600];
+    snprintf(ou, sizeof ou, "%s?oneway=1", u);
+    ipkt_expect(ipk_listen(&o, ou, NULL), IPK_EOPTION);
+    ipkt_errmsg_has("oneway= is a dialer's");
+    ipkt_ok(ipk_dial(&o, ou, NULL));
+    ipkt_ok(ipk_send(o, "fire", 4, 5000));
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 5000), 4);
+    ipkt_expect(ipk_send(l, "back", 4, 5000), -EDESTADDRREQ);
+    ipkt_expect(ipk_recv(o, buf, sizeof buf, 0), IPK_ENOTSUP);
+    ipkt_errmsg_has("publishes only");
+    ipkt_ok(ipk_close(o));
+    /* asap=1: a send with timeout 0 is written at once; the conversation is the same. */
+    snprintf(ou, sizeof ou, "%s?asap=1", u);
+    ipkt_ok(ipk_dial(&o, ou, NULL));
+    ipkt_ok(ipk_send(o, "q", 1, 0));
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 5000), 1);
+    ipkt_ok(ipk_send(l, "a", 1, 5000));
+    ipkt_expect(ipk_recv(o, buf, sizeof buf, 5000), 1);
+    assert_int_equal(buf[0], 'a');
+    ipkt_ok(ipk_close(o));
+    ipkt_expect(ipk_dial(&o, "nats://127.0.0.1:1/x?asap=maybe", NULL), IPK_EOPTION);
     ipkt_ok(ipk_close(d1));
     ipkt_ok(ipk_close(d2));
     ipkt_ok(ipk_close(l));

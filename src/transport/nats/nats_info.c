@@ -105,7 +105,7 @@ static void ipk__nats_describe(FILE *f, const ipk__addr *a)
             "  key=FILE (mutual TLS). Refused credentials: -EACCES; TLS failures: -EPROTO.\n"
             "  Options: queue stream durable replicas ackwait pending user password token\n"
             "  nkey creds tls ca cert key reconnect reconnect_wait reconnect_buf\n"
-            "  connect_timeout (docs/semantics/nats.md has the table).\n",
+            "  connect_timeout oneway asap (docs/semantics/nats.md has the table).\n",
             a->body, nats_GetVersion());
     for (int i = 0; i < u.n; i++) {
         char buf[8192], v[512];
