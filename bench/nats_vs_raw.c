@@ -62,7 +62,7 @@ static const char *const test_ratio[NTEST] = {
     "msg/s over msg/s, target >= 0.95",
     "round trip over round trip, target <= 1.05",
 };
-static const int test_n[NTEST] = {200000, 5000, 5000};
+static const int test_n[NTEST] = {500000, 5000, 5000};
 
 static void die(const char *what, const char *why)
 {
