@@ -163,7 +163,7 @@ static pid_t peer_start(int test, int raw, const char *url, int n, int *rd)
         die("fork", strerror(errno));
     if (pid == 0) {
         close(p[0]);
-        char t[8], r[8], k[16], fd[8];
+        char t[16], r[16], k[16], fd[16];
         snprintf(t, sizeof t, "%d", test);
         snprintf(r, sizeof r, "%d", raw);
         snprintf(k, sizeof k, "%d", n);
