@@ -507,12 +507,17 @@ static int ipk__nats_connect(ipk_chan *c, ipk__nats *n)
                             n->url.n > 1 ? " nor the others listed" : "",
                             s == NATS_NO_SERVER ? "connection refused" : "timed out");
         int r = ipk__nats_err(c, s, "connect");
-        /* What libnats says of a failed TLS handshake names OpenSSL's reason only. */
-        if (s == NATS_SSL_ERROR && ipk__opt(c, "ca") == NULL)
+        /* What libnats says of a failed TLS handshake names OpenSSL's reason only. A server
+         * that wants a client certificate ends the connection after the handshake (TLS 1.3):
+         * the client sees its alert or the end of the stream, whichever libnats reads first. */
+        int untrusted = s == NATS_SSL_ERROR && (strstr(ipk_errmsg(), "verify") != NULL ||
+                                                strstr(ipk_errmsg(), "issuer") != NULL);
+        if (untrusted && ipk__opt(c, "ca") == NULL)
             return ipk__nats_reerr(r, " (the server's certificate is not trusted by the system's "
                                       "CAs: ?ca=FILE names the CA that signed it)");
-        if (n->tls && ipk__opt(c, "cert") == NULL &&
-            (s == NATS_PROTOCOL_ERROR || s == NATS_IO_ERROR || s == NATS_CONNECTION_CLOSED))
+        if (n->tls && !untrusted && ipk__opt(c, "cert") == NULL &&
+            (s == NATS_SSL_ERROR || s == NATS_PROTOCOL_ERROR || s == NATS_IO_ERROR ||
+             s == NATS_CONNECTION_CLOSED))
             return ipk__nats_reerr(-EPROTO,
                                    " (the server closed the connection after the TLS handshake: "
                                    "one that verifies its clients wants ?cert=FILE&key=FILE)");
