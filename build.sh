@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 
 JOBS=$(nproc 2>/dev/null || echo 2)
 BUILD_DEPS="gcc make cmake pkg-config libnats-dev"
-TEST_DEPS="$BUILD_DEPS libcmocka-dev libzmq3-dev libnng-dev valgrind procps python3 nats-server iproute2"
+TEST_DEPS="$BUILD_DEPS libcmocka-dev libzmq3-dev libnng-dev valgrind procps python3 nats-server iproute2 openssl"
 
 need() {
     missing=""

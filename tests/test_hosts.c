@@ -6,7 +6,9 @@
  * execs. Plain tcp: and udp: between the hosts; the same POSIX queue name and System V key on
  * both without meeting; the guide's queue carried from host A to host B over NATS (a nats-server
  * on each host, clustered across the veth) by two relays, from a producer to a consumer written
- * here (100 messages in order) and from the guide's producer to the guide's consumer (examples/).
+ * here (100 messages in order) and from the guide's producer to the guide's consumer (examples/);
+ * a JetStream stream on three servers across the hosts, whose durable consumer on B loses its
+ * server (kill -9) during a transfer from A and goes on through another, losing nothing.
  *
  * Needs root (CI runs as root): without it the test fails and says so. The namespaces are
  * journalled: the runner kills every process in them and deletes them after each test, even
@@ -308,10 +310,17 @@ static void t_same_names(void **state)
 
 #define N_JOBS 100
 
+/* A server's client address, "ADDR:PORT", for port_up. */
+typedef struct hostport {
+    const char *addr;
+    int port;
+} hostport;
+
 static int port_up(void *arg)
 {
-    const char *addr = arg;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(4222)};
+    const hostport *hp = arg;
+    const char *addr = hp->addr;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)hp->port)};
     IPKT_CHECK(inet_pton(AF_INET, addr, &a.sin_addr) == 1);
     for (int i = 0; i < 1000; i++) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -321,8 +330,15 @@ static int port_up(void *arg)
             return 0;
         ipkt_msleep(10);
     }
-    fprintf(stderr, "no nats-server at %s:4222\n", addr);
+    fprintf(stderr, "no nats-server at %s:%d\n", addr, hp->port);
     return 1;
+}
+
+/* Waits until the nats-server of host h answers at port. */
+static void server_up(const host *h, int port)
+{
+    hostport hp = {h->addr, port};
+    assert_int_equal(ipkt_wait(host_spawn(h, port_up, &hp)), 0);
 }
 
 /* A nats-server on host h listening on its address, routed to the other host's. */
@@ -339,7 +355,7 @@ static void nats_on(const host *h, const host *other, const char *name)
             name, h->addr, h->addr, other->addr);
     fclose(f);
     host_exec(h, log, (const char *const[]){"nats-server", "-c", conf, NULL});
-    assert_int_equal(ipkt_wait(host_spawn(h, port_up, (void *)h->addr)), 0);
+    server_up(h, 4222);
 }
 
 /* Host B: the consumer owns B's /jobs and reads it; probes (sent until the route and the
@@ -511,5 +527,150 @@ static void t_guide_programs(void **state)
     has(b, "Now is the winter of our discontent\nMade glorious summer by this sun of York\n");
 }
 
+/* ---- JetStream across the hosts: the consumer's server dies during the transfer ---- */
+
+#define N_LEDGER 300
+
+typedef struct jsnode {
+    const host *h;
+    int port, cport; /* clients, routes */
+    pid_t pid;
+} jsnode;
+
+/* Three JetStream servers clustered across the veth: one on A, two on B (ports 4222 and 4223;
+ * routes 6222 and 6223), so that the cluster keeps a majority when one of B's dies. */
+static void js_cluster(jsnode *nd)
+{
+    char log[3][310];
+    for (int i = 0; i < 3; i++) {
+        char conf[300], dir[300];
+        ipkt_path(conf, sizeof conf, "js.conf");
+        ipkt_path(dir, sizeof dir, "js.store");
+        snprintf(log[i], sizeof log[i], "%s.log", conf);
+        FILE *f = fopen(conf, "w");
+        assert_non_null(f);
+        fprintf(f,
+                "server_name: js%d\nlisten: %s:%d\njetstream { store_dir: \"%s\" }\n"
+                "cluster {\n  name: ipkt\n  listen: %s:%d\n  routes: [",
+                i, nd[i].h->addr, nd[i].port, dir, nd[i].h->addr, nd[i].cport);
+        for (int j = 0, k = 0; j < 3; j++)
+            if (j != i)
+                fprintf(f, "%s nats-route://%s:%d", k++ ? "," : "", nd[j].h->addr, nd[j].cport);
+        fprintf(f, " ]\n}\n");
+        fclose(f);
+        nd[i].pid =
+            host_exec(nd[i].h, log[i], (const char *const[]){"nats-server", "-c", conf, NULL});
+    }
+    for (int i = 0; i < 3; i++) {
+        hostport hp = {nd[i].h->addr, nd[i].port};
+        if (ipkt_wait(host_spawn(nd[i].h, port_up, &hp)) != 0) {
+            char b[4096];
+            ipkt_slurp(log[i], b, sizeof b);
+            fail_msg("nats-server js%d did not start:\n%s", i, b);
+        }
+    }
+}
+
+/* Opens url as a listener or dialer, again while the cluster elects its JetStream leaders. */
+static int js_open(ipk_chan **c, const char *url, int listen)
+{
+    int r = -1;
+    for (int i = 0; i < 300 && r != 0; i++)
+        if ((r = listen ? ipk_listen(c, url, NULL) : ipk_dial(c, url, NULL)) != 0)
+            ipkt_msleep(100);
+    return r;
+}
+
+static char g_cons_url[256], g_prod_url[256];
+
+/* Host B: a durable consumer connected to B's first server only (libnats learns the others
+ * from it); reports every message it receives ("N\n"), until it has seen each one. */
+static int ledger_consumer(void *arg)
+{
+    (void)arg;
+    ipk_chan *l;
+    char b[64];
+    static int seen[N_LEDGER];
+    IPKT_CHECK(js_open(&l, g_cons_url, 1) == 0);
+    IPKT_CHECK(signal_fd(g_p1[1]) == 0);
+    for (int have = 0; have < N_LEDGER;) {
+        long n = ipk_recv(l, b, sizeof b - 1, 60000);
+        IPKT_CHECK(n > 0);
+        b[n] = '\0';
+        int v = atoi(b);
+        IPKT_CHECK(v >= 0 && v < N_LEDGER);
+        have += !seen[v]++;
+        char line[32];
+        int k = snprintf(line, sizeof line, "%d\n", v);
+        IPKT_CHECK(write(g_p2[1], line, (size_t)k) == k);
+    }
+    IPKT_CHECK(ipk_close(l) == 0);
+    return 0;
+}
+
+/* Host A: the first half of the messages, a pause until told (the kill), the second half;
+ * every send acknowledged by the stream. */
+static int ledger_producer(void *arg)
+{
+    int go = *(int *)arg;
+    ipk_chan *d;
+    char b[32];
+    IPKT_CHECK(js_open(&d, g_prod_url, 0) == 0);
+    for (int i = 0; i < N_LEDGER; i++) {
+        if (i == N_LEDGER / 2)
+            IPKT_CHECK(wait_fd(go, 120000) == 0);
+        int k = snprintf(b, sizeof b, "%d", i);
+        IPKT_CHECK(ipk_send(d, b, (size_t)k, 60000) == 0);
+    }
+    IPKT_CHECK(ipk_close(d) == 0);
+    return 0;
+}
+
+static void t_jetstream_failover(void **state)
+{
+    (void)state;
+    hosts_up();
+    pipes();
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    jsnode nd[3] = {{&g_a, 4222, 6222, 0}, {&g_b, 4222, 6222, 0}, {&g_b, 4223, 6223, 0}};
+    js_cluster(nd);
+    snprintf(g_prod_url, sizeof g_prod_url,
+             "nats://%s:4222/ledger?stream=LEDGER&replicas=3&reconnect_wait=50", g_a.addr);
+    snprintf(g_cons_url, sizeof g_cons_url,
+             "nats://%s:4222/ledger?stream=LEDGER&replicas=3&durable=audit&ackwait=2000&"
+             "reconnect_wait=50",
+             g_b.addr);
+    pid_t cons = host_spawn(&g_b, ledger_consumer, NULL);
+    assert_int_equal(wait_fd(g_p1[0], 60000), 0); /* subscribed */
+    close(g_p2[1]);
+    pid_t prod = host_spawn(&g_a, ledger_producer, &go[0]);
+    FILE *in = fdopen(g_p2[0], "r");
+    assert_non_null(in);
+    char line[32];
+    int seen[N_LEDGER] = {0}, before = 0, after = 0;
+    while (before < 50 && fgets(line, sizeof line, in) != NULL)
+        before += !seen[atoi(line)]++;
+    assert_int_equal(before, 50);
+    /* The consumer's server dies with messages still to come; then the rest is sent. */
+    kill(nd[1].pid, SIGKILL);
+    assert_int_equal(ipkt_wait(nd[1].pid), 128 + SIGKILL);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    /* Until every message was seen (the servers hold the pipe too: no end of file). */
+    while (before + after < N_LEDGER && fgets(line, sizeof line, in) != NULL) {
+        int v = atoi(line);
+        assert_true(v >= 0 && v < N_LEDGER);
+        after += !seen[v]++;
+    }
+    fclose(in);
+    assert_int_equal(ipkt_wait(prod), 0); /* every message acknowledged by the stream */
+    assert_int_equal(ipkt_wait(cons), 0); /* and every one received */
+    assert_int_equal(before + after, N_LEDGER);
+    assert_true(after >= N_LEDGER / 2); /* the second half came through another server */
+    for (int i = 0; i < N_LEDGER; i++)
+        assert_true(seen[i] >= 1);
+}
+
 IPKT_MAIN(cmocka_unit_test(t_tcp_udp), cmocka_unit_test(t_same_names),
-          cmocka_unit_test(t_relay_over_nats), cmocka_unit_test(t_guide_programs))
+          cmocka_unit_test(t_relay_over_nats), cmocka_unit_test(t_guide_programs),
+          cmocka_unit_test(t_jetstream_failover))

@@ -5,7 +5,10 @@
  * sizes against max_payload, timeouts, a buffer too small, queue groups across processes,
  * request/reply, JetStream durability across kill -9 of a consumer, a three-node cluster that
  * loses a server during a transfer, the poller over nats: and mq: at once, and relays from
- * mq: to nats: and back with priorities carried as headers.
+ * mq: to nats: and back with priorities carried as headers; user/password, token and nkey
+ * credentials, TLS and mutual TLS against servers configured for them (the CA, certificates and
+ * nkeys made with the openssl tool), each right one working and each wrong or missing one
+ * failing with its own error.
  *
  * libnats starts threads in the first process that uses it, and they do not survive fork():
  * children that use nats: are forked before the test process opens its first nats: channel,
@@ -339,6 +342,30 @@ static void t_request_reply(void **state)
     ipkt_expect(ipk_sendv(d1, v, 3, 5000), 3);
     for (int i = 0; i < 3; i++)
         ipkt_expect(ipk_recv(l, buf, sizeof buf, 5000), i + 1);
+    /* A oneway=1 dialer's message carries no inbox: it cannot be answered, nor can the dialer
+     * receive; a listener cannot be oneway. */
+    ipk_chan *o;
+    char ou[600];
+    snprintf(ou, sizeof ou, "%s?oneway=1", u);
+    ipkt_expect(ipk_listen(&o, ou, NULL), IPK_EOPTION);
+    ipkt_errmsg_has("oneway= is a dialer's");
+    ipkt_ok(ipk_dial(&o, ou, NULL));
+    ipkt_ok(ipk_send(o, "fire", 4, 5000));
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 5000), 4);
+    ipkt_expect(ipk_send(l, "back", 4, 5000), -EDESTADDRREQ);
+    ipkt_expect(ipk_recv(o, buf, sizeof buf, 0), IPK_ENOTSUP);
+    ipkt_errmsg_has("publishes only");
+    ipkt_ok(ipk_close(o));
+    /* asap=1: a send with timeout 0 is written at once; the conversation is the same. */
+    snprintf(ou, sizeof ou, "%s?asap=1", u);
+    ipkt_ok(ipk_dial(&o, ou, NULL));
+    ipkt_ok(ipk_send(o, "q", 1, 0));
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 5000), 1);
+    ipkt_ok(ipk_send(l, "a", 1, 5000));
+    ipkt_expect(ipk_recv(o, buf, sizeof buf, 5000), 1);
+    assert_int_equal(buf[0], 'a');
+    ipkt_ok(ipk_close(o));
+    ipkt_expect(ipk_dial(&o, "nats://127.0.0.1:1/x?asap=maybe", NULL), IPK_EOPTION);
     ipkt_ok(ipk_close(d1));
     ipkt_ok(ipk_close(d2));
     ipkt_ok(ipk_close(l));
@@ -618,7 +645,252 @@ static void t_relay(void **state)
     ipkt_ok(ipk_close(dst));
 }
 
+/* ---- credentials and TLS ---- */
+
+/* Sends one message from a dialer to a listener, both opened with the query q: the
+ * credentials work both ways. */
+static void roundtrip(const srv *s, const char *q)
+{
+    char u[1024], got[16];
+    ipk_chan *l, *d;
+    ipkt_ok(ipk_listen(&l, url(u, sizeof u, s, "sec", q), NULL));
+    ipkt_ok(ipk_dial(&d, u, NULL));
+    ipkt_ok(ipk_send(d, "secret", 6, 5000));
+    ipkt_expect(ipk_recv(l, got, sizeof got, 5000), 6);
+    assert_memory_equal(got, "secret", 6);
+    assert_null(strstr(ipk_addr(d), "password")); /* the name never shows the credentials */
+    ipkt_ok(ipk_close(d));
+    ipkt_ok(ipk_close(l));
+}
+
+/* A dial with query q is refused with code want, and the message says why. */
+static void refused(const srv *s, const char *q, int want, const char *why)
+{
+    char u[1024];
+    ipk_chan *d = NULL;
+    ipkt_expect(ipk_dial(&d, url(u, sizeof u, s, "sec", q), NULL), want);
+    ipkt_errmsg_has(why);
+}
+
+static void t_user_password(void **state)
+{
+    (void)state;
+    srv s = {0};
+    srv_start(&s, "authorization { user: alice, password: s3cret }");
+    roundtrip(&s, "?user=alice&password=s3cret");
+    refused(&s, "?user=alice&password=wrong", -EACCES, "Authorization Violation");
+    refused(&s, "?user=bob&password=s3cret", -EACCES, "Authorization Violation");
+    refused(&s, NULL, -EACCES, "Authorization Violation");
+    refused(&s, "?password=s3cret", IPK_EOPTION, "password= without user=");
+}
+
+static void t_token(void **state)
+{
+    (void)state;
+    srv s = {0};
+    srv_start(&s, "authorization { token: \"t0k-e.n\" }");
+    roundtrip(&s, "?token=t0k-e.n");
+    refused(&s, "?token=other", -EACCES, "Authorization Violation");
+    refused(&s, NULL, -EACCES, "Authorization Violation");
+}
+
+/* ---- nkeys, made with openssl (Debian has no `nk`): an Ed25519 key's raw seed and public key,
+ * encoded as NATS does (a prefix byte, base32 without padding, a CRC-16/XMODEM). ---- */
+
+static uint16_t crc16(const unsigned char *p, size_t n)
+{
+    uint16_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        c ^= (uint16_t)(p[i] << 8);
+        for (int b = 0; b < 8; b++)
+            c = (uint16_t)(c & 0x8000 ? (c << 1) ^ 0x1021 : c << 1);
+    }
+    return c;
+}
+
+static void nkey_encode(const unsigned char *pre, size_t np, const unsigned char *key, char *out)
+{
+    unsigned char raw[40];
+    size_t n = np;
+    memcpy(raw, pre, np);
+    memcpy(raw + n, key, 32);
+    n += 32;
+    uint16_t c = crc16(raw, n);
+    raw[n++] = (unsigned char)(c & 0xff);
+    raw[n++] = (unsigned char)(c >> 8);
+    static const char b32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc = (acc << 8) | raw[i];
+        for (bits += 8; bits >= 5; bits -= 5)
+            *out++ = b32[(acc >> (bits - 5)) & 31];
+    }
+    if (bits > 0)
+        *out++ = b32[(acc << (5 - bits)) & 31];
+    *out = '\0';
+}
+
+/* The last 32 bytes of a DER file: the raw key of an Ed25519 PKCS#8 or SubjectPublicKeyInfo. */
+static void der_tail(const char *path, unsigned char *key)
+{
+    unsigned char b[128];
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    assert_true(n >= 32);
+    memcpy(key, b + n - 32, 32);
+}
+
+/* Writes a user's nkey file (its public key "U..." and seed "SU...", as `nk -gen user -pubout`
+ * does) at path; pub receives the public key. */
+static void nkey_make(const char *path, char *pub)
+{
+    char der[400], cmd[1200], seed[80];
+    unsigned char k[32];
+    snprintf(der, sizeof der, "%s.der", path);
+    snprintf(cmd, sizeof cmd,
+             "openssl genpkey -algorithm ed25519 -outform DER -out %s.der && "
+             "openssl pkey -inform DER -in %s.der -pubout -outform DER -out %s.pub.der",
+             path, path, path);
+    assert_int_equal(system(cmd), 0);
+    der_tail(der, k);
+    static const unsigned char spre[2] = {18 << 3 | (20 << 3) >> 5, ((20 << 3) & 31) << 3};
+    nkey_encode(spre, 2, k, seed);
+    snprintf(der, sizeof der, "%s.pub.der", path);
+    der_tail(der, k);
+    static const unsigned char upre[1] = {20 << 3};
+    nkey_encode(upre, 1, k, pub);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "%s\n%s\n", seed, pub);
+    fclose(f);
+}
+
+static void t_nkey(void **state)
+{
+    (void)state;
+    char good[300], other[300], nopub[300], pub[80], pub2[80], conf[200], q[400];
+    ipkt_path(good, sizeof good, "user.nk");
+    ipkt_path(other, sizeof other, "other.nk");
+    nkey_make(good, pub);
+    nkey_make(other, pub2);
+    assert_int_equal(pub[0], 'U');
+    snprintf(conf, sizeof conf, "authorization { users = [ { nkey: %s } ] }", pub);
+    srv s = {0};
+    srv_start(&s, conf);
+    snprintf(q, sizeof q, "?nkey=%s", good);
+    roundtrip(&s, q);
+    /* Another key pair, well formed, is not the server's user. */
+    snprintf(q, sizeof q, "?nkey=%s", other);
+    refused(&s, q, -EACCES, "Authorization Violation");
+    refused(&s, NULL, -EACCES, "Authorization Violation");
+    snprintf(q, sizeof q, "?nkey=%s.absent", good);
+    refused(&s, q, IPK_EOPTION, "No such file or directory");
+    /* A seed alone: the public key the server knows the user by is missing. */
+    ipkt_path(nopub, sizeof nopub, "seed.nk");
+    FILE *f = fopen(nopub, "w");
+    assert_non_null(f);
+    fprintf(f, "SUAAAAAAAA\n");
+    fclose(f);
+    snprintf(q, sizeof q, "?nkey=%s", nopub);
+    refused(&s, q, IPK_EOPTION, "no public key (a line U...)");
+}
+
+static void t_creds_file(void **state)
+{
+    (void)state;
+    srv s = {0};
+    char q[400], path[300];
+    srv_start(&s, NULL);
+    ipkt_path(path, sizeof path, "absent.creds");
+    snprintf(q, sizeof q, "?creds=%s", path);
+    refused(&s, q, IPK_EOPTION, "absent.creds");
+    ipkt_errmsg_has("No such file or directory");
+}
+
+/* ---- TLS: a CA, a server certificate for 127.0.0.1 and a client certificate, made with the
+ * openssl tool in the test's own directory. ---- */
+
+typedef struct pki {
+    char dir[300], ca[340], srv_cert[340], srv_key[340], cli_cert[340], cli_key[340];
+} pki;
+
+static void pki_make(pki *p)
+{
+    char cmd[3000];
+    ipkt_path(p->dir, sizeof p->dir, "pki");
+    assert_int_equal(mkdir(p->dir, 0700), 0);
+    snprintf(p->ca, sizeof p->ca, "%s/ca.pem", p->dir);
+    snprintf(p->srv_cert, sizeof p->srv_cert, "%s/server.pem", p->dir);
+    snprintf(p->srv_key, sizeof p->srv_key, "%s/server.key", p->dir);
+    snprintf(p->cli_cert, sizeof p->cli_cert, "%s/client.pem", p->dir);
+    snprintf(p->cli_key, sizeof p->cli_key, "%s/client.key", p->dir);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && exec >openssl.log 2>&1 && "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout ca.key -out ca.pem -days 2 -subj /CN=ipkt-ca && "
+             "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' >server.ext && "
+             "printf 'extendedKeyUsage=clientAuth\\n' >client.ext && "
+             "for who in server client; do "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout $who.key -out $who.csr -subj /CN=ipkt-$who && "
+             "openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-days 2 -extfile $who.ext -out $who.pem || exit 1; done",
+             p->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void t_tls(void **state)
+{
+    (void)state;
+    pki p;
+    pki_make(&p);
+    char conf[1200], q[1200];
+    srv s = {0};
+    snprintf(conf, sizeof conf, "tls { cert_file: \"%s\", key_file: \"%s\" }", p.srv_cert,
+             p.srv_key);
+    srv_start(&s, conf);
+    snprintf(q, sizeof q, "?ca=%s", p.ca);
+    roundtrip(&s, q);
+    /* Without the CA the server's certificate cannot be trusted. */
+    refused(&s, "?tls=1", -EPROTO, "unable to get local issuer certificate");
+    /* A client that did not ask for TLS follows a server that requires it (libnats does), and
+     * fails the same way without the CA. */
+    refused(&s, NULL, -EPROTO, "?ca=FILE names the CA");
+    snprintf(q, sizeof q, "?ca=%s/absent.pem", p.dir);
+    refused(&s, q, IPK_EOPTION, "ca: ");
+    ipkt_errmsg_has("absent.pem");
+    snprintf(q, sizeof q, "?ca=%s&cert=%s", p.ca, p.cli_cert);
+    refused(&s, q, IPK_EOPTION, "cert= and key= go together");
+    snprintf(q, sizeof q, "?ca=%s&cert=%s&key=%s/absent.key", p.ca, p.cli_cert, p.dir);
+    refused(&s, q, IPK_EOPTION, "cert: ");
+    ipkt_errmsg_has("absent.key");
+}
+
+static void t_mutual_tls(void **state)
+{
+    (void)state;
+    pki p;
+    pki_make(&p);
+    char conf[1500], q[1200];
+    srv s = {0};
+    snprintf(conf, sizeof conf,
+             "tls { cert_file: \"%s\", key_file: \"%s\", ca_file: \"%s\", verify: true }",
+             p.srv_cert, p.srv_key, p.ca);
+    srv_start(&s, conf);
+    snprintf(q, sizeof q, "?ca=%s&cert=%s&key=%s", p.ca, p.cli_cert, p.cli_key);
+    roundtrip(&s, q);
+    /* No client certificate: the server closes the connection after the handshake, which
+     * libnats reports as a protocol error; the message says what is missing. */
+    snprintf(q, sizeof q, "?ca=%s", p.ca);
+    refused(&s, q, -EPROTO, "wants ?cert=FILE&key=FILE");
+}
+
 IPKT_MAIN(cmocka_unit_test(t_sizes), cmocka_unit_test(t_timeouts_and_errors),
           cmocka_unit_test(t_queue_group), cmocka_unit_test(t_request_reply),
           cmocka_unit_test(t_poller), cmocka_unit_test(t_info), cmocka_unit_test(t_durable_kill9),
-          cmocka_unit_test(t_cluster_failover), cmocka_unit_test(t_relay))
+          cmocka_unit_test(t_cluster_failover), cmocka_unit_test(t_relay),
+          cmocka_unit_test(t_user_password), cmocka_unit_test(t_token), cmocka_unit_test(t_nkey),
+          cmocka_unit_test(t_creds_file), cmocka_unit_test(t_tls), cmocka_unit_test(t_mutual_tls))

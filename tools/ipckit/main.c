@@ -31,6 +31,7 @@ static void usage(FILE *f)
         fprintf(f, "  %-8s %s\n", cli_cmds[i].name, cli_cmds[i].summary);
     fprintf(f, "\nAddresses: file:PATH shm:/NAME exec:CMD fifo:PATH mq:/NAME sysv:KEY|PATH\n"
                "unix:PATH|@NAME unixgram: unixpacket: tcp://HOST:PORT udp://HOST:PORT signal:PID\n"
+               "nats://HOST:PORT[,HOST:PORT...]/SUBJECT (when built with libnats)\n"
                "(ipckit-transports(7)). Exit status: 0 ok, 1 failure, 2 usage error, 128+N ended\n"
                "by signal N (INT, TERM, HUP close the channels first).\n"
                "'ipckit COMMAND --help' describes a command; ipckit(1) describes them all.\n");

@@ -18,17 +18,19 @@
  *
  * A send is one message. It returns once the server has confirmed it (a PING/PONG round trip
  * after the publish, natsConnection_FlushTimeout) within the caller's timeout; a send with
- * timeout 0 hands the message to the connection only (it goes out at once unless the server is
- * away, when it fails with -EAGAIN). While the connection is lost, libnats reconnects with a
- * back-off (?reconnect_wait= doubling up to 5 s, ?reconnect= attempts, -1 forever) and buffers
- * up to ?reconnect_buf= bytes of output; a send whose confirmation does not come in time fails,
- * although its message may still reach the server after a reconnection.
+ * timeout 0 hands the message to the connection only (libnats writes it within about a
+ * millisecond, at once with ?asap=1; while the server is away it fails with -EAGAIN). While the
+ * connection is lost, libnats reconnects with a back-off (?reconnect_wait= doubling up to 5 s,
+ * ?reconnect= attempts, -1 forever) and buffers up to ?reconnect_buf= bytes of output; a send whose
+ * confirmation does not come in time fails, although its message may still reach the server after a
+ * reconnection.
  */
 #include "nats_int.h"
 #include "transport.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,8 @@ static const char *const ipk__nats_keys[] = {"queue",
                                              "reconnect_wait",
                                              "reconnect_buf",
                                              "connect_timeout",
+                                             "oneway",
+                                             "asap",
                                              NULL};
 
 /* ---- the address ---- */
@@ -230,6 +234,19 @@ int ipk__nats_err(const ipk_chan *c, natsStatus s, const char *what)
     return ipk__err(ipk__nats_code(s), "%s: %s: %s", c->name, what, t);
 }
 
+int ipk__nats_reerr(int code, const char *fmt, ...)
+{
+    char was[1024], more[512] = "";
+    ipk__strlcpy(was, ipk_errmsg(), sizeof was); /* the message cannot format itself */
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(more, sizeof more, fmt, ap);
+        va_end(ap);
+    }
+    return ipk__err(code, "%s%s", was, more);
+}
+
 void ipk__nats_pause(int64_t dl)
 {
     int ms = ipk__remaining_ms(dl);
@@ -238,11 +255,30 @@ void ipk__nats_pause(int64_t dl)
 
 /* ---- what the libnats threads call ---- */
 
+/* With mu held: something is there to be told (a message, a drop, the end). A receive waiting
+ * in this process is woken through the condition variable; the eventfd is written only once
+ * somebody may watch it (ipk_fd, a poller), which spares two system calls per message to a
+ * channel that nobody polls. */
 static void ipk__nats_signal(ipk__nats *n)
 {
     uint64_t one = 1;
-    if (!n->signalled && write(n->evfd, &one, sizeof one) == (ssize_t)sizeof one)
+    pthread_cond_signal(&n->rcv);
+    if (n->exported && !n->signalled && write(n->evfd, &one, sizeof one) == (ssize_t)sizeof one)
         n->signalled = 1;
+}
+
+/* The descriptor leaves the transport: from now on it is kept readable while anything waits. */
+static int ipk__nats_export(const ipk_chan *c)
+{
+    ipk__nats *n = c->tp;
+    pthread_mutex_lock(&n->mu);
+    if (!n->exported) {
+        n->exported = 1;
+        if (n->qn || n->gone || n->dropped)
+            ipk__nats_signal(n);
+    }
+    pthread_mutex_unlock(&n->mu);
+    return n->evfd;
 }
 
 /* With mu held: the descriptor stays readable while anything is there to be told. */
@@ -385,6 +421,10 @@ static int ipk__nats_auth(ipk_chan *c, ipk__nats *n, int tls)
         return ipk__err(IPK_EOPTION, "%s: password= without user=", c->name);
     if ((cert == NULL) != (key == NULL))
         return ipk__err(IPK_EOPTION, "%s: cert= and key= go together", c->name);
+    /* libnats reads a creds file only when it connects, and then says -EIO: said here, as
+     * for the other files, as the option's fault. */
+    if (creds != NULL && access(creds, R_OK) != 0)
+        return ipk__err(IPK_EOPTION, "%s: creds=%s: %s", c->name, creds, strerror(errno));
     if (user != NULL && (s = natsOptions_SetUserInfo(n->o, user, pass)) != NATS_OK)
         what = "user";
     else if (token != NULL && (s = natsOptions_SetToken(n->o, token)) != NATS_OK)
@@ -399,7 +439,7 @@ static int ipk__nats_auth(ipk_chan *c, ipk__nats *n, int tls)
         what = "cert";
     if (s != NATS_OK) {
         ipk__nats_err(c, s, what);
-        return ipk__err(IPK_EOPTION, "%s", ipk_errmsg()); /* the option's value is at fault */
+        return ipk__nats_reerr(IPK_EOPTION, NULL); /* the option's value is at fault */
     }
     return nkey != NULL ? ipk__nats_nkey(c, n, nkey) : 0;
 }
@@ -408,17 +448,19 @@ static int ipk__nats_options(ipk_chan *c, ipk__nats *n)
 {
     long retries, ctimeout;
     size_t rbuf;
-    int tls, r;
+    int tls, asap, r;
     if ((r = ipk__opt_long(c, "reconnect", -1, INT_MAX, -1, &retries)) != 0 ||
         (r = ipk__opt_long(c, "reconnect_wait", 1, 3600000, 100, &n->rwait_ms)) != 0 ||
         (r = ipk__opt_size(c, "reconnect_buf", (size_t)8 << 20, &rbuf)) != 0 ||
         (r = ipk__opt_long(c, "connect_timeout", 1, INT_MAX, 2000, &ctimeout)) != 0 ||
-        (r = ipk__opt_bool(c, "tls", 0, &tls)) != 0)
+        (r = ipk__opt_bool(c, "tls", 0, &tls)) != 0 ||
+        (r = ipk__opt_bool(c, "asap", 0, &asap)) != 0)
         return r;
     if (rbuf == 0 || rbuf > INT_MAX)
         return ipk__err(IPK_EOPTION, "%s: reconnect_buf=%s: expected 1 byte to 2g", c->name,
                         ipk__opt(c, "reconnect_buf"));
     tls = tls || ipk__opt(c, "ca") != NULL || ipk__opt(c, "cert") != NULL;
+    n->tls = tls;
     const char *urls[IPK__NATS_MAX_SERVERS];
     char buf[IPK__NATS_MAX_SERVERS][IPK__NATS_HOSTPORT + 8];
     for (int i = 0; i < n->url.n; i++) {
@@ -440,6 +482,11 @@ static int ipk__nats_options(ipk_chan *c, ipk__nats *n)
         s = natsOptions_SetReconnectBufSize(n->o, (int)rbuf);
     if (s == NATS_OK)
         s = natsOptions_SetFailRequestsOnDisconnect(n->o, true);
+    /* By default libnats's flusher thread writes what a send with timeout 0 published about
+     * a millisecond later, with whatever else came meanwhile (throughput); ?asap=1 writes each
+     * message at once (latency). */
+    if (s == NATS_OK && asap)
+        s = natsOptions_SetSendAsap(n->o, true);
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(n->o, ipk__nats_on_closed, n);
     if (s == NATS_OK)
@@ -459,7 +506,22 @@ static int ipk__nats_connect(ipk_chan *c, ipk__nats *n)
                             "%s: no NATS server answered at %s%s (%s)", c->name, n->url.server[0],
                             n->url.n > 1 ? " nor the others listed" : "",
                             s == NATS_NO_SERVER ? "connection refused" : "timed out");
-        return ipk__nats_err(c, s, "connect");
+        int r = ipk__nats_err(c, s, "connect");
+        /* What libnats says of a failed TLS handshake names OpenSSL's reason only. A server
+         * that wants a client certificate ends the connection after the handshake (TLS 1.3):
+         * the client sees its alert or the end of the stream, whichever libnats reads first. */
+        int untrusted = s == NATS_SSL_ERROR && (strstr(ipk_errmsg(), "verify") != NULL ||
+                                                strstr(ipk_errmsg(), "issuer") != NULL);
+        if (untrusted && ipk__opt(c, "ca") == NULL)
+            return ipk__nats_reerr(r, " (the server's certificate is not trusted by the system's "
+                                      "CAs: ?ca=FILE names the CA that signed it)");
+        if (n->tls && !untrusted && ipk__opt(c, "cert") == NULL &&
+            (s == NATS_SSL_ERROR || s == NATS_PROTOCOL_ERROR || s == NATS_IO_ERROR ||
+             s == NATS_CONNECTION_CLOSED))
+            return ipk__nats_reerr(-EPROTO,
+                                   " (the server closed the connection after the TLS handshake: "
+                                   "one that verifies its clients wants ?cert=FILE&key=FILE)");
+        return r;
     }
     pthread_mutex_lock(&n->mu);
     n->live++; /* until the closed callback */
@@ -488,6 +550,8 @@ static int ipk__nats_subscribe(ipk_chan *c, ipk__nats *n, long ctimeout)
         s = q ? natsConnection_QueueSubscribe(&sub, n->nc, n->url.subject, q, ipk__nats_on_msg, n)
               : natsConnection_Subscribe(&sub, n->nc, n->url.subject, ipk__nats_on_msg, n);
         n->sub = sub;
+    } else if (n->oneway) {
+        return 0; /* publishes only: nothing to subscribe to */
     } else {
         natsInbox *inbox = NULL;
         s = natsInbox_Create(&inbox);
@@ -531,6 +595,11 @@ static int ipk__nats_open(ipk_chan *c)
         return -ENOMEM;
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the clock of ipckit's deadlines */
+    pthread_cond_init(&n->rcv, &ca);
+    pthread_condattr_destroy(&ca);
     c->tp = n;
     n->evfd = c->rfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (n->evfd < 0) {
@@ -568,6 +637,10 @@ static int ipk__nats_open(ipk_chan *c)
                           n->stream ? IPK__NATS_JS_PENDING : IPK__NATS_PENDING, &n->limit);
     if (r == 0)
         r = ipk__opt_long(c, "connect_timeout", 1, INT_MAX, 2000, &ctimeout);
+    if (r == 0)
+        r = ipk__opt_bool(c, "oneway", 0, &n->oneway);
+    if (r == 0 && n->oneway && c->role != IPK__DIALER)
+        r = ipk__err(IPK_EOPTION, "%s: oneway= is a dialer's: a listener only answers", c->name);
     if (r == 0 && n->stream == NULL &&
         (n->consumer || ipk__opt(c, "replicas") || ipk__opt(c, "ackwait")))
         r = ipk__err(IPK_EOPTION, "%s: durable=, replicas= and ackwait= need stream=", c->name);
@@ -666,7 +739,7 @@ static int ipk__nats_publish(ipk_chan *c, ipk__nats *n, const void *msg, size_t 
 {
     const char *to = n->url.subject, *reply = n->inbox;
     if (!n->stream && c->role == IPK__LISTENER) {
-        if (n->reply == NULL)
+        if (n->reply == NULL || n->reply[0] == '\0')
             return ipk__err(-EDESTADDRREQ,
                             "%s: a listener's send answers the message it received last, and "
                             "none asked for an answer (dial to publish to the subject)",
@@ -750,8 +823,20 @@ static long ipk__nats_take(ipk_chan *c, ipk__nats *n, natsMsg *m, void *buf, ipk
         natsMsg_Ack(m, NULL);
     } else if (c->role == IPK__LISTENER) {
         const char *rp = natsMsg_GetReply(m);
-        free(n->reply);
-        n->reply = rp && *rp ? strdup(rp) : NULL;
+        /* Kept in a buffer that only grows: no allocation per message received. */
+        size_t k = rp ? strlen(rp) : 0;
+        if (k >= n->replycap) {
+            char *b = realloc(n->reply, k + 1);
+            if (b != NULL) {
+                n->reply = b;
+                n->replycap = k + 1;
+            } else
+                k = 0; /* no memory: this message cannot be answered (-EDESTADDRREQ) */
+        }
+        if (n->reply != NULL) {
+            memcpy(n->reply, rp ? rp : "", k);
+            n->reply[k] = '\0';
+        }
     }
     natsMsg_Destroy(m);
     return len;
@@ -764,7 +849,31 @@ static int ipk__nats_no_recv(const ipk_chan *c)
         return ipk__err(IPK_ENOTSUP,
                         "%s: a stream's dialer publishes; listen (?durable=NAME) to consume",
                         c->name);
+    if (n->oneway)
+        return ipk__err(IPK_ENOTSUP,
+                        "%s: a oneway=1 dialer publishes only (its messages carry no reply "
+                        "inbox); dial without it to receive answers",
+                        c->name);
     return 0;
+}
+
+/* Waits until the ring holds a message, a drop or the end is to be told, or dl passes
+ * (ETIMEDOUT). */
+static int ipk__nats_wait(ipk__nats *n, int64_t dl)
+{
+    struct timespec ts = {0};
+    if (dl != IPK__DL_FOREVER) {
+        ts.tv_sec = (time_t)(dl / 1000000000);
+        ts.tv_nsec = (long)(dl % 1000000000);
+    }
+    int e = 0;
+    pthread_mutex_lock(&n->mu);
+    while (n->qn == 0 && !n->gone && n->dropped == 0 && e != ETIMEDOUT)
+        e = dl == IPK__DL_FOREVER ? pthread_cond_wait(&n->rcv, &n->mu)
+                                  : pthread_cond_timedwait(&n->rcv, &n->mu, &ts);
+    int ready = n->qn || n->gone || n->dropped;
+    pthread_mutex_unlock(&n->mu);
+    return ready ? 0 : ETIMEDOUT;
 }
 
 static long ipk__nats_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
@@ -812,9 +921,8 @@ static long ipk__nats_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, 
         }
         if (dl == IPK__DL_NOW)
             return ipk__err(-EAGAIN, "%s: no message", c->name);
-        int w = ipk__wait_fd(n->evfd, POLLIN, dl);
-        if (w < 0)
-            return ipk__err(w, "%s: no message", c->name);
+        if (ipk__nats_wait(n, dl) != 0)
+            return ipk__err(ipk__expired(dl), "%s: no message", c->name);
     }
 }
 
@@ -832,7 +940,7 @@ static int ipk__nats_pending(const ipk_chan *c)
 static int ipk__nats_fd(const ipk_chan *c)
 {
     int r = ipk__nats_no_recv(c);
-    return r != 0 ? r : ((const ipk__nats *)c->tp)->evfd;
+    return r != 0 ? r : ipk__nats_export(c);
 }
 
 /* ---- pollers: the eventfd is readable while a message waits in the ring (or the connection
@@ -843,7 +951,7 @@ static int ipk__nats_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
         int r = ipk__nats_no_recv(c);
         if (r != 0)
             return r;
-        src->fd[0] = ((ipk__nats *)c->tp)->evfd;
+        src->fd[0] = ipk__nats_export(c);
         src->ev[0] = EPOLLIN;
     }
     src->flags = IPK__PS_CHECK;
@@ -920,6 +1028,7 @@ static int ipk__nats_release(ipk_chan *c)
     natsConnection_Destroy(n->nc);
     natsOptions_Destroy(n->o);
     pthread_cond_destroy(&n->cv);
+    pthread_cond_destroy(&n->rcv);
     pthread_mutex_destroy(&n->mu);
     free(n->q);
     free(n->inbox);

@@ -100,7 +100,12 @@ static void ipk__nats_describe(FILE *f, const ipk__addr *a)
             "  a consumer that dies loses nothing (redelivery after ?ackwait= ms). msginfo prio\n"
             "  and type travel as headers Ipk-Prio and Ipk-Type. libnats reconnects with a\n"
             "  back-off and buffers output meanwhile (?reconnect_buf=). Credentials: ?user=\n"
-            "  &password=, ?token=, ?nkey=FILE, ?creds=FILE; TLS: ?tls=1&ca=&cert=&key=.\n",
+            "  &password=, ?token=, ?nkey=FILE (public key U... and seed SU...), ?creds=FILE\n"
+            "  (JWT); TLS: ?tls=1, ?ca=FILE (CAs for the server's certificate), ?cert=FILE&\n"
+            "  key=FILE (mutual TLS). Refused credentials: -EACCES; TLS failures: -EPROTO.\n"
+            "  Options: queue stream durable replicas ackwait pending user password token\n"
+            "  nkey creds tls ca cert key reconnect reconnect_wait reconnect_buf\n"
+            "  connect_timeout oneway asap (docs/semantics/nats.md has the table).\n",
             a->body, nats_GetVersion());
     for (int i = 0; i < u.n; i++) {
         char buf[8192], v[512];

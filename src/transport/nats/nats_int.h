@@ -35,19 +35,25 @@ typedef struct ipk__nats {
     natsSubscription *isub; /* a dialer's reply inbox */
     jsCtx *js;
     char *inbox; /* a dialer's reply subject */
-    char *reply; /* a listener's: the reply subject of the message it received last */
+    char *reply; /* a listener's: the reply subject of the message it received last ("":
+                    none), in a buffer of replycap bytes */
+    size_t replycap;
     const char *stream, *consumer, *group;
     long replicas, ackwait_ms, limit, rwait_ms;
     int64_t max_payload;
     int wild;             /* the subject holds a wildcard: nothing is published to it */
+    int tls;              /* ?tls=, ?ca= or ?cert= */
+    int oneway;           /* ?oneway=1: a dialer without a reply inbox */
     uint64_t idbase, seq; /* JetStream message ids: retries are deduplicated by the server */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
     natsMsg **q; /* ring of received messages not yet handed out */
     size_t qcap, qhead, qn;
-    int evfd;      /* readable while q holds a message or the connection is gone */
-    int signalled; /* evfd holds a count */
+    pthread_cond_t rcv; /* a receive waits on it (CLOCK_MONOTONIC) */
+    int evfd;           /* readable while q holds a message or the connection is gone */
+    int exported;       /* ipk_fd() or a poller has it: evfd is kept level from then on */
+    int signalled;      /* evfd holds a count */
     int closing;
     int live;        /* handlers that may still run: subscriptions not complete, plus the
                         connection until its closed callback */
@@ -57,6 +63,8 @@ typedef struct ipk__nats {
 
 /* A negative ipckit code for status s, with the message "<name>: <what>: <libnats' text>". */
 int ipk__nats_err(const ipk_chan *c, natsStatus s, const char *what);
+/* Sets the message again with code, the message so far followed by fmt (NULL: nothing). */
+int ipk__nats_reerr(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Before another attempt after a failure that came at once (no responders, a lost
  * connection): sleeps 50 ms, never past dl. */
 void ipk__nats_pause(int64_t dl);

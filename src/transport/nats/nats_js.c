@@ -32,7 +32,7 @@ static int ipk__nats_js_err(const ipk_chan *c, natsStatus s, jsErrCode je, const
                         c->name, what);
     int r = ipk__nats_err(c, s, what);
     if (je != 0)
-        r = ipk__err(r, "%s (JetStream error %d)", ipk_errmsg(), (int)je);
+        r = ipk__nats_reerr(r, " (JetStream error %d)", (int)je);
     return r;
 }
 

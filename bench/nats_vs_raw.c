@@ -1,0 +1,445 @@
+/*
+ * nats_vs_raw.c - ipckit's nats: beside plain libnats code doing the same thing, in one run,
+ * against one nats-server this program starts on a free loopback port (issue 14, "Performance"):
+ *
+ *   T0  one-way throughput, sends not waited for: ipk_send(d, m, len, 0) into a listener's
+ *       ipk_recv, beside natsConnection_Publish into natsSubscription_NextMsg (a synchronous
+ *       subscription: the message is taken in the application's thread, as ipk_recv does).
+ *       An ipckit dialer's message carries its reply inbox (the listener may answer), so two
+ *       pairs are compared: the default dialer beside libnats's PublishRequest with an inbox
+ *       (the same message on the wire), and a dialer with ?oneway=1 (no inbox) beside
+ *       natsConnection_Publish.
+ *   T1  one-way throughput, each send confirmed by the server: ipk_send(d, m, len, 5000) (it
+ *       returns once the server answered a PING), beside natsConnection_Publish (or
+ *       PublishRequest) followed by natsConnection_FlushTimeout - the same guarantee by hand.
+ *   R   request/reply round trip, answered by a listener's ipk_recv then ipk_send, or by
+ *       NextMsg, natsConnection_Publish to the reply subject and natsConnection_FlushTimeout
+ *       (the answer confirmed as ipckit's listener confirms its send). Two pairs: ipk_send
+ *       with a timeout (confirmed) then ipk_recv, beside PublishRequest, FlushTimeout and
+ *       NextMsg on the requester's inbox; and ipk_send with timeout 0 on a dialer with ?asap=1
+ *       then ipk_recv, beside natsConnection_Request (which does not wait for a confirmation
+ *       either, and writes the request at once as ?asap=1 does).
+
+ * The receiving or answering side is a second process (this program exec'd again with
+ * --peer, so that libnats's threads start fresh in it). Both processes are pinned to one CPU
+ * (-c), the server to another (-C). Every comparison runs in blocks; each block runs the
+ * ipckit variant and the raw one in turn (the order reversed every other block), a ratio is
+ * taken per block, and the median and range of the blocks are printed.
+ * Built by bench/CMakeLists.txt when libnats is found. Run (under the machine's lock):
+ *   flock /work/bench.lock build/bench/nats_vs_raw [-c CPU] [-C CPU] [-r BLOCKS] [-s SIZE]
+ */
+#define _GNU_SOURCE 1
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <nats/nats.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shm_raw.h" /* bl_now, bl_pin, bl_median_d: the yardsticks' helpers */
+
+#include "ipckit.h"
+
+#define NB_MAXBLOCK 64
+
+enum { T0, T1, RR, NTEST };
+static const char *const test_name[NTEST] = {
+    "T0 throughput, sends not waited for (msg/s)",
+    "T1 throughput, each send confirmed by the server (msg/s)",
+    "R  request/reply round trip (the median of each block)",
+};
+static const char *const test_ratio[NTEST] = {
+    "msg/s over msg/s, target >= 0.95",
+    "msg/s over msg/s, target >= 0.95",
+    "round trip over round trip, target <= 1.05",
+};
+static const int test_n[NTEST] = {500000, 5000, 5000};
+
+static void die(const char *what, const char *why)
+{
+    fprintf(stderr, "nats_vs_raw: %s: %s\n", what, why);
+    exit(2);
+}
+
+static void ipk_check(long r, const char *what)
+{
+    if (r < 0)
+        die(what, ipk_errmsg());
+}
+
+static void nats_check(natsStatus s, const char *what)
+{
+    if (s != NATS_OK)
+        die(what, natsStatus_GetText(s));
+}
+
+static void put(int fd, char c)
+{
+    if (write(fd, &c, 1) != 1)
+        die("pipe", strerror(errno));
+}
+
+static char get(int fd)
+{
+    char c;
+    if (read(fd, &c, 1) != 1)
+        die("pipe", "the peer died");
+    return c;
+}
+
+/* ---- the peer: receives (T0, T1) or answers (RR) n messages ---- */
+
+static int peer(int test, int raw, const char *base, int n, int fd)
+{
+    char url[256], buf[65536];
+    snprintf(url, sizeof url, "%s", base);
+    if (!raw) {
+        ipk_chan *l;
+        ipk_check(ipk_listen(&l, url, NULL), "listen");
+        put(fd, 'r');
+        for (int i = 0; i < n; i++) {
+            long k = ipk_recv(l, buf, sizeof buf, 30000);
+            ipk_check(k, "recv");
+            if (test == RR)
+                ipk_check(ipk_send(l, buf, (size_t)k, 5000), "answer");
+        }
+        put(fd, 'd');
+        ipk_check(ipk_close(l), "close");
+        return 0;
+    }
+    /* nats://127.0.0.1:PORT/SUBJECT */
+    const char *subj = strrchr(base, '/') + 1;
+    char srv[128];
+    snprintf(srv, sizeof srv, "nats://%.*s", (int)(subj - 1 - (base + 7)), base + 7);
+    natsConnection *nc;
+    natsSubscription *sub;
+    nats_check(natsConnection_ConnectTo(&nc, srv), "connect");
+    nats_check(natsConnection_SubscribeSync(&sub, nc, subj), "subscribe");
+    nats_check(natsConnection_Flush(nc), "flush");
+    put(fd, 'r');
+    for (int i = 0; i < n; i++) {
+        natsMsg *m;
+        nats_check(natsSubscription_NextMsg(&m, sub, 30000), "next msg");
+        if (test == RR) {
+            /* The answer confirmed, as ipckit's listener confirms its send. Without the flush
+             * libnats leaves the answer to its flusher thread, which waits about a
+             * millisecond before writing: a round trip of ~1 ms instead of ~0.1 ms. */
+            nats_check(natsConnection_Publish(nc, natsMsg_GetReply(m), natsMsg_GetData(m),
+                                              natsMsg_GetDataLength(m)),
+                       "answer");
+            nats_check(natsConnection_FlushTimeout(nc, 5000), "flush");
+        }
+        natsMsg_Destroy(m);
+    }
+    put(fd, 'd');
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+    return 0;
+}
+
+/* ---- the driver ---- */
+
+static char g_self[4096];
+static int g_size = 64;
+
+/* Starts the peer for (test, raw) on subject subj; returns its pid, *rd its pipe. */
+static pid_t peer_start(int test, int raw, const char *url, int n, int *rd)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        die("pipe", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork", strerror(errno));
+    if (pid == 0) {
+        close(p[0]);
+        char t[16], r[16], k[16], fd[16];
+        snprintf(t, sizeof t, "%d", test);
+        snprintf(r, sizeof r, "%d", raw);
+        snprintf(k, sizeof k, "%d", n);
+        snprintf(fd, sizeof fd, "%d", p[1]);
+        execl(g_self, g_self, "--peer", t, r, url, k, fd, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    *rd = p[0];
+    if (get(p[0]) != 'r')
+        die("peer", "not ready");
+    return pid;
+}
+
+static void peer_end(pid_t pid, int rd)
+{
+    int st;
+    close(rd);
+    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        die("peer", "failed");
+}
+
+/* One run of a test; returns msg/s (T0, T1) or the median round trip in ns (RR). */
+/* oneway: the dialer has no reply inbox (?oneway=1), so its messages are plain publishes. */
+static double run_ipk(int test, int oneway, const char *url, int n, double *lat)
+{
+    int rd;
+    pid_t pid = peer_start(test, 0, url, n, &rd);
+    ipk_chan *d;
+    char msg[65536], buf[65536];
+    memset(msg, 'x', (size_t)g_size);
+    char du[160];
+    snprintf(du, sizeof du, "%s%s", url, !oneway ? "" : test != RR ? "?oneway=1" : "?asap=1");
+    ipk_check(ipk_dial(&d, du, NULL), "dial");
+    int64_t t0 = bl_now();
+    for (int i = 0; i < n; i++) {
+        if (test == RR) {
+            int64_t s = bl_now();
+            ipk_check(ipk_send(d, msg, (size_t)g_size, oneway ? 0 : 5000), "send");
+            ipk_check(ipk_recv(d, buf, sizeof buf, 5000), "recv");
+            lat[i] = (double)(bl_now() - s);
+        } else {
+            ipk_check(ipk_send(d, msg, (size_t)g_size, test == T0 ? 0 : 5000), "send");
+        }
+    }
+    get(rd); /* the peer has every message */
+    int64_t t1 = bl_now();
+    ipk_check(ipk_close(d), "close");
+    peer_end(pid, rd);
+    return test == RR ? bl_median_d(lat, n) : n / ((double)(t1 - t0) / 1e9);
+}
+
+/* req: each one-way message carries a reply inbox, as an ipckit dialer's does. */
+static double run_raw(int test, int req, const char *url, int n, double *lat)
+{
+    int rd;
+    pid_t pid = peer_start(test, 1, url, n, &rd);
+    const char *subj = strrchr(url, '/') + 1;
+    char srv[128], msg[65536];
+    snprintf(srv, sizeof srv, "nats://%.*s", (int)(subj - 1 - (url + 7)), url + 7);
+    memset(msg, 'x', (size_t)g_size);
+    natsConnection *nc;
+    natsSubscription *isub = NULL;
+    char inbox[64] = "";
+    nats_check(natsConnection_ConnectTo(&nc, srv), "connect");
+    if (req) {
+        natsInbox *ib;
+        nats_check(natsInbox_Create(&ib), "inbox");
+        snprintf(inbox, sizeof inbox, "%s", ib);
+        natsInbox_Destroy(ib);
+        nats_check(natsConnection_SubscribeSync(&isub, nc, inbox), "subscribe inbox");
+    }
+    int64_t t0 = bl_now();
+    for (int i = 0; i < n; i++) {
+        if (test == RR) {
+            natsMsg *m;
+            int64_t s = bl_now();
+            if (req) {
+                nats_check(natsConnection_PublishRequest(nc, subj, inbox, msg, g_size), "request");
+                nats_check(natsConnection_FlushTimeout(nc, 5000), "flush");
+                nats_check(natsSubscription_NextMsg(&m, isub, 5000), "answer");
+            } else {
+                nats_check(natsConnection_Request(&m, nc, subj, msg, g_size, 5000), "request");
+            }
+            lat[i] = (double)(bl_now() - s);
+            natsMsg_Destroy(m);
+        } else {
+            nats_check(req ? natsConnection_PublishRequest(nc, subj, inbox, msg, g_size)
+                           : natsConnection_Publish(nc, subj, msg, g_size),
+                       "publish");
+            if (test == T1)
+                nats_check(natsConnection_FlushTimeout(nc, 5000), "flush");
+        }
+    }
+    get(rd);
+    int64_t t1 = bl_now();
+    natsSubscription_Destroy(isub);
+    natsConnection_Destroy(nc);
+    peer_end(pid, rd);
+    return test == RR ? bl_median_d(lat, n) : n / ((double)(t1 - t0) / 1e9);
+}
+
+/* ---- the server ---- */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t n = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &n) != 0)
+        die("socket", strerror(errno));
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int port_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static pid_t g_server;
+
+static void server_stop(void)
+{
+    if (g_server > 0) {
+        kill(g_server, SIGTERM);
+        waitpid(g_server, NULL, 0);
+        g_server = 0;
+    }
+}
+
+static int server_start(int cpu)
+{
+    int port = free_port();
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    fflush(NULL);
+    g_server = fork();
+    if (g_server < 0)
+        die("fork", strerror(errno));
+    if (g_server == 0) {
+        bl_pin(cpu);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execlp("nats-server", "nats-server", "-a", "127.0.0.1", "-p", p, (char *)NULL);
+        _exit(127);
+    }
+    atexit(server_stop);
+    for (int i = 0; i < 1000 && !port_open(port); i++) {
+        if (waitpid(g_server, NULL, WNOHANG) != 0)
+            die("nats-server", "exited (is it installed?)");
+        usleep(10000);
+    }
+    if (!port_open(port))
+        die("nats-server", "does not answer");
+    return port;
+}
+
+static void usage(const char *prog)
+{
+    fprintf(stderr,
+            "usage: %s [-c CPU] [-C CPU] [-r BLOCKS] [-s SIZE] [-t 01R]\n"
+            "  -c  CPU of the two client processes (default: the first allowed)\n"
+            "  -C  CPU of nats-server (default: the second allowed)\n"
+            "  -r  blocks per comparison (default 7; each runs ipckit and libnats)\n"
+            "  -s  message size in bytes (default 64)\n"
+            "  -t  tests: 0 (T0), 1 (T1), R (request/reply) (default 01R)\n",
+            prog);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 7 && strcmp(argv[1], "--peer") == 0)
+        return peer(atoi(argv[2]), atoi(argv[3]), argv[4], atoi(argv[5]), atoi(argv[6]));
+    int ca = -1, cb = -1, blocks = 7;
+    const char *tests = "01R";
+    cpu_set_t cs;
+    sched_getaffinity(0, sizeof cs, &cs);
+    for (int c = 0; c < CPU_SETSIZE && cb < 0; c++)
+        if (CPU_ISSET(c, &cs)) {
+            if (ca < 0)
+                ca = c;
+            else
+                cb = c;
+        }
+    int opt;
+    while ((opt = getopt(argc, argv, "c:C:r:s:t:")) != -1) {
+        switch (opt) {
+        case 'c':
+            ca = atoi(optarg);
+            break;
+        case 'C':
+            cb = atoi(optarg);
+            break;
+        case 'r':
+            blocks = atoi(optarg);
+            break;
+        case 's':
+            g_size = atoi(optarg);
+            break;
+        case 't':
+            tests = optarg;
+            break;
+        default:
+            usage(argv[0]);
+        }
+    }
+    if (cb < 0 || blocks < 1 || blocks > NB_MAXBLOCK || g_size < 1 || g_size > 65536)
+        usage(argv[0]);
+    ssize_t k = readlink("/proc/self/exe", g_self, sizeof g_self - 1);
+    if (k <= 0)
+        die("readlink /proc/self/exe", strerror(errno));
+    g_self[k] = '\0';
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int port = server_start(cb);
+    bl_pin(ca);
+    printf("nats: through ipckit beside plain libnats %s, nats-server on CPU %d, clients on CPU "
+           "%d, %d-byte messages, %d blocks\n",
+           nats_GetVersion(), cb, ca, g_size, blocks);
+    static double lat[100000];
+    for (int t = 0; t < NTEST; t++) {
+        if (!strchr(tests, "01R"[t]))
+            continue;
+        /* Variants: 0 ipckit, 1 plain libnats, 2 ipckit's other way, 3 libnats's other way.
+         * T0, T1: 2 is a dialer with ?oneway=1 (plain publishes), 3 sends what an ipckit dialer
+         * sends by default (its reply inbox in every message). R: 0 confirms the request (a
+         * send with a timeout), 3 the same by hand (PublishRequest, FlushTimeout, NextMsg on
+         * its inbox); 2 sends with timeout 0 and ?asap=1, 1 is natsConnection_Request.
+         * Ratios side by side: 0/3 and 2/1. */
+        static const char *const vname[2][4] = {
+            {"ipckit", "libnats", "ipckit oneway=1", "libnats+inbox"},
+            {"ipckit", "libnats Request", "ipckit asap send 0", "libnats req+flush"}};
+        static const int of[2][2] = {{0, 3}, {2, 1}};
+        int nv = 4, nr = 2, vn = t == RR;
+        double v[4][NB_MAXBLOCK], r[2][NB_MAXBLOCK];
+        int n = test_n[t];
+        char url[128];
+        for (int b = 0; b < blocks; b++) {
+            for (int j = 0; j < nv; j++) {
+                int x = b % 2 ? nv - 1 - j : j;
+                snprintf(url, sizeof url, "nats://127.0.0.1:%d/bench.%d.%d.%d", port, t, b, x);
+                v[x][b] = x % 2 ? run_raw(t, x == 3, url, n, lat) : run_ipk(t, x == 2, url, n, lat);
+            }
+            for (int q = 0; q < nr; q++)
+                r[q][b] = v[of[q][0]][b] / v[of[q][1]][b];
+        }
+        printf("%s, %d messages per block\n", test_name[t], n);
+        for (int x = 0; x < nv; x++) {
+            double sv[NB_MAXBLOCK];
+            memcpy(sv, v[x], sizeof sv);
+            double m = bl_median_d(sv, blocks);
+            if (t == RR)
+                printf("  %-16s p50 %8.1f us  [%.1f .. %.1f]\n", vname[vn][x], m / 1000,
+                       sv[0] / 1000, sv[blocks - 1] / 1000);
+            else
+                printf("  %-16s %10.0f msg/s  [%.0f .. %.0f]\n", vname[vn][x], m, sv[0],
+                       sv[blocks - 1]);
+        }
+        for (int q = 0; q < nr; q++) {
+            const int *o = of[q];
+            double rm = bl_median_d(r[q], blocks);
+            int met = t == RR ? rm <= 1.05 : rm >= 0.95;
+            printf("  ratio %s / %s (%s): %.3f [%.3f .. %.3f] %s\n", vname[vn][o[0]],
+                   vname[vn][o[1]], test_ratio[t], rm, r[q][0], r[q][blocks - 1],
+                   met ? "met" : "MISSED");
+        }
+    }
+    server_stop();
+    return 0;
+}
