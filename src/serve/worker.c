@@ -106,7 +106,7 @@ static void count(_Atomic long *v, long d)
 static int call_msg(worker *w, conn *c, const void *msg, size_t len)
 {
     int (*fn)(ipk_conn *, const void *, size_t, void *) = w->s->h.on_msg ? w->s->h.on_msg : echo;
-    count(&w->st->msgs, 1);
+    count(&w->st->msgs_in, 1);
     int r = fn(c, msg, len, w->s->arg);
     if (r < 0)
         count(&w->st->errs, 1);
@@ -263,6 +263,8 @@ static void packet_read(worker *w, conn *c)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0 || (size_t)n > sizeof w->scratch || (size_t)n > c->max) {
+        if (n > 0)
+            count(&w->st->errs, 1);
         conn_close(w, c);
         return;
     }
@@ -286,11 +288,14 @@ static void conn_read(worker *w, conn *c)
         return;
     }
     if (n == 0) {
-        /* A last line without its newline is still a message; a cut frame is dropped. */
+        /* A last line without its newline is still a message; a cut frame is dropped, and
+         * counted as an error. */
         if (conn_handle_buffered(w, c, 1) != 0) {
             conn_close(w, c);
             return;
         }
+        if (c->in_len)
+            count(&w->st->errs, 1);
         c->closing = 1;
         free(c->in);
         c->in = NULL;
@@ -383,6 +388,7 @@ static int over_share(const worker *w)
  * accepting pauses for a moment. Either way the loop does not spin on a readable listener. */
 static void accept_emfile(worker *w, int lfd)
 {
+    count(&w->st->emfile, 1);
     if (w->reserve >= 0) {
         close(w->reserve);
         int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -452,6 +458,7 @@ static void accept_some(worker *w, int li)
         w->head = c;
         w->nconn++;
         count(&w->st->conns, 1);
+        count(&w->st->conns_total, 1);
         if (w->s->h.on_open && w->s->h.on_open(c, w->s->arg) < 0) {
             conn_close(w, c);
             continue;
@@ -617,14 +624,24 @@ static void start_drain(worker *w)
 }
 
 /* Closes connections idle for idle_timeout, or whose request is older than read_timeout while
- * they are being read (not while their replies wait for the client to read). */
+ * they are being read (not while their replies wait for the client to read). A new connection
+ * that has sent nothing yet gets read_timeout for its first byte (nginx's client_header_
+ * timeout): a client that connects and says nothing holds a descriptor for that long, not for
+ * the idle timeout. */
 static void sweep(worker *w)
 {
     for (conn *c = w->head, *nx; c; c = nx) {
         nx = c->next;
-        if (w->now - c->last >= w->s->idle_ms || (w->draining && drain_idle(w, c)) ||
-            (c->frame_t0 > 0 && c->events == SRV_IN && w->now - c->frame_t0 >= w->s->read_ms))
+        if (w->draining && drain_idle(w, c)) {
             conn_close(w, c);
+            continue;
+        }
+        double read_t0 = c->fresh ? c->last : c->frame_t0;
+        if (w->now - c->last >= w->s->idle_ms ||
+            (read_t0 > 0 && c->events == SRV_IN && w->now - read_t0 >= w->s->read_ms)) {
+            count(&w->st->timeouts, 1);
+            conn_close(w, c);
+        }
     }
 }
 
@@ -678,6 +695,8 @@ static void worker_init(worker *w, ipk_server *s, int id)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != s->master_pid)
         _exit(0);
+    if (s->status.fd >= 0)
+        close(s->status.fd); /* the master's alone: a worker holding it would keep it open */
     w->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     int lr = srv_loop_new(&w->loop);
     w->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -814,12 +833,14 @@ int ipk_conn_send(ipk_conn *c, const void *msg, size_t len)
         if (sendto(c->fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&c->peer,
                    c->peer_len) < 0)
             return -errno; /* a datagram that cannot go now is dropped: UDP promises no more */
+        count(&cur->st->msgs_out, 1);
         return 0;
     case C_PACKET:
         if (send(c->fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
             c->closing = 1; /* a client that does not read its replies */
             return -errno;
         }
+        count(&cur->st->msgs_out, 1);
         return 0;
     case C_STREAM:
         break;
@@ -839,6 +860,7 @@ int ipk_conn_send(ipk_conn *c, const void *msg, size_t len)
         memcpy(c->out + c->out_len + pre, msg, len);
     memcpy(c->out + c->out_len + pre + len, postp, post);
     c->out_len += pre + len + post;
+    count(&cur->st->msgs_out, 1);
     return 0;
 }
 
