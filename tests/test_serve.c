@@ -1522,8 +1522,7 @@ static long jget(const char *json, int n, const char *key)
 
 /* Polls the snapshot until the total of key reaches want (a count the workers update after the
  * client has its answer: closes, timeouts); fails after WAIT_MS. Returns the last snapshot. */
-static void status_wait(const char *status_url, const char *key, long want, char *json,
-                        size_t cap)
+static void status_wait(const char *status_url, const char *key, long want, char *json, size_t cap)
 {
     for (int waited = 0;; waited += 50) {
         status_read(status_url, json, cap);
@@ -1617,7 +1616,7 @@ static void test_status_counters(void **st)
     assert_int_equal(jget(json, 0, "conns_total"), N + 2);
     assert_sums(json, 2);
     serve_quit(&s);
-    wait_log(&s, "messages in, ", 2); /* the counters again in the log at exit */
+    wait_log(&s, "messages in, ", 2);               /* the counters again in the log at exit */
     assert_int_equal(access(status + 5, F_OK), -1); /* the status socket is removed */
 }
 

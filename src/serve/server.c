@@ -9,6 +9,7 @@
  */
 #include "ipk.h"
 #include "server.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -348,21 +349,18 @@ static int allow_from_opts(ipk_server *s, srv_listener *l, const ipk_opts *o, ip
     return 0;
 }
 
-/* Whether an shm: address names the guide's segment + semaphore (mode=segment), which a
- * poller looks at on a timer, rather than a ring, which wakes it. */
-static int segment(const char *url, const ipk_opts *opts)
+/* Whether nothing wakes a poller for the queue c (a System V queue, an shm segment): the
+ * transport says so in what it gives a poller to watch (IPK__PS_TIMED), so the workers try it on
+ * their tick instead (loop.c). Asking may make a wake-up descriptor, released at once. */
+static int chan_timed(ipk_chan *c)
 {
-    const char *v = NULL;
-    for (const ipk__kv *kv = opts ? opts->kv : NULL; kv; kv = kv->next)
-        if (strcmp(kv->key, "mode") == 0)
-            v = kv->val;
-    if (v == NULL) {
-        const char *q = strchr(url, '?');
-        for (const char *p = q; p && (p = strstr(p + 1, "mode=")) != NULL;)
-            if (p[-1] == '?' || p[-1] == '&')
-                v = p + 5;
-    }
-    return v != NULL && strncmp(v, "segment", 7) == 0;
+    if (c->tr->poll_src == NULL)
+        return 0;
+    ipk__pollsrc src = {{-1, -1}, {0, 0}, 0};
+    int r = c->tr->poll_src(c, IPK_POLLIN, &src);
+    if (c->tr->poll_end)
+        c->tr->poll_end(c);
+    return r == 0 && (src.flags & IPK__PS_TIMED) != 0;
 }
 
 /* ---- binary upgrade: the sockets an old master passed (IPK_SERVE_FDS, see server.h) ---- */
@@ -574,7 +572,7 @@ int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
     l->addr = strdup(ipk_addr(l->chan));
     l->opts = opts_copy(opts);
     const char *sch = ipk_scheme(l->chan);
-    l->timed = strcmp(sch, "sysv") == 0 || (strcmp(sch, "shm") == 0 && segment(url, opts));
+    l->timed = kind == SRV_QUEUE && chan_timed(l->chan);
     l->eof_waits = strcmp(sch, "shm") == 0;
     if (kind != SRV_QUEUE) {
         l->fd = ipk_fd(l->chan);

@@ -37,7 +37,7 @@ typedef struct srv_listener {
     char *sock_path; /* taken over in a binary upgrade: the unix socket file this master
                         removes at its final exit (the one that bound it is gone) */
     int stale;       /* during a reload: not named again (closed after the reload) */
-    int timed;       /* SRV_QUEUE: nothing signals it (sysv): tried on a tick (loop.c) */
+    int timed;       /* SRV_QUEUE: nothing wakes a poller for it (IPK__PS_TIMED): tried on a tick */
     int eof_waits;   /* SRV_QUEUE: end of stream only means no producer now (an shm ring) */
     /* A unix listener's peer allow-list (allow_uid=, allow_gid=): a peer whose uid or gid is
      * listed is served, any other is closed at accept. Both empty: everyone. */
