@@ -1383,6 +1383,17 @@ static void wait_served_more(_Atomic long *served, long *since, int n)
 
 /* Starts "ipckit serve" from a copy of the binary (so that /proc/self/exe names the copy) over a
  * unix and a tcp address, with a pid file; addr[0] is the unix one, addr[1] the tcp one. */
+static char up_status[300]; /* the status address of the upgraded server */
+
+/* Whether the status address answers with the snapshot of the master pid. */
+static int status_of(const char *status_url, pid_t master)
+{
+    char cmd[512], json[8192], want[64];
+    snprintf(cmd, sizeof cmd, "%s info --status '%s'", BIN, status_url);
+    snprintf(want, sizeof want, "{\"master\":%d,", (int)master);
+    return ipkt_run_line(cmd, json, sizeof json) == 0 && strncmp(json, want, strlen(want)) == 0;
+}
+
 static void upgrade_start(server *s, const char *workers, char *bin, char *pidf, char *uurl,
                           char (*addr)[300])
 {
@@ -1391,7 +1402,10 @@ static void upgrade_start(server *s, const char *workers, char *bin, char *pidf,
     install_bin(BIN, bin);
     ipkt_path(pidf, 256, "serve.pid");
     ipkt_journal("path", pidf);
-    const char *opts[] = {"--workers", workers, "--pid-file", pidf, unix_url(uurl, 300), NULL};
+    const char *opts[] = {"--workers",         workers,
+                          "--pid-file",        pidf,
+                          "--status",          unix_url(up_status, sizeof up_status),
+                          unix_url(uurl, 300), NULL};
     s->exe = bin;
     serve_start(s, "tcp://127.0.0.1:0", opts);
     log_addr(s, 0, addr[0], sizeof addr[0]);
@@ -1445,6 +1459,7 @@ static void test_usr2_upgrade(void **st)
     struct stat sb;
     assert_int_equal(stat(uurl + 5, &sb), 0); /* the socket file was not removed or rebound */
     assert_true(S_ISSOCK(sb.st_mode));
+    assert_true(status_of(up_status, fresh)); /* the status socket was passed on too */
     /* Only the new generation is left: the clients go on with it. */
     wait_served_more(served, since, N);
     *stop = 1;
@@ -1455,7 +1470,9 @@ static void test_usr2_upgrade(void **st)
     assert_int_equal(kill(fresh, SIGQUIT), 0);
     snprintf(needle, sizeof needle, "serve[%d]: exit 0", (int)fresh);
     wait_log(&s, needle, 1);
-    for (int waited = 0; access(uurl + 5, F_OK) == 0 || access(pidf, F_OK) == 0; waited += 20) {
+    for (int waited = 0;
+         access(uurl + 5, F_OK) == 0 || access(pidf, F_OK) == 0 || access(up_status + 5, F_OK) == 0;
+         waited += 20) {
         assert_true(waited < WAIT_MS);
         ipkt_msleep(20);
     }
@@ -1474,6 +1491,7 @@ static void test_usr2_failed_upgrade(void **st)
     wait_log(&s, "upgrade failed: new master pid", 1);
     wait_log(&s, "exited before it served; this master serves on", 1);
     assert_int_equal(pid_in(pidf), s.pid);
+    assert_true(status_of(up_status, s.pid)); /* the old master still answers its status */
     for (int i = 0; i < 2; i++) {
         ipk_chan *c = NULL;
         ipkt_ok(ipk_dial(&c, addr[i], NULL));
@@ -1578,6 +1596,7 @@ static void test_status_counters(void **st)
     const char *opts[] = {"--workers", "2", "--max-frame", "1000", "--status", status, NULL};
     serve_start(&s, "tcp://127.0.0.1:0", opts);
     wait_log(&s, "status on unix:", 1);
+    wait_log(&s, "]: worker 2 pid", 1);
     status_read(status, json, sizeof json);
     assert_int_equal(jget(json, 0, "msgs_in"), 0);
     assert_int_equal(jget(json, 1, "pid"), worker_pid(&s, 1));
@@ -1667,6 +1686,7 @@ static void test_emfile_flood(void **st)
     unix_url(status, sizeof status);
     const char *opts[] = {"--workers", "1", "--status", status, NULL};
     serve_start(&s, "tcp://127.0.0.1:0", opts);
+    wait_log(&s, "]: worker 1 pid", 1);
     ipk_chan *keep = dial(&s);
     round_trip(keep, 64, 1);
     struct rlimit rl = {24, 24};
