@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -533,6 +534,7 @@ static int pid_file_ours(const char *path)
 int srv_master_run(ipk_server *s)
 {
     master m = {.s = s, .sfd = -1, .listening = 1};
+    s->balance_fd = -1;
     s->stats = mmap(NULL, SRV_MAX_WORKERS * sizeof *s->stats, PROT_READ | PROT_WRITE,
                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (s->stats == MAP_FAILED) {
@@ -564,6 +566,10 @@ int srv_master_run(ipk_server *s)
     m.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (m.sfd < 0 || slots_resize(&m, s->workers) != 0) {
         r = srv_err(s, m.sfd < 0 ? -errno : -ENOMEM, "signalfd: %s", strerror(errno));
+        goto out;
+    }
+    if ((s->balance_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        r = srv_err(s, -errno, "eventfd: %s", strerror(errno));
         goto out;
     }
     if ((r = srv_status_open(s)) != 0)
@@ -598,6 +604,9 @@ out:
     stop_listening(&m);
     if (m.sfd >= 0)
         close(m.sfd);
+    if (s->balance_fd >= 0)
+        close(s->balance_fd);
+    s->balance_fd = -1;
     /* Signals that came while blocked are dropped, not delivered to the caller's handlers. */
     struct timespec zero = {0, 0};
     while (sigtimedwait(&set, NULL, &zero) > 0)

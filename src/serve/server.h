@@ -85,6 +85,7 @@ struct ipk_server {
     char errmsg[512];
     pid_t master_pid;
     srv_stats *stats; /* SRV_MAX_WORKERS slots, shared */
+    int balance_fd;   /* an eventfd every worker watches (edge): "look at your share again" */
 };
 
 /* ---- log.c ---- */
@@ -119,6 +120,7 @@ void srv_disown(ipk_server *s);
 #define SRV_IN   0x1u
 #define SRV_OUT  0x2u
 #define SRV_EXCL 0x4u /* a shared listening socket: wake one worker, not all */
+#define SRV_EDGE 0x8u /* edge-triggered: every new write wakes every watcher once */
 typedef struct srv_event {
     void *ptr;
     unsigned events; /* SRV_IN, SRV_OUT; an error or hang-up reads as SRV_IN */

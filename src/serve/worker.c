@@ -369,8 +369,12 @@ static void watch_listeners(worker *w, int on)
 /*
  * Balanced accepting: EPOLLEXCLUSIVE wakes the same idle worker again and again, so one worker
  * would take nearly every connection. A worker holding more than its share (the average over
- * the workers, plus one) stops watching the listeners until the others catch up; the least
- * loaded worker is always within its share, so a connection never waits for nobody.
+ * the workers, plus one) stops watching the listeners until the others catch up. The least
+ * loaded worker is always within its share, but it may be asleep having stopped watching
+ * itself earlier, when it was over a share that has grown since: so a worker that stops
+ * watching wakes all the others (the balance eventfd, edge-triggered: one wake-up per worker
+ * per write, nobody reads it), and each looks at its share again. Without that wake-up, a
+ * connection could wait in the backlog until a sleeping worker's timer (250 ms and more).
  */
 static int over_share(const worker *w)
 {
@@ -381,6 +385,17 @@ static int over_share(const worker *w)
         sum += atomic_load_explicit(&w->s->stats[i].conns, memory_order_relaxed);
     long mine = atomic_load_explicit(&w->st->conns, memory_order_relaxed);
     return mine > sum / w->s->workers + 1;
+}
+
+static void stop_for_share(worker *w)
+{
+    if (!w->accepting)
+        return;
+    watch_accept(w, 0);
+    uint64_t one = 1;
+    if (write(w->s->balance_fd, &one, sizeof one) < 0) {
+        /* EAGAIN at a counter near 2^64 only: the others still wake on their timers */
+    }
 }
 
 /* Out of descriptors: the reserve descriptor is given up to accept and close the connection at
@@ -465,7 +480,7 @@ static void accept_some(worker *w, int li)
         }
         c->opened = 1;
         if (over_share(w)) {
-            watch_accept(w, 0);
+            stop_for_share(w);
             return;
         }
     }
@@ -703,7 +718,8 @@ static void worker_init(worker *w, ipk_server *s, int id)
     w->lconn = calloc(s->nl ? s->nl : 1, sizeof *w->lconn);
     w->lfd = calloc(s->nl ? s->nl : 1, sizeof *w->lfd);
     if (w->sfd < 0 || lr != 0 || !w->lconn || !w->lfd ||
-        srv_loop_add(&w->loop, w->sfd, SRV_IN, &w->sfd) != 0) {
+        srv_loop_add(&w->loop, w->sfd, SRV_IN, &w->sfd) != 0 ||
+        srv_loop_add(&w->loop, s->balance_fd, SRV_IN | SRV_EDGE, &s->balance_fd) != 0) {
         ipk_serve_log("worker %d: signalfd/epoll: %s", id, strerror(errno));
         _exit(1);
     }
@@ -761,7 +777,7 @@ void srv_worker(ipk_server *s, int id)
     int tick = s->idle_ms < s->read_ms ? s->idle_ms : s->read_ms;
     tick = tick / 4 < 10 ? 10 : tick / 4 > 250 ? 250 : tick / 4;
     double next_sweep = w->now + tick;
-    int busy = 0;
+    int busy = 0, rebalance = 0;
     for (;;) {
         srv_event ev[64];
         int n = srv_loop_wait(&w->loop, ev, 64, wait_ms(w, busy, tick));
@@ -770,6 +786,10 @@ void srv_worker(ipk_server *s, int id)
             void *p = ev[i].ptr;
             if (p == &w->sfd) {
                 on_signals(w);
+                continue;
+            }
+            if (p == &s->balance_fd) {
+                rebalance = 1; /* the share is looked at after the batch */
                 continue;
             }
             conn *c = p;
@@ -801,8 +821,17 @@ void srv_worker(ipk_server *s, int id)
             queue_unpark(w);
         if (w->drain_req)
             start_drain(w);
-        if (!w->draining && w->paused_until == 0)
-            watch_accept(w, !over_share(w));
+        if (!w->draining && w->paused_until == 0 && over_share(w))
+            stop_for_share(w);
+        else if (!w->draining && w->paused_until == 0) {
+            watch_accept(w, 1);
+            /* The worker that stopped may have been woken for a connection still in the
+             * backlog: that wake-up was its alone (EPOLLEXCLUSIVE), so look now. */
+            for (size_t i = 0; rebalance && i < s->nl; i++)
+                if (s->l[i].kind == SRV_ACCEPT && w->lfd[i] >= 0)
+                    accept_some(w, (int)i);
+        }
+        rebalance = 0;
         if (w->paused_until > 0 && w->now >= w->paused_until && !w->draining) {
             w->paused_until = 0;
             watch_listeners(w, 1);
