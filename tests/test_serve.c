@@ -1785,6 +1785,28 @@ static void test_garbage_handler(void **st)
     serve_quit(&s);
 }
 
+/* A reply sent from on_open (a greeting) reaches the client before it says anything. */
+static int h_greet(ipk_conn *c, void *arg)
+{
+    (void)arg;
+    return ipk_conn_send(c, "hello", 5);
+}
+
+static void test_on_open_greeting(void **st)
+{
+    (void)st;
+    server s = {0};
+    static const ipk_serve_handlers h = {.on_open = h_greet}; /* on_msg NULL: echo */
+    api_start(&s, "tcp://127.0.0.1:0", &h, "1");
+    ipk_chan *c = dial(&s);
+    char b[16];
+    ipkt_expect(ipk_recv(c, b, sizeof b, WAIT_MS), 5);
+    assert_memory_equal(b, "hello", 5);
+    round_trip(c, 100, 3);
+    ipk_close(c);
+    serve_quit(&s);
+}
+
 IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo_unix_concurrent),
           cmocka_unit_test(test_raw_echo), cmocka_unit_test(test_raw_udp),
           cmocka_unit_test(test_quit_mid_frame), cmocka_unit_test(test_term_fast),
@@ -1802,4 +1824,5 @@ IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo
           cmocka_unit_test(test_exec_line_handlers), cmocka_unit_test(test_exec_crash_and_hang),
           cmocka_unit_test(test_usr2_upgrade), cmocka_unit_test(test_usr2_failed_upgrade),
           cmocka_unit_test(test_status_counters), cmocka_unit_test(test_slowloris),
-          cmocka_unit_test(test_emfile_flood), cmocka_unit_test(test_garbage_handler))
+          cmocka_unit_test(test_emfile_flood), cmocka_unit_test(test_garbage_handler),
+          cmocka_unit_test(test_on_open_greeting))

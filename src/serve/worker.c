@@ -479,6 +479,8 @@ static void accept_some(worker *w, int li)
             continue;
         }
         c->opened = 1;
+        if (c->out_len) /* a greeting sent by on_open goes now, not after the first request */
+            conn_pump(w, c);
         if (over_share(w)) {
             stop_for_share(w);
             return;
