@@ -65,7 +65,8 @@ typedef struct ipk_serve_handlers {
      * client, a negative value to close its connection once the replies sent so far are out.
      * NULL: echo (every message is sent back as it came). */
     int (*on_msg)(ipk_conn *c, const void *msg, size_t len, void *arg);
-    /* Optional: a connection was accepted (return < 0 to close it at once), or is closing. */
+    /* Optional: a connection was accepted (return < 0 to close it at once; what on_open sends
+     * with ipk_conn_send() is written at once, a greeting), or is closing. */
     int (*on_open)(ipk_conn *c, void *arg);
     void (*on_close)(ipk_conn *c, void *arg);
     /* Optional: in a new worker process (1-based id) before it serves (return < 0: the worker
