@@ -24,7 +24,7 @@ out=$(complete_words ipckit bench --cpu "")
 out=$(complete_words ipckit bench -m t)
 [[ $out == " throughput " ]] || fail "bench -m t: $out"
 out=$(complete_words ipckit info --)
-[[ $out == " --schemes --options --kinds --help " ]] || fail "info --: $out"
+[[ $out == " --schemes --options --kinds --status --help " ]] || fail "info --: $out"
 out=$(complete_words ipckit info m)
 [[ $out == *" mq:/ "* ]] || fail "info m: $out"
 out=$(complete_words ipckit ch)

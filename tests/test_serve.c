@@ -1383,6 +1383,17 @@ static void wait_served_more(_Atomic long *served, long *since, int n)
 
 /* Starts "ipckit serve" from a copy of the binary (so that /proc/self/exe names the copy) over a
  * unix and a tcp address, with a pid file; addr[0] is the unix one, addr[1] the tcp one. */
+static char up_status[300]; /* the status address of the upgraded server */
+
+/* Whether the status address answers with the snapshot of the master pid. */
+static int status_of(const char *status_url, pid_t master)
+{
+    char cmd[512], json[8192], want[64];
+    snprintf(cmd, sizeof cmd, "%s info --status '%s'", BIN, status_url);
+    snprintf(want, sizeof want, "{\"master\":%d,", (int)master);
+    return ipkt_run_line(cmd, json, sizeof json) == 0 && strncmp(json, want, strlen(want)) == 0;
+}
+
 static void upgrade_start(server *s, const char *workers, char *bin, char *pidf, char *uurl,
                           char (*addr)[300])
 {
@@ -1391,7 +1402,10 @@ static void upgrade_start(server *s, const char *workers, char *bin, char *pidf,
     install_bin(BIN, bin);
     ipkt_path(pidf, 256, "serve.pid");
     ipkt_journal("path", pidf);
-    const char *opts[] = {"--workers", workers, "--pid-file", pidf, unix_url(uurl, 300), NULL};
+    const char *opts[] = {"--workers",         workers,
+                          "--pid-file",        pidf,
+                          "--status",          unix_url(up_status, sizeof up_status),
+                          unix_url(uurl, 300), NULL};
     s->exe = bin;
     serve_start(s, "tcp://127.0.0.1:0", opts);
     log_addr(s, 0, addr[0], sizeof addr[0]);
@@ -1445,6 +1459,7 @@ static void test_usr2_upgrade(void **st)
     struct stat sb;
     assert_int_equal(stat(uurl + 5, &sb), 0); /* the socket file was not removed or rebound */
     assert_true(S_ISSOCK(sb.st_mode));
+    assert_true(status_of(up_status, fresh)); /* the status socket was passed on too */
     /* Only the new generation is left: the clients go on with it. */
     wait_served_more(served, since, N);
     *stop = 1;
@@ -1455,7 +1470,9 @@ static void test_usr2_upgrade(void **st)
     assert_int_equal(kill(fresh, SIGQUIT), 0);
     snprintf(needle, sizeof needle, "serve[%d]: exit 0", (int)fresh);
     wait_log(&s, needle, 1);
-    for (int waited = 0; access(uurl + 5, F_OK) == 0 || access(pidf, F_OK) == 0; waited += 20) {
+    for (int waited = 0;
+         access(uurl + 5, F_OK) == 0 || access(pidf, F_OK) == 0 || access(up_status + 5, F_OK) == 0;
+         waited += 20) {
         assert_true(waited < WAIT_MS);
         ipkt_msleep(20);
     }
@@ -1474,6 +1491,7 @@ static void test_usr2_failed_upgrade(void **st)
     wait_log(&s, "upgrade failed: new master pid", 1);
     wait_log(&s, "exited before it served; this master serves on", 1);
     assert_int_equal(pid_in(pidf), s.pid);
+    assert_true(status_of(up_status, s.pid)); /* the old master still answers its status */
     for (int i = 0; i < 2; i++) {
         ipk_chan *c = NULL;
         ipkt_ok(ipk_dial(&c, addr[i], NULL));
@@ -1492,6 +1510,303 @@ static void test_usr2_failed_upgrade(void **st)
     assert_int_equal(access(uurl + 5, F_OK), -1); /* still its own: removed at exit */
 }
 
+/* ---- live counters (the status address) and robustness ---- */
+
+/* The status snapshot of a server started with --status (or the status setting), read with
+ * `ipckit info --status`: one line of JSON. */
+static void status_read(const char *status_url, char *json, size_t cap)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s info --status '%s'", BIN, status_url);
+    assert_int_equal(ipkt_run_line(cmd, json, cap), 0);
+    assert_non_null(strstr(json, "\"total\":{"));
+}
+
+/* One counter of the snapshot: of worker n (1-based), or of the total (n = 0). */
+static long jget(const char *json, int n, const char *key)
+{
+    char head[64], k[64];
+    if (n == 0)
+        snprintf(head, sizeof head, "\"total\":{");
+    else
+        snprintf(head, sizeof head, "{\"worker\":%d,", n);
+    const char *p = strstr(json, head);
+    assert_non_null(p);
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *end = strchr(p, '}'), *v = strstr(p, k);
+    assert_true(v != NULL && v < end);
+    return atol(v + strlen(k));
+}
+
+/* Polls the snapshot until the total of key reaches want (a count the workers update after the
+ * client has its answer: closes, timeouts); fails after WAIT_MS. Returns the last snapshot. */
+static void status_wait(const char *status_url, const char *key, long want, char *json, size_t cap)
+{
+    for (int waited = 0;; waited += 50) {
+        status_read(status_url, json, cap);
+        if (jget(json, 0, key) == want)
+            return;
+        if (waited >= WAIT_MS) {
+            print_error("status %s: %s is %ld, expected %ld: %s\n", status_url, key,
+                        jget(json, 0, key), want, json);
+            fail();
+        }
+        ipkt_msleep(50);
+    }
+}
+
+/* Each counter's total is the sum over the workers. */
+static void assert_sums(const char *json, int workers)
+{
+    const char *keys[] = {"conns",    "conns_total", "msgs_in", "msgs_out", "errors",
+                          "timeouts", "emfile",      "refused", "respawns"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        long sum = 0;
+        for (int w = 1; w <= workers; w++)
+            sum += jget(json, w, keys[k]);
+        assert_int_equal(sum, jget(json, 0, keys[k]));
+    }
+}
+
+typedef struct count_arg {
+    const server *s;
+    int rounds;
+} count_arg;
+
+static int count_client(void *arg)
+{
+    count_arg *a = arg;
+    ipk_chan *c = NULL;
+    IPKT_CHECK(ipk_dial(&c, a->s->addr, NULL) == 0);
+    char in[64];
+    for (int i = 0; i < a->rounds; i++) {
+        IPKT_CHECK(ipk_send(c, "0123456789", 10, WAIT_MS) == 0);
+        IPKT_CHECK(ipk_recv(c, in, sizeof in, WAIT_MS) == 10);
+    }
+    IPKT_CHECK(ipk_close(c) == 0);
+    return 0;
+}
+
+static void test_status_counters(void **st)
+{
+    (void)st;
+    server s = {0};
+    char status[300], json[8192];
+    unix_url(status, sizeof status);
+    const char *opts[] = {"--workers", "2", "--max-frame", "1000", "--status", status, NULL};
+    serve_start(&s, "tcp://127.0.0.1:0", opts);
+    wait_log(&s, "status on unix:", 1);
+    wait_log(&s, "]: worker 2 pid", 1);
+    status_read(status, json, sizeof json);
+    assert_int_equal(jget(json, 0, "msgs_in"), 0);
+    assert_int_equal(jget(json, 1, "pid"), worker_pid(&s, 1));
+
+    /* N clients, R requests each, at once: every request counted in and out, once. */
+    enum { N = 5, R = 120 };
+    count_arg a = {&s, R};
+    pid_t pid[N];
+    for (int i = 0; i < N; i++)
+        pid[i] = ipkt_spawn(count_client, &a);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(ipkt_wait(pid[i]), 0);
+    status_wait(status, "conns", 0, json, sizeof json); /* the workers saw them close */
+    assert_int_equal(jget(json, 0, "msgs_in"), N * R);
+    assert_int_equal(jget(json, 0, "msgs_out"), N * R);
+    assert_int_equal(jget(json, 0, "conns_total"), N);
+    assert_int_equal(jget(json, 0, "errors"), 0);
+    assert_sums(json, 2);
+
+    /* A frame over the maximum and a frame cut by the client's end: each an error, neither a
+     * message; the connection goes. */
+    ipk_chan *big = dial(&s), *cut = dial(&s);
+    unsigned char hdr[4 + 50];
+    put_be32(hdr, 1001);
+    write_all(ipk_fd(big), hdr, 4);
+    wait_closed(ipk_fd(big));
+    put_be32(hdr, 100);
+    memset(hdr + 4, 'x', 50);
+    write_all(ipk_fd(cut), hdr, sizeof hdr);
+    shutdown(ipk_fd(cut), SHUT_WR);
+    wait_closed(ipk_fd(cut));
+    ipk_close(big);
+    ipk_close(cut);
+    status_wait(status, "errors", 2, json, sizeof json);
+    assert_int_equal(jget(json, 0, "msgs_in"), N * R);
+    assert_int_equal(jget(json, 0, "conns_total"), N + 2);
+    assert_sums(json, 2);
+    serve_quit(&s);
+    wait_log(&s, "messages in, ", 2);               /* the counters again in the log at exit */
+    assert_int_equal(access(status + 5, F_OK), -1); /* the status socket is removed */
+}
+
+/* Clients that connect and say nothing, and clients that send half a frame and stall, do not
+ * starve the others, and read_timeout closes both kinds. */
+static void test_slowloris(void **st)
+{
+    (void)st;
+    server s = {0};
+    char status[300], json[8192];
+    unix_url(status, sizeof status);
+    const char *opts[] = {"--workers", "1", "--read-timeout", "500", "--status", status, NULL};
+    serve_start(&s, "tcp://127.0.0.1:0", opts);
+    enum { K = 20 };
+    ipk_chan *mute[K], *half[K];
+    unsigned char part[4 + 10];
+    put_be32(part, 100);
+    memset(part + 4, 'y', 10);
+    for (int i = 0; i < K; i++) {
+        mute[i] = dial(&s);
+        half[i] = dial(&s);
+        write_all(ipk_fd(half[i]), part, i % 2 ? sizeof part : 2); /* in the body, in the header */
+    }
+    /* The one worker serves others meanwhile. */
+    ipk_chan *ok = dial(&s);
+    for (int i = 0; i < 100; i++)
+        round_trip(ok, 64, (uint32_t)i);
+    for (int i = 0; i < K; i++) {
+        wait_closed(ipk_fd(mute[i]));
+        wait_closed(ipk_fd(half[i]));
+        ipk_close(mute[i]);
+        ipk_close(half[i]);
+    }
+    status_wait(status, "timeouts", 2 * K, json, sizeof json);
+    assert_int_equal(jget(json, 0, "msgs_in"), 100);
+    ipk_close(ok);
+    serve_quit(&s);
+}
+
+/* A connection flood past the worker's descriptor limit: the connection it serves goes on, the
+ * waiting ones are closed (the reserve descriptor) instead of the listener waking the worker
+ * again and again, and once descriptors are free it accepts again. */
+static void test_emfile_flood(void **st)
+{
+    (void)st;
+    server s = {0};
+    char status[300], json[8192];
+    unix_url(status, sizeof status);
+    const char *opts[] = {"--workers", "1", "--status", status, NULL};
+    serve_start(&s, "tcp://127.0.0.1:0", opts);
+    wait_log(&s, "]: worker 1 pid", 1);
+    ipk_chan *keep = dial(&s);
+    round_trip(keep, 64, 1);
+    struct rlimit rl = {24, 24};
+    assert_int_equal(prlimit(worker_pid(&s, 1), RLIMIT_NOFILE, &rl, NULL), 0);
+    enum { N = 60 };
+    ipk_chan *c[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = dial(&s);
+        round_trip(keep, 64, (uint32_t)i + 2); /* served all along */
+    }
+    /* Each failed accept consumed one waiting connection: a worker spinning on the readable
+     * listener would count thousands here while the flood waits. */
+    for (int i = 0; i < 200; i++)
+        round_trip(keep, 64, (uint32_t)i + 100);
+    status_read(status, json, sizeof json);
+    long emfile = jget(json, 0, "emfile");
+    assert_true(emfile > 0);
+    assert_true(emfile <= N);
+    for (int i = 0; i < N; i++)
+        ipk_close(c[i]);
+    wait_served(&s); /* descriptors back: accepting again */
+    round_trip(keep, 64, 999);
+    ipk_close(keep);
+    serve_quit(&s);
+}
+
+/* A handler that fails, replies too large or crashes its worker: the client concerned loses
+ * its connection, the master respawns the worker, clients of the other worker see nothing, and
+ * the counters say what happened. */
+static int h_garbage(ipk_conn *c, const void *msg, size_t len, void *arg)
+{
+    (void)arg;
+    static char big[2000];
+    if (len == 3 && memcmp(msg, "err", 3) == 0)
+        return -1;
+    if (len == 3 && memcmp(msg, "big", 3) == 0)
+        return ipk_conn_send(c, big, sizeof big); /* over max_frame: IPK_EMSGSIZE */
+    if (len == 5 && memcmp(msg, "crash", 5) == 0)
+        abort();
+    return h_upper(c, msg, len, arg);
+}
+
+/* A closed connection: the reply does not come. */
+static void expect_dropped(ipk_chan *c, const char *req)
+{
+    char b[64];
+    ipkt_ok(ipk_send(c, req, strlen(req), WAIT_MS));
+    long r = ipk_recv(c, b, sizeof b, WAIT_MS);
+    assert_true(r == IPK_EOF || r == IPK_ECLOSED || r == -ECONNRESET);
+}
+
+static void test_garbage_handler(void **st)
+{
+    (void)st;
+    server s = {0};
+    char status[300], json[8192];
+    unix_url(status, sizeof status);
+    static const ipk_serve_handlers h = {.on_msg = h_garbage};
+    s.set[1][0] = "max_frame";
+    s.set[1][1] = "1000";
+    s.set[2][0] = "status";
+    s.set[2][1] = status;
+    api_start(&s, "tcp://127.0.0.1:0", &h, "2");
+    wait_log(&s, "]: worker 2 pid", 1);
+    pid_t w1 = worker_pid(&s, 1);
+    /* A connection on each worker (the balance puts the second elsewhere soon). */
+    enum { MAXC = 32 };
+    ipk_chan *c[MAXC], *on1 = NULL, *on2 = NULL;
+    int n = 0;
+    while ((on1 == NULL || on2 == NULL) && n < MAXC) {
+        c[n] = dial(&s);
+        pid_t p = who(c[n]);
+        if (p == w1 && on1 == NULL)
+            on1 = c[n];
+        else if (p != w1 && on2 == NULL)
+            on2 = c[n];
+        n++;
+    }
+    assert_true(on1 && on2);
+    ipk_chan *e = dial(&s), *b = dial(&s);
+    expect_dropped(e, "err");
+    expect_dropped(b, "big");
+    assert_int_equal(try_upper(on2), 0);
+    expect_dropped(on1, "crash");
+    assert_int_equal(try_upper(on2), 0); /* the other worker's client saw nothing */
+    wait_new_pid(&s, 1, w1);
+    status_wait(status, "respawns", 1, json, sizeof json);
+    assert_int_equal(jget(json, 1, "respawns"), 1);
+    assert_int_equal(jget(json, 0, "errors"), 2);
+    assert_sums(json, 2);
+    wait_served(&s); /* the new worker 1 serves too */
+    ipk_close(e);
+    ipk_close(b);
+    for (int i = 0; i < n; i++)
+        ipk_close(c[i]);
+    serve_quit(&s);
+}
+
+/* A reply sent from on_open (a greeting) reaches the client before it says anything. */
+static int h_greet(ipk_conn *c, void *arg)
+{
+    (void)arg;
+    return ipk_conn_send(c, "hello", 5);
+}
+
+static void test_on_open_greeting(void **st)
+{
+    (void)st;
+    server s = {0};
+    static const ipk_serve_handlers h = {.on_open = h_greet}; /* on_msg NULL: echo */
+    api_start(&s, "tcp://127.0.0.1:0", &h, "1");
+    ipk_chan *c = dial(&s);
+    char b[16];
+    ipkt_expect(ipk_recv(c, b, sizeof b, WAIT_MS), 5);
+    assert_memory_equal(b, "hello", 5);
+    round_trip(c, 100, 3);
+    ipk_close(c);
+    serve_quit(&s);
+}
+
 IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo_unix_concurrent),
           cmocka_unit_test(test_raw_echo), cmocka_unit_test(test_raw_udp),
           cmocka_unit_test(test_quit_mid_frame), cmocka_unit_test(test_term_fast),
@@ -1507,4 +1822,7 @@ IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo
           cmocka_unit_test(test_sysv_pool_kill_between_jobs),
           cmocka_unit_test(test_pool_beside_sockets_sleeps), cmocka_unit_test(test_allow_uid_gid),
           cmocka_unit_test(test_exec_line_handlers), cmocka_unit_test(test_exec_crash_and_hang),
-          cmocka_unit_test(test_usr2_upgrade), cmocka_unit_test(test_usr2_failed_upgrade))
+          cmocka_unit_test(test_usr2_upgrade), cmocka_unit_test(test_usr2_failed_upgrade),
+          cmocka_unit_test(test_status_counters), cmocka_unit_test(test_slowloris),
+          cmocka_unit_test(test_emfile_flood), cmocka_unit_test(test_garbage_handler),
+          cmocka_unit_test(test_on_open_greeting))

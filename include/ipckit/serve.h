@@ -65,7 +65,8 @@ typedef struct ipk_serve_handlers {
      * client, a negative value to close its connection once the replies sent so far are out.
      * NULL: echo (every message is sent back as it came). */
     int (*on_msg)(ipk_conn *c, const void *msg, size_t len, void *arg);
-    /* Optional: a connection was accepted (return < 0 to close it at once), or is closing. */
+    /* Optional: a connection was accepted (return < 0 to close it at once; what on_open sends
+     * with ipk_conn_send() is written at once, a greeting), or is closing. */
     int (*on_open)(ipk_conn *c, void *arg);
     void (*on_close)(ipk_conn *c, void *arg);
     /* Optional: in a new worker process (1-based id) before it serves (return < 0: the worker
@@ -86,7 +87,8 @@ IPK_API void ipk_server_free(ipk_server *s);
  *   max_frame         largest request; a larger declared length closes the connection (default
  *                     0: the listener's max=, 16m unless the address says otherwise)
  *   idle_timeout      ms: a connection that moved no byte for this long is closed (60000)
- *   read_timeout      ms: a request begun this long ago and still incomplete: closed (10000)
+ *   read_timeout      ms: a request begun this long ago and still incomplete, or a new
+ *                     connection silent this long: closed (10000)
  *   shutdown_timeout  ms: QUIT, and retiring workers: time for work in flight, then KILL (10000)
  *   kill_timeout      ms: TERM: time before KILL (3000)
  *   exec_timeout      ms: --exec: a handler program that does not answer in time is restarted
@@ -96,6 +98,10 @@ IPK_API void ipk_server_free(ipk_server *s);
  *   log               file for the event log (default: standard error); USR1 reopens it
  *   pid_file          the master's pid is written there, removed at exit
  *   name              the log's process name (default "ipk_server")
+ *   status            a listening address (unix:PATH, tcp://HOST:PORT) where the master answers
+ *                     every connection with a JSON snapshot of the live counters per worker
+ *                     (connections, messages in and out, errors, timeouts, respawns), then
+ *                     closes it; ipckit info --status ADDR prints it (ipckit-serve(3))
  */
 IPK_API int ipk_server_set(ipk_server *s, const char *key, const char *value);
 

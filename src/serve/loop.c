@@ -27,7 +27,7 @@
 static uint32_t to_epoll(unsigned ev)
 {
     return ((ev & SRV_IN) ? EPOLLIN : 0u) | ((ev & SRV_OUT) ? EPOLLOUT : 0u) |
-           ((ev & SRV_EXCL) ? EPOLLEXCLUSIVE : 0u);
+           ((ev & SRV_EXCL) ? EPOLLEXCLUSIVE : 0u) | ((ev & SRV_EDGE) ? EPOLLET : 0u);
 }
 
 int srv_loop_new(srv_loop *l)

@@ -27,10 +27,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -100,6 +102,7 @@ static int spawn(master *m, int slot)
     m->ch[m->nch++] = (child){pid, slot, 0};
     m->slot[slot].pid = pid;
     m->slot[slot].started = srv_now_ms();
+    m->s->stats[slot].pid = pid;
     ipk_serve_log("worker %d pid %d", slot + 1, (int)pid);
     return 0;
 }
@@ -143,6 +146,7 @@ static void reap(master *m)
             continue;
         m->slot[slot].pid = 0;
         m->s->stats[slot].conns = 0; /* they went with it */
+        m->s->stats[slot].pid = 0;
         if (m->mode != RUNNING)
             continue;
         double now = srv_now_ms();
@@ -152,6 +156,7 @@ static void reap(master *m)
             delay *= 2;
         delay = delay > RESPAWN_MAX_MS ? RESPAWN_MAX_MS : delay;
         m->slot[slot].respawn_at = now + delay;
+        atomic_fetch_add_explicit(&m->s->stats[slot].respawns, 1, memory_order_relaxed);
         ipk_serve_log("respawn worker %d in %d ms", slot + 1, delay);
     }
 }
@@ -182,6 +187,7 @@ static void stop_listening(master *m)
     m->listening = 0;
     for (size_t i = 0; i < m->s->nl; i++)
         close_listener(&m->s->l[i]);
+    close_listener(&m->s->status);
 }
 
 /* The settings a failed reload restores. */
@@ -373,6 +379,8 @@ static void on_usr2(master *m)
         for (size_t i = 0; i < m->s->nl; i++)
             if (m->s->l[i].kind != SRV_QUEUE && m->s->l[i].fd >= 0)
                 fcntl(m->s->l[i].fd, F_SETFD, 0);
+        if (m->s->status.fd >= 0)
+            fcntl(m->s->status.fd, F_SETFD, 0);
         setenv("IPK_SERVE_FDS", env, 1);
         /* Sockets adopted through LISTEN_FDS (3, 4, ...) are passed the same way again. */
         int nfd = 0;
@@ -473,10 +481,13 @@ static int supervise(master *m)
                 next = m->slot[s].respawn_at;
         if (m->heir > 0 && m->heir_until < next)
             next = m->heir_until;
-        struct pollfd p = {.fd = m->sfd, .events = POLLIN};
+        struct pollfd p[2] = {{.fd = m->sfd, .events = POLLIN},
+                              {.fd = m->s->status.fd, .events = POLLIN}};
         int wait = next <= now ? 0 : (int)(next - now) + 1;
-        if (poll(&p, 1, wait) < 0 && errno != EINTR)
+        if (poll(p, 2, wait) < 0 && errno != EINTR) /* a negative fd is skipped by poll */
             return srv_err(m->s, -errno, "poll: %s", strerror(errno));
+        if (p[1].revents && m->s->status.fd >= 0)
+            srv_status_serve(m->s);
         struct signalfd_siginfo si;
         while (read(m->sfd, &si, sizeof si) == (ssize_t)sizeof si)
             on_signal(m, (int)si.ssi_signo, (pid_t)si.ssi_pid);
@@ -533,6 +544,7 @@ static int pid_file_ours(const char *path)
 int srv_master_run(ipk_server *s)
 {
     master m = {.s = s, .sfd = -1, .listening = 1};
+    s->balance_fd = -1;
     s->stats = mmap(NULL, SRV_MAX_WORKERS * sizeof *s->stats, PROT_READ | PROT_WRITE,
                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (s->stats == MAP_FAILED) {
@@ -566,6 +578,14 @@ int srv_master_run(ipk_server *s)
         r = srv_err(s, m.sfd < 0 ? -errno : -ENOMEM, "signalfd: %s", strerror(errno));
         goto out;
     }
+    if ((s->balance_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        r = srv_err(s, -errno, "eventfd: %s", strerror(errno));
+        goto out;
+    }
+    if ((r = srv_status_open(s)) != 0)
+        goto out;
+    if (s->status.fd >= 0)
+        ipk_serve_log("status on %s", s->status.addr);
     for (size_t i = 0; i < s->nl; i++)
         ipk_serve_log("listening on %s (%s)", s->l[i].addr,
                       s->l[i].kind == SRV_DGRAM         ? "datagrams"
@@ -577,10 +597,12 @@ int srv_master_run(ipk_server *s)
                   m.nslots == 1 ? "" : "s");
     r = supervise(&m);
     for (int i = 0; i < m.nslots; i++)
-        ipk_serve_log("worker %d: %ld messages, %ld connections closed on errors, %ld peers "
-                      "refused",
-                      i + 1, (long)s->stats[i].msgs, (long)s->stats[i].errs,
-                      (long)s->stats[i].refused);
+        ipk_serve_log("worker %d: %ld connections, %ld messages in, %ld out, %ld errors, %ld "
+                      "timeouts, %ld peers refused, %ld accepts out of descriptors, %ld respawns",
+                      i + 1, (long)s->stats[i].conns_total, (long)s->stats[i].msgs_in,
+                      (long)s->stats[i].msgs_out, (long)s->stats[i].errs,
+                      (long)s->stats[i].timeouts, (long)s->stats[i].refused,
+                      (long)s->stats[i].emfile, (long)s->stats[i].respawns);
     /* Anything still alive (a failed start): fast shutdown. */
     signal_all(&m, SIGKILL, 0);
     while (m.nch > 0 && waitpid(-1, NULL, 0) > 0)
@@ -592,6 +614,9 @@ out:
     stop_listening(&m);
     if (m.sfd >= 0)
         close(m.sfd);
+    if (s->balance_fd >= 0)
+        close(s->balance_fd);
+    s->balance_fd = -1;
     /* Signals that came while blocked are dropped, not delivered to the caller's handlers. */
     struct timespec zero = {0, 0};
     while (sigtimedwait(&set, NULL, &zero) > 0)

@@ -9,6 +9,7 @@
  */
 #include "ipk.h"
 #include "server.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +56,7 @@ int ipk_server_new(ipk_server **out)
     s->kill_ms = 3000;
     s->exec_ms = 10000;
     s->exec_framing = -1;
+    s->status.fd = -1;
     *out = s;
     return 0;
 }
@@ -80,6 +82,8 @@ void ipk_server_free(ipk_server *s)
     for (size_t i = 0; i < s->nl; i++)
         listener_free(&s->l[i]);
     free(s->l);
+    listener_free(&s->status);
+    free(s->status_url);
     free(s->log_path);
     free(s->pid_file);
     free(s->name);
@@ -169,6 +173,20 @@ int ipk_server_set(ipk_server *s, const char *key, const char *value)
             return srv_err(s, IPK_EOPTION, "exec_framing=%s: expected len or line", value);
         s->exec_framing = strcmp(value, "len") == 0 ? IPK__FR_LEN : IPK__FR_LINE;
         return 0;
+    }
+    if (strcmp(key, "status") == 0) {
+        /* Opened by the master at start and kept for its life: a reload does not move it (an
+         * upgrade, which starts a new master, does). */
+        if (s->in_reload)
+            return 0;
+        char scheme[32];
+        size_t n = strcspn(value, ":");
+        snprintf(scheme, sizeof scheme, "%.*s", (int)(n < 31 ? n : 31), value);
+        if (*value && (value[n] != ':' || !(ipk_scheme_flags(scheme) & IPK_SCHEME_ACCEPT)))
+            return srv_err(s, IPK_EOPTION,
+                           "status=%s: expected a listening address (unix:PATH, tcp://HOST:PORT)",
+                           value);
+        return set_str(&s->status_url, *value ? value : NULL);
     }
     char **str = strcmp(key, "log") == 0        ? &s->log_path
                  : strcmp(key, "pid_file") == 0 ? &s->pid_file
@@ -331,21 +349,18 @@ static int allow_from_opts(ipk_server *s, srv_listener *l, const ipk_opts *o, ip
     return 0;
 }
 
-/* Whether an shm: address names the guide's segment + semaphore (mode=segment), which a
- * poller looks at on a timer, rather than a ring, which wakes it. */
-static int segment(const char *url, const ipk_opts *opts)
+/* Whether nothing wakes a poller for the queue c (a System V queue, an shm segment): the
+ * transport says so in what it gives a poller to watch (IPK__PS_TIMED), so the workers try it on
+ * their tick instead (loop.c). Asking may make a wake-up descriptor, released at once. */
+static int chan_timed(ipk_chan *c)
 {
-    const char *v = NULL;
-    for (const ipk__kv *kv = opts ? opts->kv : NULL; kv; kv = kv->next)
-        if (strcmp(kv->key, "mode") == 0)
-            v = kv->val;
-    if (v == NULL) {
-        const char *q = strchr(url, '?');
-        for (const char *p = q; p && (p = strstr(p + 1, "mode=")) != NULL;)
-            if (p[-1] == '?' || p[-1] == '&')
-                v = p + 5;
-    }
-    return v != NULL && strncmp(v, "segment", 7) == 0;
+    if (c->tr->poll_src == NULL)
+        return 0;
+    ipk__pollsrc src = {{-1, -1}, {0, 0}, 0};
+    int r = c->tr->poll_src(c, IPK_POLLIN, &src);
+    if (c->tr->poll_end)
+        c->tr->poll_end(c);
+    return r == 0 && (src.flags & IPK__PS_TIMED) != 0;
 }
 
 /* ---- binary upgrade: the sockets an old master passed (IPK_SERVE_FDS, see server.h) ---- */
@@ -433,6 +448,8 @@ char *srv_upgrade_env(const ipk_server *s)
     size_t cap = 32;
     for (size_t i = 0; i < s->nl; i++)
         cap += 96 + strlen(s->l[i].addr) + (s->l[i].url ? strlen(s->l[i].url) : 0);
+    if (s->status.fd >= 0)
+        cap += 96 + strlen(s->status.addr) + strlen(s->status_url);
     char *e = malloc(cap);
     if (e == NULL)
         return NULL;
@@ -448,17 +465,36 @@ char *srv_upgrade_env(const ipk_server *s)
         n += (size_t)snprintf(e + n, cap - n, "%d\t%d\t%zu\t%s\t%s\n", l->fd, (int)l->framing,
                               l->max, l->addr, k);
     }
+    /* The status socket, keyed "status=URL" so that no listener takes it by mistake. */
+    const srv_listener *st = &s->status;
+    if (st->fd >= 0 && !strpbrk(s->status_url, "\t\n") && !strpbrk(st->addr, "\t\n"))
+        snprintf(e + n, cap - n, "%d\t%d\t%zu\t%s\tstatus=%s\n", st->fd, 0, (size_t)0, st->addr,
+                 s->status_url);
     return e;
+}
+
+static void disown(srv_listener *l)
+{
+    if (l->chan)
+        l->chan->keep = 1;
+    free(l->sock_path);
+    l->sock_path = NULL;
 }
 
 void srv_disown(ipk_server *s)
 {
-    for (size_t i = 0; i < s->nl; i++) {
-        if (s->l[i].chan)
-            s->l[i].chan->keep = 1;
-        free(s->l[i].sock_path);
-        s->l[i].sock_path = NULL;
-    }
+    for (size_t i = 0; i < s->nl; i++)
+        disown(&s->l[i]);
+    disown(&s->status);
+}
+
+/* The unix socket file of an inherited socket, which this master removes at its final exit. */
+static int inherited_path(srv_listener *l, const char *addr)
+{
+    const char *colon = strchr(addr, ':');
+    if (l->unix_family && colon && colon[1] != '@' && (l->sock_path = strdup(colon + 1)) == NULL)
+        return -ENOMEM;
+    return 0;
 }
 
 /* l (its allow-lists parsed) takes the inherited socket in for url. */
@@ -479,9 +515,7 @@ static int adopt_inherited(ipk_server *s, srv_listener *l, enum srv_kind kind, c
     l->url = strdup(url);
     l->addr = strdup(in->addr);
     l->opts = opts_copy(opts);
-    const char *colon = strchr(in->addr, ':');
-    if (l->unix_family && colon && colon[1] != '@')
-        l->sock_path = strdup(colon + 1);
+    inherited_path(l, in->addr);
     if (l->url == NULL || l->addr == NULL || l->opts == NULL) {
         free(l->sock_path);
         l->sock_path = NULL;
@@ -538,7 +572,7 @@ int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
     l->addr = strdup(ipk_addr(l->chan));
     l->opts = opts_copy(opts);
     const char *sch = ipk_scheme(l->chan);
-    l->timed = strcmp(sch, "sysv") == 0 || (strcmp(sch, "shm") == 0 && segment(url, opts));
+    l->timed = kind == SRV_QUEUE && chan_timed(l->chan);
     l->eof_waits = strcmp(sch, "shm") == 0;
     if (kind != SRV_QUEUE) {
         l->fd = ipk_fd(l->chan);
@@ -680,4 +714,45 @@ int ipk_server_run(ipk_server *s)
     if (s->nl == 0)
         return srv_err(s, -EINVAL, "nothing to serve: no listener was added");
     return srv_master_run(s);
+}
+
+int srv_status_open(ipk_server *s)
+{
+    srv_listener *l = &s->status;
+    if (s->status_url == NULL || l->fd >= 0)
+        return 0;
+    size_t kl = strlen(s->status_url) + 8;
+    char *key = malloc(kl);
+    if (key == NULL)
+        return srv_err(s, -ENOMEM, "out of memory");
+    snprintf(key, kl, "status=%s", s->status_url);
+    struct inherited *in = inherit_find(key);
+    free(key);
+    int r = 0;
+    if (in) { /* a binary upgrade: the old master's status socket */
+        int domain = 0;
+        socklen_t dl = sizeof domain;
+        getsockopt(in->fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl);
+        l->unix_family = domain == AF_UNIX;
+        l->fd = in->fd;
+        in->fd = -1;
+        l->addr = strdup(in->addr);
+        if (l->addr == NULL || inherited_path(l, l->addr) != 0)
+            r = -ENOMEM;
+    } else {
+        r = ipk_listen(&l->chan, s->status_url, NULL);
+        if (r != 0)
+            return srv_err(s, r, "status %s", ipk_errmsg());
+        l->fd = ipk_fd(l->chan);
+        if ((l->addr = strdup(ipk_addr(l->chan))) == NULL)
+            r = -ENOMEM;
+    }
+    int fl = fcntl(l->fd, F_GETFL);
+    if (r == 0 && (fl < 0 || fcntl(l->fd, F_SETFL, fl | O_NONBLOCK) != 0))
+        r = -errno;
+    if (r != 0) {
+        listener_free(l);
+        return srv_err(s, r, "status %s: cannot set up the listener", s->status_url);
+    }
+    return 0;
 }

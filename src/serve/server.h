@@ -37,7 +37,7 @@ typedef struct srv_listener {
     char *sock_path; /* taken over in a binary upgrade: the unix socket file this master
                         removes at its final exit (the one that bound it is gone) */
     int stale;       /* during a reload: not named again (closed after the reload) */
-    int timed;       /* SRV_QUEUE: nothing signals it (sysv): tried on a tick (loop.c) */
+    int timed;       /* SRV_QUEUE: nothing wakes a poller for it (IPK__PS_TIMED): tried on a tick */
     int eof_waits;   /* SRV_QUEUE: end of stream only means no producer now (an shm ring) */
     /* A unix listener's peer allow-list (allow_uid=, allow_gid=): a peer whose uid or gid is
      * listed is served, any other is closed at accept. Both empty: everyone. */
@@ -47,12 +47,22 @@ typedef struct srv_listener {
 } srv_listener;
 
 /* Live counters of one worker slot, in memory shared by the master and every worker (mapped
- * before the first fork). Workers balance accepting on them; the log shows them on exit. */
+ * before the first fork). A worker adds to its own slot with relaxed atomic adds (no syscall,
+ * no fence; a retiring worker and its successor may share a slot for a moment during a reload,
+ * hence adds rather than plain stores); workers balance accepting on `conns`; the status
+ * address (status.c) and the log at exit show them. A slot is one cache line of its own, so
+ * workers counting do not bounce each other's lines. */
 typedef struct srv_stats {
-    _Atomic long conns;   /* connections open now */
-    _Atomic long msgs;    /* messages handled */
-    _Atomic long errs;    /* connections closed on an error (bad frame, handler failure) */
-    _Atomic long refused; /* peers not on a unix listener's allow-list, closed at accept */
+    _Alignas(64) _Atomic long conns; /* connections open now */
+    _Atomic long conns_total;        /* connections accepted (and kept past the checks) */
+    _Atomic long msgs_in;            /* messages handed to the handler */
+    _Atomic long msgs_out;           /* replies sent (ipk_conn_send() that succeeded) */
+    _Atomic long errs;               /* handler failures, bad or cut frames, replies refused */
+    _Atomic long refused;  /* peers not on a unix listener's allow-list, closed at accept */
+    _Atomic long timeouts; /* connections closed by idle_timeout or read_timeout */
+    _Atomic long emfile;   /* accepts that failed for want of descriptors */
+    _Atomic long respawns; /* written by the master: workers started again in this slot */
+    _Atomic long pid;      /* written by the master: the slot's worker, 0 while none */
 } srv_stats;
 #define SRV_MAX_WORKERS 1024
 
@@ -62,6 +72,8 @@ struct ipk_server {
     size_t max_frame;
     int exec_framing; /* -1: as the first connection listener */
     char *log_path, *pid_file, *name, *exec_cmd;
+    char *status_url;    /* the status address (status.c), or NULL */
+    srv_listener status; /* its socket, opened by the master (fd -1 before, or none) */
     ipk_serve_handlers h;
     void *arg;
     int (*reload)(ipk_server *s, void *arg);
@@ -73,6 +85,7 @@ struct ipk_server {
     char errmsg[512];
     pid_t master_pid;
     srv_stats *stats; /* SRV_MAX_WORKERS slots, shared */
+    int balance_fd;   /* an eventfd every worker watches (edge): "look at your share again" */
 };
 
 /* ---- log.c ---- */
@@ -112,6 +125,7 @@ void srv_disown(ipk_server *s);
 #define SRV_IN   0x1u
 #define SRV_OUT  0x2u
 #define SRV_EXCL 0x4u /* a shared listening socket: wake one worker, not all */
+#define SRV_EDGE 0x8u /* edge-triggered: every new write wakes every watcher once */
 typedef struct srv_event {
     void *ptr;
     unsigned events; /* SRV_IN, SRV_OUT; an error or hang-up reads as SRV_IN */
@@ -134,6 +148,15 @@ int srv_loop_del_chan(srv_loop *l, ipk_chan *c);
 /* Waits up to timeout_ms (-1 forever) and fills ev[0..n) with descriptors' and channels' events:
  * the number of events, 0 on timeout or EINTR, or a negative code. */
 int srv_loop_wait(srv_loop *l, srv_event *ev, int n, int timeout_ms);
+
+/* ---- status.c: the status address, served by the master ---- */
+/* Listens on s->status_url (taking the inherited socket after a binary upgrade): 0 (also with
+ * no status address) or a negative code, s->errmsg saying why. server.c. */
+int srv_status_open(ipk_server *s);
+/* A client is waiting on s->status.fd: accept it, write the JSON snapshot, close. */
+void srv_status_serve(ipk_server *s);
+/* The snapshot as JSON into b (cap bytes, NUL-terminated when it fits): the length it needs. */
+size_t srv_status_json(const ipk_server *s, char *b, size_t cap);
 
 /* ---- master.c ---- */
 int srv_master_run(ipk_server *s);

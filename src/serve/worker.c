@@ -106,7 +106,7 @@ static void count(_Atomic long *v, long d)
 static int call_msg(worker *w, conn *c, const void *msg, size_t len)
 {
     int (*fn)(ipk_conn *, const void *, size_t, void *) = w->s->h.on_msg ? w->s->h.on_msg : echo;
-    count(&w->st->msgs, 1);
+    count(&w->st->msgs_in, 1);
     int r = fn(c, msg, len, w->s->arg);
     if (r < 0)
         count(&w->st->errs, 1);
@@ -263,6 +263,8 @@ static void packet_read(worker *w, conn *c)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0 || (size_t)n > sizeof w->scratch || (size_t)n > c->max) {
+        if (n > 0)
+            count(&w->st->errs, 1);
         conn_close(w, c);
         return;
     }
@@ -286,11 +288,14 @@ static void conn_read(worker *w, conn *c)
         return;
     }
     if (n == 0) {
-        /* A last line without its newline is still a message; a cut frame is dropped. */
+        /* A last line without its newline is still a message; a cut frame is dropped, and
+         * counted as an error. */
         if (conn_handle_buffered(w, c, 1) != 0) {
             conn_close(w, c);
             return;
         }
+        if (c->in_len)
+            count(&w->st->errs, 1);
         c->closing = 1;
         free(c->in);
         c->in = NULL;
@@ -364,8 +369,12 @@ static void watch_listeners(worker *w, int on)
 /*
  * Balanced accepting: EPOLLEXCLUSIVE wakes the same idle worker again and again, so one worker
  * would take nearly every connection. A worker holding more than its share (the average over
- * the workers, plus one) stops watching the listeners until the others catch up; the least
- * loaded worker is always within its share, so a connection never waits for nobody.
+ * the workers, plus one) stops watching the listeners until the others catch up. The least
+ * loaded worker is always within its share, but it may be asleep having stopped watching
+ * itself earlier, when it was over a share that has grown since: so a worker that stops
+ * watching wakes all the others (the balance eventfd, edge-triggered: one wake-up per worker
+ * per write, nobody reads it), and each looks at its share again. Without that wake-up, a
+ * connection could wait in the backlog until a sleeping worker's timer (250 ms and more).
  */
 static int over_share(const worker *w)
 {
@@ -378,11 +387,23 @@ static int over_share(const worker *w)
     return mine > sum / w->s->workers + 1;
 }
 
+static void stop_for_share(worker *w)
+{
+    if (!w->accepting)
+        return;
+    watch_accept(w, 0);
+    uint64_t one = 1;
+    if (write(w->s->balance_fd, &one, sizeof one) < 0) {
+        /* EAGAIN at a counter near 2^64 only: the others still wake on their timers */
+    }
+}
+
 /* Out of descriptors: the reserve descriptor is given up to accept and close the connection at
  * the head of the queue (the client learns at once instead of waiting); if even that fails,
  * accepting pauses for a moment. Either way the loop does not spin on a readable listener. */
 static void accept_emfile(worker *w, int lfd)
 {
+    count(&w->st->emfile, 1);
     if (w->reserve >= 0) {
         close(w->reserve);
         int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -452,13 +473,16 @@ static void accept_some(worker *w, int li)
         w->head = c;
         w->nconn++;
         count(&w->st->conns, 1);
+        count(&w->st->conns_total, 1);
         if (w->s->h.on_open && w->s->h.on_open(c, w->s->arg) < 0) {
             conn_close(w, c);
             continue;
         }
         c->opened = 1;
+        if (c->out_len) /* a greeting sent by on_open goes now, not after the first request */
+            conn_pump(w, c);
         if (over_share(w)) {
-            watch_accept(w, 0);
+            stop_for_share(w);
             return;
         }
     }
@@ -617,14 +641,24 @@ static void start_drain(worker *w)
 }
 
 /* Closes connections idle for idle_timeout, or whose request is older than read_timeout while
- * they are being read (not while their replies wait for the client to read). */
+ * they are being read (not while their replies wait for the client to read). A new connection
+ * that has sent nothing yet gets read_timeout for its first byte (nginx's client_header_
+ * timeout): a client that connects and says nothing holds a descriptor for that long, not for
+ * the idle timeout. */
 static void sweep(worker *w)
 {
     for (conn *c = w->head, *nx; c; c = nx) {
         nx = c->next;
-        if (w->now - c->last >= w->s->idle_ms || (w->draining && drain_idle(w, c)) ||
-            (c->frame_t0 > 0 && c->events == SRV_IN && w->now - c->frame_t0 >= w->s->read_ms))
+        if (w->draining && drain_idle(w, c)) {
             conn_close(w, c);
+            continue;
+        }
+        double read_t0 = c->fresh ? c->last : c->frame_t0;
+        if (w->now - c->last >= w->s->idle_ms ||
+            (read_t0 > 0 && c->events == SRV_IN && w->now - read_t0 >= w->s->read_ms)) {
+            count(&w->st->timeouts, 1);
+            conn_close(w, c);
+        }
     }
 }
 
@@ -678,13 +712,16 @@ static void worker_init(worker *w, ipk_server *s, int id)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != s->master_pid)
         _exit(0);
+    if (s->status.fd >= 0)
+        close(s->status.fd); /* the master's alone: a worker holding it would keep it open */
     w->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     int lr = srv_loop_new(&w->loop);
     w->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
     w->lconn = calloc(s->nl ? s->nl : 1, sizeof *w->lconn);
     w->lfd = calloc(s->nl ? s->nl : 1, sizeof *w->lfd);
     if (w->sfd < 0 || lr != 0 || !w->lconn || !w->lfd ||
-        srv_loop_add(&w->loop, w->sfd, SRV_IN, &w->sfd) != 0) {
+        srv_loop_add(&w->loop, w->sfd, SRV_IN, &w->sfd) != 0 ||
+        srv_loop_add(&w->loop, s->balance_fd, SRV_IN | SRV_EDGE, &s->balance_fd) != 0) {
         ipk_serve_log("worker %d: signalfd/epoll: %s", id, strerror(errno));
         _exit(1);
     }
@@ -742,7 +779,7 @@ void srv_worker(ipk_server *s, int id)
     int tick = s->idle_ms < s->read_ms ? s->idle_ms : s->read_ms;
     tick = tick / 4 < 10 ? 10 : tick / 4 > 250 ? 250 : tick / 4;
     double next_sweep = w->now + tick;
-    int busy = 0;
+    int busy = 0, rebalance = 0;
     for (;;) {
         srv_event ev[64];
         int n = srv_loop_wait(&w->loop, ev, 64, wait_ms(w, busy, tick));
@@ -751,6 +788,10 @@ void srv_worker(ipk_server *s, int id)
             void *p = ev[i].ptr;
             if (p == &w->sfd) {
                 on_signals(w);
+                continue;
+            }
+            if (p == &s->balance_fd) {
+                rebalance = 1; /* the share is looked at after the batch */
                 continue;
             }
             conn *c = p;
@@ -782,8 +823,17 @@ void srv_worker(ipk_server *s, int id)
             queue_unpark(w);
         if (w->drain_req)
             start_drain(w);
-        if (!w->draining && w->paused_until == 0)
-            watch_accept(w, !over_share(w));
+        if (!w->draining && w->paused_until == 0 && over_share(w))
+            stop_for_share(w);
+        else if (!w->draining && w->paused_until == 0) {
+            watch_accept(w, 1);
+            /* The worker that stopped may have been woken for a connection still in the
+             * backlog: that wake-up was its alone (EPOLLEXCLUSIVE), so look now. */
+            for (size_t i = 0; rebalance && i < s->nl; i++)
+                if (s->l[i].kind == SRV_ACCEPT && w->lfd[i] >= 0)
+                    accept_some(w, (int)i);
+        }
+        rebalance = 0;
         if (w->paused_until > 0 && w->now >= w->paused_until && !w->draining) {
             w->paused_until = 0;
             watch_listeners(w, 1);
@@ -814,12 +864,14 @@ int ipk_conn_send(ipk_conn *c, const void *msg, size_t len)
         if (sendto(c->fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&c->peer,
                    c->peer_len) < 0)
             return -errno; /* a datagram that cannot go now is dropped: UDP promises no more */
+        count(&cur->st->msgs_out, 1);
         return 0;
     case C_PACKET:
         if (send(c->fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
             c->closing = 1; /* a client that does not read its replies */
             return -errno;
         }
+        count(&cur->st->msgs_out, 1);
         return 0;
     case C_STREAM:
         break;
@@ -839,6 +891,7 @@ int ipk_conn_send(ipk_conn *c, const void *msg, size_t len)
         memcpy(c->out + c->out_len + pre, msg, len);
     memcpy(c->out + c->out_len + pre + len, postp, post);
     c->out_len += pre + len + post;
+    count(&cur->st->msgs_out, 1);
     return 0;
 }
 

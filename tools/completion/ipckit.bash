@@ -167,7 +167,7 @@ _ipckit()
         fi
         ;;
     info)
-        opts="--schemes --options --kinds --help"
+        opts="--schemes --options --kinds --status --help"
         if [[ $prev == --options ]]; then
             COMPREPLY=($(compgen -W "$(ipckit info --schemes 2>/dev/null | sed 's/:.*//' | sort -u)" -- "$cur"))
             return
@@ -200,7 +200,7 @@ _ipckit()
         fi
         ;;
     serve)
-        opts="--proto --workers --max-conn --max-frame --idle-timeout --read-timeout --shutdown-timeout --kill-timeout --log --pid-file --help"
+        opts="--proto --workers --max-conn --max-frame --idle-timeout --read-timeout --shutdown-timeout --kill-timeout --log --pid-file --status --help"
         case $prev in
         -p | --proto)
             COMPREPLY=($(compgen -W "echo raw" -- "$cur"))

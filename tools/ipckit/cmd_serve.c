@@ -44,7 +44,7 @@ static void serve_usage(FILE *f)
             "      --max-frame BYTES     a larger declared length closes the connection (1m)\n"
             "      --idle-timeout MS     close a connection that moved no byte for MS (60000)\n"
             "      --read-timeout MS     close a connection whose request is unfinished after\n"
-            "                            MS (10000)\n"
+            "                            MS, or that sent nothing MS after it opened (10000)\n"
             "      --exec-timeout MS     --exec: a handler that does not answer in MS is\n"
             "                            restarted (10000)\n"
             "      --exec-framing F      len or line: how requests reach the --exec program\n"
@@ -56,6 +56,11 @@ static void serve_usage(FILE *f)
             "                            a link or another user's file there is refused\n"
             "      --pid-file FILE       write the master's pid to FILE (removed at exit); as\n"
             "                            for --log, a link or another user's file is refused\n"
+            "      --status ADDR         the master answers every connection to ADDR\n"
+            "                            (unix:PATH, tcp://HOST:PORT) with a JSON snapshot of\n"
+            "                            the live counters per worker (connections open and\n"
+            "                            total, messages in and out, errors, timeouts,\n"
+            "                            respawns), then closes it: ipckit info --status ADDR\n"
             "  -c, --config FILE         more options, one per line (\"workers 4\",\n"
             "                            \"exec python3 up.py\", \"listen URL\"; # comments);\n"
             "                            HUP reads it again\n"
@@ -96,6 +101,7 @@ enum {
     OPT_KILL,
     OPT_LOG,
     OPT_PID,
+    OPT_STATUS,
 };
 
 static const struct option long_opts[] = {{"proto", required_argument, 0, 'p'},
@@ -112,6 +118,7 @@ static const struct option long_opts[] = {{"proto", required_argument, 0, 'p'},
                                           {"kill-timeout", required_argument, 0, OPT_KILL},
                                           {"log", required_argument, 0, OPT_LOG},
                                           {"pid-file", required_argument, 0, OPT_PID},
+                                          {"status", required_argument, 0, OPT_STATUS},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
 
@@ -141,6 +148,8 @@ static const char *setting_of(int opt)
         return "log";
     case OPT_PID:
         return "pid_file";
+    case OPT_STATUS:
+        return "status";
     default:
         return NULL;
     }
