@@ -254,8 +254,17 @@ static int ipk__ring_wait(const ipk__ring *r, const ipk__watch *x, int64_t dl)
     int cpu = sched_getcpu();
     if (cpu >= 0 && atomic_load_explicit(x->mine, memory_order_relaxed) != (uint32_t)cpu)
         atomic_store_explicit(x->mine, (uint32_t)cpu, memory_order_relaxed);
-    if (r->spin_ns > 0 && ipk__ncpu() > 1 && cpu >= 0 &&
-        atomic_load_explicit(x->peer, memory_order_relaxed) != (uint32_t)cpu) {
+    int shared = ipk__ncpu() == 1 ||
+                 (cpu >= 0 && atomic_load_explicit(x->peer, memory_order_relaxed) == (uint32_t)cpu);
+    if (shared && r->spin_ns > 0) {
+        /* The peer needs our CPU to make progress: hand it over once before sleeping. A
+         * runnable peer then runs a whole slice (a stream fills or drains the ring, a reply is
+         * written) without a futex wake per message, and each side finds the other's work done
+         * when it comes back; a peer that is not runnable costs one system call. */
+        sched_yield();
+        if (ipk__watch_changed(x, memory_order_acquire))
+            return 0;
+    } else if (r->spin_ns > 0 && cpu >= 0) {
         int64_t until = ipk__now() + r->spin_ns;
         if (dl < until)
             until = dl;
