@@ -367,13 +367,13 @@ IPK__HOT void ipk__wake_consumer(ipk__ring *r, _Atomic uint32_t *tag)
  * Biased: a CAS is a full barrier, and on the hot path it waits for the stores before it (the
  * tail or the record just published, which the other side is polling) to leave the core: with
  * one producer and one consumer, multi=1 ran at half the speed of multi=0 for that alone. So the
- * first holder of a lock that nobody has contended keeps it (bias = its pid, the word stays its
- * pid) and afterwards only marks itself inside with plain stores: busy = 1, then a look at
- * revoke, and busy = 0 on the way out. A contender stores revoke = 1, runs membarrier (which
+ * first holder of a lock that nobody has contended keeps it (the word becomes its pid with
+ * IPK__LK_BIASED) and afterwards only marks itself inside with plain stores: busy = 1, then a look
+ * at revoke, and busy = 0 on the way out. A contender stores revoke = 1, runs membarrier (which
  * puts a full barrier into the owner wherever it runs, so either the owner sees revoke or the
  * contender sees busy), waits for busy == 0, and takes the word over from the owner's pid with a
  * CAS; revoke stays set, and the lock is an ordinary one for the rest of the ring's life. An
- * owner that sees revoke gives its hold up (a CAS of the word from its pid to 0, which only one
+ * owner that sees revoke gives its hold up (a CAS of the biased word to 0, which only one
  * of it and the contender wins) and locks like everyone else. Without membarrier (the fence
  * flag) nothing is biased.
  *
@@ -402,6 +402,7 @@ static int ipk__lock_holder_dead(struct ipk__shm_lock *lk, uint32_t w)
      * suffice (clock ticks since boot: two starts of one pid that many ticks apart do not
      * happen). */
     uint64_t st = atomic_load_explicit(&lk->start, memory_order_relaxed);
+    w &= IPK__LK_PID;
     pid_t pid = (pid_t)w;
     if (pid <= 0 || (ipk__sys_kill(pid, 0) != 0 && errno != EPERM))
         return 1;
@@ -443,7 +444,7 @@ static int ipk__lock_sleep(const ipk__ring *r, struct ipk__shm_lock *lk, _Atomic
         (f == -EINTR && dl != IPK__DL_FOREVER && ipk__now() >= dl))
         return ipk__err(IPK_ETIMEDOUT,
                         "%s: another %s (pid %u) held the ring's lock until the deadline", r->name,
-                        who, (unsigned)w);
+                        who, (unsigned)(w & IPK__LK_PID));
     if (f != 0 && f != -EAGAIN && f != -EINTR && f != -ETIMEDOUT)
         return ipk__errsys(f, "%s: futex wait on the %ss' lock", r->name, who);
     return 0;
@@ -457,7 +458,7 @@ static int ipk__lock_wait(const ipk__ring *r, struct ipk__shm_lock *lk, int64_t 
         for (unsigned i = 1;; i++) {
             if (atomic_load_explicit(&lk->word, memory_order_relaxed) == 0 && ipk__lock_try(r, lk))
                 return 0;
-            if (atomic_load_explicit(&lk->bias, memory_order_relaxed) != 0)
+            if (atomic_load_explicit(&lk->word, memory_order_relaxed) & IPK__LK_BIASED)
                 break;
             ipk__cpu_relax();
             if ((i & 63) == 0 && ipk__now() >= until)
@@ -473,8 +474,9 @@ static int ipk__lock_wait(const ipk__ring *r, struct ipk__shm_lock *lk, int64_t 
                 break;
             continue;
         }
-        uint32_t bias = atomic_load_explicit(&lk->bias, memory_order_seq_cst);
-        int biased = bias != 0 && bias == w && w != (uint32_t)r->pid;
+        /* (our own pid too: here this channel holds no bias, so it is another channel of
+         * this process, on another thread) */
+        int biased = (w & IPK__LK_BIASED) != 0;
         if (biased) {
             /* Every contender passes the membarrier after revoke is set, not only the one that
              * set it: until then the owner may not have seen revoke, and a busy of 0 would mean
@@ -486,10 +488,10 @@ static int ipk__lock_wait(const ipk__ring *r, struct ipk__shm_lock *lk, int64_t 
         int inside = biased && atomic_load_explicit(&lk->busy, memory_order_acquire);
         if (biased && !inside) {
             /* Revoked and outside (after the membarrier, a busy of 0 is the owner's last word:
-             * its next entry sees revoke). */
+             * its next entry sees revoke). The CAS is from the biased word: an owner that gave
+             * its hold up and locked again normally meanwhile holds a word without the bit. */
             if (atomic_compare_exchange_strong_explicit(
                     &lk->word, &w, (uint32_t)r->pid, memory_order_acquire, memory_order_relaxed)) {
-                atomic_store_explicit(&lk->bias, 0, memory_order_relaxed);
                 ipk__lock_take(r, lk);
                 break;
             }
@@ -501,7 +503,6 @@ static int ipk__lock_wait(const ipk__ring *r, struct ipk__shm_lock *lk, int64_t 
                 continue;
             if (!biased || inside)
                 atomic_fetch_add_explicit(&r->h->recovered, 1, memory_order_relaxed);
-            atomic_store_explicit(&lk->bias, 0, memory_order_relaxed);
             atomic_store_explicit(&lk->busy, 0, memory_order_relaxed);
             ipk__lock_take(r, lk);
             break;
@@ -536,11 +537,8 @@ IPK__HOT int ipk__ring_lock(const ipk__ring *r, struct ipk__shm_lock *lk, int *b
         /* Revoked: leave, give the hold up (unless the contender took it already), and lock
          * like everyone else. */
         *bias = 0;
-        /* bias goes before the word: were we to lock it again normally with bias still naming
-         * us, a contender would take it from us as from a biased owner outside */
-        atomic_store_explicit(&lk->bias, 0, memory_order_relaxed);
         ipk__lock_post(r, lk, &lk->busy);
-        uint32_t me = (uint32_t)r->pid;
+        uint32_t me = (uint32_t)r->pid | IPK__LK_BIASED;
         if (atomic_compare_exchange_strong_explicit(&lk->word, &me, 0, memory_order_release,
                                                     memory_order_relaxed))
             ipk__lock_post(r, lk, &lk->word);
@@ -559,7 +557,7 @@ IPK__HOT void ipk__ring_unlock(const ipk__ring *r, struct ipk__shm_lock *lk, int
         !(atomic_load_explicit(&r->h->flags, memory_order_relaxed) & IPK__SHM_F_FENCE) &&
         !atomic_load_explicit(&lk->revoke, memory_order_relaxed) &&
         atomic_load_explicit(&lk->sleepers, memory_order_relaxed) == 0) {
-        atomic_store_explicit(&lk->bias, (uint32_t)r->pid, memory_order_release);
+        atomic_store_explicit(&lk->word, (uint32_t)r->pid | IPK__LK_BIASED, memory_order_release);
         atomic_thread_fence(memory_order_seq_cst); /* once: bias before the look at sleepers */
         if (atomic_load_explicit(&lk->sleepers, memory_order_relaxed) != 0)
             ipk__futex_wake(&lk->word); /* one who saw no bias yet: it revokes now */
@@ -575,8 +573,7 @@ static void ipk__lock_unbias(const ipk__ring *r, struct ipk__shm_lock *lk, int *
     if (!*bias)
         return;
     *bias = 0;
-    uint32_t me = (uint32_t)r->pid;
-    atomic_store_explicit(&lk->bias, 0, memory_order_relaxed);
+    uint32_t me = (uint32_t)r->pid | IPK__LK_BIASED;
     ipk__lock_post(r, lk, &lk->busy);
     atomic_store_explicit(&lk->start, 0, memory_order_relaxed);
     if (atomic_compare_exchange_strong_explicit(&lk->word, &me, 0, memory_order_release,

@@ -87,16 +87,18 @@ struct ipk__shm_pollw {
     uint32_t unused;
 };
 
-/* multi=1: a lock word holds 0 (free) or the holder's pid; sleepers counts the processes asleep
- * on it or on busy (they are woken only then). start: the holder's pid (high 32 bits) and the
- * low 32 bits of its start time (/proc/PID/stat), written after it takes the lock, so that a
- * waiter can tell a dead holder from a new process that reused its pid. bias, busy, revoke: the
- * lock kept by its first holder while nobody else wants it (ring.c, "locks"). */
+/* multi=1: a lock word holds 0 (free) or the holder's pid, with IPK__LK_BIASED when its holder
+ * keeps it while nobody else wants it (busy: it is inside; revoke: someone else wants it; see
+ * ring.c, "locks"); sleepers counts the processes asleep on the word or on busy (they are woken
+ * only then). start: the holder's pid (high 32 bits) and the low 32 bits of its start time
+ * (/proc/PID/stat), written after it takes the lock, so that a waiter can tell a dead holder from
+ * a new process that reused its pid. */
+#define IPK__LK_BIASED 0x80000000u
+#define IPK__LK_PID    0x7fffffffu
 struct ipk__shm_lock {
     _Alignas(IPK__SHM_LINE) _Atomic uint32_t word;
     _Atomic uint32_t sleepers;
     _Atomic uint64_t start;
-    _Atomic uint32_t bias;
     _Atomic uint32_t busy;
     _Atomic uint32_t revoke;
 };

@@ -671,13 +671,14 @@ static size_t ipk__shm_info_ring(const struct ipk__shm_hdr *h, const struct ipk_
         const struct ipk__shm_lock *lk[2] = {&h->plk, &h->clk};
         char who[2][96];
         for (int k = 0; k < 2; k++) {
-            uint32_t w = atomic_load(&lk[k]->word), b = atomic_load(&lk[k]->bias);
+            uint32_t w = atomic_load(&lk[k]->word);
             if (w == 0)
                 snprintf(who[k], sizeof who[k], "free");
             else
-                snprintf(who[k], sizeof who[k], "pid %u%s", (unsigned)w,
-                         b == w ? (atomic_load(&lk[k]->busy) ? " (biased, inside)" : " (biased)")
-                                : "");
+                snprintf(who[k], sizeof who[k], "pid %u%s", (unsigned)(w & IPK__LK_PID),
+                         !(w & IPK__LK_BIASED)       ? ""
+                         : atomic_load(&lk[k]->busy) ? " (biased, inside)"
+                                                     : " (biased)");
             if (atomic_load(&lk[k]->revoke))
                 snprintf(who[k] + strlen(who[k]), sizeof who[k] - strlen(who[k]), ", bias revoked");
         }
