@@ -795,8 +795,6 @@ IPK__HOT void ipk__commit_at(ipk__ring *r, uint64_t i, uint64_t size, uint32_t t
     atomic_store_explicit(&r->h->head, r->p_head, memory_order_release);
 }
 
-#define IPK__SHM_REWIND 4096
-
 /* Makes room for rec contiguous bytes at p_head, plus the 8 bytes of the next header; first
  * fills the end of the buffer with a PAD record when rec would not fit before it. */
 IPK__HOT int ipk__ring_room(ipk__ring *r, uint64_t rec, int64_t dl)
@@ -805,14 +803,6 @@ IPK__HOT int ipk__ring_room(ipk__ring *r, uint64_t rec, int64_t dl)
     for (;;) {
         uint64_t pos = r->p_head & r->mask;
         int wrap = pos + rec > r->cap;
-        /* A large record into an empty ring starts over at the beginning of the buffer (the
-         * rest of the lap becomes filler), so that a request/reply conversation of large
-         * messages keeps using the same memory, still in the caches, instead of walking the
-         * whole ring: lines the peer just read rather than lines from further away. Only then
-         * is tail read before it is needed (one line, beside a copy of 4 KiB or more). */
-        if (!wrap && pos != 0 && rec >= IPK__SHM_REWIND && rec <= r->cap / 2 &&
-            r->p_head == (r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire)))
-            wrap = 1;
         uint64_t need = (wrap ? r->cap - pos : rec) + IPK__SHM_RECHDR;
         if (r->p_head + need - r->p_tail > r->cap) {
             r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
