@@ -399,6 +399,11 @@ static void t_missing_and_foreign(void **state)
     assert_int_equal(pwrite(fd, hdr, sizeof hdr, 0), (ssize_t)sizeof hdr);
     ipkt_expect(ipk_dial(&c, u, NULL), IPK_EPROTO);
     ipkt_errmsg_has("version 99");
+    /* The previous layout (3: pthread robust mutexes for multi=1) is refused by name too. */
+    hdr[1] = 3;
+    assert_int_equal(pwrite(fd, hdr, sizeof hdr, 0), (ssize_t)sizeof hdr);
+    ipkt_expect(ipk_dial(&c, u, NULL), IPK_EPROTO);
+    ipkt_errmsg_has("ring layout version 3; this ipckit speaks version 4");
     close(fd);
     /* listen on a name that is taken by something that is not a stale ring. */
     ipkt_expect(ipk_listen(&c, u, NULL), -EEXIST);
@@ -600,6 +605,238 @@ static void t_same_cpu_round_trips(void **state)
     ipkt_ok(ipk_close(rs));
 }
 
+/* A stream with both ends on one CPU: each side hands the CPU over (sched_yield) instead of
+ * spinning or being woken per message; 200,000 records through a 16 KiB ring (wraps, full and
+ * empty rings on both sides), all in order, then EOF. */
+static void t_same_cpu_stream(void **state)
+{
+    (void)state;
+    int cpu = ipkt_pin_one_cpu();
+    assert_true(cpu >= 0);
+    char name[64], u[200];
+    ipkt_fill(rnd, sizeof rnd, 7);
+    url(u, sizeof u, ring(name, sizeof name), "size=16k");
+    ipk_chan *c;
+    ipkt_ok(ipk_listen(&c, u, NULL));
+    prod_arg a = {.prod = 0, .n = 200000};
+    snprintf(a.url, sizeof a.url, "%s", u);
+    pid_t pid = ipkt_spawn(producer, &a);
+    uint32_t next[8] = {0};
+    unsigned char buf[REC_MAX];
+    long n;
+    while ((n = ipk_recv(c, buf, sizeof buf, 30000)) >= 0)
+        check_rec(buf, n, next);
+    ipkt_expect(n, IPK_EOF);
+    assert_int_equal(next[0], a.n);
+    assert_int_equal(ipkt_wait(pid), 0);
+    ipkt_ok(ipk_close(c));
+}
+
+/* ---- multi=1: the biased locks (ring.c, "locks") ---- */
+
+/* Sends n records of producer `prod` through a channel it keeps, then tells `fd` and waits on
+ * `go` (a byte, or end of file) before closing: a holder that stays idle, or is killed there. */
+typedef struct idle_arg {
+    char url[200];
+    uint32_t prod, n;
+    int fd, go;
+} idle_arg;
+
+static int idle_producer(void *p)
+{
+    idle_arg *a = p;
+    ipk_chan *c;
+    unsigned char buf[REC_MAX];
+    if (ipk_dial(&c, a->url, NULL) != 0)
+        return 1;
+    for (uint32_t s = 0; s < a->n; s++)
+        if (ipk_send(c, buf, make_rec(buf, a->prod, s), 30000) != 0)
+            return 2;
+    char b = 0;
+    if (write(a->fd, "s", 1) != 1 || read(a->go, &b, 1) < 0)
+        return 3;
+    return ipk_close(c) == 0 ? 0 : 4;
+}
+
+/* Receives n records, each checked against what its producer sent. */
+static void recv_checked(ipk_chan *c, int n, uint32_t *next)
+{
+    unsigned char buf[REC_MAX];
+    for (int i = 0; i < n; i++) {
+        long k = ipk_recv(c, buf, sizeof buf, 30000);
+        if (k < 0)
+            ipkt_expect(k, 0);
+        check_rec(buf, k, next);
+    }
+}
+
+static int has_line(const char *info, const char *what)
+{
+    if (strstr(info, what) != NULL)
+        return 1;
+    print_error("no \"%s\" in:\n%s", what, info);
+    return 0;
+}
+
+/* The first holder of each lock keeps it (biased) while it is idle; another producer and
+ * another consumer must still get through: they revoke the bias without its holder's help. */
+static void t_multi_bias_revoked(void **state)
+{
+    (void)state;
+    char name[64], u[200], info[2048];
+    ipkt_fill(rnd, sizeof rnd, 7);
+    url(u, sizeof u, ring(name, sizeof name), "size=64k&multi=1");
+    ipk_chan *c, *p;
+    ipkt_ok(ipk_listen(&c, u, NULL));
+    ipkt_ok(ipk_dial(&p, u, NULL));
+    unsigned char buf[REC_MAX];
+    ipkt_ok(ipk_send(p, buf, make_rec(buf, 7, 0), 0));
+    uint32_t next[8] = {0};
+    long n = ipk_recv(c, buf, sizeof buf, 0);
+    check_rec(buf, n, next);
+    char want[128];
+    get_info(u, info, sizeof info);
+    snprintf(want, sizeof want, "locks: producers pid %d (biased); consumers pid %d (biased)\n",
+             (int)getpid(), (int)getpid());
+    assert_true(has_line(info, want));
+    /* Both holders stay idle (and open) in this process; a producer in another process sends
+     * 20,000 records, which a consumer in a third process receives. */
+    prod_arg a = {.prod = 1, .n = 20000};
+    snprintf(a.url, sizeof a.url, "%s", u);
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    cons_arg ca = {.fd = pfd[1]};
+    snprintf(ca.url, sizeof ca.url, "%s", u);
+    pid_t pp = ipkt_spawn(producer, &a), cp = ipkt_spawn(consumer, &ca);
+    assert_int_equal(ipkt_wait(pp), 0);
+    ipkt_ok(ipk_close(p)); /* the last producer: the consumer sees EOF once it has them all */
+    assert_int_equal(ipkt_wait(cp), 0);
+    uint32_t count[8];
+    assert_int_equal(read(pfd[0], count, sizeof count), (ssize_t)sizeof count);
+    assert_int_equal(count[1], 20000);
+    close(pfd[0]);
+    close(pfd[1]);
+    get_info(u, info, sizeof info);
+    assert_true(has_line(info, "locks: producers free, bias revoked; consumers "));
+    assert_true(has_line(info, "mutex recoveries: 0\n"));
+    ipkt_ok(ipk_close(c));
+}
+
+/* A biased producer (the only one so far) killed inside a record, then one killed outside any
+ * call: the next producer takes the lock over each time; only the first counts a recovery, and
+ * nothing committed is lost. (The ring holds everything sent before each receive.) */
+static void t_multi_bias_holder_killed(void **state)
+{
+    (void)state;
+    char name[64], u[200], info[2048];
+    ipkt_fill(rnd, sizeof rnd, 7);
+    url(u, sizeof u, ring(name, sizeof name), "size=4m&multi=1");
+    ipk_chan *c;
+    ipkt_ok(ipk_listen(&c, u, NULL));
+    unsigned char buf[REC_MAX];
+    uint32_t next[8] = {0};
+    /* Inside: dies at its 300th send with half a record written, biased and busy. */
+    prod_arg a0 = {.prod = 0, .n = 1000, .die_at = 300};
+    snprintf(a0.url, sizeof a0.url, "%s", u);
+    pid_t p0 = ipkt_spawn(producer, &a0);
+    int st;
+    assert_int_equal(waitpid(p0, &st, 0), p0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    get_info(u, info, sizeof info);
+    char want[128];
+    snprintf(want, sizeof want, "locks: producers pid %d (biased, inside)", (int)p0);
+    assert_true(has_line(info, want));
+    prod_arg a1 = {.prod = 1, .n = 500};
+    snprintf(a1.url, sizeof a1.url, "%s", u);
+    assert_int_equal(ipkt_wait(ipkt_spawn(producer, &a1)), 0);
+    recv_checked(c, 299 + 500, next);
+    assert_int_equal(next[0], 299);
+    assert_int_equal(next[1], 500);
+    get_info(u, info, sizeof info);
+    assert_true(has_line(info, "mutex recoveries: 1\n"));
+    ipkt_ok(ipk_close(c));
+    /* Outside, on a new ring (a revoked bias never comes back): a producer that holds the lock
+     * biased, idle in no call, is killed. */
+    url(u, sizeof u, ring(name, sizeof name), "size=4m&multi=1");
+    ipkt_ok(ipk_listen(&c, u, NULL));
+    int ready[2], go[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    idle_arg ia = {.prod = 2, .n = 100, .fd = ready[1], .go = go[0]};
+    snprintf(ia.url, sizeof ia.url, "%s", u);
+    pid_t p2 = ipkt_spawn(idle_producer, &ia);
+    char b;
+    assert_int_equal(read(ready[0], &b, 1), 1);
+    get_info(u, info, sizeof info);
+    snprintf(want, sizeof want, "locks: producers pid %d (biased)", (int)p2);
+    assert_true(has_line(info, want));
+    assert_int_equal(kill(p2, SIGKILL), 0);
+    assert_int_equal(waitpid(p2, &st, 0), p2);
+    prod_arg a3 = {.prod = 3, .n = 500};
+    snprintf(a3.url, sizeof a3.url, "%s", u);
+    assert_int_equal(ipkt_wait(ipkt_spawn(producer, &a3)), 0);
+    recv_checked(c, 100 + 500, next);
+    assert_int_equal(next[2], 100);
+    assert_int_equal(next[3], 500);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), -EAGAIN);
+    get_info(u, info, sizeof info);
+    assert_true(has_line(info, "mutex recoveries: 0\n"));
+    for (int i = 0; i < 2; i++) {
+        close(ready[i]);
+        close(go[i]);
+    }
+    ipkt_ok(ipk_close(c));
+}
+
+/* multi=1 and ipk_sendv: the producers' lock is held for a whole batch; two producers sending
+ * batches of 1..64 at once, each producer's order kept, nothing lost or torn. */
+static int batch_producer(void *p)
+{
+    prod_arg *a = p;
+    ipk_chan *c;
+    if (ipk_dial(&c, a->url, NULL) != 0)
+        return 1;
+    static unsigned char bufs[64][REC_MAX];
+    ipk_iov v[64];
+    for (uint32_t s = 0; s < a->n;) {
+        uint32_t k = 1 + (uint32_t)(mix(s ^ (a->prod << 20)) % 64);
+        if (k > a->n - s)
+            k = a->n - s;
+        for (uint32_t j = 0; j < k; j++)
+            v[j] = (ipk_iov){bufs[j], make_rec(bufs[j], a->prod, s + j)};
+        long m = ipk_sendv(c, v, k, 30000);
+        if (m < 1)
+            return 2;
+        s += (uint32_t)m;
+    }
+    return ipk_close(c) == 0 ? 0 : 3;
+}
+
+static void t_multi_sendv(void **state)
+{
+    (void)state;
+    char name[64], u[200];
+    ipkt_fill(rnd, sizeof rnd, 7);
+    url(u, sizeof u, ring(name, sizeof name), "size=64k&multi=1");
+    ipk_chan *c, *hold;
+    ipkt_ok(ipk_listen(&c, u, NULL));
+    ipkt_ok(ipk_dial(&hold, u, NULL)); /* no EOF between the two producers' lives */
+    prod_arg a[2] = {{.prod = 0, .n = 100000}, {.prod = 1, .n = 100000}};
+    pid_t pid[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(a[i].url, sizeof a[i].url, "%s", u);
+        pid[i] = ipkt_spawn(batch_producer, &a[i]);
+    }
+    uint32_t next[8] = {0};
+    unsigned char buf[REC_MAX];
+    recv_checked(c, 200000, next);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(ipkt_wait(pid[i]), 0);
+    ipkt_ok(ipk_close(hold));
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 1000), IPK_EOF);
+    ipkt_ok(ipk_close(c));
+}
+
 /* ---- the guide's segment + semaphore protocol ---- */
 
 static pid_t run_peer(char *const argv[], int out_fd)
@@ -765,4 +1002,6 @@ IPKT_MAIN(QS_MESSAGES("shm", &shm), QS_FULL("shm", &shm), QS_CONSUMERS("shm", &s
           cmocka_unit_test(t_segment_eintr), cmocka_unit_test(t_missing_and_foreign),
           cmocka_unit_test(t_options), cmocka_unit_test(t_stale_segment),
           cmocka_unit_test(t_spsc_claim_and_eof), cmocka_unit_test(t_same_cpu_round_trips),
+          cmocka_unit_test(t_same_cpu_stream), cmocka_unit_test(t_multi_bias_revoked),
+          cmocka_unit_test(t_multi_bias_holder_killed), cmocka_unit_test(t_multi_sendv),
           cmocka_unit_test(t_segment_interop), cmocka_unit_test(t_zero_copy))

@@ -43,11 +43,11 @@
  *   wait on two words, so it sleeps on its ring's bell: it reads the bell after announcing
  *   itself and before its last check, and a publisher that sees it asleep bumps the bell
  *   before waking it, so no message slips between that check and the sleep.
- * - multi=1: producers serialise on one robust process-shared mutex, consumers on another. The
- *   mutex orders the holders among themselves; commit words and tail still order producers vs
+ * - multi=1: producers serialise on one lock, consumers on another ("locks" below). The lock
+ *   orders the holders among themselves; commit words and tail still order producers vs
  *   consumers. A holder that dies mid-record never stored its tag, so the record does not
- *   exist; the next holder (after pthread_mutex_consistent) starts from head, first rolling
- *   head forward over a record whose tag was stored but head not yet (killed in between), and
+ *   exist; the next holder (which took the lock over from the dead one) starts from head, first
+ * rolling head forward over a record whose tag was stored but head not yet (killed in between), and
  *   overwrites whatever half record lies there.
  */
 #include "ring.h"
@@ -254,8 +254,17 @@ static int ipk__ring_wait(const ipk__ring *r, const ipk__watch *x, int64_t dl)
     int cpu = sched_getcpu();
     if (cpu >= 0 && atomic_load_explicit(x->mine, memory_order_relaxed) != (uint32_t)cpu)
         atomic_store_explicit(x->mine, (uint32_t)cpu, memory_order_relaxed);
-    if (r->spin_ns > 0 && ipk__ncpu() > 1 && cpu >= 0 &&
-        atomic_load_explicit(x->peer, memory_order_relaxed) != (uint32_t)cpu) {
+    int shared = ipk__ncpu() == 1 ||
+                 (cpu >= 0 && atomic_load_explicit(x->peer, memory_order_relaxed) == (uint32_t)cpu);
+    if (shared && r->spin_ns > 0) {
+        /* The peer needs our CPU to make progress: hand it over once before sleeping. A
+         * runnable peer then runs a whole slice (a stream fills or drains the ring, a reply is
+         * written) without a futex wake per message, and each side finds the other's work done
+         * when it comes back; a peer that is not runnable costs one system call. */
+        sched_yield();
+        if (ipk__watch_changed(x, memory_order_acquire))
+            return 0;
+    } else if (r->spin_ns > 0 && cpu >= 0) {
         int64_t until = ipk__now() + r->spin_ns;
         if (dl < until)
             until = dl;
@@ -348,35 +357,228 @@ IPK__HOT void ipk__wake_consumer(ipk__ring *r, _Atomic uint32_t *tag)
     ipk__wake_if(r, tag, &r->h->cons_sleepers, r->mb ? &r->h->bell : NULL, IPK__PW_RECORDS);
 }
 
-/* ---- robust mutexes (multi=1) ---- */
+/* ---- locks (multi=1) ----
+ *
+ * Producers serialise on one lock, consumers on another. Taking a free lock is one CAS of the
+ * lock word from 0 to our pid; giving it back is a plain release store of 0 and a load of the
+ * lock's sleeper count, with a FUTEX_WAKE only when it is non-zero: the same asymmetric Dekker
+ * as the ring's sleepers (see the top), the waiter paying the membarrier.
+ *
+ * Biased: a CAS is a full barrier, and on the hot path it waits for the stores before it (the
+ * tail or the record just published, which the other side is polling) to leave the core: with
+ * one producer and one consumer, multi=1 ran at half the speed of multi=0 for that alone. So the
+ * first holder of a lock that nobody has contended keeps it (the word becomes its pid with
+ * IPK__LK_BIASED) and afterwards only marks itself inside with plain stores: busy = 1, then a look
+ * at revoke, and busy = 0 on the way out. A contender stores revoke = 1, runs membarrier (which
+ * puts a full barrier into the owner wherever it runs, so either the owner sees revoke or the
+ * contender sees busy), waits for busy == 0, and takes the word over from the owner's pid with a
+ * CAS; revoke stays set, and the lock is an ordinary one for the rest of the ring's life. An
+ * owner that sees revoke gives its hold up (a CAS of the biased word to 0, which only one
+ * of it and the contender wins) and locks like everyone else. Without membarrier (the fence
+ * flag) nothing is biased.
+ *
+ * What the robust mutex gave, a holder killed inside, a waiter finds out itself: before each
+ * sleep and after every slice of IPK__SHM_LIVENESS_NS asleep it looks whether the holder's pid
+ * still lives (a zombie is dead; the start time tells a reused pid apart), and if not takes the
+ * word over from that exact value with a CAS (so two waiters never both take it, and a lock
+ * given back and taken again meanwhile is not taken from its new holder). The new holder counts
+ * a recovery (a biased owner only when it died inside), and begin() re-reads head and rolls it
+ * forward (see the top). */
 
-static int ipk__ring_lock(const ipk__ring *r, pthread_mutex_t *m, int64_t dl)
+static void ipk__lock_take(const ipk__ring *r, struct ipk__shm_lock *lk)
 {
-    int e;
-    if (dl == IPK__DL_NOW) {
-        e = pthread_mutex_trylock(m);
-    } else if (dl == IPK__DL_FOREVER) {
-        e = pthread_mutex_lock(m);
-    } else {
-        struct timespec ts = ipk__dl_ts(dl);
-        e = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
-    }
-    if (e == EOWNERDEAD) {
-        /* The previous holder died inside; its unfinished record has no tag, so it does not
-         * exist. The caller's begin() re-reads head and rolls it forward if needed. */
-        pthread_mutex_consistent(m);
-        atomic_fetch_add_explicit(&r->h->recovered, 1, memory_order_relaxed);
-        e = 0;
-    }
-    if (e == 0)
+    atomic_store_explicit(&lk->start,
+                          ((uint64_t)(uint32_t)r->pid << 32) | (r->pid_start & 0xffffffffu),
+                          memory_order_relaxed);
+}
+
+/* Whether the holder in lock word w is gone: its pid dead, a zombie, or reused by a process that
+ * started at another time. Costs a kill() and a read of /proc: only when the lock is contended
+ * and we are about to sleep, or a slice of sleep ended. */
+static int ipk__lock_holder_dead(struct ipk__shm_lock *lk, uint32_t w)
+{
+    /* start holds the pid it belongs to beside it (a holder writes it just after its CAS, so it
+     * may still be a previous holder's): only the one of pid w is compared. Its low 32 bits
+     * suffice (clock ticks since boot: two starts of one pid that many ticks apart do not
+     * happen). */
+    uint64_t st = atomic_load_explicit(&lk->start, memory_order_relaxed);
+    w &= IPK__LK_PID;
+    pid_t pid = (pid_t)w;
+    if (pid <= 0 || (ipk__sys_kill(pid, 0) != 0 && errno != EPERM))
+        return 1;
+    uint64_t now = ipk__pid_start(pid);
+    if (now == UINT64_MAX) /* a zombie */
+        return 1;
+    return (uint32_t)(st >> 32) == w && now != 0 && (uint32_t)st != (uint32_t)now;
+}
+
+IPK__HOT int ipk__lock_try(const ipk__ring *r, struct ipk__shm_lock *lk)
+{
+    uint32_t w = 0;
+    if (!atomic_compare_exchange_strong_explicit(&lk->word, &w, (uint32_t)r->pid,
+                                                 memory_order_acquire, memory_order_relaxed))
         return 0;
-    if (e == EBUSY)
+    ipk__lock_take(r, lk);
+    return 1;
+}
+
+/* Sleeps on *word while it holds val, for one liveness slice at most; *announced: whether we
+ * counted ourselves in the lock's sleepers (the first call does, and returns at once so that
+ * the caller looks again before sleeping). Returns 0 or the error that ends the wait. */
+static int ipk__lock_sleep(const ipk__ring *r, struct ipk__shm_lock *lk, _Atomic uint32_t *word,
+                           uint32_t val, int64_t dl, int *announced, const char *who, uint32_t w)
+{
+    if (dl == IPK__DL_NOW)
         return -EAGAIN;
-    const char *who = m == &r->h->pmx ? "producer" : "consumer";
-    if (e == ETIMEDOUT)
-        return ipk__err(IPK_ETIMEDOUT, "%s: another %s held the ring's mutex until the deadline",
-                        r->name, who);
-    return ipk__errsys(-e, "%s: the %ss' ring mutex", r->name, who);
+    if (!*announced) {
+        atomic_fetch_add_explicit(&lk->sleepers, 1, memory_order_seq_cst);
+        ipk__peer_barrier(r);
+        *announced = 1;
+        return 0;
+    }
+    int64_t until = ipk__now() + IPK__SHM_LIVENESS_NS;
+    if (until > dl)
+        until = dl;
+    int f = ipk__futex_wait(word, val, until);
+    if ((f == -ETIMEDOUT && until == dl) ||
+        (f == -EINTR && dl != IPK__DL_FOREVER && ipk__now() >= dl))
+        return ipk__err(IPK_ETIMEDOUT,
+                        "%s: another %s (pid %u) held the ring's lock until the deadline", r->name,
+                        who, (unsigned)(w & IPK__LK_PID));
+    if (f != 0 && f != -EAGAIN && f != -EINTR && f != -ETIMEDOUT)
+        return ipk__errsys(f, "%s: futex wait on the %ss' lock", r->name, who);
+    return 0;
+}
+
+static int ipk__lock_wait(const ipk__ring *r, struct ipk__shm_lock *lk, int64_t dl)
+{
+    /* Spin a little first when another CPU may give it back soon. */
+    if (dl != IPK__DL_NOW && r->spin_ns > 0 && ipk__ncpu() > 1) {
+        int64_t until = ipk__now() + (r->spin_ns < 10000 ? r->spin_ns : 10000);
+        for (unsigned i = 1;; i++) {
+            if (atomic_load_explicit(&lk->word, memory_order_relaxed) == 0 && ipk__lock_try(r, lk))
+                return 0;
+            if (atomic_load_explicit(&lk->word, memory_order_relaxed) & IPK__LK_BIASED)
+                break;
+            ipk__cpu_relax();
+            if ((i & 63) == 0 && ipk__now() >= until)
+                break;
+        }
+    }
+    const char *who = lk == &r->h->plk ? "producer" : "consumer";
+    int announced = 0, e = 0;
+    for (;;) {
+        uint32_t w = atomic_load_explicit(&lk->word, memory_order_seq_cst);
+        if (w == 0) {
+            if (ipk__lock_try(r, lk))
+                break;
+            continue;
+        }
+        /* (our own pid too: here this channel holds no bias, so it is another channel of
+         * this process, on another thread) */
+        int biased = (w & IPK__LK_BIASED) != 0;
+        if (biased) {
+            /* Every contender passes the membarrier after revoke is set, not only the one that
+             * set it: until then the owner may not have seen revoke, and a busy of 0 would mean
+             * nothing. */
+            if (!atomic_load_explicit(&lk->revoke, memory_order_relaxed))
+                atomic_store_explicit(&lk->revoke, 1, memory_order_seq_cst);
+            ipk__peer_barrier(r);
+        }
+        int inside = biased && atomic_load_explicit(&lk->busy, memory_order_acquire);
+        if (biased && !inside) {
+            /* Revoked and outside (after the membarrier, a busy of 0 is the owner's last word:
+             * its next entry sees revoke). The CAS is from the biased word: an owner that gave
+             * its hold up and locked again normally meanwhile holds a word without the bit. */
+            if (atomic_compare_exchange_strong_explicit(
+                    &lk->word, &w, (uint32_t)r->pid, memory_order_acquire, memory_order_relaxed)) {
+                ipk__lock_take(r, lk);
+                break;
+            }
+            continue;
+        }
+        if (ipk__lock_holder_dead(lk, w)) {
+            if (!atomic_compare_exchange_strong_explicit(
+                    &lk->word, &w, (uint32_t)r->pid, memory_order_acquire, memory_order_relaxed))
+                continue;
+            if (!biased || inside)
+                atomic_fetch_add_explicit(&r->h->recovered, 1, memory_order_relaxed);
+            atomic_store_explicit(&lk->busy, 0, memory_order_relaxed);
+            ipk__lock_take(r, lk);
+            break;
+        }
+        if ((e = inside ? ipk__lock_sleep(r, lk, &lk->busy, 1, dl, &announced, who, w)
+                        : ipk__lock_sleep(r, lk, &lk->word, w, dl, &announced, who, w)) != 0)
+            break;
+    }
+    if (announced)
+        atomic_fetch_sub_explicit(&lk->sleepers, 1, memory_order_relaxed);
+    return e;
+}
+
+/* The release half of the asymmetric Dekker: store, then look for sleepers on that word. */
+IPK__HOT void ipk__lock_post(const ipk__ring *r, struct ipk__shm_lock *lk, _Atomic uint32_t *word)
+{
+    atomic_store_explicit(word, 0, memory_order_release);
+    if (r->fence || (atomic_load_explicit(&r->h->flags, memory_order_relaxed) & IPK__SHM_F_FENCE))
+        atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&lk->sleepers, memory_order_relaxed) != 0)
+        ipk__futex_wake(word);
+}
+
+/* Takes lk; *bias: whether this process holds it biased (then only busy is set). */
+IPK__HOT int ipk__ring_lock(const ipk__ring *r, struct ipk__shm_lock *lk, int *bias, int64_t dl)
+{
+    if (*bias) {
+        atomic_store_explicit(&lk->busy, 1, memory_order_relaxed);
+        atomic_signal_fence(memory_order_seq_cst); /* the contender's membarrier does the rest */
+        if (!atomic_load_explicit(&lk->revoke, memory_order_relaxed))
+            return 0;
+        /* Revoked: leave, give the hold up (unless the contender took it already), and lock
+         * like everyone else. */
+        *bias = 0;
+        ipk__lock_post(r, lk, &lk->busy);
+        uint32_t me = (uint32_t)r->pid | IPK__LK_BIASED;
+        if (atomic_compare_exchange_strong_explicit(&lk->word, &me, 0, memory_order_release,
+                                                    memory_order_relaxed))
+            ipk__lock_post(r, lk, &lk->word);
+    }
+    return ipk__lock_try(r, lk) ? 0 : ipk__lock_wait(r, lk, dl);
+}
+
+IPK__HOT void ipk__ring_unlock(const ipk__ring *r, struct ipk__shm_lock *lk, int *bias)
+{
+    if (*bias) {
+        ipk__lock_post(r, lk, &lk->busy);
+        return;
+    }
+    /* Never contended, no membarrier needed by anyone: keep it, biased. */
+    if (!r->fence &&
+        !(atomic_load_explicit(&r->h->flags, memory_order_relaxed) & IPK__SHM_F_FENCE) &&
+        !atomic_load_explicit(&lk->revoke, memory_order_relaxed) &&
+        atomic_load_explicit(&lk->sleepers, memory_order_relaxed) == 0) {
+        atomic_store_explicit(&lk->word, (uint32_t)r->pid | IPK__LK_BIASED, memory_order_release);
+        atomic_thread_fence(memory_order_seq_cst); /* once: bias before the look at sleepers */
+        if (atomic_load_explicit(&lk->sleepers, memory_order_relaxed) != 0)
+            ipk__futex_wake(&lk->word); /* one who saw no bias yet: it revokes now */
+        *bias = 1;
+        return;
+    }
+    ipk__lock_post(r, lk, &lk->word);
+}
+
+/* A biased holder closing: gives the lock back for good. */
+static void ipk__lock_unbias(const ipk__ring *r, struct ipk__shm_lock *lk, int *bias)
+{
+    if (!*bias)
+        return;
+    *bias = 0;
+    uint32_t me = (uint32_t)r->pid | IPK__LK_BIASED;
+    ipk__lock_post(r, lk, &lk->busy);
+    atomic_store_explicit(&lk->start, 0, memory_order_relaxed);
+    if (atomic_compare_exchange_strong_explicit(&lk->word, &me, 0, memory_order_release,
+                                                memory_order_relaxed))
+        ipk__lock_post(r, lk, &lk->word);
 }
 
 /* ---- layout ---- */
@@ -384,20 +586,6 @@ static int ipk__ring_lock(const ipk__ring *r, pthread_mutex_t *m, int64_t dl)
 size_t ipk__shm_seg_size(uint64_t cap)
 {
     return IPK__SHM_HDR + (size_t)cap;
-}
-
-static int ipk__init_mutex(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t a;
-    int e = pthread_mutexattr_init(&a);
-    if (e == 0)
-        e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (e == 0)
-        e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (e == 0)
-        e = pthread_mutex_init(m, &a);
-    pthread_mutexattr_destroy(&a);
-    return -e;
 }
 
 int ipk__shm_init(struct ipk__shm_hdr *h, uint64_t cap, size_t seg_size, uint32_t flags)
@@ -412,11 +600,6 @@ int ipk__shm_init(struct ipk__shm_hdr *h, uint64_t cap, size_t seg_size, uint32_
     atomic_store_explicit(&h->flags, flags, memory_order_relaxed);
     atomic_store_explicit(&h->prod_cpu, UINT32_MAX, memory_order_relaxed);
     atomic_store_explicit(&h->cons_cpu, UINT32_MAX, memory_order_relaxed);
-    int e = ipk__init_mutex(&h->pmx);
-    if (e == 0)
-        e = ipk__init_mutex(&h->cmx);
-    if (e != 0)
-        return ipk__errsys(e, "shm: process-shared robust mutex");
     /* Last, with release: a dialer that sees the magic sees everything above. */
     atomic_store_explicit(&h->magic, IPK__SHM_MAGIC, memory_order_release);
     return 0;
@@ -458,6 +641,9 @@ int ipk__ring_attach(ipk__ring *r, void *map, size_t map_len, const char *name)
     r->mask = cap - 1;
     r->map_len = map_len;
     r->multi = (atomic_load(&h->flags) & IPK__SHM_F_MULTI) != 0;
+    r->pid = (int32_t)getpid();
+    if (r->multi)
+        r->pid_start = ipk__pid_start(r->pid);
     r->fence = ipk__shm_force_fence || !ipk__mb_register();
     if (r->fence)
         atomic_fetch_or(&h->flags, IPK__SHM_F_FENCE);
@@ -511,20 +697,36 @@ static int ipk__prod_sync(ipk__ring *r)
 {
     struct ipk__shm_hdr *h = r->h;
     r->p_head = atomic_load_explicit(&h->head, memory_order_relaxed);
-    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
-    if (!ipk__index_ok(r->p_head) || !ipk__index_ok(tail))
+    /* Tail is the consumers' line: a load of it on every multi=1 send would take that line
+     * from the consumer each time. The cached copy is a lower bound (indices only grow), so
+     * every check below that it passes holds for the real tail; it is reloaded only when one
+     * fails, and the check decided on the real value. */
+    uint64_t tail = r->p_tail;
+    int fresh = 0;
+    if (!ipk__index_ok(r->p_head))
         return ipk__bad_indices(r, r->p_head, tail);
     for (;;) {
+        if (!fresh && (r->p_head - tail > r->cap || !ipk__index_ok(tail))) {
+            tail = r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+            fresh = 1;
+        }
+        if (!ipk__index_ok(tail) || r->p_head - tail > r->cap)
+            return ipk__bad_indices(r, r->p_head, tail);
         const ipk__rec *rec = ipk__rec_at(r, r->p_head);
         uint64_t size = ipk__rec_size(rec->len);
         if (atomic_load_explicit(&rec->tag, memory_order_acquire) == 0 ||
-            size > r->cap - (r->p_head & r->mask) || r->p_head + size - tail > r->cap)
+            size > r->cap - (r->p_head & r->mask))
             break;
+        if (r->p_head + size - tail > r->cap) {
+            if (fresh)
+                break;
+            tail = r->p_tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+            fresh = 1;
+            continue;
+        }
         r->p_head += size;
         atomic_store_explicit(&h->head, r->p_head, memory_order_release);
     }
-    if (r->p_head - tail > r->cap)
-        return ipk__bad_indices(r, r->p_head, tail);
     return 0;
 }
 
@@ -558,8 +760,8 @@ IPK__HOT int ipk__prod_begin(ipk__ring *r, int64_t dl)
         if (e)
             return e;
     }
-    if (r->multi) {
-        int e = ipk__ring_lock(r, &h->pmx, dl);
+    if (r->multi && !r->p_locked) {
+        int e = ipk__ring_lock(r, &h->plk, &r->p_bias, dl);
         if (e)
             return e;
         r->p_locked = 1;
@@ -573,9 +775,9 @@ IPK__HOT int ipk__prod_begin(ipk__ring *r, int64_t dl)
 
 IPK__HOT void ipk__prod_end(ipk__ring *r)
 {
-    if (r->p_locked) {
+    if (r->p_locked && !r->p_batch) {
         r->p_locked = 0;
-        pthread_mutex_unlock(&r->h->pmx);
+        ipk__ring_unlock(r, &r->h->plk, &r->p_bias);
     }
 }
 
@@ -727,9 +929,20 @@ long ipk__ring_sendv(ipk__ring *r, const ipk_iov *msgs, size_t n, int64_t dl)
 {
     size_t i = 0;
     int e = 0;
+    /* multi=1: the producers' lock is kept from the first message to the last, one lock and one
+     * unlock for the batch, which lies contiguous in the ring as if there were one producer */
+    if (r->multi && n > 1 && ipk__shm_die_at <= 0) {
+        if ((e = ipk__prod_begin(r, dl)) != 0)
+            return e;
+        r->p_batch = 1;
+    }
     for (; i < n; i++)
         if ((e = ipk__ring_send(r, msgs[i].base, msgs[i].len, i == 0 ? dl : IPK__DL_NOW)) != 0)
             break;
+    if (r->p_batch) {
+        r->p_batch = 0;
+        ipk__prod_end(r);
+    }
     return i > 0 ? (long)i : e;
 }
 
@@ -760,7 +973,7 @@ IPK__HOT int ipk__cons_begin(ipk__ring *r, int64_t dl)
             return e;
     }
     if (r->multi) {
-        int e = ipk__ring_lock(r, &h->cmx, dl);
+        int e = ipk__ring_lock(r, &h->clk, &r->c_bias, dl);
         if (e)
             return e;
         r->c_locked = 1;
@@ -777,7 +990,7 @@ IPK__HOT void ipk__cons_end(ipk__ring *r)
 {
     if (r->c_locked) {
         r->c_locked = 0;
-        pthread_mutex_unlock(&r->h->cmx);
+        ipk__ring_unlock(r, &r->h->clk, &r->c_bias);
     }
 }
 
@@ -1050,6 +1263,10 @@ void ipk__ring_detach(ipk__ring *r)
         if (!r->multi)
             atomic_compare_exchange_strong(&h->cons_pid, &me, 0);
         r->c_attached = 0;
+    }
+    if (r->multi) {
+        ipk__lock_unbias(r, &h->plk, &r->p_bias);
+        ipk__lock_unbias(r, &h->clk, &r->c_bias);
     }
     if (r->pw_txfd >= 0) {
         close(r->pw_txfd);

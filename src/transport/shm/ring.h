@@ -12,7 +12,7 @@
  *   line 3  read-mostly: producers attached (for EOF), SPSC claims, crash recoveries, each
  *           side's last CPU (for the spin decision; written only when it changes), and the
  *           producers asleep on tail (written only when one goes to sleep)
- *   line 4+ the robust process-shared mutexes of multi=1 (one for producers, one for consumers)
+ *   line 4, 5 the locks of multi=1 (one for producers, one for consumers; ring.c, "locks")
  *   then    the mailbox line of duplex=1 (used in the first header only)
  *   then    the pollers' wake-up lines: a process waiting in an ipk_poller cannot sleep on a
  *           futex, so it names an abstract Unix datagram socket here and declares itself
@@ -36,12 +36,13 @@
 
 #include "ipk.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
 
-#define IPK__SHM_MAGIC   0x524b5049u /* "IPKR" */
-#define IPK__SHM_VERSION 3u /* 2: the bell, the mailbox and duplex=1; 3: pollers' wake-up lines */
+#define IPK__SHM_MAGIC 0x524b5049u /* "IPKR" */
+/* 2: the bell, the mailbox and duplex=1; 3: pollers' wake-up lines; 4: multi=1's locks are
+ * ipckit's own (struct ipk__shm_lock) instead of pthread robust mutexes */
+#define IPK__SHM_VERSION 4u
 #define IPK__SHM_LINE    64
 #define IPK__SHM_HDR     4096 /* data starts one page in, so it is page aligned */
 #define IPK__SHM_RECHDR  8
@@ -86,6 +87,22 @@ struct ipk__shm_pollw {
     uint32_t unused;
 };
 
+/* multi=1: a lock word holds 0 (free) or the holder's pid, with IPK__LK_BIASED when its holder
+ * keeps it while nobody else wants it (busy: it is inside; revoke: someone else wants it; see
+ * ring.c, "locks"); sleepers counts the processes asleep on the word or on busy (they are woken
+ * only then). start: the holder's pid (high 32 bits) and the low 32 bits of its start time
+ * (/proc/PID/stat), written after it takes the lock, so that a waiter can tell a dead holder from
+ * a new process that reused its pid. */
+#define IPK__LK_BIASED 0x80000000u
+#define IPK__LK_PID    0x7fffffffu
+struct ipk__shm_lock {
+    _Alignas(IPK__SHM_LINE) _Atomic uint32_t word;
+    _Atomic uint32_t sleepers;
+    _Atomic uint64_t start;
+    _Atomic uint32_t busy;
+    _Atomic uint32_t revoke;
+};
+
 #define IPK__SHM_TAG_DATA 0x44415441u
 #define IPK__SHM_TAG_PAD  0x50414444u
 
@@ -120,9 +137,9 @@ struct ipk__shm_hdr {
      * consumer after every tail store. Not beside tail: a producer polling tail keeps taking
      * that line, and a load from it right after the tail store would wait for its return. */
     _Atomic uint32_t prod_sleepers;
-    /* line 4+ */
-    _Alignas(IPK__SHM_LINE) pthread_mutex_t pmx;
-    _Alignas(IPK__SHM_LINE) pthread_mutex_t cmx;
+    /* lines 4, 5 */
+    struct ipk__shm_lock plk;
+    struct ipk__shm_lock clk;
     struct ipk__shm_mbox mbox;
     _Alignas(IPK__SHM_LINE) struct ipk__shm_pollw pollw[IPK__SHM_POLLW];
 };
@@ -136,6 +153,8 @@ typedef struct ipk__ring {
     int multi;
     int fence; /* publish with a full fence (no membarrier here) */
     int64_t spin_ns;
+    int32_t pid;        /* this process (getpid() is a system call) */
+    uint64_t pid_start; /* and its start time, for multi=1's locks */
     /* duplex=1: the mailbox shared with the other end, and this end's number (0 listener) */
     struct ipk__shm_mbox *mb;
     int end;
@@ -147,7 +166,9 @@ typedef struct ipk__ring {
     uint64_t p_head; /* next write index (== h->head between operations) */
     uint64_t p_tail; /* cached tail: a lower bound, refreshed only when space seems short */
     int p_attached, p_locked, p_reserved;
-    uint64_t res_pos; /* index of the reserved record */
+    int p_batch;        /* multi=1, inside a sendv: the lock stays held between its messages */
+    int p_bias, c_bias; /* multi=1: this process holds that lock biased (ring.c, "locks") */
+    uint64_t res_pos;   /* index of the reserved record */
     size_t res_len;
     /* consumer side */
     uint64_t c_tail; /* next read index */

@@ -1,7 +1,7 @@
 /*
  * shm.c - the shm: transport. Two modes over a POSIX shared-memory segment:
  *   ring (default)  a versioned ring of variable-length records (ring.c): lock-free SPSC,
- *                   robust mutexes for multi=1, futex waits, zero-copy reserve/commit and
+ *                   biased pid locks for multi=1, futex waits, zero-copy reserve/commit and
  *                   peek/release;
  *   segment         the guide's plain protocol: the writer fills the segment with a
  *                   NUL-terminated text and posts a named semaphore; the reader waits on it and
@@ -754,7 +754,23 @@ static size_t ipk__shm_info_ring(const struct ipk__shm_hdr *h, const struct ipk_
                  "%u\n",
                  atomic_load(&h->nprod), IPK__SLEEPERS(atomic_load(&h->cons_sleepers)),
                  IPK__SLEEPERS(atomic_load(&h->prod_sleepers)), atomic_load(&h->recovered));
-    if (!(fl & IPK__SHM_F_MULTI)) { /* SPSC: who holds the producer and consumer claims */
+    if (fl & IPK__SHM_F_MULTI) { /* who holds the locks, and how (ring.c, "locks") */
+        const struct ipk__shm_lock *lk[2] = {&h->plk, &h->clk};
+        char who[2][96];
+        for (int k = 0; k < 2; k++) {
+            uint32_t w = atomic_load(&lk[k]->word);
+            if (w == 0)
+                snprintf(who[k], sizeof who[k], "free");
+            else
+                snprintf(who[k], sizeof who[k], "pid %u%s", (unsigned)(w & IPK__LK_PID),
+                         !(w & IPK__LK_BIASED)       ? ""
+                         : atomic_load(&lk[k]->busy) ? " (biased, inside)"
+                                                     : " (biased)");
+            if (atomic_load(&lk[k]->revoke))
+                snprintf(who[k] + strlen(who[k]), sizeof who[k] - strlen(who[k]), ", bias revoked");
+        }
+        IPK__PUT("locks: producers %s; consumers %s\n", who[0], who[1]);
+    } else { /* SPSC: who holds the producer and consumer claims */
         const struct ipk__shm_hdr *r[2] = {h, (fl & IPK__SHM_F_DUPLEX) ? h1 : NULL};
         for (int i = 0; i < 2; i++) {
             if (r[i] == NULL)
@@ -783,7 +799,7 @@ static long ipk__shm_info(const ipk__addr *a, char *buf, size_t cap)
 {
     size_t n = 0;
     IPK__PUT("shm: POSIX shared-memory ring (variable-length records; SPSC lock-free, multi=1 "
-             "robust mutexes; futex waits; zero-copy); duplex=1: a listener and one dialer "
+             "biased locks; futex waits; zero-copy); duplex=1: a listener and one dialer "
              "talking both ways (two rings and a mailbox line); mode=segment&sem=NAME: the "
              "guide's segment + named semaphore\n"
              "options: size (ring data bytes, power of two, default 1m), multi, duplex, mode, "
