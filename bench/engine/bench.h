@@ -66,6 +66,7 @@ struct bench_spec {
     int lossy;        /* messages may be dropped under load: the sender keeps a credit window */
     int solo;         /* side A only connects: B's peer is a program of its own (exec:cat) */
     unsigned modes;   /* the modes that apply (0: both) */
+    int each;         /* throughput: one send per message even where the ops have sendv */
     const char *skip; /* set: not run, and this says why ("not built in this version") */
     size_t maxsize;   /* largest message the mechanism carries (0: no limit) */
     size_t size;
@@ -137,6 +138,9 @@ int bench_shm_all(bench_list *l, const char *only_mech);
 /* One ipckit target from a URL, or every built transport (url NULL) with temporary addresses
  * inside tmpdir. Returns 0, or -1 with a message on stderr for a bad URL. */
 int bench_ipk_add(bench_list *l, const char *url, const char *tmpdir);
+/* One ipckit row for a connected stream URL under its own label: with each, one ipk_send per
+ * message in throughput mode (else ipk_sendv batches); modes as bench_spec's (0: both). */
+int bench_ipk_add_as(bench_list *l, const char *url, const char *label, int each, unsigned modes);
 
 /* Output (bench_report.c). */
 typedef struct bench_report {

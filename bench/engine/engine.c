@@ -354,7 +354,7 @@ static long bench_half(const bench_spec *s)
 static long bench_batch(const bench_spec *s)
 {
     long b = (long)((size_t)1 << 20) / (long)s->size;
-    if (!s->ops->sendv || b < 1)
+    if (!s->ops->sendv || s->each || b < 1)
         return 1;
     return b > BENCH_BATCH ? BENCH_BATCH : b;
 }
