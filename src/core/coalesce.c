@@ -43,7 +43,7 @@
 #include <unistd.h>
 
 #define IPK__CO_IDLE_NS  ((int64_t)20000000) /* no buffered byte for 20 ms: sleep until woken */
-#define IPK__CO_BUSY_NS  ((int64_t)20000)    /* an owner holds the lock: look again after 20 us */
+#define IPK__CO_BUSY_NS  ((int64_t)20000)    /* an owner holds the lock: look again after 20 us+ */
 #define IPK__CO_SLACK_NS 5000UL              /* the flusher's timer slack */
 #define IPK__CO_EXIT_MS  1000                /* what exit() may spend writing buffered bytes */
 
@@ -130,8 +130,9 @@ static void *ipk__co_main(void *arg)
                     pthread_mutex_unlock(&c->co.mu);
                     since = atomic_load(&c->co.since);
                     due = since + c->co.bound;
-                } else {
-                    due = now + IPK__CO_BUSY_NS;
+                } else { /* its owner is inside a call on it: look again a little later */
+                    due = now + (c->co.bound / 4 > IPK__CO_BUSY_NS ? c->co.bound / 4
+                                                                   : IPK__CO_BUSY_NS);
                 }
             }
             if (since != 0 && due < next)
