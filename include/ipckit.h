@@ -100,15 +100,23 @@ IPK_API int ipk_listen(ipk_chan **out, const char *url, const ipk_opts *opts);
 IPK_API int ipk_dial(ipk_chan **out, const char *url, const ipk_opts *opts);
 IPK_API int ipk_accept(ipk_chan *listener, ipk_chan **peer, int timeout_ms);
 
+/* Sends one whole message or nothing. On a connected unix: or tcp: stream (flush= not 0) a
+ * message of up to 8 KiB is coalesced: copied into the channel's 64 KiB output buffer, written
+ * with the messages around it when the buffer fills, before this channel receives, waits in a
+ * poller, flushes, shuts down or closes, at exit(), and otherwise by a per-process thread within
+ * flush=US microseconds (default 200). Order is kept. A write of buffered messages that fails
+ * (peer gone) is returned by every later send, sendv, flush, shutdown and close: those messages
+ * did not reach the peer, as bytes in a kernel socket buffer would not. flush=0: written through.
+ * See ipckit(3), "Send coalescing". */
 IPK_API int ipk_send(ipk_chan *c, const void *msg, size_t len, int timeout_ms);
 IPK_API long ipk_recv(ipk_chan *c, void *buf, size_t cap, int timeout_ms);
 IPK_API int ipk_sendx(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
                       int timeout_ms);
 IPK_API long ipk_recvx(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int timeout_ms);
 
-/* Sends up to n messages, in order, with as few system calls as the transport allows (one writev
- * on a stream, one sendmmsg on a datagram socket). Returns how many were sent (>= 1), or an error
- * when none was. */
+/* Sends up to n messages, in order, with as few system calls as the transport allows (coalesced
+ * as by ipk_send on a unix: or tcp: stream, one writev on another stream, one sendmmsg on a
+ * datagram socket). Returns how many were sent (>= 1), or an error when none was. */
 IPK_API long ipk_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int timeout_ms);
 
 /* After ipk_recv() returned IPK_EMSGSIZE because cap was too small: the size of the message that
@@ -119,7 +127,8 @@ IPK_API size_t ipk_needed(const ipk_chan *c);
  * even though ipk_fd() may not poll readable. */
 IPK_API int ipk_pending(const ipk_chan *c);
 
-/* Writes buffered output (a frame a timed-out send had started). 0 when nothing is left. */
+/* Writes buffered output (coalesced messages, a frame a timed-out send had started), waiting up
+ * to timeout_ms. 0 when nothing is left; the sticky error of a failed coalesced write. */
 IPK_API int ipk_flush(ipk_chan *c, int timeout_ms);
 
 /* A descriptor to poll for readability (POLLIN), or IPK_ENOTSUP where the mechanism has none. */
@@ -142,8 +151,9 @@ IPK_API int ipk_shutdown(ipk_chan *c, int timeout_ms);
 /* Releases the channel and, when it owns the object (listener of fifo, mq, shm, sysv, unix path,
  * file) and keep is not set, removes it - unless messages still wait in it for a receiver (see
  * ipk_undelivered()): then the object stays, so that no message a send reported as sent is
- * destroyed by a close. keep=1 never removes, keep=0 removes even then. Output a timed-out send
- * left behind is written first (up to 1 s); if that fails, its error is returned. For exec:, closes
+ * destroyed by a close. keep=1 never removes, keep=0 removes even then. Buffered output (coalesced
+ * messages, what a timed-out send left) is written first (up to 1 s); if that fails, or a
+ * coalesced write had failed, its error is returned. For exec:, closes
  * the child's stdin, reaps it and returns its wait status (>= 0, as from waitpid). Always frees the
  * channel, also on error. */
 IPK_API int ipk_close(ipk_chan *c);

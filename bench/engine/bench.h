@@ -151,6 +151,9 @@ int bench_shm_all(bench_list *l, const char *only_mech);
 /* One ipckit target from a URL, or every built transport (url NULL) with temporary addresses
  * inside tmpdir. Returns 0, or -1 with a message on stderr for a bad URL. */
 int bench_ipk_add(bench_list *l, const char *url, const char *tmpdir);
+/* One ipckit row for a connected stream URL under its own label: with permsg, one ipk_send per
+ * message in throughput mode (else ipk_sendv batches); modes as bench_spec's (0: both). */
+int bench_ipk_add_as(bench_list *l, const char *url, const char *label, int permsg, unsigned modes);
 
 /* Output (bench_report.c). */
 typedef struct bench_report {

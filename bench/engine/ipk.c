@@ -416,3 +416,19 @@ int bench_ipk_add(bench_list *l, const char *url, const char *tmpdir)
     }
     return ipk_add_def(l, d, a, b) ? 0 : -1;
 }
+
+int bench_ipk_add_as(bench_list *l, const char *url, const char *label, int permsg, unsigned modes)
+{
+    const struct ipk_def *d = ipk_def_of(url);
+    if (d == NULL || d->topo != TOPO_CONN) {
+        fprintf(stderr, "ipckit bench: %s: not a connected stream address\n", url);
+        return -1;
+    }
+    bench_spec *s = ipk_add_def(l, d, url, "");
+    if (s == NULL)
+        return -1;
+    s->permsg = permsg;
+    snprintf(s->label, sizeof s->label, "%s", label);
+    s->modes = modes;
+    return 0;
+}

@@ -64,7 +64,9 @@ static void bench_usage(const char *prog, FILE *f)
         "  -m, --mode MODE      latency, throughput or both (default)\n"
         "  -r, --repeat N       run everything N times, interleaved, and report the median\n"
         "      --no-raw         leave out the system-call floors and the independent program\n"
-        "      --peers          ipckit beside ZeroMQ and nng (ipc and tcp), with ratios\n"
+        "      --peers          ipckit beside ZeroMQ and nng (ipc and tcp), with ratios; ipckit\n"
+        "                       sends one message per call (coalescing, and flush=0) as\n"
+        "                       they do, and 256 per ipk_sendv (throughput only)\n"
         "      --json[=FILE]    JSON (to FILE, or instead of the table)\n"
         "      --csv[=FILE]     CSV (to FILE, or instead of the table)\n"
         "      --chart FILE     an SVG bar chart of round-trip p50 and messages/s\n"
@@ -225,14 +227,28 @@ static int bench_targets(const bench_opts *o, bench_list *l, int nurl, char **ur
 {
     if (o->peers) {
         static const char *const peer_schemes[] = {"unix", "tcp"};
+        /* ZeroMQ and nng send one message per call: ipckit does too ("send": its default,
+         * coalescing; "send flush=0": written through, one write per message), beside ipckit's
+         * batches ("sendv": 256 messages per ipk_sendv, throughput only). */
+        static const struct {
+            const char *name, *query;
+            int permsg;
+            unsigned modes;
+        } rows[] = {{"send", "", 1, 0},
+                    {"send flush=0", "?flush=0", 1, 0},
+                    {"sendv", "", 0, BENCH_THROUGHPUT}};
         for (int i = 0; i < 2; i++) {
-            char u[600];
-            if (!strcmp(peer_schemes[i], "unix"))
-                snprintf(u, sizeof u, "unix:%s/peers-unix.sock", tmpdir);
-            else
-                snprintf(u, sizeof u, "tcp://127.0.0.1:0");
-            if (bench_ipk_add(l, u, tmpdir) != 0)
-                return -1;
+            for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+                char u[600], label[48];
+                if (!strcmp(peer_schemes[i], "unix"))
+                    snprintf(u, sizeof u, "unix:%s/peers-unix-%zu.sock%s", tmpdir, k,
+                             rows[k].query);
+                else
+                    snprintf(u, sizeof u, "tcp://127.0.0.1:0%s", rows[k].query);
+                snprintf(label, sizeof label, "%s %s", peer_schemes[i], rows[k].name);
+                if (bench_ipk_add_as(l, u, label, rows[k].permsg, rows[k].modes) != 0)
+                    return -1;
+            }
             if (o->raw && bench_raw_all(l, peer_schemes[i]) != 0)
                 return -1;
         }

@@ -77,6 +77,7 @@ static ipk_chan *ipk__chan_alloc(void)
 
 static void ipk__chan_free(ipk_chan *c)
 {
+    ipk__co_close(c);
     ipk__close_fd(c->rfd);
     if (c->wfd != c->rfd)
         ipk__close_fd(c->wfd);
@@ -118,7 +119,23 @@ static int ipk__common_opts(ipk_chan *c)
                             c->addr.scheme_name, p);
         c->perm = (int)perm;
     }
+    if (ipk__transport_key(c->tr, "flush")) {
+        long us;
+        if ((r = ipk__opt_long(c, "flush", 0, IPK__CO_MAX_US, IPK__CO_DEFAULT_US, &us)) != 0)
+            return r;
+        c->co.bound = (int64_t)us * 1000;
+    }
     return ipk__opt_bool(c, "keep", 0, &c->keep);
+}
+
+/* A connected stream socket coalesces small sends unless flush=0 (stream.c, coalesce.c). Pipes
+ * (fifo:, exec:) do not: the flusher thread could write to them only by switching the shared
+ * descriptor to non-blocking mode under its owner, where a socket has MSG_DONTWAIT. */
+static void ipk__co_setup(ipk_chan *c)
+{
+    if ((c->tr->flags & IPK__TF_STREAM) && c->role != IPK__LISTENER && c->wkind == IPK__W_SOCK &&
+        c->wfd >= 0 && c->co.bound > 0)
+        ipk__co_open(c, c->co.bound);
 }
 
 static int ipk__open(ipk_chan **out, const char *url, const ipk_opts *opts, enum ipk__role role)
@@ -163,6 +180,7 @@ static int ipk__open(ipk_chan **out, const char *url, const ipk_opts *opts, enum
         tr->close(c);
         goto fail;
     }
+    ipk__co_setup(c);
     *out = c;
     return 0;
 fail:
@@ -207,6 +225,7 @@ int ipk_accept(ipk_chan *l, ipk_chan **peer, int timeout_ms)
     p->perm = l->perm;
     p->keep = l->keep;
     p->sigpipe_ign = l->sigpipe_ign;
+    p->co.bound = l->co.bound;
     if ((r = l->tr->accept(l, p, ipk__deadline(timeout_ms))) != 0) {
         ipk__note(l, r);
         goto fail;
@@ -215,6 +234,7 @@ int ipk_accept(ipk_chan *l, ipk_chan **peer, int timeout_ms)
         p->tr->close(p);
         goto fail;
     }
+    ipk__co_setup(p);
     *peer = p;
     return 0;
 fail:
@@ -375,7 +395,7 @@ int ipk_shutdown(ipk_chan *c, int timeout_ms)
     if (c->wfd < 0)
         return (int)ipk__note(
             c, ipk__err(IPK_ENOTSUP, "%s: this end of the channel does not send", c->name));
-    if (c->out.len && (r = ipk__flush(c, ipk__deadline(timeout_ms))) != 0)
+    if ((c->out.len || c->co.on) && (r = ipk__flush(c, ipk__deadline(timeout_ms))) != 0)
         return (int)ipk__note(c, r);
     if (c->wkind == IPK__W_SOCK) {
         if (shutdown(c->wfd, SHUT_WR) != 0)
@@ -399,7 +419,7 @@ int ipk_flush(ipk_chan *c, int timeout_ms)
 {
     ipk__err_clear();
     int r = ipk__ready(c, "flush");
-    if (r != 0 || !(c->tr->flags & IPK__TF_STREAM) || c->out.len == 0)
+    if (r != 0 || !(c->tr->flags & IPK__TF_STREAM) || (c->out.len == 0 && !c->co.on))
         return (int)ipk__note(c, r);
     return (int)ipk__note(c, ipk__flush(c, ipk__deadline(timeout_ms)));
 }
@@ -434,8 +454,9 @@ int ipk_close(ipk_chan *c)
     if (ipk__undelivered(c) > 0)
         c->keep = 1;
     int r = 0;
-    if ((c->tr->flags & IPK__TF_STREAM) && c->out.len && !c->broken)
+    if ((c->tr->flags & IPK__TF_STREAM) && (c->out.len || c->co.on) && !c->broken)
         r = ipk__flush(c, ipk__deadline(IPK__CLOSE_LINGER_MS));
+    ipk__co_close(c); /* the flusher lets go of it before its descriptor closes */
     int t = c->tr->close ? c->tr->close(c) : 0;
     ipk__chan_free(c);
     return t != 0 ? t : r;

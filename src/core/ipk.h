@@ -7,7 +7,9 @@
 
 #define _GNU_SOURCE 1
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -103,11 +105,26 @@ typedef struct ipk__rbuf {
     int eof;
 } ipk__rbuf;
 
-/* Output a timed-out send left half-written; flushed before anything else is sent. */
+/* Output not yet written: bytes [off, len) of buf (cap bytes). Without coalescing, the rest of a
+ * frame a timed-out send left half-written; with it (coalesce.c), also whole small frames that
+ * ipk_send accepted and will write together. Flushed before anything else is sent. */
 typedef struct ipk__wbuf {
     char *buf;
-    size_t len, off;
+    size_t len, off, cap;
 } ipk__wbuf;
+
+/* Send coalescing of a stream socket (coalesce.c). The owner changes out and the fields below
+ * only with mu held; the flusher thread only ever trylocks mu. */
+typedef struct ipk__co {
+    int on;                /* small frames are buffered (flush=US, US > 0) */
+    int listed;            /* on the process's list of coalescing channels */
+    int64_t bound;         /* ns a buffered byte may wait for the flusher */
+    pthread_mutex_t mu;    /* guards c->out and err against the flusher */
+    _Atomic int64_t since; /* when out went from empty to non-empty; 0: empty */
+    _Atomic int err;       /* a write error the flusher met (sticky), 0 if none */
+    struct ipk_chan *next; /* the list (coalesce.c), guarded by its lock */
+    struct ipk_chan **prev;
+} ipk__co;
 
 struct ipk_chan {
     const struct ipk__transport *tr;
@@ -132,11 +149,27 @@ struct ipk_chan {
     gid_t peer_gid;
     ipk__rbuf in;
     ipk__wbuf out;
+    ipk__co co;
     signed char fdmode[2];  /* stream.c: O_NONBLOCK state last set on rfd [0] and wfd [1]:
                                0 unknown, 1 blocking, 2 non-blocking (see ipk__fd_mode) */
     void *tp;               /* transport-private state */
     struct ipk__preg *preg; /* poller.c: this channel's registrations, linked by next_in_chan */
 };
+
+/* Send coalescing (coalesce.c; stream.c buffers). co_open turns it on for c (bound: ns a buffered
+ * byte may wait) and lists c for the flusher; co_close unlists it (before its descriptor closes).
+ * With c->co.mu held: co_armed after c->out went from empty to non-empty (starts or wakes the
+ * flusher as needed; an error when the flusher cannot run), co_push writes what the socket takes
+ * now without blocking, co_error is the sticky write error (0 if none). */
+#define IPK__CO_DEFAULT_US 200     /* flush= default: a buffered byte waits at most ~200 us */
+#define IPK__CO_MAX_US     1000000 /* flush= at most 1 s */
+void ipk__co_open(ipk_chan *c, int64_t bound_ns);
+void ipk__co_close(ipk_chan *c);
+int ipk__co_armed(ipk_chan *c);
+void ipk__co_push(ipk_chan *c);
+int ipk__co_error(ipk_chan *c);
+/* Without c->co.mu: co_push unless the owner holds the lock (a poller about to wait). */
+void ipk__co_nudge(ipk_chan *c);
 
 /* Sets c->name (copied). */
 int ipk__set_name(ipk_chan *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -617,6 +617,11 @@ int ipk_poller_wait(ipk_poller *p, ipk_pollev *ev, int max, int timeout_ms)
         }
         if (ipk__arm(p))
             continue;
+        /* What the channels coalesced goes out before the wait: the answer waited for may
+         * depend on it (coalesce.c). */
+        for (uint32_t i = 0; i < p->nslots; i++)
+            if (p->slots[i] != NULL)
+                ipk__co_nudge(p->slots[i]->c);
         /* Asleep until a descriptor, a wake-up line or the timer says something. A timer tick
          * with nothing on the timed channels goes back to sleep still armed: the wake-up lines
          * of the others stay declared, at no cost to their publishers. */

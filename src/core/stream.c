@@ -31,12 +31,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define IPK__RBUF_SIZE ((size_t)64 << 10)
 #define IPK__DIRECT    ((size_t)16 << 10) /* payload rests at least this big bypass c->in */
 #define IPK__BATCH     256                /* messages per writev in sendv (2 iovecs each) */
 #define IPK__SMALL     ((size_t)1024)     /* a single frame up to this size is sent contiguous */
-#define IPK__COALESCE  ((size_t)256) /* frames up to this size are merged in a blocking sendv */
+#define IPK__COALESCE  ((size_t)256)  /* frames up to this size are merged in a blocking sendv */
+#define IPK__CO_SMALL  ((size_t)8192) /* coalescing: payloads up to this size are buffered */
+#define IPK__CO_CAP    ((size_t)64 << 10) /* coalescing: the buffer is written at this size */
 
 static int ipk__fatal(ipk_chan *c, int code)
 {
@@ -344,7 +347,16 @@ long ipk__stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64
     (void)mi;
     if (c->rfd < 0)
         return ipk__err(IPK_ENOTSUP, "%s: this end of the channel only sends", c->name);
-    if (c->out.len) {
+    if (c->co.on) {
+        /* What this end buffered goes before it waits for an answer. Without blocking: what the
+         * peer's full socket does not take now the flusher writes, and the bytes already here
+         * to read are read. A write error stays for the next send (ipk__co_error). */
+        if (atomic_load_explicit(&c->co.since, memory_order_relaxed) != 0) {
+            pthread_mutex_lock(&c->co.mu);
+            ipk__co_push(c);
+            pthread_mutex_unlock(&c->co.mu);
+        }
+    } else if (c->out.len) {
         int r = ipk__stream_flush(c, dl);
         if (r != 0)
             return r;
@@ -381,25 +393,77 @@ int ipk__stream_pending(const ipk_chan *c)
 
 /* ---- send side ---- */
 
-/* Keeps iov[i..] (the part not yet written) in c->out. */
+/* Room for `more` bytes behind what c->out holds; 0 or -ENOMEM. */
+static int ipk__out_reserve(ipk_chan *c, size_t more)
+{
+    ipk__wbuf *o = &c->out;
+    if (o->off > 0 && o->len + more > o->cap) {
+        memmove(o->buf, o->buf + o->off, o->len - o->off);
+        o->len -= o->off;
+        o->off = 0;
+    }
+    if (o->len + more <= o->cap)
+        return 0;
+    size_t cap = o->cap ? o->cap : 4096;
+    while (cap < o->len + more)
+        cap *= 2;
+    char *b = realloc(o->buf, cap);
+    if (b == NULL)
+        return -ENOMEM;
+    o->buf = b;
+    o->cap = cap;
+    return 0;
+}
+
+/* Keeps iov[i..] (the part not yet written) in c->out, behind what it holds. */
 static int ipk__save_rest(ipk_chan *c, const struct iovec *iov, int n)
 {
     size_t total = 0;
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
-    char *b = malloc(total);
-    if (b == NULL)
+    if (ipk__out_reserve(c, total) != 0)
         return ipk__fatal(c, -ENOMEM);
-    size_t off = 0;
+    int was_empty = c->out.len == c->out.off;
     for (int i = 0; i < n; i++) {
-        memcpy(b + off, iov[i].iov_base, iov[i].iov_len);
-        off += iov[i].iov_len;
+        memcpy(c->out.buf + c->out.len, iov[i].iov_base, iov[i].iov_len);
+        c->out.len += iov[i].iov_len;
+    }
+    if (c->co.on && was_empty)
+        ipk__co_armed(c); /* the flusher finishes it if the owner does not */
+    return 0;
+}
+
+/* c->out is written: a coalescing channel keeps its buffer for the next burst. */
+static void ipk__out_done(ipk_chan *c)
+{
+    c->out.len = c->out.off = 0;
+    if (c->co.on) {
+        atomic_store_explicit(&c->co.since, 0, memory_order_relaxed);
+        return;
     }
     free(c->out.buf);
-    c->out.buf = b;
-    c->out.len = total;
-    c->out.off = 0;
-    return 0;
+    c->out.buf = NULL;
+    c->out.cap = 0;
+}
+
+void ipk__co_push(ipk_chan *c)
+{
+    ipk__wbuf *o = &c->out;
+    while (o->len > o->off) {
+        ssize_t w =
+            ipk__sys_send(c->wfd, o->buf + o->off, o->len - o->off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) {
+            o->off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN)
+            return;
+        atomic_store(&c->co.err, w < 0 ? -errno : -EPIPE);
+        break;
+    }
+    ipk__out_done(c);
 }
 
 /*
@@ -454,7 +518,8 @@ static long ipk__write_all(ipk_chan *c, struct iovec *iov, int n, const int *fra
     return frames[n - 1] + 1;
 }
 
-int ipk__stream_flush(ipk_chan *c, int64_t dl)
+/* Writes c->out, waiting up to dl (c->co.mu held when coalescing). */
+static int ipk__out_flush(ipk_chan *c, int64_t dl)
 {
     ipk__io_mode(c, c->wfd, dl);
     while (c->out.len > c->out.off) {
@@ -472,10 +537,20 @@ int ipk__stream_flush(ipk_chan *c, int64_t dl)
                             c->name);
         return ipk__fatal(c, ipk__errsys(r, "%s: write", c->name));
     }
-    free(c->out.buf);
-    c->out.buf = NULL;
-    c->out.len = c->out.off = 0;
+    ipk__out_done(c);
     return 0;
+}
+
+int ipk__stream_flush(ipk_chan *c, int64_t dl)
+{
+    if (!c->co.on)
+        return ipk__out_flush(c, dl);
+    pthread_mutex_lock(&c->co.mu);
+    int r = ipk__co_error(c);
+    if (r == 0 && c->out.len > c->out.off)
+        r = ipk__out_flush(c, dl);
+    pthread_mutex_unlock(&c->co.mu);
+    return r;
 }
 
 /* The message for a failed ipk__codec_encode(). */
@@ -486,12 +561,11 @@ static int ipk__encode_error(ipk_chan *c, int r, size_t len)
     return ipk__err(r, "%s: a %zu-byte message does not fit a frame header", c->name, len);
 }
 
-long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
+/* Writes msgs now, behind what c->out holds. */
+static long ipk__sendv_direct(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
 {
-    if (c->wfd < 0)
-        return ipk__err(IPK_ENOTSUP, "%s: this end of the channel only receives", c->name);
-    if (c->out.len) {
-        int r = ipk__stream_flush(c, dl);
+    if (c->out.len > c->out.off) {
+        int r = ipk__out_flush(c, dl);
         if (r != 0)
             return r;
     }
@@ -568,9 +642,81 @@ long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
     return (long)done;
 }
 
+/*
+ * Coalescing (c->co.mu held): each small frame is appended to c->out; a full buffer is written
+ * first (waiting up to dl, as a plain send would have), a large frame goes out directly after
+ * what is buffered. What stays buffered the owner writes before it waits for anything, or the
+ * flusher within the channel's bound (coalesce.c).
+ */
+static long ipk__co_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
+{
+    int r = ipk__co_error(c);
+    if (r != 0)
+        return r;
+    ipk__wbuf *o = &c->out;
+    size_t i = 0;
+    while (i < n) {
+        if (msgs[i].len > IPK__CO_SMALL) {
+            size_t j = i + 1;
+            while (j < n && msgs[j].len > IPK__CO_SMALL)
+                j++;
+            long k = ipk__sendv_direct(c, msgs + i, j - i, dl);
+            if (k < 0)
+                return i > 0 ? (long)i : k;
+            i += (size_t)k;
+            if (i < j)
+                break;
+            continue;
+        }
+        const ipk_iov *m = &msgs[i];
+        unsigned char h[IPK__HDR_LEN];
+        size_t pre, post;
+        const char *postp;
+        if ((r = ipk__codec_encode(c->framing, m->base, m->len, h, &pre, &postp, &post)) != 0)
+            return i > 0 ? (long)i : ipk__encode_error(c, r, m->len);
+        size_t need = pre + m->len + post;
+        if (o->len - o->off + need > IPK__CO_CAP) {
+            r = ipk__out_flush(c, dl);
+            if (r != 0 && (c->broken || o->len - o->off + need > IPK__CO_CAP))
+                return i > 0 ? (long)i : r;
+        }
+        if (ipk__out_reserve(c, need) != 0)
+            return i > 0 ? (long)i : -ENOMEM;
+        int was_empty = o->len == o->off;
+        char *p = o->buf + o->len;
+        memcpy(p, h, pre);
+        if (m->len)
+            memcpy(p + pre, m->base, m->len);
+        if (post)
+            memcpy(p + pre + m->len, postp, post);
+        o->len += need;
+        i++;
+        if (was_empty && ipk__co_armed(c) != 0 && (r = ipk__out_flush(c, dl)) != 0)
+            return i > 1 ? (long)i - 1 : r; /* no flusher: written through */
+    }
+    return (long)i;
+}
+
+long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
+{
+    if (c->wfd < 0)
+        return ipk__err(IPK_ENOTSUP, "%s: this end of the channel only receives", c->name);
+    if (!c->co.on)
+        return ipk__sendv_direct(c, msgs, n, dl);
+    pthread_mutex_lock(&c->co.mu);
+    long r = ipk__co_sendv(c, msgs, n, dl);
+    pthread_mutex_unlock(&c->co.mu);
+    return r;
+}
+
 int ipk__stream_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi, int64_t dl)
 {
     (void)mi;
+    if (c->co.on) {
+        ipk_iov one = {msg, len};
+        long r = ipk__stream_sendv(c, &one, 1, dl);
+        return r == 1 ? 0 : (int)r;
+    }
     /* A small frame is copied behind its header and goes out with one write(): cheaper than
      * a two-part writev(), whose iovec the kernel must fetch and walk. */
     if (c->framing == IPK__FR_LEN && len <= IPK__SMALL && c->wfd >= 0 && c->out.len == 0) {

@@ -117,7 +117,7 @@ static long ipk__tcp_info(const ipk__addr *a, char *buf, size_t cap)
         ipk__tcp_files);
 }
 
-static const char *const ipk__tcp_keys[] = {"framing", "nodelay", "backlog", NULL};
+static const char *const ipk__tcp_keys[] = {"framing", "nodelay", "backlog", "flush", NULL};
 
 const ipk__transport ipk__tr_tcp = {
     .scheme = "tcp",

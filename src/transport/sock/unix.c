@@ -405,7 +405,7 @@ static int ipk__unix_resolve(const ipk_chan *c, ipk__objset *s)
     return r;
 }
 
-static const char *const ipk__unix_keys[] = {"framing", "perm", "keep", "backlog", NULL};
+static const char *const ipk__unix_keys[] = {"framing", "perm", "keep", "backlog", "flush", NULL};
 static const char *const ipk__unixpacket_keys[] = {"perm", "keep", "backlog", NULL};
 static const char *const ipk__unixgram_keys[] = {"perm", "keep", NULL};
 
