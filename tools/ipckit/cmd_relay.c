@@ -56,9 +56,10 @@ typedef struct relay {
     ipk_chan *reply;   /* both ways: the source channel that spoke last, where replies go */
     int both_ways, once, verbose, timeout;
     int rc;
-    int sink_err;      /* why SINK could not be dialled (sink_accept) */
-    long count, total; /* messages to move (-1: no end), messages moved */
-    double shown_at;   /* when the progress line was last drawn */
+    int sink_err;        /* why SINK could not be dialled (sink_accept) */
+    ipk_opts *sink_opts; /* flush=0 where SINK would coalesce: see cmd_relay */
+    long count, total;   /* messages to move (-1: no end), messages moved */
+    double shown_at;     /* when the progress line was last drawn */
     cli_buf buf;
 } relay;
 
@@ -93,7 +94,7 @@ static int sink_accept(relay *R)
     R->sink_err = 0;
     if (R->sl == NULL) {
         ipk_chan *l = NULL;
-        if ((r = cli_open(R->sink_url, NULL, 0, &l, &R->sc)) != 0) {
+        if ((r = cli_open(R->sink_url, R->sink_opts, 0, &l, &R->sc)) != 0) {
             R->sink_err = r;
             return cli_fail("relay", R->sink_url, r);
         }
@@ -151,7 +152,7 @@ static int sink_retry(relay *R, const char *from_url)
         if (give_up >= 0 && cli_now_us() >= give_up)
             return CLI_FAIL;
         ipk_chan *l = NULL;
-        int r = cli_open(R->sink_url, NULL, 0, &l, &R->sc);
+        int r = cli_open(R->sink_url, R->sink_opts, 0, &l, &R->sc);
         if (r == 0)
             return R->both_ways && (r = hub_adopt(&R->h, R->nsrc, R->sc)) != 0
                        ? cli_fail("relay", R->sink_url, r)
@@ -370,6 +371,12 @@ int cmd_relay(int argc, char **argv)
     }
     R.nsrc = nurl - 1;
     R.sink_url = argv[argc - 1];
+    /* A message the relay has taken from a source counts as moved once SINK's kernel object
+     * took it. A coalescing stream (unix:, tcp:) would report a send before writing it, and a
+     * peer gone meanwhile would lose it after the relay had let go of it: written through. */
+    if (cli_scheme_takes(R.sink_url, "flush") && !cli_url_sets(R.sink_url, "flush") &&
+        ((R.sink_opts = ipk_opts_new()) == NULL || ipk_opts_set(R.sink_opts, "flush", "0") != 0))
+        return cli_fail("relay", R.sink_url, -ENOMEM);
     int rc = CLI_OK, r = hub_init(&R.h, "relay", nurl);
     R.h.before_take = sink_ready;
     R.h.arg = &R;
@@ -381,7 +388,8 @@ int cmd_relay(int argc, char **argv)
     /* Asked once the source is open: a shm: ring it created says duplex=1 from then on. */
     R.both_ways = rc == CLI_OK && !one_way && nurl == 2 && is_conversation(argv[optind]) &&
                   is_conversation(R.sink_url);
-    if (rc == CLI_OK && R.sink_listen && (r = cli_open(R.sink_url, NULL, 1, &R.sl, &R.sc)) != 0)
+    if (rc == CLI_OK && R.sink_listen &&
+        (r = cli_open(R.sink_url, R.sink_opts, 1, &R.sl, &R.sc)) != 0)
         rc = cli_fail("relay", R.sink_url, r);
     if (rc == CLI_OK && R.both_ways) {
         /* SINK joins the poller as one more end, for its replies. */
@@ -404,5 +412,6 @@ int cmd_relay(int argc, char **argv)
         rc = r;
     if ((r = cli_close("relay", R.sl)) != CLI_OK && rc == CLI_OK)
         rc = r;
+    ipk_opts_free(R.sink_opts);
     return rc;
 }
