@@ -218,17 +218,25 @@ static int conn_handle_buffered(worker *w, conn *c, int eof)
 static void conn_pump(worker *w, conn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t k =
-            send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        const unsigned char *p = c->out + c->out_off;
+        size_t n = c->out_len - c->out_off, rec = 0;
+        if (c->kind == C_PACKET) { /* one queued packet: {u32 length, bytes} */
+            uint32_t plen;
+            memcpy(&plen, p, sizeof plen);
+            rec = sizeof plen;
+            p += rec;
+            n = plen;
+        }
+        ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0 && errno == EAGAIN)
             break;
-        if (k <= 0) {
+        if (k < 0 || (k == 0 && n > 0)) {
             conn_close(w, c);
             return;
         }
-        c->out_off += (size_t)k;
+        c->out_off += rec + (c->kind == C_PACKET ? n : (size_t)k);
         c->last = w->now;
     }
     int flushed = c->out_off == c->out_len;
@@ -252,7 +260,13 @@ static void conn_pump(worker *w, conn *c)
         conn_close(w, c);
         return;
     }
-    if (conn_watch(w, c, flushed ? SRV_IN : SRV_OUT) != 0)
+    unsigned want = flushed ? SRV_IN : SRV_OUT;
+    /* Packets go on being read while their queued replies stay under OUT_HIGH: a client may
+     * send many before it reads (its sends would otherwise block on our full receive queue). */
+    if (!flushed && c->kind == C_PACKET && !c->closing && !w->draining &&
+        c->out_len - c->out_off < OUT_HIGH)
+        want |= SRV_IN;
+    if (conn_watch(w, c, want) != 0)
         conn_close(w, c);
 }
 
@@ -270,8 +284,10 @@ static void packet_read(worker *w, conn *c)
     }
     c->last = w->now;
     c->fresh = 0;
-    if (call_msg(w, c, w->scratch, (size_t)n) < 0 || c->closing)
-        conn_close(w, c);
+    if (call_msg(w, c, w->scratch, (size_t)n) < 0)
+        c->closing = 1;
+    if (c->closing || c->out_off < c->out_len)
+        conn_pump(w, c); /* replies queued: written before the next request is read */
 }
 
 static void conn_read(worker *w, conn *c)
@@ -867,10 +883,28 @@ int ipk_conn_send(ipk_conn *c, const void *msg, size_t len)
         count(&cur->st->msgs_out, 1);
         return 0;
     case C_PACKET:
-        if (send(c->fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-            c->closing = 1; /* a client that does not read its replies */
-            return -errno;
+        /* At once when nothing waits before it; else, or when the client's receive queue is
+         * full, queued as {u32 length, packet} for conn_pump (which stops reading requests
+         * until the queue has drained: a client that sends before it reads is slowed, not
+         * reset). */
+        if (c->out_off == c->out_len) {
+            if (send(c->fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
+                count(&cur->st->msgs_out, 1);
+                return 0;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                c->closing = 1;
+                return -errno;
+            }
+            c->out_off = c->out_len = 0;
         }
+        if (room(&c->out, &c->out_cap, c->out_len, sizeof(uint32_t) + len) != 0)
+            return -ENOMEM;
+        uint32_t plen = (uint32_t)len;
+        memcpy(c->out + c->out_len, &plen, sizeof plen);
+        if (len)
+            memcpy(c->out + c->out_len + sizeof plen, msg, len);
+        c->out_len += sizeof plen + len;
         count(&cur->st->msgs_out, 1);
         return 0;
     case C_STREAM:
