@@ -849,8 +849,8 @@ static void t_tls(void **state)
     pki_make(&p);
     char conf[1200], q[1200];
     srv s = {0};
-    snprintf(conf, sizeof conf, "tls { cert_file: \"%s\", key_file: \"%s\" }", p.srv_cert,
-             p.srv_key);
+    snprintf(conf, sizeof conf, "tls { cert_file: \"%s\", key_file: \"%s\", timeout: 30 }",
+             p.srv_cert, p.srv_key);
     srv_start(&s, conf);
     snprintf(q, sizeof q, "?ca=%s", p.ca);
     roundtrip(&s, q);
@@ -877,7 +877,8 @@ static void t_mutual_tls(void **state)
     char conf[1500], q[1200];
     srv s = {0};
     snprintf(conf, sizeof conf,
-             "tls { cert_file: \"%s\", key_file: \"%s\", ca_file: \"%s\", verify: true }",
+             "tls { cert_file: \"%s\", key_file: \"%s\", ca_file: \"%s\", verify: true, "
+             "timeout: 30 }",
              p.srv_cert, p.srv_key, p.ca);
     srv_start(&s, conf);
     snprintf(q, sizeof q, "?ca=%s&cert=%s&key=%s", p.ca, p.cli_cert, p.cli_key);
