@@ -336,7 +336,7 @@ static void t_mqueue_no_symlink(void **state)
     ipkt_path(dir, sizeof dir, "mqueue");
     assert_int_equal(mkdir(dir, 0700), 0);
     assert_int_equal(unshare(CLONE_NEWNS), 0);
-    assert_int_equal(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+    assert_int_equal(mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL), 0);
     assert_int_equal(mount("none", dir, "mqueue", 0, NULL), 0);
     obj o;
     obj_init(&o, &kinds[6], NULL);

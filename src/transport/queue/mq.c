@@ -541,7 +541,7 @@ static FILE *ipk__mq_list_child(ipk__objset *s, pid_t *pid)
         FILE *out = fdopen(p[1], "w");
         char dir[] = "/tmp/.ipckit-mq.XXXXXX";
         if (out == NULL || unshare(CLONE_NEWNS) != 0 ||
-            mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 || mkdtemp(dir) == NULL)
+            mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 || mkdtemp(dir) == NULL)
             _exit(1);
         int ok = mount("mqueue", dir, "mqueue", 0, NULL) == 0;
         if (ok)
