@@ -119,6 +119,8 @@ static size_t read_all(int fd, unsigned char *buf, size_t cap, int packet, size_
     for (;;) {
         struct pollfd p = {fd, POLLIN, 0};
         int r = poll(&p, 1, 10000);
+        if (r < 0 && errno == EINTR)
+            continue; /* libFuzzer's SIGALRM (its -timeout check) */
         assert(r == 1); /* a worker that neither answers nor closes is a hang */
         ssize_t k = recv(fd, buf + n, cap - n, 0);
         if (k < 0 && errno == EINTR)

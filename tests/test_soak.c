@@ -18,6 +18,7 @@ static void soak(const char *transport)
                     .messages = ipkt_slow() ? 2000 : 20000,
                     .kills = 3,
                     .storm = 1,
+                    .pace_us = 1000,
                     .dir = ipkt_dir(),
                     .self = IPK_SOAK_BIN};
     soak_result r;

@@ -1,11 +1,13 @@
 /*
  * main.c - ipckit-soak: the long soak-and-kill run (soak.h), one table row per transport.
  *
- *   ipckit-soak [-n MESSAGES] [-k KILLS] [--no-storm] [-d DIR] [TRANSPORT...]
+ *   ipckit-soak [-n MESSAGES] [-k KILLS] [-p PACE_US] [--no-storm] [-d DIR] [TRANSPORT...]
  *
- * Defaults: 1,000,000 messages and 20 kills per transport, the signal storm on, every
- * transport. Exits 1 when any transport lost, duplicated, reordered or corrupted a message or
- * met an error its rules do not explain. docs/RELIABILITY.md has the figures of a run.
+ * Defaults: 1,000,000 messages and 20 kills per transport, the signal storm on, no pacing
+ * (-p: producers nap PACE_US every 100 messages), every transport. IPK_SOAK_DEBUG=1 in the
+ * environment prints each kill and each connection a consumer saw end. Exits 1 when any transport
+ * lost, duplicated, reordered or corrupted a message or met an error its rules do not explain.
+ * docs/RELIABILITY.md has the figures of a run.
  */
 #define _GNU_SOURCE 1
 #include "soak.h"
@@ -36,13 +38,16 @@ int main(int argc, char **argv)
             cfg.messages = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "-k") == 0 && i + 1 < argc)
             cfg.kills = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc)
+            cfg.pace_us = atoi(argv[++i]);
         else if (strcmp(argv[i], "-d") == 0 && i + 1 < argc)
             snprintf(dir, sizeof dir, "%s", argv[++i]);
         else if (strcmp(argv[i], "--no-storm") == 0)
             cfg.storm = 0;
         else {
             fprintf(stderr,
-                    "usage: %s [-n MESSAGES] [-k KILLS] [--no-storm] [-d DIR] [TRANSPORT...]\n",
+                    "usage: %s [-n MESSAGES] [-k KILLS] [-p PACE_US] [--no-storm] [-d DIR] "
+                    "[TRANSPORT...]\n",
                     argv[0]);
             return 2;
         }

@@ -18,12 +18,13 @@
  * What the transport promises decides what a missing message is (docs/semantics/):
  * - attempted but not committed (the producer was killed inside the send, or it failed): may
  *   be missing, must not be duplicated;
- * - committed on a queue (mq, sysv, shm, file): must arrive, except one message per consumer
- *   killed inside its receive (between the receive and the store into got[] nothing can tell
- *   it was taken); shm may then deliver it again (redelivered, allowed);
+ * - committed on a queue (mq, sysv, shm, file): must arrive, except, on mq and sysv, the one
+ *   message the kernel handed a consumer killed inside its receive (the first after its last
+ *   record); shm consumers peek, record, release, so nothing is taken unrecorded, and a
+ *   consumer killed before its release leaves the message to come again (redelivered);
  * - committed into a socket, pipe or signal queue of a consumer that was killed: gone with it
  *   (a stream does not survive a killed peer); the producer tags each message with the
- *   consumer incarnation it dialled, so exactly those are excused;
+ *   consumer incarnations it may have reached (producer_dial), and only those are excused;
  * - udp promises nothing: missing datagrams are counted as excused.
  * Duplicates and reordering are never excused (udp's order is reported, not promised).
  */
@@ -88,6 +89,7 @@ const char *const *soak_transports(void)
 struct shared {
     int t;             /* index in tdefs */
     uint64_t per_slot; /* sequences per producer slot */
+    int pace_us;       /* producers nap this long every 100 messages */
     char url_rx[1300], url_tx[1300], path[256];
     _Atomic int stop_cons;
     _Atomic uint32_t cons_inc;               /* consumer incarnations started */
@@ -353,6 +355,9 @@ static int consumer(int ci)
         }
         if ((td->kind == K_STREAM || td->kind == K_EXEC) && is_conn_error(n)) {
             /* The producer was killed or finished: the next connection continues. */
+            if (getenv("IPK_SOAK_DEBUG"))
+                fprintf(stderr, "consumer %u: connection ends: %s (last %lld)\n", inc, ipk_errmsg(),
+                        (long long)last[0]);
             int e = ipk_close(c);
             c = NULL;
             if (td->kind == K_EXEC && e < 0 && e != -ECHILD)
@@ -369,12 +374,25 @@ static int consumer(int ci)
     }
 }
 
-/* Dials the producer's channel; inc gets the consumer incarnation it will reach. */
-static int producer_dial(ipk_chan **c, uint32_t *inc)
+/* The short run's pacing (soak_cfg.pace_us). */
+static void pace(uint64_t seq)
+{
+    if (S->pace_us > 0 && seq % 100 == 0) {
+        struct timespec ts = {0, S->pace_us * 1000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Dials the producer's channel; *tag gets the range of consumer incarnations it may have
+ * reached: a consumer counts itself (cons_inc) before it listens, so the one reached is at most
+ * the count read after the dial, and at least the count read before it (an older one was
+ * killed and gone before the dial began; the supervisor starts a consumer only after killing
+ * its predecessor). The range is packed as lo | hi << 16. */
+static int producer_dial(ipk_chan **c, uint32_t *tag)
 {
     const tdef *td = &tdefs[S->t];
     char url[1400];
-    *inc = atomic_load(&S->cons_inc);
+    uint32_t lo = atomic_load(&S->cons_inc);
     if (td->kind == K_SIGNAL) {
         int32_t pid = atomic_load(&S->sig_pid);
         if (pid == 0)
@@ -383,7 +401,9 @@ static int producer_dial(ipk_chan **c, uint32_t *inc)
     } else {
         snprintf(url, sizeof url, "%s", S->url_tx);
     }
-    return ipk_dial(c, url, NULL);
+    int r = ipk_dial(c, url, NULL);
+    *tag = (lo & 0xffff) | (atomic_load(&S->cons_inc) & 0xffff) << 16;
+    return r;
 }
 
 static int producer(int slot)
@@ -408,6 +428,7 @@ static int producer(int slot)
                 continue;
             }
         }
+        pace(seq);
         size_t len = build(m, slot, seq);
         atomic_store(&TAG(slot, seq), inc);
         atomic_store(&STATE(slot, seq), ST_ATTEMPT);
@@ -457,11 +478,13 @@ int soak_exec_child(int argc, char **argv)
         uint64_t seq = atomic_load(&S->next[0]);
         if (seq >= S->per_slot)
             break;
+        pace(seq);
         size_t len = build(f + 4, 0, seq);
         f[0] = f[1] = 0;
         f[2] = (unsigned char)(len >> 8);
         f[3] = (unsigned char)len;
-        atomic_store(&TAG(0, seq), atomic_load(&S->cons_inc));
+        uint32_t inc = atomic_load(&S->cons_inc) & 0xffff;
+        atomic_store(&TAG(0, seq), inc | inc << 16);
         atomic_store(&STATE(0, seq), ST_ATTEMPT);
         atomic_store(&S->next[0], seq + 1);
         size_t off = 0;
@@ -491,16 +514,23 @@ static pid_t spawn(int (*fn)(int), int arg)
     return pid;
 }
 
+/* SIGUSR2 to a live worker (exec: the child too) every 0-400 us, for the whole run. */
 static void storm(void)
 {
     unsigned seed = (unsigned)getpid();
     while (!atomic_load(&S->stop_cons)) {
-        struct timespec ts = {0, (long)(rand_r(&seed) % 2000) * 1000L};
+        struct timespec ts = {0, (long)(rand_r(&seed) % 400) * 1000L};
         nanosleep(&ts, NULL);
-        int which = rand_r(&seed) % (2 * SLOTS);
-        int32_t pid = which < SLOTS ? atomic_load(&S->prod_pid[which])
-                                    : atomic_load(&S->cons_pid[which - SLOTS]);
-        if (pid > 0 && kill(pid, SIGUSR2) == 0)
+        int32_t live[2 * SLOTS];
+        int n = 0;
+        for (int i = 0; i < SLOTS; i++) {
+            int32_t p = atomic_load(&S->prod_pid[i]), c = atomic_load(&S->cons_pid[i]);
+            if (p > 0)
+                live[n++] = p;
+            if (c > 0)
+                live[n++] = c;
+        }
+        if (n > 0 && kill(live[rand_r(&seed) % n], SIGUSR2) == 0)
             atomic_fetch_add(&S->signals, 1);
     }
     _exit(0);
@@ -526,6 +556,9 @@ static int kill_consumer(int ci, pid_t *pids)
     uint32_t inc = atomic_load(&S->cons_cur[ci]);
     if (inc < MAXINC)
         S->killed_inc[inc] = 1;
+    if (getenv("IPK_SOAK_DEBUG"))
+        fprintf(stderr, "killed consumer %u (in recv %d, last %lld)\n", inc,
+                atomic_load(&S->in_recv[ci]), (long long)atomic_load(&S->cons_last[ci][0]));
     if (tdefs[S->t].kind == K_SIGNAL)
         atomic_store(&S->sig_pid, 0);
     int in = atomic_exchange(&S->in_recv[ci], 0);
@@ -550,6 +583,9 @@ static void kill_producer(int slot, pid_t *pids)
     }
     pid_t pid = pids[slot];
     atomic_store(&S->prod_pid[slot], 0);
+    if (getenv("IPK_SOAK_DEBUG"))
+        fprintf(stderr, "killed producer %d at next %llu\n", slot,
+                (unsigned long long)atomic_load(&S->next[slot]));
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     pids[slot] = spawn(producer, slot);
@@ -635,6 +671,15 @@ static int setup_urls(const soak_cfg *cfg, ipk_chan **owner)
     return 0;
 }
 
+/* Whether a consumer incarnation in [lo, hi] was killed. */
+static int killed_in(uint32_t lo, uint32_t hi)
+{
+    for (uint32_t i = lo; i <= hi && i < MAXINC; i++)
+        if (S->killed_inc[i])
+            return 1;
+    return 0;
+}
+
 /* mq, sysv (one producer): whether q is the first committed message after the last record of
  * a consumer killed inside its receive, and not yet excused. */
 static int taken_by_killed(uint64_t q)
@@ -690,6 +735,7 @@ int soak_run(const soak_cfg *cfg, soak_result *res)
         return -1;
     S->t = t;
     S->per_slot = per_slot;
+    S->pace_us = cfg->pace_us;
     shared_arrays();
     ipk_chan *owner = NULL;
     if (setup_urls(cfg, &owner) != 0) {
@@ -843,15 +889,17 @@ int soak_run(const soak_cfg *cfg, soak_result *res)
                 res->excused++;
             else if ((td->kind == K_STREAM || td->kind == K_DGRAM || td->kind == K_SIGNAL ||
                       td->kind == K_EXEC) &&
-                     tg < MAXINC && S->killed_inc[tg])
+                     killed_in(tg & 0xffff, tg >> 16))
                 res->excused++;
             else if (td->kind == K_QUEUE && taken_by_killed(q)) {
                 unrecorded++;
                 res->excused++;
             } else {
                 res->lost++;
-                note(NULL, "%s: producer %d sequence %llu committed, never received", td->name, s,
-                     (unsigned long long)q);
+                note(NULL,
+                     "%s: producer %d sequence %llu (sent to consumer %u..%u) committed, never "
+                     "received",
+                     td->name, s, (unsigned long long)q, tg & 0xffff, tg >> 16);
             }
         }
     res->committed = atomic_load(&S->committed);

@@ -16,6 +16,8 @@ typedef struct soak_cfg {
     uint64_t messages;     /* messages to attempt, over all producers */
     int kills;             /* SIGKILLs spread over the run (0: none) */
     int storm;             /* send SIGUSR2 to the workers at random moments */
+    int pace_us;           /* producers nap this long every 100 messages (0: never), so that a
+                              short run lasts long enough for its kills */
     const char *dir;       /* where files and sockets go (a private directory) */
     const char *self;      /* this program's path, for exec: children (argv[0] is not enough) */
     int verbose;
