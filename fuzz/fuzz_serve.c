@@ -120,7 +120,7 @@ static size_t read_all(int fd, unsigned char *buf, size_t cap, int packet, size_
         struct pollfd p = {fd, POLLIN, 0};
         int r = poll(&p, 1, 10000);
         if (r < 0 && errno == EINTR)
-            continue; /* libFuzzer's SIGALRM (its -timeout check) */
+            continue;   /* libFuzzer's SIGALRM (its -timeout check) */
         assert(r == 1); /* a worker that neither answers nor closes is a hang */
         ssize_t k = recv(fd, buf + n, cap - n, 0);
         if (k < 0 && errno == EINTR)
@@ -185,12 +185,15 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     int whole = 1;
     if (lis[li].packet) {
         /* The worker closes at a packet over the maximum or an empty one (it reads as the end,
-         * as for the library's unixpacket). Closing with packets unread resets the socket,
-         * and a reset may hide replies not yet read: then only a prefix is checked. */
+         * as for the library's unixpacket), and when a reply finds this socket's receive queue
+         * full (it does not buffer packets: a client that sends ~200 small requests before
+         * reading any reply is closed; RELIABILITY.md). Closing with packets unread resets the
+         * socket, and a reset may hide replies not yet read: then only a prefix is checked.
+         * Up to 32 packets of at most 64 bytes never fill the queue. */
         size_t ok = 0;
         while (ok < npk && pk[ok] > 0 && pk[ok] <= lis[li].max)
             ok++;
-        assert(nr <= ok && (ok < npk || nr == npk));
+        assert(nr <= ok && (ok < npk || npk > 32 || nr == npk));
         for (size_t i = 0; i < nr; i++)
             assert(rl[i] == pk[i]);
         return 0;
