@@ -39,12 +39,15 @@ suite() { # dir
     (cd "$1" && ctest --output-on-failure -j "$JOBS" --timeout 600)
 }
 
-# Every test program under valgrind's memcheck (two at a time). Leaks are LeakSanitizer's job
-# (valgrind would count the memory of children that _exit). IPKT_SLOW widens the signal storms,
-# which would otherwise starve a process running 50x slower. Excluded, because valgrind itself
-# catches every signal and so changes what /proc/PID/status reports: signal's t_peer_checks.
+# Every test program and fuzz corpus replay under valgrind's memcheck (two at a time). Leaks are
+# LeakSanitizer's job (valgrind would count the memory of children that _exit). IPKT_SLOW widens
+# the signal storms, which would otherwise starve a process running 50x slower. Excluded, because
+# valgrind itself catches every signal and so changes what /proc/PID/status reports: signal's
+# t_peer_checks.
 valgrind_suite() { # dir
-    find "$1/tests" -maxdepth 1 -type f -perm -u+x -name 'test_*' ! -name test_cli | IPKT_SLOW=1 IPKT_EXCLUDE=t_peer_checks \
+    find "$1/tests" "$1/fuzz" -maxdepth 1 -type f -perm -u+x \
+        \( -name 'test_*' -o -name 'fuzz_replay_*' \) ! -name test_cli |
+        IPKT_SLOW=1 IPKT_EXCLUDE=t_peer_checks \
         xargs -P "$JOBS" -I{} sh -c 'valgrind -q --error-exitcode=99 --leak-check=no {} \
             >{}.valgrind.log 2>&1 || { cat {}.valgrind.log; echo "valgrind: {} failed"; exit 1; }'
 }

@@ -59,14 +59,16 @@ int srv_own_file(int fd)
 /* A server often runs as root in a directory others may write (/tmp): a link planted at the
  * log's path would make it append wherever the link points, and a file another user made there
  * would hand that user the log. So the log is opened without following a link (O_NONBLOCK: a
- * FIFO planted there must not block) and must be a regular file of this user. */
+ * FIFO planted there must not block) and must be a regular file of this user, or a character
+ * device of root's (/dev/null: only root can make one, so nobody can plant it). */
 int srv_log_open(const char *path)
 {
     int fd = open(
         path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd < 0)
         return -errno;
-    int e = srv_own_file(fd);
+    struct stat st;
+    int e = fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_uid == 0 ? 0 : srv_own_file(fd);
     if (e != 0) {
         close(fd);
         errno = -e;
