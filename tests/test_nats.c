@@ -422,6 +422,71 @@ static void t_poller(void **state)
     ipkt_ok(ipk_close(l));
 }
 
+/* Receives take from libnats's queue directly until a descriptor is given out; from then on a
+ * pump thread carries the messages into a ring behind the descriptor. Across the switch nothing
+ * is lost and the order holds: messages waiting when it happens, one put back as too big for
+ * its buffer, and those sent after; on a listener (ipk_fd) and on a dialer's reply inbox (a
+ * poller). */
+static void t_poll_switch(void **state)
+{
+    (void)state;
+    srv s = {0};
+    srv_start(&s, NULL);
+    char u[512], buf[64], want[16];
+    ipk_chan *l, *d;
+    ipkt_ok(ipk_listen(&l, url(u, sizeof u, &s, "sw", NULL), NULL));
+    ipkt_ok(ipk_dial(&d, u, NULL));
+    for (int i = 0; i < 6; i++) {
+        int k = snprintf(want, sizeof want, "m%d-abcdef", i);
+        ipkt_ok(ipk_send(d, want, (size_t)k, 5000));
+    }
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 5000), 9);
+    assert_memory_equal(buf, "m0-abcdef", 9);
+    ipkt_expect(ipk_recv(l, buf, 4, 5000), IPK_EMSGSIZE); /* m1 is put back */
+    assert_int_equal(ipk_pending(l), 1);
+    int fd = ipk_fd(l);
+    assert_true(fd >= 0);
+    for (int i = 6; i < 10; i++) {
+        int k = snprintf(want, sizeof want, "m%d-abcdef", i);
+        ipkt_ok(ipk_send(d, want, (size_t)k, 5000));
+    }
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    for (int i = 1; i < 10; i++) {
+        assert_int_equal(poll(&pf, 1, 5000), 1);
+        int k = snprintf(want, sizeof want, "m%d-abcdef", i);
+        ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), k);
+        assert_memory_equal(buf, want, (size_t)k);
+    }
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), -EAGAIN);
+    assert_int_equal(poll(&pf, 1, 0), 0);
+    assert_int_equal(ipk_pending(l), 0);
+
+    /* The dialer's inbox: answers taken directly, then through a poller. */
+    for (int i = 0; i < 3; i++) {
+        int k = snprintf(want, sizeof want, "a%d", i);
+        ipkt_ok(ipk_send(d, "q-abcdefg", 9, 5000));
+        ipkt_expect(ipk_recv(l, buf, sizeof buf, 5000), 9);
+        ipkt_ok(ipk_send(l, want, (size_t)k, 5000));
+    }
+    ipkt_expect(ipk_recv(d, buf, sizeof buf, 5000), 2);
+    assert_memory_equal(buf, "a0", 2);
+    ipk_poller *p;
+    ipk_pollev ev[2];
+    ipkt_ok(ipk_poller_new(&p));
+    ipkt_ok(ipk_poller_add(p, d, IPK_POLLIN, NULL));
+    for (int i = 1; i < 3; i++) {
+        ipkt_expect(ipk_poller_wait(p, ev, 2, 5000), 1);
+        assert_ptr_equal(ev[0].chan, d);
+        int k = snprintf(want, sizeof want, "a%d", i);
+        ipkt_expect(ipk_recv(d, buf, sizeof buf, 0), k);
+        assert_memory_equal(buf, want, (size_t)k);
+    }
+    ipkt_expect(ipk_poller_wait(p, ev, 2, 0), -EAGAIN);
+    ipk_poller_free(p);
+    ipkt_ok(ipk_close(d));
+    ipkt_ok(ipk_close(l));
+}
+
 static void t_info(void **state)
 {
     (void)state;
@@ -891,7 +956,8 @@ static void t_mutual_tls(void **state)
 
 IPKT_MAIN(cmocka_unit_test(t_sizes), cmocka_unit_test(t_timeouts_and_errors),
           cmocka_unit_test(t_queue_group), cmocka_unit_test(t_request_reply),
-          cmocka_unit_test(t_poller), cmocka_unit_test(t_info), cmocka_unit_test(t_durable_kill9),
-          cmocka_unit_test(t_cluster_failover), cmocka_unit_test(t_relay),
-          cmocka_unit_test(t_user_password), cmocka_unit_test(t_token), cmocka_unit_test(t_nkey),
-          cmocka_unit_test(t_creds_file), cmocka_unit_test(t_tls), cmocka_unit_test(t_mutual_tls))
+          cmocka_unit_test(t_poller), cmocka_unit_test(t_poll_switch), cmocka_unit_test(t_info),
+          cmocka_unit_test(t_durable_kill9), cmocka_unit_test(t_cluster_failover),
+          cmocka_unit_test(t_relay), cmocka_unit_test(t_user_password), cmocka_unit_test(t_token),
+          cmocka_unit_test(t_nkey), cmocka_unit_test(t_creds_file), cmocka_unit_test(t_tls),
+          cmocka_unit_test(t_mutual_tls))

@@ -10,11 +10,20 @@
  * (nats_js.c): sends are acknowledged by the server, and a listener is a consumer that
  * acknowledges a message only once the application has received it.
  *
- * libnats delivers messages on its own threads. The handler (ipk__nats_on_msg) puts each one in
- * a ring guarded by a mutex and makes an eventfd readable while the ring holds one, so that
- * ipk_fd() and the poller see a level-triggered descriptor; a receive takes from the ring. The
- * ring is bounded (?pending=): a full ring holds the handler back, libnats then buffers up to
- * its own limit, and past that it drops, which the next receive reports (never silently).
+ * A listener's subject and a dialer's reply inbox are synchronous libnats subscriptions: libnats's
+ * reader thread queues each message on it and ipk_recv takes it there (natsSubscription_NextMsg),
+ * in the caller's thread, as a plain libnats program does; no thread stands between the socket
+ * and the application. A descriptor cannot say that such a queue holds a message, so once one is
+ * given out (ipk_fd, a poller), a pump thread of the channel moves the messages, in order, into a
+ * ring guarded by a mutex, and makes an eventfd readable while the ring holds one (level-
+ * triggered); from then on a receive takes from the ring only. The switch loses nothing and
+ * keeps the order: before it, receives took from libnats's queue directly; after it, the pump
+ * alone takes from that queue, and appends to the ring behind what a receive put back (a message
+ * too big for its buffer). A stream's consumer (JetStream, asynchronous in libnats) delivers
+ * through its handler (ipk__nats_on_msg) into the ring always. The ring is bounded (?pending=):
+ * a full ring holds the pump or the handler back, libnats then buffers up to its own limit
+ * (?pending= plus 65536 messages for a synchronous subscription), and past that it drops, which
+ * the next receive reports (never silently).
  *
  * A send is one message. It returns once the server has confirmed it (a PING/PONG round trip
  * after the publish, natsConnection_FlushTimeout) within the caller's timeout; a send with
@@ -32,6 +41,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -267,17 +277,45 @@ static void ipk__nats_signal(ipk__nats *n)
         n->signalled = 1;
 }
 
-/* The descriptor leaves the transport: from now on it is kept readable while anything waits. */
+/* With mu held: the drops libnats counted on sub since last looked join those to be told. */
+static void ipk__nats_drops(ipk__nats *n, natsSubscription *sub)
+{
+    int64_t d = 0;
+    if (sub != NULL && natsSubscription_GetDropped(sub, &d) == NATS_OK && d > n->dropseen) {
+        n->dropped += d - n->dropseen;
+        n->dropseen = d;
+    }
+}
+
+static void *ipk__nats_pump(void *arg);
+
+/* The descriptor leaves the transport: from now on it is kept readable while anything waits,
+ * and a synchronous subscription's messages go through the ring (the pump). */
 static int ipk__nats_export(const ipk_chan *c)
 {
     ipk__nats *n = c->tp;
+    int e = 0;
     pthread_mutex_lock(&n->mu);
     if (!n->exported) {
-        n->exported = 1;
-        if (n->qn || n->gone || n->dropped)
-            ipk__nats_signal(n);
+        if (n->rsub != NULL) {
+            /* The pump takes no signal meant for the application's threads. */
+            sigset_t all, was;
+            sigfillset(&all);
+            pthread_sigmask(SIG_SETMASK, &all, &was);
+            e = pthread_create(&n->pump, NULL, ipk__nats_pump, n);
+            pthread_sigmask(SIG_SETMASK, &was, NULL);
+            n->pumping = e == 0;
+        }
+        if (e == 0) {
+            n->exported = 1;
+            if (n->qn || n->gone || n->dropped)
+                ipk__nats_signal(n);
+        }
     }
     pthread_mutex_unlock(&n->mu);
+    if (e != 0)
+        return ipk__errsys(-e, "%s: starting the thread that makes the descriptor readable",
+                           c->name);
     return n->evfd;
 }
 
@@ -290,6 +328,7 @@ static void ipk__nats_unsignal(ipk__nats *n)
         n->signalled = 0;
 }
 
+/* With mu held: room for one more message in the ring. */
 static int ipk__nats_grow(ipk__nats *n)
 {
     if (n->qn < n->qcap)
@@ -332,6 +371,31 @@ void ipk__nats_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, voi
     }
 }
 
+/* Moves the synchronous subscription's messages into the ring, once the descriptor is out. */
+static void *ipk__nats_pump(void *arg)
+{
+    ipk__nats *n = arg;
+    for (;;) {
+        natsMsg *m = NULL;
+        natsStatus s = natsSubscription_NextMsg(&m, n->rsub, 100);
+        if (s == NATS_OK) {
+            ipk__nats_on_msg(NULL, n->rsub, m, n);
+        } else if (s != NATS_TIMEOUT && s != NATS_SLOW_CONSUMER) {
+            break; /* the subscription or the connection is closed */
+        }
+        pthread_mutex_lock(&n->mu);
+        if (s == NATS_SLOW_CONSUMER && !n->closing) {
+            ipk__nats_drops(n, n->rsub);
+            ipk__nats_signal(n);
+        }
+        int stop = n->closing;
+        pthread_mutex_unlock(&n->mu);
+        if (stop)
+            break;
+    }
+    return NULL;
+}
+
 void ipk__nats_on_complete(void *closure)
 {
     ipk__nats *n = closure;
@@ -359,13 +423,13 @@ static void ipk__nats_on_error(natsConnection *nc, natsSubscription *sub, natsSt
 {
     (void)nc;
     ipk__nats *n = closure;
-    int64_t d = 0;
-    if (e != NATS_SLOW_CONSUMER || sub == NULL || natsSubscription_GetDropped(sub, &d) != NATS_OK)
+    if (e != NATS_SLOW_CONSUMER || sub == NULL)
         return;
     pthread_mutex_lock(&n->mu);
-    if (!n->closing && d > 0) {
-        n->dropped += d;
-        ipk__nats_signal(n);
+    if (!n->closing) {
+        ipk__nats_drops(n, sub);
+        if (n->dropped)
+            ipk__nats_signal(n);
     }
     pthread_mutex_unlock(&n->mu);
 }
@@ -530,25 +594,17 @@ static int ipk__nats_connect(ipk_chan *c, ipk__nats *n)
     return 0;
 }
 
-/* The handler of sub runs until on_complete says it is done; close waits for that. */
-static void ipk__nats_track(ipk__nats *n, natsSubscription *sub)
-{
-    pthread_mutex_lock(&n->mu);
-    if (natsSubscription_SetOnCompleteCB(sub, ipk__nats_on_complete, n) == NATS_OK)
-        n->live++;
-    pthread_mutex_unlock(&n->mu);
-}
-
-/* A listener's subscription, or a dialer's reply inbox. Flushed, so that the server knows of
- * it before listen/dial returns: a message published just after is not missed. */
+/* A listener's subscription, or a dialer's reply inbox, both synchronous (ipk_recv takes from
+ * them). Flushed, so that the server knows of it before listen/dial returns: a message
+ * published just after is not missed. */
 static int ipk__nats_subscribe(ipk_chan *c, ipk__nats *n, long ctimeout)
 {
     natsStatus s;
     natsSubscription *sub = NULL;
     const char *q = ipk__opt(c, "queue");
     if (c->role == IPK__LISTENER) {
-        s = q ? natsConnection_QueueSubscribe(&sub, n->nc, n->url.subject, q, ipk__nats_on_msg, n)
-              : natsConnection_Subscribe(&sub, n->nc, n->url.subject, ipk__nats_on_msg, n);
+        s = q ? natsConnection_QueueSubscribeSync(&sub, n->nc, n->url.subject, q)
+              : natsConnection_SubscribeSync(&sub, n->nc, n->url.subject);
         n->sub = sub;
     } else if (n->oneway) {
         return 0; /* publishes only: nothing to subscribe to */
@@ -559,12 +615,18 @@ static int ipk__nats_subscribe(ipk_chan *c, ipk__nats *n, long ctimeout)
             s = NATS_NO_MEMORY;
         natsInbox_Destroy(inbox);
         if (s == NATS_OK)
-            s = natsConnection_Subscribe(&sub, n->nc, n->inbox, ipk__nats_on_msg, n);
+            s = natsConnection_SubscribeSync(&sub, n->nc, n->inbox);
         n->isub = sub;
     }
     if (s != NATS_OK)
         return ipk__nats_err(c, s, q ? "queue subscribe" : "subscribe");
-    ipk__nats_track(n, sub);
+    n->rsub = sub;
+    /* libnats's queue holds what the ring would have held beside its own default. */
+    int64_t msgs = (int64_t)n->limit + 65536, bytes = msgs * 1024;
+    s = natsSubscription_SetPendingLimits(sub, msgs > INT_MAX ? INT_MAX : (int)msgs,
+                                          bytes > INT_MAX ? INT_MAX : (int)bytes);
+    if (s != NATS_OK)
+        return ipk__nats_err(c, s, "pending limits");
     s = natsConnection_FlushTimeout(n->nc, ctimeout);
     return s == NATS_OK ? 0 : ipk__nats_err(c, s, "flush after subscribing");
 }
@@ -876,6 +938,37 @@ static int ipk__nats_wait(ipk__nats *n, int64_t dl)
     return ready ? 0 : ETIMEDOUT;
 }
 
+/* A receive from the synchronous subscription itself (no descriptor given out yet): 1 with
+ * *m taken, 0 to look again (a drop to tell, the end), or ETIMEDOUT. A message too big for
+ * cap goes back to the ring's head, where the next receive finds it first. */
+static int ipk__nats_next(ipk__nats *n, size_t cap, int64_t dl, natsMsg **m)
+{
+    int ms = ipk__remaining_ms(dl);
+    natsStatus s = natsSubscription_NextMsg(m, n->rsub, ms < 0 ? 3600000 : ms);
+    if (s == NATS_TIMEOUT)
+        return dl == IPK__DL_NOW || ipk__remaining_ms(dl) == 0 ? ETIMEDOUT : 0;
+    pthread_mutex_lock(&n->mu);
+    if (s == NATS_OK && (size_t)natsMsg_GetDataLength(*m) > cap) {
+        if (ipk__nats_grow(n) == 0) {
+            n->qhead = (n->qhead + n->qcap - 1) % n->qcap;
+            n->q[n->qhead] = *m;
+            n->qn++;
+        } else {
+            natsMsg_Destroy(*m);
+            n->dropped++; /* no memory to keep it: said as a drop */
+        }
+        if (n->exported)
+            ipk__nats_signal(n);
+        s = NATS_TIMEOUT; /* told by the next look at the ring */
+    } else if (s == NATS_SLOW_CONSUMER) {
+        ipk__nats_drops(n, n->rsub);
+    } else if (s != NATS_OK) {
+        n->gone = 1; /* the subscription ends with the connection only */
+    }
+    pthread_mutex_unlock(&n->mu);
+    return s == NATS_OK;
+}
+
 static long ipk__nats_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
 {
     ipk__nats *n = c->tp;
@@ -898,6 +991,7 @@ static long ipk__nats_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, 
             pthread_cond_signal(&n->cv);
         }
         int gone = n->gone, queued = n->qn != 0 || m != NULL;
+        int direct = n->rsub != NULL && !n->pumping;
         pthread_mutex_unlock(&n->mu);
         if (dropped)
             return ipk__err(-ENOBUFS,
@@ -919,10 +1013,18 @@ static long ipk__nats_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, 
             return ipk__err(-ENOTCONN, "%s: the connection is closed for good%s%s", c->name,
                             why && *why ? ": " : "", why ? why : "");
         }
+        if (direct) {
+            int k = ipk__nats_next(n, cap, dl, &m);
+            if (k == 1)
+                return ipk__nats_take(c, n, m, buf, mi);
+            if (k == 0)
+                continue;
+        } else if (dl != IPK__DL_NOW && ipk__nats_wait(n, dl) == 0) {
+            continue;
+        }
         if (dl == IPK__DL_NOW)
             return ipk__err(-EAGAIN, "%s: no message", c->name);
-        if (ipk__nats_wait(n, dl) != 0)
-            return ipk__err(ipk__expired(dl), "%s: no message", c->name);
+        return ipk__err(ipk__expired(dl), "%s: no message", c->name);
     }
 }
 
@@ -931,8 +1033,11 @@ static int ipk__nats_pending(const ipk_chan *c)
     ipk__nats *n = c->tp;
     if (n == NULL)
         return 0;
+    int msgs = 0;
     pthread_mutex_lock(&n->mu);
     int r = n->qn != 0;
+    if (!r && n->rsub != NULL && !n->pumping)
+        r = natsSubscription_GetPending(n->rsub, &msgs, NULL) == NATS_OK && msgs > 0;
     pthread_mutex_unlock(&n->mu);
     return r;
 }
@@ -951,7 +1056,10 @@ static int ipk__nats_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
         int r = ipk__nats_no_recv(c);
         if (r != 0)
             return r;
-        src->fd[0] = ipk__nats_export(c);
+        int fd = ipk__nats_export(c);
+        if (fd < 0)
+            return fd;
+        src->fd[0] = fd;
         src->ev[0] = EPOLLIN;
     }
     src->flags = IPK__PS_CHECK;
@@ -1012,6 +1120,8 @@ static int ipk__nats_release(ipk_chan *c)
         natsSubscription_Unsubscribe(n->sub);
     if (n->isub)
         natsSubscription_Unsubscribe(n->isub);
+    if (n->pumping) /* it sees closing within its 100 ms wait, at once if unsubscribed */
+        pthread_join(n->pump, NULL);
     if (n->nc)
         natsConnection_Close(n->nc);
     if (ipk__nats_quiesce(n) > 0) {

@@ -55,10 +55,16 @@ typedef struct ipk__nats {
     int exported;       /* ipk_fd() or a poller has it: evfd is kept level from then on */
     int signalled;      /* evfd holds a count */
     int closing;
-    int live;        /* handlers that may still run: subscriptions not complete, plus the
-                        connection until its closed callback */
-    int64_t dropped; /* messages libnats dropped (slow consumer), not yet reported */
-    int gone;        /* the connection closed for good */
+    int live;               /* handlers that may still run: subscriptions not complete, plus the
+                               connection until its closed callback */
+    int64_t dropped;        /* messages libnats dropped (slow consumer), not yet reported */
+    int64_t dropseen;       /* libnats's count of drops (it only grows) already added to dropped */
+    natsSubscription *rsub; /* the synchronous subscription received from (sub or isub), NULL
+                               for a stream's consumer (asynchronous, into the ring) */
+    int pumping;            /* a pump thread moves rsub's messages into the ring (from the
+                               descriptor's export on): receives then take from the ring only */
+    pthread_t pump;
+    int gone; /* the connection closed for good */
 } ipk__nats;
 
 /* A negative ipckit code for status s, with the message "<name>: <what>: <libnats' text>". */
