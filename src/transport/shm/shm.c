@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <fcntl.h>
@@ -48,6 +49,7 @@ typedef struct ipk__shm {
     char sem_name[NAME_MAX + 1];
     int sem_own; /* the listener made or adopted the semaphore: its close removes it */
     int pw_fd;   /* in a poller: the abstract socket the rings' publishers wake, else -1 */
+    int pw_efd;  /* and the eventfd handed to publishers that ask for it (ring.c) */
     /* The files of the segment and the semaphore this listener made (or adopted), so that its
      * close removes only those and not another user's object put at the name since. */
     int seg_known, sem_known;
@@ -504,6 +506,7 @@ static int ipk__shm_open(ipk_chan *c, int listen)
     if (s == NULL)
         return -ENOMEM;
     s->pw_fd = -1;
+    s->pw_efd = -1;
     c->tp = s;
     int r = ipk__set_name(c, "shm:%s", ipk__shm_name(c));
     if (r == 0)
@@ -1009,10 +1012,14 @@ static void ipk__shm_poll_end(ipk_chan *c)
         ipk__ring_poll_detach(s->tx);
     close(s->pw_fd);
     s->pw_fd = -1;
+    if (s->pw_efd >= 0)
+        close(s->pw_efd);
+    s->pw_efd = -1;
 }
 
 /* Binds this end's wake-up socket to "ipk-shm-poll-PID-ID" (abstract: it vanishes with the
- * process) and names it in the rings' wake-up lines. */
+ * process) and names it in the rings' wake-up lines; makes the eventfd that publishers of our
+ * own user are handed when they ask (see ipk__shm_pw_answer). Both are watched. */
 static int ipk__shm_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
 {
     ipk__shm *s = c->tp;
@@ -1024,6 +1031,12 @@ static int ipk__shm_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
         int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
             return ipk__errsys(-errno, "%s: poller: socket", c->name);
+        int on = 1; /* the requests' credentials: only our own user is handed the eventfd */
+        if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
+            int e = -errno;
+            close(fd);
+            return ipk__errsys(e, "%s: poller: SO_PASSCRED on the wake-up socket", c->name);
+        }
         uint32_t id = 0;
         int r = -EADDRINUSE;
         for (int tries = 0; tries < 8 && r == -EADDRINUSE; tries++) {
@@ -1041,6 +1054,11 @@ static int ipk__shm_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
             return ipk__errsys(r, "%s: poller: bind of the wake-up socket", c->name);
         }
         s->pw_fd = fd;
+        if ((s->pw_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+            r = -errno;
+            ipk__shm_poll_end(c);
+            return ipk__errsys(r, "%s: poller: eventfd", c->name);
+        }
         if ((r = ipk__ring_poll_attach(s->rx, id)) != 0 ||
             (s->tx != s->rx && (r = ipk__ring_poll_attach(s->tx, id)) != 0)) {
             ipk__shm_poll_end(c);
@@ -1050,8 +1068,82 @@ static int ipk__shm_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
     (void)interest;
     src->fd[0] = s->pw_fd;
     src->ev[0] = EPOLLIN;
+    src->fd[1] = s->pw_efd;
+    src->ev[1] = EPOLLIN;
     src->flags = IPK__PS_CHECK;
     return 0;
+}
+
+/* Answers a publisher that asked for the eventfd (the byte IPK__PW_ASK from a named socket)
+ * with it, when the request came from our own user: such a process could stop us with a signal
+ * anyway, so holding our eventfd (and so being able to drain it or clear its O_NONBLOCK) gives
+ * it nothing new. Everyone else keeps sending datagrams. */
+static void ipk__shm_pw_answer(ipk__shm *s, const struct msghdr *m, const char *byte)
+{
+    const size_t off = offsetof(struct sockaddr_un, sun_path);
+    if (*byte != IPK__PW_ASK || m->msg_namelen <= off + 1)
+        return;
+    const struct cmsghdr *ch = CMSG_FIRSTHDR(m);
+    struct ucred cr;
+    if (ch == NULL || ch->cmsg_level != SOL_SOCKET || ch->cmsg_type != SCM_CREDENTIALS ||
+        ch->cmsg_len < CMSG_LEN(sizeof cr))
+        return;
+    memcpy(&cr, CMSG_DATA(ch), sizeof cr);
+    if (cr.uid != getuid())
+        return;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cm;
+    memset(&cm, 0, sizeof cm);
+    char one = IPK__PW_ASK;
+    struct iovec iov = {.iov_base = &one, .iov_len = 1};
+    struct msghdr a = {.msg_name = m->msg_name,
+                       .msg_namelen = m->msg_namelen,
+                       .msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = cm.buf,
+                       .msg_controllen = sizeof cm.buf};
+    struct cmsghdr *h = CMSG_FIRSTHDR(&a);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(h), &s->pw_efd, sizeof(int));
+    (void)sendmsg(s->pw_fd, &a, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* After a sleep: the eventfd's count and the wake-up datagrams (answering requests), up to 16
+ * datagrams per recvmmsg, which stops at the first empty read. */
+static void ipk__shm_pw_drain(ipk__shm *s)
+{
+    uint64_t v;
+    (void)read(s->pw_efd, &v, sizeof v);
+    enum { N = 16 };
+    char junk[N];
+    struct iovec iov[N];
+    struct mmsghdr mm[N];
+    struct sockaddr_un from[N];
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(struct ucred))];
+    } cm[N];
+    int got;
+    do {
+        memset(mm, 0, sizeof mm);
+        for (int i = 0; i < N; i++) {
+            iov[i] = (struct iovec){.iov_base = &junk[i], .iov_len = 1};
+            mm[i].msg_hdr = (struct msghdr){.msg_name = &from[i],
+                                            .msg_namelen = sizeof from[i],
+                                            .msg_iov = &iov[i],
+                                            .msg_iovlen = 1,
+                                            .msg_control = cm[i].buf,
+                                            .msg_controllen = sizeof cm[i].buf};
+        }
+        got = recvmmsg(s->pw_fd, mm, N, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
+        for (int i = 0; i < got; i++)
+            if (mm[i].msg_len == 1)
+                ipk__shm_pw_answer(s, &mm[i].msg_hdr, &junk[i]);
+    } while (got == N);
 }
 
 static int ipk__shm_poll_check(ipk_chan *c, unsigned interest, int op)
@@ -1078,19 +1170,7 @@ static int ipk__shm_poll_check(ipk_chan *c, unsigned interest, int op)
             for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1)
                 if (roles & b)
                     ipk__ring_poll_disarm(ipk__shm_role_ring(s, b), b);
-            /* The wake-up bytes of the last sleep, in one call: recvmmsg without a wait
-             * stops at the first empty read, so up to 16 are one system call. */
-            char junk[16];
-            struct iovec iov[16];
-            struct mmsghdr mm[16];
-            memset(mm, 0, sizeof mm);
-            for (int i = 0; i < 16; i++) {
-                iov[i] = (struct iovec){.iov_base = &junk[i], .iov_len = 1};
-                mm[i].msg_hdr.msg_iov = &iov[i];
-                mm[i].msg_hdr.msg_iovlen = 1;
-            }
-            while (recvmmsg(s->pw_fd, mm, 16, MSG_DONTWAIT, NULL) == 16)
-                ;
+            ipk__shm_pw_drain(s);
         }
         for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1)
             if ((roles & b) && ipk__ring_poll_ready(ipk__shm_role_ring(s, b), b))
