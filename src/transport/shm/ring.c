@@ -407,9 +407,10 @@ static void ipk__pw_collect(ipk__ring *r)
             continue;
         }
         close(fd);
-        ipk__shm_pw_stats.efd_refused++;
-        if (pp != NULL)
+        if (pp != NULL) { /* (an answer to a line refused already names no line) */
+            ipk__shm_pw_stats.efd_refused++;
             pp->asks = IPK__PW_NOASK;
+        }
     }
 }
 

@@ -236,7 +236,8 @@ int ipk__ring_poll_ready(ipk__ring *r, unsigned role);
 #define IPK__PW_NOASK 0xffffu
 /* Test hook: what this process's publishers did to wake pollers. */
 struct ipk__pw_stats {
-    unsigned long datagrams, efd_writes, efd_taken, efd_refused, efd_dropped;
+    unsigned long datagrams, efd_writes, efd_taken, efd_dropped;
+    unsigned long efd_refused; /* lines whose answer was refused (each once) */
 };
 extern struct ipk__pw_stats ipk__shm_pw_stats;
 
