@@ -259,6 +259,74 @@ static int ipk__shm_attach(ipk_chan *c, ipk__shm *s, int listen)
     return ipk__ring_duplex(s->tx, s->rx, &((struct ipk__shm_hdr *)s->map)->mbox, end);
 }
 
+/* listen found the name taken by a ring an owner left behind (closed with keep=1, or with
+ * messages nobody had received yet: the flag RELEASED, no owner). The listener adopts it when it
+ * is ours and its mode is within perm (ipk__listen_adopt, as mq: and file: do), keeping what
+ * waits, and owns it from then on: its close removes it once drained. Returns 1 (with no
+ * message) when the segment is no such ring, so that the caller's -EEXIST stands. duplex=1 is
+ * not adopted: what was sent to the old listener's end was for it alone. */
+static int ipk__shm_adopt(ipk_chan *c, ipk__shm *s, size_t cap, int multi, int duplex)
+{
+    int fd = ipk__sys_shm_open(ipk__shm_name(c), O_RDWR, 0);
+    struct stat st;
+    if (fd < 0)
+        return 1;
+    int r = 1;
+    if (ipk__sys_fstat(fd, &st) != 0 || st.st_uid != geteuid() ||
+        (size_t)st.st_size < IPK__SHM_HDR) {
+        close(fd);
+        return 1;
+    }
+    void *m = ipk__sys_mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, 0);
+    if (m != MAP_FAILED) {
+        const struct ipk__shm_hdr *h = m;
+        uint32_t fl = atomic_load(&h->flags);
+        if (atomic_load(&h->magic) == IPK__SHM_MAGIC && h->version == IPK__SHM_VERSION &&
+            (fl & IPK__SHM_F_RELEASED) && !(fl & IPK__SHM_F_DUPLEX) &&
+            atomic_load(&h->owner_pid) == 0)
+            r = 0;
+        munmap(m, IPK__SHM_HDR);
+    }
+    if (r == 0)
+        r = ipk__listen_adopt(c->name, st.st_uid, st.st_mode, c->perm);
+    if (r == 0)
+        r = ipk__shm_map(c, s, fd, (size_t)st.st_size);
+    close(fd);
+    if (r != 0)
+        return r;
+    if ((r = ipk__ring_attach(&s->ring[0], s->map, s->map_len, c->name)) != 0)
+        return r;
+    struct ipk__shm_hdr *h = s->map;
+    int was_multi = (atomic_load(&h->flags) & IPK__SHM_F_MULTI) != 0;
+    if (ipk__opt(c, "multi") != NULL && multi != was_multi)
+        return ipk__err(IPK_EOPTION,
+                        "%s: multi=%d, but the ownerless ring left at the name (adopted with what "
+                        "waits in it) was created with multi=%d",
+                        c->name, multi, was_multi);
+    if (duplex)
+        return ipk__err(IPK_EOPTION,
+                        "%s: duplex=1, but the ownerless ring left at the name is one-way",
+                        c->name);
+    if (ipk__opt(c, "size") != NULL && s->ring[0].cap != cap)
+        return ipk__err(IPK_EOPTION,
+                        "%s: size=%zu, but the ownerless ring left at the name holds %llu bytes "
+                        "(leave size out to adopt it with what waits in it, or remove it)",
+                        c->name, cap, (unsigned long long)s->ring[0].cap);
+    /* Two listeners adopting at once: one wins the owner word. The start time is written before
+     * RELEASED is cleared, so that nobody takes the new owner for a dead one in between. */
+    int32_t none = 0, me = (int32_t)getpid();
+    if (!atomic_compare_exchange_strong(&h->owner_pid, &none, me))
+        return ipk__err(-EEXIST, "%s: the segment exists and its owner (pid %d) is alive", c->name,
+                        (int)none);
+    h->owner_start = ipk__pid_start(me);
+    atomic_fetch_and(&h->flags, ~IPK__SHM_F_RELEASED);
+    c->owner = 1;
+    s->seg_known = 1;
+    s->seg_dev = st.st_dev;
+    s->seg_ino = st.st_ino;
+    return ipk__shm_attach(c, s, 1);
+}
+
 static int ipk__shm_ring_opts(ipk_chan *c, ipk__shm *s)
 {
     long spin;
@@ -280,7 +348,16 @@ static int ipk__shm_ring_listen(ipk_chan *c, ipk__shm *s)
                         "%s: duplex=1 is a conversation of two ends; it cannot be multi=1",
                         c->name);
     size_t half = ipk__shm_seg_size(cap), len = duplex ? 2 * half : half;
-    if ((r = ipk__shm_create_new(c, len, &fd)) < 0)
+    if ((r = ipk__shm_create_new(c, len, &fd)) == -EEXIST) {
+        /* Keep create's message unless the name holds an ownerless ring of ours to adopt. */
+        char msg[512];
+        ipk__strlcpy(msg, ipk_errmsg(), sizeof msg);
+        int a = ipk__shm_adopt(c, s, cap, multi, duplex);
+        if (a == 1)
+            ipk__err(r, "%s", msg);
+        return a == 1 ? r : a;
+    }
+    if (r < 0)
         return r;
     c->owner = 1;
     r = ipk__shm_map(c, s, fd, len);
