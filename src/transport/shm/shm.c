@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <fcntl.h>
@@ -51,6 +53,11 @@ typedef struct ipk__shm {
     int pw_fd;         /* in a poller: the abstract socket the rings' publishers wake, else -1 */
     int pw_efd;        /* and the eventfd handed to publishers that ask for it (ring.c) */
     unsigned pw_skips; /* wake-ups by the eventfd that left the socket undrained */
+    /* duplex=1 in a poller: an epoll set holding a pidfd of the other end (pw_peer), so that
+     * its death wakes the poller; pw_dead: it died (the poller reports IPK_POLLHUP) */
+    int pw_pe, pw_pidfd;
+    int32_t pw_peer;
+    int pw_dead;
     /* The files of the segment and the semaphore this listener made (or adopted), so that its
      * close removes only those and not another user's object put at the name since. */
     int seg_known, sem_known;
@@ -585,6 +592,7 @@ static int ipk__shm_open(ipk_chan *c, int listen)
         return -ENOMEM;
     s->pw_fd = -1;
     s->pw_efd = -1;
+    s->pw_pe = s->pw_pidfd = -1;
     c->tp = s;
     int r = ipk__set_name(c, "shm:%s", ipk__shm_name(c));
     if (r == 0)
@@ -1093,6 +1101,62 @@ static void ipk__shm_poll_end(ipk_chan *c)
     if (s->pw_efd >= 0)
         close(s->pw_efd);
     s->pw_efd = -1;
+    if (s->pw_pidfd >= 0)
+        close(s->pw_pidfd);
+    if (s->pw_pe >= 0)
+        close(s->pw_pe);
+    s->pw_pe = s->pw_pidfd = -1;
+    s->pw_peer = 0;
+    s->pw_dead = 0;
+}
+
+/* duplex=1: watches the process at the other end (the producer of the ring this end receives
+ * from), which a new dialer may replace: its pidfd goes into this end's own epoll set, which the
+ * poller watches, so that the death of the other end wakes the poller. System calls only when the
+ * other end changed. Without pidfd_open (Linux < 5.3) the death is noticed by the next receive,
+ * as before. */
+static void ipk__shm_pw_peer(ipk__shm *s)
+{
+    if (s->pw_pe < 0)
+        return;
+    int32_t peer = atomic_load_explicit(&s->rx->h->prod_pid, memory_order_acquire);
+    if (peer == s->pw_peer)
+        return;
+    if (s->pw_pidfd >= 0)
+        close(s->pw_pidfd); /* which takes it out of pw_pe */
+    s->pw_pidfd = -1;
+    s->pw_peer = peer;
+    s->pw_dead = 0;
+    if (peer <= 0)
+        return;
+#ifdef SYS_pidfd_open
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)peer, 0);
+    if (fd < 0) {
+        s->pw_dead = errno == ESRCH;
+        return;
+    }
+    struct epoll_event e = {.events = EPOLLIN};
+    if (epoll_ctl(s->pw_pe, EPOLL_CTL_ADD, fd, &e) != 0) {
+        close(fd);
+        return;
+    }
+    s->pw_pidfd = fd;
+#endif
+}
+
+/* Whether the other end died (its pidfd is readable), looked at only when nothing else is
+ * ready: one poll() on the rare wake-up that found nothing. */
+static int ipk__shm_pw_gone(ipk__shm *s)
+{
+    if (s->pw_pe < 0)
+        return 0;
+    if (atomic_load_explicit(&s->rx->h->prod_pid, memory_order_acquire) != s->pw_peer)
+        ipk__shm_pw_peer(s); /* another end now: watch that one */
+    if (!s->pw_dead && s->pw_pidfd >= 0) {
+        struct pollfd p = {.fd = s->pw_pidfd, .events = POLLIN};
+        s->pw_dead = poll(&p, 1, 0) == 1;
+    }
+    return s->pw_dead;
 }
 
 /* Binds this end's wake-up socket to "ipk-shm-poll-PID-ID" (abstract: it vanishes with the
@@ -1148,6 +1212,16 @@ static int ipk__shm_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
     src->ev[0] = EPOLLIN;
     src->fd[1] = s->pw_efd;
     src->ev[1] = EPOLLIN;
+    if (s->rx != s->tx && s->pw_pe < 0) { /* duplex=1: the other end's death is news */
+        if ((s->pw_pe = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+            int e = -errno;
+            ipk__shm_poll_end(c);
+            return ipk__errsys(e, "%s: poller: epoll_create1", c->name);
+        }
+        ipk__shm_pw_peer(s);
+    }
+    src->fd[2] = s->pw_pe;
+    src->ev[2] = EPOLLIN;
     src->flags = IPK__PS_CHECK;
     return 0;
 }
@@ -1239,6 +1313,9 @@ static int ipk__shm_poll_check(ipk_chan *c, unsigned interest, int op)
     }
     unsigned roles = ipk__shm_roles(interest), ready = 0;
     if (op == IPK__PC_ARM) {
+        ipk__shm_pw_peer(s);
+        if (s->pw_dead) /* already gone (no pidfd to wake us): look now instead */
+            return -EPIPE;
         for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1)
             if ((roles & b) && ipk__ring_poll_arm(ipk__shm_role_ring(s, b), b) != 0)
                 ready |= b;
@@ -1258,6 +1335,11 @@ static int ipk__shm_poll_check(ipk_chan *c, unsigned interest, int op)
             if ((roles & b) && ipk__ring_poll_ready(ipk__shm_role_ring(s, b), b))
                 ready |= b;
     }
+    if (op != IPK__PC_ARM && ready == 0 &&
+        (op == IPK__PC_DISARM ? ipk__shm_pw_gone(s)
+                              : s->pw_dead && s->pw_peer == atomic_load(&s->rx->h->prod_pid)))
+        return ipk__err(-EPIPE, "%s: the other end (pid %d) died without closing", c->name,
+                        (int)s->pw_peer);
     return (int)(((ready & IPK__PW_RECORDS) ? IPK_POLLIN : 0) |
                  ((ready & IPK__PW_SPACE) ? IPK_POLLOUT : 0));
 }
