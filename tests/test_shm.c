@@ -514,6 +514,104 @@ static void t_stale_segment(void **state)
     shm_unlink(name);
 }
 
+/* ---- an ownerless ring adopted by a later listener (issue 10) ---- */
+
+/* A listener in its own process that sends its arguments and closes without keep=: the ring
+ * holds undelivered messages, so it is left ownerless (released), not removed. */
+typedef struct {
+    const char *url;
+    int n;
+    const char *const *msgs;
+} owner_arg;
+
+static int send_and_leave(void *p)
+{
+    owner_arg *a = p;
+    ipk_chan *c;
+    IPKT_CHECK(ipk_listen(&c, a->url, NULL) == 0);
+    for (int i = 0; i < a->n; i++)
+        IPKT_CHECK(ipk_send(c, a->msgs[i], strlen(a->msgs[i]), 0) == 0);
+    IPKT_CHECK(ipk_undelivered(c) > 0);
+    IPKT_CHECK(ipk_close(c) == 0);
+    return 0;
+}
+
+/* Takes one message in its own process, as a listener that adopts the ring. */
+static int adopt_take_one(void *p)
+{
+    owner_arg *a = p;
+    ipk_chan *c;
+    char buf[64];
+    IPKT_CHECK(ipk_listen(&c, a->url, NULL) == 0);
+    long n = ipk_recv(c, buf, sizeof buf, 0);
+    IPKT_CHECK(n == (long)strlen(a->msgs[0]) && memcmp(buf, a->msgs[0], (size_t)n) == 0);
+    IPKT_CHECK(ipk_close(c) == 0); /* one still waits: left ownerless again */
+    return 0;
+}
+
+static int seg_exists(const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/dev/shm%s", name);
+    return access(path, F_OK) == 0;
+}
+
+static void t_adopt_ownerless(void **state)
+{
+    (void)state;
+    char name[64], u[200], u2[240], buf[64];
+    url(u, sizeof u, ring(name, sizeof name), "size=4k");
+    static const char *const jobs[] = {"j1", "j2", "j3"};
+    owner_arg a = {.url = u, .n = 3, .msgs = jobs};
+    assert_int_equal(ipkt_wait(ipkt_spawn(send_and_leave, &a)), 0);
+    assert_true(seg_exists(name));
+    /* Another process listens and takes j1, then leaves (two wait: the ring stays). */
+    static const char *const first[] = {"j1"};
+    owner_arg b = {.url = u, .n = 1, .msgs = first};
+    assert_int_equal(ipkt_wait(ipkt_spawn(adopt_take_one, &b)), 0);
+    assert_true(seg_exists(name));
+    /* Options that contradict the ring left there are refused, the ring untouched. */
+    ipk_chan *c;
+    snprintf(u2, sizeof u2, "shm:%s?size=8k", name);
+    ipkt_expect(ipk_listen(&c, u2, NULL), IPK_EOPTION);
+    ipkt_errmsg_has("ownerless ring");
+    snprintf(u2, sizeof u2, "shm:%s?multi=1", name);
+    ipkt_expect(ipk_listen(&c, u2, NULL), IPK_EOPTION);
+    /* A mode wider than perm is refused (ipk__listen_adopt), then accepted when perm allows. */
+    char path[128];
+    snprintf(path, sizeof path, "/dev/shm%s", name);
+    assert_int_equal(chmod(path, 0640), 0);
+    ipkt_expect(ipk_listen(&c, u, NULL), -EEXIST);
+    ipkt_errmsg_has("wider than perm");
+    snprintf(u2, sizeof u2, "%s&perm=0640", u);
+    ipkt_ok(ipk_listen(&c, u2, NULL));
+    /* This listener owns it now: a second one is refused as for any live owner. */
+    ipk_chan *d;
+    ipkt_expect(ipk_listen(&d, u2, NULL), -EEXIST);
+    ipkt_errmsg_has("is alive");
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), 2);
+    assert_memory_equal(buf, "j2", 2);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), 2);
+    assert_memory_equal(buf, "j3", 2);
+    /* A producer may still come. */
+    ipkt_ok(ipk_dial(&d, u, NULL));
+    ipkt_ok(ipk_send(d, "j4", 2, 0));
+    ipkt_ok(ipk_close(d));
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), 2);
+    assert_memory_equal(buf, "j4", 2);
+    ipkt_expect(ipk_recv(c, buf, sizeof buf, 0), IPK_EOF);
+    ipkt_ok(ipk_close(c)); /* drained: the adopting owner removes it */
+    assert_false(seg_exists(name));
+
+    /* A duplex ring left behind is not adopted: what waits at the listener's end was for the
+     * listener that left. */
+    snprintf(u2, sizeof u2, "shm:%s?size=4k&duplex=1&keep=1", name);
+    ipkt_ok(ipk_listen(&c, u2, NULL));
+    ipkt_ok(ipk_close(c));
+    ipkt_expect(ipk_listen(&c, u, NULL), -EEXIST);
+    shm_unlink(name);
+}
+
 /* ---- one producer at a time without multi=1; EOF ---- */
 
 static int hold_producer(void *p)
@@ -1001,7 +1099,8 @@ IPKT_MAIN(QS_MESSAGES("shm", &shm), QS_FULL("shm", &shm), QS_CONSUMERS("shm", &s
           cmocka_unit_test(t_kill_producer_mid_record), cmocka_unit_test(t_kill_spsc_producer),
           cmocka_unit_test(t_segment_eintr), cmocka_unit_test(t_missing_and_foreign),
           cmocka_unit_test(t_options), cmocka_unit_test(t_stale_segment),
-          cmocka_unit_test(t_spsc_claim_and_eof), cmocka_unit_test(t_same_cpu_round_trips),
-          cmocka_unit_test(t_same_cpu_stream), cmocka_unit_test(t_multi_bias_revoked),
-          cmocka_unit_test(t_multi_bias_holder_killed), cmocka_unit_test(t_multi_sendv),
-          cmocka_unit_test(t_segment_interop), cmocka_unit_test(t_zero_copy))
+          cmocka_unit_test(t_adopt_ownerless), cmocka_unit_test(t_spsc_claim_and_eof),
+          cmocka_unit_test(t_same_cpu_round_trips), cmocka_unit_test(t_same_cpu_stream),
+          cmocka_unit_test(t_multi_bias_revoked), cmocka_unit_test(t_multi_bias_holder_killed),
+          cmocka_unit_test(t_multi_sendv), cmocka_unit_test(t_segment_interop),
+          cmocka_unit_test(t_zero_copy))

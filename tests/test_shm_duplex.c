@@ -483,6 +483,66 @@ static void t_dead_peer(void **state)
     ipkt_ok(ipk_close(c));
 }
 
+/* The dialer: one message, then it waits to be killed (never closes). */
+static int dx_send_then_hang(void *arg)
+{
+    ipk_chan *d;
+    IPKT_CHECK(ipk_dial(&d, (const char *)arg, NULL) == 0);
+    IPKT_CHECK(ipk_send(d, "hi", 2, 5000) == 0);
+    for (;;)
+        pause();
+    return 0;
+}
+
+/* A dialer killed while the listener waits in a poller: the poller reports IPK_POLLHUP (as for a
+ * socket whose peer went), the receive then says IPK_EOF "died". Asleep when it dies, and dead
+ * (reaped) before the wait begins. A poller with POLLOUT interest too. */
+static void t_dead_peer_in_poller(void **state)
+{
+    (void)state;
+    char name[64], u[200], buf[64];
+    ipk_chan *c;
+    ipkt_ok(ipk_listen(&c, dx_url(u, sizeof u, name, sizeof name, "size=4k"), NULL));
+    ipk_poller *p;
+    ipkt_ok(ipk_poller_new(&p));
+    ipkt_ok(ipk_poller_add(p, c, IPK_POLLIN, NULL));
+    ipk_pollev ev[2];
+    for (int round = 0; round < 2; round++) {
+        pid_t pid = ipkt_spawn(dx_send_then_hang, u);
+        /* The second time, the first dialer's death is reported until the new one takes over. */
+        for (int i = 0;; i++) {
+            assert_true(i < 30000);
+            assert_int_equal(ipk_poller_wait(p, ev, 2, 30000), 1);
+            assert_true(ev[0].events & IPK_POLLIN);
+            long n = ipk_recv(c, buf, sizeof buf, 0);
+            if (n == 2)
+                break;
+            assert_true(round == 1 && (n == IPK_EOF || n == -EAGAIN));
+            ipkt_msleep(1);
+        }
+        /* Alive: nothing to report. */
+        assert_int_equal(ipk_poller_wait(p, ev, 2, 100), IPK_ETIMEDOUT);
+        if (round == 0) { /* killed while the poller sleeps */
+            assert_int_equal(kill(pid, SIGKILL), 0);
+            assert_int_equal(ipk_poller_wait(p, ev, 2, 30000), 1);
+            assert_int_equal(ipkt_wait(pid), 128 + SIGKILL);
+        } else { /* killed and reaped before the wait */
+            assert_int_equal(kill(pid, SIGKILL), 0);
+            assert_int_equal(ipkt_wait(pid), 128 + SIGKILL);
+            assert_int_equal(ipk_poller_wait(p, ev, 2, 30000), 1);
+        }
+        assert_ptr_equal(ev[0].chan, c);
+        assert_true(ev[0].events & IPK_POLLHUP);
+        /* Level-triggered: still reported until the end is taken over. */
+        assert_int_equal(ipk_poller_wait(p, ev, 2, 0), 1);
+        assert_true(ev[0].events & IPK_POLLHUP);
+        ipkt_expect(ipk_recv(c, buf, sizeof buf, 30000), IPK_EOF);
+        ipkt_errmsg_has("died without closing");
+    }
+    ipk_poller_free(p);
+    ipkt_ok(ipk_close(c));
+}
+
 /* ---- options and corrupt headers ---- */
 
 static void t_options_and_headers(void **state)
@@ -623,9 +683,9 @@ static void t_same_cpu(void **state)
     ipkt_ok(ipk_close(c));
 }
 
-IPKT_MAIN(cmocka_unit_test(t_conversation), cmocka_unit_test(t_two_streams_at_once),
-          cmocka_unit_test(t_wakeups_and_eof), cmocka_unit_test(t_mailbox_left_behind),
-          cmocka_unit_test(t_one_dialer_and_takeover), cmocka_unit_test(t_killed_mid_mailbox),
-          cmocka_unit_test(t_killed_holding_mailbox), cmocka_unit_test(t_dead_peer),
-          cmocka_unit_test(t_options_and_headers), cmocka_unit_test(t_zero_copy),
-          cmocka_unit_test(t_same_cpu))
+IPKT_MAIN(cmocka_unit_test(t_conversation), cmocka_unit_test(t_dead_peer_in_poller),
+          cmocka_unit_test(t_two_streams_at_once), cmocka_unit_test(t_wakeups_and_eof),
+          cmocka_unit_test(t_mailbox_left_behind), cmocka_unit_test(t_one_dialer_and_takeover),
+          cmocka_unit_test(t_killed_mid_mailbox), cmocka_unit_test(t_killed_holding_mailbox),
+          cmocka_unit_test(t_dead_peer), cmocka_unit_test(t_options_and_headers),
+          cmocka_unit_test(t_zero_copy), cmocka_unit_test(t_same_cpu))

@@ -165,8 +165,10 @@ fail:
 /* What to watch for c: the transport's answer, or its descriptors. */
 static int ipk__src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
 {
-    src->fd[0] = src->fd[1] = -1;
-    src->ev[0] = src->ev[1] = 0;
+    for (int i = 0; i < IPK__PS_FDS; i++) {
+        src->fd[i] = -1;
+        src->ev[i] = 0;
+    }
     src->flags = 0;
     if (c->tr->poll_src)
         return c->tr->poll_src(c, interest, src);
@@ -198,7 +200,7 @@ static uint64_t ipk__data(const ipk_poller *p, const ipk__preg *r)
 /* Puts r's descriptors in the epoll set. */
 static int ipk__watch(ipk_poller *p, ipk__preg *r)
 {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < IPK__PS_FDS; i++) {
         if (r->src.fd[i] < 0)
             continue;
         int e = ipk__ep_add(p->epfd, r->src.fd[i], r->src.ev[i], ipk__data(p, r));
@@ -215,7 +217,7 @@ static int ipk__watch(ipk_poller *p, ipk__preg *r)
 
 static void ipk__unwatch(ipk_poller *p, ipk__preg *r)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < IPK__PS_FDS; i++)
         if (r->src.fd[i] >= 0)
             epoll_ctl(p->epfd, EPOLL_CTL_DEL, r->src.fd[i], NULL);
 }

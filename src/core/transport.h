@@ -33,11 +33,12 @@
 /* What a poller watches for one channel (see poll_src below). */
 #define IPK__PS_CHECK 0x1u
 #define IPK__PS_TIMED 0x2u
+#define IPK__PS_FDS   3 /* descriptors a channel may offer */
 enum { IPK__PC_PEEK = 0, IPK__PC_ARM = 1, IPK__PC_DISARM = 2 };
 typedef struct ipk__pollsrc {
-    int fd[2];      /* -1 when unused */
-    uint32_t ev[2]; /* EPOLLIN / EPOLLOUT for fd[i] */
-    unsigned flags; /* IPK__PS_* */
+    int fd[IPK__PS_FDS];      /* -1 when unused */
+    uint32_t ev[IPK__PS_FDS]; /* EPOLLIN / EPOLLOUT for fd[i] */
+    unsigned flags;           /* IPK__PS_* */
 } ipk__pollsrc;
 
 typedef struct ipk__transport {
@@ -84,7 +85,7 @@ typedef struct ipk__transport {
     int (*fd)(const ipk_chan *c);
 
     /* Optional: how a poller (poller.c) waits on this channel. poll_src says what to watch:
-     * up to two descriptors with their EPOLL* events, and whether the poller must ask
+     * up to IPK__PS_FDS descriptors with their EPOLL* events, and whether the poller must ask
      * poll_check (IPK__PS_CHECK: the descriptor is only a hint or a wake-up line) and do so on
      * a back-off timer (IPK__PS_TIMED: nothing tells, e.g. System V queues). It may create a
      * wake-up descriptor, which poll_end releases (also called by close). NULL: c->rfd for

@@ -53,6 +53,7 @@
 #include "ring.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <sched.h>
@@ -305,27 +306,178 @@ static int ipk__ring_wait(const ipk__ring *r, const ipk__watch *x, int64_t dl)
     }
 }
 
-/* Sends one byte to every poller's wake-up line armed for role (rare: only when the sleepers
- * count said a poller is armed). The acquire fence pairs with the waiter's seq_cst increment of
- * that count, which follows its store of armed. */
+/* ---- waking pollers ----
+ *
+ * A poller's wake-up line names its abstract datagram socket. The first wake-up is one datagram
+ * (the byte IPK__PW_ASK) sent from a socket with SO_PASSCRED, which is autobound so the waiter
+ * can answer: it sends back its eventfd with SCM_RIGHTS (shm.c). From then on this publisher
+ * writes that eventfd, one write instead of a sendto through the socket layer, until the line
+ * names another waiter (pid, id or gen changed: the descriptor is dropped).
+ *
+ * What is accepted, since anyone who can write the segment can name any socket in the line: a
+ * reply from the socket bound to exactly the name in the line, sent by the process the line
+ * names (SCM_CREDENTIALS pid, checked by the kernel) of this process's own user (who could stop
+ * this process with a signal anyway, so a descriptor it hands over gives it no new power, not
+ * even that of making a write block), carrying one descriptor that is an eventfd
+ * (/proc/self/fd/N reads "anon_inode:[eventfd]") opened O_NONBLOCK. Writing an eventfd only
+ * wakes whoever holds it. Anything else is closed and the line keeps the datagram; a waiter of
+ * another user is never asked again. */
+struct ipk__pw_stats ipk__shm_pw_stats;
+
+static int ipk__pw_name(char *buf, size_t cap, int32_t pid, uint32_t id)
+{
+    return snprintf(buf, cap, "ipk-shm-poll-%d-%u", (int)pid, (unsigned)id);
+}
+
+static int ipk__is_eventfd(int fd)
+{
+    char path[64], link[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n < 0)
+        return 0;
+    link[n] = '\0';
+    int fl = fcntl(fd, F_GETFL);
+    return strcmp(link, "anon_inode:[eventfd]") == 0 && fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/* Takes the waiters' answers queued on our socket (a few at most: one per request). */
+static void ipk__pw_collect(ipk__ring *r)
+{
+    for (int k = 0; k < 2 * IPK__SHM_POLLW; k++) {
+        char byte;
+        struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+        struct sockaddr_un from;
+        union {
+            struct cmsghdr h;
+            char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
+        } cm;
+        struct msghdr m = {.msg_name = &from,
+                           .msg_namelen = sizeof from,
+                           .msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = cm.buf,
+                           .msg_controllen = sizeof cm.buf};
+        if (recvmsg(r->pw_txfd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 0)
+            return;
+        int fd = -1, ok = !(m.msg_flags & (MSG_CTRUNC | MSG_TRUNC));
+        struct ucred cr = {0};
+        int have_cr = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
+            if (c->cmsg_level != SOL_SOCKET)
+                continue;
+            if (c->cmsg_type == SCM_RIGHTS) {
+                size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < nfd; i++) {
+                    int f;
+                    memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+                    if (fd < 0)
+                        fd = f;
+                    else {
+                        close(f);
+                        ok = 0;
+                    }
+                }
+            } else if (c->cmsg_type == SCM_CREDENTIALS &&
+                       c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+                memcpy(&cr, CMSG_DATA(c), sizeof cr);
+                have_cr = 1;
+            }
+        }
+        if (fd < 0)
+            continue;
+        /* Which line's waiter answered: the one whose name is the sender's. */
+        struct ipk__pw_peer *pp = NULL;
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        if (m.msg_namelen > off + 1 && from.sun_path[0] == '\0') {
+            size_t len = m.msg_namelen - off - 1;
+            for (int i = 0; i < IPK__SHM_POLLW && pp == NULL; i++) {
+                struct ipk__pw_peer *q = &r->pw_peer[i];
+                char want[sizeof from.sun_path];
+                int n = ipk__pw_name(want, sizeof want, q->pid, q->id);
+                if (q->pid != 0 && q->efd < 0 && q->asks != 0 && q->asks != IPK__PW_NOASK &&
+                    (size_t)n == len && memcmp(want, from.sun_path + 1, len) == 0)
+                    pp = q;
+            }
+        }
+        if (pp != NULL && ok && have_cr && cr.pid == pp->pid && cr.uid == getuid() &&
+            ipk__is_eventfd(fd)) {
+            pp->efd = fd;
+            ipk__shm_pw_stats.efd_taken++;
+            continue;
+        }
+        close(fd);
+        if (pp != NULL) { /* (an answer to a line refused already names no line) */
+            ipk__shm_pw_stats.efd_refused++;
+            pp->asks = IPK__PW_NOASK;
+        }
+    }
+}
+
+/* Wakes every poller's wake-up line armed for role (rare: only when the sleepers count said a
+ * poller is armed). The acquire fence pairs with the waiter's seq_cst increment of that count,
+ * which follows its store of armed. */
 static void ipk__pollw_ring(ipk__ring *r, unsigned role)
 {
     atomic_thread_fence(memory_order_acquire);
+    int collected = 0;
     for (int i = 0; i < IPK__SHM_POLLW; i++) {
         struct ipk__shm_pollw *w = &r->h->pollw[i];
         if (!(atomic_load_explicit(&w->armed, memory_order_relaxed) & role))
             continue;
-        if (r->pw_txfd < 0)
-            r->pw_txfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int32_t pid = atomic_load_explicit(&w->pid, memory_order_relaxed);
+        uint32_t id = atomic_load_explicit(&w->id, memory_order_relaxed);
+        uint32_t gen = atomic_load_explicit(&w->gen, memory_order_relaxed);
+        struct ipk__pw_peer *pp = &r->pw_peer[i];
+        if (pp->pid != pid || pp->id != id || pp->gen != gen) { /* another waiter */
+            if (pp->efd >= 0) {
+                close(pp->efd);
+                ipk__shm_pw_stats.efd_dropped++;
+            }
+            *pp = (struct ipk__pw_peer){.efd = -1, .pid = pid, .id = id, .gen = gen};
+        }
+        if (pp->efd < 0 && pp->asks != 0 && pp->asks != IPK__PW_NOASK && !collected &&
+            r->pw_txfd >= 0) {
+            ipk__pw_collect(r);
+            collected = 1;
+        }
+        if (pp->efd >= 0) {
+            /* EAGAIN: the count is at its ceiling, so a wake-up is pending already. */
+            uint64_t one = 1;
+            if (write(pp->efd, &one, sizeof one) == (ssize_t)sizeof one || errno == EAGAIN) {
+                ipk__shm_pw_stats.efd_writes++;
+                continue;
+            }
+            close(pp->efd);
+            pp->efd = -1;
+            pp->asks = IPK__PW_NOASK;
+        }
+        if (r->pw_txfd < 0) {
+            int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            int on = 1;
+            /* SO_PASSCRED: autobound at the first send (the waiter answers to that name), and
+             * the answers carry their sender's credentials. */
+            if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
+                close(fd);
+                fd = -1;
+            }
+            r->pw_txfd = fd;
+        }
         struct sockaddr_un a = {.sun_family = AF_UNIX};
-        int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "ipk-shm-poll-%d-%u",
-                         (int)atomic_load_explicit(&w->pid, memory_order_relaxed),
-                         (unsigned)atomic_load_explicit(&w->id, memory_order_relaxed));
+        int n = ipk__pw_name(a.sun_path + 1, sizeof a.sun_path - 1, pid, id);
+        static const char ask[1] = {IPK__PW_ASK};
+        const char *what = "";
+        if (pp->asks < 8) { /* a waiter that never answers (an older ipckit) is asked 8 times */
+            what = ask;
+            pp->asks++;
+        }
         /* A full socket buffer means a wake-up is already on its way; a vanished poller is
          * nobody to wake. Either way there is nothing more to do. */
-        if (r->pw_txfd >= 0)
-            (void)sendto(r->pw_txfd, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a,
+        if (r->pw_txfd >= 0) {
+            (void)sendto(r->pw_txfd, what, 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a,
                          (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n));
+            ipk__shm_pw_stats.datagrams++;
+        }
     }
 }
 
@@ -611,6 +763,8 @@ int ipk__ring_attach(ipk__ring *r, void *map, size_t map_len, const char *name)
     r->name = name;
     r->pw_slot = -1;
     r->pw_txfd = -1;
+    for (int i = 0; i < IPK__SHM_POLLW; i++)
+        r->pw_peer[i].efd = -1;
     struct ipk__shm_hdr *h = map;
     if (map_len < IPK__SHM_HDR)
         return ipk__err(IPK_EPROTO, "%s: segment of %zu bytes is too small for an ipckit ring",
@@ -1272,6 +1426,11 @@ void ipk__ring_detach(ipk__ring *r)
         close(r->pw_txfd);
         r->pw_txfd = -1;
     }
+    for (int i = 0; i < IPK__SHM_POLLW; i++)
+        if (r->pw_peer[i].efd >= 0) {
+            close(r->pw_peer[i].efd);
+            r->pw_peer[i].efd = -1;
+        }
 }
 
 /* ---- pollers ---- */
@@ -1291,6 +1450,7 @@ int ipk__ring_poll_attach(ipk__ring *r, uint32_t id)
             if (!atomic_compare_exchange_strong(&w->pid, &pid, me))
                 continue;
             atomic_store_explicit(&w->armed, 0, memory_order_relaxed);
+            atomic_fetch_add_explicit(&w->gen, 1, memory_order_relaxed);
             atomic_store_explicit(&w->id, id, memory_order_release);
             r->pw_slot = i;
             return 0;

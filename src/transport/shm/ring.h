@@ -70,7 +70,8 @@ struct ipk__shm_mbox {
 
 /* A poller's wake-up line: process pid listens on the abstract socket "ipk-shm-poll-PID-ID";
  * armed says for what it sleeps (IPK__PW_RECORDS: a record or EOF to receive; IPK__PW_SPACE:
- * room to send). */
+ * room to send); gen changes whenever a poller takes the line, so that a publisher drops the
+ * eventfd it was handed by the line's previous waiter (ring.c, "pollers"). */
 #define IPK__SHM_POLLW  8
 #define IPK__PW_RECORDS 1u
 #define IPK__PW_SPACE   2u
@@ -84,7 +85,7 @@ struct ipk__shm_pollw {
     _Atomic int32_t pid;
     _Atomic uint32_t id;
     _Atomic uint32_t armed;
-    uint32_t unused;
+    _Atomic uint32_t gen;
 };
 
 /* multi=1: a lock word holds 0 (free) or the holder's pid, with IPK__LK_BIASED when its holder
@@ -176,10 +177,17 @@ typedef struct ipk__ring {
     uint64_t peek_next; /* tail after the peeked record */
     unsigned ops;       /* counts operations, to republish our CPU now and then */
     /* pollers: this process's wake-up line in this ring (-1: none), what it armed, and the
-     * socket a publisher here sends wake-ups from (made on first use) */
+     * socket a publisher here sends wake-ups from (made on first use); per wake-up line, the
+     * eventfd its waiter handed us (-1: none yet), for the waiter named by key */
     int pw_slot;
     unsigned pw_armed;
     int pw_txfd;
+    struct ipk__pw_peer {
+        int efd;
+        int32_t pid;
+        uint32_t id, gen;
+        unsigned asks; /* datagrams sent asking for the eventfd; IPK__PW_NOASK: stop asking */
+    } pw_peer[IPK__SHM_POLLW];
     const char *name; /* for messages */
 } ipk__ring;
 
@@ -222,6 +230,16 @@ void ipk__ring_poll_detach(ipk__ring *r);
 int ipk__ring_poll_arm(ipk__ring *r, unsigned role);
 void ipk__ring_poll_disarm(ipk__ring *r, unsigned role);
 int ipk__ring_poll_ready(ipk__ring *r, unsigned role);
+
+/* The wake-up request byte: a publisher that sends it asks the waiter for its eventfd. */
+#define IPK__PW_ASK   'E'
+#define IPK__PW_NOASK 0xffffu
+/* Test hook: what this process's publishers did to wake pollers. */
+struct ipk__pw_stats {
+    unsigned long datagrams, efd_writes, efd_taken, efd_dropped;
+    unsigned long efd_refused; /* lines whose answer was refused (each once) */
+};
+extern struct ipk__pw_stats ipk__shm_pw_stats;
 
 /* Whether pid is alive and, when start != 0, still the process that started at `start`. */
 int ipk__pid_alive(pid_t pid, uint64_t start);

@@ -19,6 +19,9 @@
 #include <errno.h>
 #include <stddef.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <fcntl.h>
@@ -46,8 +49,15 @@ typedef struct ipk__shm {
     int segment; /* mode=segment */
     sem_t *sem;
     char sem_name[NAME_MAX + 1];
-    int sem_own; /* the listener made or adopted the semaphore: its close removes it */
-    int pw_fd;   /* in a poller: the abstract socket the rings' publishers wake, else -1 */
+    int sem_own;       /* the listener made or adopted the semaphore: its close removes it */
+    int pw_fd;         /* in a poller: the abstract socket the rings' publishers wake, else -1 */
+    int pw_efd;        /* and the eventfd handed to publishers that ask for it (ring.c) */
+    unsigned pw_skips; /* wake-ups by the eventfd that left the socket undrained */
+    /* duplex=1 in a poller: an epoll set holding a pidfd of the other end (pw_peer), so that
+     * its death wakes the poller; pw_dead: it died (the poller reports IPK_POLLHUP) */
+    int pw_pe, pw_pidfd;
+    int32_t pw_peer;
+    int pw_dead;
     /* The files of the segment and the semaphore this listener made (or adopted), so that its
      * close removes only those and not another user's object put at the name since. */
     int seg_known, sem_known;
@@ -257,6 +267,74 @@ static int ipk__shm_attach(ipk_chan *c, ipk__shm *s, int listen)
     return ipk__ring_duplex(s->tx, s->rx, &((struct ipk__shm_hdr *)s->map)->mbox, end);
 }
 
+/* listen found the name taken by a ring an owner left behind (closed with keep=1, or with
+ * messages nobody had received yet: the flag RELEASED, no owner). The listener adopts it when it
+ * is ours and its mode is within perm (ipk__listen_adopt, as mq: and file: do), keeping what
+ * waits, and owns it from then on: its close removes it once drained. Returns 1 (with no
+ * message) when the segment is no such ring, so that the caller's -EEXIST stands. duplex=1 is
+ * not adopted: what was sent to the old listener's end was for it alone. */
+static int ipk__shm_adopt(ipk_chan *c, ipk__shm *s, size_t cap, int multi, int duplex)
+{
+    int fd = ipk__sys_shm_open(ipk__shm_name(c), O_RDWR, 0);
+    struct stat st;
+    if (fd < 0)
+        return 1;
+    int r = 1;
+    if (ipk__sys_fstat(fd, &st) != 0 || st.st_uid != geteuid() ||
+        (size_t)st.st_size < IPK__SHM_HDR) {
+        close(fd);
+        return 1;
+    }
+    void *m = ipk__sys_mmap(NULL, IPK__SHM_HDR, PROT_READ, MAP_SHARED, fd, 0);
+    if (m != MAP_FAILED) {
+        const struct ipk__shm_hdr *h = m;
+        uint32_t fl = atomic_load(&h->flags);
+        if (atomic_load(&h->magic) == IPK__SHM_MAGIC && h->version == IPK__SHM_VERSION &&
+            (fl & IPK__SHM_F_RELEASED) && !(fl & IPK__SHM_F_DUPLEX) &&
+            atomic_load(&h->owner_pid) == 0)
+            r = 0;
+        munmap(m, IPK__SHM_HDR);
+    }
+    if (r == 0)
+        r = ipk__listen_adopt(c->name, st.st_uid, st.st_mode, c->perm);
+    if (r == 0)
+        r = ipk__shm_map(c, s, fd, (size_t)st.st_size);
+    close(fd);
+    if (r != 0)
+        return r;
+    if ((r = ipk__ring_attach(&s->ring[0], s->map, s->map_len, c->name)) != 0)
+        return r;
+    struct ipk__shm_hdr *h = s->map;
+    int was_multi = (atomic_load(&h->flags) & IPK__SHM_F_MULTI) != 0;
+    if (ipk__opt(c, "multi") != NULL && multi != was_multi)
+        return ipk__err(IPK_EOPTION,
+                        "%s: multi=%d, but the ownerless ring left at the name (adopted with what "
+                        "waits in it) was created with multi=%d",
+                        c->name, multi, was_multi);
+    if (duplex)
+        return ipk__err(IPK_EOPTION,
+                        "%s: duplex=1, but the ownerless ring left at the name is one-way",
+                        c->name);
+    if (ipk__opt(c, "size") != NULL && s->ring[0].cap != cap)
+        return ipk__err(IPK_EOPTION,
+                        "%s: size=%zu, but the ownerless ring left at the name holds %llu bytes "
+                        "(leave size out to adopt it with what waits in it, or remove it)",
+                        c->name, cap, (unsigned long long)s->ring[0].cap);
+    /* Two listeners adopting at once: one wins the owner word. The start time is written before
+     * RELEASED is cleared, so that nobody takes the new owner for a dead one in between. */
+    int32_t none = 0, me = (int32_t)getpid();
+    if (!atomic_compare_exchange_strong(&h->owner_pid, &none, me))
+        return ipk__err(-EEXIST, "%s: the segment exists and its owner (pid %d) is alive", c->name,
+                        (int)none);
+    h->owner_start = ipk__pid_start(me);
+    atomic_fetch_and(&h->flags, ~IPK__SHM_F_RELEASED);
+    c->owner = 1;
+    s->seg_known = 1;
+    s->seg_dev = st.st_dev;
+    s->seg_ino = st.st_ino;
+    return ipk__shm_attach(c, s, 1);
+}
+
 static int ipk__shm_ring_opts(ipk_chan *c, ipk__shm *s)
 {
     long spin;
@@ -278,7 +356,16 @@ static int ipk__shm_ring_listen(ipk_chan *c, ipk__shm *s)
                         "%s: duplex=1 is a conversation of two ends; it cannot be multi=1",
                         c->name);
     size_t half = ipk__shm_seg_size(cap), len = duplex ? 2 * half : half;
-    if ((r = ipk__shm_create_new(c, len, &fd)) < 0)
+    if ((r = ipk__shm_create_new(c, len, &fd)) == -EEXIST) {
+        /* Keep create's message unless the name holds an ownerless ring of ours to adopt. */
+        char msg[512];
+        ipk__strlcpy(msg, ipk_errmsg(), sizeof msg);
+        int a = ipk__shm_adopt(c, s, cap, multi, duplex);
+        if (a == 1)
+            ipk__err(r, "%s", msg);
+        return a == 1 ? r : a;
+    }
+    if (r < 0)
         return r;
     c->owner = 1;
     r = ipk__shm_map(c, s, fd, len);
@@ -504,6 +591,8 @@ static int ipk__shm_open(ipk_chan *c, int listen)
     if (s == NULL)
         return -ENOMEM;
     s->pw_fd = -1;
+    s->pw_efd = -1;
+    s->pw_pe = s->pw_pidfd = -1;
     c->tp = s;
     int r = ipk__set_name(c, "shm:%s", ipk__shm_name(c));
     if (r == 0)
@@ -1009,10 +1098,70 @@ static void ipk__shm_poll_end(ipk_chan *c)
         ipk__ring_poll_detach(s->tx);
     close(s->pw_fd);
     s->pw_fd = -1;
+    if (s->pw_efd >= 0)
+        close(s->pw_efd);
+    s->pw_efd = -1;
+    if (s->pw_pidfd >= 0)
+        close(s->pw_pidfd);
+    if (s->pw_pe >= 0)
+        close(s->pw_pe);
+    s->pw_pe = s->pw_pidfd = -1;
+    s->pw_peer = 0;
+    s->pw_dead = 0;
+}
+
+/* duplex=1: watches the process at the other end (the producer of the ring this end receives
+ * from), which a new dialer may replace: its pidfd goes into this end's own epoll set, which the
+ * poller watches, so that the death of the other end wakes the poller. System calls only when the
+ * other end changed. Without pidfd_open (Linux < 5.3) the death is noticed by the next receive,
+ * as before. */
+static void ipk__shm_pw_peer(ipk__shm *s)
+{
+    if (s->pw_pe < 0)
+        return;
+    int32_t peer = atomic_load_explicit(&s->rx->h->prod_pid, memory_order_acquire);
+    if (peer == s->pw_peer)
+        return;
+    if (s->pw_pidfd >= 0)
+        close(s->pw_pidfd); /* which takes it out of pw_pe */
+    s->pw_pidfd = -1;
+    s->pw_peer = peer;
+    s->pw_dead = 0;
+    if (peer <= 0)
+        return;
+#ifdef SYS_pidfd_open
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)peer, 0);
+    if (fd < 0) {
+        s->pw_dead = errno == ESRCH;
+        return;
+    }
+    struct epoll_event e = {.events = EPOLLIN};
+    if (epoll_ctl(s->pw_pe, EPOLL_CTL_ADD, fd, &e) != 0) {
+        close(fd);
+        return;
+    }
+    s->pw_pidfd = fd;
+#endif
+}
+
+/* Whether the other end died (its pidfd is readable), looked at only when nothing else is
+ * ready: one poll() on the rare wake-up that found nothing. */
+static int ipk__shm_pw_gone(ipk__shm *s)
+{
+    if (s->pw_pe < 0)
+        return 0;
+    if (atomic_load_explicit(&s->rx->h->prod_pid, memory_order_acquire) != s->pw_peer)
+        ipk__shm_pw_peer(s); /* another end now: watch that one */
+    if (!s->pw_dead && s->pw_pidfd >= 0) {
+        struct pollfd p = {.fd = s->pw_pidfd, .events = POLLIN};
+        s->pw_dead = poll(&p, 1, 0) == 1;
+    }
+    return s->pw_dead;
 }
 
 /* Binds this end's wake-up socket to "ipk-shm-poll-PID-ID" (abstract: it vanishes with the
- * process) and names it in the rings' wake-up lines. */
+ * process) and names it in the rings' wake-up lines; makes the eventfd that publishers of our
+ * own user are handed when they ask (see ipk__shm_pw_answer). Both are watched. */
 static int ipk__shm_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
 {
     ipk__shm *s = c->tp;
@@ -1024,6 +1173,12 @@ static int ipk__shm_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
         int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
             return ipk__errsys(-errno, "%s: poller: socket", c->name);
+        int on = 1; /* the requests' credentials: only our own user is handed the eventfd */
+        if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
+            int e = -errno;
+            close(fd);
+            return ipk__errsys(e, "%s: poller: SO_PASSCRED on the wake-up socket", c->name);
+        }
         uint32_t id = 0;
         int r = -EADDRINUSE;
         for (int tries = 0; tries < 8 && r == -EADDRINUSE; tries++) {
@@ -1041,6 +1196,11 @@ static int ipk__shm_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
             return ipk__errsys(r, "%s: poller: bind of the wake-up socket", c->name);
         }
         s->pw_fd = fd;
+        if ((s->pw_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+            r = -errno;
+            ipk__shm_poll_end(c);
+            return ipk__errsys(r, "%s: poller: eventfd", c->name);
+        }
         if ((r = ipk__ring_poll_attach(s->rx, id)) != 0 ||
             (s->tx != s->rx && (r = ipk__ring_poll_attach(s->tx, id)) != 0)) {
             ipk__shm_poll_end(c);
@@ -1050,8 +1210,96 @@ static int ipk__shm_poll_src(ipk_chan *c, unsigned interest, ipk__pollsrc *src)
     (void)interest;
     src->fd[0] = s->pw_fd;
     src->ev[0] = EPOLLIN;
+    src->fd[1] = s->pw_efd;
+    src->ev[1] = EPOLLIN;
+    if (s->rx != s->tx && s->pw_pe < 0) { /* duplex=1: the other end's death is news */
+        if ((s->pw_pe = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+            int e = -errno;
+            ipk__shm_poll_end(c);
+            return ipk__errsys(e, "%s: poller: epoll_create1", c->name);
+        }
+        ipk__shm_pw_peer(s);
+    }
+    src->fd[2] = s->pw_pe;
+    src->ev[2] = EPOLLIN;
     src->flags = IPK__PS_CHECK;
     return 0;
+}
+
+/* Answers a publisher that asked for the eventfd (the byte IPK__PW_ASK from a named socket)
+ * with it, when the request came from our own user: such a process could stop us with a signal
+ * anyway, so holding our eventfd (and so being able to drain it or clear its O_NONBLOCK) gives
+ * it nothing new. Everyone else keeps sending datagrams. */
+static void ipk__shm_pw_answer(ipk__shm *s, const struct msghdr *m, const char *byte)
+{
+    const size_t off = offsetof(struct sockaddr_un, sun_path);
+    if (*byte != IPK__PW_ASK || m->msg_namelen <= off + 1)
+        return;
+    const struct cmsghdr *ch = CMSG_FIRSTHDR(m);
+    struct ucred cr;
+    if (ch == NULL || ch->cmsg_level != SOL_SOCKET || ch->cmsg_type != SCM_CREDENTIALS ||
+        ch->cmsg_len < CMSG_LEN(sizeof cr))
+        return;
+    memcpy(&cr, CMSG_DATA(ch), sizeof cr);
+    if (cr.uid != getuid())
+        return;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cm;
+    memset(&cm, 0, sizeof cm);
+    char one = IPK__PW_ASK;
+    struct iovec iov = {.iov_base = &one, .iov_len = 1};
+    struct msghdr a = {.msg_name = m->msg_name,
+                       .msg_namelen = m->msg_namelen,
+                       .msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = cm.buf,
+                       .msg_controllen = sizeof cm.buf};
+    struct cmsghdr *h = CMSG_FIRSTHDR(&a);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(h), &s->pw_efd, sizeof(int));
+    (void)sendmsg(s->pw_fd, &a, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* After a sleep: the eventfd's count, and the wake-up datagrams (answering requests), up to 16
+ * datagrams per recvmmsg, which stops at the first empty read. When the eventfd held a count the
+ * socket is left for a later wake-up (one system call less on the common path): a datagram left
+ * there keeps the socket readable, so the next wait returns at once and drains it, and every
+ * 16th such wake-up drains it anyway, so that eventfd writes cannot keep it from being read. */
+static void ipk__shm_pw_drain(ipk__shm *s)
+{
+    uint64_t v;
+    if (read(s->pw_efd, &v, sizeof v) == (ssize_t)sizeof v && (++s->pw_skips & 15) != 0)
+        return;
+    enum { N = 16 };
+    char junk[N];
+    struct iovec iov[N];
+    struct mmsghdr mm[N];
+    struct sockaddr_un from[N];
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(struct ucred))];
+    } cm[N];
+    int got;
+    do {
+        memset(mm, 0, sizeof mm);
+        for (int i = 0; i < N; i++) {
+            iov[i] = (struct iovec){.iov_base = &junk[i], .iov_len = 1};
+            mm[i].msg_hdr = (struct msghdr){.msg_name = &from[i],
+                                            .msg_namelen = sizeof from[i],
+                                            .msg_iov = &iov[i],
+                                            .msg_iovlen = 1,
+                                            .msg_control = cm[i].buf,
+                                            .msg_controllen = sizeof cm[i].buf};
+        }
+        got = recvmmsg(s->pw_fd, mm, N, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
+        for (int i = 0; i < got; i++)
+            if (mm[i].msg_len == 1)
+                ipk__shm_pw_answer(s, &mm[i].msg_hdr, &junk[i]);
+    } while (got == N);
 }
 
 static int ipk__shm_poll_check(ipk_chan *c, unsigned interest, int op)
@@ -1065,6 +1313,9 @@ static int ipk__shm_poll_check(ipk_chan *c, unsigned interest, int op)
     }
     unsigned roles = ipk__shm_roles(interest), ready = 0;
     if (op == IPK__PC_ARM) {
+        ipk__shm_pw_peer(s);
+        if (s->pw_dead) /* already gone (no pidfd to wake us): look now instead */
+            return -EPIPE;
         for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1)
             if ((roles & b) && ipk__ring_poll_arm(ipk__shm_role_ring(s, b), b) != 0)
                 ready |= b;
@@ -1078,24 +1329,17 @@ static int ipk__shm_poll_check(ipk_chan *c, unsigned interest, int op)
             for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1)
                 if (roles & b)
                     ipk__ring_poll_disarm(ipk__shm_role_ring(s, b), b);
-            /* The wake-up bytes of the last sleep, in one call: recvmmsg without a wait
-             * stops at the first empty read, so up to 16 are one system call. */
-            char junk[16];
-            struct iovec iov[16];
-            struct mmsghdr mm[16];
-            memset(mm, 0, sizeof mm);
-            for (int i = 0; i < 16; i++) {
-                iov[i] = (struct iovec){.iov_base = &junk[i], .iov_len = 1};
-                mm[i].msg_hdr.msg_iov = &iov[i];
-                mm[i].msg_hdr.msg_iovlen = 1;
-            }
-            while (recvmmsg(s->pw_fd, mm, 16, MSG_DONTWAIT, NULL) == 16)
-                ;
+            ipk__shm_pw_drain(s);
         }
         for (unsigned b = IPK__PW_RECORDS; b <= IPK__PW_SPACE; b <<= 1)
             if ((roles & b) && ipk__ring_poll_ready(ipk__shm_role_ring(s, b), b))
                 ready |= b;
     }
+    if (op != IPK__PC_ARM && ready == 0 &&
+        (op == IPK__PC_DISARM ? ipk__shm_pw_gone(s)
+                              : s->pw_dead && s->pw_peer == atomic_load(&s->rx->h->prod_pid)))
+        return ipk__err(-EPIPE, "%s: the other end (pid %d) died without closing", c->name,
+                        (int)s->pw_peer);
     return (int)(((ready & IPK__PW_RECORDS) ? IPK_POLLIN : 0) |
                  ((ready & IPK__PW_SPACE) ? IPK_POLLOUT : 0));
 }
