@@ -254,6 +254,41 @@ static void t_shm_ring_owner_leaves_what_waits(void **state)
     assert_false(shm_exists(name));
 }
 
+/* A producer may come first on a ring: create=1 makes a one-way ring and lets go of it at once,
+ * so the consumer's listener adopts it with what waits and removes it once drained. Without
+ * create=1 the dialer finds nothing and is told so; duplex=1 rings are their listener's. */
+static void t_shm_producer_first(void **state)
+{
+    (void)state;
+    char name[64], url[128], curl[160];
+    ipkt_name(name, sizeof name, "/");
+    ipkt_journal("shm", name);
+    snprintf(url, sizeof url, "shm:%s", name);
+    snprintf(curl, sizeof curl, "%s?create=1&size=8k", url);
+    ipk_chan *c = NULL;
+    ipkt_expect(ipk_dial(&c, url, NULL), -ENOENT);
+    ipkt_errmsg_has("no such segment");
+    run_sender(curl, 3);
+    assert_true(shm_exists(name));
+    ipk_chan *l = NULL;
+    ipkt_ok(ipk_listen(&l, url, NULL));
+    expect_msgs(l, 3);
+    ipkt_ok(ipk_close(l)); /* adopted, drained: its listener removes it */
+    assert_false(shm_exists(name));
+    /* The tool's send is such a producer. */
+    static run r;
+    assert_int_equal(CLI(&r, NULL, "send", url, "m0", "m1"), 0);
+    ipkt_ok(ipk_listen(&l, url, NULL));
+    expect_msgs(l, 2);
+    ipkt_ok(ipk_close(l));
+    assert_false(shm_exists(name));
+    char durl[200];
+    snprintf(durl, sizeof durl, "%s?create=1&duplex=1", url);
+    ipkt_expect(ipk_dial(&c, durl, NULL), IPK_EOPTION);
+    ipkt_errmsg_has("one-way ring");
+    assert_false(shm_exists(name));
+}
+
 static void t_shm_segment_owner_leaves_an_unread_text(void **state)
 {
     (void)state;
@@ -394,6 +429,7 @@ IPKT_MAIN(cmocka_unit_test(t_mq_owner_leaves_what_waits),
           cmocka_unit_test(t_mq_keep_overrides_both_ways), cmocka_unit_test(t_mq_producer_first),
           cmocka_unit_test(t_sysv_owner_leaves_what_waits), cmocka_unit_test(t_sysv_producer_first),
           cmocka_unit_test(t_shm_ring_owner_leaves_what_waits),
+          cmocka_unit_test(t_shm_producer_first),
           cmocka_unit_test(t_shm_segment_owner_leaves_an_unread_text),
           cmocka_unit_test(t_fifo_reader_leaves_unread_bytes),
           cmocka_unit_test(t_file_log_with_records_stays),

@@ -656,6 +656,11 @@ static int setup_urls(const soak_cfg *cfg, ipk_chan **owner)
         /* (rx is set by soak_run: it names the shared file) */
     }
     snprintf(tx, cap, "%s", rx);
+    /* unix: and tcp: coalesce small sends, and what a sender still buffers goes with it when it
+     * is killed (ipckit(3), "Send coalescing"): their producers write through, so that a send
+     * that returned 0 is in the kernel, which is what this run holds them to. */
+    if (strcmp(td->name, "unix") == 0 || strcmp(td->name, "tcp") == 0)
+        strncat(tx, "?flush=0", cap - strlen(tx) - 1);
     if (td->kind == K_QUEUE || td->kind == K_FILE) {
         char u[1400];
         snprintf(u, sizeof u, "%s%s", rx,

@@ -65,8 +65,9 @@ typedef struct ipk__shm {
     ino_t seg_ino, sem_ino;
 } ipk__shm;
 
-static const char *const ipk__shm_keys[] = {"size", "multi", "mode",  "sem",    "perm",
-                                            "keep", "spin",  "stale", "duplex", NULL};
+static const char *const ipk__shm_keys[] = {"size", "multi",  "mode",   "sem",
+                                            "perm", "keep",   "spin",   "stale",
+                                            "duplex", "create", NULL};
 
 static const char *ipk__shm_name(const ipk_chan *c)
 {
@@ -382,11 +383,51 @@ static int ipk__shm_ring_listen(ipk_chan *c, ipk__shm *s)
     return r;
 }
 
+/* dial with create=1 found no ring: a producer may come first. It makes the ring a listener
+ * would (size=, multi=, perm=), then lets go of it at once - the flag RELEASED, no owner -, so
+ * that the consumer's listener adopts it with what waits in it (ipk__shm_adopt) and owns it from
+ * then on; this end never removes it. A one-way ring only: the ends of a duplex ring are a
+ * listener's and a dialer's. */
+static int ipk__shm_ring_create(ipk_chan *c, ipk__shm *s)
+{
+    int duplex, r = ipk__opt_bool(c, "duplex", 0, &duplex);
+    if (r != 0)
+        return r;
+    if (duplex)
+        return ipk__err(IPK_EOPTION,
+                        "%s: no such segment; create=1 makes a one-way ring, not a duplex=1 one "
+                        "(its listener creates that)",
+                        c->name);
+    if ((r = ipk__shm_ring_listen(c, s)) != 0)
+        return r;
+    struct ipk__shm_hdr *h = s->map;
+    atomic_fetch_or(&h->flags, IPK__SHM_F_RELEASED);
+    atomic_store(&h->owner_pid, 0);
+    c->owner = 0;
+    return 0;
+}
+
 static int ipk__shm_ring_dial(ipk_chan *c, ipk__shm *s)
 {
     int fd = ipk__sys_shm_open(ipk__shm_name(c), O_RDWR, 0);
-    if (fd < 0)
-        return ipk__shm_open_err(c, -errno);
+    if (fd < 0) {
+        int e = errno, create = 0, r = e == ENOENT ? ipk__opt_bool(c, "create", 0, &create) : 0;
+        if (r != 0)
+            return r;
+        if (!create)
+            return ipk__shm_open_err(c, -e);
+        if ((r = ipk__shm_ring_create(c, s)) != -EEXIST)
+            return r;
+        /* Made meanwhile by someone else (a listener, or another producer): dial that. */
+        if (s->map != NULL) {
+            munmap(s->map, s->map_len);
+            s->map = NULL;
+        }
+        memset(&s->ring[0], 0, sizeof s->ring[0]);
+        s->seg_known = 0;
+        if ((fd = ipk__sys_shm_open(ipk__shm_name(c), O_RDWR, 0)) < 0)
+            return ipk__shm_open_err(c, -errno);
+    }
     /* A listener may be between shm_open and publishing the magic: give it a moment. */
     struct stat st;
     int r = 0;
