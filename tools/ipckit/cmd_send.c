@@ -27,9 +27,9 @@ static void send_usage(FILE *f)
             "  -T, --type N              sysv: message type (> 0)\n"
             "  -o, --option KEY=VALUE    a transport option (same as ?KEY=VALUE in the URL)\n"
             "  -l, --listen              listen on URL (accept one peer) instead of dialling it\n"
-            "  -d, --dial                dial URL (default); a queue (mq:, sysv:) or file log\n"
-            "                            (file:) that does not exist yet is created\n"
-            "                            (?create=1), and stays for its consumer\n"
+            "  -d, --dial                dial URL (default); a queue (mq:, sysv:), file log\n"
+            "                            (file:) or shm: ring that does not exist yet is\n"
+            "                            created (?create=1), and stays for its consumer\n"
             "  -h, --help\n\n"
             "Exit status: 0 all sent, 1 failure or timeout, 2 usage error.\n"
             "Example: ipckit send mq:/jobs 'first job' 'second job'\n");
