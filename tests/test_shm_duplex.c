@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -507,6 +508,24 @@ static void t_dead_peer_in_poller(void **state)
     ipkt_ok(ipk_poller_new(&p));
     ipkt_ok(ipk_poller_add(p, c, IPK_POLLIN, NULL));
     ipk_pollev ev[2];
+    /* Without pidfd_open (Linux before 5.3, or valgrind 3.19, which does not know the call) the
+     * poller cannot watch the peer: the documented fallback is that the next receive says so. */
+    int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (pidfd < 0) {
+        assert_int_equal(errno, ENOSYS);
+        print_message("pidfd_open: ENOSYS here; checking the fallback (the receive notices)\n");
+        pid_t pid = ipkt_spawn(dx_send_then_hang, u);
+        assert_int_equal(ipk_poller_wait(p, ev, 2, 30000), 1);
+        ipkt_expect(ipk_recv(c, buf, sizeof buf, 30000), 2);
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        assert_int_equal(ipkt_wait(pid), 128 + SIGKILL);
+        ipkt_expect(ipk_recv(c, buf, sizeof buf, 30000), IPK_EOF);
+        ipkt_errmsg_has("died without closing");
+        ipk_poller_free(p);
+        ipkt_ok(ipk_close(c));
+        return;
+    }
+    close(pidfd);
     for (int round = 0; round < 2; round++) {
         pid_t pid = ipkt_spawn(dx_send_then_hang, u);
         /* The second time, the first dialer's death is reported until the new one takes over. */
