@@ -432,6 +432,5 @@ IPKT_MAIN(cmocka_unit_test(t_mq_owner_leaves_what_waits),
           cmocka_unit_test(t_shm_producer_first),
           cmocka_unit_test(t_shm_segment_owner_leaves_an_unread_text),
           cmocka_unit_test(t_fifo_reader_leaves_unread_bytes),
-          cmocka_unit_test(t_file_log_with_records_stays),
-          cmocka_unit_test(t_file_producer_first),
+          cmocka_unit_test(t_file_log_with_records_stays), cmocka_unit_test(t_file_producer_first),
           cmocka_unit_test(t_undelivered_elsewhere))

@@ -131,8 +131,8 @@ static void *ipk__co_main(void *arg)
                     since = atomic_load(&c->co.since);
                     due = since + c->co.bound;
                 } else { /* its owner is inside a call on it: look again a little later */
-                    due = now + (c->co.bound / 4 > IPK__CO_BUSY_NS ? c->co.bound / 4
-                                                                   : IPK__CO_BUSY_NS);
+                    due = now +
+                          (c->co.bound / 4 > IPK__CO_BUSY_NS ? c->co.bound / 4 : IPK__CO_BUSY_NS);
                 }
             }
             if (since != 0 && due < next)

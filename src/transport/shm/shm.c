@@ -65,9 +65,8 @@ typedef struct ipk__shm {
     ino_t seg_ino, sem_ino;
 } ipk__shm;
 
-static const char *const ipk__shm_keys[] = {"size", "multi",  "mode",   "sem",
-                                            "perm", "keep",   "spin",   "stale",
-                                            "duplex", "create", NULL};
+static const char *const ipk__shm_keys[] = {"size", "multi", "mode",   "sem",    "perm", "keep",
+                                            "spin", "stale", "duplex", "create", NULL};
 
 static const char *ipk__shm_name(const ipk_chan *c)
 {
