@@ -387,17 +387,25 @@ static int consumer(void *arg)
     return 0;
 }
 
+/* This host's mq:/jobs once the relay there has made it (10 s at most), or NULL. */
+static ipk_chan *dial_jobs(void)
+{
+    ipk_chan *c = NULL;
+    for (int i = 0; i < 500; i++) {
+        if (ipk_dial(&c, "mq:/jobs", NULL) == 0)
+            return c;
+        ipkt_msleep(20);
+    }
+    return NULL;
+}
+
 /* Host A: the producer writes A's /jobs (made by the relay there). */
 static int producer(void *arg)
 {
     (void)arg;
-    ipk_chan *c;
+    ipk_chan *c = dial_jobs();
     char b[64];
-    int r = -1;
-    for (int i = 0; i < 500 && r != 0; i++)
-        if ((r = ipk_dial(&c, "mq:/jobs", NULL)) != 0)
-            ipkt_msleep(20);
-    IPKT_CHECK(r == 0);
+    IPKT_CHECK(c != NULL);
     int seen = -1;
     for (int i = 0; i < 200 && seen != 0; i++) {
         IPKT_CHECK(ipk_send(c, "probe", 5, 5000) == 0);
@@ -470,13 +478,9 @@ static int prober(void *arg)
 static int drainer(void *arg)
 {
     (void)arg;
-    ipk_chan *c;
+    ipk_chan *c = dial_jobs();
     char b[64];
-    int r = -1;
-    for (int i = 0; i < 500 && r != 0; i++)
-        if ((r = ipk_dial(&c, "mq:/jobs", NULL)) != 0)
-            ipkt_msleep(20);
-    IPKT_CHECK(r == 0);
+    IPKT_CHECK(c != NULL);
     IPKT_CHECK(ipk_recv(c, b, sizeof b, 20000) == 5);
     IPKT_CHECK(signal_fd(g_p2[1]) == 0);
     long n;
