@@ -155,7 +155,7 @@ static void hosts_up(void)
 
 /* ---- children talk through pipes: one byte says "ready" ---- */
 
-static int g_p1[2], g_p2[2];
+static int g_p1[2] = {-1, -1}, g_p2[2] = {-1, -1};
 
 static int signal_fd(int fd)
 {
@@ -171,8 +171,15 @@ static int wait_fd(int fd, int ms)
     return read(fd, &c, 1) == 1 ? 0 : -1;
 }
 
+/* A fresh pair of pipes for this test; the previous test's ends, where still open, are closed. */
 static void pipes(void)
 {
+    for (int i = 0; i < 2; i++) {
+        if (g_p1[i] >= 0)
+            close(g_p1[i]);
+        if (g_p2[i] >= 0)
+            close(g_p2[i]);
+    }
     assert_int_equal(pipe(g_p1), 0);
     assert_int_equal(pipe(g_p2), 0);
 }
@@ -648,9 +655,12 @@ static void t_jetstream_failover(void **state)
     pid_t cons = host_spawn(&g_b, ledger_consumer, NULL);
     assert_int_equal(wait_fd(g_p1[0], 60000), 0); /* subscribed */
     close(g_p2[1]);
+    g_p2[1] = -1;
     pid_t prod = host_spawn(&g_a, ledger_producer, &go[0]);
+    close(go[0]);
     FILE *in = fdopen(g_p2[0], "r");
     assert_non_null(in);
+    g_p2[0] = -1; /* fclose(in) closes it */
     char line[32];
     int seen[N_LEDGER] = {0}, before = 0, after = 0;
     while (before < 50 && fgets(line, sizeof line, in) != NULL)
@@ -660,6 +670,7 @@ static void t_jetstream_failover(void **state)
     kill(nd[1].pid, SIGKILL);
     assert_int_equal(ipkt_wait(nd[1].pid), 128 + SIGKILL);
     assert_int_equal(write(go[1], "g", 1), 1);
+    close(go[1]);
     /* Until every message was seen (the servers hold the pipe too: no end of file). */
     while (before + after < N_LEDGER && fgets(line, sizeof line, in) != NULL) {
         int v = atoi(line);

@@ -69,21 +69,30 @@ static void wait_log(server *s, const char *needle, int n)
     }
 }
 
-/* The pid of the latest "worker N pid P" line for worker n. */
+/* The pid of the latest "worker N pid P" line for worker n, waiting up to WAIT_MS for the first
+ * (the master logs "started" before its workers have said who they are). */
 static pid_t worker_pid(server *s, int n)
 {
     static char buf[1 << 16];
     char needle[64];
     snprintf(needle, sizeof needle, "]: worker %d pid ", n);
-    ipkt_slurp(s->log, buf, sizeof buf);
-    pid_t pid = 0;
-    for (const char *p = buf; (p = strstr(p, needle)) != NULL; p++) {
-        int v, used = 0;
-        if (sscanf(p + strlen(needle), "%d%n", &v, &used) == 1 && p[strlen(needle) + used] == '\n')
-            pid = v;
+    for (int waited = 0;; waited += 20) {
+        ipkt_slurp(s->log, buf, sizeof buf);
+        pid_t pid = 0;
+        for (const char *p = buf; (p = strstr(p, needle)) != NULL; p++) {
+            int v, used = 0;
+            if (sscanf(p + strlen(needle), "%d%n", &v, &used) == 1 &&
+                p[strlen(needle) + used] == '\n')
+                pid = v;
+        }
+        if (pid > 0)
+            return pid;
+        if (waited >= WAIT_MS) {
+            print_error("log %s names no pid for worker %d:\n%s\n", s->log, n, buf);
+            fail();
+        }
+        ipkt_msleep(20);
     }
-    assert_true(pid > 0);
-    return pid;
 }
 
 static int start_child(void *arg)
