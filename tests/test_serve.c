@@ -135,6 +135,15 @@ static void serve_start(server *s, const char *url, const char *const *opts)
     assert_int_equal(sscanf(p, "listening on %299s", s->addr), 1);
 }
 
+/* Starts "ipckit serve -w 1" on a TCP port; returns its worker's pid. */
+static pid_t serve_one_worker(server *s)
+{
+    const char *opts[] = {"--workers", "1", NULL};
+    serve_start(s, "tcp://127.0.0.1:0", opts);
+    wait_log(s, "]: worker 1 pid", 1);
+    return worker_pid(s, 1);
+}
+
 /* Sends QUIT and expects the master to exit 0. */
 static void serve_quit(server *s)
 {
@@ -270,21 +279,27 @@ static int client_run(void *arg)
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
+/* Runs n client processes fn(client_arg) at once against s (n <= 16); each must exit 0. */
+static void run_clients(const server *s, int n, int (*fn)(void *))
+{
+    client_arg a[16];
+    pid_t pid[16];
+    assert_true(n <= 16);
+    for (int i = 0; i < n; i++) {
+        a[i] = (client_arg){s, i};
+        pid[i] = ipkt_spawn(fn, &a[i]);
+    }
+    for (int i = 0; i < n; i++)
+        assert_int_equal(ipkt_wait(pid[i]), 0);
+}
+
 static void echo_concurrent(const char *url)
 {
     server s = {0};
     const char *opts[] = {"--workers", "2", NULL};
     serve_start(&s, url, opts);
     wait_log(&s, "]: worker 2 pid", 1);
-    enum { NCLIENT = 6 };
-    client_arg a[NCLIENT];
-    pid_t pid[NCLIENT];
-    for (int i = 0; i < NCLIENT; i++) {
-        a[i] = (client_arg){&s, i};
-        pid[i] = ipkt_spawn(client_run, &a[i]);
-    }
-    for (int i = 0; i < NCLIENT; i++)
-        assert_int_equal(ipkt_wait(pid[i]), 0);
+    run_clients(&s, 6, client_run);
     serve_quit(&s);
 }
 
@@ -456,10 +471,7 @@ static void test_respawn(void **st)
 {
     (void)st;
     server s = {0};
-    const char *opts[] = {"--workers", "1", NULL};
-    serve_start(&s, "tcp://127.0.0.1:0", opts);
-    wait_log(&s, "]: worker 1 pid", 1);
-    pid_t old = worker_pid(&s, 1);
+    pid_t old = serve_one_worker(&s);
     assert_int_equal(kill(old, SIGKILL), 0);
     wait_log(&s, "killed by signal 9", 1);
     wait_log(&s, "respawn worker 1", 1);
@@ -1884,15 +1896,7 @@ static void test_reply_buffers_reused(void **st)
     server s = {0};
     const char *opts[] = {"--workers", "1", NULL};
     serve_start(&s, "tcp://127.0.0.1:0", opts);
-    enum { NCLIENT = 8 };
-    client_arg a[NCLIENT];
-    pid_t pid[NCLIENT];
-    for (int i = 0; i < NCLIENT; i++) {
-        a[i] = (client_arg){&s, i};
-        pid[i] = ipkt_spawn(pipeline_client, &a[i]);
-    }
-    for (int i = 0; i < NCLIENT; i++)
-        assert_int_equal(ipkt_wait(pid[i]), 0);
+    run_clients(&s, 8, pipeline_client);
     serve_quit(&s);
 }
 
@@ -1977,10 +1981,7 @@ static void test_worker_nofile_raised(void **st)
 {
     (void)st;
     server s = {0};
-    const char *opts[] = {"--workers", "1", NULL};
-    serve_start(&s, "tcp://127.0.0.1:0", opts);
-    wait_log(&s, "]: worker 1 pid", 1);
-    pid_t old = worker_pid(&s, 1);
+    pid_t old = serve_one_worker(&s);
     long soft, hard;
     nofile_of(s.pid, &soft, &hard);
     assert_true(hard == -1 || hard > 100);
