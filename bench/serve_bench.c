@@ -18,10 +18,11 @@
  * The client is one closed-loop process here: C connections to 127.0.0.1, each sending a 64-byte
  * request (4-byte big-endian length + 64 bytes) as soon as the reply to its last one came back;
  * it counts replies for a fixed time and keeps every round trip's latency. Servers run on the
- * CPUs named by -S, the client on -C (taskset semantics, set with sched_setaffinity); rounds
- * alternate the servers (raw serve socat raw serve socat ...) and the report gives each
- * figure's median and spread (min..max) over the rounds and each ratio against raw computed
- * round by round, then its median.
+ * CPUs named by -S, the client on -C (taskset semantics, set with sched_setaffinity); each
+ * round runs every server once, in reverse order every other round (raw serve serve1 socat,
+ * socat serve1 serve raw, ...), and the report gives each figure's median and spread
+ * (min..max) over the rounds and each ratio against raw computed round by round (req/s, p99,
+ * CPU per request), then its median.
  *
  * Also: how the connections spread over the workers (1,000 opened in turn, each answering one
  * request before the next opens; read from the server's status address), and memory per idle
