@@ -5,7 +5,12 @@
  *   raw     a single-process epoll echo written here with plain system calls (no ipckit): it
  *           reads what arrives and writes it back, which for length-framed requests is a
  *           framed echo; it keeps no state per connection but the kernel's
- *   serve   ipckit serve -w 2 (framed echo, the built-in handler)
+ *   serve   ipckit serve -w 2 (framed echo, the built-in handler): issue 13's comparison is this,
+ *           two worker processes, against the one raw process, both on the same CPU(s)
+ *   serve1  ipckit serve -w 1: one worker process against the one raw process, the like-for-like
+ *           figure for the server's own cost per request
+ *   serveB  (with -B OTHER) ipckit serve -w 2 from another build, in the same rounds: before and
+ *           after a change, interleaved
  *   socat   socat TCP-LISTEN:PORT,fork PIPE: a process per connection echoing bytes
  *   exec    ipckit serve -w 2 --exec cat (every request through a coprocess and back)
  *   socatx  socat TCP-LISTEN:PORT,fork EXEC:cat: the same handler behind socat
@@ -13,10 +18,11 @@
  * The client is one closed-loop process here: C connections to 127.0.0.1, each sending a 64-byte
  * request (4-byte big-endian length + 64 bytes) as soon as the reply to its last one came back;
  * it counts replies for a fixed time and keeps every round trip's latency. Servers run on the
- * CPUs named by -S, the client on -C (taskset semantics, set with sched_setaffinity); rounds
- * alternate the servers (raw serve socat raw serve socat ...) and the report gives each
- * figure's median and spread (min..max) over the rounds and each ratio against raw computed
- * round by round, then its median.
+ * CPUs named by -S, the client on -C (taskset semantics, set with sched_setaffinity); each
+ * round runs every server once, in reverse order every other round (raw serve serve1 socat,
+ * socat serve1 serve raw, ...), and the report gives each figure's median and spread
+ * (min..max) over the rounds and each ratio against raw computed round by round (req/s, p99,
+ * CPU per request), then its median.
  *
  * Also: how the connections spread over the workers (1,000 opened in turn, each answering one
  * request before the next opens; read from the server's status address), and memory per idle
@@ -24,8 +30,16 @@
  * connections each echoed one 64-byte or one 40 KB request; kernel socket memory is not in it,
  * for either server).
  *
- * Usage: serve_bench [-b IPCKIT] [-d SECONDS] [-r ROUNDS] [-S CPUS] [-C CPU] [-n IDLE_CONNS]
- *        [-m WHAT] where WHAT is a comma list of rate,exec,spread,mem (default all).
+ * Like with like: every server gets the same client, the same requests and the same CPUs
+ * (-S, inherited by a server's workers and children). The raw echo does not parse the frames:
+ * it writes back the bytes it read, which for this client (one whole request in flight per
+ * connection) are the same bytes serve writes; serve's parse of a 4-byte header is nanoseconds
+ * beside the microseconds of the two system calls both make per request.
+ *
+ * Usage: serve_bench [-b IPCKIT] [-B OTHER_IPCKIT] [-d SECONDS] [-r ROUNDS] [-S CPUS] [-C CPU]
+ *        [-n IDLE_CONNS] [-m WHAT] where WHAT is a comma list of rate,exec,spread,mem (default
+ *        all); or serve_bench -p PORT [-d SECONDS] [-C CPU]: only the client, against a server
+ *        already listening on 127.0.0.1:PORT (to profile that server).
  * Run it under the machine's benchmark lock: flock /work/bench.lock build/bench/serve_bench
  */
 #define _GNU_SOURCE 1
@@ -55,7 +69,7 @@
 #define BIGREQ   (40 * 1024)
 #define MAXROUND 15
 
-static const char *ipckit_bin = "ipckit";
+static const char *ipckit_bin = "ipckit", *other_bin;
 static double seconds = 3.0;
 static int rounds = 3;
 static char server_cpus[64] = "1", client_cpu[16] = "0";
@@ -153,9 +167,11 @@ static void raw_server(int lfd)
 
 /* ---- servers ---- */
 
-enum kind { RAW, SERVE, SOCAT, EXEC, SOCATX, NKIND };
-static const char *kname[NKIND] = {"raw epoll echo", "ipckit serve -w 2", "socat fork",
-                                   "ipckit serve -w 2 --exec cat", "socat fork EXEC:cat"};
+enum kind { RAW, SERVE, SERVE1, SERVEB, SOCAT, EXEC, SOCATX, EXTERN, NKIND };
+static const char *kname[NKIND] = {"raw epoll echo",      "ipckit serve -w 2",
+                                   "ipckit serve -w 1",   "-B serve -w 2",
+                                   "socat fork",          "ipckit serve -w 2 --exec cat",
+                                   "socat fork EXEC:cat", "the server"};
 
 typedef struct srv {
     enum kind kind;
@@ -263,10 +279,11 @@ static void srv_start(srv *s, enum kind kind)
                  "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay", s->port);
         /* The idle timeout out of the way: the memory run holds 10,000 connections idle for
          * longer than the default 60 s while it opens them. */
-        if (kind == SERVE)
-            execlp(ipckit_bin, ipckit_bin, "serve", "-w", "2", "--idle-timeout", "86400000",
-                   "--status", s->status, url, (char *)NULL);
-        else if (kind == EXEC)
+        if (kind == SERVE || kind == SERVE1 || kind == SERVEB) {
+            const char *bin = kind == SERVEB ? other_bin : ipckit_bin;
+            execlp(bin, bin, "serve", "-w", kind == SERVE1 ? "1" : "2", "--idle-timeout",
+                   "86400000", "--status", s->status, url, (char *)NULL);
+        } else if (kind == EXEC)
             execlp(ipckit_bin, ipckit_bin, "serve", "-w", "2", "--idle-timeout", "86400000",
                    "--exec", "cat", "--status", s->status, url, (char *)NULL);
         else
@@ -291,7 +308,7 @@ static void srv_start(srv *s, enum kind kind)
 
 static void srv_stop(srv *s)
 {
-    kill(s->pid, s->kind == SERVE || s->kind == EXEC ? SIGTERM : SIGKILL);
+    kill(s->pid, s->kind == RAW || s->kind == SOCAT || s->kind == SOCATX ? SIGKILL : SIGTERM);
     waitpid(s->pid, NULL, 0); /* socat's children end with their connections, closed before */
 }
 
@@ -302,6 +319,8 @@ static void srv_stop(srv *s)
 static double tree_sum(pid_t pid, double (*fn)(pid_t))
 {
     double sum = fn(pid);
+    if (pid <= 0)
+        return sum;
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
     FILE *f = fopen(path, "re");
@@ -323,6 +342,8 @@ static double tree_sum(pid_t pid, double (*fn)(pid_t))
 /* CPU time a process has run, in seconds (schedstat: nanoseconds on a CPU). */
 static double cpu_s(pid_t pid)
 {
+    if (pid <= 0) /* -p: a server this program did not start */
+        return 0;
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
     FILE *f = fopen(path, "re");
@@ -504,14 +525,47 @@ static int want(const char *what, const char *m)
     return strstr(what, m) != NULL;
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: serve_bench [-b IPCKIT] [-B OTHER_IPCKIT] [-d S] [-r N] [-S CPUS] [-C CPU] "
+            "[-n CONNS] [-m rate,exec,spread,mem]\n"
+            "       serve_bench -p PORT [-d S] [-C CPU]   (only the client, against a server "
+            "on 127.0.0.1:PORT)\n"
+            "  -b  the ipckit to measure (default: ipckit on PATH)\n"
+            "  -B  another ipckit build, measured in the same rounds (rows \"-B serve -w 2\")\n"
+            "  -d  seconds measured per figure (after 0.5 s of warm-up; default 3)\n"
+            "  -r  rounds (default 3, at most %d); servers alternate within each round\n"
+            "  -S  the servers' CPUs (default 1); -C the client's CPU (default 0)\n"
+            "  -n  idle connections for the memory figure (default 10000)\n"
+            "  -m  what to measure (default all)\n",
+            MAXROUND);
+}
+
+/* -p: the closed loop alone against a server someone else started (e.g. under perf). */
+static int client_only(int port)
+{
+    srv s = {.kind = EXTERN, .pid = 0, .port = port};
+    int nc[2] = {16, 256};
+    for (int c = 0; c < 2; c++) {
+        double rate, p99, cpu;
+        closed_loop(&s, nc[c], &rate, &p99, &cpu);
+        printf("127.0.0.1:%d, %d connections: %.0f req/s, p99 %.0f us\n", port, nc[c], rate, p99);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *what = "rate,exec,spread,mem";
-    int opt;
-    while ((opt = getopt(argc, argv, "b:d:r:S:C:n:m:")) != -1) {
+    int opt, port = 0;
+    while ((opt = getopt(argc, argv, "b:B:d:r:S:C:n:m:p:h")) != -1) {
         switch (opt) {
         case 'b':
             ipckit_bin = optarg;
+            break;
+        case 'B':
+            other_bin = optarg;
             break;
         case 'd':
             seconds = atof(optarg);
@@ -531,32 +585,53 @@ int main(int argc, char **argv)
         case 'm':
             what = optarg;
             break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
         default:
-            fprintf(stderr, "usage: serve_bench [-b IPCKIT] [-d S] [-r N] [-S CPUS] [-C CPU] "
-                            "[-n CONNS] [-m rate,exec,spread,mem]\n");
+            usage(stderr);
             return 2;
         }
     }
+    if (rounds < 1)
+        rounds = 1;
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/serve_bench.%d", (int)getpid());
-    mkdir(tmpdir, 0700);
     lat = malloc(MAXLAT * sizeof *lat);
     pin(client_cpu);
+    if (port > 0)
+        return client_only(port);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/serve_bench.%d", (int)getpid());
+    mkdir(tmpdir, 0700);
     int have_socat = system("command -v socat >/dev/null 2>&1") == 0;
     if (!have_socat)
         printf("!!! socat not found: its columns are SKIPPED (apt-get install socat) !!!\n");
     printf("servers on CPU %s, client on CPU %s, %d rounds of %.1f s, 64-byte framed echo\n",
            server_cpus, client_cpu, rounds, seconds);
+    if (other_bin)
+        printf("-B serve -w 2 is %s, measured in the same rounds as %s\n", other_bin, ipckit_bin);
 
     if (want(what, "rate")) {
+        enum { NK = 5 };
         int nc[2] = {16, 256};
-        enum kind ks[3] = {RAW, SERVE, SOCAT};
-        int nk = have_socat ? 3 : 2;
-        double rate[2][3][MAXROUND], p99[2][3][MAXROUND], ratio[2][3][MAXROUND],
-            cpu[2][3][MAXROUND], cratio[2][3][MAXROUND];
+        enum kind ks[NK];
+        int nk = 0;
+        ks[nk++] = RAW;
+        ks[nk++] = SERVE;
+        if (other_bin)
+            ks[nk++] = SERVEB;
+        ks[nk++] = SERVE1;
+        if (have_socat)
+            ks[nk++] = SOCAT;
+        static double rate[2][NK][MAXROUND], p99[2][NK][MAXROUND], ratio[2][NK][MAXROUND],
+            pratio[2][NK][MAXROUND], cpu[2][NK][MAXROUND], cratio[2][NK][MAXROUND];
         for (int r = 0; r < rounds; r++)
-            for (int k = 0; k < nk; k++) {
+            for (int i = 0; i < nk; i++) {
+                /* Every other round in the reverse order: no server always runs first. */
+                int k = r % 2 ? nk - 1 - i : i;
                 srv s;
                 srv_start(&s, ks[k]);
                 for (int c = 0; c < 2; c++)
@@ -567,20 +642,23 @@ int main(int argc, char **argv)
             for (int c = 0; c < 2; c++)
                 for (int k = 0; k < nk; k++) {
                     ratio[c][k][r] = rate[c][k][r] / rate[c][0][r];
+                    pratio[c][k][r] = p99[c][k][r] / p99[c][0][r];
                     cratio[c][k][r] = cpu[c][k][r] / cpu[c][0][r];
                 }
-        printf("\n%-20s %-5s %-26s %-19s %-24s %-16s %s\n", "server", "conns",
-               "req/s median (min..max)", "x raw (range)", "p99 us median (min..max)", "CPU us/req",
-               "x raw (range)");
+        printf("\nratios: each round's figure over the raw echo's in the same round, then the "
+               "median (min..max) over the rounds\n");
+        printf("%-20s %-5s %-23s %-19s %-22s %-19s %-16s %s\n", "server", "conns",
+               "req/s med (min..max)", "x raw (range)", "p99 us med (min..max)", "x raw (range)",
+               "CPU us/req", "x raw (range)");
         for (int c = 0; c < 2; c++)
             for (int k = 0; k < nk; k++) {
                 stat3 a = summary(rate[c][k], rounds), b = summary(ratio[c][k], rounds),
-                      p = summary(p99[c][k], rounds), u = summary(cpu[c][k], rounds),
-                      v = summary(cratio[c][k], rounds);
-                printf("%-20.20s %-5d %7.0f (%6.0f..%6.0f)  %5.2fx (%.2f..%.2f)  %7.0f "
-                       "(%.0f..%.0f)  %5.1f (%.1f..%.1f)  %.2fx (%.2f..%.2f)\n",
+                      p = summary(p99[c][k], rounds), q = summary(pratio[c][k], rounds),
+                      u = summary(cpu[c][k], rounds), v = summary(cratio[c][k], rounds);
+                printf("%-20.20s %-5d %6.0f (%.0f..%.0f)  %5.2fx (%.2f..%.2f)  %6.0f (%.0f..%.0f)  "
+                       "%5.2fx (%.2f..%.2f)  %5.1f (%.1f..%.1f)  %.2fx (%.2f..%.2f)\n",
                        kname[ks[k]], nc[c], a.med, a.lo, a.hi, b.med, b.lo, b.hi, p.med, p.lo, p.hi,
-                       u.med, u.lo, u.hi, v.med, v.lo, v.hi);
+                       q.med, q.lo, q.hi, u.med, u.lo, u.hi, v.med, v.lo, v.hi);
             }
     }
 

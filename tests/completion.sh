@@ -1,6 +1,6 @@
 #!/bin/bash
-# completion.sh COMPLETION_FILE - the bash completion of ipckit completes the options of bench
-# and info (and their values), as CTest runs it.
+# completion.sh COMPLETION_FILE - the bash completion of ipckit completes the options of bench,
+# info and serve (and their values), as CTest runs it.
 set -u
 . "$1"
 fail() { echo "completion: $*" >&2; exit 1; }
@@ -33,4 +33,14 @@ out=$(complete_words ipckit chat -s "")
 [[ $out == " lines framed whole " ]] || fail "chat -s: $out"
 out=$(complete_words ipckit recv -f f)
 [[ $out == " framed " ]] || fail "recv -f f: $out"
-echo "completion: bench, info, chat and recv complete"
+# serve: every long option its --help lists, no other; and the values of some.
+help=$(ipckit serve --help) || fail "ipckit serve --help failed"
+want=$(grep -oE -- '--[a-z][a-z-]*' <<<"$help" | sort -u | tr '\n' ' ')
+out=$(complete_words ipckit serve --)
+got=$(tr ' ' '\n' <<<"$out" | grep -v '^$' | sort -u | tr '\n' ' ')
+[[ $got == "$want" ]] || fail "serve --: completes [$got], serve --help lists [$want]"
+out=$(complete_words ipckit serve --exec-framing "")
+[[ $out == " len line " ]] || fail "serve --exec-framing: $out"
+out=$(complete_words ipckit serve -p "")
+[[ $out == " echo raw " ]] || fail "serve -p: $out"
+echo "completion: bench, info, chat, recv and serve complete"

@@ -11,6 +11,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -139,6 +142,15 @@ static void serve_start(server *s, const char *url, const char *const *opts)
     const char *p = strstr(buf, "listening on ");
     assert_non_null(p);
     assert_int_equal(sscanf(p, "listening on %299s", s->addr), 1);
+}
+
+/* Starts "ipckit serve -w 1" on a TCP port; returns its worker's pid. */
+static pid_t serve_one_worker(server *s)
+{
+    const char *opts[] = {"--workers", "1", NULL};
+    serve_start(s, "tcp://127.0.0.1:0", opts);
+    wait_log(s, "]: worker 1 pid", 1);
+    return worker_pid(s, 1);
 }
 
 /* Sends QUIT and expects the master to exit 0. */
@@ -276,21 +288,27 @@ static int client_run(void *arg)
     return ipk_close(c) == 0 ? 0 : 1;
 }
 
+/* Runs n client processes fn(client_arg) at once against s (n <= 16); each must exit 0. */
+static void run_clients(const server *s, int n, int (*fn)(void *))
+{
+    client_arg a[16];
+    pid_t pid[16];
+    assert_true(n <= 16);
+    for (int i = 0; i < n; i++) {
+        a[i] = (client_arg){s, i};
+        pid[i] = ipkt_spawn(fn, &a[i]);
+    }
+    for (int i = 0; i < n; i++)
+        assert_int_equal(ipkt_wait(pid[i]), 0);
+}
+
 static void echo_concurrent(const char *url)
 {
     server s = {0};
     const char *opts[] = {"--workers", "2", NULL};
     serve_start(&s, url, opts);
     wait_log(&s, "]: worker 2 pid", 1);
-    enum { NCLIENT = 6 };
-    client_arg a[NCLIENT];
-    pid_t pid[NCLIENT];
-    for (int i = 0; i < NCLIENT; i++) {
-        a[i] = (client_arg){&s, i};
-        pid[i] = ipkt_spawn(client_run, &a[i]);
-    }
-    for (int i = 0; i < NCLIENT; i++)
-        assert_int_equal(ipkt_wait(pid[i]), 0);
+    run_clients(&s, 6, client_run);
     serve_quit(&s);
 }
 
@@ -462,10 +480,7 @@ static void test_respawn(void **st)
 {
     (void)st;
     server s = {0};
-    const char *opts[] = {"--workers", "1", NULL};
-    serve_start(&s, "tcp://127.0.0.1:0", opts);
-    wait_log(&s, "]: worker 1 pid", 1);
-    pid_t old = worker_pid(&s, 1);
+    pid_t old = serve_one_worker(&s);
     assert_int_equal(kill(old, SIGKILL), 0);
     wait_log(&s, "killed by signal 9", 1);
     wait_log(&s, "respawn worker 1", 1);
@@ -1136,6 +1151,7 @@ static void test_pool_beside_sockets_sleeps(void **st)
     s.set[0][1] = "1";
     s.extra = url; /* the ring, beside the listener */
     serve_start(&s, "tcp://127.0.0.1:0", NULL);
+    wait_log(&s, "]: worker 1 pid", 1); /* logged after "started" */
     pid_t w = worker_pid(&s, 1);
     ipkt_msleep(200); /* settled */
     long before = wakeups(w);
@@ -1854,6 +1870,189 @@ static void test_on_open_greeting(void **st)
     serve_quit(&s);
 }
 
+/* ---- per-request path (issue 13's performance work): what it must keep ---- */
+
+/* Reply buffers go back to a per-worker stock once written and serve the next replies: on
+ * several connections at once, pipelined requests of sizes on both sides of the stock's 4 KiB
+ * buffers come back whole and in order, none carrying bytes of another connection's reply. */
+static int pipeline_client(void *arg)
+{
+    client_arg *a = arg;
+    ipk_chan *c = NULL;
+    if (ipk_dial(&c, a->s->addr, NULL) != 0)
+        return 1;
+    enum { R = 60 };
+    static unsigned char out[9000], in[9000];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < R; i++) { /* all sent before any is read */
+            size_t n = (size_t)((i * 1543 + a->id * 97 + round * 31) % 9000);
+            ipkt_fill(out, n, (uint32_t)(a->id * 100000 + round * 1000 + i));
+            if (ipk_send(c, out, n, WAIT_MS) != 0)
+                return 2;
+        }
+        for (int i = 0; i < R; i++) {
+            size_t n = (size_t)((i * 1543 + a->id * 97 + round * 31) % 9000);
+            if (ipk_recv(c, in, sizeof in, WAIT_MS) != (long)n ||
+                !ipkt_check(in, n, (uint32_t)(a->id * 100000 + round * 1000 + i)))
+                return 3;
+        }
+    }
+    return ipk_close(c) == 0 ? 0 : 4;
+}
+
+static void test_reply_buffers_reused(void **st)
+{
+    (void)st;
+    server s = {0};
+    const char *opts[] = {"--workers", "1", NULL};
+    serve_start(&s, "tcp://127.0.0.1:0", opts);
+    run_clients(&s, 8, pipeline_client);
+    serve_quit(&s);
+}
+
+/* The listening TCP socket of a server in this process (port from its address). */
+static int tcp_listener_fd(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    assert_non_null(colon);
+    int port = atoi(colon + 1);
+    for (int fd = 3; fd < 1024; fd++) {
+        int on = 0, proto = 0;
+        socklen_t l1 = sizeof on, l2 = sizeof proto;
+        struct sockaddr_in a;
+        socklen_t al = sizeof a;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &l1) == 0 && on &&
+            getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l2) == 0 && proto == IPPROTO_TCP &&
+            getsockname(fd, (struct sockaddr *)&a, &al) == 0 && ntohs(a.sin_port) == port)
+            return fd;
+    }
+    fail_msg("no listening socket for %s", addr);
+    return -1;
+}
+
+/* TCP_NODELAY of a connection accepted from the server's listener for url, as a worker's
+ * accept4() gets it. */
+static int accepted_nodelay(const char *url)
+{
+    ipk_server *srv = NULL;
+    ipkt_ok(ipk_server_new(&srv));
+    assert_int_equal(ipk_server_listen(srv, url, NULL), 0);
+    const char *addr = ipk_server_addr(srv, 0);
+    assert_non_null(addr);
+    int lfd = tcp_listener_fd(addr);
+    ipk_chan *c = NULL;
+    char dial_url[300];
+    snprintf(dial_url, sizeof dial_url, "tcp://127.0.0.1:%s", strrchr(addr, ':') + 1);
+    ipkt_ok(ipk_dial(&c, dial_url, NULL));
+    int fd = -1;
+    for (int waited = 0; fd < 0 && waited < WAIT_MS; waited += 10) {
+        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC); /* the listener is non-blocking */
+        if (fd < 0)
+            ipkt_msleep(10);
+    }
+    assert_true(fd >= 0);
+    int on = -1;
+    socklen_t l = sizeof on;
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &l), 0);
+    close(fd);
+    ipk_close(c);
+    ipk_server_free(srv);
+    return on;
+}
+
+/* The workers accept with accept4(), not ipk_accept(): the listener carries what the library's
+ * accept sets on a TCP connection, TCP_NODELAY unless nodelay=0. */
+static void test_tcp_nodelay(void **st)
+{
+    (void)st;
+    assert_int_equal(accepted_nodelay("tcp://127.0.0.1:0"), 1);
+    assert_int_equal(accepted_nodelay("tcp://127.0.0.1:0?nodelay=0"), 0);
+    assert_int_equal(accepted_nodelay("tcp://127.0.0.1:0?nodelay=1"), 1);
+}
+
+/* "Max open files" of a process: its soft and hard limits (-1: unlimited). */
+static void nofile_of(pid_t pid, long *soft, long *hard)
+{
+    char path[64], buf[8192];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)pid);
+    ipkt_slurp(path, buf, sizeof buf);
+    const char *p = strstr(buf, "Max open files");
+    assert_non_null(p);
+    char a[32], b[32];
+    assert_int_equal(sscanf(p + strlen("Max open files"), "%31s %31s", a, b), 2);
+    *soft = strcmp(a, "unlimited") == 0 ? -1 : atol(a);
+    *hard = strcmp(b, "unlimited") == 0 ? -1 : atol(b);
+}
+
+/* A worker raises its soft descriptor limit to the hard one, so the default max_conn (no cap)
+ * reaches what the hard limit allows; the master keeps the limit it was given. The master's
+ * soft limit is lowered from outside, and the workers of a reload start from it. */
+static void test_worker_nofile_raised(void **st)
+{
+    (void)st;
+    server s = {0};
+    pid_t old = serve_one_worker(&s);
+    long soft, hard;
+    nofile_of(s.pid, &soft, &hard);
+    assert_true(hard == -1 || hard > 100);
+    struct rlimit rl = {100, hard == -1 ? RLIM_INFINITY : (rlim_t)hard};
+    assert_int_equal(prlimit(s.pid, RLIMIT_NOFILE, &rl, NULL), 0);
+    assert_int_equal(kill(s.pid, SIGHUP), 0);
+    pid_t w = wait_new_pid(&s, 1, old);
+    wait_log(&s, "retired worker pid", 1);
+    /* Served by the new worker (the old one is gone): it has been through its start. */
+    ipk_chan *c = dial(&s);
+    round_trip(c, 100, 7);
+    ipk_close(c);
+    long wsoft, whard;
+    nofile_of(w, &wsoft, &whard);
+    assert_int_equal(whard, hard);
+    if (hard != -1)
+        assert_int_equal(wsoft, hard);
+    else /* unlimited hard: raised to the kernel's nr_open */
+        assert_true(wsoft > 100);
+    nofile_of(s.pid, &soft, &hard);
+    assert_int_equal(soft, 100);
+    serve_quit(&s);
+}
+
+/* The status snapshot goes out in one non-blocking write: a client that does not read stalls
+ * nothing, and the next client gets the whole snapshot, every worker of many. */
+static void test_status_snapshot_whole(void **st)
+{
+    (void)st;
+    enum { W = 48 };
+    server s = {0};
+    char status[300], nw[8];
+    static char json[1 << 16];
+    unix_url(status, sizeof status);
+    snprintf(nw, sizeof nw, "%d", W);
+    const char *opts[] = {"--workers", nw, "--status", status, NULL};
+    serve_start(&s, "tcp://127.0.0.1:0", opts);
+    wait_log(&s, "status on unix:", 1);
+    char wline[64];
+    snprintf(wline, sizeof wline, "]: worker %d pid", W);
+    wait_log(&s, wline, 1);
+    /* A client that connects and never reads. */
+    ipk_chan *stall = NULL;
+    ipkt_ok(ipk_dial(&stall, status, NULL));
+    for (int i = 0; i < 3; i++) {
+        status_read(status, json, sizeof json);
+        assert_true(strlen(json) > 4096);
+        for (int k = 1; k <= W; k++)
+            assert_true(jget(json, k, "pid") > 0);
+        size_t n = strlen(json);
+        while (n > 0 && json[n - 1] == '\n')
+            n--;
+        assert_true(n >= 2 && json[n - 2] == '}' && json[n - 1] == '}');
+    }
+    ipk_chan *c = dial(&s);
+    round_trip(c, 100, 9);
+    ipk_close(c);
+    ipk_close(stall);
+    serve_quit(&s);
+}
+
 IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo_unix_concurrent),
           cmocka_unit_test(test_raw_echo), cmocka_unit_test(test_raw_udp),
           cmocka_unit_test(test_packet_replies_queue), cmocka_unit_test(test_quit_mid_frame),
@@ -1872,4 +2071,6 @@ IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo
           cmocka_unit_test(test_usr2_upgrade), cmocka_unit_test(test_usr2_failed_upgrade),
           cmocka_unit_test(test_status_counters), cmocka_unit_test(test_slowloris),
           cmocka_unit_test(test_emfile_flood), cmocka_unit_test(test_garbage_handler),
-          cmocka_unit_test(test_on_open_greeting))
+          cmocka_unit_test(test_on_open_greeting), cmocka_unit_test(test_reply_buffers_reused),
+          cmocka_unit_test(test_tcp_nodelay), cmocka_unit_test(test_worker_nofile_raised),
+          cmocka_unit_test(test_status_snapshot_whole))

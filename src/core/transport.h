@@ -29,6 +29,9 @@
 #define IPK__TF_ACCEPT     IPK_SCHEME_ACCEPT
 #define IPK__TF_QUERY_LAST 0x10000u /* the body may hold '?': the query starts at the last '?' */
 #define IPK__TF_PUBLIC     0xffffu  /* the bits ipk_scheme_flags() reports */
+/* A queue that outlives its producers: end of stream only means none is attached now, and one
+ * may come (an shm ring). The server parks such a queue instead of retiring its workers. */
+#define IPK__TF_EOF_WAITS 0x20000u
 
 /* What a poller watches for one channel (see poll_src below). */
 #define IPK__PS_CHECK 0x1u

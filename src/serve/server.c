@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -363,6 +365,25 @@ static int chan_timed(ipk_chan *c)
     return r == 0 && (src.flags & IPK__PS_TIMED) != 0;
 }
 
+/*
+ * The workers accept with accept4(), not ipk_accept(), so what the library's accept would set on
+ * a TCP connection (TCP_NODELAY unless nodelay=0: a reply leaves at once, not after the
+ * client's delayed ACK) is set once on the listening socket, which every accepted connection
+ * inherits (Linux copies it at accept). The value was checked by ipk_listen().
+ */
+static int tcp_nodelay(const srv_listener *l)
+{
+    int proto = 0, on = 1;
+    socklen_t sl = sizeof proto;
+    if (getsockopt(l->fd, SOL_SOCKET, SO_PROTOCOL, &proto, &sl) != 0 || proto != IPPROTO_TCP)
+        return 0;
+    for (const ipk__kv *kv = l->chan->opts; kv; kv = kv->next)
+        if (strcmp(kv->key, "nodelay") == 0)
+            on = !(strcmp(kv->val, "0") == 0 || strcmp(kv->val, "false") == 0 ||
+                   strcmp(kv->val, "no") == 0);
+    return setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == 0 ? 0 : -errno;
+}
+
 /* ---- binary upgrade: the sockets an old master passed (IPK_SERVE_FDS, see server.h) ---- */
 
 #define INHERIT_MAX 64
@@ -571,9 +592,9 @@ int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
     l->url = strdup(url);
     l->addr = strdup(ipk_addr(l->chan));
     l->opts = opts_copy(opts);
-    const char *sch = ipk_scheme(l->chan);
     l->timed = kind == SRV_QUEUE && chan_timed(l->chan);
-    l->eof_waits = strcmp(sch, "shm") == 0;
+    /* A ring's end of stream: no producer now, not the end of the jobs (worker.c parks it). */
+    l->eof_waits = kind == SRV_QUEUE && (l->chan->tr->flags & IPK__TF_EOF_WAITS) != 0;
     if (kind != SRV_QUEUE) {
         l->fd = ipk_fd(l->chan);
         /* What the socket is, from the socket itself (as for an inherited one): no scheme
@@ -590,6 +611,8 @@ int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
         int fl = fcntl(l->fd, F_GETFL);
         if (fl < 0 || fcntl(l->fd, F_SETFL, fl | O_NONBLOCK) != 0)
             r = -errno;
+        else if (kind == SRV_ACCEPT)
+            r = tcp_nodelay(l);
     }
     if (r != 0 || l->url == NULL || l->addr == NULL || l->opts == NULL) {
         listener_free(l);

@@ -50,19 +50,22 @@ typedef struct srv_listener {
  * before the first fork). A worker adds to its own slot with relaxed atomic adds (no syscall,
  * no fence; a retiring worker and its successor may share a slot for a moment during a reload,
  * hence adds rather than plain stores); workers balance accepting on `conns`; the status
- * address (status.c) and the log at exit show them. A slot is one cache line of its own, so
- * workers counting do not bounce each other's lines. */
+ * address (status.c) and the log at exit show them. A slot is two cache lines of its own: the
+ * first holds what the other workers read on every wake-up (`conns`, which changes only at an
+ * accept or a close) and what the master writes, the second the counters a worker adds to on
+ * every request, so that on separate CPUs a worker's requests do not make the others' reads of
+ * its `conns` miss. */
 typedef struct srv_stats {
     _Alignas(64) _Atomic long conns; /* connections open now */
-    _Atomic long conns_total;        /* connections accepted (and kept past the checks) */
-    _Atomic long msgs_in;            /* messages handed to the handler */
-    _Atomic long msgs_out;           /* replies sent (ipk_conn_send() that succeeded) */
-    _Atomic long errs;               /* handler failures, bad or cut frames, replies refused */
+    _Atomic long respawns;           /* written by the master: workers started again in this slot */
+    _Atomic long pid;                /* written by the master: the slot's worker, 0 while none */
+    _Alignas(64) _Atomic long conns_total; /* connections accepted (and kept past the checks) */
+    _Atomic long msgs_in;                  /* messages handed to the handler */
+    _Atomic long msgs_out;                 /* replies sent (ipk_conn_send() that succeeded) */
+    _Atomic long errs;     /* handler failures, bad or cut frames, replies refused */
     _Atomic long refused;  /* peers not on a unix listener's allow-list, closed at accept */
     _Atomic long timeouts; /* connections closed by idle_timeout or read_timeout */
     _Atomic long emfile;   /* accepts that failed for want of descriptors */
-    _Atomic long respawns; /* written by the master: workers started again in this slot */
-    _Atomic long pid;      /* written by the master: the slot's worker, 0 while none */
 } srv_stats;
 #define SRV_MAX_WORKERS 1024
 

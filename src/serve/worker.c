@@ -12,9 +12,15 @@
  * is copied into the connection's own buffer, which grows with the bytes received (never with
  * the length a client declares: that is checked against the maximum first) and is freed as soon
  * as it is empty. Replies are framed into the connection's output buffer and written after the
- * batch; the buffer is freed once written. So an idle connection holds no buffer at all. While
- * replies are unwritten the connection is not read (a client that does not read is throttled,
- * not buffered).
+ * batch; once written the buffer goes back to the worker (a few 4 KiB buffers are kept for the
+ * next replies, so a request costs no malloc; larger ones are freed). So an idle connection
+ * holds no buffer at all. While replies are unwritten the connection is not read (a client that
+ * does not read is throttled, not buffered).
+ *
+ * Per request a connection costs what a plain epoll echo's does: one read, one write of the
+ * replies, a share of one epoll_wait. The loop sleeps in epoll_wait without a timeout (a
+ * timeout arms and cancels a kernel timer on every wait); a timerfd wakes it on the tick for
+ * the sweep instead. The clock is read once per wake-up.
  */
 #include "server.h"
 
@@ -25,8 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define SCRATCH     ((size_t)64 << 10)
@@ -37,6 +45,8 @@
 #define OUT_HIGH    ((size_t)256 << 10) /* unwritten replies past this: stop handling requests */
 #define TICK_MS     5                   /* a queue the poller cannot take is tried this often */
 #define PARK_MS     100 /* a ring without producers is looked at this often (queue_park) */
+#define BUF_MIN     ((size_t)4096) /* the first size of a connection's buffer */
+#define SPARE_MAX   16 /* written reply buffers of BUF_MIN kept by a worker for the next replies */
 
 enum conn_kind { C_STREAM, C_PACKET, C_DGRAM, C_QUEUE };
 
@@ -69,7 +79,8 @@ typedef struct ipk_conn conn;
 
 typedef struct worker {
     ipk_server *s;
-    int id, sfd, reserve;
+    int id, sfd, tfd, reserve; /* tfd: the timerfd of the tick */
+    int tick;                  /* ms between sweeps */
     srv_loop loop;
     int draining, drain_req;
     int accepting; /* the connection listeners are watched */
@@ -83,6 +94,8 @@ typedef struct worker {
     double unpark_at;
     size_t qcap; /* size of qbuf */
     unsigned char *qbuf;
+    unsigned char *spare[SPARE_MAX]; /* reply buffers of BUF_MIN bytes, not in use */
+    int nspare;
     unsigned char scratch[SCRATCH];
 } worker;
 
@@ -115,6 +128,43 @@ static int call_msg(worker *w, conn *c, const void *msg, size_t len)
 
 /* ---- connections ---- */
 
+/* Room for n more bytes at the end of a buffer (grown by doubling from BUF_MIN). */
+static int room(unsigned char **b, size_t *cap, size_t len, size_t n)
+{
+    if (*cap - len >= n)
+        return 0;
+    size_t c = *cap ? *cap : BUF_MIN;
+    while (c - len < n)
+        c *= 2;
+    unsigned char *p = realloc(*b, c);
+    if (p == NULL)
+        return -1;
+    *b = p;
+    *cap = c;
+    return 0;
+}
+
+/* Room for n more bytes of replies: an empty connection takes a spare buffer first. */
+static int out_room(worker *w, conn *c, size_t n)
+{
+    if (c->out == NULL && w->nspare > 0 && n <= BUF_MIN) {
+        c->out = w->spare[--w->nspare];
+        c->out_cap = BUF_MIN;
+    }
+    return room(&c->out, &c->out_cap, c->out_len, n);
+}
+
+/* The connection's reply buffer, all written: kept for the next replies or freed. */
+static void out_release(worker *w, conn *c)
+{
+    if (c->out && c->out_cap == BUF_MIN && w->nspare < SPARE_MAX)
+        w->spare[w->nspare++] = c->out;
+    else
+        free(c->out);
+    c->out = NULL;
+    c->out_cap = c->out_off = c->out_len = 0;
+}
+
 static void conn_close(worker *w, conn *c)
 {
     if (c->opened && w->s->h.on_close)
@@ -129,7 +179,7 @@ static void conn_close(worker *w, conn *c)
     if (c->next)
         c->next->prev = c->prev;
     free(c->in);
-    free(c->out);
+    out_release(w, c);
     free(c);
     w->nconn--;
 }
@@ -141,22 +191,6 @@ static int conn_watch(worker *w, conn *c, unsigned ev)
     if (srv_loop_mod(&w->loop, c->fd, ev, c) != 0)
         return -1;
     c->events = ev;
-    return 0;
-}
-
-/* Room for n more bytes at the end of a buffer (grown by doubling from 4 KiB). */
-static int room(unsigned char **b, size_t *cap, size_t len, size_t n)
-{
-    if (*cap - len >= n)
-        return 0;
-    size_t c = *cap ? *cap : 4096;
-    while (c - len < n)
-        c *= 2;
-    unsigned char *p = realloc(*b, c);
-    if (p == NULL)
-        return -1;
-    *b = p;
-    *cap = c;
     return 0;
 }
 
@@ -241,9 +275,7 @@ static void conn_pump(worker *w, conn *c)
     }
     int flushed = c->out_off == c->out_len;
     if (flushed && c->out) { /* an idle connection keeps no buffer */
-        free(c->out);
-        c->out = NULL;
-        c->out_cap = c->out_off = c->out_len = 0;
+        out_release(w, c);
         /* Requests that waited for the replies to drain. */
         if (c->in_len && !c->closing && !w->draining) {
             if (conn_handle_buffered(w, c, 0) != 0) {
@@ -709,6 +741,35 @@ static void on_signals(worker *w)
     }
 }
 
+/*
+ * A worker's connections are bounded by its descriptors: the soft RLIMIT_NOFILE (often 1,024)
+ * is raised to the hard one (when that is unlimited, to the kernel's fs.nr_open), so that the
+ * default max_conn (no cap) means what the administrator allowed. Only the worker's limit: the
+ * master keeps its own, which a binary upgrade passes on unchanged. A --exec coprocess, started
+ * by the worker, inherits the raised limit.
+ */
+static void raise_nofile(int id)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max)
+        return;
+    rlim_t want = rl.rlim_max;
+    if (want == RLIM_INFINITY) {
+        char b[32] = "";
+        int fd = open("/proc/sys/fs/nr_open", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, b, sizeof b - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        want = n > 0 ? (rlim_t)strtoull(b, NULL, 10) : 0;
+    }
+    if (want <= rl.rlim_cur)
+        return;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        ipk_serve_log("worker %d: raising the descriptor limit to %llu: %s", id,
+                      (unsigned long long)want, strerror(errno));
+}
+
 static void worker_init(worker *w, ipk_server *s, int id)
 {
     w->s = s;
@@ -730,15 +791,23 @@ static void worker_init(worker *w, ipk_server *s, int id)
         _exit(0);
     if (s->status.fd >= 0)
         close(s->status.fd); /* the master's alone: a worker holding it would keep it open */
+    raise_nofile(id);
     w->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    int tick = s->idle_ms < s->read_ms ? s->idle_ms : s->read_ms;
+    w->tick = tick / 4 < 10 ? 10 : tick / 4 > 250 ? 250 : tick / 4;
+    struct itimerspec its = {.it_interval = {w->tick / 1000, (long)(w->tick % 1000) * 1000000}};
+    its.it_value = its.it_interval;
+    w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     int lr = srv_loop_new(&w->loop);
     w->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
     w->lconn = calloc(s->nl ? s->nl : 1, sizeof *w->lconn);
     w->lfd = calloc(s->nl ? s->nl : 1, sizeof *w->lfd);
-    if (w->sfd < 0 || lr != 0 || !w->lconn || !w->lfd ||
+    if (w->sfd < 0 || w->tfd < 0 || lr != 0 || !w->lconn || !w->lfd ||
+        timerfd_settime(w->tfd, 0, &its, NULL) != 0 ||
         srv_loop_add(&w->loop, w->sfd, SRV_IN, &w->sfd) != 0 ||
+        srv_loop_add(&w->loop, w->tfd, SRV_IN, &w->tfd) != 0 ||
         srv_loop_add(&w->loop, s->balance_fd, SRV_IN | SRV_EDGE, &s->balance_fd) != 0) {
-        ipk_serve_log("worker %d: signalfd/epoll: %s", id, strerror(errno));
+        ipk_serve_log("worker %d: signalfd/timerfd/epoll: %s", id, strerror(errno));
         _exit(1);
     }
     for (size_t i = 0; i < s->nl; i++) {
@@ -771,17 +840,21 @@ static int tick_queues(worker *w)
     return got;
 }
 
-/* How long the loop may sleep: until the sweep, a parked ring's next look, or the next tick. */
-static int wait_ms(const worker *w, int busy, int tick)
+/* How long the loop may sleep: until a parked ring's next look or the next try of the queues
+ * nothing signals; else without a timeout (-1), the timerfd waking it for the sweep. */
+static int wait_ms(const worker *w, int busy)
 {
     if (busy) /* ticked queues had more to take */
         return 0;
     if (w->draining)
-        return tick;
-    int ms = w->nticked ? TICK_MS : tick;
+        return -1;
+    int ms = w->nticked ? TICK_MS : -1;
     if (w->nparked) {
         double left = w->unpark_at - w->now;
-        ms = left <= 0 ? 0 : left < ms ? (int)left + 1 : ms;
+        if (left <= 0)
+            ms = 0;
+        else if (ms < 0 || left < ms)
+            ms = (int)left + 1;
     }
     return ms;
 }
@@ -792,18 +865,26 @@ void srv_worker(ipk_server *s, int id)
     worker *w = &wk;
     cur = w;
     worker_init(w, s, id);
-    int tick = s->idle_ms < s->read_ms ? s->idle_ms : s->read_ms;
-    tick = tick / 4 < 10 ? 10 : tick / 4 > 250 ? 250 : tick / 4;
-    double next_sweep = w->now + tick;
+    double next_sweep = w->now + w->tick;
     int busy = 0, rebalance = 0;
     for (;;) {
         srv_event ev[64];
-        int n = srv_loop_wait(&w->loop, ev, 64, wait_ms(w, busy, tick));
+        int n = srv_loop_wait(&w->loop, ev, 64, wait_ms(w, busy));
+        /* The clock is read once per wake-up (and after trying the queues on a tick): what
+         * follows the batch sees the time it began, so a slow handler only defers a timeout
+         * by that batch. */
         w->now = srv_now_ms();
         for (int i = 0; i < n; i++) {
             void *p = ev[i].ptr;
             if (p == &w->sfd) {
                 on_signals(w);
+                continue;
+            }
+            if (p == &w->tfd) {
+                uint64_t expired;
+                if (read(w->tfd, &expired, sizeof expired) < 0) {
+                    /* EAGAIN: another wake-up read it; the sweep looks at the clock anyway */
+                }
                 continue;
             }
             if (p == &s->balance_fd) {
@@ -833,8 +914,11 @@ void srv_worker(ipk_server *s, int id)
             ipk_serve_log("worker %d: wait: %s", id, ipk_strerror(n));
             _exit(1);
         }
-        busy = w->nticked && !w->draining ? tick_queues(w) > 0 : 0;
-        w->now = srv_now_ms();
+        if (w->nticked && !w->draining) {
+            busy = tick_queues(w) > 0;
+            w->now = srv_now_ms();
+        } else
+            busy = 0;
         if (w->nparked && !w->draining && w->now >= w->unpark_at)
             queue_unpark(w);
         if (w->drain_req)
@@ -856,7 +940,7 @@ void srv_worker(ipk_server *s, int id)
         }
         if (w->now >= next_sweep) {
             sweep(w);
-            next_sweep = w->now + tick;
+            next_sweep = w->now + w->tick;
         }
         if (w->draining && (w->nconn == 0 || w->now >= w->drain_end))
             worker_exit(w, 0);
@@ -898,7 +982,7 @@ int ipk_conn_send(ipk_conn *c, const void *msg, size_t len)
             }
             c->out_off = c->out_len = 0;
         }
-        if (room(&c->out, &c->out_cap, c->out_len, sizeof(uint32_t) + len) != 0)
+        if (out_room(cur, c, sizeof(uint32_t) + len) != 0)
             return -ENOMEM;
         uint32_t plen = (uint32_t)len;
         memcpy(c->out + c->out_len, &plen, sizeof plen);
@@ -918,7 +1002,7 @@ int ipk_conn_send(ipk_conn *c, const void *msg, size_t len)
         return r;
     if (c->out_off > 0 && c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
-    if (room(&c->out, &c->out_cap, c->out_len, pre + len + post) != 0)
+    if (out_room(cur, c, pre + len + post) != 0)
         return -ENOMEM;
     memcpy(c->out + c->out_len, hdr, pre);
     if (len)

@@ -200,14 +200,27 @@ _ipckit()
         fi
         ;;
     serve)
-        opts="--proto --workers --max-conn --max-frame --idle-timeout --read-timeout --shutdown-timeout --kill-timeout --log --pid-file --status --help"
+        opts="--proto --exec --workers --config --max-conn --max-frame --idle-timeout --read-timeout --exec-timeout --exec-framing --shutdown-timeout --kill-timeout --log --pid-file --status --help"
         case $prev in
         -p | --proto)
             COMPREPLY=($(compgen -W "echo raw" -- "$cur"))
             return
             ;;
-        --log | --pid-file)
+        --exec-framing)
+            COMPREPLY=($(compgen -W "len line" -- "$cur"))
+            return
+            ;;
+        --log | --pid-file | -c | --config)
             COMPREPLY=($(compgen -f -- "$cur"))
+            return
+            ;;
+        -e | --exec)
+            COMPREPLY=($(compgen -c -- "$cur"))
+            return
+            ;;
+        --status)
+            _ipckit_url "$cur"
+            __ltrim_colon_completions "$cur" 2>/dev/null
             return
             ;;
         -w | --workers | --max-conn | --max-frame | --*-timeout)

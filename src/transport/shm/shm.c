@@ -1387,7 +1387,7 @@ static int ipk__shm_poll_check(ipk_chan *c, unsigned interest, int op)
 const ipk__transport ipk__tr_shm = {
     .scheme = "shm",
     .parse = ipk__addr_posix_name,
-    .flags = IPK_SCHEME_QUEUE,
+    .flags = IPK_SCHEME_QUEUE | IPK__TF_EOF_WAITS,
     .usage = "shm:/NAME",
     .keys = ipk__shm_keys,
     .summary = "POSIX shared-memory ring",
