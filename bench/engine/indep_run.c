@@ -58,8 +58,9 @@ static const char *indep_find(void)
     for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
         char cand[PATH_MAX + 64];
         snprintf(cand, sizeof cand, "%s/%s" BENCH_INDEP_BIN, dir, rel[i]);
-        if (access(cand, X_OK) == 0 && strlen(cand) < sizeof indep_prog) {
-            snprintf(indep_prog, sizeof indep_prog, "%s", cand);
+        size_t len = strlen(cand);
+        if (access(cand, X_OK) == 0 && len < sizeof indep_prog) {
+            memcpy(indep_prog, cand, len + 1); /* fits: checked just above */
             return indep_prog;
         }
     }
