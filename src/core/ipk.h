@@ -22,6 +22,12 @@
 #define IPK__DEFAULT_MAX ((size_t)16 << 20) /* default largest message: 16 MiB */
 #define IPK__HARD_MAX    ((size_t)1 << 31)  /* no message can exceed 2 GiB - 1 (fits a long) */
 
+/* Marks the functions a small message's send or receive passes through. GCC places them
+ * together (.text.hot), so one call touches a few code pages instead of one per source file:
+ * where the kernel flushes the TLB on every system call (page-table isolation without PCID),
+ * each extra page is a TLB miss per call (docs/PERFORMANCE.md, issue 16 item 4). */
+#define IPK__HOTPATH __attribute__((hot))
+
 /* Deadlines: absolute CLOCK_MONOTONIC nanoseconds, or one of these. */
 #define IPK__DL_NOW     ((int64_t)0)
 #define IPK__DL_FOREVER INT64_MAX

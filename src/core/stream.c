@@ -53,13 +53,13 @@ static int ipk__fatal(ipk_chan *c, int code)
  * ppoll, read. Any deadline puts O_NONBLOCK back first. The mode is cached in the channel, so
  * a run of calls of one kind costs no fcntl() at all.
  */
-static void ipk__io_mode(ipk_chan *c, int fd, int64_t dl)
+IPK__HOTPATH static void ipk__io_mode(ipk_chan *c, int fd, int64_t dl)
 {
     ipk__fd_mode(fd, &c->fdmode[fd == c->rfd ? 0 : 1], dl == IPK__DL_FOREVER);
 }
 
 /* Makes room for at least `want` bytes of capacity in c->in (want <= c->max + 4). */
-static int ipk__rbuf_reserve(ipk_chan *c, size_t want)
+IPK__HOTPATH static int ipk__rbuf_reserve(ipk_chan *c, size_t want)
 {
     ipk__rbuf *in = &c->in;
     if (in->buf != NULL && in->cap >= want)
@@ -80,7 +80,7 @@ static int ipk__rbuf_reserve(ipk_chan *c, size_t want)
 }
 
 /* One readv() of the channel's input, waiting up to dl; 0 at EOF (in->eof set). */
-static long ipk__readv_wait(ipk_chan *c, const struct iovec *iov, int n, int64_t dl)
+IPK__HOTPATH static long ipk__readv_wait(ipk_chan *c, const struct iovec *iov, int n, int64_t dl)
 {
     ipk__io_mode(c, c->rfd, dl);
     for (;;) {
@@ -102,7 +102,7 @@ static long ipk__readv_wait(ipk_chan *c, const struct iovec *iov, int n, int64_t
  * Reads once into c->in, waiting up to dl for the descriptor. Returns bytes read (> 0), 0 at
  * EOF, or a negative code.
  */
-static long ipk__fill(ipk_chan *c, int64_t dl)
+IPK__HOTPATH static long ipk__fill(ipk_chan *c, int64_t dl)
 {
     ipk__rbuf *in = &c->in;
     int r = ipk__rbuf_reserve(c, IPK__RBUF_SIZE);
@@ -121,7 +121,7 @@ static long ipk__fill(ipk_chan *c, int64_t dl)
     return n;
 }
 
-static void ipk__consume(ipk__rbuf *in, size_t n)
+IPK__HOTPATH static void ipk__consume(ipk__rbuf *in, size_t n)
 {
     in->off += n;
     in->len -= n;
@@ -179,7 +179,7 @@ static long ipk__fill_direct(ipk_chan *c, int head, void *dst, size_t dstlen, in
 
 static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int64_t dl);
 
-static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
+IPK__HOTPATH static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
 {
     ipk__rbuf *in = &c->in;
     long r;
@@ -248,7 +248,7 @@ static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
 }
 
 /* The rest of a len-byte payload of which `have` bytes are in buf; c->in is empty. */
-static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int64_t dl)
+IPK__HOTPATH static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int64_t dl)
 {
     ipk__rbuf *in = &c->in;
     long r;
@@ -342,7 +342,7 @@ static long ipk__recv_raw(ipk_chan *c, char *buf, size_t cap, int64_t dl)
     return (long)n;
 }
 
-long ipk__stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
+IPK__HOTPATH long ipk__stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
 {
     (void)mi;
     if (c->rfd < 0)
@@ -486,7 +486,8 @@ void ipk__co_push(ipk_chan *c)
  * deadline passes inside it, its rest is kept in c->out. Returns the number of messages sent, or
  * a negative code when none was.
  */
-static long ipk__write_all(ipk_chan *c, struct iovec *iov, int n, const int *frames, int64_t dl)
+IPK__HOTPATH static long ipk__write_all(ipk_chan *c, struct iovec *iov, int n, const int *frames,
+                                        int64_t dl)
 {
     int i = 0;
     int cut = 0; /* some of iov[i] is already written */
@@ -750,7 +751,8 @@ long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
     return r;
 }
 
-int ipk__stream_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi, int64_t dl)
+IPK__HOTPATH int ipk__stream_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
+                                  int64_t dl)
 {
     (void)mi;
     if (c->co.on) {

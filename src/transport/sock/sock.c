@@ -318,7 +318,7 @@ int ipk__sock_name(ipk_chan *c, const char *scheme, int own)
 
 /* MSG_DONTWAIT for a receive with less than a slice to wait (see the top of the file), else 0
  * once the socket has its slice (set here the first time one is needed); or a negative code. */
-static int ipk__sock_dontwait(ipk_chan *c, int64_t dl)
+IPK__HOTPATH static int ipk__sock_dontwait(ipk_chan *c, int64_t dl)
 {
     if (dl == IPK__DL_FOREVER)
         return 0;
@@ -352,7 +352,7 @@ static int ipk__dgram_err(ipk_chan *c, int e, const char *op)
 }
 
 /* Whether send() has somewhere to go; -EDESTADDRREQ for a listener that has heard no one. */
-static int ipk__dgram_dest(ipk_chan *c, struct msghdr *mh)
+IPK__HOTPATH static int ipk__dgram_dest(ipk_chan *c, struct msghdr *mh)
 {
     ipk__sock *s = c->tp;
     if (c->role != IPK__LISTENER)
@@ -383,7 +383,7 @@ static int ipk__dgram_batch(int fd, const struct msghdr *proto, const ipk_iov *m
     return ipk__sys_sendmmsg(fd, mm, (unsigned)k, flags);
 }
 
-long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
+IPK__HOTPATH long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
 {
     ipk__sock *s = c->tp;
     size_t ok = 0; /* messages that pass the size check, all sent before the one that fails */
@@ -441,7 +441,8 @@ long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
     return (long)done;
 }
 
-int ipk__dgram_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi, int64_t dl)
+IPK__HOTPATH int ipk__dgram_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
+                                 int64_t dl)
 {
     (void)mi;
     ipk_iov one = {msg, len};
@@ -465,7 +466,7 @@ typedef struct ipk__rx {
 
 /* One receive into buf[0..cap) (flags: MSG_PEEK, MSG_DONTWAIT); returns the datagram's real
  * length (MSG_TRUNC) or -errno. */
-static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx *rx)
+IPK__HOTPATH static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx *rx)
 {
     union {
         char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * IPK__MAX_FDS)];
@@ -512,7 +513,7 @@ static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx 
     return n;
 }
 
-long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
+IPK__HOTPATH long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
 {
     ipk__sock *s = c->tp;
     int whole = cap >= c->max || (s->family != AF_UNIX && cap >= IPK__UDP6_MAX);
