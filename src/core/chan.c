@@ -342,7 +342,13 @@ IPK__HOTPATH long ipk_recvx(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi,
         mi->uid = (uid_t)-1;
     }
     c->need = 0;
-    long n = c->tr->recv(c, buf, cap, mi, ipk__dl(timeout_ms));
+    int64_t dl = timeout_ms < 0 ? IPK__DL_FOREVER : IPK__DL_NOW;
+    c->t_call = 0;
+    if (timeout_ms > 0) { /* ipk__deadline, keeping the clock it read */
+        c->t_call = ipk__now();
+        dl = c->t_call + (int64_t)timeout_ms * 1000000;
+    }
+    long n = c->tr->recv(c, buf, cap, mi, dl);
     /* A poller reports a message left buffered in user space, which its descriptors cannot. */
     if (c->preg != NULL && n >= 0 && ipk_pending(c))
         ipk__poll_pending(c);

@@ -147,6 +147,9 @@ struct ipk_chan {
     enum ipk__framing framing;
     int broken;            /* sticky fatal error (stream desynchronised, peer gone) */
     size_t need;           /* see ipk_needed() */
+    int64_t t_call;        /* ipk_recvx: the clock its deadline was computed from (a timeout
+                            * > 0), else 0; a transport that needs the time left at its start
+                            * reads this instead of the clock again (sock.c) */
     int sigpipe_ign;       /* SIGPIPE was ignored at open: pipe writes skip the signal mask dance */
     enum ipk__wkind wkind; /* set by the transport: c->wfd is a socket or a pipe */
     int status;            /* exec: wait status after close, else -1 */

@@ -55,7 +55,9 @@ static int ipk__fatal(ipk_chan *c, int code)
  */
 IPK__HOTPATH static void ipk__io_mode(ipk_chan *c, int fd, int64_t dl)
 {
-    ipk__fd_mode(fd, &c->fdmode[fd == c->rfd ? 0 : 1], dl == IPK__DL_FOREVER);
+    signed char *state = &c->fdmode[fd == c->rfd ? 0 : 1];
+    if (*state != (dl == IPK__DL_FOREVER ? 1 : 2)) /* the cache, checked here: no call */
+        ipk__fd_mode(fd, state, dl == IPK__DL_FOREVER);
 }
 
 /* Makes room for at least `want` bytes of capacity in c->in (want <= c->max + 4). */
@@ -362,6 +364,19 @@ IPK__HOTPATH long ipk__stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msgin
             return r;
     }
     ipk__rbuf *in = &c->in;
+    if (c->framing == IPK__FR_LEN && !in->have_frame && in->len == 0 && !in->eof &&
+        in->buf != NULL && in->frame < IPK__DIRECT) {
+        /* Nothing buffered and the last frame was small (a ping-pong): the one read() that
+         * ipk__fill would make, into the whole of c->in, without its steps. What it brings is
+         * handled below as any buffered bytes are; EOF, too little, and errors as in
+         * ipk__recv_len. */
+        struct iovec iov = {in->buf, in->cap};
+        in->off = 0;
+        long n = ipk__readv_wait(c, &iov, 1, dl);
+        if (n < 0)
+            return ipk__read_error(c, n, "read");
+        in->len = (size_t)n;
+    }
     if (c->framing == IPK__FR_LEN && !in->have_frame && in->len >= IPK__HDR_LEN) {
         /* A whole frame already in c->in (the common case for small messages): one copy, none
          * of the general path's steps. Anything else (part of a frame, too long, too big for
