@@ -6,7 +6,7 @@
  *
  *   ipckit-bench-indep MECH SIZE MODE CPU_A CPU_B COUNT
  *
- * MECH: pipe fifo unix unixpacket unixgram unixgram-pair tcp udp udp-pair mq sysv
+ * MECH: pipe fifo unix unixpacket unixpacket-cred unixgram unixgram-pair tcp udp udp-pair mq sysv
  *   unixgram is the listener's topology: A's socket is bound and unconnected and receives from
  *   a client (B's socket, bound and connected to A's path); A answers with sendto() to the
  *   address recvfrom() gave. unixgram-pair is a connected socketpair(), which the kernel
@@ -18,6 +18,10 @@
  *   connected to each other (the engine's "raw udp" floor). Both udp receives carry a 5 s
  *   SO_RCVTIMEO, as the engine's floor does and as ipckit's row waits 5 s (a lost datagram ends
  *   the run instead of hanging it); the kernel arms a timer in each receive that sleeps.
+ *   unixpacket-cred (not one of the engine's rows; run it by hand) is unixpacket with what
+ *   ipckit's unixpacket: does to tell a zero-length packet from the end of the connection:
+ *   SO_PASSCRED on both sockets (the kernel attaches the sender's credentials to each packet)
+ *   and recvmsg() with no control buffer (MSG_CTRUNC marks a packet).
  * MODE: latency (B times each round trip: send, receive the echo), message (B sends COUNT
  *   messages one call each; A receives, streams in 256 KiB reads, messages one per call) or
  *   batch (B sends up to 256 messages, at most 1 MiB, per call: one write() of contiguous
@@ -165,6 +169,12 @@ static size_t get(struct end *e, void *p, size_t cap)
     else if (e->named) {
         socklen_t l = sizeof e->from;
         r = recvfrom(e->rfd, p, cap, 0, (struct sockaddr *)&e->from, &l);
+    } else if (is("unixpacket-cred")) {
+        struct iovec iov = {p, cap};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        r = recvmsg(e->rfd, &mh, 0);
+        if (r == 0 && !(mh.msg_flags & MSG_CTRUNC)) /* no credentials: the end, not a packet */
+            die("recvmsg: end of connection");
     } else if (e->is_server) {
         e->peerlen = sizeof e->peer;
         r = recvfrom(e->rfd, p, cap, 0, (struct sockaddr *)&e->peer, &e->peerlen);
@@ -337,10 +347,14 @@ static void setup(void)
         snprintf(b, sizeof b, "%s/ba", dir);
         if (mkfifo(a, 0600) || mkfifo(b, 0600))
             die("mkfifo");
-    } else if (is("unix") || is("unixpacket") || is("unixgram-pair")) {
-        int t = is("unix") ? SOCK_STREAM : is("unixpacket") ? SOCK_SEQPACKET : SOCK_DGRAM;
+    } else if (is("unix") || is("unixpacket") || is("unixpacket-cred") || is("unixgram-pair")) {
+        int t = is("unix") ? SOCK_STREAM : is("unixgram-pair") ? SOCK_DGRAM : SOCK_SEQPACKET;
         if (socketpair(AF_UNIX, t | SOCK_CLOEXEC, 0, p) != 0)
             die("socketpair");
+        int one = 1;
+        if (is("unixpacket-cred") && (setsockopt(p[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) ||
+                                      setsockopt(p[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof one)))
+            die("setsockopt SO_PASSCRED");
         fds[0] = fds[1] = p[0];
         fds[2] = fds[3] = p[1];
     } else if (is("unixgram")) {
