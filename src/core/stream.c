@@ -61,7 +61,7 @@ IPK__HOTPATH static void ipk__io_mode(ipk_chan *c, int fd, int64_t dl)
 }
 
 /* Makes room for at least `want` bytes of capacity in c->in (want <= c->max + 4). */
-IPK__HOTPATH static int ipk__rbuf_reserve(ipk_chan *c, size_t want)
+static int ipk__rbuf_reserve(ipk_chan *c, size_t want)
 {
     ipk__rbuf *in = &c->in;
     if (in->buf != NULL && in->cap >= want)
@@ -104,7 +104,7 @@ IPK__HOTPATH static long ipk__readv_wait(ipk_chan *c, const struct iovec *iov, i
  * Reads once into c->in, waiting up to dl for the descriptor. Returns bytes read (> 0), 0 at
  * EOF, or a negative code.
  */
-IPK__HOTPATH static long ipk__fill(ipk_chan *c, int64_t dl)
+static long ipk__fill(ipk_chan *c, int64_t dl)
 {
     ipk__rbuf *in = &c->in;
     int r = ipk__rbuf_reserve(c, IPK__RBUF_SIZE);
@@ -123,7 +123,7 @@ IPK__HOTPATH static long ipk__fill(ipk_chan *c, int64_t dl)
     return n;
 }
 
-IPK__HOTPATH static void ipk__consume(ipk__rbuf *in, size_t n)
+static void ipk__consume(ipk__rbuf *in, size_t n)
 {
     in->off += n;
     in->len -= n;
@@ -181,7 +181,7 @@ static long ipk__fill_direct(ipk_chan *c, int head, void *dst, size_t dstlen, in
 
 static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int64_t dl);
 
-IPK__HOTPATH static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
+static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
 {
     ipk__rbuf *in = &c->in;
     long r;
@@ -250,7 +250,7 @@ IPK__HOTPATH static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64
 }
 
 /* The rest of a len-byte payload of which `have` bytes are in buf; c->in is empty. */
-IPK__HOTPATH static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int64_t dl)
+static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int64_t dl)
 {
     ipk__rbuf *in = &c->in;
     long r;
