@@ -236,6 +236,27 @@ int main(int argc, char **argv)
         for (;;)
             pause();
     }
+    if (strcmp(act, "trickle") == 0) {
+        /* Three frames (3, 0 and 300 bytes), written one byte at a time: the reader gets each
+         * header and payload in pieces, then the end of the stream. */
+        static unsigned char t[3 * 4 + 3 + 300];
+        size_t n = 0;
+        const uint32_t lens[] = {3, 0, 300};
+        for (int f = 0; f < 3; f++) {
+            uint32_t h = htonl(lens[f]);
+            memcpy(t + n, &h, 4);
+            n += 4;
+            for (uint32_t i = 0; i < lens[f]; i++) /* byte i of frame f: f * 31 + i */
+                t[n++] = (unsigned char)(f * 31 + i);
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (write_full(t + i, 1))
+                return 2;
+            if (i % 16 == 0)
+                sleep_ms(1);
+        }
+        return 0;
+    }
     if (strcmp(act, "late") == 0 && na == 1) {
         sleep_ms(atol(a[0]));
         return send_frame("late!", 5) ? 2 : 0;

@@ -262,6 +262,23 @@ static void t_oversize(void **state)
     finish(&k);
 }
 
+/* Frames that arrive a byte at a time (header and payload in pieces), waiting forever: each is
+ * whole and intact, then the end of the stream. */
+static void t_trickle(void **state)
+{
+    char buf[512], want[300];
+    conn k = open_pair(*state, RX, "", ACT("trickle"));
+    const size_t lens[] = {3, 0, 300};
+    for (unsigned f = 0; f < 3; f++) {
+        ipkt_expect(ipk_recv(k.c, buf, sizeof buf, -1), (long)lens[f]);
+        for (size_t i = 0; i < lens[f]; i++) /* byte i of frame f: f * 31 + i (peer_stream) */
+            want[i] = (char)(f * 31 + i);
+        assert_memory_equal(buf, want, lens[f]);
+    }
+    ipkt_expect(ipk_recv(k.c, buf, sizeof buf, -1), IPK_EOF);
+    assert_int_equal(finish(&k), 0);
+}
+
 /* Receive timeouts: 0 never blocks, a positive one expires, -1 waits for the message. */
 static void t_timeouts(void **state)
 {
@@ -485,6 +502,7 @@ static void t_pipesz(void **state)
 #fn "/exec", fn, NULL, NULL, (void *)"exec"                                                \
     }
 
-IPKT_MAIN(EACH(t_sizes), EACH(t_many), EACH(t_eof), EACH(t_killed_mid_frame), EACH(t_oversize),
-          EACH(t_timeouts), EACH(t_send_full), EACH(t_signal_storm), EACH(t_no_sigpipe),
-          EACH(t_small_buffer), EACH(t_send_over_max), cmocka_unit_test(t_pipesz))
+IPKT_MAIN(EACH(t_sizes), EACH(t_many), EACH(t_eof), EACH(t_trickle), EACH(t_killed_mid_frame),
+          EACH(t_oversize), EACH(t_timeouts), EACH(t_send_full), EACH(t_signal_storm),
+          EACH(t_no_sigpipe), EACH(t_small_buffer), EACH(t_send_over_max),
+          cmocka_unit_test(t_pipesz))

@@ -31,6 +31,7 @@ static const struct indep_def {
     {"unixgram", "unixgram-pair", "indep unix dgram pair", "pair"},
     {"tcp", "tcp", "indep tcp", ""},
     {"udp", "udp", "indep udp", ""},
+    {"udp", "udp-pair", "indep udp pair", "pair"},
     {"mq", "mq", "indep posix mq", ""},
     {"sysv", "sysv", "indep sysv msg", ""},
 };

@@ -53,6 +53,8 @@ static void bench_usage(const char *prog, FILE *f)
         "one call per message (beside ipckit's '1/call' rows, one ipk_send each) and batched\n"
         "(beside ipckit's ipk_sendv rows: contiguous messages in one write, or sendmmsg).\n"
         "unixgram's floor has the listener's topology; 'raw unix dgram pair' is a socketpair.\n"
+        "udp: 'indep udp' has the topology of ipckit's row (four sockets); 'raw udp pair' and\n"
+        "'indep udp pair' are two sockets connected to each other.\n"
         "With no URL shm: runs twice: 'shm' is two one-way rings, one each way; 'shm duplex'\n"
         "is one duplex=1 segment, the listener and the dialer each sending and receiving on\n"
         "their channel (a URL with duplex=1 selects it). Both have the same floors.\n\n"

@@ -59,7 +59,7 @@ static const struct raw_def {
     [RAW_UNIXGRAM] = {"raw unix dgram", "unixgram", 0, 0},
     [RAW_UNIXPACKET] = {"raw unix seqpacket", "unixpacket", 0, 0},
     [RAW_TCP] = {"raw tcp", "tcp", 0, 0},
-    [RAW_UDP] = {"raw udp", "udp", 65507, 1},
+    [RAW_UDP] = {"raw udp pair", "udp", 65507, 1},
     [RAW_MQ] = {"raw posix mq", "mq", 0, 0},
     [RAW_SYSV] = {"raw sysv msg", "sysv", 0, 0},
     [RAW_SIGNAL] = {"raw sigqueue", "signal", 8, 0},
@@ -642,8 +642,9 @@ int bench_raw_all(bench_list *l, const char *only_mech)
             continue;
         for (int permsg = 1; permsg >= 0; permsg--) {
             bench_spec *s;
-            int r = bench_floor_add(l, &bench_ops_raw, m, permsg, raw_defs[m].label,
-                                    raw_defs[m].mech, m == RAW_UNIXGRAM_PAIR ? "pair" : "", &s);
+            int r =
+                bench_floor_add(l, &bench_ops_raw, m, permsg, raw_defs[m].label, raw_defs[m].mech,
+                                m == RAW_UNIXGRAM_PAIR || m == RAW_UDP ? "pair" : "", &s);
             if (r <= 0) {
                 if (r < 0)
                     return -1;

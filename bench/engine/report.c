@@ -137,7 +137,10 @@ void bench_print_table(FILE *f, const bench_report *rep)
                "messages per send\ncall: 1-per-call rows are compared with 1-per-call floors, "
                "batched rows with batched floors (a batch of\ncontiguous messages in one write(), "
                "or one sendmmsg()). \"pair\": the unixgram socketpair, exempt from\n"
-               "net.unix.max_dgram_qlen; every other unixgram row has the listener's topology.\n");
+               "net.unix.max_dgram_qlen; every other unixgram row has the listener's topology. "
+               "udp \"pair\": two sockets\nconnected to each other; ipckit's udp row and "
+               "'indep udp' receive on an unconnected socket and send on\nanother (four "
+               "sockets); every udp receive waits at most 5 s.\n");
 }
 
 /* One "key": number per entry of a latency summary, in nanoseconds. */

@@ -6,11 +6,22 @@
  *
  *   ipckit-bench-indep MECH SIZE MODE CPU_A CPU_B COUNT
  *
- * MECH: pipe fifo unix unixpacket unixgram unixgram-pair tcp udp mq sysv
+ * MECH: pipe fifo unix unixpacket unixpacket-cred unixgram unixgram-pair tcp udp udp-pair mq sysv
  *   unixgram is the listener's topology: A's socket is bound and unconnected and receives from
  *   a client (B's socket, bound and connected to A's path); A answers with sendto() to the
  *   address recvfrom() gave. unixgram-pair is a connected socketpair(), which the kernel
  *   exempts from net.unix.max_dgram_qlen.
+ *   udp is the topology of ipckit's udp: row (bench/engine/ipk.c, "pair": each side listens on
+ *   its own address and dials the other's): each side receives on a bound, unconnected socket
+ *   with recvfrom() and the sender's address, as ipckit's listener does, and sends on a second
+ *   socket connected to the other side's; four sockets. udp-pair is two sockets bound and
+ *   connected to each other (the engine's "raw udp" floor). Both udp receives carry a 5 s
+ *   SO_RCVTIMEO, as the engine's floor does and as ipckit's row waits 5 s (a lost datagram ends
+ *   the run instead of hanging it); the kernel arms a timer in each receive that sleeps.
+ *   unixpacket-cred (not one of the engine's rows; run it by hand) is unixpacket with what
+ *   ipckit's unixpacket: does to tell a zero-length packet from the end of the connection:
+ *   SO_PASSCRED on both sockets (the kernel attaches the sender's credentials to each packet)
+ *   and recvmsg() with no control buffer (MSG_CTRUNC marks a packet).
  * MODE: latency (B times each round trip: send, receive the echo), message (B sends COUNT
  *   messages one call each; A receives, streams in 256 KiB reads, messages one per call) or
  *   batch (B sends up to 256 messages, at most 1 MiB, per call: one write() of contiguous
@@ -70,6 +81,8 @@ struct end {
     struct sockaddr_un peer; /* unixgram listener: whom to answer */
     socklen_t peerlen;
     int is_server; /* unixgram listener side */
+    int named;     /* udp: receives with the sender's address (an unconnected socket) */
+    struct sockaddr_in from;
 };
 
 static int64_t now_ns(void)
@@ -153,7 +166,16 @@ static size_t get(struct end *e, void *p, size_t cap)
         r = mq_receive(e->rfd, p, cap, NULL);
     else if (is("sysv"))
         r = msgrcv(e->rfd, (char *)p - sizeof(long), cap, 0, 0);
-    else if (e->is_server) {
+    else if (e->named) {
+        socklen_t l = sizeof e->from;
+        r = recvfrom(e->rfd, p, cap, 0, (struct sockaddr *)&e->from, &l);
+    } else if (is("unixpacket-cred")) {
+        struct iovec iov = {p, cap};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        r = recvmsg(e->rfd, &mh, 0);
+        if (r == 0 && !(mh.msg_flags & MSG_CTRUNC)) /* no credentials: the end, not a packet */
+            die("recvmsg: end of connection");
+    } else if (e->is_server) {
         e->peerlen = sizeof e->peer;
         r = recvfrom(e->rfd, p, cap, 0, (struct sockaddr *)&e->peer, &e->peerlen);
     } else
@@ -325,10 +347,14 @@ static void setup(void)
         snprintf(b, sizeof b, "%s/ba", dir);
         if (mkfifo(a, 0600) || mkfifo(b, 0600))
             die("mkfifo");
-    } else if (is("unix") || is("unixpacket") || is("unixgram-pair")) {
-        int t = is("unix") ? SOCK_STREAM : is("unixpacket") ? SOCK_SEQPACKET : SOCK_DGRAM;
+    } else if (is("unix") || is("unixpacket") || is("unixpacket-cred") || is("unixgram-pair")) {
+        int t = is("unix") ? SOCK_STREAM : is("unixgram-pair") ? SOCK_DGRAM : SOCK_SEQPACKET;
         if (socketpair(AF_UNIX, t | SOCK_CLOEXEC, 0, p) != 0)
             die("socketpair");
+        int one = 1;
+        if (is("unixpacket-cred") && (setsockopt(p[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one) ||
+                                      setsockopt(p[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof one)))
+            die("setsockopt SO_PASSCRED");
         fds[0] = fds[1] = p[0];
         fds[2] = fds[3] = p[1];
     } else if (is("unixgram")) {
@@ -351,9 +377,12 @@ static void setup(void)
         if (bind(tcp_listener, (struct sockaddr *)&tcp_addr, sizeof tcp_addr) ||
             getsockname(tcp_listener, (struct sockaddr *)&tcp_addr, &l) || listen(tcp_listener, 1))
             die("tcp listen");
-    } else if (is("udp")) {
+    } else if (is("udp") || is("udp-pair")) {
+        /* udp: s[0], s[1] receive (bound, unconnected), s[2], s[3] send (connected to the
+         * other side's receiving socket); udp-pair: s[0], s[1] bound and connected both ways. */
+        int pair = is("udp-pair"), s[4];
         struct sockaddr_in a[2];
-        int s[2];
+        struct timeval tv = {.tv_sec = 5};
         for (int i = 0; i < 2; i++) {
             socklen_t l = sizeof a[i];
             s[i] = sock(AF_INET, SOCK_DGRAM);
@@ -362,12 +391,16 @@ static void setup(void)
             if (bind(s[i], (struct sockaddr *)&a[i], sizeof a[i]) ||
                 getsockname(s[i], (struct sockaddr *)&a[i], &l))
                 die("udp bind");
+            if (setsockopt(s[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
+                die("setsockopt SO_RCVTIMEO");
         }
-        if (connect(s[0], (struct sockaddr *)&a[1], sizeof a[1]) ||
-            connect(s[1], (struct sockaddr *)&a[0], sizeof a[0]))
-            die("udp connect");
-        fds[0] = fds[1] = s[0];
-        fds[2] = fds[3] = s[1];
+        for (int i = 0; i < 2; i++) {
+            s[2 + i] = pair ? s[i] : sock(AF_INET, SOCK_DGRAM);
+            if (connect(s[2 + i], (struct sockaddr *)&a[1 - i], sizeof a[1 - i]))
+                die("udp connect");
+        }
+        fds[0] = s[0], fds[1] = s[2];
+        fds[2] = s[1], fds[3] = s[3];
     } else if (is("mq")) {
         struct mq_attr at = {.mq_maxmsg = 10, .mq_msgsize = (long)size};
         int m[2];
@@ -413,6 +446,7 @@ static void open_end(int side, struct end *e)
     e->rfd = fds[side * 2];
     e->wfd = fds[side * 2 + 1];
     e->is_server = side == 0 && is("unixgram");
+    e->named = is("udp");
     if (is("fifo")) {
         char a[128], b[128];
         snprintf(a, sizeof a, "%s/ab", dir);
@@ -472,7 +506,9 @@ int main(int argc, char **argv)
         printf("ok=0 err=bad arguments\n");
         return 2;
     }
-    if (mode != M_LAT && !strcmp(mech, "udp")) { /* it drops under load: needs flow control */
+    if (mode != M_LAT &&
+        (!strcmp(mech, "udp") ||
+         !strcmp(mech, "udp-pair"))) { /* it drops under load: needs flow control */
         printf("ok=0 err=n/a: udp streams are measured by the engine only\n");
         return 2;
     }

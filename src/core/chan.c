@@ -43,9 +43,9 @@ int ipk__transport_key(const ipk__transport *tr, const char *key)
 
 /* Keeps the thread's detail of a failed call with the channel (ipk_chan_errmsg). Only failures
  * pay for it, and an expected -EAGAIN of a non-blocking call has no detail to keep. */
-static long ipk__note(ipk_chan *c, long r)
+__attribute__((cold, noinline)) static long ipk__note_fail(ipk_chan *c, long r)
 {
-    if (r < 0 && c != NULL && ipk_errmsg()[0] != '\0' &&
+    if (c != NULL && ipk_errmsg()[0] != '\0' &&
         (c->errmsg == NULL || strcmp(c->errmsg, ipk_errmsg()) != 0)) {
         char *m = strdup(ipk_errmsg());
         if (m != NULL) {
@@ -54,6 +54,21 @@ static long ipk__note(ipk_chan *c, long r)
         }
     }
     return r;
+}
+
+/* A success costs one test: the data calls below pass through here on every message. */
+static inline long ipk__note(ipk_chan *c, long r)
+{
+    return __builtin_expect(r < 0, 0) ? ipk__note_fail(c, r) : r;
+}
+
+/* ipk__deadline without the call for the two timeouts a message loop uses most: forever (< 0)
+ * and never block (0), neither of which reads the clock. */
+static inline int64_t ipk__dl(int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return IPK__DL_FOREVER;
+    return timeout_ms == 0 ? IPK__DL_NOW : ipk__deadline(timeout_ms);
 }
 
 const char *ipk_chan_errmsg(const ipk_chan *c)
@@ -226,7 +241,7 @@ int ipk_accept(ipk_chan *l, ipk_chan **peer, int timeout_ms)
     p->keep = l->keep;
     p->sigpipe_ign = l->sigpipe_ign;
     p->co.bound = l->co.bound;
-    if ((r = l->tr->accept(l, p, ipk__deadline(timeout_ms))) != 0) {
+    if ((r = l->tr->accept(l, p, ipk__dl(timeout_ms))) != 0) {
         ipk__note(l, r);
         goto fail;
     }
@@ -242,21 +257,30 @@ fail:
     return r;
 }
 
-/* Checks shared by every data call; returns 0 when the call may go to the transport. */
-static int ipk__ready(ipk_chan *c, const char *what)
+/* Why a data call may not go to the transport (see ipk__ready), with the message set. */
+__attribute__((cold, noinline)) static int ipk__not_ready(ipk_chan *c, const char *what)
 {
     if (c == NULL)
         return ipk__err(-EINVAL, "%s: NULL channel", what);
     if (c->broken)
         return ipk__err(IPK_ECLOSED, "%s: %s: the channel was shut down after: %s", c->name, what,
                         ipk_strerror(c->broken));
-    if ((c->tr->flags & IPK__TF_ACCEPT) && c->role == IPK__LISTENER)
-        return ipk__err(IPK_ENOTSUP, "%s: %s on a listener; accept a connection first", c->name,
-                        what);
-    return 0;
+    return ipk__err(IPK_ENOTSUP, "%s: %s on a listener; accept a connection first", c->name, what);
 }
 
-int ipk_sendx(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi, int timeout_ms)
+/* Checks shared by every data call; returns 0 when the call may go to the transport. The common
+ * case is one inlined test; the messages are built out of line (ipk__not_ready). */
+static inline int ipk__ready(ipk_chan *c, const char *what)
+{
+    if (__builtin_expect(c != NULL && !c->broken &&
+                             !(c->role == IPK__LISTENER && (c->tr->flags & IPK__TF_ACCEPT)),
+                         1))
+        return 0;
+    return ipk__not_ready(c, what);
+}
+
+IPK__HOTPATH int ipk_sendx(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
+                           int timeout_ms)
 {
     ipk__err_clear();
     int r = ipk__ready(c, "send");
@@ -268,10 +292,10 @@ int ipk_sendx(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi, i
     if (len > c->max)
         return (int)ipk__note(c, ipk__err(IPK_EMSGSIZE, "%s: message of %zu bytes exceeds max=%zu",
                                           c->name, len, c->max));
-    return (int)ipk__note(c, c->tr->send(c, msg, len, mi, ipk__deadline(timeout_ms)));
+    return (int)ipk__note(c, c->tr->send(c, msg, len, mi, ipk__dl(timeout_ms)));
 }
 
-int ipk_send(ipk_chan *c, const void *msg, size_t len, int timeout_ms)
+IPK__HOTPATH int ipk_send(ipk_chan *c, const void *msg, size_t len, int timeout_ms)
 {
     return ipk_sendx(c, msg, len, NULL, timeout_ms);
 }
@@ -292,7 +316,7 @@ long ipk_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int timeout_ms)
                              ipk__err(IPK_EMSGSIZE, "%s: message %zu of %zu bytes exceeds max=%zu",
                                       c->name, i, msgs[i].len, c->max));
     }
-    int64_t dl = ipk__deadline(timeout_ms);
+    int64_t dl = ipk__dl(timeout_ms);
     if (c->tr->sendv)
         return ipk__note(c, c->tr->sendv(c, msgs, n, dl));
     size_t i = 0;
@@ -304,7 +328,7 @@ long ipk_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int timeout_ms)
     return ipk__note(c, i > 0 ? (long)i : r);
 }
 
-long ipk_recvx(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int timeout_ms)
+IPK__HOTPATH long ipk_recvx(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int timeout_ms)
 {
     ipk__err_clear();
     int r = ipk__ready(c, "recv");
@@ -318,14 +342,20 @@ long ipk_recvx(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int timeout_
         mi->uid = (uid_t)-1;
     }
     c->need = 0;
-    long n = c->tr->recv(c, buf, cap, mi, ipk__deadline(timeout_ms));
+    int64_t dl = timeout_ms < 0 ? IPK__DL_FOREVER : IPK__DL_NOW;
+    c->t_call = 0;
+    if (timeout_ms > 0) { /* ipk__deadline, keeping the clock it read */
+        c->t_call = ipk__now();
+        dl = c->t_call + (int64_t)timeout_ms * 1000000;
+    }
+    long n = c->tr->recv(c, buf, cap, mi, dl);
     /* A poller reports a message left buffered in user space, which its descriptors cannot. */
     if (c->preg != NULL && n >= 0 && ipk_pending(c))
         ipk__poll_pending(c);
     return ipk__note(c, n);
 }
 
-long ipk_recv(ipk_chan *c, void *buf, size_t cap, int timeout_ms)
+IPK__HOTPATH long ipk_recv(ipk_chan *c, void *buf, size_t cap, int timeout_ms)
 {
     return ipk_recvx(c, buf, cap, NULL, timeout_ms);
 }
@@ -395,7 +425,7 @@ int ipk_shutdown(ipk_chan *c, int timeout_ms)
     if (c->wfd < 0)
         return (int)ipk__note(
             c, ipk__err(IPK_ENOTSUP, "%s: this end of the channel does not send", c->name));
-    if ((c->out.len || c->co.on) && (r = ipk__flush(c, ipk__deadline(timeout_ms))) != 0)
+    if ((c->out.len || c->co.on) && (r = ipk__flush(c, ipk__dl(timeout_ms))) != 0)
         return (int)ipk__note(c, r);
     if (c->wkind == IPK__W_SOCK) {
         if (shutdown(c->wfd, SHUT_WR) != 0)
@@ -421,7 +451,7 @@ int ipk_flush(ipk_chan *c, int timeout_ms)
     int r = ipk__ready(c, "flush");
     if (r != 0 || !(c->tr->flags & IPK__TF_STREAM) || (c->out.len == 0 && !c->co.on))
         return (int)ipk__note(c, r);
-    return (int)ipk__note(c, ipk__flush(c, ipk__deadline(timeout_ms)));
+    return (int)ipk__note(c, ipk__flush(c, ipk__dl(timeout_ms)));
 }
 
 /* How long close() may wait to write what a timed-out send left behind. */
@@ -480,7 +510,7 @@ int ipk_reserve(ipk_chan *c, void **p, size_t len, int timeout_ms)
     if (len > c->max)
         return (int)ipk__note(c, ipk__err(IPK_EMSGSIZE, "%s: reserve of %zu bytes exceeds max=%zu",
                                           c->name, len, c->max));
-    return (int)ipk__note(c, c->tr->reserve(c, p, len, ipk__deadline(timeout_ms)));
+    return (int)ipk__note(c, c->tr->reserve(c, p, len, ipk__dl(timeout_ms)));
 }
 
 int ipk_commit(ipk_chan *c, size_t len)
@@ -496,7 +526,7 @@ long ipk_peek(ipk_chan *c, const void **p, int timeout_ms)
     IPK__ZC(c, peek);
     if (p == NULL)
         return ipk__note(c, ipk__err(-EINVAL, "%s: peek: NULL pointer", c->name));
-    return ipk__note(c, c->tr->peek(c, p, ipk__deadline(timeout_ms)));
+    return ipk__note(c, c->tr->peek(c, p, ipk__dl(timeout_ms)));
 }
 
 int ipk_release(ipk_chan *c)

@@ -42,7 +42,7 @@ const char *ipk_errmsg(void)
     return ipk__errbuf;
 }
 
-void ipk__err_clear(void)
+IPK__HOTPATH void ipk__err_clear(void)
 {
     ipk__errbuf[0] = '\0';
 }

@@ -22,6 +22,12 @@
 #define IPK__DEFAULT_MAX ((size_t)16 << 20) /* default largest message: 16 MiB */
 #define IPK__HARD_MAX    ((size_t)1 << 31)  /* no message can exceed 2 GiB - 1 (fits a long) */
 
+/* Marks the functions a small message's send or receive passes through. GCC places them
+ * together (.text.hot), so one call touches a few code pages instead of one per source file:
+ * where the kernel flushes the TLB on every system call (page-table isolation without PCID),
+ * each extra page is a TLB miss per call (docs/PERFORMANCE.md, issue 16 item 4). */
+#define IPK__HOTPATH __attribute__((hot))
+
 /* Deadlines: absolute CLOCK_MONOTONIC nanoseconds, or one of these. */
 #define IPK__DL_NOW     ((int64_t)0)
 #define IPK__DL_FOREVER INT64_MAX
@@ -141,6 +147,9 @@ struct ipk_chan {
     enum ipk__framing framing;
     int broken;            /* sticky fatal error (stream desynchronised, peer gone) */
     size_t need;           /* see ipk_needed() */
+    int64_t t_call;        /* ipk_recvx: the clock its deadline was computed from (a timeout
+                            * > 0), else 0; a transport that needs the time left at its start
+                            * reads this instead of the clock again (sock.c) */
     int sigpipe_ign;       /* SIGPIPE was ignored at open: pipe writes skip the signal mask dance */
     enum ipk__wkind wkind; /* set by the transport: c->wfd is a socket or a pipe */
     int status;            /* exec: wait status after close, else -1 */

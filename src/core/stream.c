@@ -53,9 +53,11 @@ static int ipk__fatal(ipk_chan *c, int code)
  * ppoll, read. Any deadline puts O_NONBLOCK back first. The mode is cached in the channel, so
  * a run of calls of one kind costs no fcntl() at all.
  */
-static void ipk__io_mode(ipk_chan *c, int fd, int64_t dl)
+IPK__HOTPATH static void ipk__io_mode(ipk_chan *c, int fd, int64_t dl)
 {
-    ipk__fd_mode(fd, &c->fdmode[fd == c->rfd ? 0 : 1], dl == IPK__DL_FOREVER);
+    signed char *state = &c->fdmode[fd == c->rfd ? 0 : 1];
+    if (*state != (dl == IPK__DL_FOREVER ? 1 : 2)) /* the cache, checked here: no call */
+        ipk__fd_mode(fd, state, dl == IPK__DL_FOREVER);
 }
 
 /* Makes room for at least `want` bytes of capacity in c->in (want <= c->max + 4). */
@@ -80,7 +82,7 @@ static int ipk__rbuf_reserve(ipk_chan *c, size_t want)
 }
 
 /* One readv() of the channel's input, waiting up to dl; 0 at EOF (in->eof set). */
-static long ipk__readv_wait(ipk_chan *c, const struct iovec *iov, int n, int64_t dl)
+IPK__HOTPATH static long ipk__readv_wait(ipk_chan *c, const struct iovec *iov, int n, int64_t dl)
 {
     ipk__io_mode(c, c->rfd, dl);
     for (;;) {
@@ -342,7 +344,7 @@ static long ipk__recv_raw(ipk_chan *c, char *buf, size_t cap, int64_t dl)
     return (long)n;
 }
 
-long ipk__stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
+IPK__HOTPATH long ipk__stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
 {
     (void)mi;
     if (c->rfd < 0)
@@ -362,6 +364,19 @@ long ipk__stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64
             return r;
     }
     ipk__rbuf *in = &c->in;
+    if (c->framing == IPK__FR_LEN && !in->have_frame && in->len == 0 && !in->eof &&
+        in->buf != NULL && in->frame < IPK__DIRECT) {
+        /* Nothing buffered and the last frame was small (a ping-pong): the one read() that
+         * ipk__fill would make, into the whole of c->in, without its steps. What it brings is
+         * handled below as any buffered bytes are; EOF, too little, and errors as in
+         * ipk__recv_len. */
+        struct iovec iov = {in->buf, in->cap};
+        in->off = 0;
+        long n = ipk__readv_wait(c, &iov, 1, dl);
+        if (n < 0)
+            return ipk__read_error(c, n, "read");
+        in->len = (size_t)n;
+    }
     if (c->framing == IPK__FR_LEN && !in->have_frame && in->len >= IPK__HDR_LEN) {
         /* A whole frame already in c->in (the common case for small messages): one copy, none
          * of the general path's steps. Anything else (part of a frame, too long, too big for
@@ -486,7 +501,8 @@ void ipk__co_push(ipk_chan *c)
  * deadline passes inside it, its rest is kept in c->out. Returns the number of messages sent, or
  * a negative code when none was.
  */
-static long ipk__write_all(ipk_chan *c, struct iovec *iov, int n, const int *frames, int64_t dl)
+IPK__HOTPATH static long ipk__write_all(ipk_chan *c, struct iovec *iov, int n, const int *frames,
+                                        int64_t dl)
 {
     int i = 0;
     int cut = 0; /* some of iov[i] is already written */
@@ -750,7 +766,8 @@ long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
     return r;
 }
 
-int ipk__stream_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi, int64_t dl)
+IPK__HOTPATH int ipk__stream_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
+                                  int64_t dl)
 {
     (void)mi;
     if (c->co.on) {

@@ -25,14 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
-int64_t ipk__now(void)
+IPK__HOTPATH int64_t ipk__now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int64_t ipk__deadline(int timeout_ms)
+IPK__HOTPATH int64_t ipk__deadline(int timeout_ms)
 {
     if (timeout_ms < 0)
         return IPK__DL_FOREVER;
@@ -251,7 +251,7 @@ const char *ipk__sys_name(enum ipk__syscall call)
 }
 
 /* Called by every wrapper before its call: the errno to fail it with, or 0 to make it. */
-static int ipk__fault_hit(enum ipk__syscall call)
+IPK__HOTPATH static int ipk__fault_hit(enum ipk__syscall call)
 {
     if (__builtin_expect(!ipk__faults_on, 1))
         return 0;
@@ -271,7 +271,7 @@ static int ipk__fault_hit(enum ipk__syscall call)
 
 /* ---- wrappers ---- */
 
-ssize_t ipk__read(int fd, void *buf, size_t n)
+IPK__HOTPATH ssize_t ipk__read(int fd, void *buf, size_t n)
 {
     struct iovec iov = {buf, n};
     return ipk__readv(fd, &iov, 1);
@@ -296,12 +296,12 @@ ssize_t ipk__read(int fd, void *buf, size_t n)
 
 /* One segment: read(), which the kernel serves without copying in an iovec array (measurably
  * cheaper per small message than readv). */
-static ssize_t ipk__readv1(int fd, const struct iovec *iov, int n)
+IPK__HOTPATH static ssize_t ipk__readv1(int fd, const struct iovec *iov, int n)
 {
     IPK__SYS(READ, -1, n == 1 ? read(fd, iov[0].iov_base, iov[0].iov_len) : readv(fd, iov, n));
 }
 
-ssize_t ipk__readv(int fd, const struct iovec *iov, int n)
+IPK__HOTPATH ssize_t ipk__readv(int fd, const struct iovec *iov, int n)
 {
     for (;;) {
         ssize_t r = ipk__readv1(fd, iov, n);
@@ -327,7 +327,7 @@ int ipk__sigpipe_ignored(void)
  * kernel queued for this thread before unblocking. If the caller had SIGPIPE blocked already, a
  * SIGPIPE pending now may be theirs, so it is left alone.
  */
-static ssize_t ipk__wsend(int fd, const void *p, size_t n)
+IPK__HOTPATH static ssize_t ipk__wsend(int fd, const void *p, size_t n)
 {
     IPK__SYS(WRITEV, -1, send(fd, p, n, MSG_NOSIGNAL));
 }
@@ -337,12 +337,13 @@ static ssize_t ipk__wsendmsg(int fd, const struct msghdr *mh)
     IPK__SYS(WRITEV, -1, sendmsg(fd, mh, MSG_NOSIGNAL));
 }
 
-static ssize_t ipk__wwrite(int fd, const struct iovec *iov, int n)
+IPK__HOTPATH static ssize_t ipk__wwrite(int fd, const struct iovec *iov, int n)
 {
     IPK__SYS(WRITEV, -1, n == 1 ? write(fd, iov[0].iov_base, iov[0].iov_len) : writev(fd, iov, n));
 }
 
-ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind, int sigpipe_ign)
+IPK__HOTPATH ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind,
+                                 int sigpipe_ign)
 {
     if (kind == IPK__W_SOCK && n == 1) { /* send(): no msghdr or iovec to fetch */
         for (;;) {
@@ -395,7 +396,7 @@ int ipk__set_nonblock(int fd)
     return 0;
 }
 
-int ipk__fd_mode(int fd, signed char *state, int blocking)
+IPK__HOTPATH int ipk__fd_mode(int fd, signed char *state, int blocking)
 {
     signed char want = blocking ? 1 : 2;
     if (*state == want)
@@ -544,13 +545,13 @@ int ipk__sys_getpeername(int fd, struct sockaddr *sa, socklen_t *len)
     IPK__SYS(SOCKINFO, -1, getpeername(fd, sa, len));
 }
 
-ssize_t ipk__sys_send(int fd, const void *buf, size_t n, int flags)
+IPK__HOTPATH ssize_t ipk__sys_send(int fd, const void *buf, size_t n, int flags)
 {
     IPK__SYS(SEND, -1, send(fd, buf, n, flags));
 }
 
-ssize_t ipk__sys_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
-                        socklen_t len)
+IPK__HOTPATH ssize_t ipk__sys_sendto(int fd, const void *buf, size_t n, int flags,
+                                     const struct sockaddr *sa, socklen_t len)
 {
     IPK__SYS(SEND, -1, sendto(fd, buf, n, flags, sa, len));
 }
@@ -560,13 +561,13 @@ int ipk__sys_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
     IPK__SYS(SEND, -1, sendmmsg(fd, v, n, flags));
 }
 
-ssize_t ipk__sys_recvmsg(int fd, struct msghdr *mh, int flags)
+IPK__HOTPATH ssize_t ipk__sys_recvmsg(int fd, struct msghdr *mh, int flags)
 {
     IPK__SYS(RECV, -1, recvmsg(fd, mh, flags));
 }
 
-ssize_t ipk__sys_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
-                          socklen_t *len)
+IPK__HOTPATH ssize_t ipk__sys_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
+                                       socklen_t *len)
 {
     IPK__SYS(RECV, -1, recvfrom(fd, buf, n, flags, sa, len));
 }

@@ -372,7 +372,7 @@ static int ipk__exec_flush(ipk_chan *c, int64_t dl)
 
 /* Sends all n messages unless the deadline passes or the child is gone; like stream.c, a message
  * counts as sent once any of it is written, and a rest left by the deadline waits in c->out. */
-static long ipk__exec_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
+IPK__HOTPATH static long ipk__exec_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
 {
     size_t done = 0;
     long r = 0;
@@ -381,7 +381,12 @@ static long ipk__exec_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t 
             break;
         if (done == n)
             break;
-        r = ipk__stream_sendv(c, msgs + done, n - done, IPK__DL_NOW);
+        if (n - done == 1) { /* stream_send: a small frame in one write(), not a writev() */
+            int one = ipk__stream_send(c, msgs[done].base, msgs[done].len, NULL, IPK__DL_NOW);
+            r = one == 0 ? 1 : one;
+        } else {
+            r = ipk__stream_sendv(c, msgs + done, n - done, IPK__DL_NOW);
+        }
         if (r > 0) {
             done += (size_t)r;
         } else if (r != -EAGAIN) {
@@ -397,8 +402,8 @@ static long ipk__exec_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t 
     return c->broken || done == 0 ? r : (long)done;
 }
 
-static int ipk__exec_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
-                          int64_t dl)
+IPK__HOTPATH static int ipk__exec_send(ipk_chan *c, const void *msg, size_t len,
+                                       const ipk_msginfo *mi, int64_t dl)
 {
     (void)mi;
     ipk_iov one = {msg, len};
@@ -406,7 +411,8 @@ static int ipk__exec_send(ipk_chan *c, const void *msg, size_t len, const ipk_ms
     return r == 1 ? 0 : (int)r;
 }
 
-static long ipk__exec_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
+IPK__HOTPATH static long ipk__exec_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi,
+                                        int64_t dl)
 {
     if (c->out.len) {
         int r = ipk__exec_flush(c, dl);

@@ -262,8 +262,8 @@ static int ipk__fifo_atomic_check(ipk_chan *c, size_t len)
                     c->name, len, wire, PIPE_BUF);
 }
 
-static int ipk__fifo_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
-                          int64_t dl)
+IPK__HOTPATH static int ipk__fifo_send(ipk_chan *c, const void *msg, size_t len,
+                                       const ipk_msginfo *mi, int64_t dl)
 {
     const ipk__fifo *f = c->tp;
     if (f->atomic && c->wfd >= 0) {
@@ -289,7 +289,8 @@ static long ipk__fifo_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t 
     return i > 0 ? (long)i : r;
 }
 
-static long ipk__fifo_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
+IPK__HOTPATH static long ipk__fifo_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi,
+                                        int64_t dl)
 {
     ipk__fifo *f = c->tp;
     if (!f->seen_writer && c->rfd >= 0) {

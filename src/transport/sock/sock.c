@@ -317,12 +317,13 @@ int ipk__sock_name(ipk_chan *c, const char *scheme, int own)
 /* ---- datagrams ---- */
 
 /* MSG_DONTWAIT for a receive with less than a slice to wait (see the top of the file), else 0
- * once the socket has its slice (set here the first time one is needed); or a negative code. */
-static int ipk__sock_dontwait(ipk_chan *c, int64_t dl)
+ * once the socket has its slice (set here the first time one is needed); or a negative code.
+ * now: the clock when it is known (c->t_call at the start of a receive), else 0. */
+IPK__HOTPATH static int ipk__sock_dontwait(ipk_chan *c, int64_t dl, int64_t now)
 {
     if (dl == IPK__DL_FOREVER)
         return 0;
-    if (dl == IPK__DL_NOW || dl - ipk__now() < (int64_t)IPK__SLICE_MS * 1000000)
+    if (dl == IPK__DL_NOW || dl - (now ? now : ipk__now()) < (int64_t)IPK__SLICE_MS * 1000000)
         return MSG_DONTWAIT;
     ipk__sock *s = c->tp;
     if (!s->sliced) {
@@ -352,7 +353,7 @@ static int ipk__dgram_err(ipk_chan *c, int e, const char *op)
 }
 
 /* Whether send() has somewhere to go; -EDESTADDRREQ for a listener that has heard no one. */
-static int ipk__dgram_dest(ipk_chan *c, struct msghdr *mh)
+IPK__HOTPATH static int ipk__dgram_dest(ipk_chan *c, struct msghdr *mh)
 {
     ipk__sock *s = c->tp;
     if (c->role != IPK__LISTENER)
@@ -383,7 +384,7 @@ static int ipk__dgram_batch(int fd, const struct msghdr *proto, const ipk_iov *m
     return ipk__sys_sendmmsg(fd, mm, (unsigned)k, flags);
 }
 
-long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
+IPK__HOTPATH long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
 {
     ipk__sock *s = c->tp;
     size_t ok = 0; /* messages that pass the size check, all sent before the one that fails */
@@ -441,9 +442,21 @@ long ipk__dgram_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
     return (long)done;
 }
 
-int ipk__dgram_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi, int64_t dl)
+IPK__HOTPATH int ipk__dgram_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo *mi,
+                                 int64_t dl)
 {
     (void)mi;
+    const ipk__sock *s = c->tp;
+    if (dl == IPK__DL_FOREVER && c->role != IPK__LISTENER && len <= s->limit) {
+        /* The common case, a connected socket and no deadline: one send(), none of sendv's
+         * steps. Only a full queue (or EINTR) goes on to sendv, which sends it again and
+         * waits; any other error is its error, reported as sendv reports it. */
+        if (ipk__sys_send(c->wfd, msg, len, MSG_NOSIGNAL) >= 0)
+            return 0;
+        int e = errno;
+        if (e != EINTR && e != EAGAIN && e != ENOBUFS)
+            return ipk__dgram_err(c, e, "send");
+    }
     ipk_iov one = {msg, len};
     long r = ipk__dgram_sendv(c, &one, 1, dl);
     return r == 1 ? 0 : (int)r;
@@ -465,8 +478,26 @@ typedef struct ipk__rx {
 
 /* One receive into buf[0..cap) (flags: MSG_PEEK, MSG_DONTWAIT); returns the datagram's real
  * length (MSG_TRUNC) or -errno. */
-static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx *rx)
+IPK__HOTPATH static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx *rx)
 {
+    ssize_t n;
+    /* A datagram wanting no credentials takes recvfrom(), which copies no message header in or
+     * out (~2% of a unix round trip), and has no control messages to look at; a seqpacket needs
+     * recvmsg()'s flags to tell its end. */
+    if (!rx->ctl && ((ipk__sock *)c->tp)->type == SOCK_DGRAM) {
+        socklen_t len = sizeof rx->from;
+        /* EINTR goes back to the caller from a call that may block: it has a deadline to check. */
+        do
+            n = ipk__sys_recvfrom(c->rfd, buf, cap, flags | MSG_TRUNC,
+                                  rx->name ? (struct sockaddr *)&rx->from : NULL,
+                                  rx->name ? &len : NULL);
+        while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
+        if (n < 0)
+            return -errno;
+        rx->fromlen = rx->name ? len : 0;
+        rx->cred = rx->real = 0;
+        return n;
+    }
     union {
         char b[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * IPK__MAX_FDS)];
         struct cmsghdr align;
@@ -478,15 +509,8 @@ static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx 
                         .msg_iovlen = 1,
                         .msg_control = rx->ctl ? cb.b : NULL,
                         .msg_controllen = rx->ctl ? sizeof cb.b : 0};
-    ssize_t n;
-    /* A datagram wanting no credentials takes recvfrom(), which copies no message header in or
-     * out (~2% of a unix round trip); a seqpacket needs recvmsg()'s flags to tell its end. */
-    int plain = !rx->ctl && ((ipk__sock *)c->tp)->type == SOCK_DGRAM;
-    /* EINTR goes back to the caller from a call that may block: it has a deadline to check. */
     do
-        n = plain ? ipk__sys_recvfrom(c->rfd, buf, cap, flags | MSG_TRUNC, mh.msg_name,
-                                      rx->name ? &mh.msg_namelen : NULL)
-                  : ipk__sys_recvmsg(c->rfd, &mh, flags | MSG_TRUNC | MSG_CMSG_CLOEXEC);
+        n = ipk__sys_recvmsg(c->rfd, &mh, flags | MSG_TRUNC | MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR && (flags & MSG_DONTWAIT));
     if (n < 0)
         return -errno;
@@ -512,7 +536,7 @@ static long ipk__rx_once(ipk_chan *c, void *buf, size_t cap, int flags, ipk__rx 
     return n;
 }
 
-long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
+IPK__HOTPATH long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
 {
     ipk__sock *s = c->tp;
     int whole = cap >= c->max || (s->family != AF_UNIX && cap >= IPK__UDP6_MAX);
@@ -522,13 +546,13 @@ long ipk__dgram_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_
      * kernel sets for the credentials it had no room for; the end carries none. */
     rx.name = c->role == IPK__LISTENER;
     rx.ctl = mi != NULL;
-    int wait = ipk__sock_dontwait(c, dl);
+    int wait = ipk__sock_dontwait(c, dl, c->t_call);
     if (wait < 0)
         return wait;
     for (;;) {
         long n = ipk__rx_once(c, buf, whole ? cap : 0, wait | (whole ? 0 : MSG_PEEK), &rx);
         if (n == -EINTR) { /* a new slice only while a whole one is left */
-            if ((wait = ipk__sock_dontwait(c, dl)) < 0)
+            if ((wait = ipk__sock_dontwait(c, dl, 0)) < 0)
                 return wait;
             continue;
         }
