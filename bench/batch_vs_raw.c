@@ -17,11 +17,15 @@
  * The reader times the stream after a warm-up tenth. Every comparison runs in blocks: a block
  * runs every variant in turn (the order reversed every other block), the ratio is taken per
  * block, and the median and range over the blocks are printed. The byte count of a run is
- * calibrated once per row so that the plain variant takes about -d seconds.
+ * calibrated once per row so that the plain variant takes about -d seconds. Beside each rate, the
+ * CPU time (user + system) of both processes per KB of the whole run, and its ratio (plain over
+ * ipckit, so that above 1 is ipckit cheaper): on one CPU, where the machine's other load takes
+ * turns with the two processes, it is the steadier figure.
  *
  * Built by bench/CMakeLists.txt. Run under the benchmark lock, e.g.
  *   flock /work/bench.lock build/bench/batch_vs_raw -t w -m unix,tcp,fifo -c same,cross -r 5
  *   flock /work/bench.lock build/bench/batch_vs_raw -t r -m unix -s 16k,64k,256k,1m -c cross
+ * -V I runs only variant I of each row (0 the plain one), e.g. under perf.
  */
 #define _GNU_SOURCE 1
 #include <arpa/inet.h>
@@ -36,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -60,7 +65,8 @@ typedef struct bv_var {
     const char *opt; /* the query added to ipckit's address */
 } bv_var;
 
-static int bv_exact;                 /* -x: ipk_recv's buffer is exactly the message size */
+static int bv_exact; /* -x: ipk_recv's buffer is exactly the message size */
+static int bv_only = -1; /* -V I: only variant I (for perf), no ratio */
 static int bv_cpu[2];                /* the first two CPUs of the mask */
 static char bv_dir[64];              /* the temporary directory for sockets and FIFOs */
 static volatile int64_t *bv_elapsed; /* shared with the children: the reader's time */
@@ -323,8 +329,10 @@ static void r_ipk_reader(const bv_var *v, const char *url, size_t size, uint64_t
     free(b);
 }
 
-/* One variant of a row: forks reader and writer, returns the timed part's rate (bytes/s). */
-static double run_one(char test, const bv_var *v, int mech, int cross, size_t size, uint64_t msgs)
+/* One variant of a row: forks reader and writer, returns the timed part's rate (bytes/s) and in
+ * *cpu the CPU time (user + system) both processes took per byte of the whole run (ns/KB). */
+static double run_one(char test, const bv_var *v, int mech, int cross, size_t size, uint64_t msgs,
+                      double *cpu)
 {
     char url[200];
     int lfd = plain_listen(mech, url, sizeof url);
@@ -359,11 +367,17 @@ static double run_one(char test, const bv_var *v, int mech, int cross, size_t si
     if (lfd >= 0)
         close(lfd);
     int bad = 0;
+    double ns = 0;
     for (int side = 0; side < 2; side++) {
         int st;
-        if (waitpid(pid[side], &st, 0) != pid[side] || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        struct rusage ru;
+        if (wait4(pid[side], &st, 0, &ru) != pid[side] || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
             bad = 1;
+        ns += (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e9 +
+              (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e3;
     }
+    if (cpu != NULL)
+        *cpu = ns / ((double)total / 1024);
     if (bad || *bv_elapsed <= 0) {
         fprintf(stderr, "batch_vs_raw: %c %s %zu: %s failed\n", test, bv_mech[mech], size,
                 v->name);
@@ -399,31 +413,47 @@ static void row(char test, int mech, int cross, size_t size, int blocks, double 
     /* calibrate: the plain variant for about `secs` */
     uint64_t msgs = ((uint64_t)64 << 20) / (size + 4);
     msgs = (msgs + BV_BATCH - 1) / BV_BATCH * BV_BATCH;
-    double rate = run_one(test, &vars[0], mech, cross, size, msgs);
+    double rate = run_one(test, &vars[0], mech, cross, size, msgs, NULL);
     msgs = (uint64_t)(rate * secs / (double)(size + 4) / 0.9);
     msgs = (msgs + BV_BATCH - 1) / BV_BATCH * BV_BATCH;
     if (msgs < 10 * BV_BATCH)
         msgs = 10 * BV_BATCH;
-    double mbs[BV_MAXV][BV_MAXB], ratio[BV_MAXV][BV_MAXB];
+    double mbs[BV_MAXV][BV_MAXB], ratio[BV_MAXV][BV_MAXB], cpu[BV_MAXV][BV_MAXB],
+        cratio[BV_MAXV][BV_MAXB];
     for (int b = 0; b < blocks; b++) {
         for (int k = 0; k < nv; k++) {
             int i = b % 2 ? nv - 1 - k : k;
-            mbs[i][b] = run_one(test, &vars[i], mech, cross, size, msgs) / 1e6;
+            if (bv_only >= 0 && i != bv_only) {
+                mbs[i][b] = cpu[i][b] = 1;
+                continue;
+            }
+            mbs[i][b] = run_one(test, &vars[i], mech, cross, size, msgs, &cpu[i][b]) / 1e6;
         }
-        for (int i = 1; i < nv; i++)
+        for (int i = 1; i < nv; i++) {
             ratio[i][b] = mbs[i][b] / mbs[0][b];
+            cratio[i][b] = cpu[0][b] / cpu[i][b];
+        }
     }
     for (int i = 0; i < nv; i++) {
+        if (bv_only >= 0 && i != bv_only)
+            continue;
         double lo, hi, m = median(mbs[i], blocks, &lo, &hi);
         printf("%c  %-5s %-6s %8zu  %-18s %9.1f MB/s [%7.1f-%7.1f]  %10.0f msg/s", test,
                bv_mech[mech], cross ? "cross" : "same", size, vars[i].name, m, lo, hi,
                m * 1e6 / (double)(size + 4));
-        if (i > 0) {
+        if (i > 0 && bv_only < 0) {
             m = median(ratio[i], blocks, &lo, &hi);
             printf("  ratio %.2fx [%.2f-%.2f]  (", m, lo, hi);
             for (int b = 0; b < blocks; b++)
                 printf("%s%.2f", b ? " " : "", ratio[i][b]);
             printf(")");
+        }
+        double clo, chi, cm = median(cpu[i], blocks, &clo, &chi);
+        printf("\n%c  %-5s %-6s %8zu  %-18s cpu %7.1f ns/KB [%7.1f-%7.1f]", test, bv_mech[mech],
+               cross ? "cross" : "same", size, vars[i].name, cm, clo, chi);
+        if (i > 0 && bv_only < 0) {
+            cm = median(cratio[i], blocks, &clo, &chi);
+            printf("  plain cpu / ipckit cpu %.2fx [%.2f-%.2f]", cm, clo, chi);
         }
         printf("\n");
         fflush(stdout);
@@ -444,7 +474,7 @@ static size_t parse_size(const char *s)
 static void usage(void)
 {
     fprintf(stderr, "usage: batch_vs_raw [-t w|r] [-m unix,tcp,fifo] [-c same,cross] "
-                    "[-s 64,16k,...] [-r BLOCKS] [-d SECONDS] [-x]\n");
+                    "[-s 64,16k,...] [-r BLOCKS] [-d SECONDS] [-x] [-V VARIANT]\n");
     exit(2);
 }
 
@@ -455,7 +485,7 @@ int main(int argc, char **argv)
     int blocks = 5;
     double secs = 0.2;
     int o;
-    while ((o = getopt(argc, argv, "t:m:c:s:r:d:x")) != -1) {
+    while ((o = getopt(argc, argv, "t:m:c:s:r:d:xV:")) != -1) {
         switch (o) {
         case 't':
             test = optarg[0];
@@ -477,6 +507,9 @@ int main(int argc, char **argv)
             break;
         case 'x':
             bv_exact = 1;
+            break;
+        case 'V':
+            bv_only = atoi(optarg);
             break;
         default:
             usage();
