@@ -65,8 +65,8 @@ typedef struct bv_var {
     const char *opt; /* the query added to ipckit's address */
 } bv_var;
 
-static int bv_exact; /* -x: ipk_recv's buffer is exactly the message size */
-static int bv_only = -1; /* -V I: only variant I (for perf), no ratio */
+static int bv_exact;                 /* -x: ipk_recv's buffer is exactly the message size */
+static int bv_only = -1;             /* -V I: only variant I (for perf), no ratio */
 static int bv_cpu[2];                /* the first two CPUs of the mask */
 static char bv_dir[64];              /* the temporary directory for sockets and FIFOs */
 static volatile int64_t *bv_elapsed; /* shared with the children: the reader's time */
@@ -248,8 +248,7 @@ static void stamp(unsigned char *blk, size_t size, size_t k, uint64_t seq)
 /* ---- the two tests ---- */
 
 /* Test w, writer side: `msgs` messages of `size` in batches of 256, ipk_sendv or write(). */
-static void w_writer(const bv_var *v, int mech, const char *url, size_t size,
-                     uint64_t msgs)
+static void w_writer(const bv_var *v, int mech, const char *url, size_t size, uint64_t msgs)
 {
     unsigned char *blk = frames(size, BV_BATCH);
     size_t fsz = size + 4;
@@ -379,8 +378,7 @@ static double run_one(char test, const bv_var *v, int mech, int cross, size_t si
     if (cpu != NULL)
         *cpu = ns / ((double)total / 1024);
     if (bad || *bv_elapsed <= 0) {
-        fprintf(stderr, "batch_vs_raw: %c %s %zu: %s failed\n", test, bv_mech[mech], size,
-                v->name);
+        fprintf(stderr, "batch_vs_raw: %c %s %zu: %s failed\n", test, bv_mech[mech], size, v->name);
         exit(2);
     }
     return (double)(total - warm) / ((double)*bv_elapsed / 1e9);
@@ -405,8 +403,8 @@ static double median(const double *v, int n, double *lo, double *hi)
 /* One row: every variant in each of `blocks` blocks; prints rates and ratios over variant 0. */
 static void row(char test, int mech, int cross, size_t size, int blocks, double secs)
 {
-    bv_var w_vars[BV_MAXV] = {{"write()", 0, ""}, {"ipk_sendv", 1, ""}, {"ipk_sendv flush=0", 1,
-                                                                          "?flush=0"}};
+    bv_var w_vars[BV_MAXV] = {
+        {"write()", 0, ""}, {"ipk_sendv", 1, ""}, {"ipk_sendv flush=0", 1, "?flush=0"}};
     bv_var r_vars[BV_MAXV] = {{"read(256K)", 0, ""}, {"ipk_recv", 1, ""}};
     bv_var *vars = test == 'w' ? w_vars : r_vars;
     int nv = test == 'w' ? (mech == M_FIFO ? 2 : 3) : 2;
@@ -536,8 +534,8 @@ int main(int argc, char **argv)
         die("mmap");
     printf("# test %c (%s), reader on CPU %d, writer on CPU %d (cross) or %d (same); "
            "%d blocks; ratio = ipckit / the plain variant, per block\n",
-           test, test == 'w' ? "writers into one plain 256 KiB reader" :
-                               "readers of one plain writer",
+           test,
+           test == 'w' ? "writers into one plain 256 KiB reader" : "readers of one plain writer",
            bv_cpu[0], bv_cpu[1], bv_cpu[0], blocks);
     fflush(stdout);
     char ml[64], sl[256];

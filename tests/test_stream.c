@@ -517,6 +517,7 @@ static void t_pipesz(void **state)
 #fn "/exec", fn, NULL, NULL, (void *)"exec"                                                \
     }
 
-IPKT_MAIN(EACH(t_sizes), EACH(t_many), EACH(t_sendv_blocking), EACH(t_eof), EACH(t_killed_mid_frame), EACH(t_oversize),
-          EACH(t_timeouts), EACH(t_send_full), EACH(t_signal_storm), EACH(t_no_sigpipe),
-          EACH(t_small_buffer), EACH(t_send_over_max), cmocka_unit_test(t_pipesz))
+IPKT_MAIN(EACH(t_sizes), EACH(t_many), EACH(t_sendv_blocking), EACH(t_eof),
+          EACH(t_killed_mid_frame), EACH(t_oversize), EACH(t_timeouts), EACH(t_send_full),
+          EACH(t_signal_storm), EACH(t_no_sigpipe), EACH(t_small_buffer), EACH(t_send_over_max),
+          cmocka_unit_test(t_pipesz))
