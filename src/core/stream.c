@@ -444,6 +444,25 @@ static int ipk__out_reserve(ipk_chan *c, size_t more)
     return 0;
 }
 
+/* memcpy for a small payload (framing a batch): fixed-size moves the compiler inlines, where a
+ * call per 64-byte message costs as much as the copy. Reads and writes exactly n bytes. */
+static inline void ipk__copy_small(unsigned char *d, const unsigned char *s, size_t n)
+{
+    if (n >= 16) {
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            memcpy(d + i, s + i, 16);
+        if (i < n)
+            memcpy(d + n - 16, s + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(d, s, 8);
+        memcpy(d + n - 8, s + n - 8, 8);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    }
+}
+
 /* Keeps iov[i..] (the part not yet written) in c->out, behind what it holds. */
 static int ipk__save_rest(ipk_chan *c, const struct iovec *iov, int n)
 {
@@ -605,10 +624,18 @@ static long ipk__sendv_direct(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_
     /* Small frames of a blocking batch are copied, header and payload, into one contiguous
      * buffer: the kernel copies many tiny iovec segments far more slowly than memcpy does. With
      * no deadline nothing is left half-written: either all goes, or a hard error stops the
-     * stream, and a chunk not begun reports the messages before it, as write_all does. */
+     * stream, and a chunk not begun reports the messages before it, as write_all does. The
+     * staging area is c->out's buffer, empty here (flushed above) and kept between calls, so a
+     * loop of batches allocates nothing; c->out.len stays 0, so nothing in it counts as queued
+     * (coalescing channels, whose c->out the flusher reads, only come here with large frames). */
     unsigned char *stage = NULL;
-    if (c->framing == IPK__FR_LEN && n > 1 && dl == IPK__DL_FOREVER)
-        stage = malloc(IPK__BATCH * (4 + IPK__COALESCE));
+    if (c->framing == IPK__FR_LEN && n > 1 && dl == IPK__DL_FOREVER && !c->co.on) {
+        size_t need = 0;
+        for (size_t i = 0; i < n && i < IPK__BATCH; i++)
+            need += msgs[i].len <= IPK__COALESCE ? IPK__HDR_LEN + msgs[i].len : 0;
+        if (need > 0 && ipk__out_reserve(c, need) == 0)
+            stage = (unsigned char *)c->out.buf;
+    }
     size_t done = 0;
     while (done < n) {
         int k = 0, m = 0, chunk = -1;
@@ -616,27 +643,24 @@ static long ipk__sendv_direct(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_
         int staging = stage != NULL && done == 0; /* later batches do not block (DL_NOW) */
         for (; done + (size_t)m < n && m < IPK__BATCH; m++) {
             const ipk_iov *msg = &msgs[done + (size_t)m];
-            int stg = staging && msg->len <= IPK__COALESCE;
-            unsigned char *h = stg ? stage + used : hdr[m];
-            size_t pre, post;
-            const char *postp;
-            int r = ipk__codec_encode(c->framing, msg->base, msg->len, h, &pre, &postp, &post);
-            if (r != 0) {
-                free(stage);
-                return done + (size_t)m > 0 ? (long)(done + (size_t)m)
-                                            : ipk__encode_error(c, r, msg->len);
-            }
-            if (stg) { /* framing=len: the header is in place */
-                if (msg->len)
-                    memcpy(stage + used + 4, msg->base, msg->len);
+            if (staging && msg->len <= IPK__COALESCE) { /* framing=len: header, payload */
+                ipk__codec_put_len(stage + used, msg->len);
+                ipk__copy_small(stage + used + IPK__HDR_LEN, msg->base, msg->len);
                 if (chunk < 0) { /* a chunk counts as its first message (see below) */
                     iov[chunk = k] = (struct iovec){stage + used, 0};
                     frames[k++] = m;
                 }
-                iov[chunk].iov_len += 4 + msg->len;
-                used += 4 + msg->len;
+                iov[chunk].iov_len += IPK__HDR_LEN + msg->len;
+                used += IPK__HDR_LEN + msg->len;
                 continue;
             }
+            unsigned char *h = hdr[m];
+            size_t pre, post;
+            const char *postp;
+            int r = ipk__codec_encode(c->framing, msg->base, msg->len, h, &pre, &postp, &post);
+            if (r != 0)
+                return done + (size_t)m > 0 ? (long)(done + (size_t)m)
+                                            : ipk__encode_error(c, r, msg->len);
             chunk = -1;
             if (pre) {
                 iov[k] = (struct iovec){h, pre};
@@ -656,10 +680,8 @@ static long ipk__sendv_direct(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_
             continue;
         }
         long r = ipk__write_all(c, iov, k, frames, done == 0 ? dl : IPK__DL_NOW);
-        if (r < 0) {
-            free(stage);
+        if (r < 0)
             return done > 0 ? (long)done : r;
-        }
         /* Everything written: a last chunk stands for all its messages, not only its first.
          * (Anything short of that, with no deadline, is an error before the chunk began.) */
         if (staging && r == frames[k - 1] + 1)
@@ -668,7 +690,6 @@ static long ipk__sendv_direct(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_
         if (r < m)
             break;
     }
-    free(stage);
     return (long)done;
 }
 
@@ -713,7 +734,9 @@ static long ipk__co_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl
                 unsigned char *p = (unsigned char *)o->buf + o->len;
                 for (size_t k = i; k < j; k++) {
                     ipk__codec_put_len(p, msgs[k].len);
-                    if (msgs[k].len)
+                    if (msgs[k].len <= IPK__COALESCE)
+                        ipk__copy_small(p + IPK__HDR_LEN, msgs[k].base, msgs[k].len);
+                    else
                         memcpy(p + IPK__HDR_LEN, msgs[k].base, msgs[k].len);
                     p += IPK__HDR_LEN + msgs[k].len;
                 }
