@@ -3,7 +3,8 @@
 #
 #   ./build.sh tour    install what the build needs, build, run `ipckit tour`
 #   ./build.sh test    install what the tests need, build, run the suite plainly, again
-#                      under AddressSanitizer + UndefinedBehaviorSanitizer, and under valgrind
+#                      under AddressSanitizer + UndefinedBehaviorSanitizer, and under valgrind;
+#                      also checks that Debug and Release builds compile with -Werror
 #   ./build.sh build   install build needs and build into ./build only
 #
 # Missing Debian packages are installed with apt-get (as root, or through sudo).
@@ -71,6 +72,12 @@ test)
         -DIPK_TRANSPORT_SHM=OFF -DIPK_TRANSPORT_SIGNAL=OFF >/dev/null
     cmake --build build-min -j "$JOBS" --target test_registry ipckit_tool
     IPKT_EXPECT_OFF="shm signal" ./build-min/tests/test_registry
+    # Every build type compiles with -Werror: gcc's warnings (format-truncation, maybe-uninitialized)
+    # depend on the optimisation level, and a user's Debug or Release build must not fail.
+    for type in Debug Release; do
+        cmake -S . -B "build-$type" -DCMAKE_BUILD_TYPE=$type -DIPK_TESTS=ON >/dev/null
+        cmake --build "build-$type" -j "$JOBS" >/dev/null
+    done
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
         build build-asan -DIPK_TESTS=ON -DIPK_SANITIZE=ON
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

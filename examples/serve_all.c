@@ -57,7 +57,11 @@ static source *add(ipk_chan *c, enum kind kind, const char *name)
     }
     s->c = c;
     s->kind = kind;
-    snprintf(s->name, sizeof s->name, "%s", name);
+    size_t n = strlen(name); /* kept for messages: a longer name is shown cut short */
+    if (n >= sizeof s->name)
+        n = sizeof s->name - 1;
+    memcpy(s->name, name, n);
+    s->name[n] = '\0';
     check(ipk_poller_add(poller, c, IPK_POLLIN, s), s->name);
     s->next = sources;
     sources = s;

@@ -1003,7 +1003,8 @@ static void test_hup_under_load(void **st)
 static int job_count(const char *log, const char *job)
 {
     char needle[64];
-    snprintf(needle, sizeof needle, " %s\n", job);
+    int k = snprintf(needle, sizeof needle, " %s\n", job);
+    assert_true(k > 0 && (size_t)k < sizeof needle); /* a job is at most 31 bytes */
     return count_of(log, needle);
 }
 
