@@ -338,7 +338,9 @@ static void usage(const char *prog)
             "  -C  CPU of nats-server (default: the second allowed)\n"
             "  -r  blocks per comparison (default 7; each runs ipckit and libnats)\n"
             "  -s  message size in bytes (default 64)\n"
-            "  -t  tests: 0 (T0), 1 (T1), R (request/reply) (default 01R)\n",
+            "  -t  tests: 0 (T0), 1 (T1), R (request/reply) (default 01R)\n"
+            "  -v  variants (default 0123; fewer for a profile): 0 ipckit, 1 libnats, 2 ipckit\n"
+            "      oneway=1 (R: asap=1, timeout 0), 3 libnats with an inbox (R: by hand)\n",
             prog);
     exit(2);
 }
@@ -348,7 +350,7 @@ int main(int argc, char **argv)
     if (argc == 7 && strcmp(argv[1], "--peer") == 0)
         return peer(atoi(argv[2]), atoi(argv[3]), argv[4], atoi(argv[5]), atoi(argv[6]));
     int ca = -1, cb = -1, blocks = 7;
-    const char *tests = "01R";
+    const char *tests = "01R", *variants = "0123";
     cpu_set_t cs;
     sched_getaffinity(0, sizeof cs, &cs);
     for (int c = 0; c < CPU_SETSIZE && cb < 0; c++)
@@ -359,7 +361,7 @@ int main(int argc, char **argv)
                 cb = c;
         }
     int opt;
-    while ((opt = getopt(argc, argv, "c:C:r:s:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:C:r:s:t:v:")) != -1) {
         switch (opt) {
         case 'c':
             ca = atoi(optarg);
@@ -375,6 +377,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             tests = optarg;
+            break;
+        case 'v':
+            variants = optarg;
             break;
         default:
             usage(argv[0]);
@@ -413,14 +418,20 @@ int main(int argc, char **argv)
         for (int b = 0; b < blocks; b++) {
             for (int j = 0; j < nv; j++) {
                 int x = b % 2 ? nv - 1 - j : j;
+                if (!strchr(variants, '0' + x))
+                    continue;
                 snprintf(url, sizeof url, "nats://127.0.0.1:%d/bench.%d.%d.%d", port, t, b, x);
                 v[x][b] = x % 2 ? run_raw(t, x == 3, url, n, lat) : run_ipk(t, x == 2, url, n, lat);
             }
             for (int q = 0; q < nr; q++)
-                r[q][b] = v[of[q][0]][b] / v[of[q][1]][b];
+                r[q][b] = strchr(variants, '0' + of[q][0]) && strchr(variants, '0' + of[q][1])
+                              ? v[of[q][0]][b] / v[of[q][1]][b]
+                              : 0;
         }
         printf("%s, %d messages per block\n", test_name[t], n);
         for (int x = 0; x < nv; x++) {
+            if (!strchr(variants, '0' + x))
+                continue;
             double sv[NB_MAXBLOCK];
             memcpy(sv, v[x], sizeof sv);
             double m = bl_median_d(sv, blocks);
@@ -433,6 +444,8 @@ int main(int argc, char **argv)
         }
         for (int q = 0; q < nr; q++) {
             const int *o = of[q];
+            if (!strchr(variants, '0' + o[0]) || !strchr(variants, '0' + o[1]))
+                continue;
             double rm = bl_median_d(r[q], blocks);
             int met = t == RR ? rm <= 1.05 : rm >= 0.95;
             printf("  ratio %s / %s (%s): %.3f [%.3f .. %.3f] %s\n", vname[vn][o[0]],
