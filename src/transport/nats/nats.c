@@ -671,6 +671,7 @@ static int ipk__nats_open(ipk_chan *c)
     ipk__nats *n = calloc(1, sizeof *n);
     if (n == NULL)
         return -ENOMEM;
+    atomic_init(&n->calm, 0);
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->cv, NULL);
     pthread_condattr_t ca;
