@@ -25,7 +25,8 @@
  * (-c), the server to another (-C). Every comparison runs in blocks. A block opens every
  * variant's two ends (a peer process each, a connection each in this process), then the
  * variants take turns, a chunk of messages each (-k chunks per block, the order reversed every
- * other turn), so that what else the machine does meanwhile falls on all of them alike; a
+ * other turn; one chunk more, untimed, first), so that what else the machine does meanwhile falls
+ on all of them alike; a
  * variant's figure for the block is its messages over the time of its chunks (a chunk ends
  * when its peer has the chunk's last message), or the median of its round trips. A ratio is
  * taken per block, and the median and range of the blocks are printed. Both sides get the same
@@ -38,6 +39,7 @@
  */
 #define _GNU_SOURCE 1
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <nats/nats.h>
@@ -206,6 +208,30 @@ static void peer_end(pid_t pid, int rd)
         die("peer", "failed");
 }
 
+/* CPU time (ns) a process has run, all its threads: the sum of their schedstat run times. */
+static int64_t proc_cpu(pid_t pid)
+{
+    char dir[64], path[sizeof dir + 256 + 16];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        die(dir, strerror(errno));
+    int64_t sum = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s/schedstat", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        long long v;
+        if (f != NULL && fscanf(f, "%lld", &v) == 1)
+            sum += v;
+        if (f != NULL)
+            fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
 /* One variant of a test in a block: its peer and its dialing end, open for the whole block.
  * x: 0 ipckit, 1 plain libnats, 2 ipckit's other way, 3 libnats's other way (see main). */
 typedef struct side {
@@ -217,8 +243,10 @@ typedef struct side {
     natsSubscription *isub;
     char inbox[64];
     char subj[64];
-    int64_t ns; /* time spent in this block's chunks */
-    int done;   /* messages sent (T0, T1) or round trips made (RR) */
+    int64_t ns;  /* time spent in this block's chunks */
+    int64_t cpu; /* CPU time of both client processes meanwhile (while a chunk runs, the other
+                    variants' connections and peers are idle) */
+    int done;    /* messages sent (T0, T1) or round trips made (RR) */
 } side;
 
 static void side_open(side *s, int test, int x, const char *url, int n, int chunk)
@@ -257,6 +285,7 @@ static void side_run(side *s, int k, double *lat)
     char msg[65536], buf[65536];
     memset(msg, 'x', (size_t)g_size);
     int test = s->test, len = g_size;
+    int64_t c0 = proc_cpu(getpid()) + proc_cpu(s->pid);
     int64_t t0 = bl_now();
     for (int i = 0; i < k; i++) {
         int64_t t = test == RR ? bl_now() : 0;
@@ -290,6 +319,7 @@ static void side_run(side *s, int k, double *lat)
     if (get(s->rd) != 'c') /* the peer has the chunk's every message */
         die("peer", "out of step");
     s->ns += bl_now() - t0;
+    s->cpu += proc_cpu(getpid()) + proc_cpu(s->pid) - c0;
     s->done += k;
 }
 
@@ -373,7 +403,7 @@ static void usage(const char *prog)
             "  -c  CPU of the two client processes (default: the first allowed)\n"
             "  -C  CPU of nats-server (default: the second allowed)\n"
             "  -r  blocks per comparison (default 7; each runs ipckit and libnats)\n"
-            "  -k  chunks per block: the variants' turns (default 10, at most 100)\n"
+            "  -k  chunks per block: the variants' turns (default 20, at most 100)\n"
             "  -s  message size in bytes (default 64)\n"
             "  -t  tests: 0 (T0), 1 (T1), R (request/reply) (default 01R)\n"
             "  -v  variants (default 0123; fewer for a profile): 0 ipckit, 1 libnats, 2 ipckit\n"
@@ -387,7 +417,7 @@ int main(int argc, char **argv)
     if (argc == 8 && strcmp(argv[1], "--peer") == 0)
         return peer(atoi(argv[2]), atoi(argv[3]), argv[4], atoi(argv[5]), atoi(argv[6]),
                     atoi(argv[7]));
-    int ca = -1, cb = -1, blocks = 7, chunks = 10;
+    int ca = -1, cb = -1, blocks = 7, chunks = 20;
     const char *tests = "01R", *variants = "0123";
     cpu_set_t cs;
     sched_getaffinity(0, sizeof cs, &cs);
@@ -454,7 +484,7 @@ int main(int argc, char **argv)
             {"ipckit", "libnats Request", "ipckit asap send 0", "libnats req+flush"}};
         static const int of[2][2] = {{0, 3}, {2, 1}};
         int nv = 4, nr = 2, vn = t == RR;
-        double v[4][NB_MAXBLOCK], r[2][NB_MAXBLOCK];
+        double v[4][NB_MAXBLOCK], r[2][NB_MAXBLOCK], w[4][NB_MAXBLOCK], cr[2][NB_MAXBLOCK];
         int n = test_n[t];
         char url[128];
         int chunk = n / chunks;
@@ -463,8 +493,14 @@ int main(int argc, char **argv)
             side sd[4];
             for (int x = 0; x < nv; x++) {
                 snprintf(url, sizeof url, "nats://127.0.0.1:%d/bench.%d.%d.%d", port, t, b, x);
-                if (strchr(variants, '0' + x))
-                    side_open(&sd[x], t, x, url, n, chunk);
+                if (!strchr(variants, '0' + x))
+                    continue;
+                /* One chunk more, untimed, first: the connection's and the peer's start. */
+                side_open(&sd[x], t, x, url, n + chunk, chunk);
+                side_run(&sd[x], chunk, lat[x]);
+                sd[x].ns = 0;
+                sd[x].cpu = 0;
+                sd[x].done = 0;
             }
             /* The variants take turns, a chunk each, the order reversed every other turn:
              * what the machine does meanwhile falls on all of them alike. */
@@ -479,11 +515,14 @@ int main(int argc, char **argv)
                     continue;
                 side_close(&sd[x]);
                 v[x][b] = t == RR ? bl_median_d(lat[x], n) : n / ((double)sd[x].ns / 1e9);
+                w[x][b] = (double)sd[x].cpu / n;
             }
             for (int q = 0; q < nr; q++)
                 r[q][b] = strchr(variants, '0' + of[q][0]) && strchr(variants, '0' + of[q][1])
                               ? v[of[q][0]][b] / v[of[q][1]][b]
                               : 0;
+            for (int q = 0; q < nr; q++)
+                cr[q][b] = r[q][b] != 0 ? w[of[q][0]][b] / w[of[q][1]][b] : 0;
         }
         printf("%s, %d messages per block and variant\n", test_name[t], n);
         for (int x = 0; x < nv; x++) {
@@ -508,6 +547,25 @@ int main(int argc, char **argv)
             printf("  ratio %s / %s (%s): %.3f [%.3f .. %.3f] %s\n", vname[vn][o[0]],
                    vname[vn][o[1]], test_ratio[t], rm, r[q][0], r[q][blocks - 1],
                    met ? "met" : "MISSED");
+        }
+        /* Not a target: the work per message, which the scheduler's whims on a shared machine
+         * change less than the time. */
+        printf("  CPU per message, both client processes (sender and peer, all threads):");
+        for (int x = 0; x < nv; x++) {
+            if (!strchr(variants, '0' + x))
+                continue;
+            double sv[NB_MAXBLOCK];
+            memcpy(sv, w[x], sizeof sv);
+            printf("%s %s %.0f ns", x ? ";" : "", vname[vn][x], bl_median_d(sv, blocks));
+        }
+        printf("\n");
+        for (int q = 0; q < nr; q++) {
+            const int *o = of[q];
+            if (!strchr(variants, '0' + o[0]) || !strchr(variants, '0' + o[1]))
+                continue;
+            double rm = bl_median_d(cr[q], blocks);
+            printf("  CPU ratio %s / %s (ns over ns, no target): %.3f [%.3f .. %.3f]\n",
+                   vname[vn][o[0]], vname[vn][o[1]], rm, cr[q][0], cr[q][blocks - 1]);
         }
     }
     server_stop();
