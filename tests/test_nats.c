@@ -189,6 +189,14 @@ static void t_sizes(void **state)
     ipkt_ok(ipk_close(l));
 }
 
+/* A listener on subject and a dialer to it. */
+static void pair(const srv *s, const char *subject, ipk_chan **l, ipk_chan **d)
+{
+    char u[512];
+    ipkt_ok(ipk_listen(l, url(u, sizeof u, s, subject, NULL), NULL));
+    ipkt_ok(ipk_dial(d, u, NULL));
+}
+
 static void *late_send(void *arg)
 {
     ipkt_msleep(100);
@@ -208,8 +216,7 @@ static void t_wait_and_drops(void **state)
     srv_start(&s, NULL);
     char u[512], buf[64];
     ipk_chan *l, *d;
-    ipkt_ok(ipk_listen(&l, url(u, sizeof u, &s, "late", NULL), NULL));
-    ipkt_ok(ipk_dial(&d, u, NULL));
+    pair(&s, "late", &l, &d);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, late_send, d), 0);
     ipkt_expect(ipk_recv(l, buf, sizeof buf, 30000), 4);
@@ -494,10 +501,9 @@ static void t_poll_switch(void **state)
     (void)state;
     srv s = {0};
     srv_start(&s, NULL);
-    char u[512], buf[64], want[16];
+    char buf[64], want[16];
     ipk_chan *l, *d;
-    ipkt_ok(ipk_listen(&l, url(u, sizeof u, &s, "sw", NULL), NULL));
-    ipkt_ok(ipk_dial(&d, u, NULL));
+    pair(&s, "sw", &l, &d);
     for (int i = 0; i < 6; i++) {
         int k = snprintf(want, sizeof want, "m%d-abcdef", i);
         ipkt_ok(ipk_send(d, want, (size_t)k, 5000));
