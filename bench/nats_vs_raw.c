@@ -29,7 +29,9 @@
  on all of them alike; a
  * variant's figure for the block is its messages over the time of its chunks (a chunk ends
  * when its peer has the chunk's last message), or the median of its round trips. A ratio is
- * taken per block, and the median and range of the blocks are printed. Both sides get the same
+ * taken per block, and the median and range of the blocks are printed; beside them, with no
+ * target, the CPU time both client processes spent per message (the schedstat run time of all
+ * their threads, read around each chunk). Both sides get the same
  * libnats defaults but for the pending limits, which the plain subscriptions are given as
  * ipckit gives its own (raw_limits); neither sets natsOptions_SetSendAsap but the ?asap=1
  * dialer, compared with natsConnection_Request, which writes each request at once as well.
