@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +185,74 @@ static void t_sizes(void **state)
     ipkt_expect(ipk_recv(l, got, 10, 0), 10);
     assert_memory_equal(got, "0123456789", 10);
     assert_int_equal(ipk_pending(l), 0);
+    ipkt_ok(ipk_close(d));
+    ipkt_ok(ipk_close(l));
+}
+
+/* A listener on subject and a dialer to it. */
+static void pair(const srv *s, const char *subject, ipk_chan **l, ipk_chan **d)
+{
+    char u[512];
+    ipkt_ok(ipk_listen(l, url(u, sizeof u, s, subject, NULL), NULL));
+    ipkt_ok(ipk_dial(d, u, NULL));
+}
+
+static void *late_send(void *arg)
+{
+    ipkt_msleep(100);
+    return (void *)(long)ipk_send(arg, "late", 4, 5000);
+}
+
+/* A receive that waits: a message that comes while it waits (after the first millisecond, which
+ * a receive spends looking at libnats's queue before it reads the clock) is taken. And a
+ * receiver that falls behind: libnats drops what exceeds ?pending= + 65536 messages, and the
+ * receives say how many (-ENOBUFS): every message sent is either received or counted as
+ * dropped, none vanishes. (Whether any is dropped depends on how far libnats's reader got
+ * before the receives began, so the test counts, and does not demand a drop.) */
+static void t_wait_and_drops(void **state)
+{
+    (void)state;
+    srv s = {0};
+    srv_start(&s, NULL);
+    char u[512], buf[64];
+    ipk_chan *l, *d;
+    pair(&s, "late", &l, &d);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, late_send, d), 0);
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 30000), 4);
+    assert_memory_equal(buf, "late", 4);
+    void *sent;
+    pthread_join(t, &sent);
+    ipkt_ok((long)sent);
+    ipkt_ok(ipk_close(d));
+    ipkt_ok(ipk_close(l));
+
+    enum { SENT = 200001 }; /* far past libnats's 1 + 65536 */
+    ipkt_ok(ipk_listen(&l, url(u, sizeof u, &s, "slow", "?pending=1"), NULL));
+    ipkt_ok(ipk_dial(&d, url(u, sizeof u, &s, "slow", "?oneway=1"), NULL));
+    for (int i = 0; i < SENT - 1; i++)
+        ipkt_ok(ipk_send(d, "x", 1, 0));
+    ipkt_ok(ipk_send(d, "x", 1, 30000)); /* the server has every one */
+    long got = 0, dropped = 0, reports = 0;
+    while (got + dropped < SENT) {
+        long n = ipk_recv(l, buf, sizeof buf, 30000);
+        if (n == -ENOBUFS) {
+            const char *m = strstr(ipk_errmsg(), ": ");
+            assert_non_null(m);
+            long k = atol(m + 2);
+            assert_true(k > 0);
+            ipkt_errmsg_has("messages were dropped");
+            dropped += k;
+            reports++;
+            continue;
+        }
+        ipkt_expect(n, 1);
+        got++;
+    }
+    assert_int_equal(got + dropped, SENT);
+    assert_true((reports > 0) == (dropped > 0));
+    assert_true(got >= 65537 || dropped == 0); /* libnats keeps its whole queue */
+    ipkt_expect(ipk_recv(l, buf, sizeof buf, 0), -EAGAIN);
     ipkt_ok(ipk_close(d));
     ipkt_ok(ipk_close(l));
 }
@@ -432,10 +501,9 @@ static void t_poll_switch(void **state)
     (void)state;
     srv s = {0};
     srv_start(&s, NULL);
-    char u[512], buf[64], want[16];
+    char buf[64], want[16];
     ipk_chan *l, *d;
-    ipkt_ok(ipk_listen(&l, url(u, sizeof u, &s, "sw", NULL), NULL));
-    ipkt_ok(ipk_dial(&d, u, NULL));
+    pair(&s, "sw", &l, &d);
     for (int i = 0; i < 6; i++) {
         int k = snprintf(want, sizeof want, "m%d-abcdef", i);
         ipkt_ok(ipk_send(d, want, (size_t)k, 5000));
@@ -954,9 +1022,10 @@ static void t_mutual_tls(void **state)
     refused(&s, q, -EPROTO, "wants ?cert=FILE&key=FILE");
 }
 
-IPKT_MAIN(cmocka_unit_test(t_sizes), cmocka_unit_test(t_timeouts_and_errors),
-          cmocka_unit_test(t_queue_group), cmocka_unit_test(t_request_reply),
-          cmocka_unit_test(t_poller), cmocka_unit_test(t_poll_switch), cmocka_unit_test(t_info),
+IPKT_MAIN(cmocka_unit_test(t_sizes), cmocka_unit_test(t_wait_and_drops),
+          cmocka_unit_test(t_timeouts_and_errors), cmocka_unit_test(t_queue_group),
+          cmocka_unit_test(t_request_reply), cmocka_unit_test(t_poller),
+          cmocka_unit_test(t_poll_switch), cmocka_unit_test(t_info),
           cmocka_unit_test(t_durable_kill9), cmocka_unit_test(t_cluster_failover),
           cmocka_unit_test(t_relay), cmocka_unit_test(t_user_password), cmocka_unit_test(t_token),
           cmocka_unit_test(t_nkey), cmocka_unit_test(t_creds_file), cmocka_unit_test(t_tls),

@@ -277,6 +277,14 @@ static void ipk__nats_signal(ipk__nats *n)
         n->signalled = 1;
 }
 
+/* With mu held, after any change to what it reads: whether a receive may go to the synchronous
+ * subscription without taking mu (the fast path of ipk__nats_recv). */
+static void ipk__nats_calm(ipk__nats *n)
+{
+    int calm = n->rsub != NULL && !n->pumping && n->qn == 0 && n->dropped == 0 && !n->gone;
+    atomic_store_explicit(&n->calm, calm, memory_order_release);
+}
+
 /* With mu held: the drops libnats counted on sub since last looked join those to be told. */
 static void ipk__nats_drops(ipk__nats *n, natsSubscription *sub)
 {
@@ -305,6 +313,7 @@ static int ipk__nats_export(const ipk_chan *c)
             e = pthread_create(&n->pump, NULL, ipk__nats_pump, n);
             pthread_sigmask(SIG_SETMASK, &was, NULL);
             n->pumping = e == 0;
+            ipk__nats_calm(n);
         }
         if (e == 0) {
             n->exported = 1;
@@ -363,6 +372,7 @@ void ipk__nats_on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, voi
     }
     if (!n->closing)
         ipk__nats_signal(n);
+    ipk__nats_calm(n);
     pthread_mutex_unlock(&n->mu);
     if (!ok) {
         if (n->stream) /* a JetStream message comes again, to another consumer */
@@ -387,6 +397,7 @@ static void *ipk__nats_pump(void *arg)
         if (s == NATS_SLOW_CONSUMER && !n->closing) {
             ipk__nats_drops(n, n->rsub);
             ipk__nats_signal(n);
+            ipk__nats_calm(n);
         }
         int stop = n->closing;
         pthread_mutex_unlock(&n->mu);
@@ -414,6 +425,7 @@ static void ipk__nats_on_closed(natsConnection *nc, void *closure)
     n->live--;
     if (!n->closing)
         ipk__nats_signal(n);
+    ipk__nats_calm(n);
     pthread_cond_broadcast(&n->cv);
     pthread_mutex_unlock(&n->mu);
 }
@@ -430,6 +442,7 @@ static void ipk__nats_on_error(natsConnection *nc, natsSubscription *sub, natsSt
         ipk__nats_drops(n, sub);
         if (n->dropped)
             ipk__nats_signal(n);
+        ipk__nats_calm(n);
     }
     pthread_mutex_unlock(&n->mu);
 }
@@ -620,7 +633,10 @@ static int ipk__nats_subscribe(ipk_chan *c, ipk__nats *n, long ctimeout)
     }
     if (s != NATS_OK)
         return ipk__nats_err(c, s, q ? "queue subscribe" : "subscribe");
+    pthread_mutex_lock(&n->mu);
     n->rsub = sub;
+    ipk__nats_calm(n);
+    pthread_mutex_unlock(&n->mu);
     /* libnats's queue holds what the ring would have held beside its own default. */
     int64_t msgs = (int64_t)n->limit + 65536, bytes = msgs * 1024;
     s = natsSubscription_SetPendingLimits(sub, msgs > INT_MAX ? INT_MAX : (int)msgs,
@@ -655,6 +671,7 @@ static int ipk__nats_open(ipk_chan *c)
     ipk__nats *n = calloc(1, sizeof *n);
     if (n == NULL)
         return -ENOMEM;
+    atomic_init(&n->calm, 0);
     pthread_mutex_init(&n->mu, NULL);
     pthread_cond_init(&n->cv, NULL);
     pthread_condattr_t ca;
@@ -938,17 +955,19 @@ static int ipk__nats_wait(ipk__nats *n, int64_t dl)
     return ready ? 0 : ETIMEDOUT;
 }
 
-/* A receive from the synchronous subscription itself (no descriptor given out yet): 1 with
- * *m taken, 0 to look again (a drop to tell, the end), or ETIMEDOUT. A message too big for
- * cap goes back to the ring's head, where the next receive finds it first. */
-static int ipk__nats_next(ipk__nats *n, size_t cap, int64_t dl, natsMsg **m)
+/* A receive from the synchronous subscription itself (no descriptor given out yet), waiting up
+ * to ms (-1: forever): 1 with *m taken and fitting cap, 0 to look at the ring again (a drop or
+ * the end to tell, a message too big for cap put back at the ring's head, where the next
+ * receive finds it first), or ETIMEDOUT when nothing came. */
+static int ipk__nats_next(ipk__nats *n, size_t cap, int ms, natsMsg **m)
 {
-    int ms = ipk__remaining_ms(dl);
     natsStatus s = natsSubscription_NextMsg(m, n->rsub, ms < 0 ? 3600000 : ms);
+    if (s == NATS_OK && (size_t)natsMsg_GetDataLength(*m) <= cap)
+        return 1;
     if (s == NATS_TIMEOUT)
-        return dl == IPK__DL_NOW || ipk__remaining_ms(dl) == 0 ? ETIMEDOUT : 0;
+        return ETIMEDOUT;
     pthread_mutex_lock(&n->mu);
-    if (s == NATS_OK && (size_t)natsMsg_GetDataLength(*m) > cap) {
+    if (s == NATS_OK) {
         if (ipk__nats_grow(n) == 0) {
             n->qhead = (n->qhead + n->qcap - 1) % n->qcap;
             n->q[n->qhead] = *m;
@@ -959,14 +978,15 @@ static int ipk__nats_next(ipk__nats *n, size_t cap, int64_t dl, natsMsg **m)
         }
         if (n->exported)
             ipk__nats_signal(n);
-        s = NATS_TIMEOUT; /* told by the next look at the ring */
     } else if (s == NATS_SLOW_CONSUMER) {
         ipk__nats_drops(n, n->rsub);
-    } else if (s != NATS_OK) {
+    } else {
         n->gone = 1; /* the subscription ends with the connection only */
     }
+    ipk__nats_calm(n);
     pthread_mutex_unlock(&n->mu);
-    return s == NATS_OK;
+    *m = NULL;
+    return 0;
 }
 
 static long ipk__nats_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
@@ -975,8 +995,19 @@ static long ipk__nats_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, 
     int r = ipk__nats_no_recv(c);
     if (r != 0)
         return r;
+    natsMsg *m = NULL;
+    /* The usual case, as a plain libnats program receives: nothing in the ring nor to tell, so
+     * the message is taken from libnats's queue without the mutex, and a message already
+     * queued without reading the clock (a timed wait looks first for at most 1 ms, the
+     * rounding of ipk__remaining_ms, then below for the rest of the time). */
+    if (atomic_load_explicit(&n->calm, memory_order_acquire)) {
+        int k = ipk__nats_next(n, cap, dl == IPK__DL_FOREVER ? -1 : dl == IPK__DL_NOW ? 0 : 1, &m);
+        if (k == 1)
+            return ipk__nats_take(c, n, m, buf, mi);
+        if (k == ETIMEDOUT && dl == IPK__DL_NOW)
+            return ipk__err(-EAGAIN, "%s: no message", c->name);
+    }
     for (;;) {
-        natsMsg *m = NULL;
         pthread_mutex_lock(&n->mu);
         int64_t dropped = n->dropped;
         size_t len = n->qn ? (size_t)natsMsg_GetDataLength(n->q[n->qhead]) : 0;
@@ -990,6 +1021,7 @@ static long ipk__nats_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, 
             ipk__nats_unsignal(n);
             pthread_cond_signal(&n->cv);
         }
+        ipk__nats_calm(n);
         int gone = n->gone, queued = n->qn != 0 || m != NULL;
         int direct = n->rsub != NULL && !n->pumping;
         pthread_mutex_unlock(&n->mu);
@@ -1014,10 +1046,11 @@ static long ipk__nats_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, 
                             why && *why ? ": " : "", why ? why : "");
         }
         if (direct) {
-            int k = ipk__nats_next(n, cap, dl, &m);
+            int k = ipk__nats_next(n, cap, ipk__remaining_ms(dl), &m);
             if (k == 1)
                 return ipk__nats_take(c, n, m, buf, mi);
-            if (k == 0)
+            /* A wait of ms rounded up, or an hour for ever: a timeout before dl looks again. */
+            if (k == 0 || (dl != IPK__DL_NOW && ipk__remaining_ms(dl) != 0))
                 continue;
         } else if (dl != IPK__DL_NOW && ipk__nats_wait(n, dl) == 0) {
             continue;

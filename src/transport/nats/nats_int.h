@@ -9,6 +9,7 @@
 
 #include <nats/nats.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define IPK__NATS_MAX_SERVERS 16
 #define IPK__NATS_PORT        4222
@@ -65,6 +66,9 @@ typedef struct ipk__nats {
                                descriptor's export on): receives then take from the ring only */
     pthread_t pump;
     int gone; /* the connection closed for good */
+    /* 1 while a receive may take from rsub without the mutex: nothing in the ring, no drop or
+       end to tell, no pump (kept by ipk__nats_calm, under mu, wherever those change) */
+    atomic_int calm;
 } ipk__nats;
 
 /* A negative ipckit code for status s, with the message "<name>: <what>: <libnats' text>". */
