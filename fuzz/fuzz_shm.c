@@ -27,8 +27,8 @@
  * 100 ms for the producers' lock (to leave its EOF mark), and here that lock is often forged
  * to a live holder (our own pid, pid 1). The target makes that wait's futex report ETIMEDOUT
  * at once (the library's fault injection, ipk__fault_set, armed around each detach and
- * ipk_close and disarmed after), which runs the same code to the same end without the 100 ms:
- * those waits had made the target 15 times slower on layout 4.
+ * ipk_close and disarmed after), which runs the same code to the same end without the 100 ms
+ * (an input of the corpus waited 3 x 100 ms so; docs/RELIABILITY.md has the figures).
  *
  * Checked: no fault, no sanitizer report, no hang (libFuzzer -timeout); every receive returns
  * at most the buffer's size and at most the ring's capacity; every error is negative.
