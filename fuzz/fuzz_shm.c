@@ -18,6 +18,18 @@
  * (a holder's pid and start time, a biased bit), not glibc's robust mutexes, whose list links
  * glibc followed while the lock was held.
  *
+ * Deadlines: the public API (kind 3) always gives timeout 0. The ring kinds give IPK__DL_NOW,
+ * or for up to MAX_WAITS operations of an input a deadline TINY_NS ahead, so that the waits
+ * (announcing, the membarrier, the liveness check of a lock's holder, the futex sleep, the
+ * timeout) run too, and a wait that never ends shows as a hang (libFuzzer -timeout); byte 0's
+ * bit 5 gives the ring views a short spin as well. Nothing else runs while an operation waits,
+ * so a wait on a forged segment can only end in its timeout: a detach with multi=1 waits up to
+ * 100 ms for the producers' lock (to leave its EOF mark), and here that lock is often forged
+ * to a live holder (our own pid, pid 1). The target makes that wait's futex report ETIMEDOUT
+ * at once (the library's fault injection, ipk__fault_set, armed around each detach and
+ * ipk_close and disarmed after), which runs the same code to the same end without the 100 ms
+ * (an input of the corpus waited 3 x 100 ms so; docs/RELIABILITY.md has the figures).
+ *
  * Checked: no fault, no sanitizer report, no hang (libFuzzer -timeout); every receive returns
  * at most the buffer's size and at most the ring's capacity; every error is negative.
  */
@@ -25,8 +37,10 @@
 #include "input.h"
 #include "ipk.h"
 #include "ring.h"
+#include "sys.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -40,6 +54,14 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 #define PAGE    4096
 #define CAP_MAX 8192
 #define SEG_MAX (2 * (IPK__SHM_HDR + CAP_MAX))
+
+/* Positive deadlines: how far ahead, and how many operations of one input may have one. */
+#define TINY_NS   10000
+#define MAX_WAITS 4
+/* How many times one input may detach and attach again (a multi=1 attach reads the process's
+ * start time from /proc), or close and dial again (kind 3: each maps and unmaps the segment, a
+ * TLB shootdown). */
+#define MAX_AGAIN 8
 
 /* The segment under test: seg (seg_len bytes, one or two headers of half bytes each). */
 static unsigned char *seg;
@@ -177,13 +199,19 @@ static void map_guarded(void)
         region = mmap(NULL, SEG_MAX + 2 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         assert(region != MAP_FAILED);
     }
-    /* Only the pages the segment needs are accessible, and it ends where they do. */
+    /* Only the pages the segment needs are accessible, and it ends where they do. Mapped
+     * again only when that size changes: a mapping replaced costs a TLB shootdown (an IPI
+     * to every CPU this process ran on) and a page fault per page. */
+    static size_t mapped;
     size_t pages = (seg_len + PAGE - 1) / PAGE * PAGE;
-    void *m = mmap(region + PAGE, SEG_MAX + PAGE, PROT_NONE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-    assert(m == region + PAGE);
-    m = mmap(region + PAGE, pages, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd, 0);
-    assert(m == region + PAGE);
+    if (pages != mapped) {
+        void *m = mmap(region + PAGE, SEG_MAX + PAGE, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        assert(m == region + PAGE);
+        m = mmap(region + PAGE, pages, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd, 0);
+        assert(m == region + PAGE);
+        mapped = pages;
+    }
     seg = region + PAGE + pages - seg_len;
 }
 
@@ -193,9 +221,8 @@ typedef struct end {
     int up;
 } end;
 
-static void end_attach(end *x, int kind, int e)
+static void end_attach_rings(end *x, int kind, int e)
 {
-    memset(x, 0, sizeof *x);
     if (kind != 2) {
         if (ipk__ring_attach(&x->tx, seg, seg_len, "fuzz") != 0 ||
             ipk__ring_attach(&x->rx, seg, seg_len, "fuzz") != 0)
@@ -223,12 +250,29 @@ static void end_attach(end *x, int kind, int e)
     x->up = 1;
 }
 
+static int64_t spin_ns; /* byte 0's bit 5 (ring kinds) */
+
+static void end_attach(end *x, int kind, int e)
+{
+    memset(x, 0, sizeof *x);
+    end_attach_rings(x, kind, e);
+    x->tx.spin_ns = x->rx.spin_ns = spin_ns; /* as shm.c, after the attach that cleared it */
+}
+
+/* A detach's wait for a forged lock ends in its timeout at once (see the top). */
+static void detach_now(ipk__ring *r)
+{
+    ipk__fault_set(IPK__SYS_FUTEX, 1, ETIMEDOUT);
+    ipk__ring_detach(r);
+    ipk__fault_clear();
+}
+
 static void end_detach(end *x)
 {
     if (x->up) {
-        ipk__ring_detach(&x->tx);
+        detach_now(&x->tx);
         if (&x->rx != &x->tx)
-            ipk__ring_detach(&x->rx);
+            detach_now(&x->rx);
     }
     x->up = 0;
 }
@@ -240,8 +284,22 @@ static void check_len(long n, size_t bufcap)
     assert(n < 0 || ((size_t)n <= bufcap && (uint64_t)n <= cap));
 }
 
+/* An operation's deadline: IPK__DL_NOW, or TINY_NS ahead when op has bits 5 and 6 set (for
+ * MAX_WAITS operations of an input; waits counts them). */
+static int waits;
+
+static int64_t op_dl(unsigned op)
+{
+    if ((op & 0x60) != 0x60 || waits >= MAX_WAITS)
+        return IPK__DL_NOW;
+    waits++;
+    return ipk__now() + TINY_NS;
+}
+
 static void run_ring(rd *r, int kind)
 {
+    waits = 0;
+    int again = 0;
     end ends[2];
     int n_ends = kind == 2 ? 2 : 1;
     for (int e = 0; e < n_ends; e++)
@@ -254,7 +312,7 @@ static void run_ring(rd *r, int kind)
         case 1: {
             size_t len = rd8(r) * (op & 1 ? 33 : 1) % (cap + 1);
             if (x->up)
-                (void)ipk__ring_send(&x->tx, msg, len, IPK__DL_NOW);
+                (void)ipk__ring_send(&x->tx, msg, len, op_dl(op));
             break;
         }
         case 2:
@@ -262,14 +320,14 @@ static void run_ring(rd *r, int kind)
             size_t bc = op & 1 ? rd8(r) : sizeof buf;
             size_t need = 0;
             if (x->up)
-                check_len(ipk__ring_recv(&x->rx, buf, bc, &need, IPK__DL_NOW), bc);
+                check_len(ipk__ring_recv(&x->rx, buf, bc, &need, op_dl(op)), bc);
             break;
         }
         case 4: {
             const void *p;
             if (!x->up)
                 break;
-            long n = ipk__ring_peek(&x->rx, &p, IPK__DL_NOW);
+            long n = ipk__ring_peek(&x->rx, &p, op_dl(op));
             check_len(n, cap);
             if (n > 0)
                 memcpy(buf, p, (size_t)n);
@@ -284,7 +342,7 @@ static void run_ring(rd *r, int kind)
         case 6: {
             void *p;
             size_t len = rd8(r) % (cap + 1), clen = rd8(r) % (cap + 1);
-            if (x->up && ipk__ring_reserve(&x->tx, &p, len, IPK__DL_NOW) == 0) {
+            if (x->up && ipk__ring_reserve(&x->tx, &p, len, op_dl(op)) == 0) {
                 memset(p, 0xa5, len);
                 if (clen <= len || (op & 16))
                     (void)ipk__ring_commit(&x->tx, clen);
@@ -301,20 +359,23 @@ static void run_ring(rd *r, int kind)
         case 8: {
             ipk_iov v[3] = {{msg, rd8(r) % (cap + 1)}, {msg, rd8(r)}, {msg, 0}};
             if (x->up)
-                (void)ipk__ring_sendv(&x->tx, v, 3, IPK__DL_NOW);
+                (void)ipk__ring_sendv(&x->tx, v, 3, op_dl(op));
             break;
         }
         case 9: /* this end goes away and a new process takes its place */
+            if (again++ >= MAX_AGAIN)
+                break;
             end_detach(x);
             end_attach(x, kind, (int)(x - ends));
             break;
         case 10: /* only the producer side closes (EOF for the consumer) */
-            if (x->up && kind != 2) {
-                ipk__ring_detach(&x->tx);
+            if (x->up && kind != 2 && again++ < MAX_AGAIN) {
+                detach_now(&x->tx);
                 if (ipk__ring_attach(&x->tx, seg, seg_len, "fuzz") != 0) {
-                    ipk__ring_detach(&x->rx);
+                    detach_now(&x->rx);
                     x->up = 0;
                 }
+                x->tx.spin_ns = spin_ns;
             }
             break;
         case 11:
@@ -341,6 +402,14 @@ static void cleanup_obj(void)
     shm_unlink(obj_name);
 }
 
+/* ipk_close, whose detach waits as a ring's does (see detach_now). */
+static void close_now(ipk_chan *c)
+{
+    ipk__fault_set(IPK__SYS_FUTEX, 1, ETIMEDOUT);
+    (void)ipk_close(c);
+    ipk__fault_clear();
+}
+
 static void run_public(rd *r)
 {
     if (obj_fd < 0) {
@@ -362,6 +431,7 @@ static void run_public(rd *r)
     snprintf(url, sizeof url, "shm:%s?stale=1", obj_name);
     ipk_chan *c = NULL;
     (void)ipk_dial(&c, url, NULL);
+    int again = 0;
     for (unsigned steps = 0; r->n > 0 && steps < 256; steps++) {
         unsigned op = rd8(r);
         switch (op & 7) {
@@ -392,8 +462,10 @@ static void run_public(rd *r)
             }
             break;
         case 4:
+            if (again++ >= MAX_AGAIN)
+                break;
             if (c)
-                (void)ipk_close(c);
+                close_now(c);
             c = NULL;
             atomic_store(&h0->magic, IPK__SHM_MAGIC);
             (void)ipk_dial(&c, url, NULL);
@@ -407,7 +479,7 @@ static void run_public(rd *r)
         }
     }
     if (c)
-        (void)ipk_close(c);
+        close_now(c);
     char info[512];
     (void)ipk_info(url, info, sizeof info);
 }
@@ -423,6 +495,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         e = 6 + e % 2; /* shm's smallest ring is 4 KiB */
     else if (e > 6)
         e = 6;
+    spin_ns = kind != 3 && (b & 0x20) ? 2000 : 0;
     cap = (uint64_t)64 << e;
     half = ipk__shm_seg_size(cap);
     seg_len = kind == 2 || (kind == 3 && (b & 0x40)) ? 2 * half : half;

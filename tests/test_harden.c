@@ -225,6 +225,43 @@ static void t_shm_pad_lap(void **state)
     }
 }
 
+/* duplex=1: a mailbox that says "the peer's message, before ring record `at`" with `at` ahead
+ * of the receiver and no record at the receiver's index. A peer publishes the mailbox after
+ * the records before `at`, so this is no ring a peer wrote; the waiting receive took the full
+ * mailbox for news, looked again, and spun at 100% CPU forever, ignoring its timeout (found by
+ * fuzz_shm once its schedule used positive deadlines). */
+static void t_shm_mbox_ahead(void **state)
+{
+    (void)state;
+    char name[64], buf[64];
+    const void *p;
+    ipk_chan *rx = shm_ring(name, sizeof name, "&duplex=1");
+    ipk_chan *tx = shm_dial(name, "");
+    seg s;
+    seg_map(&s, name);
+    struct ipk__shm_mbox *mb = &s.h->mbox;
+    mb->len = 1;
+    mb->data[0] = 'm';
+    mb->at = 16; /* the listener's read index is 0, and its ring is empty */
+    atomic_store(&mb->state, IPK__MB_FULL(1)); /* the dialer's (end 1) */
+    ipkt_expect(ipk_recv(rx, buf, sizeof buf, 100), IPK_EPROTO);
+    ipkt_errmsg_has("corrupt mailbox: its message goes before index 16, but there is no record "
+                    "at index 0");
+    ipkt_expect(ipk_recv(rx, buf, sizeof buf, 0), IPK_EPROTO);
+    ipkt_expect(ipk_peek(rx, &p, 100), IPK_EPROTO);
+    /* Once a record lies at the read index (the dialer's send finds the mailbox taken and
+     * uses the ring: 16 bytes, up to index 16), it comes first, then the mailbox's message. */
+    ipkt_ok(ipk_send(tx, "ring", 4, 0));
+    ipkt_expect(ipk_recv(rx, buf, sizeof buf, 100), 4);
+    assert_memory_equal(buf, "ring", 4);
+    ipkt_expect(ipk_recv(rx, buf, sizeof buf, 100), 1);
+    assert_int_equal(buf[0], 'm');
+    ipkt_expect(ipk_recv(rx, buf, sizeof buf, 0), -EAGAIN);
+    ipkt_ok(ipk_close(tx));
+    ipkt_ok(ipk_close(rx));
+    munmap(s.map, s.len);
+}
+
 /* ---- 5. objects planted at a listener's name ---- */
 
 enum { SQ_FIFO, SQ_MQ, SQ_SYSV };
@@ -551,9 +588,9 @@ static void t_posix_name_control(void **state)
 
 IPKT_MAIN(cmocka_unit_test(t_sig_rt_range), cmocka_unit_test(t_shm_multi_indices),
           cmocka_unit_test(t_shm_spsc_attach_indices), cmocka_unit_test(t_shm_pending_tail),
-          cmocka_unit_test(t_shm_pad_lap), cmocka_unit_test(t_squat_other_user),
-          cmocka_unit_test(t_squat_wide_mode), cmocka_unit_test(t_squat_close_replaced),
-          cmocka_unit_test(t_file_cut_record), cmocka_unit_test(t_mq_perm_exact),
-          cmocka_unit_test(t_emfile_messages), cmocka_unit_test(t_mq_msgqueue_limit),
-          cmocka_unit_test(t_long_address_reason), cmocka_unit_test(t_shm_timeout_message),
-          cmocka_unit_test(t_posix_name_control))
+          cmocka_unit_test(t_shm_pad_lap), cmocka_unit_test(t_shm_mbox_ahead),
+          cmocka_unit_test(t_squat_other_user), cmocka_unit_test(t_squat_wide_mode),
+          cmocka_unit_test(t_squat_close_replaced), cmocka_unit_test(t_file_cut_record),
+          cmocka_unit_test(t_mq_perm_exact), cmocka_unit_test(t_emfile_messages),
+          cmocka_unit_test(t_mq_msgqueue_limit), cmocka_unit_test(t_long_address_reason),
+          cmocka_unit_test(t_shm_timeout_message), cmocka_unit_test(t_posix_name_control))

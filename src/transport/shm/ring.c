@@ -1220,6 +1220,19 @@ IPK__HOT long ipk__ring_next(ipk__ring *r, int64_t dl)
                 continue;
             }
             ipk__mbox_unhold(r);
+            /* The peer's message before a record `at` ahead of us: a peer publishes it after
+             * the records before `at`, so one still missing here (read after the mailbox) is
+             * no ring a peer wrote, and the full mailbox would end every wait at once. */
+            if (r->mb &&
+                atomic_load_explicit(&r->mb->state, memory_order_acquire) ==
+                    IPK__MB_FULL(1 - r->end) &&
+                (int64_t)(r->mb->at - r->c_tail) > 0 &&
+                atomic_load_explicit(&rec->tag, memory_order_acquire) == 0)
+                return ipk__err(IPK_EPROTO,
+                                "%s: corrupt mailbox: its message goes before index %llu, but "
+                                "there is no record at index %llu",
+                                r->name, (unsigned long long)r->mb->at,
+                                (unsigned long long)r->c_tail);
             ipk__watch x = {.w = &rec->tag,
                             .seen = 0,
                             .sleepers = &h->cons_sleepers,
