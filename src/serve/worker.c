@@ -25,6 +25,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -914,6 +915,13 @@ void srv_worker(ipk_server *s, int id)
             ipk_serve_log("worker %d: wait: %s", id, ipk_strerror(n));
             _exit(1);
         }
+        /* Two workers on one CPU: one that never blocks (every connection busy) would keep the
+         * CPU for a whole scheduler slice while the other's connections wait, a p99 of
+         * milliseconds (bench/serve_bench, run G in docs/PERFORMANCE.md: 12x the raw echo's at
+         * 16 connections). After each batch it lets a runnable worker of its CPU go first;
+         * alone on its CPU, sched_yield() returns at once (one system call per batch). */
+        if (n > 0)
+            sched_yield();
         if (w->nticked && !w->draining) {
             busy = tick_queues(w) > 0;
             w->now = srv_now_ms();
