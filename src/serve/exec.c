@@ -213,12 +213,14 @@ static void co_writable(void *arg, unsigned events)
         co_write();
 }
 
-/* Replies, each to the request at the head of the FIFO, until none is left to read. */
+/* Replies, each to the request at the head of the FIFO: one read of the pipe, then what it
+ * brought whole (ipk_pending); the rest, if any, makes the pipe readable again (level-triggered).
+ * Reading on to -EAGAIN would cost two more system calls per wake-up (a read and a poll). */
 static void co_readable(void *arg, unsigned events)
 {
     (void)arg;
     (void)events;
-    while (co) {
+    for (int first = 1; co && (first || ipk_pending(co)); first = 0) {
         long n = ipk_recv(co, co_buf, co_cap, 0);
         if (co_again(n))
             break;

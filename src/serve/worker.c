@@ -1162,45 +1162,33 @@ int ipk_conn_peer(const ipk_conn *c, pid_t *pid, uid_t *uid, gid_t *gid)
 
 /* ---- deferred replies and extra descriptors (server.h; exec.c) ---- */
 
-static int watch_slot(srv_watch_fn *fn, void *arg)
+/* A descriptor (ch NULL) or a channel (fd -1) joins the loop in a free watch slot. */
+static int watch_add(int fd, ipk_chan *ch, unsigned events, srv_watch_fn *fn, void *arg)
 {
-    for (int k = 0; k < WATCH_MAX; k++)
-        if (cur->watch[k].fn == NULL) {
-            cur->watch[k].fn = fn;
-            cur->watch[k].arg = arg;
-            cur->watch[k].fd = -1;
-            cur->watch[k].ch = NULL;
-            return k;
-        }
-    return -ENOSPC;
+    int k = 0;
+    while (k < WATCH_MAX && cur->watch[k].fn != NULL)
+        k++;
+    if (k == WATCH_MAX)
+        return -ENOSPC;
+    int r = ch ? srv_loop_add_chan(&cur->loop, ch, events, &cur->watch[k])
+               : srv_loop_add(&cur->loop, fd, events, &cur->watch[k]);
+    if (r != 0)
+        return r;
+    cur->watch[k].fn = fn;
+    cur->watch[k].arg = arg;
+    cur->watch[k].fd = fd;
+    cur->watch[k].ch = ch;
+    return k;
 }
 
 int srv_watch_fd(int fd, unsigned events, srv_watch_fn *fn, void *arg)
 {
-    int k = watch_slot(fn, arg);
-    if (k < 0)
-        return k;
-    int r = srv_loop_add(&cur->loop, fd, events, &cur->watch[k]);
-    if (r != 0) {
-        cur->watch[k].fn = NULL;
-        return r;
-    }
-    cur->watch[k].fd = fd;
-    return k;
+    return watch_add(fd, NULL, events, fn, arg);
 }
 
 int srv_watch_chan(ipk_chan *c, unsigned events, srv_watch_fn *fn, void *arg)
 {
-    int k = watch_slot(fn, arg);
-    if (k < 0)
-        return k;
-    int r = srv_loop_add_chan(&cur->loop, c, events, &cur->watch[k]);
-    if (r != 0) {
-        cur->watch[k].fn = NULL;
-        return r;
-    }
-    cur->watch[k].ch = c;
-    return k;
+    return watch_add(-1, c, events, fn, arg);
 }
 
 void srv_unwatch(int k)
