@@ -36,7 +36,8 @@
 
 #define CO_LINGER_MS  200  /* after EOF on its stdin, the coprocess gets this long to exit */
 #define EXEC_INFLIGHT 1024 /* requests in flight past which connections are not read */
-#define EXEC_STAGED   ((size_t)1 << 20) /* bytes taken but not yet written, likewise */
+#define EXEC_STAGED   ((size_t)1 << 20)  /* bytes taken but not yet written, likewise */
+#define STAGE_KEEP    ((size_t)64 << 10) /* a larger staging buffer is freed once written */
 
 typedef struct co_req {
     ipk_conn *c; /* held until its reply came */
@@ -193,6 +194,11 @@ static int co_write(void)
     }
     if (nsent == nreq && r == 0) {
         stage_len = 0;
+        if (stage_cap > STAGE_KEEP) { /* a burst's buffer is not kept */
+            free(stage);
+            stage = NULL;
+            stage_cap = 0;
+        }
         if (co_ww >= 0) {
             srv_unwatch(co_ww);
             co_ww = -1;
