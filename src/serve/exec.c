@@ -192,13 +192,21 @@ static int co_write(void)
         co_fail(co_why(r));
         return -1;
     }
-    if (nsent == nreq && r == 0) {
+    if (nsent == nreq) { /* (the rest of a frame begun is the channel's own copy) */
         stage_len = 0;
         if (stage_cap > STAGE_KEEP) { /* a burst's buffer is not kept */
             free(stage);
             stage = NULL;
             stage_cap = 0;
         }
+    } else if (AT(nsent)->off > 0) { /* stage keeps only what waits: stage_len is that */
+        size_t done = AT(nsent)->off;
+        memmove(stage, stage + done, stage_len - done);
+        stage_len -= done;
+        for (size_t i = nsent; i < nreq; i++)
+            AT(i)->off -= done;
+    }
+    if (nsent == nreq && r == 0) {
         if (co_ww >= 0) {
             srv_unwatch(co_ww);
             co_ww = -1;
