@@ -17,6 +17,12 @@
  * holds no buffer at all. While replies are unwritten the connection is not read (a client that
  * does not read is throttled, not buffered).
  *
+ * A handler may also answer later (server.h: srv_conn_hold/release; --exec, exec.c, does): the
+ * connection stays open for the reply, also after its client's EOF, and a closed connection's
+ * memory is only freed after the batch, once nothing holds it (bury). Deferred replies are
+ * written after the batch; a throttled worker (srv_throttle) reads no connection, and those it
+ * meets leave the epoll set until the throttle lifts.
+ *
  * Per request a connection costs what a plain epoll echo's does: one read, one write of the
  * replies, a share of one epoll_wait. The loop sleeps in epoll_wait without a timeout (a
  * timeout arms and cancels a kernel timer on every wait); a timerfd wakes it on the tick for
