@@ -12,7 +12,9 @@
  *   serveB  (with -B OTHER) ipckit serve -w 2 from another build, in the same rounds: before and
  *           after a change, interleaved
  *   socat   socat TCP-LISTEN:PORT,fork PIPE: a process per connection echoing bytes
- *   exec    ipckit serve -w 2 --exec cat (every request through a coprocess and back)
+ *   exec    ipckit serve -w 2 --exec cat (every request through a coprocess and back), at 16
+ *           and 256 connections, against socatx in the same round (their order reversed every
+ *           other round)
  *   socatx  socat TCP-LISTEN:PORT,fork EXEC:cat: the same handler behind socat
  *
  * The client is one closed-loop process here: C connections to 127.0.0.1, each sending a 64-byte
@@ -663,21 +665,26 @@ int main(int argc, char **argv)
     }
 
     if (want(what, "exec") && have_socat) {
-        double rate[2][MAXROUND], p99[MAXROUND], ratio[MAXROUND], cpu[MAXROUND];
-        for (int r = 0; r < rounds; r++) {
-            for (int k = 0; k < 2; k++) {
-                srv s;
-                srv_start(&s, k ? SOCATX : EXEC);
-                closed_loop(&s, 16, &rate[k][r], &p99[r], &cpu[r]);
-                srv_stop(&s);
+        int nc[2] = {16, 256};
+        printf("\n");
+        for (int c = 0; c < 2; c++) {
+            double rate[2][MAXROUND], p99[MAXROUND], ratio[MAXROUND], cpu[MAXROUND];
+            for (int r = 0; r < rounds; r++) {
+                for (int k = 0; k < 2; k++) {
+                    srv s;
+                    srv_start(&s, (k ^ (r & 1)) ? SOCATX : EXEC); /* reversed every other round */
+                    closed_loop(&s, nc[c], &rate[k ^ (r & 1)][r], &p99[r], &cpu[r]);
+                    srv_stop(&s);
+                }
+                ratio[r] = rate[0][r] / rate[1][r];
             }
-            ratio[r] = rate[0][r] / rate[1][r];
+            stat3 a = summary(rate[0], rounds), b = summary(rate[1], rounds),
+                  q = summary(ratio, rounds);
+            printf("%d connections: %s %.0f req/s (%.0f..%.0f), %s %.0f req/s (%.0f..%.0f): "
+                   "--exec / socat EXEC = %.2fx (%.2f..%.2f)\n",
+                   nc[c], kname[EXEC], a.med, a.lo, a.hi, kname[SOCATX], b.med, b.lo, b.hi, q.med,
+                   q.lo, q.hi);
         }
-        stat3 a = summary(rate[0], rounds), b = summary(rate[1], rounds),
-              q = summary(ratio, rounds);
-        printf("\n16 connections: %s %.0f req/s (%.0f..%.0f), %s %.0f req/s (%.0f..%.0f): "
-               "--exec / socat EXEC = %.2fx (%.2f..%.2f)\n",
-               kname[EXEC], a.med, a.lo, a.hi, kname[SOCATX], b.med, b.lo, b.hi, q.med, q.lo, q.hi);
     }
 
     if (want(what, "spread")) {

@@ -1635,6 +1635,401 @@ static void assert_sums(const char *json, int workers)
     }
 }
 
+/* ---- --exec pipelining: requests in flight ---- */
+
+/* The gate of a gated handler: a file the handler waits for before it answers "block" (or
+ * exits on "crash"); the test creates it once the requests it wants in flight are taken. */
+static char gate_path[256];
+
+static void gate_open(void)
+{
+    int fd = open(gate_path, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+/* Starts ipckit serve -w 1 --max-frame 1000 on a line-framed TCP port with a gated shell
+ * handler: a line is answered with itself and "!"; "block" waits for the gate first, "crash"
+ * waits for it and exits 3, "big" waits for it and answers with a 5,000-byte line first (over
+ * the maximum: garbage), "hang" never answers. status gets the status address. */
+static void gated_start(server *s, char *status, size_t cap, const char *exec_timeout)
+{
+    static char cmd[1536];
+    ipkt_path(gate_path, sizeof gate_path, "gate");
+    unlink(gate_path);
+    snprintf(cmd, sizeof cmd,
+             "while IFS= read -r l; do case \"$l\" in "
+             "block) while [ ! -e '%s' ]; do sleep 0.02; done;; "
+             "crash) while [ ! -e '%s' ]; do sleep 0.02; done; exit 3;; "
+             "big) while [ ! -e '%s' ]; do sleep 0.02; done; head -c 5000 /dev/zero | tr '\\0' a; "
+             "echo;; "
+             "hang) sleep 60;; esac; printf '%%s!\\n' \"$l\"; done",
+             gate_path, gate_path, gate_path);
+    unix_url(status, cap);
+    static const char *opts[12];
+    int n = 0;
+    opts[n++] = "--workers";
+    opts[n++] = "1";
+    opts[n++] = "--exec-timeout";
+    opts[n++] = exec_timeout;
+    opts[n++] = "--status";
+    opts[n++] = status;
+    opts[n++] = "--max-frame";
+    opts[n++] = "1000";
+    opts[n++] = "--exec";
+    opts[n++] = cmd;
+    opts[n] = NULL;
+    serve_start(s, "tcp://127.0.0.1:0?framing=line", opts);
+    wait_log(s, "handler pid", 1);
+}
+
+/* Sends one line without reading. */
+static void send_line(ipk_chan *c, const char *line)
+{
+    ipkt_ok(ipk_send(c, line, strlen(line), WAIT_MS));
+    ipkt_ok(ipk_flush(c, WAIT_MS));
+}
+
+/* Sends "<tag><i>" for i in [0, n) without reading. */
+static void send_lines(ipk_chan *c, const char *tag, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char req[64];
+        int k = snprintf(req, sizeof req, "%s%d", tag, i);
+        ipkt_ok(ipk_send(c, req, (size_t)k, WAIT_MS));
+    }
+    ipkt_ok(ipk_flush(c, WAIT_MS));
+}
+
+/* Expects the connection closed by the server: end of stream (or a reset), no reply first. */
+static void expect_closed(ipk_chan *c)
+{
+    char b[64];
+    long n = ipk_recv(c, b, sizeof b, WAIT_MS);
+    if (n != IPK_EOF && n != -ECONNRESET) {
+        print_error("expected the connection closed, got %ld '%.*s'\n", n, n > 0 ? (int)n : 0, b);
+        fail();
+    }
+}
+
+/* Many connections, each with many requests in flight at once: every reply is the one to its
+ * own request, in order (an upper-casing handler, one line per message). 64 x 40 requests over
+ * two workers: more than a worker takes in flight (1024), so connections are also throttled
+ * and read again. */
+static void test_exec_pipelined_many(void **st)
+{
+    (void)st;
+    server s = {0};
+    const char *opts[] = {"--workers", "2", "--exec", "python3 " IPKT_SRC_DIR "/examples/upper.py",
+                          NULL};
+    serve_start(&s, "tcp://127.0.0.1:0?framing=line", opts);
+    wait_log(&s, "handler pid", 2);
+    enum { N = 64, M = 40 };
+    ipk_chan *c[N];
+    for (int i = 0; i < N; i++)
+        c[i] = dial_lines(&s);
+    for (int j = 0; j < M; j++)
+        for (int i = 0; i < N; i++) {
+            char req[64];
+            int k = snprintf(req, sizeof req, "conn %d req %d xyz", i, j);
+            ipkt_ok(ipk_send(c[i], req, (size_t)k, WAIT_MS));
+        }
+    for (int i = 0; i < N; i++) {
+        ipkt_ok(ipk_flush(c[i], WAIT_MS));
+        for (int j = 0; j < M; j++) {
+            char want[64], b[64];
+            int k = snprintf(want, sizeof want, "CONN %d REQ %d XYZ", i, j);
+            ipkt_expect(ipk_recv(c[i], b, sizeof b, WAIT_MS), (long)k);
+            assert_memory_equal(b, want, (size_t)k);
+        }
+        ipkt_ok(ipk_close(c[i]));
+    }
+    serve_quit(&s);
+}
+
+typedef struct big_arg {
+    const server *s;
+    int id;
+} big_arg;
+
+enum { BIG_LEN = 32 << 10, BIG_REQS = 6, BIG_CONNS = 16 };
+
+/* Sends BIG_REQS requests of BIG_LEN bytes before reading any reply; each reply must be its
+ * request reversed. */
+static int big_client(void *arg)
+{
+    big_arg *a = arg;
+    static unsigned char out[BIG_LEN], in[BIG_LEN];
+    ipk_chan *c = NULL;
+    IPKT_CHECK(ipk_dial(&c, a->s->addr, NULL) == 0);
+    for (int j = 0; j < BIG_REQS; j++) {
+        ipkt_fill(out, BIG_LEN, (uint32_t)(a->id * 100 + j));
+        IPKT_CHECK(ipk_send(c, out, BIG_LEN, 60000) == 0);
+    }
+    for (int j = 0; j < BIG_REQS; j++) {
+        ipkt_fill(out, BIG_LEN, (uint32_t)(a->id * 100 + j));
+        IPKT_CHECK(ipk_recv(c, in, sizeof in, 60000) == BIG_LEN);
+        for (size_t i = 0; i < BIG_LEN; i++)
+            IPKT_CHECK(in[i] == out[BIG_LEN - 1 - i]);
+    }
+    IPKT_CHECK(ipk_close(c) == 0);
+    return 0;
+}
+
+/* Length-framed requests while the handler reads nothing (it waits for the gate): the pipe to
+ * it fills, the rest of the requests wait in the worker (in order) and connections stop being
+ * read; once the handler reads, every request is answered, each with its own reply. */
+static void test_exec_pipelined_pipe_full(void **st)
+{
+    (void)st;
+    server s = {0};
+    char status[300], json[8192], script[300], cmd[700];
+    ipkt_path(gate_path, sizeof gate_path, "gate");
+    ipkt_path(script, sizeof script, "reverse.py");
+    install_script(script, "import os, struct, sys, time\n"
+                           "while not os.path.exists(sys.argv[1]):\n"
+                           "    time.sleep(0.02)\n"
+                           "i, o = sys.stdin.buffer, sys.stdout.buffer\n"
+                           "while True:\n"
+                           "    h = i.read(4)\n"
+                           "    if len(h) < 4:\n"
+                           "        break\n"
+                           "    m = i.read(struct.unpack('>I', h)[0])\n"
+                           "    o.write(h + m[::-1])\n"
+                           "    o.flush()\n");
+    snprintf(cmd, sizeof cmd, "python3 %s %s", script, gate_path);
+    unix_url(status, sizeof status);
+    const char *opts[] = {
+        "--workers", "1", "--exec-timeout", "120000", "--status", status, "--exec", cmd, NULL};
+    serve_start(&s, "tcp://127.0.0.1:0", opts);
+    wait_log(&s, "handler pid", 1);
+    big_arg a[BIG_CONNS];
+    pid_t pid[BIG_CONNS];
+    for (int i = 0; i < BIG_CONNS; i++) {
+        a[i] = (big_arg){&s, i};
+        pid[i] = ipkt_spawn(big_client, &a[i]);
+    }
+    /* 32 requests with their headers (over 1 MiB) taken while the handler reads nothing: its
+     * pipe (1 MiB at most) is full and the rest waits in the worker. The worker takes at least
+     * that many before it stops reading (at 1 MiB taken and not yet written). */
+    for (int waited = 0;; waited += 50) {
+        status_read(status, json, sizeof json);
+        if (jget(json, 0, "msgs_in") >= 32)
+            break;
+        assert_true(waited < WAIT_MS);
+        ipkt_msleep(50);
+    }
+    gate_open();
+    for (int i = 0; i < BIG_CONNS; i++)
+        assert_int_equal(ipkt_wait(pid[i]), 0);
+    status_read(status, json, sizeof json);
+    assert_int_equal(jget(json, 0, "msgs_in"), BIG_CONNS * BIG_REQS);
+    assert_int_equal(jget(json, 0, "msgs_out"), BIG_CONNS * BIG_REQS);
+    assert_int_equal(jget(json, 0, "errors"), 0);
+    serve_quit(&s);
+}
+
+/*
+ * The handler fails with requests in flight: the connection that triggers it has two more
+ * requests behind the trigger (one write: taken in the same batch), and, while the handler
+ * waits for the gate, `others` more connections have three each. Every one of these
+ * connections is closed (an error at once, not silence), every request counted as an error;
+ * later requests get a new handler. (A hang has no gate to wait behind: exec_timeout runs from
+ * the moment the trigger is taken, so it goes alone.)
+ */
+static void fail_in_flight(const char *trigger, const char *exec_timeout, int others,
+                           const char *why)
+{
+    server s = {0};
+    char status[300], json[8192], req[64];
+    gated_start(&s, status, sizeof status, exec_timeout);
+    enum { MAXC = 4, M = 3 };
+    ipk_chan *c[MAXC];
+    for (int i = 0; i <= others; i++)
+        c[i] = dial_lines(&s);
+    int k = snprintf(req, sizeof req, "%s\nw0\nw1\n", trigger);
+    write_all(ipk_fd(c[0]), req, (size_t)k);
+    status_wait(status, "msgs_in", 3, json, sizeof json);
+    for (int i = 1; i <= others; i++)
+        send_lines(c[i], "x", M);
+    status_wait(status, "msgs_in", 3 + others * M, json, sizeof json);
+    gate_open();
+    for (int i = 0; i <= others; i++) {
+        expect_closed(c[i]);
+        ipk_close(c[i]);
+    }
+    wait_log(&s, why, 1);
+    status_wait(status, "conns", 0, json, sizeof json);
+    assert_int_equal(jget(json, 0, "errors"), 3 + others * M);
+    assert_int_equal(jget(json, 0, "msgs_out"), 0);
+    ipk_chan *d = dial_lines(&s);
+    line_round_trip(d, "after", "after!");
+    ipk_close(d);
+    serve_quit(&s);
+}
+
+/* It exits. */
+static void test_exec_crash_in_flight(void **st)
+{
+    (void)st;
+    fail_in_flight("crash", "120000", 3, "exited (status");
+}
+
+/* It writes a reply over the maximum (garbage). */
+static void test_exec_garbage_in_flight(void **st)
+{
+    (void)st;
+    fail_in_flight("big", "120000", 3, "restarting it");
+}
+
+/* It stops answering: exec_timeout. */
+static void test_exec_hang_in_flight(void **st)
+{
+    (void)st;
+    fail_in_flight("hang", "300", 0, "did not answer in time");
+}
+
+/* Clients that go while their requests are in flight (one closes, one resets): their replies
+ * are read and discarded, the worker goes on (no respawn), the others get theirs. */
+static void test_exec_client_gone_in_flight(void **st)
+{
+    (void)st;
+    server s = {0};
+    char status[300], json[8192];
+    gated_start(&s, status, sizeof status, "120000");
+    ipk_chan *keep = dial_lines(&s), *gone = dial_lines(&s), *reset = dial_lines(&s);
+    send_line(keep, "block");
+    status_wait(status, "msgs_in", 1, json, sizeof json);
+    send_lines(gone, "g", 5);
+    send_lines(reset, "r", 5);
+    send_lines(keep, "k", 3);
+    status_wait(status, "msgs_in", 14, json, sizeof json);
+    ipk_close(gone);
+    int fd = dup(ipk_fd(reset));
+    ipk_close(reset);
+    struct linger lg = {1, 0}; /* close with a reset */
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(fd);
+    status_wait(status, "conns", 2, json, sizeof json); /* the reset one is gone */
+    gate_open();
+    char b[64];
+    ipkt_expect(ipk_recv(keep, b, sizeof b, WAIT_MS), 6);
+    assert_memory_equal(b, "block!", 6);
+    for (int i = 0; i < 3; i++) {
+        char want[16];
+        int k = snprintf(want, sizeof want, "k%d!", i);
+        ipkt_expect(ipk_recv(keep, b, sizeof b, WAIT_MS), (long)k);
+        assert_memory_equal(b, want, (size_t)k);
+    }
+    status_wait(status, "conns", 1, json, sizeof json);
+    line_round_trip(keep, "more", "more!");
+    ipk_close(keep);
+    ipk_chan *d = dial_lines(&s);
+    line_round_trip(d, "after", "after!");
+    ipk_close(d);
+    status_read(status, json, sizeof json);
+    assert_int_equal(jget(json, 0, "respawns"), 0);
+    serve_quit(&s);
+}
+
+/* QUIT with requests of several connections in flight: each is answered, then the server
+ * exits 0. */
+static void test_exec_quit_in_flight(void **st)
+{
+    (void)st;
+    server s = {0};
+    char status[300], json[8192];
+    gated_start(&s, status, sizeof status, "120000");
+    enum { N = 3, M = 4 };
+    ipk_chan *c[N];
+    for (int i = 0; i < N; i++)
+        c[i] = dial_lines(&s);
+    send_line(c[0], "block");
+    status_wait(status, "msgs_in", 1, json, sizeof json);
+    for (int i = 0; i < N; i++)
+        send_lines(c[i], "q", M);
+    status_wait(status, "msgs_in", 1 + N * M, json, sizeof json);
+    assert_int_equal(kill(s.pid, SIGQUIT), 0);
+    wait_log(&s, "draining, 3 connections in flight", 1);
+    gate_open();
+    char b[64];
+    ipkt_expect(ipk_recv(c[0], b, sizeof b, WAIT_MS), 6);
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < M; j++) {
+            char want[16];
+            int k = snprintf(want, sizeof want, "q%d!", j);
+            ipkt_expect(ipk_recv(c[i], b, sizeof b, WAIT_MS), (long)k);
+            assert_memory_equal(b, want, (size_t)k);
+        }
+        expect_closed(c[i]); /* then closed: the worker retires */
+        ipk_close(c[i]);
+    }
+    assert_int_equal(ipkt_wait(s.pid), 0);
+    wait_log(&s, "exit 0", 1);
+}
+
+/* A queue beside a connection listener, one handler: the queue's jobs are served one at a time
+ * (a job's reply has nowhere to go), after the connections' requests in flight. */
+static void test_exec_queue_beside_pipelined(void **st)
+{
+    (void)st;
+    server s = {0};
+    char q[64], qurl[80], status[300], json[8192], cmd[1024];
+    ipkt_name(q, sizeof q, "/");
+    ipkt_journal("mq", q);
+    snprintf(qurl, sizeof qurl, "mq:%s", q);
+    ipkt_path(gate_path, sizeof gate_path, "gate");
+    ipkt_path(jobs_path, sizeof jobs_path, "jobs");
+    snprintf(cmd, sizeof cmd,
+             "while IFS= read -r l; do [ \"$l\" = block ] && while [ ! -e '%s' ]; do sleep 0.02; "
+             "done; printf '%%s\\n' \"$l\" >> '%s'; printf '%%s!\\n' \"$l\"; done",
+             gate_path, jobs_path);
+    unix_url(status, sizeof status);
+    const char *opts[] = {"--workers",
+                          "1",
+                          "--exec-timeout",
+                          "120000",
+                          "--status",
+                          status,
+                          "--exec",
+                          cmd,
+                          "--exec-framing",
+                          "line",
+                          "tcp://127.0.0.1:0?framing=line",
+                          NULL};
+    serve_start(&s, qurl, opts); /* the TCP address is the first listening one, s.addr */
+    wait_log(&s, "handler pid", 1);
+    ipk_chan *c = dial_lines(&s);
+    send_line(c, "block");
+    send_lines(c, "t", 2);
+    status_wait(status, "msgs_in", 3, json, sizeof json);
+    ipk_chan *p = NULL;
+    ipkt_ok(ipk_dial(&p, qurl, NULL));
+    ipkt_ok(ipk_send(p, "job1", 4, WAIT_MS));
+    gate_open();
+    char b[64];
+    ipkt_expect(ipk_recv(c, b, sizeof b, WAIT_MS), 6);
+    ipkt_expect(ipk_recv(c, b, sizeof b, WAIT_MS), 3);
+    ipkt_expect(ipk_recv(c, b, sizeof b, WAIT_MS), 3);
+    assert_memory_equal(b, "t1!", 3);
+    ipkt_ok(ipk_send(p, "job2", 4, WAIT_MS));
+    line_round_trip(c, "u", "u!");
+    status_wait(status, "msgs_in", 6, json, sizeof json);
+    static char buf[4096];
+    for (int waited = 0; ipkt_slurp(jobs_path, buf, sizeof buf), !strstr(buf, "job2\n");
+         waited += 20) {
+        assert_true(waited < WAIT_MS);
+        ipkt_msleep(20);
+    }
+    /* The job log is in the handler's order: the requests in flight before job1. */
+    const char *t1 = strstr(buf, "t1\n"), *j1 = strstr(buf, "job1\n");
+    assert_true(t1 != NULL && j1 != NULL && t1 < j1);
+    assert_int_equal(jget(json, 0, "errors"), 0);
+    ipk_close(c);
+    ipk_close(p);
+    serve_quit(&s);
+}
+
 typedef struct count_arg {
     const server *s;
     int rounds;
@@ -2126,9 +2521,15 @@ IPKT_MAIN(cmocka_unit_test(test_echo_tcp_concurrent), cmocka_unit_test(test_echo
           cmocka_unit_test(test_sysv_pool_kill_between_jobs),
           cmocka_unit_test(test_pool_beside_sockets_sleeps), cmocka_unit_test(test_allow_uid_gid),
           cmocka_unit_test(test_exec_line_handlers), cmocka_unit_test(test_exec_crash_and_hang),
-          cmocka_unit_test(test_usr2_upgrade), cmocka_unit_test(test_usr2_failed_upgrade),
-          cmocka_unit_test(test_status_counters), cmocka_unit_test(test_slowloris),
-          cmocka_unit_test(test_emfile_flood), cmocka_unit_test(test_garbage_handler),
-          cmocka_unit_test(test_on_open_greeting), cmocka_unit_test(test_reply_buffers_reused),
-          cmocka_unit_test(test_tcp_nodelay), cmocka_unit_test(test_worker_nofile_raised),
-          cmocka_unit_test(test_status_snapshot_whole))
+          cmocka_unit_test(test_exec_pipelined_many),
+          cmocka_unit_test(test_exec_pipelined_pipe_full),
+          cmocka_unit_test(test_exec_crash_in_flight), cmocka_unit_test(test_exec_hang_in_flight),
+          cmocka_unit_test(test_exec_garbage_in_flight),
+          cmocka_unit_test(test_exec_client_gone_in_flight),
+          cmocka_unit_test(test_exec_quit_in_flight),
+          cmocka_unit_test(test_exec_queue_beside_pipelined), cmocka_unit_test(test_usr2_upgrade),
+          cmocka_unit_test(test_usr2_failed_upgrade), cmocka_unit_test(test_status_counters),
+          cmocka_unit_test(test_slowloris), cmocka_unit_test(test_emfile_flood),
+          cmocka_unit_test(test_garbage_handler), cmocka_unit_test(test_on_open_greeting),
+          cmocka_unit_test(test_reply_buffers_reused), cmocka_unit_test(test_tcp_nodelay),
+          cmocka_unit_test(test_worker_nofile_raised), cmocka_unit_test(test_status_snapshot_whole))

@@ -91,8 +91,9 @@ IPK_API void ipk_server_free(ipk_server *s);
  *                     connection silent this long: closed (10000)
  *   shutdown_timeout  ms: QUIT, and retiring workers: time for work in flight, then KILL (10000)
  *   kill_timeout      ms: TERM: time before KILL (3000)
- *   exec_timeout      ms: --exec: a handler program that does not answer in time is restarted
- *                     and the client's connection closed (10000)
+ *   exec_timeout      ms: --exec: a handler program that leaves the oldest request in flight
+ *                     unanswered this long (from its arrival or the reply before it) is
+ *                     restarted, and the connections with requests in flight closed (10000)
  *   exec_framing      len or line: how requests reach an exec handler (default: as the first
  *                     connection listener frames them; len for queues and datagrams)
  *   log               file for the event log (default: standard error); USR1 reopens it
@@ -123,9 +124,14 @@ IPK_API void ipk_server_handlers(ipk_server *s, const ipk_serve_handlers *h, voi
 
 /* Handlers that run a program: every worker starts `/bin/sh -c cmd` as a long-lived coprocess
  * and hands it each request on its standard input, framed as exec_framing says (len, or one
- * line per message), and its next message on standard output is the reply:
- * exactly one reply per request. A program that exits, breaks the framing or takes longer than
- * exec_timeout is restarted, and the client's connection is closed (an error, not silence). */
+ * line per message); its messages on standard output are the replies: exactly one per request,
+ * in the order of the requests. Requests are pipelined: the worker writes every request it has
+ * without waiting for earlier replies (at most 1024 in flight, or 1 MiB not yet taken; past
+ * that it reads no connection until the program catches up), and gives each reply to the
+ * oldest request in flight. A program that exits, breaks the framing, writes an oversized or
+ * unasked-for reply or leaves the oldest request unanswered for exec_timeout is restarted, and
+ * every client with a request in flight has its connection closed (an error, not silence).
+ * Queue jobs and datagrams go one at a time, after the requests in flight. ipckit-serve(3). */
 IPK_API int ipk_server_exec(ipk_server *s, const char *cmd);
 
 /* Called in the master on HUP, before the new workers start: re-read the configuration and

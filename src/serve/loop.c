@@ -70,7 +70,7 @@ int srv_loop_del(srv_loop *l, int fd)
     return epoll_ctl(l->ep, EPOLL_CTL_DEL, fd, NULL) == 0 ? 0 : -errno;
 }
 
-int srv_loop_add_chan(srv_loop *l, ipk_chan *c, void *ptr)
+int srv_loop_add_chan(srv_loop *l, ipk_chan *c, unsigned events, void *ptr)
 {
     if (l->pfd < 0) { /* the poller joins the set with its first channel */
         int fd = ipk_poller_fd(l->p);
@@ -81,7 +81,9 @@ int srv_loop_add_chan(srv_loop *l, ipk_chan *c, void *ptr)
             return r;
         l->pfd = fd;
     }
-    int r = ipk_poller_add(l->p, c, IPK_POLLIN, ptr);
+    int r = ipk_poller_add(
+        l->p, c, ((events & SRV_IN) ? IPK_POLLIN : 0u) | ((events & SRV_OUT) ? IPK_POLLOUT : 0u),
+        ptr);
     if (r == 0)
         l->fresh = 1;
     return r;

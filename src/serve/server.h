@@ -144,9 +144,10 @@ void srv_loop_free(srv_loop *l);
 int srv_loop_add(srv_loop *l, int fd, unsigned events, void *ptr);
 int srv_loop_mod(srv_loop *l, int fd, unsigned events, void *ptr);
 int srv_loop_del(srv_loop *l, int fd);
-/* A channel to receive from, one that wakes a poller (not sysv: see loop.c); 0 or an ipckit
- * code (-EBUSY: an shm ring already has as many waiting pollers as it takes). */
-int srv_loop_add_chan(srv_loop *l, ipk_chan *c, void *ptr);
+/* A channel to receive from (SRV_IN) or send to (SRV_OUT), one that wakes a poller (not sysv:
+ * see loop.c); 0 or an ipckit code (-EBUSY: an shm ring already has as many waiting pollers as
+ * it takes). */
+int srv_loop_add_chan(srv_loop *l, ipk_chan *c, unsigned events, void *ptr);
 int srv_loop_del_chan(srv_loop *l, ipk_chan *c);
 /* Waits up to timeout_ms (-1 forever) and fills ev[0..n) with descriptors' and channels' events:
  * the number of events, 0 on timeout or EINTR, or a negative code. */
@@ -168,9 +169,36 @@ int srv_master_run(ipk_server *s);
 /* Runs worker id (1-based) in a forked child; never returns. */
 void srv_worker(ipk_server *s, int id) __attribute__((noreturn));
 
+/* ---- worker.c: what a handler that answers later (exec.c) uses ----
+ * Internal for now: a deferred-reply API for C users would be these, made public with tests of
+ * their own (ipk_conn_hold/release), see docs/ARCHITECTURE.md. All in the worker process only. */
+/* A descriptor (srv_watch_fd) or channel (srv_watch_chan, through the poller) the worker watches
+ * beside its connections: fn(arg, SRV_IN / SRV_OUT) runs when it is ready, within the batch; a
+ * spurious call must be harmless. Returns the watch (>= 0) for srv_unwatch, or a negative code. */
+typedef void srv_watch_fn(void *arg, unsigned events);
+int srv_watch_fd(int fd, unsigned events, srv_watch_fn *fn, void *arg);
+int srv_watch_chan(ipk_chan *c, unsigned events, srv_watch_fn *fn, void *arg);
+void srv_unwatch(int watch);
+/* In on_msg: the reply to this request comes later. 0, or IPK_ENOTSUP for a datagram's sender
+ * or a queue (reply now, or not at all). Until the matching srv_conn_release the connection
+ * stays open for that reply (also after its client's EOF, also during a graceful stop) and its
+ * memory stays valid (also after it closed: sends then fail with IPK_ECLOSED). */
+int srv_conn_hold(ipk_conn *c);
+/* The reply (zero or more ipk_conn_send) is queued: the connection is written after the batch.
+ * ok = 0: the request failed; the connection closes once the replies before it are out. */
+void srv_conn_release(ipk_conn *c, int ok);
+/* on: connections are not read (no new request is taken) until it is called with 0. */
+void srv_throttle(int on);
+/* The worker's clock (ms, srv_now_ms) as read at the start of the current batch. */
+double srv_worker_now(void);
+
 /* ---- exec.c: the coprocess handlers behind ipk_server_exec() ---- */
 int srv_exec_start(int worker, void *arg);
 void srv_exec_stop(int worker, void *arg);
 int srv_exec_msg(ipk_conn *c, const void *msg, size_t len, void *arg);
+/* Called by every worker (no-ops without --exec): after each batch of events (requests taken
+ * go to the coprocess), and on the sweep's tick (a coprocess that has not answered in time). */
+void srv_exec_flush(void);
+void srv_exec_sweep(double now);
 
 #endif

@@ -17,6 +17,12 @@
  * holds no buffer at all. While replies are unwritten the connection is not read (a client that
  * does not read is throttled, not buffered).
  *
+ * A handler may also answer later (server.h: srv_conn_hold/release; --exec, exec.c, does): the
+ * connection stays open for the reply, also after its client's EOF, and a closed connection's
+ * memory is only freed after the batch, once nothing holds it (bury). Deferred replies are
+ * written after the batch; a throttled worker (srv_throttle) reads no connection, and those it
+ * meets leave the epoll set until the throttle lifts.
+ *
  * Per request a connection costs what a plain epoll echo's does: one read, one write of the
  * replies, a share of one epoll_wait. The loop sleeps in epoll_wait without a timeout (a
  * timeout arms and cancels a kernel timer on every wait); a timerfd wakes it on the tick for
@@ -48,6 +54,8 @@
 #define PARK_MS     100 /* a ring without producers is looked at this often (queue_park) */
 #define BUF_MIN     ((size_t)4096) /* the first size of a connection's buffer */
 #define SPARE_MAX   16 /* written reply buffers of BUF_MIN kept by a worker for the next replies */
+#define WATCH_MAX   2  /* srv_watch_fd / srv_watch_chan: the --exec coprocess's two directions */
+#define W_NONE      0x100u /* conn->events: not in the epoll set (nothing to read or write now) */
 
 enum conn_kind { C_STREAM, C_PACKET, C_DGRAM, C_QUEUE };
 
@@ -61,6 +69,9 @@ struct ipk_conn {
     int dead;    /* closed: sends fail */
     int fresh;   /* nothing received yet: a request may be on its way */
     int opened;  /* on_open accepted it: on_close is due */
+    int due;     /* deferred replies still to come (srv_conn_hold) */
+    int dirty;   /* on the worker's list of connections to write after the batch */
+    int stalled; /* on the worker's list of connections not read while it is throttled */
     unsigned events;
     double last, frame_t0;
     unsigned char *in; /* the start of a message still arriving */
@@ -68,7 +79,8 @@ struct ipk_conn {
     unsigned char *out; /* framed replies not yet written */
     size_t out_off, out_len, out_cap;
     void *data;
-    struct ipk_conn *prev, *next;
+    struct ipk_conn *prev, *next;   /* the live connections; once dead, the graveyard */
+    struct ipk_conn *dnext, *snext; /* the dirty and the stalled list */
     /* C_DGRAM: the sender of the datagram being handled */
     struct sockaddr_storage peer;
     socklen_t peer_len;
@@ -89,6 +101,17 @@ typedef struct worker {
     double drain_end, paused_until, now;
     int nconn;
     conn *head;
+    conn *grave;   /* closed connections, freed after the batch once nothing refers to them */
+    conn *dirty;   /* connections with deferred replies to write after the batch */
+    conn *stall;   /* connections left unread while throttled */
+    int throttled; /* srv_throttle: connections are not read */
+    int unstall;   /* throttling ended: the stalled connections are read again after the batch */
+    struct {
+        srv_watch_fn *fn; /* NULL: free */
+        void *arg;
+        int fd;       /* srv_watch_fd, else -1 */
+        ipk_chan *ch; /* srv_watch_chan, else NULL */
+    } watch[WATCH_MAX];
     conn *lconn;          /* per listener: the datagram sender / queue handle */
     int *lfd;             /* per listener: this worker's copy of the socket, -1 once closed */
     int nticked, nparked; /* queues tried on a tick, queues parked */
@@ -166,8 +189,13 @@ static void out_release(worker *w, conn *c)
     c->out_cap = c->out_off = c->out_len = 0;
 }
 
+/* Closes c: its descriptor at once; its memory after the batch (an event of the same batch may
+ * still name it, and a deferred reply, the dirty or the stalled list may hold it: see bury). */
 static void conn_close(worker *w, conn *c)
 {
+    if (c->dead)
+        return;
+    c->dead = 1;
     if (c->opened && w->s->h.on_close)
         w->s->h.on_close(c, w->s->arg);
     if (!w->draining) /* a retiring worker's slot belongs to its successor */
@@ -180,16 +208,38 @@ static void conn_close(worker *w, conn *c)
     if (c->next)
         c->next->prev = c->prev;
     free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
     out_release(w, c);
-    free(c);
+    c->prev = NULL;
+    c->next = w->grave;
+    w->grave = c;
     w->nconn--;
+}
+
+/* Frees the closed connections nothing refers to any more. */
+static void bury(worker *w)
+{
+    for (conn **pp = &w->grave, *c; (c = *pp) != NULL;) {
+        if (c->due || c->dirty || c->stalled) {
+            pp = &c->next;
+            continue;
+        }
+        *pp = c->next;
+        free(c);
+    }
 }
 
 static int conn_watch(worker *w, conn *c, unsigned ev)
 {
     if (ev == c->events)
         return 0;
-    if (srv_loop_mod(&w->loop, c->fd, ev, c) != 0)
+    /* A connection with nothing to read or write leaves the set: a peer's hang-up would
+     * otherwise be reported, and handled, again and again while a deferred reply is due. */
+    int r = ev == W_NONE          ? srv_loop_del(&w->loop, c->fd)
+            : c->events == W_NONE ? srv_loop_add(&w->loop, c->fd, ev, c)
+                                  : srv_loop_mod(&w->loop, c->fd, ev, c);
+    if (r != 0)
         return -1;
     c->events = ev;
     return 0;
@@ -208,7 +258,7 @@ static int at_boundary(const conn *c)
 static long conn_handle(worker *w, conn *c, const unsigned char *buf, size_t n, int eof)
 {
     size_t pos = 0;
-    while (!c->closing && c->out_len - c->out_off < OUT_HIGH) {
+    while (!c->closing && !w->throttled && c->out_len - c->out_off < OUT_HIGH) {
         ipk__frame f;
         int r = ipk__codec_decode(c->framing, buf + pos, n - pos, c->max, eof, &f);
         if (r < 0) {
@@ -275,28 +325,37 @@ static void conn_pump(worker *w, conn *c)
         c->last = w->now;
     }
     int flushed = c->out_off == c->out_len;
-    if (flushed && c->out) { /* an idle connection keeps no buffer */
+    if (flushed && c->out) /* an idle connection keeps no buffer */
         out_release(w, c);
-        /* Requests that waited for the replies to drain. */
-        if (c->in_len && !c->closing && !w->draining) {
-            if (conn_handle_buffered(w, c, 0) != 0) {
-                conn_close(w, c);
-                return;
-            }
-            if (c->out_len) {
-                conn_pump(w, c);
-                return;
-            }
+    /* Requests that waited for the replies to drain, or for the worker's throttle to lift (a
+     * partial request left in c->in costs one look at its header). */
+    if (flushed && c->in_len && !c->closing && !w->throttled) {
+        if (conn_handle_buffered(w, c, 0) != 0) {
+            conn_close(w, c);
+            return;
+        }
+        if (c->out_len) {
+            conn_pump(w, c);
+            return;
         }
     }
-    if (flushed && (c->closing || (w->draining && at_boundary(c)))) {
+    if (flushed && c->due == 0 && (c->closing || (w->draining && at_boundary(c)))) {
         conn_close(w, c);
         return;
     }
     unsigned want = flushed ? SRV_IN : SRV_OUT;
+    if (flushed && (c->closing || w->throttled)) {
+        /* Waiting for deferred replies after the client's EOF, or not read while throttled. */
+        want = W_NONE;
+        if (w->throttled && !c->closing && !c->stalled) {
+            c->stalled = 1;
+            c->snext = w->stall;
+            w->stall = c;
+        }
+    }
     /* Packets go on being read while their queued replies stay under OUT_HIGH: a client may
      * send many before it reads (its sends would otherwise block on our full receive queue). */
-    if (!flushed && c->kind == C_PACKET && !c->closing && !w->draining &&
+    if (!flushed && c->kind == C_PACKET && !c->closing && !w->draining && !w->throttled &&
         c->out_len - c->out_off < OUT_HIGH)
         want |= SRV_IN;
     if (conn_watch(w, c, want) != 0)
@@ -325,6 +384,10 @@ static void packet_read(worker *w, conn *c)
 
 static void conn_read(worker *w, conn *c)
 {
+    if (w->throttled) { /* no new request now (nor its EOF): off the set until it lifts */
+        conn_pump(w, c);
+        return;
+    }
     if (c->kind == C_PACKET) {
         packet_read(w, c);
         return;
@@ -572,7 +635,7 @@ static void queue_unpark(worker *w)
         conn *c = &w->lconn[i];
         if (!c->parked)
             continue;
-        if (!c->ticked && srv_loop_add_chan(&w->loop, c->q, c) != 0)
+        if (!c->ticked && srv_loop_add_chan(&w->loop, c->q, SRV_IN, c) != 0)
             continue; /* stays parked: tried again in PARK_MS */
         c->parked = 0;
         w->nparked--;
@@ -629,7 +692,7 @@ static int open_queues(worker *w)
         if (l->timed) { /* nothing signals it: the tick (loop.c) */
             c->ticked = 1;
             w->nticked++;
-        } else if ((r = srv_loop_add_chan(&w->loop, c->q, c)) != 0) {
+        } else if ((r = srv_loop_add_chan(&w->loop, c->q, SRV_IN, c)) != 0) {
             /* An shm ring takes a bounded number of waiting pollers (-EBUSY). */
             ipk_serve_log("worker %d: %s: %s; tried every %d ms", w->id, l->url, ipk_errmsg(),
                           TICK_MS);
@@ -648,7 +711,7 @@ static int open_queues(worker *w)
  * no request waiting in the socket (one that did arrive is served first). */
 static int drain_idle(worker *w, conn *c)
 {
-    if (!at_boundary(c) || c->out_off != c->out_len)
+    if (!at_boundary(c) || c->out_off != c->out_len || c->due)
         return 0;
     char b;
     return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <= 0 &&
@@ -703,7 +766,7 @@ static void sweep(worker *w)
             continue;
         }
         double read_t0 = c->fresh ? c->last : c->frame_t0;
-        if (w->now - c->last >= w->s->idle_ms ||
+        if ((c->due == 0 && w->now - c->last >= w->s->idle_ms) ||
             (read_t0 > 0 && c->events == SRV_IN && w->now - read_t0 >= w->s->read_ms)) {
             count(&w->st->timeouts, 1);
             conn_close(w, c);
@@ -860,6 +923,29 @@ static int wait_ms(const worker *w, int busy)
     return ms;
 }
 
+/* After a batch: the stalled connections are read again once the throttle lifted, deferred
+ * replies are written, and the requests taken go to the --exec coprocess. */
+static void after_batch(worker *w)
+{
+    while (w->unstall && w->stall && !w->throttled) {
+        conn *c = w->stall;
+        w->stall = c->snext;
+        c->stalled = 0;
+        if (!c->dead)
+            conn_pump(w, c);
+    }
+    if (w->stall == NULL || w->throttled)
+        w->unstall = 0;
+    while (w->dirty) {
+        conn *c = w->dirty;
+        w->dirty = c->dnext;
+        c->dirty = 0;
+        if (!c->dead)
+            conn_pump(w, c);
+    }
+    srv_exec_flush();
+}
+
 void srv_worker(ipk_server *s, int id)
 {
     static worker wk; /* big scratch: not on the stack */
@@ -892,6 +978,12 @@ void srv_worker(ipk_server *s, int id)
                 rebalance = 1; /* the share is looked at after the batch */
                 continue;
             }
+            if ((char *)p >= (char *)w->watch && (char *)p < (char *)(w->watch + WATCH_MAX)) {
+                int k = (int)(((char *)p - (char *)w->watch) / sizeof w->watch[0]);
+                if (w->watch[k].fn) /* else unwatched earlier in the batch */
+                    w->watch[k].fn(w->watch[k].arg, ev[i].events);
+                continue;
+            }
             conn *c = p;
             if (c >= w->lconn && c < w->lconn + s->nl) { /* a listener or a queue */
                 if (c->kind == C_QUEUE)
@@ -904,8 +996,10 @@ void srv_worker(ipk_server *s, int id)
                     accept_some(w, c->li);
                 continue;
             }
-            /* Only a connection's own event closes it within a batch (draining and the sweep
-             * wait until after), so c is alive here. */
+            /* A connection closed earlier in the batch (by a coprocess's failure) keeps its
+             * memory until the batch ends (bury). */
+            if (c->dead)
+                continue;
             if (ev[i].events & SRV_OUT)
                 conn_pump(w, c);
             else
@@ -920,6 +1014,7 @@ void srv_worker(ipk_server *s, int id)
          * milliseconds (bench/serve_bench, run G in docs/PERFORMANCE.md: 12x the raw echo's at
          * 16 connections). After each batch it lets a runnable worker of its CPU go first;
          * alone on its CPU, sched_yield() returns at once (one system call per batch). */
+        after_batch(w);
         if (n > 0)
             sched_yield();
         if (w->nticked && !w->draining) {
@@ -948,8 +1043,11 @@ void srv_worker(ipk_server *s, int id)
         }
         if (w->now >= next_sweep) {
             sweep(w);
+            srv_exec_sweep(w->now);
+            after_batch(w);
             next_sweep = w->now + w->tick;
         }
+        bury(w);
         if (w->draining && (w->nconn == 0 || w->now >= w->drain_end))
             worker_exit(w, 0);
     }
@@ -961,7 +1059,7 @@ int ipk_conn_send(ipk_conn *c, const void *msg, size_t len)
 {
     if (c == NULL || (msg == NULL && len > 0))
         return -EINVAL;
-    if (c->dead || c->closing)
+    if (c->dead || (c->closing && c->due == 0))
         return IPK_ECLOSED;
     if (len > c->max)
         return IPK_EMSGSIZE;
@@ -1066,4 +1164,80 @@ int ipk_conn_peer(const ipk_conn *c, pid_t *pid, uid_t *uid, gid_t *gid)
     if (gid)
         *gid = cr.gid;
     return 0;
+}
+
+/* ---- deferred replies and extra descriptors (server.h; exec.c) ---- */
+
+/* A descriptor (ch NULL) or a channel (fd -1) joins the loop in a free watch slot. */
+static int watch_add(int fd, ipk_chan *ch, unsigned events, srv_watch_fn *fn, void *arg)
+{
+    int k = 0;
+    while (k < WATCH_MAX && cur->watch[k].fn != NULL)
+        k++;
+    if (k == WATCH_MAX)
+        return -ENOSPC;
+    int r = ch ? srv_loop_add_chan(&cur->loop, ch, events, &cur->watch[k])
+               : srv_loop_add(&cur->loop, fd, events, &cur->watch[k]);
+    if (r != 0)
+        return r;
+    cur->watch[k].fn = fn;
+    cur->watch[k].arg = arg;
+    cur->watch[k].fd = fd;
+    cur->watch[k].ch = ch;
+    return k;
+}
+
+int srv_watch_fd(int fd, unsigned events, srv_watch_fn *fn, void *arg)
+{
+    return watch_add(fd, NULL, events, fn, arg);
+}
+
+int srv_watch_chan(ipk_chan *c, unsigned events, srv_watch_fn *fn, void *arg)
+{
+    return watch_add(-1, c, events, fn, arg);
+}
+
+void srv_unwatch(int k)
+{
+    if (k < 0 || k >= WATCH_MAX || cur->watch[k].fn == NULL)
+        return;
+    if (cur->watch[k].fd >= 0)
+        srv_loop_del(&cur->loop, cur->watch[k].fd);
+    if (cur->watch[k].ch)
+        srv_loop_del_chan(&cur->loop, cur->watch[k].ch);
+    cur->watch[k].fn = NULL;
+}
+
+int srv_conn_hold(ipk_conn *c)
+{
+    if (c->kind != C_STREAM && c->kind != C_PACKET)
+        return IPK_ENOTSUP;
+    c->due++;
+    return 0;
+}
+
+void srv_conn_release(ipk_conn *c, int ok)
+{
+    c->due--;
+    if (c->dead)
+        return; /* bury frees it once nothing refers to it */
+    if (!ok)
+        c->closing = 1;
+    if (!c->dirty) {
+        c->dirty = 1;
+        c->dnext = cur->dirty;
+        cur->dirty = c;
+    }
+}
+
+void srv_throttle(int on)
+{
+    if (cur->throttled && !on)
+        cur->unstall = 1;
+    cur->throttled = on;
+}
+
+double srv_worker_now(void)
+{
+    return cur->now;
 }
