@@ -140,14 +140,14 @@ static long ipk__fill(ipk_chan *c, int64_t dl)
 /*
  * Reads once into c->in, at most `limit` bytes (at least the need - in->len that the frame being
  * assembled still lacks), with room for `need` bytes from in->off: c->in holds at least twice
- * `read`, or the frame. The unread bytes (part of one frame) move to the front when the frame
- * would not fit behind them, or when less than `read` bytes are free behind them. Returns bytes
- * read (> 0), 0 at EOF, or a negative code.
+ * `read`, or the frame (and IPK__ALIGN). The unread bytes (part of one frame) move to the front
+ * when the frame would not fit behind them, or when less than `read` bytes are free behind them.
+ * Returns bytes read (> 0), 0 at EOF, or a negative code.
  */
 static long ipk__fill_ahead(ipk_chan *c, size_t need, size_t read, size_t limit, int64_t dl)
 {
     ipk__rbuf *in = &c->in;
-    int r = ipk__rbuf_reserve(c, (need > 2 * read ? need : 2 * read) + IPK__ALIGN);
+    int r = ipk__rbuf_reserve(c, need + IPK__ALIGN > 2 * read ? need + IPK__ALIGN : 2 * read);
     if (r != 0)
         return r;
     /* Where the unread bytes start when they move: so that the read lands at an address
