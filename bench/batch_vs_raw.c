@@ -6,7 +6,11 @@
  *     either by ipk_sendv of 256 messages per call (default options, and with ?flush=0 on unix:
  *     and tcp:, which have coalescing) or by one write() of the same 256 frames (4-byte
  *     big-endian length + payload, laid out contiguously: the very bytes ipk_sendv puts on
- *     the stream). Ratio: ipk_sendv's rate / write()'s rate.
+ *     the stream). Ratio: ipk_sendv's rate / write()'s rate. A third plain writer, "write()
+ *     gathered", keeps its 256 messages apart, as ipk_sendv's callers do, and copies each
+ *     behind its header before the same write(): the copy ipckit must make, in plain code;
+ *     ipckit's rows are also given against it. -S NS makes the plain writers spin NS ns before
+ *     each write() (user time between writes, without the copy).
  *   r (the reader): a plain writer (one write() of as many whole frames as fit 256 KiB, or one
  *     frame when it is larger) feeds either one ipk_recv per message (buffer: size + 64, as
  *     `ipckit bench` gives it; -x: exactly size), or one ipk_peek + ipk_release per message (the
@@ -29,6 +33,9 @@
  *   flock /work/bench.lock build/bench/batch_vs_raw -t w -m unix,tcp,fifo -c same,cross -r 5
  *   flock /work/bench.lock build/bench/batch_vs_raw -t r -m unix -s 16k,64k,256k,1m -c cross
  * -V I runs only variant I of each row (0 the plain one), e.g. under perf.
+ * Below each variant, what it saw (medians over the blocks): KB per read() of the plain reader,
+ * and the context switches per MB of the reader and the writer, voluntary (slept) and
+ * involuntary (preempted), from wait4()'s rusage.
  */
 #define _GNU_SOURCE 1
 #include <arpa/inet.h>
@@ -56,7 +63,7 @@
 #define BV_BATCH 256
 #define BV_RBUF  ((size_t)256 << 10)
 #define BV_MAXB  64
-#define BV_MAXV  3
+#define BV_MAXV  4
 
 enum { M_UNIX, M_TCP, M_FIFO };
 static const char *const bv_mech[] = {"unix", "tcp", "fifo"};
@@ -66,13 +73,22 @@ typedef struct bv_var {
     const char *name;
     int ipk;         /* this variant's measured end goes through ipckit: 1, 2 (ipk_peek) */
     const char *opt; /* the query added to ipckit's address */
+    int gather;      /* plain writer: copies each message from its own buffer into the block */
 } bv_var;
 
 static int bv_exact;                 /* -x: ipk_recv's buffer is exactly the message size */
 static int bv_only = -1;             /* -V I: only variant I (for perf), no ratio */
+static long bv_spin;                 /* -S NS: the plain writers spin NS ns before each write() */
 static int bv_cpu[2];                /* the first two CPUs of the mask */
 static char bv_dir[64];              /* the temporary directory for sockets and FIFOs */
 static volatile int64_t *bv_elapsed; /* shared with the children: the reader's time */
+static volatile int64_t *bv_reads;   /* and the number of read() calls of a plain reader */
+
+/* What one run saw besides its rate: read() calls of the plain reader, and the context switches
+ * (voluntary: it slept; involuntary: it was preempted) of the reader and the writer. */
+typedef struct bv_seen {
+    double reads, vcs[2], ivcs[2];
+} bv_seen;
 
 static void die(const char *what)
 {
@@ -205,7 +221,7 @@ static void plain_read(int fd, uint64_t warm, uint64_t total)
 {
     unsigned char *b = malloc(BV_RBUF);
     uint64_t got = 0;
-    int64_t t0 = warm == 0 ? now_ns() : 0;
+    int64_t t0 = warm == 0 ? now_ns() : 0, reads = 0;
     if (b == NULL)
         die("malloc");
     while (got < total) {
@@ -218,8 +234,10 @@ static void plain_read(int fd, uint64_t warm, uint64_t total)
         if (got < warm && got + (uint64_t)r >= warm)
             t0 = now_ns();
         got += (uint64_t)r;
+        reads++;
     }
     *bv_elapsed = now_ns() - t0;
+    *bv_reads = reads;
     free(b);
 }
 
@@ -257,10 +275,22 @@ static void w_writer(const bv_var *v, int mech, const char *url, size_t size, ui
     size_t fsz = size + 4;
     if (!v->ipk) {
         int fd = plain_dial(mech, url, O_WRONLY); /* dials, as ipckit's writer does */
+        /* gathered: the messages live apart (as ipk_sendv's callers' do), each is stamped
+         * there and copied behind its header in the block, then the block is written */
+        unsigned char *src = v->gather ? frames(size, BV_BATCH) : NULL;
         for (uint64_t i = 0; i < msgs; i += BV_BATCH) {
-            stamp(blk, size, BV_BATCH, i);
+            if (src != NULL) {
+                stamp(src, size, BV_BATCH, i);
+                for (size_t k = 0; k < BV_BATCH; k++)
+                    memcpy(blk + k * fsz + 4, src + k * fsz + 4, size);
+            } else {
+                stamp(blk, size, BV_BATCH, i);
+            }
+            for (int64_t until = bv_spin ? now_ns() + bv_spin : 0; now_ns() < until;)
+                ;
             write_all(fd, blk, BV_BATCH * fsz);
         }
+        free(src);
         close(fd);
         return;
     }
@@ -342,13 +372,14 @@ static void r_ipk_reader(const bv_var *v, const char *url, size_t size, uint64_t
 /* One variant of a row: forks reader and writer, returns the timed part's rate (bytes/s) and in
  * *cpu the CPU time (user + system) both processes took per byte of the whole run (ns/KB). */
 static double run_one(char test, const bv_var *v, int mech, int cross, size_t size, uint64_t msgs,
-                      double *cpu)
+                      double *cpu, bv_seen *seen)
 {
     char url[200];
     int lfd = plain_listen(mech, url, sizeof url);
     uint64_t fsz = size + 4, total = msgs * fsz, warm = (msgs / 10) * fsz;
     pid_t pid[2];
     *bv_elapsed = 0;
+    *bv_reads = 0;
     for (int side = 0; side < 2; side++) {
         if ((pid[side] = fork()) < 0)
             die("fork");
@@ -385,7 +416,13 @@ static double run_one(char test, const bv_var *v, int mech, int cross, size_t si
             bad = 1;
         ns += (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e9 +
               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e3;
+        if (seen != NULL) {
+            seen->vcs[side] = (double)ru.ru_nvcsw;
+            seen->ivcs[side] = (double)ru.ru_nivcsw;
+        }
     }
+    if (seen != NULL)
+        seen->reads = (double)*bv_reads;
     if (cpu != NULL)
         *cpu = ns / ((double)total / 1024);
     if (bad || *bv_elapsed <= 0) {
@@ -414,21 +451,26 @@ static double median(const double *v, int n, double *lo, double *hi)
 /* One row: every variant in each of `blocks` blocks; prints rates and ratios over variant 0. */
 static void row(char test, int mech, int cross, size_t size, int blocks, double secs)
 {
-    bv_var w_vars[BV_MAXV] = {
-        {"write()", 0, ""}, {"ipk_sendv", 1, ""}, {"ipk_sendv flush=0", 1, "?flush=0"}};
-    bv_var r_vars[BV_MAXV] = {{"read(256K)", 0, ""}, {"ipk_recv", 1, ""}, {"ipk_peek", 2, ""}};
+    bv_var w_vars[BV_MAXV] = {{"write()", 0, "", 0},
+                              {"write() gathered", 0, "", 1},
+                              {"ipk_sendv", 1, "", 0},
+                              {"ipk_sendv flush=0", 1, "?flush=0", 0}};
+    bv_var r_vars[BV_MAXV] = {
+        {"read(256K)", 0, "", 0}, {"ipk_recv", 1, "", 0}, {"ipk_peek", 2, "", 0}};
     bv_var *vars = test == 'w' ? w_vars : r_vars;
-    int nv = test == 'w' && mech == M_FIFO ? 2 : 3;
+    int nv = test == 'w' ? (mech == M_FIFO ? 3 : 4) : 3;
+    int gathered = test == 'w' ? 1 : -1; /* the plain writer that copies as ipckit must */
     /* calibrate: the plain variant for about `secs` */
     uint64_t msgs = ((uint64_t)64 << 20) / (size + 4);
     msgs = (msgs + BV_BATCH - 1) / BV_BATCH * BV_BATCH;
-    double rate = run_one(test, &vars[0], mech, cross, size, msgs, NULL);
+    double rate = run_one(test, &vars[0], mech, cross, size, msgs, NULL, NULL);
     msgs = (uint64_t)(rate * secs / (double)(size + 4) / 0.9);
     msgs = (msgs + BV_BATCH - 1) / BV_BATCH * BV_BATCH;
     if (msgs < 10 * BV_BATCH)
         msgs = 10 * BV_BATCH;
     double mbs[BV_MAXV][BV_MAXB], ratio[BV_MAXV][BV_MAXB], cpu[BV_MAXV][BV_MAXB],
-        cratio[BV_MAXV][BV_MAXB];
+        cratio[BV_MAXV][BV_MAXB], gratio[BV_MAXV][BV_MAXB], gcratio[BV_MAXV][BV_MAXB];
+    bv_seen seen[BV_MAXV][BV_MAXB];
     for (int b = 0; b < blocks; b++) {
         for (int k = 0; k < nv; k++) {
             int i = b % 2 ? nv - 1 - k : k;
@@ -436,11 +478,16 @@ static void row(char test, int mech, int cross, size_t size, int blocks, double 
                 mbs[i][b] = cpu[i][b] = 1;
                 continue;
             }
-            mbs[i][b] = run_one(test, &vars[i], mech, cross, size, msgs, &cpu[i][b]) / 1e6;
+            mbs[i][b] =
+                run_one(test, &vars[i], mech, cross, size, msgs, &cpu[i][b], &seen[i][b]) / 1e6;
         }
         for (int i = 1; i < nv; i++) {
             ratio[i][b] = mbs[i][b] / mbs[0][b];
             cratio[i][b] = cpu[0][b] / cpu[i][b];
+            if (gathered > 0) {
+                gratio[i][b] = mbs[i][b] / mbs[gathered][b];
+                gcratio[i][b] = cpu[gathered][b] / cpu[i][b];
+            }
         }
     }
     for (int i = 0; i < nv; i++) {
@@ -464,6 +511,32 @@ static void row(char test, int mech, int cross, size_t size, int blocks, double 
             cm = median(cratio[i], blocks, &clo, &chi);
             printf("  plain cpu / ipckit cpu %.2fx [%.2f-%.2f]", cm, clo, chi);
         }
+        if (vars[i].ipk && gathered > 0 && bv_only < 0) {
+            m = median(gratio[i], blocks, &lo, &hi);
+            printf("\n%c  %-5s %-6s %8zu  %-18s against %s: rate %.2fx [%.2f-%.2f]", test,
+                   bv_mech[mech], cross ? "cross" : "same", size, vars[i].name, vars[gathered].name,
+                   m, lo, hi);
+            m = median(gcratio[i], blocks, &lo, &hi);
+            printf("  cpu %.2fx [%.2f-%.2f]", m, lo, hi);
+        }
+        /* medians over the blocks: KB per plain read(), switches per MB of the whole run */
+        double mb = (double)msgs * (double)(size + 4) / (1 << 20), x[BV_MAXB], l, h;
+        printf("\n%c  %-5s %-6s %8zu  %-18s seen", test, bv_mech[mech], cross ? "cross" : "same",
+               size, vars[i].name);
+        if (seen[i][0].reads > 0) {
+            for (int b = 0; b < blocks; b++)
+                x[b] = (double)msgs * (double)(size + 4) / 1024 / seen[i][b].reads;
+            printf(" %7.1f KB/read", median(x, blocks, &l, &h));
+        }
+        static const char *const who[2] = {"reader", "writer"};
+        for (int side = 0; side < 2; side++) {
+            for (int b = 0; b < blocks; b++)
+                x[b] = seen[i][b].vcs[side] / mb;
+            printf("  %s switches/MB: %.1f slept", who[side], median(x, blocks, &l, &h));
+            for (int b = 0; b < blocks; b++)
+                x[b] = seen[i][b].ivcs[side] / mb;
+            printf(" %.1f preempted", median(x, blocks, &l, &h));
+        }
         printf("\n");
         fflush(stdout);
     }
@@ -483,7 +556,7 @@ static size_t parse_size(const char *s)
 static void usage(void)
 {
     fprintf(stderr, "usage: batch_vs_raw [-t w|r] [-m unix,tcp,fifo] [-c same,cross] "
-                    "[-s 64,16k,...] [-r BLOCKS] [-d SECONDS] [-x] [-V VARIANT]\n");
+                    "[-s 64,16k,...] [-r BLOCKS] [-d SECONDS] [-x] [-V VARIANT] [-S NS]\n");
     exit(2);
 }
 
@@ -494,7 +567,7 @@ int main(int argc, char **argv)
     int blocks = 5;
     double secs = 0.2;
     int o;
-    while ((o = getopt(argc, argv, "t:m:c:s:r:d:xV:")) != -1) {
+    while ((o = getopt(argc, argv, "t:m:c:s:r:d:xV:S:")) != -1) {
         switch (o) {
         case 't':
             test = optarg[0];
@@ -520,6 +593,9 @@ int main(int argc, char **argv)
         case 'V':
             bv_only = atoi(optarg);
             break;
+        case 'S':
+            bv_spin = atol(optarg);
+            break;
         default:
             usage();
         }
@@ -543,6 +619,7 @@ int main(int argc, char **argv)
     bv_elapsed = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (bv_elapsed == MAP_FAILED)
         die("mmap");
+    bv_reads = bv_elapsed + 1;
     printf("# test %c (%s), reader on CPU %d, writer on CPU %d (cross) or %d (same); "
            "%d blocks; ratio = ipckit / the plain variant, per block\n",
            test,

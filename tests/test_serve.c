@@ -559,6 +559,10 @@ static void test_socket_activation(void **st)
     s.pid = ipkt_spawn(start_child, &s);
     close(fd);
     wait_log(&s, "listening on fd:3", 1);
+    int on = 0; /* set by the server on the shared socket, for its accepted connections */
+    socklen_t ol = sizeof on;
+    assert_int_equal(getsockopt(ipk_fd(l), IPPROTO_TCP, TCP_NODELAY, &on, &ol), 0);
+    assert_int_equal(on, 1);
     snprintf(s.addr, sizeof s.addr, "%s", ipk_addr(l));
     ipk_close(l); /* the server's copy keeps listening */
     for (int i = 0; i < 5; i++) {
@@ -1930,16 +1934,10 @@ static int tcp_listener_fd(const char *addr)
     return -1;
 }
 
-/* TCP_NODELAY of a connection accepted from the server's listener for url, as a worker's
- * accept4() gets it. */
-static int accepted_nodelay(const char *url)
+/* TCP_NODELAY of a connection to the listening socket lfd (port in addr), accepted as a
+ * worker's accept4() accepts it. */
+static int nodelay_at(int lfd, const char *addr)
 {
-    ipk_server *srv = NULL;
-    ipkt_ok(ipk_server_new(&srv));
-    assert_int_equal(ipk_server_listen(srv, url, NULL), 0);
-    const char *addr = ipk_server_addr(srv, 0);
-    assert_non_null(addr);
-    int lfd = tcp_listener_fd(addr);
     ipk_chan *c = NULL;
     char dial_url[300];
     snprintf(dial_url, sizeof dial_url, "tcp://127.0.0.1:%s", strrchr(addr, ':') + 1);
@@ -1956,18 +1954,78 @@ static int accepted_nodelay(const char *url)
     assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &l), 0);
     close(fd);
     ipk_close(c);
+    return on;
+}
+
+/* TCP_NODELAY of a connection accepted from the server's listener for url. */
+static int accepted_nodelay(const char *url)
+{
+    ipk_server *srv = NULL;
+    ipkt_ok(ipk_server_new(&srv));
+    assert_int_equal(ipk_server_listen(srv, url, NULL), 0);
+    const char *addr = ipk_server_addr(srv, 0);
+    assert_non_null(addr);
+    int on = nodelay_at(tcp_listener_fd(addr), addr);
     ipk_server_free(srv);
     return on;
 }
 
+/* The same for a TCP socket adopted with ipk_server_listen_fd() (socket activation), with
+ * nodelay=val in its options (NULL: none); or the error of the adoption. */
+static int adopted_nodelay(const char *val)
+{
+    ipk_chan *l = NULL;
+    ipkt_ok(ipk_listen(&l, "tcp://127.0.0.1:0", NULL));
+    char addr[200];
+    snprintf(addr, sizeof addr, "%s", ipk_addr(l));
+    int fd = dup(ipk_fd(l));
+    assert_true(fd >= 0);
+    ipk_close(l);
+    ipk_server *srv = NULL;
+    ipk_opts *o = ipk_opts_new();
+    ipkt_ok(ipk_server_new(&srv));
+    assert_non_null(o);
+    if (val)
+        ipkt_ok(ipk_opts_set(o, "nodelay", val));
+    int r = ipk_server_listen_fd(srv, fd, o);
+    if (r == 0)
+        r = nodelay_at(fd, addr);
+    else
+        close(fd); /* not adopted: still ours */
+    ipk_opts_free(o);
+    ipk_server_free(srv);
+    return r;
+}
+
 /* The workers accept with accept4(), not ipk_accept(): the listener carries what the library's
- * accept sets on a TCP connection, TCP_NODELAY unless nodelay=0. */
+ * accept sets on a TCP connection, TCP_NODELAY unless nodelay=0, for a socket the server made
+ * and one it adopted (LISTEN_FDS) alike. nodelay= is checked on an adopted socket. */
 static void test_tcp_nodelay(void **st)
 {
     (void)st;
     assert_int_equal(accepted_nodelay("tcp://127.0.0.1:0"), 1);
     assert_int_equal(accepted_nodelay("tcp://127.0.0.1:0?nodelay=0"), 0);
     assert_int_equal(accepted_nodelay("tcp://127.0.0.1:0?nodelay=1"), 1);
+    assert_int_equal(adopted_nodelay(NULL), 1);
+    assert_int_equal(adopted_nodelay("0"), 0);
+    assert_int_equal(adopted_nodelay("yes"), 1);
+    assert_int_equal(adopted_nodelay("maybe"), IPK_EOPTION);
+    /* Not a tcp socket: the option is refused, not ignored. */
+    ipk_chan *u = NULL;
+    char path[200], url[220];
+    snprintf(url, sizeof url, "unix:%s", ipkt_path(path, sizeof path, "nodelay.sock"));
+    ipkt_ok(ipk_listen(&u, url, NULL));
+    ipk_server *srv = NULL;
+    ipk_opts *o = ipk_opts_new();
+    ipkt_ok(ipk_server_new(&srv));
+    ipkt_ok(ipk_opts_set(o, "nodelay", "1"));
+    int fd = dup(ipk_fd(u));
+    assert_int_equal(ipk_server_listen_fd(srv, fd, o), IPK_EOPTION);
+    assert_non_null(strstr(ipk_server_errmsg(srv), "nodelay=1"));
+    close(fd);
+    ipk_opts_free(o);
+    ipk_server_free(srv);
+    ipk_close(u);
 }
 
 /* "Max open files" of a process: its soft and hard limits (-1: unlimited). */

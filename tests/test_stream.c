@@ -146,6 +146,30 @@ static char *xmalloc(size_t n)
 static const size_t sizes[] = {0, 1, PIPE_BUF - 1, PIPE_BUF, PIPE_BUF + 1, MIB};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 
+/* Builds the batch of messages first.. (want of them, none past total): message j has j % 2000
+ * bytes of ipkt_fill's pattern j, as the peer's "recv N -1" expects. Returns how many. */
+static int build_batch(char (*msgs)[2000], ipk_iov *iov, int want, long first, long total)
+{
+    int m = 0;
+    for (; m < want && first + m < total; m++) {
+        size_t n = (size_t)((first + m) % 2000);
+        ipkt_fill(msgs[m], n, (uint32_t)(first + m));
+        iov[m] = (ipk_iov){msgs[m], n};
+    }
+    return m;
+}
+
+/* The number of frames a "hold" peer received, from the file it wrote. */
+static long held(const char *out)
+{
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    long got = -1;
+    assert_int_equal(fscanf(f, "%ld", &got), 1);
+    fclose(f);
+    return got;
+}
+
 /* Messages of 0, 1, PIPE_BUF-1, PIPE_BUF, PIPE_BUF+1 and 1 MiB bytes, each way. */
 static void t_sizes(void **state)
 {
@@ -207,12 +231,7 @@ static void t_many(void **state)
     static char msgs[B][2000];
     ipk_iov iov[B];
     for (long i = 0; i < N;) {
-        int m = 0;
-        for (; m < B && i + m < N; m++) {
-            size_t n = (size_t)((i + m) % 2000);
-            ipkt_fill(msgs[m], n, (uint32_t)(i + m));
-            iov[m] = (ipk_iov){msgs[m], n};
-        }
+        int m = build_batch(msgs, iov, B, i, N);
         long sent = ipk_sendv(k.c, iov, (size_t)m, 10000);
         assert_true(sent >= 1 && sent <= m);
         i += sent; /* what did not go out is built again next round */
@@ -224,7 +243,9 @@ static void t_many(void **state)
 /* Blocking batches (no deadline), written through: runs of small frames are framed into one
  * buffer the channel keeps between calls, larger ones go as they are. Batches of 1 to 700
  * messages, sizes 0-1999 (small and large mixed inside one batch), single sends in between;
- * the peer checks every frame's size, content and order. */
+ * the peer checks every frame's size, content and order. The first batch (2 messages of 0 and
+ * 1 bytes) leaves a kept buffer far too small for the second (256 frames of 2-257 bytes), which
+ * is framed again into a larger one part-way. */
 static void t_sendv_blocking(void **state)
 {
     const char *kind = *state;
@@ -232,15 +253,10 @@ static void t_sendv_blocking(void **state)
     int co = strcmp(kind, "unix") == 0 || strcmp(kind, "tcp") == 0;
     conn k = open_pair(kind, TX, co ? "flush=0" : "", ACT("recv", "30000", "-1"));
     static char msgs[B][2000];
-    static const int batch[] = {256, 1, 700, 2, 255, 300, 3};
+    static const int batch[] = {2, 256, 1, 700, 2, 255, 300, 3};
     ipk_iov iov[B];
     for (long i = 0, round = 0; i < N; round++) {
-        int m = 0, want = batch[round % (sizeof batch / sizeof batch[0])];
-        for (; m < want && i + m < N; m++) {
-            size_t n = (size_t)((i + m) % 2000);
-            ipkt_fill(msgs[m], n, (uint32_t)(i + m));
-            iov[m] = (ipk_iov){msgs[m], n};
-        }
+        int m = build_batch(msgs, iov, batch[round % (sizeof batch / sizeof batch[0])], i, N);
         if (m == 1) {
             ipkt_ok(ipk_send(k.c, iov[0].base, iov[0].len, -1));
             i++;
@@ -251,6 +267,75 @@ static void t_sendv_blocking(void **state)
         i += sent; /* what did not go out is built again next round */
     }
     assert_int_equal(finish(&k), 0);
+}
+
+/* ipk_sendv's checks, made before anything is written: no array or no messages, a NULL message
+ * of some bytes (a NULL empty one is an empty message), one above max=; each names the message,
+ * and the batch then goes out whole. */
+static void t_sendv_bad_args(void **state)
+{
+    const char *kind = *state;
+    char out[256];
+    ipkt_path(out, sizeof out, "count");
+    conn k = open_pair(kind, TX, "max=1k", ACT("hold", "0", out));
+    static char a[10], b[1025];
+    ipkt_fill(a, sizeof a, 0); /* the peer checks each frame's pattern by its index */
+    ipkt_fill(b, 1024, 2);
+    ipk_iov iov[3] = {{a, sizeof a}, {NULL, 5}, {b, 1024}};
+    ipkt_expect(ipk_sendv(k.c, NULL, 3, -1), -EINVAL);
+    ipkt_errmsg_has("no messages");
+    ipkt_expect(ipk_sendv(k.c, iov, 0, -1), -EINVAL);
+    ipkt_expect(ipk_sendv(k.c, iov, 3, -1), -EINVAL);
+    ipkt_errmsg_has("message 1 is NULL");
+    iov[1].len = 0;
+    iov[2].len = 1025;
+    ipkt_expect(ipk_sendv(k.c, iov, 3, -1), IPK_EMSGSIZE);
+    ipkt_errmsg_has("message 2 of 1025 bytes exceeds max=1024");
+    iov[2].len = 1024;
+    ipkt_expect(ipk_sendv(k.c, iov, 3, -1), 3);
+    assert_int_equal(finish(&k), 0);
+    assert_int_equal(held(out), 3); /* nothing of the refused batches reached the peer */
+}
+
+/* The reader dies while a blocking batch waits for room: the writer is not stuck and not killed
+ * (no SIGPIPE), every batch before reports the messages it sent (1 to 256), and the batch under
+ * way fails with the write's error (-EPIPE; -ECONNRESET on a socket). A batch cut inside a frame
+ * leaves the stream unusable: later sends are IPK_ECLOSED; one cut between frames lets later
+ * sends meet the same error. */
+static void t_sendv_dead_peer(void **state)
+{
+    const char *kind = *state;
+    char out[256];
+    ipkt_path(out, sizeof out, "count");
+    int co = strcmp(kind, "unix") == 0 || strcmp(kind, "tcp") == 0;
+    conn k = open_pair(kind, TX, co ? "flush=0" : "", ACT("hold", "600000", out));
+    enum { B = 256 };
+    static char msgs[B][64];
+    ipk_iov iov[B];
+    for (int m = 0; m < B; m++)
+        iov[m] = (ipk_iov){msgs[m], sizeof msgs[m]};
+    ipkt_expect(ipk_sendv(k.c, iov, B, -1), B); /* 17 KiB: the empty pipe or socket takes it */
+    pid_t killer = fork();
+    assert_true(killer >= 0);
+    if (killer == 0) { /* the reader never reads: the writer is blocked when it dies */
+        usleep(100000);
+        kill(k.pid, SIGKILL);
+        _exit(0);
+    }
+    long r;
+    while ((r = ipk_sendv(k.c, iov, B, -1)) > 0)
+        assert_true(r <= B);
+    assert_true(r == -EPIPE ||
+                (r == -ECONNRESET && strcmp(kind, "fifo") != 0 && strcmp(kind, "exec") != 0));
+    ipkt_errmsg_has("write");
+    long again = ipk_sendv(k.c, iov, B, -1);
+    assert_true(again == IPK_ECLOSED || again == -EPIPE || again == -ECONNRESET);
+    assert_int_equal(ipkt_wait(killer), 0);
+    int st = ipk_close(k.c);
+    if (k.exec)
+        assert_true(st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    else
+        assert_int_equal(ipkt_wait(k.pid), 128 + SIGKILL);
 }
 
 /* EOF at a message boundary is IPK_EOF, and stays so. */
@@ -353,12 +438,7 @@ static void t_send_full(void **state)
         ipkt_expect(r, IPK_ETIMEDOUT);
     assert_true(sent > 0);
     assert_int_equal(finish(&k), 0);
-    FILE *f = fopen(out, "r");
-    assert_non_null(f);
-    long got = -1;
-    assert_int_equal(fscanf(f, "%ld", &got), 1);
-    fclose(f);
-    assert_int_equal(got, sent);
+    assert_int_equal(held(out), sent);
 }
 
 static volatile sig_atomic_t alarms;
@@ -395,6 +475,23 @@ static void t_signal_storm(void **state)
         size_t n = (size_t)(i % 2000);
         ipkt_fill(buf, n, (uint32_t)i);
         ipkt_ok(ipk_send(k.c, buf, n, -1));
+    }
+    assert_int_equal(finish(&k), 0);
+    /* Blocking batches written through (flush=0 where sends coalesce): a signal interrupts
+     * writes part-way, and the rest of a framed run goes out after it. */
+    int co = strcmp(kind, "unix") == 0 || strcmp(kind, "tcp") == 0;
+    k = open_pair(kind, TX, co ? "flush=0" : "", ACT("recv", "20000", "-1"));
+    enum { B = 256 };
+    static char msgs[B][2000];
+    ipk_iov iov[B];
+    for (long i = 0; i < N;) {
+        int m = build_batch(msgs, iov, B, i, N);
+        long sent = ipk_sendv(k.c, iov, (size_t)m, -1);
+        if (sent < 1 || sent > m) {
+            print_error("batch at %ld: %ld (%s)\n", i, sent, ipk_errmsg());
+            fail();
+        }
+        i += sent;
     }
     assert_int_equal(finish(&k), 0);
     struct itimerval off = {{0, 0}, {0, 0}};
@@ -830,9 +927,10 @@ static void t_peek_unsupported(void **state)
 #fn "/exec", fn, NULL, NULL, (void *)"exec"                                                \
     }
 
-IPKT_MAIN(EACH(t_sizes), EACH(t_many), EACH(t_sendv_blocking), EACH(t_eof), EACH(t_trickle),
-          EACH(t_killed_mid_frame), EACH(t_oversize), EACH(t_timeouts), EACH(t_send_full),
-          EACH(t_signal_storm), EACH(t_no_sigpipe), EACH(t_small_buffer), EACH(t_send_over_max),
+IPKT_MAIN(EACH(t_sizes), EACH(t_many), EACH(t_sendv_blocking), EACH(t_sendv_dead_peer),
+          EACH(t_sendv_bad_args), EACH(t_eof), EACH(t_trickle), EACH(t_killed_mid_frame),
+          EACH(t_oversize), EACH(t_timeouts), EACH(t_send_full), EACH(t_signal_storm),
+          EACH(t_no_sigpipe), EACH(t_small_buffer), EACH(t_send_over_max),
           cmocka_unit_test(t_pipesz), EACH(t_peek_mixed), EACH(t_peek_partial),
           EACH(t_peek_oversize), EACH(t_peek_poller), EACH(t_peek_line), EACH(t_peek_misc),
           cmocka_unit_test(t_peek_exec_send), cmocka_unit_test(t_peek_unsupported))

@@ -4,7 +4,7 @@
  * with it) so that the engine's floors can be checked against it in the same run
  * (`ipckit bench` runs it beside its own floors and prints engine floor / this).
  *
- *   ipckit-bench-indep MECH SIZE MODE CPU_A CPU_B COUNT
+ *   ipckit-bench-indep MECH SIZE MODE CPU_A CPU_B COUNT [count|check]
  *
  * MECH: pipe fifo unix unixpacket unixpacket-cred unixgram unixgram-pair tcp udp udp-pair mq sysv
  *   unixgram is the listener's topology: A's socket is bound and unconnected and receives from
@@ -28,6 +28,12 @@
  *   messages on a byte stream, sendmmsg() on a datagram or seqpacket socket; A receives with
  *   recvmmsg() or 256 KiB reads).
  * CPU_A, CPU_B: the CPUs each process is pinned to (-1: not pinned).
+ * count (the default) or check, for message and batch: with count, B sends the same bytes
+ *   every time and A only counts them (bytes on a stream, messages elsewhere); with check, B
+ *   stamps a sequence number into the first 8 bytes of every message (fewer when it is
+ *   shorter) before each call, and A splits what it receives into messages, adds up every
+ *   message's bytes as little-endian 64-bit words and checks both the number and the sum,
+ *   which is the work the engine's receiver does (written apart from it; see verify()).
  *
  * Prints one line of key=value pairs on standard output ("ok=1 ..." or "ok=0 err=..."); every
  * figure is in nanoseconds or per second. Buffers are allocated before the timed loop; every
@@ -63,7 +69,7 @@ enum { M_LAT, M_MSG, M_BATCH };
 
 static const char *mech;
 static size_t size;
-static int mode;
+static int mode, check;
 static long count, warm;
 
 /* What the two processes share: B's samples (latency) or A's clock (throughput). */
@@ -228,12 +234,122 @@ static void slots(struct mmsghdr *mm, struct iovec *iov, long n, char *buf, size
     }
 }
 
+/* ---- check mode: stamping and verifying every message ---- */
+
+/* The sequence number as a message carries it: the low min(8, size) bytes, little-endian. */
+static uint64_t seq_bits(long i)
+{
+    return size >= 8 ? (uint64_t)i : (uint64_t)i & ((UINT64_C(1) << (8 * size)) - 1);
+}
+
+static void stamp(char *msg, long i)
+{
+    uint64_t v = seq_bits(i);
+    for (size_t k = 0; k < size && k < 8; k++)
+        msg[k] = (char)(v >> (8 * k));
+}
+
+/*
+ * A's view of the incoming bytes in check mode. A message's sum is that of its little-endian
+ * 64-bit words (the last zero-padded): the same as the sum over its bytes of byte << 8 * (offset
+ * mod 8), modulo 2^64, which is how pieces that split a message anywhere are added up. `rest` is
+ * the sum of the bytes every message shares (all but the sequence number), taken from B's
+ * buffer before the run.
+ */
+static struct {
+    size_t off;         /* bytes of the current message seen */
+    uint64_t sum, head; /* its sum so far; its first min(8, size) bytes as a number */
+    uint64_t rest;
+    long msgs;
+} vr;
+
+static uint64_t bytes_sum(const unsigned char *p, size_t n, size_t off)
+{
+    uint64_t s = 0;
+    while (n > 0 && off % 8 != 0) {
+        s += (uint64_t)*p++ << (8 * (off++ % 8));
+        n--;
+    }
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8); /* x86-64 and arm64: little-endian */
+        s += w;
+    }
+    for (size_t k = 0; k < n; k++)
+        s += (uint64_t)p[k] << (8 * k);
+    return s;
+}
+
+static void verify_end(void)
+{
+    if (vr.head != seq_bits(vr.msgs) || vr.sum != vr.rest + vr.head) {
+        snprintf(sh->err, sizeof sh->err, "%s: message %ld is not what was sent", mech, vr.msgs);
+        _exit(1);
+    }
+    vr.msgs++;
+    vr.off = 0;
+    vr.sum = vr.head = 0;
+}
+
+/* Feeds n received bytes (any split) to the check. */
+static void verify(const char *buf, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    if (size >= 8) /* whole messages at a boundary, the usual case: one pass each, no bytes */
+        for (; vr.off == 0 && n >= size; p += size, n -= size) {
+            memcpy(&vr.head, p, 8);
+            vr.sum = bytes_sum(p, size, 0);
+            verify_end();
+        }
+    while (n > 0) {
+        size_t take = size - vr.off < n ? size - vr.off : n;
+        for (size_t k = vr.off; k < 8 && k < vr.off + take; k++)
+            vr.head |= (uint64_t)p[k - vr.off] << (8 * k);
+        vr.sum += bytes_sum(p, take, vr.off);
+        vr.off += take;
+        p += take;
+        n -= take;
+        if (vr.off == size)
+            verify_end();
+    }
+}
+
+/* One whole message (a datagram or a queue's): its size, then its bytes. */
+static void checked(const char *msg, size_t n, long i)
+{
+    if (n != size) {
+        snprintf(sh->err, sizeof sh->err, "%s: message %ld has %zu bytes, sent %zu", mech, i, n,
+                 size);
+        _exit(1);
+    }
+    verify(msg, n);
+}
+
+/* The sum of a message's bytes past its sequence number. Both sides' buffers start as the
+ * same bytes (main fills them alike), so A takes it from its own before the first receive. */
+static void verify_init(const char *msg)
+{
+    vr.rest = bytes_sum((const unsigned char *)msg, size, 0);
+    uint64_t head = 0;
+    for (size_t k = 0; k < size && k < 8; k++)
+        head |= (uint64_t)(unsigned char)msg[k] << (8 * k);
+    vr.rest -= head;
+}
+
+/* Check mode: the sequence numbers of messages i.. into the k contiguous slots of buf. */
+static void stamp_all(char *buf, long i, long k)
+{
+    for (long j = 0; check && j < k; j++)
+        stamp(buf + (size_t)j * size, i + j);
+}
+
 static void stream_b(struct end *e, char *buf)
 {
     long total = warm + count, b = mode == M_BATCH ? batch_of() : 1;
     if (mode == M_BATCH && bytestream()) {
         for (long i = 0; i < total; i += b) {
             long k = total - i < b ? total - i : b;
+            stamp_all(buf, i, k);
             put(e, buf, (size_t)k * size); /* contiguous messages, one write */
         }
         return;
@@ -244,20 +360,24 @@ static void stream_b(struct end *e, char *buf)
         slots(mm, iov, b, buf, size);
         for (long i = 0; i < total;) {
             long k = total - i < b ? total - i : b;
+            stamp_all(buf, i, k);
             int m = sendmmsg(e->wfd, mm, (unsigned)k, 0);
             if (m < 0)
                 die("sendmmsg");
-            i += m;
+            i += m; /* check mode: what did not go is stamped again from slot 0 */
         }
         return;
     }
-    for (long i = 0; i < total; i++)
+    for (long i = 0; i < total; i++) {
+        stamp_all(buf, i, 1);
         put(e, buf, size);
+    }
 }
 
 static void stream_a(struct end *e, char *buf, size_t cap)
 {
     long total = warm + count, msgs = 0;
+    verify_init(buf);
     if (bytestream()) {
         uint64_t bytes = 0, want = (uint64_t)total * size, mark = (uint64_t)warm * size;
         while (bytes < want) {
@@ -265,12 +385,14 @@ static void stream_a(struct end *e, char *buf, size_t cap)
             ssize_t r = read(e->rfd, buf, left < RDBUF ? left : RDBUF);
             if (r <= 0)
                 die(r == 0 ? "read: end of stream" : "read");
+            if (check)
+                verify(buf, (size_t)r);
             if (bytes < mark && bytes + (uint64_t)r >= mark)
                 sh->t0 = now_ns();
             bytes += (uint64_t)r;
         }
         sh->t1 = now_ns();
-        sh->got = total;
+        sh->got = check ? vr.msgs : total;
         return;
     }
     if (mode == M_BATCH && !is("mq") && !is("sysv")) {
@@ -282,13 +404,18 @@ static void stream_a(struct end *e, char *buf, size_t cap)
             int m = recvmmsg(e->rfd, mm, (unsigned)want, MSG_WAITFORONE, NULL);
             if (m <= 0)
                 die("recvmmsg");
+            for (int j = 0; check && j < m; j++)
+                checked(iov[j].iov_base, mm[j].msg_len, msgs + j);
             if (msgs < warm && msgs + m >= warm)
                 sh->t0 = now_ns();
             msgs += m;
         }
     } else {
         while (msgs < total) {
-            if (get(e, buf, cap) != size) {
+            size_t n = get(e, buf, cap);
+            if (check)
+                checked(buf, n, msgs);
+            else if (n != size) {
                 snprintf(sh->err, sizeof sh->err, "%s: message %ld has the wrong size", mech, msgs);
                 _exit(1);
             }
@@ -493,16 +620,20 @@ static double rank(const int64_t *v, long n, double q)
 
 int main(int argc, char **argv)
 {
-    if (argc != 7) {
-        fprintf(stderr, "usage: %s MECH SIZE latency|message|batch CPU_A CPU_B COUNT\n", argv[0]);
+    if (argc != 7 && argc != 8) {
+        fprintf(stderr,
+                "usage: %s MECH SIZE latency|message|batch CPU_A CPU_B COUNT [count|check]\n",
+                argv[0]);
         return 2;
     }
+    check = argc == 8 && !strcmp(argv[7], "check");
     mech = argv[1];
     size = strtoul(argv[2], NULL, 10);
     mode = !strcmp(argv[3], "latency") ? M_LAT : !strcmp(argv[3], "message") ? M_MSG : M_BATCH;
     int cpu[2] = {atoi(argv[4]), atoi(argv[5])};
     count = atol(argv[6]);
-    if (size < 1 || count < 1 || (mode == M_BATCH && strcmp(argv[3], "batch") != 0)) {
+    if (size < 1 || count < 1 || (mode == M_BATCH && strcmp(argv[3], "batch") != 0) ||
+        (argc == 8 && !check && strcmp(argv[7], "count") != 0)) {
         printf("ok=0 err=bad arguments\n");
         return 2;
     }
@@ -580,8 +711,8 @@ int main(int argc, char **argv)
                rank(sh->samples, count, 0.999), rank(sh->samples, count, 1), count * 1e9 / sum);
     } else {
         double secs = (double)(sh->t1 - sh->t0) / 1e9;
-        printf("ok=1 n=%ld got=%ld secs=%.6f mps=%.1f batch=%ld\n", count, sh->got, secs,
-               secs > 0 ? (double)count / secs : 0, mode == M_BATCH ? batch_of() : 1);
+        printf("ok=1 n=%ld got=%ld secs=%.6f mps=%.1f batch=%ld checked=%d\n", count, sh->got, secs,
+               secs > 0 ? (double)count / secs : 0, mode == M_BATCH ? batch_of() : 1, check);
     }
     return 0;
 }

@@ -112,8 +112,8 @@ IPK_API int ipk_server_set(ipk_server *s, const char *key, const char *value);
  * and counted. */
 IPK_API int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts);
 /* Adopts an already listening or bound socket (socket activation, an inherited descriptor);
- * opts may give framing= and max= (and allow_uid=, allow_gid= for a unix listener). The server
- * closes it when freed. */
+ * opts may give framing= and max= (and allow_uid=, allow_gid= for a unix listener, nodelay=
+ * for a tcp one: TCP_NODELAY is set on it unless nodelay=0). The server closes it when freed. */
 IPK_API int ipk_server_listen_fd(ipk_server *s, int fd, const ipk_opts *opts);
 /* The listeners' resolved addresses, i = 0, 1, ... (NULL past the end). */
 IPK_API const char *ipk_server_addr(const ipk_server *s, size_t i);

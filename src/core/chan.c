@@ -308,13 +308,17 @@ long ipk_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int timeout_ms)
         return ipk__note(c, r);
     if (msgs == NULL || n == 0)
         return ipk__note(c, ipk__err(-EINVAL, "%s: sendv: no messages", c->name));
-    for (size_t i = 0; i < n; i++) {
-        if (msgs[i].base == NULL && msgs[i].len > 0)
+    /* One pass with the limit in a register: this runs once per message of every batch. */
+    const ipk_iov *m = msgs, *end = msgs + n;
+    for (size_t max = c->max; m < end; m++)
+        if (__builtin_expect(m->len > max || m->base == NULL, 0) && m->len > 0)
+            break;
+    if (m < end) {
+        size_t i = (size_t)(m - msgs);
+        if (m->base == NULL)
             return ipk__note(c, ipk__err(-EINVAL, "%s: sendv: message %zu is NULL", c->name, i));
-        if (msgs[i].len > c->max)
-            return ipk__note(c,
-                             ipk__err(IPK_EMSGSIZE, "%s: message %zu of %zu bytes exceeds max=%zu",
-                                      c->name, i, msgs[i].len, c->max));
+        return ipk__note(c, ipk__err(IPK_EMSGSIZE, "%s: message %zu of %zu bytes exceeds max=%zu",
+                                     c->name, i, m->len, c->max));
     }
     int64_t dl = ipk__dl(timeout_ms);
     if (c->tr->sendv)

@@ -607,12 +607,11 @@ static int ipk__out_reserve(ipk_chan *c, size_t more)
  * call per 64-byte message costs as much as the copy. Reads and writes exactly n bytes. */
 static inline void ipk__copy_small(unsigned char *d, const unsigned char *s, size_t n)
 {
-    if (n >= 16) {
+    if (n >= 16) { /* 16-byte moves, the last one ending at n (overlapping when n is odd-sized) */
         size_t i = 0;
-        for (; i + 16 <= n; i += 16)
+        for (; i + 16 < n; i += 16)
             memcpy(d + i, s + i, 16);
-        if (i < n)
-            memcpy(d + n - 16, s + n - 16, 16);
+        memcpy(d + n - 16, s + n - 16, 16);
     } else if (n >= 8) {
         memcpy(d, s, 8);
         memcpy(d + n - 8, s + n - 8, 8);
@@ -673,21 +672,14 @@ void ipk__co_push(ipk_chan *c)
     ipk__out_done(c);
 }
 
-/*
- * Writes iov[0..n) (which this function may modify) with deadline dl. frames[i] is the index of
- * the message iov[i] belongs to. A message counts as sent once any byte of it is written: if the
- * deadline passes inside it, its rest is kept in c->out. Returns the number of messages sent, or
- * a negative code when none was.
- */
-IPK__HOTPATH static long ipk__write_all(ipk_chan *c, struct iovec *iov, int n, const int *frames,
-                                        int64_t dl)
+/* The rest of ipk__write_all: w is what its first writev() returned. */
+static long ipk__write_rest(ipk_chan *c, struct iovec *iov, int n, const int *frames, int64_t dl,
+                            ssize_t w)
 {
     int i = 0;
     int cut = 0; /* some of iov[i] is already written */
-    ipk__io_mode(c, c->wfd, dl);
-    while (i < n) {
-        ssize_t w =
-            ipk__writev(c->wfd, iov + i, n - i > 1024 ? 1024 : n - i, c->wkind, c->sigpipe_ign);
+    for (;;
+         w = ipk__writev(c->wfd, iov + i, n - i > 1024 ? 1024 : n - i, c->wkind, c->sigpipe_ign)) {
         if (w >= 0) {
             size_t k = (size_t)w;
             while (i < n && k >= iov[i].iov_len) {
@@ -695,7 +687,9 @@ IPK__HOTPATH static long ipk__write_all(ipk_chan *c, struct iovec *iov, int n, c
                 i++;
                 cut = 0;
             }
-            if (i < n && k > 0) {
+            if (i == n)
+                return frames[n - 1] + 1;
+            if (k > 0) {
                 iov[i].iov_base = (char *)iov[i].iov_base + k;
                 iov[i].iov_len -= k;
                 cut = 1;
@@ -723,7 +717,22 @@ IPK__HOTPATH static long ipk__write_all(ipk_chan *c, struct iovec *iov, int n, c
         /* A hard error half-way through a frame leaves the stream unusable. */
         return ipk__fatal(c, ipk__errsys(r, "%s: write", c->name));
     }
-    return frames[n - 1] + 1;
+}
+
+/*
+ * Writes iov[0..n) (which this function may modify) with deadline dl. frames[i] is the index of
+ * the message iov[i] belongs to. A message counts as sent once any byte of it is written: if the
+ * deadline passes inside it, its rest is kept in c->out. Returns the number of messages sent, or
+ * a negative code when none was. The common case, one buffer written whole, returns here.
+ */
+IPK__HOTPATH static inline long ipk__write_all(ipk_chan *c, struct iovec *iov, int n,
+                                               const int *frames, int64_t dl)
+{
+    ipk__io_mode(c, c->wfd, dl);
+    ssize_t w = ipk__writev(c->wfd, iov, n > 1024 ? 1024 : n, c->wkind, c->sigpipe_ign);
+    if (n == 1 && w >= 0 && (size_t)w == iov[0].iov_len)
+        return frames[0] + 1;
+    return ipk__write_rest(c, iov, n, frames, dl, w);
 }
 
 /* Writes c->out, waiting up to dl (c->co.mu held when coalescing). */
@@ -769,6 +778,25 @@ static int ipk__encode_error(ipk_chan *c, int r, size_t len)
     return ipk__err(r, "%s: a %zu-byte message does not fit a frame header", c->name, len);
 }
 
+/* The staging area of a blocking batch (ipk__sendv_direct): c->out's buffer, empty here. With
+ * grow = 0, the buffer kept from an earlier call, whatever its size (the caller checks the room
+ * of each frame, which costs less than summing the batch first); else, or when there is none,
+ * one sized to the small frames of the first IPK__BATCH messages. NULL when there are none or
+ * memory is short (the batch then goes out unstaged). *end: the end of the buffer. */
+static unsigned char *ipk__stage(ipk_chan *c, const ipk_iov *msgs, size_t n, int grow,
+                                 unsigned char **end)
+{
+    if (grow || c->out.buf == NULL) {
+        size_t need = 0, most = n < IPK__BATCH ? n : IPK__BATCH;
+        for (size_t i = 0; i < most; i++)
+            need += msgs[i].len <= IPK__COALESCE ? IPK__HDR_LEN + msgs[i].len : 0;
+        if (need == 0 || ipk__out_reserve(c, need) != 0)
+            return NULL;
+    }
+    *end = (unsigned char *)c->out.buf + c->out.cap;
+    return (unsigned char *)c->out.buf;
+}
+
 /* Writes msgs now, behind what c->out holds. */
 static long ipk__sendv_direct(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl)
 {
@@ -787,30 +815,43 @@ static long ipk__sendv_direct(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_
      * staging area is c->out's buffer, empty here (flushed above) and kept between calls, so a
      * loop of batches allocates nothing; c->out.len stays 0, so nothing in it counts as queued
      * (coalescing channels, whose c->out the flusher reads, only come here with large frames). */
-    unsigned char *stage = NULL;
-    if (c->framing == IPK__FR_LEN && n > 1 && dl == IPK__DL_FOREVER && !c->co.on) {
-        size_t need = 0;
-        for (size_t i = 0; i < n && i < IPK__BATCH; i++)
-            need += msgs[i].len <= IPK__COALESCE ? IPK__HDR_LEN + msgs[i].len : 0;
-        if (need > 0 && ipk__out_reserve(c, need) == 0)
-            stage = (unsigned char *)c->out.buf;
-    }
+    unsigned char *stage = NULL, *stage_end = NULL;
+    if (c->framing == IPK__FR_LEN && n > 1 && dl == IPK__DL_FOREVER && !c->co.on)
+        stage = ipk__stage(c, msgs, n, 0, &stage_end);
     size_t done = 0;
     while (done < n) {
-        int k = 0, m = 0, chunk = -1;
-        size_t used = 0;
+        int k, m;
+        size_t used;
         int staging = stage != NULL && done == 0; /* later batches do not block (DL_NOW) */
-        for (; done + (size_t)m < n && m < IPK__BATCH; m++) {
+        int most = n - done < IPK__BATCH ? (int)(n - done) : IPK__BATCH;
+    frame:
+        k = m = 0;
+        used = 0;
+        while (m < most) {
             const ipk_iov *msg = &msgs[done + (size_t)m];
-            if (staging && msg->len <= IPK__COALESCE) { /* framing=len: header, payload */
-                ipk__codec_put_len(stage + used, msg->len);
-                ipk__copy_small(stage + used + IPK__HDR_LEN, msg->base, msg->len);
-                if (chunk < 0) { /* a chunk counts as its first message (see below) */
-                    iov[chunk = k] = (struct iovec){stage + used, 0};
-                    frames[k++] = m;
-                }
-                iov[chunk].iov_len += IPK__HDR_LEN + msg->len;
-                used += IPK__HDR_LEN + msg->len;
+            if (staging && msg->len <= IPK__COALESCE) {
+                /* The run of small frames here, header and payload, in one tight pass (every
+                 * instruction here is spent 256 times per call). The run is one iovec, a chunk,
+                 * which counts as its first message (see below). */
+                unsigned char *p0 = stage + used, *p = p0;
+                frames[k] = m;
+                do { /* read first: the stores below may alias msgs[] for the compiler */
+                    size_t len = msg->len;
+                    const unsigned char *src = msg->base;
+                    if ((size_t)(stage_end - p) < IPK__HDR_LEN + len) {
+                        /* The buffer kept from earlier calls is too small: sized to this
+                         * batch, and the batch framed again (nothing is written yet). */
+                        stage = ipk__stage(c, msgs, n, 1, &stage_end);
+                        staging = stage != NULL;
+                        goto frame;
+                    }
+                    ipk__codec_put_len(p, len);
+                    ipk__copy_small(p + IPK__HDR_LEN, src, len);
+                    p += IPK__HDR_LEN + len;
+                    msg++;
+                } while (++m < most && msg->len <= IPK__COALESCE);
+                iov[k++] = (struct iovec){p0, (size_t)(p - p0)};
+                used += (size_t)(p - p0);
                 continue;
             }
             unsigned char *h = hdr[m];
@@ -820,7 +861,6 @@ static long ipk__sendv_direct(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_
             if (r != 0)
                 return done + (size_t)m > 0 ? (long)(done + (size_t)m)
                                             : ipk__encode_error(c, r, msg->len);
-            chunk = -1;
             if (pre) {
                 iov[k] = (struct iovec){h, pre};
                 frames[k++] = m;
@@ -833,6 +873,7 @@ static long ipk__sendv_direct(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_
                 iov[k] = (struct iovec){(void *)postp, post};
                 frames[k++] = m;
             }
+            m++;
         }
         if (k == 0) { /* raw framing, all messages empty */
             done += (size_t)m;

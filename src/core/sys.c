@@ -323,8 +323,9 @@ int ipk__sigpipe_ignored(void)
 /*
  * A write to a pipe whose reader is gone raises SIGPIPE, which by default kills the process;
  * the library may not install a handler. So, unless the caller already ignores SIGPIPE, block it
- * in this thread around the write, and if the write failed with EPIPE, consume the SIGPIPE the
- * kernel queued for this thread before unblocking. If the caller had SIGPIPE blocked already, a
+ * in this thread around the write, and if the write failed with EPIPE (or was cut short, which
+ * is how a blocking write that the reader leaves half-way ends), consume the SIGPIPE the kernel
+ * queued for this thread before unblocking. If the caller had SIGPIPE blocked already, a
  * SIGPIPE pending now may be theirs, so it is left alone.
  */
 IPK__HOTPATH static ssize_t ipk__wsend(int fd, const void *p, size_t n)
@@ -340,6 +341,37 @@ static ssize_t ipk__wsendmsg(int fd, const struct msghdr *mh)
 IPK__HOTPATH static ssize_t ipk__wwrite(int fd, const struct iovec *iov, int n)
 {
     IPK__SYS(WRITEV, -1, n == 1 ? write(fd, iov[0].iov_base, iov[0].iov_len) : writev(fd, iov, n));
+}
+
+/* A pipe write with SIGPIPE blocked around it (see above). Out of line: its signal sets need a
+ * large stack frame that the other paths of ipk__writev should not pay for. */
+__attribute__((noinline)) static ssize_t ipk__writev_masked(int fd, const struct iovec *iov, int n)
+{
+    sigset_t pipe_set, old;
+    int masked = 0;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) == 0)
+        masked = !sigismember(&old, SIGPIPE);
+    ssize_t r;
+    do
+        r = ipk__wwrite(fd, iov, n);
+    while (r < 0 && errno == EINTR);
+    int e = r < 0 ? errno : 0;
+    if (masked) {
+        /* A reader that goes away during a blocking write makes the kernel return the bytes it
+         * took and queue SIGPIPE all the same: a short write may have raised one too. */
+        size_t want = 0;
+        for (int i = 0; e == 0 && i < n; i++)
+            want += iov[i].iov_len;
+        if (e == EPIPE || (e == 0 && (size_t)r < want)) {
+            struct timespec zero = {0, 0};
+            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+                ;
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    return r < 0 ? -e : r;
 }
 
 IPK__HOTPATH ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ipk__wkind kind,
@@ -364,28 +396,15 @@ IPK__HOTPATH ssize_t ipk__writev(int fd, const struct iovec *iov, int n, enum ip
                 return -errno;
         }
     }
-    sigset_t pipe_set, old;
-    int masked = 0;
-    if (!sigpipe_ign) {
-        sigemptyset(&pipe_set);
-        sigaddset(&pipe_set, SIGPIPE);
-        if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) == 0)
-            masked = !sigismember(&old, SIGPIPE);
+    if (!sigpipe_ign)
+        return ipk__writev_masked(fd, iov, n);
+    for (;;) {
+        ssize_t r = ipk__wwrite(fd, iov, n);
+        if (r >= 0)
+            return r;
+        if (errno != EINTR)
+            return -errno;
     }
-    ssize_t r;
-    do
-        r = ipk__wwrite(fd, iov, n);
-    while (r < 0 && errno == EINTR);
-    int e = r < 0 ? errno : 0;
-    if (masked) {
-        if (e == EPIPE) {
-            struct timespec zero = {0, 0};
-            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-                ;
-        }
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
-    return r < 0 ? -e : r;
 }
 
 int ipk__set_nonblock(int fd)

@@ -365,23 +365,40 @@ static int chan_timed(ipk_chan *c)
     return r == 0 && (src.flags & IPK__PS_TIMED) != 0;
 }
 
+/* A nodelay= value: 1 or 0, -1 when it is neither (the words ipk_listen() takes). */
+static int nodelay_word(const char *v)
+{
+    if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
+        return 1;
+    if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0)
+        return 0;
+    return -1;
+}
+
 /*
  * The workers accept with accept4(), not ipk_accept(), so what the library's accept would set on
  * a TCP connection (TCP_NODELAY unless nodelay=0: a reply leaves at once, not after the
  * client's delayed ACK) is set once on the listening socket, which every accepted connection
- * inherits (Linux copies it at accept). The value was checked by ipk_listen().
+ * inherits (Linux copies it at accept): for a socket of ipk_server_listen() (whose value
+ * ipk_listen() checked) and one adopted by ipk_server_listen_fd() alike. 0 for a socket that
+ * is not TCP, or a negative errno.
  */
-static int tcp_nodelay(const srv_listener *l)
+static int tcp_nodelay(int fd, int on)
 {
-    int proto = 0, on = 1;
+    int proto = 0;
     socklen_t sl = sizeof proto;
-    if (getsockopt(l->fd, SOL_SOCKET, SO_PROTOCOL, &proto, &sl) != 0 || proto != IPPROTO_TCP)
+    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &sl) != 0 || proto != IPPROTO_TCP)
         return 0;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == 0 ? 0 : -errno;
+}
+
+static int chan_nodelay(const srv_listener *l)
+{
+    int on = 1;
     for (const ipk__kv *kv = l->chan->opts; kv; kv = kv->next)
         if (strcmp(kv->key, "nodelay") == 0)
-            on = !(strcmp(kv->val, "0") == 0 || strcmp(kv->val, "false") == 0 ||
-                   strcmp(kv->val, "no") == 0);
-    return setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == 0 ? 0 : -errno;
+            on = nodelay_word(kv->val) != 0;
+    return tcp_nodelay(l->fd, on);
 }
 
 /* ---- binary upgrade: the sockets an old master passed (IPK_SERVE_FDS, see server.h) ---- */
@@ -612,7 +629,7 @@ int ipk_server_listen(ipk_server *s, const char *url, const ipk_opts *opts)
         if (fl < 0 || fcntl(l->fd, F_SETFL, fl | O_NONBLOCK) != 0)
             r = -errno;
         else if (kind == SRV_ACCEPT)
-            r = tcp_nodelay(l);
+            r = chan_nodelay(l);
     }
     if (r != 0 || l->url == NULL || l->addr == NULL || l->opts == NULL) {
         listener_free(l);
@@ -640,6 +657,7 @@ int ipk_server_listen_fd(ipk_server *s, int fd, const ipk_opts *opts)
         return srv_err(s, -EINVAL, "descriptor %d: neither listening nor a datagram socket", fd);
     enum ipk__framing framing = IPK__FR_LEN;
     size_t max = IPK__DEFAULT_MAX;
+    int nodelay = -1;      /* not given: on for a listening TCP socket */
     srv_listener al = {0}; /* the allow-lists */
     for (const ipk__kv *kv = opts ? opts->kv : NULL; kv; kv = kv->next) {
         if (is_allow_key(kv->key, strlen(kv->key))) {
@@ -651,6 +669,12 @@ int ipk_server_listen_fd(ipk_server *s, int fd, const ipk_opts *opts)
                                "descriptor %d: allow_uid= and allow_gid= are for listening "
                                "unix sockets",
                                fd);
+        } else if (strcmp(kv->key, "nodelay") == 0) {
+            if ((nodelay = nodelay_word(kv->val)) < 0 || !listening ||
+                (domain != AF_INET && domain != AF_INET6))
+                return srv_err(s, IPK_EOPTION,
+                               "descriptor %d: nodelay=%s: 1 or 0, for a listening tcp socket", fd,
+                               kv->val);
         } else if (strcmp(kv->key, "framing") == 0 && strcmp(kv->val, "len") == 0)
             framing = IPK__FR_LEN;
         else if (strcmp(kv->key, "framing") == 0 && strcmp(kv->val, "line") == 0)
@@ -677,11 +701,12 @@ int ipk_server_listen_fd(ipk_server *s, int fd, const ipk_opts *opts)
     memcpy(l->allow_gid, al.allow_gid, sizeof al.allow_gid);
     l->n_uid = al.n_uid;
     l->n_gid = al.n_gid;
-    int fl = fcntl(fd, F_GETFL);
+    int fl = fcntl(fd, F_GETFL), r = 0;
     if (l->addr == NULL || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
-        fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+        fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 ||
+        (listening && (r = tcp_nodelay(fd, nodelay != 0)) != 0)) {
         free(l->addr);
-        return srv_err(s, -ENOMEM, "descriptor %d: cannot set it up", fd);
+        return srv_err(s, r ? r : -ENOMEM, "descriptor %d: cannot set it up", fd);
     }
     char key[32];
     snprintf(key, sizeof key, "fd:%d", fd);

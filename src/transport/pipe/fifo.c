@@ -262,15 +262,21 @@ static int ipk__fifo_atomic_check(ipk_chan *c, size_t len)
                     c->name, len, wire, PIPE_BUF);
 }
 
+/* atomic=1: the frame must fit PIPE_BUF; then the common path. Out of line, so that the hot
+ * path below is a test and a jump (no registers to save around a call it does not make). */
+__attribute__((noinline)) static int ipk__fifo_send_atomic(ipk_chan *c, const void *msg, size_t len,
+                                                           const ipk_msginfo *mi, int64_t dl)
+{
+    int r = c->wfd >= 0 ? ipk__fifo_atomic_check(c, len) : 0;
+    return r != 0 ? r : ipk__stream_send(c, msg, len, mi, dl);
+}
+
 IPK__HOTPATH static int ipk__fifo_send(ipk_chan *c, const void *msg, size_t len,
                                        const ipk_msginfo *mi, int64_t dl)
 {
     const ipk__fifo *f = c->tp;
-    if (f->atomic && c->wfd >= 0) {
-        int r = ipk__fifo_atomic_check(c, len);
-        if (r != 0)
-            return r;
-    }
+    if (__builtin_expect(f->atomic, 0))
+        return ipk__fifo_send_atomic(c, msg, len, mi, dl);
     return ipk__stream_send(c, msg, len, mi, dl);
 }
 
@@ -290,11 +296,11 @@ static long ipk__fifo_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t 
 }
 
 /* Before the first read: not readable (nor hung up) until a writer has been there (see the top
- * of the file). */
-static int ipk__fifo_await_writer(ipk_chan *c, int64_t dl)
+ * of the file). Out of line, as for ipk__fifo_send_atomic. */
+__attribute__((noinline)) static int ipk__fifo_await_writer(ipk_chan *c, int64_t dl)
 {
     ipk__fifo *f = c->tp;
-    if (f->seen_writer || c->rfd < 0)
+    if (c->rfd < 0)
         return 0;
     int w = ipk__wait_fd(c->rfd, POLLIN, dl);
     if (w < 0)
@@ -308,13 +314,19 @@ static int ipk__fifo_await_writer(ipk_chan *c, int64_t dl)
 IPK__HOTPATH static long ipk__fifo_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi,
                                         int64_t dl)
 {
-    int r = ipk__fifo_await_writer(c, dl);
-    return r != 0 ? r : ipk__stream_recv(c, buf, cap, mi, dl);
+    const ipk__fifo *f = c->tp;
+    if (__builtin_expect(!f->seen_writer, 0)) {
+        int r = ipk__fifo_await_writer(c, dl);
+        if (r != 0)
+            return r;
+    }
+    return ipk__stream_recv(c, buf, cap, mi, dl);
 }
 
 static long ipk__fifo_peek(ipk_chan *c, const void **p, int64_t dl)
 {
-    int r = ipk__fifo_await_writer(c, dl);
+    const ipk__fifo *f = c->tp;
+    int r = f->seen_writer ? 0 : ipk__fifo_await_writer(c, dl);
     return r != 0 ? r : ipk__stream_peek(c, p, dl);
 }
 

@@ -162,7 +162,27 @@ static int ipk__ncpu(void)
 
 /* ---- process identity, for stale owners and SPSC claims ---- */
 
+static uint64_t ipk__pid_start_read(pid_t pid);
+
+/* The calling process's own start time is read once per process (a forked child has another
+ * pid, so it reads its own): every multi=1 attach and every segment made asks for it. */
 uint64_t ipk__pid_start(pid_t pid)
+{
+    static _Atomic pid_t self_pid;
+    static _Atomic uint64_t self_start;
+    if (pid != getpid())
+        return ipk__pid_start_read(pid);
+    if (atomic_load_explicit(&self_pid, memory_order_acquire) == pid)
+        return atomic_load_explicit(&self_start, memory_order_relaxed);
+    uint64_t start = ipk__pid_start_read(pid);
+    if (start != 0 && start != UINT64_MAX) { /* two threads racing store the same value */
+        atomic_store_explicit(&self_start, start, memory_order_relaxed);
+        atomic_store_explicit(&self_pid, pid, memory_order_release);
+    }
+    return start;
+}
+
+static uint64_t ipk__pid_start_read(pid_t pid)
 {
     char p[64], buf[1024];
     snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
