@@ -17,10 +17,11 @@
  * Zero-copy receive (ipk_peek / ipk_release): c->in grows to 512 KiB (or to the frame when one
  * is larger) and each read() asks for 256 KiB, as a plain reader would, so a stream of 16 KiB
  * messages takes one read() per 16 of them; a frame above 128 KiB is read to its end and the next
- * header, so that it never has to move. The next frame is
- * parsed in place: a len frame's header is consumed as ipk_recv consumes it (have_frame), the
- * payload stays at c->in's read position and is handed out there until release. While a
- * message is held nothing moves c->in: a recv is refused, a second peek returns the same one.
+ * header, so that it never has to move. Reads land at an address congruent to their stream
+ * position modulo 64 (IPK__ALIGN). The next frame is parsed in place: a len frame's header is
+ * consumed as ipk_recv consumes it (have_frame), the payload stays at c->in's read position and
+ * is handed out there until release. While a message is held nothing moves c->in: a recv is
+ * refused, a second peek returns the same one.
  *
  * Send side: header and payload go out in one writev(). If the deadline passes after part of a
  * frame was written, the rest is kept in c->out and the send counts as done: the next call on
