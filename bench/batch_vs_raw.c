@@ -13,8 +13,11 @@
  *     each write() (user time between writes, without the copy).
  *   r (the reader): a plain writer (one write() of as many whole frames as fit 256 KiB, or one
  *     frame when it is larger) feeds either one ipk_recv per message (buffer: size + 64, as
- *     `ipckit bench` gives it; -x: exactly size) or a plain reader of 256 KiB at a time. Ratio:
- *     ipk_recv's rate / the plain reader's rate.
+ *     `ipckit bench` gives it; -x: exactly size), or one ipk_peek + ipk_release per message (the
+ *     message in place in the channel's buffer, read 256 KiB at a time; nothing copied out), or
+ *     a plain reader of 256 KiB at a time. Ratios: each ipckit reader's rate / the plain
+ *     reader's. None of the three touches the payload; the two ipckit readers parse every
+ *     frame's header (they must, to find the message), the plain reader only counts bytes.
  *
  * Both sides of a variant are forked processes pinned like `ipckit bench`: the reader on the
  * first CPU of the affinity mask, the writer on the second (-c cross) or the first (-c same).
@@ -68,7 +71,7 @@ static const char *const bv_mech[] = {"unix", "tcp", "fifo"};
 /* A variant: which end is ipckit (0: neither), and its URL options. */
 typedef struct bv_var {
     const char *name;
-    int ipk;         /* 1: this variant's measured end goes through ipckit */
+    int ipk;         /* this variant's measured end goes through ipckit: 1, 2 (ipk_peek) */
     const char *opt; /* the query added to ipckit's address */
     int gather;      /* plain writer: copies each message from its own buffer into the block */
 } bv_var;
@@ -332,7 +335,8 @@ static void r_writer(int mech, int lfd, const char *url, size_t size, uint64_t m
     free(blk);
 }
 
-/* Test r, reader side through ipckit: one ipk_recv per message. */
+/* Test r, reader side through ipckit: one ipk_recv per message, or one ipk_peek and
+ * ipk_release (v->ipk == 2). */
 static void r_ipk_reader(const bv_var *v, const char *url, size_t size, uint64_t msgs)
 {
     char u[300];
@@ -350,8 +354,15 @@ static void r_ipk_reader(const bv_var *v, const char *url, size_t size, uint64_t
     for (uint64_t i = 0; i < msgs; i++) {
         if (i == warm)
             t0 = now_ns();
-        if ((r = ipk_recv(c, b, cap, -1)) != (long)size)
+        if (v->ipk == 2) {
+            const void *p;
+            if ((r = ipk_peek(c, &p, -1)) != (long)size)
+                ipk_die(r < 0 ? r : -EPROTO, "ipk_peek");
+            if ((r = ipk_release(c)) != 0)
+                ipk_die(r, "ipk_release");
+        } else if ((r = ipk_recv(c, b, cap, -1)) != (long)size) {
             ipk_die(r < 0 ? r : -EPROTO, "ipk_recv");
+        }
     }
     *bv_elapsed = now_ns() - t0;
     ipk_close(c);
@@ -444,9 +455,10 @@ static void row(char test, int mech, int cross, size_t size, int blocks, double 
                               {"write() gathered", 0, "", 1},
                               {"ipk_sendv", 1, "", 0},
                               {"ipk_sendv flush=0", 1, "?flush=0", 0}};
-    bv_var r_vars[BV_MAXV] = {{"read(256K)", 0, "", 0}, {"ipk_recv", 1, "", 0}};
+    bv_var r_vars[BV_MAXV] = {
+        {"read(256K)", 0, "", 0}, {"ipk_recv", 1, "", 0}, {"ipk_peek", 2, "", 0}};
     bv_var *vars = test == 'w' ? w_vars : r_vars;
-    int nv = test == 'w' ? (mech == M_FIFO ? 3 : 4) : 2;
+    int nv = test == 'w' ? (mech == M_FIFO ? 3 : 4) : 3;
     int gathered = test == 'w' ? 1 : -1; /* the plain writer that copies as ipckit must */
     /* calibrate: the plain variant for about `secs` */
     uint64_t msgs = ((uint64_t)64 << 20) / (size + 4);

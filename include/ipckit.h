@@ -210,9 +210,12 @@ IPK_API void ipk_poller_free(ipk_poller *p);
  * log is never consumed: each reader keeps its own offset), a non-empty file in mode=whole. */
 IPK_API long ipk_undelivered(const ipk_chan *c);
 
-/* Zero-copy, where the transport supports it (shm:); IPK_ENOTSUP elsewhere.
- * ipk_reserve: space for a message of len bytes, written in place, then ipk_commit(c, len') with
- * len' <= len. ipk_peek: the next message in place, valid until ipk_release(). */
+/* Zero-copy, where the transport supports it; IPK_ENOTSUP elsewhere.
+ * ipk_reserve (shm:): space for a message of len bytes, written in place, then ipk_commit(c, len')
+ * with len' <= len. ipk_peek (shm:, and the byte streams unix:, tcp:, fifo:, exec:): waits as
+ * ipk_recv does, then returns the next message's length with *p pointing at it in place, valid
+ * until ipk_release() (or close); peeking again returns the same one, ipk_recv while it is held
+ * is -EINVAL, ipk_release without a peeked message -EINVAL. See ipckit(3). */
 IPK_API int ipk_reserve(ipk_chan *c, void **p, size_t len, int timeout_ms);
 IPK_API int ipk_commit(ipk_chan *c, size_t len);
 IPK_API long ipk_peek(ipk_chan *c, const void **p, int timeout_ms);

@@ -5,15 +5,20 @@
  *
  *   peer_stream CONNECT ACTION [ARGS]
  *   CONNECT: tcp HOST PORT | unix PATH | fifo-w PATH | fifo-r PATH | stdio
- *   ACTION:  echo                  echo frames back until EOF
- *            send N SIZE           N frames; frame i has SIZE bytes (SIZE -1: i % 2000) of pattern
- * i sizes S1,S2,...       one frame of each size, pattern = index recv N SIZE           receive N
- * frames as `send` makes them and verify; exit 0 if all ok partial               a header declaring
- * 100 bytes, then 10 bytes, then sleep oversize LEN          a header declaring LEN bytes, then 16
- * bytes, then sleep late MS               sleep MS ms, then send one 5-byte frame "late!" hold MS
- * FILE          read nothing for MS ms, then receive frames until EOF, verifying frame i against
- * pattern i; writes the count to FILE close                 close at once Exit status: 0 ok, 1
- * verification failed, 2 usage or connection error.
+ *   ACTION:
+ *     echo               echo frames back until EOF
+ *     send N SIZE        N frames; frame i has SIZE bytes (SIZE -1: i % 2000) of pattern i
+ *     sendhold N SIZE    the same, then stay connected and silent
+ *     sizes S1,S2,...    one frame of each size, pattern = index
+ *     recv N SIZE        receive N frames as `send` makes them and verify; exit 0 if all ok
+ *     partial            a header declaring 100 bytes, then 10 bytes, then sleep
+ *     oversize LEN       a header declaring LEN bytes, then 16 bytes, then sleep
+ *     late MS            sleep MS ms, then send one 5-byte frame "late!"
+ *     hold MS FILE       read nothing for MS ms, then receive frames until EOF, verifying frame
+ *                        i against pattern i; writes the count to FILE
+ *     lines N            framing=line: N lines (see the action), then "tail" with no newline
+ *     close              close at once
+ *   Exit status: 0 ok, 1 verification failed, 2 usage or connection error.
  */
 #define _GNU_SOURCE 1
 #include <arpa/inet.h>
@@ -171,7 +176,7 @@ int main(int argc, char **argv)
         }
         return r == 0 ? 0 : 1;
     }
-    if (strcmp(act, "send") == 0 && na == 2) {
+    if ((strcmp(act, "send") == 0 || strcmp(act, "sendhold") == 0) && na == 2) {
         long count = atol(a[0]), size = atol(a[1]);
         for (long i = 0; i < count; i++) {
             size_t n = frame_size(size, i);
@@ -179,6 +184,8 @@ int main(int argc, char **argv)
             if (send_frame(big, (uint32_t)n))
                 return 2;
         }
+        while (act[4] == 'h') /* sendhold: the connection stays open and silent */
+            pause();
         return 0;
     }
     if (strcmp(act, "sizes") == 0 && na == 1) {
@@ -256,6 +263,21 @@ int main(int argc, char **argv)
                 sleep_ms(1);
         }
         return 0;
+    }
+    if (strcmp(act, "lines") == 0 && na == 1) {
+        /* framing=line: N lines, line i of (i * 7919) % 300000 bytes, byte j 'a' + (i + j) % 26,
+         * each with its newline; then "tail" without one, and the end of the stream. */
+        static unsigned char l[300000 + 1];
+        long count = atol(a[0]);
+        for (long i = 0; i < count; i++) {
+            size_t n = (size_t)((i * 7919) % 300000);
+            for (size_t j = 0; j < n; j++)
+                l[j] = (unsigned char)('a' + (size_t)(i + (long)j) % 26);
+            l[n] = '\n';
+            if (write_full(l, n + 1))
+                return 2;
+        }
+        return write_full("tail", 4) ? 2 : 0;
     }
     if (strcmp(act, "late") == 0 && na == 1) {
         sleep_ms(atol(a[0]));

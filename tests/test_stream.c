@@ -7,13 +7,16 @@
  */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -624,6 +627,299 @@ static void t_pipesz(void **state)
     ipkt_ok(ipk_close(d));
 }
 
+/* ---- zero-copy receive: ipk_peek / ipk_release ---- */
+
+/* Waits until n bytes wait in c's descriptor (sent, not yet read by us). */
+static void await_bytes(ipk_chan *c, int n)
+{
+    int have = 0;
+    while (ioctl(ipk_fd(c), FIONREAD, &have) == 0 && have < n)
+        ipkt_msleep(1);
+    assert_true(have >= n);
+}
+
+/* Frame i of the mixed stream: 0 B to 1 MiB + 4000 B, consecutive sizes far apart. */
+static size_t mix_size(int i)
+{
+    static const size_t s[] = {0,     1,     100,    4095,   16384,   16385,
+                               65535, 65536, 262144, 262145, 1 << 20, (1 << 20) + 4000};
+    return s[(i * 5) % 12];
+}
+
+/* Peeks at the next message, which must be frame i of `len` bytes (pattern i). */
+static const char *peek_frame(ipk_chan *c, size_t len, uint32_t i, int timeout_ms)
+{
+    const void *p = NULL;
+    ipkt_expect(ipk_peek(c, &p, timeout_ms), (long)len);
+    assert_non_null(p);
+    assert_true(ipkt_check(p, len, i));
+    return p;
+}
+
+/* 48 frames of 0 B to 1 MiB + 4000 B taken in turn by ipk_recv, by peek and release, by two
+ * peeks (the same message, the same place), and by a peek held across a refused recv and a
+ * refused second release: every byte is checked, nothing read ahead is lost. */
+static void t_peek_mixed(void **state)
+{
+    enum { N = 48 };
+    char list[N * 8] = "";
+    for (int i = 0, n = 0; i < N; i++)
+        n += snprintf(list + n, sizeof list - (size_t)n, "%s%zu", i ? "," : "", mix_size(i));
+    size_t cap = (1 << 20) + 4096;
+    char *buf = xmalloc(cap);
+    conn k = open_pair(*state, RX, "", ACT("sizes", list));
+    ipkt_expect(ipk_release(k.c), -EINVAL);
+    ipkt_errmsg_has("release without a peeked message");
+    for (int i = 0; i < N; i++) {
+        size_t len = mix_size(i);
+        const void *again = NULL;
+        const char *p;
+        switch (i % 4) {
+        case 0:
+            ipkt_expect(ipk_recv(k.c, buf, cap, 10000), (long)len);
+            assert_true(ipkt_check(buf, len, (uint32_t)i));
+            break;
+        case 1:
+            peek_frame(k.c, len, (uint32_t)i, 10000);
+            ipkt_ok(ipk_release(k.c));
+            break;
+        case 2:
+            p = peek_frame(k.c, len, (uint32_t)i, 10000);
+            ipkt_expect(ipk_peek(k.c, &again, 0), (long)len);
+            assert_ptr_equal(again, p);
+            ipkt_ok(ipk_release(k.c));
+            break;
+        default:
+            p = peek_frame(k.c, len, (uint32_t)i, -1);
+            ipkt_expect(ipk_recv(k.c, buf, cap, 0), -EINVAL);
+            ipkt_errmsg_has("recv while a peeked message is not released");
+            assert_true(ipkt_check(p, len, (uint32_t)i)); /* still in place */
+            ipkt_ok(ipk_release(k.c));
+            ipkt_expect(ipk_release(k.c), -EINVAL);
+            break;
+        }
+    }
+    const void *p;
+    ipkt_expect(ipk_peek(k.c, &p, 10000), IPK_EOF);
+    ipkt_expect(ipk_recv(k.c, buf, cap, 0), IPK_EOF);
+    assert_int_equal(finish(&k), 0);
+    free(buf);
+}
+
+/* Frames that arrive in pieces, taken with timeout 0 (a whole frame or -EAGAIN, what came so
+ * far kept) and a receive between peeks; then a frame cut by the peer's death: the deadline
+ * passes with half of it buffered, and the end of the stream is a protocol error. */
+static void t_peek_partial(void **state)
+{
+    const void *p;
+    char buf[512];
+    conn k = open_pair(*state, RX, "", ACT("trickle"));
+    const size_t lens[] = {3, 0, 300};
+    for (unsigned f = 0; f < 3; f++) {
+        long n;
+        struct pollfd pf = {ipk_fd(k.c), POLLIN, 0};
+        while ((n = f == 1 ? ipk_recv(k.c, buf, sizeof buf, 0) : ipk_peek(k.c, &p, 0)) == -EAGAIN)
+            assert_true(poll(&pf, 1, -1) == 1);
+        ipkt_expect(n, (long)lens[f]);
+        const char *got = f == 1 ? buf : p;
+        for (size_t i = 0; i < lens[f]; i++) /* byte i of frame f: f * 31 + i (peer_stream) */
+            assert_int_equal((unsigned char)got[i], (unsigned char)(f * 31 + i));
+        if (f != 1)
+            ipkt_ok(ipk_release(k.c));
+    }
+    ipkt_expect(ipk_peek(k.c, &p, -1), IPK_EOF);
+    assert_int_equal(finish(&k), 0);
+
+    k = open_pair(*state, RX, "", ACT("partial"));
+    await_bytes(k.c, 4 + 10); /* the header and 10 of 100 bytes */
+    ipkt_expect(ipk_peek(k.c, &p, 0), -EAGAIN);
+    assert_int_equal(ipk_pending(k.c), 0);
+    ipkt_expect(ipk_peek(k.c, &p, 50), IPK_ETIMEDOUT);
+    assert_int_equal(kill(k.pid, SIGKILL), 0);
+    ipkt_expect(ipk_peek(k.c, &p, 10000), IPK_EPROTO);
+    ipkt_errmsg_has("inside a frame (10 of 100 bytes)");
+    ipkt_expect(ipk_peek(k.c, &p, 0), IPK_ECLOSED);
+    ipkt_expect(ipk_release(k.c), IPK_ECLOSED);
+    assert_int_equal(finish(&k), 128 + SIGKILL);
+}
+
+/* A declared length over the maximum: refused before anything is allocated, as by recv. */
+static void t_peek_oversize(void **state)
+{
+    const void *p;
+    conn k = open_pair(*state, RX, "", ACT("oversize", "0xfffffff0"));
+    ipkt_expect(ipk_peek(k.c, &p, 10000), IPK_EPROTO);
+    ipkt_errmsg_has("declared a 4294967280-byte frame; max=16777216");
+    ipkt_expect(ipk_peek(k.c, &p, 0), IPK_ECLOSED);
+    kill(k.pid, SIGKILL);
+    finish(&k);
+
+    k = open_pair(*state, RX, "max=300k", ACT("oversize", "307201"));
+    ipkt_expect(ipk_peek(k.c, &p, 10000), IPK_EPROTO);
+    ipkt_errmsg_has("declared a 307201-byte frame; max=307200");
+    kill(k.pid, SIGKILL);
+    finish(&k);
+}
+
+/* A poller reports the channel while whole frames wait in the channel's buffer (the held one
+ * too: a peek would return at once), and stops when they are all taken. */
+static void t_peek_poller(void **state)
+{
+    enum { N = 20, SIZE = 10 };
+    conn k = open_pair(*state, RX, "", ACT("sendhold", "20", "10"));
+    ipk_poller *pl;
+    ipk_pollev ev[2];
+    ipkt_ok(ipk_poller_new(&pl));
+    ipkt_ok(ipk_poller_add(pl, k.c, IPK_POLLIN, NULL));
+    await_bytes(k.c, N * (4 + SIZE));               /* so that one read takes them all */
+    ipkt_expect(ipk_poller_wait(pl, ev, 2, -1), 1); /* the descriptor */
+    assert_ptr_equal(ev[0].chan, k.c);
+    assert_true(ev[0].events & IPK_POLLIN);
+    peek_frame(k.c, SIZE, 0, -1);
+    int left = -1; /* the peek read them all: only the channel's buffer holds frames now */
+    assert_int_equal(ioctl(ipk_fd(k.c), FIONREAD, &left), 0);
+    assert_int_equal(left, 0);
+    ipkt_expect(ipk_poller_wait(pl, ev, 2, 0), 1); /* the held message */
+    assert_ptr_equal(ev[0].chan, k.c);
+    for (int i = 0; i < N; i++) {
+        if (i > 0)
+            peek_frame(k.c, SIZE, (uint32_t)i, 0); /* buffered: no wait */
+        ipkt_ok(ipk_release(k.c));
+        ipkt_expect(ipk_poller_wait(pl, ev, 2, 0), i < N - 1 ? 1 : -EAGAIN);
+    }
+    const void *p;
+    ipkt_expect(ipk_peek(k.c, &p, 0), -EAGAIN);
+    ipk_poller_free(pl);
+    kill(k.pid, SIGKILL);
+    finish(&k);
+}
+
+/* framing=line: lines of 0 to 293,003 bytes (longer than the 256 KiB read), peeked and
+ * received in turn; a last line without its newline is a message at the end of the stream. */
+static void t_peek_line(void **state)
+{
+    enum { N = 40 };
+    size_t cap = 300001;
+    char *buf = xmalloc(cap);
+    conn k = open_pair(*state, RX, "framing=line", ACT("lines", "40"));
+    for (long i = 0; i < N; i++) {
+        size_t len = (size_t)((i * 7919) % 300000);
+        const void *p;
+        const char *got = buf;
+        if (i % 2) {
+            ipkt_expect(ipk_recv(k.c, buf, cap, 10000), (long)len);
+        } else {
+            ipkt_expect(ipk_peek(k.c, &p, 10000), (long)len);
+            got = p;
+        }
+        for (size_t j = 0; j < len; j++)
+            if (got[j] != (char)('a' + (size_t)(i + (long)j) % 26))
+                fail_msg("line %ld, byte %zu: %d", i, j, got[j]);
+        if (i % 2 == 0)
+            ipkt_ok(ipk_release(k.c));
+    }
+    const void *p;
+    ipkt_expect(ipk_peek(k.c, &p, 10000), 4);
+    assert_memory_equal(p, "tail", 4);
+    ipkt_ok(ipk_release(k.c));
+    ipkt_expect(ipk_peek(k.c, &p, 10000), IPK_EOF);
+    assert_int_equal(finish(&k), 0);
+    free(buf);
+}
+
+/* A message too large for recv's buffer can be peeked in place; framing=raw peeks at the bytes
+ * that have arrived; a closed channel with a held message frees it; no peek where nothing is
+ * received. */
+static void t_peek_misc(void **state)
+{
+    const char *kind = *state;
+    const void *p;
+    char buf[16];
+    conn k = open_pair(kind, RX, "", ACT("sizes", "100,5,7"));
+    ipkt_expect(ipk_recv(k.c, buf, 10, 10000), IPK_EMSGSIZE);
+    assert_int_equal(ipk_needed(k.c), 100);
+    peek_frame(k.c, 100, 0, 10000);
+    ipkt_ok(ipk_release(k.c));
+    ipkt_expect(ipk_recv(k.c, buf, sizeof buf, 10000), 5);
+    assert_true(ipkt_check(buf, 5, 1));
+    peek_frame(k.c, 7, 2, 10000); /* held when the channel closes */
+    assert_int_equal(finish(&k), 0);
+
+    /* framing=raw: the peer's frames as bytes (header, payload, header, payload). */
+    unsigned char want[2 * 4 + 1000 + 2000], got[sizeof want];
+    size_t n = 0, have = 0;
+    for (uint32_t f = 0; f < 2; f++) {
+        uint32_t len = 1000 * (f + 1), be = htonl(len);
+        memcpy(want + n, &be, 4);
+        ipkt_fill(want + n + 4, len, f);
+        n += 4 + len;
+    }
+    k = open_pair(kind, RX, "framing=raw", ACT("sizes", "1000,2000"));
+    long r;
+    while ((r = ipk_peek(k.c, &p, 10000)) > 0) {
+        assert_true(have + (size_t)r <= sizeof got);
+        memcpy(got + have, p, (size_t)r);
+        have += (size_t)r;
+        ipkt_ok(ipk_release(k.c));
+    }
+    ipkt_expect(r, IPK_EOF);
+    assert_int_equal(have, sizeof want);
+    assert_memory_equal(got, want, sizeof want);
+    assert_int_equal(finish(&k), 0);
+
+    if (!duplex(kind)) { /* the writing end of a FIFO */
+        char out[256];
+        ipkt_path(out, sizeof out, "count");
+        k = open_pair(kind, TX, "", ACT("hold", "0", out));
+        ipkt_expect(ipk_peek(k.c, &p, 0), IPK_ENOTSUP);
+        ipkt_errmsg_has("only sends");
+        assert_int_equal(finish(&k), 0);
+    }
+}
+
+/* exec: a send that waits for the child's stdin takes the child's output in meanwhile (see
+ * exec.c); with a message held, only into the room behind it, so the held message stays put. */
+static void t_peek_exec_send(void **state)
+{
+    (void)state;
+    enum { BIG = 300 << 10 };
+    char *big = xmalloc(BIG);
+    ipkt_fill(big, BIG, 7);
+    conn k = open_pair("exec", TX, "", ACT("echo"));
+    char a[1000];
+    ipkt_fill(a, sizeof a, 1);
+    ipkt_ok(ipk_send(k.c, a, sizeof a, 10000));
+    const char *p = peek_frame(k.c, sizeof a, 1, 10000);
+    /* More than the two pipes hold: the child blocks writing its echo, then stops reading. */
+    int sent = 0;
+    while (sent < 12 && ipk_send(k.c, big, BIG, 1000) == 0)
+        sent++;
+    assert_true(sent >= 1);
+    assert_true(ipkt_check(p, sizeof a, 1));
+    const void *again;
+    ipkt_expect(ipk_peek(k.c, &again, 0), (long)sizeof a);
+    assert_ptr_equal(again, p);
+    ipkt_ok(ipk_release(k.c));
+    ipkt_expect(ipk_recv(k.c, big, BIG, 10000), BIG); /* the first echo, whole */
+    assert_true(ipkt_check(big, BIG, 7));
+    kill(k.pid, SIGKILL);
+    finish(&k);
+    free(big);
+}
+
+/* Datagram and queue transports other than shm: keep no zero-copy receive. */
+static void t_peek_unsupported(void **state)
+{
+    (void)state;
+    ipk_chan *c;
+    const void *p;
+    ipkt_ok(ipk_listen(&c, "udp://127.0.0.1:0", NULL));
+    ipkt_expect(ipk_peek(c, &p, 0), IPK_ENOTSUP);
+    ipkt_errmsg_has("no zero-copy peek");
+    ipkt_expect(ipk_release(c), IPK_ENOTSUP);
+    ipkt_ok(ipk_close(c));
+}
+
 #define EACH(fn)                                                                                   \
     {#fn "/unix", fn, NULL, NULL, (void *)"unix"}, {#fn "/tcp", fn, NULL, NULL, (void *)"tcp"},    \
         {#fn "/fifo", fn, NULL, NULL, (void *)"fifo"},                                             \
@@ -635,4 +931,6 @@ IPKT_MAIN(EACH(t_sizes), EACH(t_many), EACH(t_sendv_blocking), EACH(t_sendv_dead
           EACH(t_sendv_bad_args), EACH(t_eof), EACH(t_trickle), EACH(t_killed_mid_frame),
           EACH(t_oversize), EACH(t_timeouts), EACH(t_send_full), EACH(t_signal_storm),
           EACH(t_no_sigpipe), EACH(t_small_buffer), EACH(t_send_over_max),
-          cmocka_unit_test(t_pipesz))
+          cmocka_unit_test(t_pipesz), EACH(t_peek_mixed), EACH(t_peek_partial),
+          EACH(t_peek_oversize), EACH(t_peek_poller), EACH(t_peek_line), EACH(t_peek_misc),
+          cmocka_unit_test(t_peek_exec_send), cmocka_unit_test(t_peek_unsupported))

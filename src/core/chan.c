@@ -530,14 +530,22 @@ long ipk_peek(ipk_chan *c, const void **p, int timeout_ms)
     IPK__ZC(c, peek);
     if (p == NULL)
         return ipk__note(c, ipk__err(-EINVAL, "%s: peek: NULL pointer", c->name));
-    return ipk__note(c, c->tr->peek(c, p, ipk__dl(timeout_ms)));
+    long n = c->tr->peek(c, p, ipk__dl(timeout_ms));
+    /* As after a receive: what is buffered in user space (the held message counts: a peek
+     * would return at once) is a poller's to report. */
+    if (c->preg != NULL && n >= 0 && ipk_pending(c))
+        ipk__poll_pending(c);
+    return ipk__note(c, n);
 }
 
 int ipk_release(ipk_chan *c)
 {
     ipk__err_clear();
     IPK__ZC(c, release);
-    return (int)ipk__note(c, c->tr->release(c));
+    int r = c->tr->release(c);
+    if (c->preg != NULL && r == 0 && ipk_pending(c))
+        ipk__poll_pending(c);
+    return (int)ipk__note(c, r);
 }
 
 long ipk_info(const char *url, char *buf, size_t cap)

@@ -109,6 +109,12 @@ typedef struct ipk__rbuf {
                    * the last frame's length (stream.c reads a large one's successor directly) */
     int have_frame;
     int eof;
+    size_t pos; /* bytes read from the stream so far (modulo SIZE_MAX + 1) */
+    /* ipk_peek (stream.c): a message is held in place at buf + off, peek_len bytes long;
+     * ipk_release consumes peek_end bytes (payload, and a line's newline: a len frame's header
+     * is consumed when it is parsed). Nothing else moves the buffer while one is held. */
+    int peeked;
+    size_t peek_len, peek_end;
 } ipk__rbuf;
 
 /* Output not yet written: bytes [off, len) of buf (cap bytes). Without coalescing, the rest of a

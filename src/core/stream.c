@@ -14,6 +14,15 @@
  * unread bytes of the stream, and the part of a payload already received, are in c->in - a deadline
  * that passes in the middle of a payload loses nothing.
  *
+ * Zero-copy receive (ipk_peek / ipk_release): c->in grows to 512 KiB (or to the frame when one
+ * is larger) and each read() asks for 256 KiB, as a plain reader would, so a stream of 16 KiB
+ * messages takes one read() per 16 of them; a frame above 128 KiB is read to its end and the next
+ * header, so that it never has to move. Reads land at an address congruent to their stream
+ * position modulo 64 (IPK__ALIGN). The next frame is parsed in place: a len frame's header is
+ * consumed as ipk_recv consumes it (have_frame), the payload stays at c->in's read position and
+ * is handed out there until release. While a message is held nothing moves c->in: a recv is
+ * refused, a second peek returns the same one.
+ *
  * Send side: header and payload go out in one writev(). If the deadline passes after part of a
  * frame was written, the rest is kept in c->out and the send counts as done: the next call on
  * the channel (send, recv, flush, close) writes it first. A frame is never left half-written.
@@ -40,6 +49,11 @@
 #define IPK__COALESCE  ((size_t)256)  /* frames up to this size are merged in a blocking sendv */
 #define IPK__CO_SMALL  ((size_t)8192) /* coalescing: payloads up to this size are buffered */
 #define IPK__CO_CAP    ((size_t)64 << 10) /* coalescing: the buffer is written at this size */
+/* The kernel copies a read() fastest when the user buffer and the data it comes from (a pipe's
+ * pages, filled in stream order) share their offset within a cache line; a plain reader that
+ * reads whole chunks into one buffer gets that for free. */
+#define IPK__ALIGN     ((size_t)64)
+#define IPK__PEEK_READ ((size_t)256 << 10) /* ipk_peek: bytes asked of a read() */
 
 static int ipk__fatal(ipk_chan *c, int code)
 {
@@ -90,6 +104,7 @@ IPK__HOTPATH static long ipk__readv_wait(ipk_chan *c, const struct iovec *iov, i
         if (r >= 0) {
             if (r == 0)
                 c->in.eof = 1;
+            c->in.pos += (size_t)r;
             return r;
         }
         if (r != -EAGAIN)
@@ -123,6 +138,36 @@ static long ipk__fill(ipk_chan *c, int64_t dl)
     return n;
 }
 
+/*
+ * Reads once into c->in, at most `limit` bytes (at least the need - in->len that the frame being
+ * assembled still lacks), with room for `need` bytes from in->off: c->in holds at least twice
+ * `read`, or the frame (and IPK__ALIGN). The unread bytes (part of one frame) move to the front
+ * when the frame would not fit behind them, or when less than `read` bytes are free behind them.
+ * Returns bytes read (> 0), 0 at EOF, or a negative code.
+ */
+static long ipk__fill_ahead(ipk_chan *c, size_t need, size_t read, size_t limit, int64_t dl)
+{
+    ipk__rbuf *in = &c->in;
+    int r = ipk__rbuf_reserve(c, need + IPK__ALIGN > 2 * read ? need + IPK__ALIGN : 2 * read);
+    if (r != 0)
+        return r;
+    /* Where the unread bytes start when they move: so that the read lands at an address
+     * congruent to its place in the stream, modulo a cache line (see IPK__ALIGN). */
+    size_t at = (in->pos - in->len - (uintptr_t)in->buf) & (IPK__ALIGN - 1);
+    if (in->len == 0) {
+        in->off = at;
+    } else if (in->off != at && (in->off + need > in->cap || in->cap - in->off - in->len < read)) {
+        memmove(in->buf + at, in->buf + in->off, in->len);
+        in->off = at;
+    }
+    size_t room = in->cap - in->off - in->len;
+    struct iovec iov = {in->buf + in->off + in->len, room < limit ? room : limit};
+    long n = ipk__readv_wait(c, &iov, 1, dl);
+    if (n > 0)
+        in->len += (size_t)n;
+    return n;
+}
+
 static void ipk__consume(ipk__rbuf *in, size_t n)
 {
     in->off += n;
@@ -138,6 +183,39 @@ static int ipk__read_error(ipk_chan *c, long r, const char *what)
     if (r == -ENOMEM)
         return (int)r;
     return ipk__fatal(c, ipk__errsys((int)r, "%s: %s", c->name, what));
+}
+
+/* The end of the stream before a frame's header was whole: in->len bytes of it buffered. */
+static int ipk__ended_in_header(ipk_chan *c)
+{
+    if (c->in.len == 0)
+        return ipk__err(IPK_EOF, "%s: end of stream", c->name);
+    return ipk__fatal(c, ipk__err(IPK_EPROTO,
+                                  "%s: stream ended inside a frame header (%zu of 4 bytes)",
+                                  c->name, c->in.len));
+}
+
+static int ipk__ended_in_frame(ipk_chan *c, size_t have, size_t len)
+{
+    return ipk__fatal(c, ipk__err(IPK_EPROTO, "%s: stream ended inside a frame (%zu of %zu bytes)",
+                                  c->name, have, len));
+}
+
+/* A header h declares len > c->max: the stream is refused before anything is allocated. */
+static int ipk__oversize(ipk_chan *c, const unsigned char *h, size_t len)
+{
+    /* Four bytes of ASCII text ("GET ", "y\ny\n") are no length: a raw peer. */
+    int text = 1;
+    for (int i = 0; i < 4; i++)
+        text &= (h[i] >= 0x20 && h[i] < 0x7f) || h[i] == '\t' || h[i] == '\n' || h[i] == '\r';
+    return ipk__fatal(c, ipk__err(IPK_EPROTO,
+                                  "%s: peer declared a %zu-byte frame; max=%zu (channel "
+                                  "closed, nothing allocated)%s",
+                                  c->name, len, c->max,
+                                  text ? "; those 4 header bytes are ASCII text: a peer "
+                                         "that sends plain bytes needs ?framing=raw (or "
+                                         "framing=line)"
+                                       : ""));
 }
 
 /* The payload received so far (in the caller's buffer) goes back to c->in before returning. */
@@ -197,34 +275,15 @@ static long ipk__recv_len(ipk_chan *c, char *buf, size_t cap, int64_t dl)
     }
     if (!in->have_frame) {
         while (in->len < 4) {
-            if (in->eof || (r = ipk__fill(c, dl)) == 0) {
-                if (in->len == 0)
-                    return ipk__err(IPK_EOF, "%s: end of stream", c->name);
-                return ipk__fatal(c, ipk__err(IPK_EPROTO,
-                                              "%s: stream ended inside a frame header (%zu of 4 "
-                                              "bytes)",
-                                              c->name, in->len));
-            }
+            if (in->eof || (r = ipk__fill(c, dl)) == 0)
+                return ipk__ended_in_header(c);
             if (r < 0)
                 return ipk__read_error(c, r, "read");
         }
         const unsigned char *h = (const unsigned char *)in->buf + in->off;
         size_t len = ipk__codec_get_len(h);
-        if (len > c->max) {
-            /* Four bytes of ASCII text ("GET ", "y\ny\n") are no length: a raw peer. */
-            int text = 1;
-            for (int i = 0; i < 4; i++)
-                text &=
-                    (h[i] >= 0x20 && h[i] < 0x7f) || h[i] == '\t' || h[i] == '\n' || h[i] == '\r';
-            return ipk__fatal(c, ipk__err(IPK_EPROTO,
-                                          "%s: peer declared a %zu-byte frame; max=%zu (channel "
-                                          "closed, nothing allocated)%s",
-                                          c->name, len, c->max,
-                                          text ? "; those 4 header bytes are ASCII text: a peer "
-                                                 "that sends plain bytes needs ?framing=raw (or "
-                                                 "framing=line)"
-                                               : ""));
-        }
+        if (len > c->max)
+            return ipk__oversize(c, h, len);
         ipk__consume(in, 4);
         in->frame = len;
         in->have_frame = 1;
@@ -274,9 +333,7 @@ static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int6
         }
         /* Nothing more now: EOF, error or deadline. c->in is empty here. */
         if (r == 0)
-            return ipk__fatal(c, ipk__err(IPK_EPROTO,
-                                          "%s: stream ended inside a frame (%zu of %zu bytes)",
-                                          c->name, have, len));
+            return ipk__ended_in_frame(c, have, len);
         if (r == -EAGAIN || r == IPK_ETIMEDOUT) {
             int s = ipk__save_partial(c, buf, have);
             return s != 0 ? s : r;
@@ -287,32 +344,38 @@ static long ipk__recv_rest(ipk_chan *c, char *buf, size_t len, size_t have, int6
     return (long)len;
 }
 
-static long ipk__recv_line(ipk_chan *c, char *buf, size_t cap, int64_t dl)
+/* Buffers the next whole line in c->in (c->in twice `read` bytes, or more for a longer line);
+ * *f says where it is, from in->off. 0, or a negative code. */
+static int ipk__line_next(ipk_chan *c, size_t read, int64_t dl, ipk__frame *f)
 {
     ipk__rbuf *in = &c->in;
     size_t scanned = 0;
-    ipk__frame f;
     int d;
     while ((d = ipk__codec_decode_line(in->len ? in->buf + in->off : "", in->len, scanned, c->max,
-                                       in->eof, &f)) == 0) {
+                                       in->eof, f)) == 0) {
         if (in->eof)
             return ipk__err(IPK_EOF, "%s: end of stream", c->name);
         scanned = in->len;
-        if (in->buf && in->off + in->len == in->cap && in->off == 0) {
-            int r = ipk__rbuf_reserve(c, in->cap * 2);
-            if (r != 0)
-                return r;
-        }
-        long r = ipk__fill(c, dl);
+        long r = ipk__fill_ahead(c, in->len + 1, read, SIZE_MAX, dl);
         if (r < 0)
             return ipk__read_error(c, r, "read");
     }
-    if (d < 0 && f.end > in->len) /* no newline yet, and already too long */
+    if (d < 0 && f->end > in->len) /* no newline yet, and already too long */
         return ipk__fatal(c, ipk__err(IPK_EPROTO, "%s: line longer than max=%zu (channel closed)",
                                       c->name, c->max));
     if (d < 0)
         return ipk__fatal(c, ipk__err(IPK_EPROTO, "%s: line of %zu bytes exceeds max=%zu", c->name,
-                                      f.len, c->max));
+                                      f->len, c->max));
+    return 0;
+}
+
+static long ipk__recv_line(ipk_chan *c, char *buf, size_t cap, int64_t dl)
+{
+    ipk__rbuf *in = &c->in;
+    ipk__frame f;
+    int r = ipk__line_next(c, IPK__RBUF_SIZE / 4, dl, &f);
+    if (r != 0)
+        return r;
     if (f.len > cap) {
         c->need = f.len;
         return ipk__err(IPK_EMSGSIZE, "%s: line of %zu bytes does not fit a %zu-byte buffer",
@@ -344,26 +407,36 @@ static long ipk__recv_raw(ipk_chan *c, char *buf, size_t cap, int64_t dl)
     return (long)n;
 }
 
-IPK__HOTPATH long ipk__stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
+/* What every receive does first: refuses a channel end that only sends, and writes what this end
+ * buffered before it waits for an answer. */
+static inline int ipk__recv_begin(ipk_chan *c, int64_t dl)
 {
-    (void)mi;
     if (c->rfd < 0)
         return ipk__err(IPK_ENOTSUP, "%s: this end of the channel only sends", c->name);
     if (c->co.on) {
-        /* What this end buffered goes before it waits for an answer. Without blocking: what the
-         * peer's full socket does not take now the flusher writes, and the bytes already here
-         * to read are read. A write error stays for the next send (ipk__co_error). */
+        /* Without blocking: what the peer's full socket does not take now the flusher writes,
+         * and the bytes already here to read are read. A write error stays for the next send
+         * (ipk__co_error). */
         if (atomic_load_explicit(&c->co.since, memory_order_relaxed) != 0) {
             pthread_mutex_lock(&c->co.mu);
             ipk__co_push(c);
             pthread_mutex_unlock(&c->co.mu);
         }
     } else if (c->out.len) {
-        int r = ipk__stream_flush(c, dl);
-        if (r != 0)
-            return r;
+        return ipk__stream_flush(c, dl);
     }
+    return 0;
+}
+
+IPK__HOTPATH long ipk__stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl)
+{
+    (void)mi;
+    int b = ipk__recv_begin(c, dl);
+    if (b != 0)
+        return b;
     ipk__rbuf *in = &c->in;
+    if (__builtin_expect(in->peeked, 0)) /* c->in must not move under the caller's pointer */
+        return ipk__err(-EINVAL, "%s: recv while a peeked message is not released", c->name);
     if (c->framing == IPK__FR_LEN && !in->have_frame && in->len == 0 && !in->eof &&
         in->buf != NULL && in->frame < IPK__DIRECT) {
         /* Nothing buffered and the last frame was small (a ping-pong): the one read() that
@@ -418,6 +491,93 @@ int ipk__stream_pending(const ipk_chan *c)
         return 0;
     size_t len = ipk__codec_get_len((const unsigned char *)in->buf + in->off);
     return len > c->max || in->len - 4 >= len; /* an oversized header is "ready" to fail */
+}
+
+/* ---- zero-copy receive ---- */
+
+/* framing=len: the next whole frame's payload at in->off (its header consumed). */
+static long ipk__peek_len(ipk_chan *c, int64_t dl, size_t *end)
+{
+    ipk__rbuf *in = &c->in;
+    for (;;) {
+        if (!in->have_frame && in->len >= IPK__HDR_LEN) {
+            const unsigned char *h = (const unsigned char *)in->buf + in->off;
+            size_t len = ipk__codec_get_len(h);
+            if (len > c->max)
+                return ipk__oversize(c, h, len);
+            ipk__consume(in, IPK__HDR_LEN);
+            in->frame = len;
+            in->have_frame = 1;
+        }
+        if (in->have_frame && in->len >= in->frame) {
+            *end = in->frame;
+            return (long)in->frame;
+        }
+        if (in->eof)
+            return in->have_frame ? ipk__ended_in_frame(c, in->len, in->frame)
+                                  : ipk__ended_in_header(c);
+        /* Small frames: a whole read's worth, many frames per read(). A frame above half a read
+         * is read to its end and the next header only: more of the next frame would have to
+         * move to the front of c->in before it fits (the copy this path exists to avoid). */
+        size_t need = in->have_frame ? in->frame : IPK__HDR_LEN;
+        size_t limit = IPK__PEEK_READ;
+        if (in->have_frame && in->frame > IPK__PEEK_READ / 2)
+            limit = in->frame - in->len + IPK__HDR_LEN;
+        long r = ipk__fill_ahead(c, need, IPK__PEEK_READ, limit, dl);
+        if (r < 0)
+            return ipk__read_error(c, r, "read");
+    }
+}
+
+long ipk__stream_peek(ipk_chan *c, const void **p, int64_t dl)
+{
+    ipk__rbuf *in = &c->in;
+    if (!in->peeked) {
+        int b = ipk__recv_begin(c, dl);
+        if (b != 0)
+            return b;
+        long n;
+        size_t end = 0;
+        ipk__frame f;
+        switch (c->framing) {
+        case IPK__FR_LINE:
+            if ((n = ipk__line_next(c, IPK__PEEK_READ, dl, &f)) == 0) {
+                n = (long)f.len;
+                end = f.end;
+            }
+            break;
+        case IPK__FR_RAW: /* the bytes that have arrived, all of them */
+            n = in->len == 0 && !in->eof ? ipk__fill_ahead(c, 1, IPK__PEEK_READ, IPK__PEEK_READ, dl)
+                                         : 0;
+            if (n < 0)
+                return ipk__read_error(c, n, "read");
+            if (in->len == 0)
+                return ipk__err(IPK_EOF, "%s: end of stream", c->name);
+            n = (long)(end = in->len);
+            break;
+        default:
+            n = ipk__peek_len(c, dl, &end);
+            break;
+        }
+        if (n < 0)
+            return n;
+        in->peeked = 1;
+        in->peek_len = (size_t)n;
+        in->peek_end = end;
+    }
+    *p = in->buf + in->off;
+    return (long)in->peek_len;
+}
+
+int ipk__stream_release(ipk_chan *c)
+{
+    ipk__rbuf *in = &c->in;
+    if (!in->peeked)
+        return ipk__err(-EINVAL, "%s: release without a peeked message", c->name);
+    ipk__consume(in, in->peek_end);
+    in->peeked = 0;
+    in->have_frame = 0; /* framing=len: in->frame stays, the last frame's length */
+    return 0;
 }
 
 /* ---- send side ---- */

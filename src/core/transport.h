@@ -126,7 +126,10 @@ typedef struct ipk__transport {
     /* Optional: one screen about the mechanism and the live kernel limits for address a. */
     long (*info)(const ipk__addr *a, char *buf, size_t cap);
 
-    /* Optional zero-copy (see ipk_reserve() in ipckit.h). */
+    /* Optional zero-copy (see ipk_reserve() in ipckit.h). peek returns the next message in
+     * place (its length, *p pointing at it), the same one again until release consumes it;
+     * the pointer stays valid until release or close, so nothing else may move the buffer it
+     * points into (a recv meanwhile is -EINVAL). release without a peeked message: -EINVAL. */
     int (*reserve)(ipk_chan *c, void **p, size_t len, int64_t dl);
     int (*commit)(ipk_chan *c, size_t len);
     long (*peek)(ipk_chan *c, const void **p, int64_t dl);
@@ -158,6 +161,9 @@ int ipk__stream_send(ipk_chan *c, const void *msg, size_t len, const ipk_msginfo
 long ipk__stream_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t dl);
 long ipk__stream_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi, int64_t dl);
 int ipk__stream_pending(const ipk_chan *c);
+/* Zero-copy receive: the next message in place in c->in, valid until ipk__stream_release. */
+long ipk__stream_peek(ipk_chan *c, const void **p, int64_t dl);
+int ipk__stream_release(ipk_chan *c);
 /* Writes what a timed-out send left in c->out. */
 int ipk__stream_flush(ipk_chan *c, int64_t dl);
 /* Whether key is an option of tr (its keys, or "max"). */

@@ -315,7 +315,7 @@ static int ipk__exec_close(ipk_chan *c)
 static int ipk__exec_absorb(ipk_chan *c)
 {
     ipk__rbuf *in = &c->in;
-    if (in->cap - in->off - in->len < IPK__ABSORB_CHUNK) {
+    if (in->cap - in->off - in->len < IPK__ABSORB_CHUNK && !in->peeked) {
         if (in->off > 0) {
             memmove(in->buf, in->buf + in->off, in->len);
             in->off = 0;
@@ -331,10 +331,14 @@ static int ipk__exec_absorb(ipk_chan *c)
             in->cap = cap;
         }
     }
+    /* A message peeked in place (ipk_peek) pins c->in: only the room behind it is taken. */
+    if (in->cap == in->off + in->len)
+        return -1;
     ssize_t n = ipk__read(c->rfd, in->buf + in->off + in->len, in->cap - in->off - in->len);
-    if (n > 0)
+    if (n > 0) {
         in->len += (size_t)n;
-    else if (n == 0)
+        in->pos += (size_t)n;
+    } else if (n == 0)
         in->eof = 1;
     /* A read error is left for recv to meet and report. */
     return n >= 0 || n == -EAGAIN ? 0 : -1;
@@ -414,12 +418,14 @@ IPK__HOTPATH static int ipk__exec_send(ipk_chan *c, const void *msg, size_t len,
 IPK__HOTPATH static long ipk__exec_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi,
                                         int64_t dl)
 {
-    if (c->out.len) {
-        int r = ipk__exec_flush(c, dl);
-        if (r != 0)
-            return r;
-    }
-    return ipk__stream_recv(c, buf, cap, mi, dl);
+    int r = c->out.len ? ipk__exec_flush(c, dl) : 0;
+    return r != 0 ? r : ipk__stream_recv(c, buf, cap, mi, dl);
+}
+
+static long ipk__exec_peek(ipk_chan *c, const void **p, int64_t dl)
+{
+    int r = c->out.len && !c->in.peeked ? ipk__exec_flush(c, dl) : 0; /* held: the same again */
+    return r != 0 ? r : ipk__stream_peek(c, p, dl);
 }
 
 static long ipk__exec_info(const ipk__addr *a, char *buf, size_t cap)
@@ -462,6 +468,8 @@ const ipk__transport ipk__tr_exec = {
     .send = ipk__exec_send,
     .sendv = ipk__exec_sendv,
     .recv = ipk__exec_recv,
+    .peek = ipk__exec_peek,
+    .release = ipk__stream_release,
     .flush = ipk__exec_flush,
     .close = ipk__exec_close,
     .info = ipk__exec_info,

@@ -295,30 +295,39 @@ static long ipk__fifo_sendv(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_t 
     return i > 0 ? (long)i : r;
 }
 
-/* The first receive: not readable (nor hung up) until a writer has been there (see the top of
- * the file). Out of line, as for ipk__fifo_send_atomic. */
-__attribute__((noinline)) static long ipk__fifo_recv_first(ipk_chan *c, void *buf, size_t cap,
-                                                           ipk_msginfo *mi, int64_t dl)
+/* Before the first read: not readable (nor hung up) until a writer has been there (see the top
+ * of the file). Out of line, as for ipk__fifo_send_atomic. */
+__attribute__((noinline)) static int ipk__fifo_await_writer(ipk_chan *c, int64_t dl)
 {
     ipk__fifo *f = c->tp;
-    if (c->rfd >= 0) {
-        int w = ipk__wait_fd(c->rfd, POLLIN, dl);
-        if (w < 0)
-            return w == -EAGAIN || w == IPK_ETIMEDOUT
-                       ? ipk__err(w, "%s: no writer has opened the FIFO yet", c->name)
-                       : ipk__errsys(w, "%s: poll", c->name);
-        f->seen_writer = 1;
-    }
-    return ipk__stream_recv(c, buf, cap, mi, dl);
+    if (c->rfd < 0)
+        return 0;
+    int w = ipk__wait_fd(c->rfd, POLLIN, dl);
+    if (w < 0)
+        return w == -EAGAIN || w == IPK_ETIMEDOUT
+                   ? ipk__err(w, "%s: no writer has opened the FIFO yet", c->name)
+                   : ipk__errsys(w, "%s: poll", c->name);
+    f->seen_writer = 1;
+    return 0;
 }
 
 IPK__HOTPATH static long ipk__fifo_recv(ipk_chan *c, void *buf, size_t cap, ipk_msginfo *mi,
                                         int64_t dl)
 {
     const ipk__fifo *f = c->tp;
-    if (__builtin_expect(!f->seen_writer, 0))
-        return ipk__fifo_recv_first(c, buf, cap, mi, dl);
+    if (__builtin_expect(!f->seen_writer, 0)) {
+        int r = ipk__fifo_await_writer(c, dl);
+        if (r != 0)
+            return r;
+    }
     return ipk__stream_recv(c, buf, cap, mi, dl);
+}
+
+static long ipk__fifo_peek(ipk_chan *c, const void **p, int64_t dl)
+{
+    const ipk__fifo *f = c->tp;
+    int r = f->seen_writer ? 0 : ipk__fifo_await_writer(c, dl);
+    return r != 0 ? r : ipk__stream_peek(c, p, dl);
 }
 
 /* Bytes in the pipe that no reader has taken. They outlive this close only while a writer
@@ -427,6 +436,8 @@ const ipk__transport ipk__tr_fifo = {
     .send = ipk__fifo_send,
     .sendv = ipk__fifo_sendv,
     .recv = ipk__fifo_recv,
+    .peek = ipk__fifo_peek,
+    .release = ipk__stream_release,
     .undelivered = ipk__fifo_undelivered,
     .close = ipk__fifo_close,
     .info = ipk__fifo_info,

@@ -132,6 +132,8 @@ const ipk__transport ipk__tr_tcp = {
     .send = ipk__stream_send,
     .sendv = ipk__stream_sendv,
     .recv = ipk__stream_recv,
+    .peek = ipk__stream_peek,
+    .release = ipk__stream_release,
     .close = ipk__sock_close,
     .info = ipk__tcp_info,
 };
