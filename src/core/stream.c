@@ -888,7 +888,11 @@ static long ipk__sendv_direct(ipk_chan *c, const ipk_iov *msgs, size_t n, int64_
         if (staging && r == frames[k - 1] + 1)
             r = m;
         done += (size_t)r;
-        if (r < m)
+        /* A chunk whose write stopped inside its last message left that message's rest in
+         * c->out: nothing may be written ahead of it, so the next chunk waits for the next call
+         * (which flushes c->out first). Writing on was how a stream got a later chunk's bytes in
+         * the middle of a frame when room came back at once (t_sendv_chunk_rest). */
+        if (r < m || c->out.len > c->out.off)
             break;
     }
     return (long)done;
