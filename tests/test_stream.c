@@ -953,6 +953,22 @@ static void t_peek_exec_send(void **state)
     free(big);
 }
 
+/* framing=raw needs a buffer of at least one byte: -EINVAL at once, before any byte has come
+ * (a FIFO reader used to wait for the first byte first: -EAGAIN with timeout 0, and with no
+ * timeout until the writer wrote; found by fuzz/fuzz_stream.c). */
+static void t_raw_zero_buffer(void **state)
+{
+    const char *kind = *state;
+    char buf[1];
+    conn k = open_pair(kind, RX, "framing=raw", ACT("sendhold", "0", "1"));
+    ipkt_expect(ipk_recv(k.c, buf, 0, 0), -EINVAL);
+    ipkt_errmsg_has("at least one byte");
+    ipkt_expect(ipk_recv(k.c, buf, 0, -1), -EINVAL);
+    ipkt_expect(ipk_recv(k.c, buf, sizeof buf, 0), -EAGAIN); /* the peer is silent */
+    kill(k.pid, SIGKILL);
+    finish(&k);
+}
+
 /* Datagram and queue transports other than shm: keep no zero-copy receive. */
 static void t_peek_unsupported(void **state)
 {
@@ -979,4 +995,5 @@ IPKT_MAIN(EACH(t_sizes), EACH(t_many), EACH(t_sendv_blocking), EACH(t_sendv_chun
           EACH(t_signal_storm), EACH(t_no_sigpipe), EACH(t_small_buffer), EACH(t_send_over_max),
           cmocka_unit_test(t_pipesz), EACH(t_peek_mixed), EACH(t_peek_partial),
           EACH(t_peek_oversize), EACH(t_peek_poller), EACH(t_peek_line), EACH(t_peek_misc),
-          cmocka_unit_test(t_peek_exec_send), cmocka_unit_test(t_peek_unsupported))
+          cmocka_unit_test(t_peek_exec_send), cmocka_unit_test(t_peek_unsupported),
+          EACH(t_raw_zero_buffer))

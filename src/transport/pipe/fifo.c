@@ -315,7 +315,9 @@ IPK__HOTPATH static long ipk__fifo_recv(ipk_chan *c, void *buf, size_t cap, ipk_
                                         int64_t dl)
 {
     const ipk__fifo *f = c->tp;
-    if (__builtin_expect(!f->seen_writer, 0)) {
+    /* framing=raw with no room is refused at once, as on the other streams: not after the wait
+     * (which, with no byte in the pipe yet, was -EAGAIN, or forever with no timeout). */
+    if (__builtin_expect(!f->seen_writer, 0) && (c->framing != IPK__FR_RAW || cap > 0)) {
         int r = ipk__fifo_await_writer(c, dl);
         if (r != 0)
             return r;
