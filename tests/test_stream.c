@@ -146,6 +146,13 @@ static char *xmalloc(size_t n)
 static const size_t sizes[] = {0, 1, PIPE_BUF - 1, PIPE_BUF, PIPE_BUF + 1, MIB};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 
+/* The query that makes kind's sends written through: flush=0 on the two coalescing schemes
+ * (unix:, tcp:), else other (fifo: and exec: always write through). */
+static const char *through(const char *kind, const char *other)
+{
+    return strcmp(kind, "unix") == 0 || strcmp(kind, "tcp") == 0 ? "flush=0" : other;
+}
+
 /* Builds the batch of messages first.. (want of them, none past total): message j has j % 2000
  * bytes of ipkt_fill's pattern j, as the peer's "recv N -1" expects. Returns how many. */
 static int build_batch(char (*msgs)[2000], ipk_iov *iov, int want, long first, long total)
@@ -250,8 +257,7 @@ static void t_sendv_blocking(void **state)
 {
     const char *kind = *state;
     enum { N = 30000, B = 700 };
-    int co = strcmp(kind, "unix") == 0 || strcmp(kind, "tcp") == 0;
-    conn k = open_pair(kind, TX, co ? "flush=0" : "", ACT("recv", "30000", "-1"));
+    conn k = open_pair(kind, TX, through(kind, ""), ACT("recv", "30000", "-1"));
     static char msgs[B][2000];
     static const int batch[] = {2, 256, 1, 700, 2, 255, 300, 3};
     ipk_iov iov[B];
@@ -281,9 +287,8 @@ static void t_sendv_chunk_rest(void **state)
     const char *kind = *state;
     char out[256];
     ipkt_path(out, sizeof out, "count");
-    int co = strcmp(kind, "unix") == 0 || strcmp(kind, "tcp") == 0;
     /* Buffers smaller than a large message: its write stops inside it. */
-    conn k = open_pair(kind, TX, co ? "flush=0" : "pipesz=65536", ACT("hold", "0", out));
+    conn k = open_pair(kind, TX, through(kind, "pipesz=65536"), ACT("hold", "0", out));
     enum { B = 600, BIG = 300000, ROUNDS = 60 };
     static char small[B][16];
     char *big = xmalloc(2 * BIG);
@@ -353,8 +358,7 @@ static void t_sendv_dead_peer(void **state)
     const char *kind = *state;
     char out[256];
     ipkt_path(out, sizeof out, "count");
-    int co = strcmp(kind, "unix") == 0 || strcmp(kind, "tcp") == 0;
-    conn k = open_pair(kind, TX, co ? "flush=0" : "", ACT("hold", "600000", out));
+    conn k = open_pair(kind, TX, through(kind, ""), ACT("hold", "600000", out));
     enum { B = 256 };
     static char msgs[B][64];
     ipk_iov iov[B];
@@ -525,8 +529,7 @@ static void t_signal_storm(void **state)
     assert_int_equal(finish(&k), 0);
     /* Blocking batches written through (flush=0 where sends coalesce): a signal interrupts
      * writes part-way, and the rest of a framed run goes out after it. */
-    int co = strcmp(kind, "unix") == 0 || strcmp(kind, "tcp") == 0;
-    k = open_pair(kind, TX, co ? "flush=0" : "", ACT("recv", "20000", "-1"));
+    k = open_pair(kind, TX, through(kind, ""), ACT("recv", "20000", "-1"));
     enum { B = 256 };
     static char msgs[B][2000];
     ipk_iov iov[B];
